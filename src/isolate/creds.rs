@@ -1,0 +1,67 @@
+//! Identity and capabilities. Child side only; nothing here allocates.
+
+use crate::error::{ChildError, Step};
+use crate::plan::Ids;
+use crate::sys;
+
+const SECBIT_NOROOT: u64 = 1 << 0;
+const SECBIT_NOROOT_LOCKED: u64 = 1 << 1;
+const SECBIT_KEEP_CAPS_LOCKED: u64 = 1 << 5;
+const SECBIT_NO_CAP_AMBIENT_RAISE: u64 = 1 << 6;
+const SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED: u64 = 1 << 7;
+
+/// Switch to the sandbox identity. Started by root, the child is host uid 0
+/// (unmapped inside) until this call; it keeps its namespace capabilities
+/// across the switch because it never was the namespace's root.
+pub fn switch_identity(ids: &Ids) -> Result<(), ChildError> {
+    if !ids.rootless {
+        // Drop root's supplementary groups (host gid 0 among them).
+        sys::clear_groups().map_err(|e| ChildError::new(Step::Identity, e, 0))?;
+    }
+    sys::setresgid(ids.gid).map_err(|e| ChildError::new(Step::Identity, e, 1))?;
+    sys::setresuid(ids.uid).map_err(|e| ChildError::new(Step::Identity, e, 2))?;
+    Ok(())
+}
+
+/// Empty the capability bounding set (needs CAP_SETPCAP, so before capset).
+pub fn drop_bounding(last_cap: u32) -> Result<(), ChildError> {
+    for cap in 0..=last_cap {
+        sys::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0)
+            .map_err(|e| ChildError::new(Step::CapBounding, e, cap))?;
+    }
+    Ok(())
+}
+
+/// Lock the securebits so that uid 0 inside never regains capabilities at
+/// execve and ambient capabilities can never be raised.
+pub fn lock_securebits() -> Result<(), ChildError> {
+    let bits = SECBIT_NOROOT
+        | SECBIT_NOROOT_LOCKED
+        | SECBIT_KEEP_CAPS_LOCKED
+        | SECBIT_NO_CAP_AMBIENT_RAISE
+        | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED;
+    sys::prctl(libc::PR_SET_SECUREBITS, bits as libc::c_ulong, 0)
+        .map(drop)
+        .map_err(|e| ChildError::new(Step::SecureBits, e, 0))
+}
+
+/// Clear the ambient, effective, permitted and inheritable sets.
+pub fn drop_caps() -> Result<(), ChildError> {
+    sys::prctl(
+        libc::PR_CAP_AMBIENT,
+        libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+        0,
+    )
+    .map_err(|e| ChildError::new(Step::CapAmbient, e, 0))?;
+    sys::capset_zero().map_err(|e| ChildError::new(Step::Capset, e, 0))
+}
+
+/// Everything at once, for cordon's own init.
+pub fn drop_all(last_cap: u32) -> Result<(), ChildError> {
+    drop_bounding(last_cap)?;
+    lock_securebits()?;
+    drop_caps()?;
+    sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0)
+        .map(drop)
+        .map_err(|e| ChildError::new(Step::NoNewPrivs, e, 0))
+}

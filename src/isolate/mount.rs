@@ -1,0 +1,679 @@
+//! The sandbox's filesystem: a tmpfs root assembled from binds, tmpfs, proc,
+//! a minimal /dev and symlinks, then pivot_root.
+//!
+//! `prepare` runs in the parent: it resolves host sources (following
+//! symlinks to what will really be mounted), refuses sensitive sources, and
+//! turns the policy's entries into primitive [`Op`]s with every string already
+//! a C string. `apply` runs in the child and allocates nothing.
+//!
+//! Nothing is ever created through a symlink: mount points are resolved with
+//! `openat2(RESOLVE_IN_ROOT)` against the new root, and a missing mount point
+//! is created only on a tmpfs that cordon itself mounted, never in a host
+//! directory brought in by a bind.
+
+use std::ffi::{CStr, CString};
+use std::os::raw::c_int;
+use std::path::{Path, PathBuf};
+
+use crate::error::{ChildError, Step};
+use crate::policy::{Mount, Policy, PolicyError, Size};
+use crate::sensitive;
+use crate::sys::{self, SysResult};
+
+/// Where a bind's source is found.
+#[derive(Debug)]
+pub enum Source {
+    /// A canonical host path, opened without following symlinks.
+    Host(CString),
+    /// A path inside the new root (relative), e.g. `proc/sys`.
+    Sandbox(CString),
+}
+
+/// What a mount point must be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A directory.
+    Dir,
+    /// A regular file (for binds of files and device nodes).
+    File,
+}
+
+/// One primitive step of building the root.
+#[derive(Debug)]
+pub enum Op {
+    /// Bind a tree (recursively).
+    Bind {
+        /// Where the tree comes from.
+        src: Source,
+        /// Mount point, relative to the new root.
+        dst: CString,
+        /// Whether the mount point is a file or a directory.
+        kind: Kind,
+        /// Mount attributes to set on the whole tree (MOUNT_ATTR_*).
+        attrs: u64,
+        /// Skip when the source is missing.
+        optional: bool,
+    },
+    /// A new filesystem instance (tmpfs, proc, devpts).
+    Fs {
+        /// Filesystem type.
+        fstype: &'static CStr,
+        /// Mount point, relative to the new root.
+        dst: CString,
+        /// fsconfig parameters: key and optional value.
+        params: Vec<(CString, Option<CString>)>,
+        /// Mount attributes (MOUNT_ATTR_*).
+        attrs: u64,
+        /// Whether files may be created on it (it joins cordon's own mounts).
+        ours: bool,
+    },
+    /// A symlink.
+    Symlink {
+        /// Link path, relative to the new root.
+        dst: CString,
+        /// Link target, verbatim.
+        target: CString,
+    },
+}
+
+/// The prepared filesystem: every op, and a description of each for errors.
+#[derive(Debug)]
+pub struct MountPlan {
+    /// Steps in order.
+    pub ops: Vec<Op>,
+    /// Human description of each op, e.g. `bind /usr -> /usr (read-only)`.
+    pub describe: Vec<String>,
+    /// Size option of the root tmpfs.
+    pub root_size: CString,
+}
+
+const ROOT_TMPFS_SIZE: u64 = 1 << 20;
+const DEV_TMPFS_SIZE: u64 = 1 << 20;
+const SHM_SIZE: Size = Size(64 << 20);
+const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+/// Parts of proc that are re-bound read-only over a fresh proc.
+const PROC_READONLY: [&str; 5] = ["sys", "sysrq-trigger", "irq", "bus", "fs"];
+
+fn cstr(s: &str) -> CString {
+    // Callers validated that policy strings contain no NUL; a NUL would be
+    // replaced here rather than panicking.
+    CString::new(s).unwrap_or_else(|_| CString::new(s.replace('\0', "")).unwrap_or_default())
+}
+
+fn rel(dst: &str) -> CString {
+    cstr(dst.trim_start_matches('/'))
+}
+
+impl MountPlan {
+    /// Resolve and check the policy's mounts. `file` names the policy in errors.
+    pub fn prepare(policy: &Policy, file: &str) -> Result<MountPlan, PolicyError> {
+        let mut plan = MountPlan {
+            ops: Vec::new(),
+            describe: Vec::new(),
+            root_size: cstr(&ROOT_TMPFS_SIZE.to_string()),
+        };
+        let deny = sensitive::DenyList::for_host();
+        for (i, m) in policy.mounts.iter().enumerate() {
+            let err = |field: &str, message: String| PolicyError {
+                file: file.to_string(),
+                path: format!("mounts[{i}].{field}"),
+                position: None,
+                message,
+            };
+            match m {
+                Mount::Bind {
+                    src,
+                    dst,
+                    readonly,
+                    optional,
+                } => {
+                    let real = match std::fs::canonicalize(src) {
+                        Ok(p) => p,
+                        Err(e) if *optional && e.kind() == std::io::ErrorKind::NotFound => continue,
+                        Err(e) => return Err(err("bind", format!("cannot resolve host path {src}: {e}"))),
+                    };
+                    if let Some(why) = deny.check(&real, &policy.allow_sensitive) {
+                        return Err(err("bind", why));
+                    }
+                    let is_dir = std::fs::metadata(&real)
+                        .map_err(|e| err("bind", format!("{}: {e}", real.display())))?
+                        .is_dir();
+                    let mut attrs = sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV;
+                    if *readonly {
+                        attrs |= sys::MOUNT_ATTR_RDONLY;
+                    }
+                    plan.push(
+                        Op::Bind {
+                            src: Source::Host(path_cstr(&real)),
+                            dst: rel(dst),
+                            kind: if is_dir { Kind::Dir } else { Kind::File },
+                            attrs,
+                            optional: false,
+                        },
+                        format!(
+                            "bind {} -> {dst} ({})",
+                            real.display(),
+                            if *readonly { "read-only" } else { "read-write" }
+                        ),
+                    );
+                }
+                Mount::Tmpfs { dst, size, mode } => plan.tmpfs(dst, *size, *mode, 0),
+                Mount::Proc { dst } => plan.proc(dst),
+                Mount::Dev { dst } => plan.dev(dst),
+                Mount::Symlink { dst, target } => plan.push(
+                    Op::Symlink {
+                        dst: rel(dst),
+                        target: cstr(target),
+                    },
+                    format!("symlink {dst} -> {target}"),
+                ),
+            }
+        }
+        if plan.ops.len() > MAX_OPS {
+            return Err(PolicyError {
+                file: file.to_string(),
+                path: "mounts".to_string(),
+                position: None,
+                message: format!("too many mounts: {} steps, at most {MAX_OPS}", plan.ops.len()),
+            });
+        }
+        Ok(plan)
+    }
+
+    fn push(&mut self, op: Op, what: String) {
+        self.ops.push(op);
+        self.describe.push(what);
+    }
+
+    fn tmpfs(&mut self, dst: &str, size: Size, mode: u32, extra_attrs: u64) {
+        self.push(
+            Op::Fs {
+                fstype: c"tmpfs",
+                dst: rel(dst),
+                params: vec![
+                    (cstr("size"), Some(cstr(&size.bytes().to_string()))),
+                    (cstr("mode"), Some(cstr(&format!("{mode:o}")))),
+                ],
+                attrs: sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV | extra_attrs,
+                ours: true,
+            },
+            format!("tmpfs {dst} (size {size})"),
+        );
+    }
+
+    fn proc(&mut self, dst: &str) {
+        self.push(
+            Op::Fs {
+                fstype: c"proc",
+                dst: rel(dst),
+                params: Vec::new(),
+                attrs: sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV | sys::MOUNT_ATTR_NOEXEC,
+                ours: false,
+            },
+            format!("proc {dst}"),
+        );
+        for part in PROC_READONLY {
+            let p = format!("{dst}/{part}");
+            self.push(
+                Op::Bind {
+                    src: Source::Sandbox(rel(&p)),
+                    dst: rel(&p),
+                    kind: if part == "sysrq-trigger" {
+                        Kind::File
+                    } else {
+                        Kind::Dir
+                    },
+                    attrs: sys::MOUNT_ATTR_RDONLY
+                        | sys::MOUNT_ATTR_NOSUID
+                        | sys::MOUNT_ATTR_NODEV
+                        | sys::MOUNT_ATTR_NOEXEC,
+                    optional: true,
+                },
+                format!("read-only {p}"),
+            );
+        }
+    }
+
+    fn dev(&mut self, dst: &str) {
+        self.push(
+            Op::Fs {
+                fstype: c"tmpfs",
+                dst: rel(dst),
+                params: vec![
+                    (cstr("size"), Some(cstr(&DEV_TMPFS_SIZE.to_string()))),
+                    (cstr("mode"), Some(cstr("755"))),
+                ],
+                attrs: sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV | sys::MOUNT_ATTR_NOEXEC,
+                ours: true,
+            },
+            format!("dev {dst} (tmpfs)"),
+        );
+        for d in DEVICES {
+            let p = format!("{dst}/{d}");
+            self.push(
+                Op::Bind {
+                    src: Source::Host(cstr(&format!("/dev/{d}"))),
+                    dst: rel(&p),
+                    kind: Kind::File,
+                    attrs: sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NOEXEC,
+                    optional: false,
+                },
+                format!("device {p}"),
+            );
+        }
+        let pts = format!("{dst}/pts");
+        self.push(
+            Op::Fs {
+                fstype: c"devpts",
+                dst: rel(&pts),
+                params: vec![
+                    (cstr("newinstance"), None),
+                    (cstr("ptmxmode"), Some(cstr("0666"))),
+                    (cstr("mode"), Some(cstr("0620"))),
+                ],
+                attrs: sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NOEXEC,
+                ours: false,
+            },
+            format!("devpts {pts}"),
+        );
+        for (name, target) in [
+            ("ptmx", "pts/ptmx"),
+            ("fd", "/proc/self/fd"),
+            ("stdin", "/proc/self/fd/0"),
+            ("stdout", "/proc/self/fd/1"),
+            ("stderr", "/proc/self/fd/2"),
+        ] {
+            let p = format!("{dst}/{name}");
+            self.push(
+                Op::Symlink {
+                    dst: rel(&p),
+                    target: cstr(target),
+                },
+                format!("symlink {p} -> {target}"),
+            );
+        }
+        self.tmpfs(&format!("{dst}/shm"), SHM_SIZE, 0o1777, sys::MOUNT_ATTR_NOEXEC);
+    }
+}
+
+fn path_cstr(p: &Path) -> CString {
+    use std::os::unix::ffi::OsStrExt;
+    CString::new(p.as_os_str().as_bytes()).unwrap_or_default()
+}
+
+/// Canonical form of a host path for messages and tests.
+pub fn canonical(p: &str) -> std::io::Result<PathBuf> {
+    std::fs::canonicalize(p)
+}
+
+// ---- child side: no allocation below this line -----------------------------
+
+/// Device numbers of the filesystems cordon mounted itself (where mount
+/// points may be created). A fixed array: the child must not allocate.
+struct Ours {
+    devs: [u64; 64],
+    len: usize,
+}
+
+impl Ours {
+    fn add(&mut self, dev: u64) {
+        if self.len < self.devs.len() {
+            self.devs[self.len] = dev;
+            self.len += 1;
+        }
+    }
+    fn contains(&self, dev: u64) -> bool {
+        self.devs[..self.len].contains(&dev)
+    }
+}
+
+/// A NUL-terminated path buffer on the stack.
+struct PathBuf4k {
+    buf: [u8; 4096],
+}
+
+impl PathBuf4k {
+    /// The prefix of `path` up to byte `end`, NUL-terminated.
+    fn prefix(&mut self, path: &[u8], end: usize) -> &CStr {
+        let n = end.min(self.buf.len() - 1);
+        self.buf[..n].copy_from_slice(&path[..n]);
+        self.buf[n] = 0;
+        // The policy layer rejected NUL bytes, so the first NUL is ours.
+        CStr::from_bytes_until_nul(&self.buf[..=n]).unwrap_or(c"")
+    }
+}
+
+fn open_in_root(root: c_int, path: &CStr, flags: c_int) -> SysResult<c_int> {
+    sys::openat2(
+        root,
+        path,
+        flags | libc::O_CLOEXEC,
+        0,
+        sys::RESOLVE_IN_ROOT | sys::RESOLVE_NO_MAGICLINKS,
+    )
+}
+
+/// Open (creating where allowed) the mount point `dst` under `root`.
+/// Returns an O_PATH fd of the mount point, or of its parent directory plus
+/// the offset of the last component when `kind` is None (for symlinks).
+fn mount_point(root: c_int, dst: &CStr, kind: Option<Kind>, ours: &Ours) -> Result<c_int, (sys::Errno, u32)> {
+    let bytes = dst.to_bytes();
+    let mut buf = PathBuf4k { buf: [0; 4096] };
+    // Walk each parent prefix, creating missing directories on our tmpfs.
+    let mut parent = sys::openat2(root, c".", libc::O_PATH | libc::O_CLOEXEC, 0, 0).map_err(|e| (e, 0))?;
+    let mut i = 0;
+    while i < bytes.len() {
+        let end = bytes[i..]
+            .iter()
+            .position(|&b| b == b'/')
+            .map_or(bytes.len(), |p| i + p);
+        let last = end == bytes.len();
+        let name_start = i;
+        i = end + 1;
+        if last && kind.is_none() {
+            // Symlink: the caller creates the last component in `parent`.
+            return Ok(parent);
+        }
+        let prefix = buf.prefix(bytes, end);
+        let want = if last {
+            kind.unwrap_or(Kind::Dir)
+        } else {
+            Kind::Dir
+        };
+        let flags = libc::O_PATH | if want == Kind::Dir { libc::O_DIRECTORY } else { 0 };
+        match open_in_root(root, prefix, flags) {
+            Ok(fd) => {
+                sys::close(parent);
+                parent = fd;
+            }
+            Err(sys::Errno(libc::ENOENT)) => {
+                let (dev, _) = sys::fstat_dev_mode(parent).map_err(|e| (e, 1))?;
+                if !ours.contains(dev) {
+                    sys::close(parent);
+                    // Refuse to create anything in a host directory.
+                    return Err((sys::Errno(libc::ENOENT), 2));
+                }
+                let mut name = PathBuf4k { buf: [0; 4096] };
+                let leaf = name.prefix(&bytes[name_start..], end - name_start);
+                match want {
+                    Kind::Dir => sys::mkdirat(parent, leaf, 0o755).map_err(|e| (e, 3))?,
+                    Kind::File => {
+                        let fd = sys::openat(
+                            parent,
+                            leaf,
+                            libc::O_CREAT
+                                | libc::O_EXCL
+                                | libc::O_WRONLY
+                                | libc::O_NOFOLLOW
+                                | libc::O_CLOEXEC,
+                            0o644,
+                        )
+                        .map_err(|e| (e, 3))?;
+                        sys::close(fd);
+                    }
+                }
+                let fd = open_in_root(root, prefix, flags).map_err(|e| (e, 4))?;
+                sys::close(parent);
+                parent = fd;
+            }
+            Err(e) => {
+                sys::close(parent);
+                return Err((e, 5));
+            }
+        }
+    }
+    Ok(parent)
+}
+
+/// Code 2 from [`mount_point`] means the missing mount point would have to
+/// be created in a host directory.
+fn point_error(e: sys::Errno, code: u32, idx: u32) -> ChildError {
+    if code == 2 {
+        ChildError::new(Step::MountPointOnHost, e, idx)
+    } else {
+        ChildError::new(Step::MountPoint, e, idx)
+    }
+}
+
+fn leaf_name<'a>(dst: &CStr, buf: &'a mut PathBuf4k) -> &'a CStr {
+    let bytes = dst.to_bytes();
+    let start = bytes.iter().rposition(|&b| b == b'/').map_or(0, |p| p + 1);
+    buf.prefix(&bytes[start..], bytes.len() - start)
+}
+
+/// Most primitive ops a plan may hold (the child keeps one fd slot each).
+pub const MAX_OPS: usize = 256;
+
+/// Mount the empty root tmpfs on `staging` and return an fd of it.
+fn make_root(plan: &MountPlan, staging: &CStr, ours: &mut Ours) -> Result<c_int, ChildError> {
+    let fs = sys::fsopen(c"tmpfs").map_err(|e| ChildError::new(Step::RootTmpfs, e, 0))?;
+    let configured = sys::fsconfig_set(fs, c"size", Some(&plan.root_size))
+        .and_then(|_| sys::fsconfig_set(fs, c"mode", Some(c"755")))
+        .and_then(|_| sys::fsconfig_create(fs));
+    let mnt = configured.and_then(|_| sys::fsmount(fs, sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV));
+    sys::close(fs);
+    let mnt = mnt.map_err(|e| ChildError::new(Step::RootTmpfs, e, 0))?;
+    let moved = sys::move_mount(
+        mnt,
+        sys::EMPTY,
+        libc::AT_FDCWD,
+        staging,
+        sys::MOVE_MOUNT_F_EMPTY_PATH,
+    );
+    sys::close(mnt);
+    moved.map_err(|e| ChildError::new(Step::RootTmpfs, e, 1))?;
+    let root = sys::openat2(
+        libc::AT_FDCWD,
+        staging,
+        libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        0,
+        0,
+    )
+    .map_err(|e| ChildError::new(Step::RootTmpfs, e, 2))?;
+    let (dev, _) = sys::fstat_dev_mode(root).map_err(|e| ChildError::new(Step::RootTmpfs, e, 3))?;
+    ours.add(dev);
+    Ok(root)
+}
+
+/// Clone a bind source into a detached tree with its attributes set.
+/// Returns -1 for an optional source that is missing.
+fn clone_tree(root: c_int, src: &Source, attrs: u64, optional: bool, idx: u32) -> Result<c_int, ChildError> {
+    let src_fd = match src {
+        // The parent resolved every symlink; refuse any that appeared since.
+        Source::Host(p) => sys::openat2(
+            libc::AT_FDCWD,
+            p,
+            libc::O_PATH | libc::O_CLOEXEC,
+            0,
+            sys::RESOLVE_NO_SYMLINKS,
+        ),
+        Source::Sandbox(p) => open_in_root(root, p, libc::O_PATH),
+    };
+    let src_fd = match src_fd {
+        Ok(fd) => fd,
+        Err(sys::Errno(libc::ENOENT)) if optional => return Ok(-1),
+        Err(e) => return Err(ChildError::new(Step::BindSource, e, idx)),
+    };
+    let tree = sys::open_tree(
+        src_fd,
+        sys::EMPTY,
+        sys::OPEN_TREE_CLONE
+            | sys::OPEN_TREE_CLOEXEC
+            | libc::AT_EMPTY_PATH as u32
+            | libc::AT_RECURSIVE as u32,
+    );
+    sys::close(src_fd);
+    let tree = tree.map_err(|e| ChildError::new(Step::BindSource, e, idx))?;
+    if let Err(e) = sys::mount_setattr(
+        tree,
+        sys::EMPTY,
+        (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as u32,
+        attrs,
+    ) {
+        sys::close(tree);
+        return Err(ChildError::new(Step::BindAttrs, e, idx));
+    }
+    Ok(tree)
+}
+
+/// Attach a detached mount at `dst` under `root`.
+fn attach(
+    root: c_int,
+    mnt: c_int,
+    dst: &CStr,
+    kind: Kind,
+    ours: &Ours,
+    step: Step,
+    idx: u32,
+) -> Result<(), ChildError> {
+    let target = mount_point(root, dst, Some(kind), ours).map_err(|(e, c)| point_error(e, c, idx))?;
+    let r = sys::move_mount(
+        mnt,
+        sys::EMPTY,
+        target,
+        sys::EMPTY,
+        sys::MOVE_MOUNT_F_EMPTY_PATH | sys::MOVE_MOUNT_T_EMPTY_PATH,
+    );
+    sys::close(target);
+    r.map_err(|e| ChildError::new(step, e, idx))
+}
+
+fn apply_op(root: c_int, i: usize, op: &Op, tree: c_int, ours: &mut Ours) -> Result<(), ChildError> {
+    let idx = i as u32;
+    match op {
+        Op::Bind {
+            src,
+            dst,
+            kind,
+            attrs,
+            optional,
+        } => {
+            let tree = match src {
+                Source::Host(_) => tree,
+                Source::Sandbox(_) => clone_tree(root, src, *attrs, *optional, idx)?,
+            };
+            if tree < 0 {
+                return Ok(()); // optional and missing
+            }
+            let r = attach(root, tree, dst, *kind, ours, Step::Bind, idx);
+            sys::close(tree);
+            r
+        }
+        Op::Fs {
+            fstype,
+            dst,
+            params,
+            attrs,
+            ours: is_ours,
+        } => {
+            let fs = sys::fsopen(fstype).map_err(|e| ChildError::new(Step::FsMount, e, idx))?;
+            let mut r = Ok(());
+            for (k, v) in params {
+                r = r.and_then(|_| sys::fsconfig_set(fs, k, v.as_deref()));
+            }
+            let mnt = r
+                .and_then(|_| sys::fsconfig_create(fs))
+                .and_then(|_| sys::fsmount(fs, *attrs));
+            sys::close(fs);
+            let mnt = mnt.map_err(|e| ChildError::new(Step::FsMount, e, idx))?;
+            let r = attach(root, mnt, dst, Kind::Dir, ours, Step::FsMount, idx);
+            sys::close(mnt);
+            if r.is_ok() && *is_ours {
+                // Record the new filesystem so mount points may be made on it.
+                let fd = open_in_root(root, dst, libc::O_PATH | libc::O_DIRECTORY)
+                    .map_err(|e| ChildError::new(Step::FsMount, e, idx))?;
+                let st = sys::fstat_dev_mode(fd);
+                sys::close(fd);
+                ours.add(st.map_err(|e| ChildError::new(Step::FsMount, e, idx))?.0);
+            }
+            r
+        }
+        Op::Symlink { dst, target } => {
+            let parent = mount_point(root, dst, None, ours).map_err(|(e, c)| point_error(e, c, idx))?;
+            let r = match sys::fstat_dev_mode(parent) {
+                Ok((dev, _)) if ours.contains(dev) => {
+                    let mut b = PathBuf4k { buf: [0; 4096] };
+                    sys::symlinkat(target, parent, leaf_name(dst, &mut b))
+                        .map_err(|e| ChildError::new(Step::Symlink, e, idx))
+                }
+                Ok(_) => Err(ChildError::new(
+                    Step::MountPointOnHost,
+                    sys::Errno(libc::EPERM),
+                    idx,
+                )),
+                Err(e) => Err(ChildError::new(Step::Symlink, e, idx)),
+            };
+            sys::close(parent);
+            r
+        }
+    }
+}
+
+fn close_trees(trees: &[c_int]) {
+    for &t in trees {
+        if t >= 0 {
+            sys::close(t);
+        }
+    }
+}
+
+/// Build the new root and pivot into it. Child side: allocates nothing.
+pub fn apply(plan: &MountPlan, staging: &CStr) -> Result<(), ChildError> {
+    let n = plan.ops.len().min(MAX_OPS);
+    sys::mount(None, c"/", None, libc::MS_REC | libc::MS_PRIVATE)
+        .map_err(|e| ChildError::new(Step::MountPrivate, e, 0))?;
+    // Clone every host tree first: staging the root may hide host paths.
+    let mut trees = [-1 as c_int; MAX_OPS];
+    for (i, op) in plan.ops[..n].iter().enumerate() {
+        if let Op::Bind {
+            src: src @ Source::Host(_),
+            attrs,
+            optional,
+            ..
+        } = op
+        {
+            match clone_tree(-1, src, *attrs, *optional, i as u32) {
+                Ok(t) => trees[i] = t,
+                Err(e) => {
+                    close_trees(&trees[..i]);
+                    return Err(e);
+                }
+            }
+        }
+    }
+    let mut ours = Ours {
+        devs: [0; 64],
+        len: 0,
+    };
+    let root = match make_root(plan, staging, &mut ours) {
+        Ok(r) => r,
+        Err(e) => {
+            close_trees(&trees[..n]);
+            return Err(e);
+        }
+    };
+    for (i, op) in plan.ops[..n].iter().enumerate() {
+        let tree = trees[i];
+        trees[i] = -1; // apply_op takes ownership
+        if let Err(e) = apply_op(root, i, op, tree, &mut ours) {
+            close_trees(&trees[i + 1..n]);
+            sys::close(root);
+            return Err(e);
+        }
+    }
+    // pivot_root(".", ".") stacks the old root on the new one; detaching
+    // "." then removes it, with no directory needed for the old root.
+    let r = sys::fchdir(root)
+        .and_then(|_| sys::pivot_root(c".", c"."))
+        .map_err(|e| ChildError::new(Step::PivotRoot, e, 0))
+        .and_then(|_| {
+            sys::umount2(c".", libc::MNT_DETACH).map_err(|e| ChildError::new(Step::PivotRoot, e, 1))
+        })
+        .and_then(|_| sys::chdir(c"/").map_err(|e| ChildError::new(Step::PivotRoot, e, 2)))
+        .and_then(|_| {
+            sys::mount_setattr(libc::AT_FDCWD, c"/", 0, sys::MOUNT_ATTR_RDONLY)
+                .map_err(|e| ChildError::new(Step::RootReadonly, e, 0))
+        });
+    sys::close(root);
+    r
+}

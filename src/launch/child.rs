@@ -1,0 +1,201 @@
+//! The child side of the launch: pid 1 of the sandbox (cordon's init) and
+//! the payload it forks. Everything here runs after clone3 and must not
+//! allocate, take a lock or touch thread-local state: it only reads the
+//! [`Plan`] built in the parent and makes system calls.
+//!
+//! Order (see ARCHITECTURE.md): parent-death signal, wait for the id maps,
+//! identity → mounts and pivot_root → hostname, loopback, setsid → fork the
+//! payload. The payload: chdir → rlimits → capability bounding set →
+//! securebits → uid/gid (parent-death signal again) → capabilities →
+//! no_new_privs → fds close-on-exec → exec.
+
+use std::os::raw::c_int;
+
+use crate::error::{ChildError, Step};
+use crate::isolate::{creds, mount};
+use crate::plan::Plan;
+use crate::sys::{self, Errno};
+
+/// The pipe ends the child works with.
+#[derive(Clone, Copy, Debug)]
+pub struct Fds {
+    /// Read end of the sync pipe (EOF: the parent died before releasing us).
+    pub sync_read: c_int,
+    /// Write end of the sync pipe: the parent's, closed at once.
+    pub sync_write: c_int,
+    /// Read end of the error pipe: the parent's, closed at once.
+    pub err_read: c_int,
+    /// Write end of the error pipe (close-on-exec).
+    pub err_write: c_int,
+    /// Read end of the status pipe: the parent's, closed at once.
+    pub status_read: c_int,
+    /// Write end of the status pipe: init reports the payload's wait status.
+    pub status_write: c_int,
+}
+
+/// Exit code of a child that could not set up the sandbox.
+pub const SETUP_FAILED: i32 = 125;
+
+fn report(fd: c_int, e: ChildError) {
+    let _ = sys::write_all(fd, &e.encode());
+}
+
+/// Entry point of the clone3 child. Never returns.
+pub fn main(plan: &Plan, fds: Fds) -> ! {
+    match init(plan, fds) {
+        Ok(never) => match never {},
+        Err(e) => {
+            report(fds.err_write, e);
+            sys::exit(SETUP_FAILED)
+        }
+    }
+}
+
+fn at(step: Step) -> impl Fn(Errno) -> ChildError {
+    move |e| ChildError::new(step, e, 0)
+}
+
+enum Never {}
+
+fn init(plan: &Plan, fds: Fds) -> Result<Never, ChildError> {
+    // Block every signal: init takes them synchronously with sigwaitinfo,
+    // so signals from outside are queued rather than ignored (pid 1 ignores
+    // signals it has no handler for).
+    sys::set_sigmask(&sys::sigset_full()).map_err(at(Step::SignalMask))?;
+    sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0)
+        .map_err(at(Step::ParentDeathSignal))?;
+    sys::close(fds.sync_write);
+    sys::close(fds.err_read);
+    sys::close(fds.status_read);
+    let mut byte = [0u8; 1];
+    match sys::read(fds.sync_read, &mut byte) {
+        Ok(1) => {}
+        // EOF: the parent died before writing the id maps.
+        Ok(_) => sys::exit(SETUP_FAILED),
+        Err(e) => return Err(ChildError::new(Step::SyncWait, e, 0)),
+    }
+    sys::close(fds.sync_read);
+
+    // Leave host uid 0 (when started by root) before touching anything.
+    creds::switch_identity(&plan.ids)?;
+    sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0)
+        .map_err(at(Step::ParentDeathSignal))?;
+    sys::prctl(libc::PR_SET_DUMPABLE, 0, 0).map_err(at(Step::Dumpable))?;
+
+    mount::apply(&plan.mounts, &plan.staging)?;
+    if let Some(h) = &plan.hostname {
+        sys::sethostname(h).map_err(at(Step::Hostname))?;
+    }
+    if plan.own_net {
+        sys::loopback_up().map_err(at(Step::Loopback))?;
+    }
+    // A new session: the payload has no controlling terminal and cannot
+    // push keystrokes into the caller's (TIOCSTI).
+    sys::setsid().map_err(at(Step::Setsid))?;
+
+    let payload_pid = sys::fork_raw().map_err(at(Step::Fork))?;
+    if payload_pid == 0 {
+        let e = match payload(plan, fds) {
+            Ok(never) => match never {},
+            Err(e) => e,
+        };
+        report(fds.err_write, e);
+        sys::exit(if e.step == Step::Exec {
+            exec_exit_code(e.errno)
+        } else {
+            SETUP_FAILED
+        });
+    }
+    sys::close(fds.err_write);
+    // init needs nothing: drop every privilege, keep only the status pipe.
+    creds::drop_all(plan.last_cap)?;
+    let _ = sys::close_range(3, fds.status_write as u32 - 1, 0);
+    let _ = sys::close_range(fds.status_write as u32 + 1, u32::MAX, 0);
+    reap_loop(payload_pid, fds.status_write)
+}
+
+/// 127 when the program was not found, 126 when it could not be executed.
+pub fn exec_exit_code(e: Errno) -> i32 {
+    match e.0 {
+        libc::ENOENT | libc::ENOTDIR => 127,
+        _ => 126,
+    }
+}
+
+/// pid 1: reap every child, forward signals to the payload, and exit with
+/// the payload's status once it is gone (the kernel then kills whatever is
+/// left in the namespace).
+fn reap_loop(payload: libc::pid_t, status_fd: c_int) -> ! {
+    let set = sys::sigset_full();
+    loop {
+        // SAFETY: a zeroed siginfo_t is a valid out-buffer; set is initialised.
+        let sig = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            libc::sigwaitinfo(&set, &mut info)
+        };
+        if sig < 0 {
+            continue;
+        }
+        if sig != libc::SIGCHLD {
+            let _ = sys::kill(payload, sig);
+            continue;
+        }
+        loop {
+            let mut status: c_int = 0;
+            // SAFETY: status is a valid out-pointer.
+            let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+            if pid <= 0 {
+                break;
+            }
+            if pid == payload {
+                let _ = sys::write_all(status_fd, &status.to_le_bytes());
+                let code = if libc::WIFEXITED(status) {
+                    libc::WEXITSTATUS(status)
+                } else {
+                    128 + libc::WTERMSIG(status)
+                };
+                sys::exit(code);
+            }
+        }
+    }
+}
+
+fn payload(plan: &Plan, fds: Fds) -> Result<Never, ChildError> {
+    sys::close(fds.status_write);
+    sys::reset_signal_dispositions();
+    sys::set_sigmask(&sys::sigset_empty()).map_err(at(Step::SignalMask))?;
+    sys::chdir(&plan.cwd).map_err(at(Step::Chdir))?;
+    for (i, r) in plan.rlimits.iter().enumerate() {
+        sys::setrlimit(r.resource, r.value).map_err(|e| ChildError::new(Step::Rlimit, e, i as u32))?;
+    }
+    creds::drop_bounding(plan.last_cap)?;
+    creds::lock_securebits()?;
+    creds::switch_identity(&plan.ids)?;
+    // Identity changes clear the parent-death signal: set it again.
+    sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0)
+        .map_err(at(Step::ParentDeathSignal))?;
+    creds::drop_caps()?;
+    sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0).map_err(at(Step::NoNewPrivs))?;
+    // Every inherited fd above 2 is closed at exec; the error pipe is
+    // close-on-exec too, so its EOF tells the parent that exec succeeded.
+    sys::close_range(3, u32::MAX, sys::CLOSE_RANGE_CLOEXEC).map_err(at(Step::CloseFds))?;
+    // Landlock and seccomp slot in here, seccomp last.
+    let mut first_err = Errno(libc::ENOENT);
+    let mut first_idx = 0u32;
+    for (i, path) in plan.exec.candidates.iter().enumerate() {
+        // SAFETY: the plan's arrays are null-terminated and owned by `plan`.
+        let e = unsafe { sys::execve(path, plan.exec.argv_ptr(), plan.exec.envp_ptr()) };
+        // Like execvp: keep searching past "not found"; remember the first
+        // other error (EACCES) to report if nothing runs.
+        match e.0 {
+            libc::ENOENT | libc::ENOTDIR => {}
+            libc::EACCES if first_err.0 == libc::ENOENT => {
+                first_err = e;
+                first_idx = i as u32;
+            }
+            libc::EACCES => {}
+            _ => return Err(ChildError::new(Step::Exec, e, i as u32)),
+        }
+    }
+    Err(ChildError::new(Step::Exec, first_err, first_idx))
+}

@@ -1,0 +1,7 @@
+//! Launching a plan: the parent (clone3, id maps, supervision) and the
+//! child (pid 1 of the sandbox and the payload it forks).
+
+pub mod child;
+pub mod parent;
+
+pub use parent::{run, RunOptions};

@@ -1,0 +1,452 @@
+//! The parent side of the launch: clone3 into the namespaces, write the id
+//! maps, release the child, then supervise: forward signals, enforce the
+//! wall-clock limit, collect the outcome.
+
+use std::os::raw::c_int;
+use std::time::{Duration, Instant};
+
+use crate::error::{ChildError, LaunchError, Step, WIRE_SIZE};
+use crate::launch::child::{self, exec_exit_code, Fds};
+use crate::outcome::{Outcome, SetupError, Status, EXIT_SETUP, EXIT_TIMEOUT};
+use crate::plan::Plan;
+use crate::sys::{self, Errno};
+
+/// Options of one supervised run.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunOptions {
+    /// Block SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 in the
+    /// calling thread for the duration of the run and forward them to the
+    /// sandbox (what the CLI wants; a library caller may not).
+    pub forward_signals: bool,
+}
+
+const FORWARDED: [c_int; 6] = [
+    libc::SIGINT,
+    libc::SIGTERM,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+];
+
+/// An fd closed on drop.
+struct Fd(c_int);
+
+impl Drop for Fd {
+    fn drop(&mut self) {
+        if self.0 >= 0 {
+            sys::close(self.0);
+        }
+    }
+}
+
+impl Fd {
+    fn take(&mut self) -> c_int {
+        std::mem::replace(&mut self.0, -1)
+    }
+}
+
+/// Signals blocked for the run, restored on drop.
+struct SignalGuard {
+    old: libc::sigset_t,
+    fd: Fd,
+}
+
+impl SignalGuard {
+    fn new() -> Result<SignalGuard, LaunchError> {
+        let mut set = sys::sigset_empty();
+        for s in FORWARDED {
+            // SAFETY: set is initialised and s is a valid signal.
+            unsafe { libc::sigaddset(&mut set, s) };
+        }
+        let old = sys::block_signals(&set).map_err(|e| LaunchError::sys("signals", "block", e))?;
+        // SAFETY: set is initialised; signalfd returns a new fd or -1.
+        let fd = unsafe { libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) };
+        if fd < 0 {
+            let e = Errno::last();
+            let _ = sys::set_sigmask(&old);
+            return Err(LaunchError::sys("signals", "signalfd", e));
+        }
+        Ok(SignalGuard { old, fd: Fd(fd) })
+    }
+}
+
+impl Drop for SignalGuard {
+    fn drop(&mut self) {
+        let _ = sys::set_sigmask(&self.old);
+    }
+}
+
+fn pidfd_send_signal(pidfd: c_int, sig: c_int) -> sys::SysResult<()> {
+    // SAFETY: plain integers and a null siginfo.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd, sig, std::ptr::null::<u8>(), 0) };
+    if r < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(())
+    }
+}
+
+fn write_file(path: &str, content: &str) -> Result<(), Errno> {
+    std::fs::write(path, content).map_err(|e| Errno(e.raw_os_error().unwrap_or(libc::EIO)))
+}
+
+fn userns_hint() -> String {
+    let read = |p: &str| std::fs::read_to_string(p).map(|s| s.trim().to_string()).ok();
+    if read("/proc/sys/user/max_user_namespaces").as_deref() == Some("0") {
+        return "user namespaces are disabled: sysctl -w user.max_user_namespaces=15000".to_string();
+    }
+    if read("/proc/sys/kernel/unprivileged_userns_clone").as_deref() == Some("0") {
+        return "unprivileged user namespaces are disabled: sysctl -w kernel.unprivileged_userns_clone=1"
+            .to_string();
+    }
+    if read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns").as_deref() == Some("1") {
+        return "AppArmor restricts unprivileged user namespaces: add an AppArmor profile for cordon with `userns,` or sysctl -w kernel.apparmor_restrict_unprivileged_userns=0".to_string();
+    }
+    "check that this kernel supports the namespaces the policy asks for (cordon features lists them)"
+        .to_string()
+}
+
+fn clone_child(plan: &Plan, fds: Fds) -> Result<(libc::pid_t, c_int), LaunchError> {
+    let mut pidfd: c_int = -1;
+    let mut c = clone3::Clone3::default();
+    c.flag_pidfd(&mut pidfd);
+    c.exit_signal(libc::SIGCHLD as u64);
+    let f = plan.clone_flags;
+    let has = |flag: c_int| f & flag as u64 != 0;
+    if has(libc::CLONE_NEWUSER) {
+        c.flag_newuser();
+    }
+    if has(libc::CLONE_NEWNS) {
+        c.flag_newns();
+    }
+    if has(libc::CLONE_NEWPID) {
+        c.flag_newpid();
+    }
+    if has(libc::CLONE_NEWNET) {
+        c.flag_newnet();
+    }
+    if has(libc::CLONE_NEWIPC) {
+        c.flag_newipc();
+    }
+    if has(libc::CLONE_NEWUTS) {
+        c.flag_newuts();
+    }
+    if has(libc::CLONE_NEWCGROUP) {
+        c.flag_newcgroup();
+    }
+    // SAFETY: clone3 without CLONE_VM gives the child a copy of our memory.
+    // The child runs only `child::main`, which never returns, does not
+    // allocate and takes no locks, so it is sound even if other threads of
+    // this process held locks at the time of the clone.
+    match unsafe { c.call() } {
+        Ok(0) => child::main(plan, fds),
+        Ok(pid) => Ok((pid, pidfd)),
+        Err(e) => Err(LaunchError::sys("clone3", "create namespaces", Errno(e.0)).with_hint(userns_hint())),
+    }
+}
+
+fn write_maps(plan: &Plan, pid: libc::pid_t) -> Result<(), LaunchError> {
+    let ids = &plan.ids;
+    let base = format!("/proc/{pid}");
+    if ids.rootless {
+        // Required before gid_map for an unprivileged writer; it also stops
+        // the payload from dropping supplementary groups to escape a
+        // group-based deny.
+        write_file(&format!("{base}/setgroups"), "deny")
+            .map_err(|e| LaunchError::sys("setgroups", format!("{base}/setgroups"), e))?;
+    }
+    write_file(&format!("{base}/gid_map"), &ids.gid_map()).map_err(|e| {
+        LaunchError::sys("gid_map", format!("{} -> host {}", ids.gid, ids.host_gid), e)
+            .with_hint(userns_hint())
+    })?;
+    write_file(&format!("{base}/uid_map"), &ids.uid_map()).map_err(|e| {
+        LaunchError::sys("uid_map", format!("{} -> host {}", ids.uid, ids.host_uid), e)
+            .with_hint(userns_hint())
+    })
+}
+
+fn timeval_ms(t: libc::timeval) -> u64 {
+    (t.tv_sec as u64) * 1000 + (t.tv_usec as u64) / 1000
+}
+
+fn self_max_rss_kb() -> u64 {
+    // SAFETY: a zeroed rusage is a valid out-buffer.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: ru is a valid out-pointer.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    ru.ru_maxrss as u64
+}
+
+/// Describe a child error with the plan's names for its items.
+pub fn describe_child_error(plan: &Plan, e: ChildError) -> SetupError {
+    let idx = e.index as usize;
+    let detail = match e.step {
+        Step::BindSource | Step::BindAttrs | Step::MountPoint | Step::Bind | Step::FsMount | Step::Symlink => {
+            plan.mounts.describe.get(idx).cloned().unwrap_or_default()
+        }
+        Step::MountPointOnHost => format!(
+            "{}: the mount point is missing and would have to be created in a host directory; create it on the host or mount a tmpfs above it",
+            plan.mounts.describe.get(idx).cloned().unwrap_or_default()
+        ),
+        Step::Rlimit => plan.rlimits.get(idx).map(|r| r.field.to_string()).unwrap_or_default(),
+        Step::Exec => plan
+            .exec
+            .candidates
+            .get(idx)
+            .map(|c| c.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        Step::Chdir => plan.cwd.to_string_lossy().into_owned(),
+        Step::Hostname => plan.hostname.as_ref().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default(),
+        Step::Identity => format!("uid {} gid {}", plan.ids.uid, plan.ids.gid),
+        Step::RootTmpfs => plan.staging.to_string_lossy().into_owned(),
+        _ => String::new(),
+    };
+    let err = LaunchError {
+        step: e.step.name().to_string(),
+        detail,
+        errno: Some(e.errno.0),
+        hint: None,
+    };
+    let hint = match (e.step, e.errno.0) {
+        (Step::Exec, libc::ENOENT) => Some("the program is not inside the sandbox: bind the directory that holds it (and its libraries), or give its full path".to_string()),
+        (Step::Exec, libc::EACCES) => Some("the file is not executable, or it sits on a mount without exec permission".to_string()),
+        (Step::BindSource, libc::EACCES) => Some(format!(
+            "the sandbox's host identity (uid {}) cannot reach the source; make it readable for that uid or choose identity.host_uid",
+            plan.ids.host_uid
+        )),
+        (Step::FsMount, libc::EPERM) if plan.mounts.describe.get(idx).is_some_and(|d| d.starts_with("proc")) => Some(
+            "a fresh proc needs a fully visible /proc on the host (no overmounts below /proc, as some container runtimes add)".to_string(),
+        ),
+        _ => None,
+    };
+    SetupError {
+        message: err.to_string(),
+        step: err.step,
+        detail: err.detail,
+        errno: err.errno,
+        hint,
+    }
+}
+
+/// Run the plan to completion and report what happened.
+pub fn run(plan: &Plan, opts: RunOptions) -> Result<Outcome, LaunchError> {
+    let pipe = |what: &str| sys::pipe().map_err(|e| LaunchError::sys("pipe", what.to_string(), e));
+    let (sync_r, sync_w) = pipe("sync")?;
+    let (mut sync_r, mut sync_w) = (Fd(sync_r), Fd(sync_w));
+    let (err_r, err_w) = pipe("error")?;
+    let (err_r, mut err_w) = (Fd(err_r), Fd(err_w));
+    let (status_r, status_w) = pipe("status")?;
+    let (status_r, mut status_w) = (Fd(status_r), Fd(status_w));
+    let fds = Fds {
+        sync_read: sync_r.0,
+        sync_write: sync_w.0,
+        err_read: err_r.0,
+        err_write: err_w.0,
+        status_read: status_r.0,
+        status_write: status_w.0,
+    };
+    let signals = if opts.forward_signals {
+        Some(SignalGuard::new()?)
+    } else {
+        None
+    };
+
+    let start = Instant::now();
+    let (pid, pidfd) = clone_child(plan, fds)?;
+    let pidfd = Fd(pidfd);
+    // The child's ends.
+    sys::close(sync_r.take());
+    sys::close(err_w.take());
+    sys::close(status_w.take());
+
+    let kill_and_reap = |e: LaunchError| {
+        let _ = pidfd_send_signal(pidfd.0, libc::SIGKILL);
+        // SAFETY: reaping our own child; null status is allowed.
+        unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+        e
+    };
+    write_maps(plan, pid).map_err(kill_and_reap)?;
+    // Release the child.
+    sys::write_all(sync_w.0, b"1")
+        .map_err(|e| kill_and_reap(LaunchError::sys("sync", "release child", e)))?;
+    sys::close(sync_w.take());
+
+    let deadline = plan.wall_time.map(|d| start + d);
+    let mut timed_out = false;
+    let mut child_error: Option<ChildError> = None;
+    let mut err_open = true;
+    let mut err_buf = [0u8; WIRE_SIZE];
+    let mut err_len = 0usize;
+    loop {
+        let mut pfds = [
+            libc::pollfd {
+                fd: pidfd.0,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: if err_open { err_r.0 } else { -1 },
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: signals.as_ref().map_or(-1, |s| s.fd.0),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        let timeout_ms: c_int = match deadline {
+            Some(d) if !timed_out => {
+                let left = d.saturating_duration_since(Instant::now());
+                left.as_millis().min(i32::MAX as u128) as c_int + i32::from(left.subsec_micros() % 1000 != 0)
+            }
+            _ => -1,
+        };
+        // SAFETY: pfds is a valid array of pollfd.
+        let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout_ms) };
+        if n < 0 {
+            let e = Errno::last();
+            if e.0 == libc::EINTR {
+                continue;
+            }
+            return Err(kill_and_reap(LaunchError::sys("poll", "supervise", e)));
+        }
+        if n == 0 {
+            if deadline.is_some_and(|d| Instant::now() >= d) && !timed_out {
+                // SIGKILL to the namespace's init tears down every process in
+                // it, double-forked daemons included.
+                timed_out = true;
+                let _ = pidfd_send_signal(pidfd.0, libc::SIGKILL);
+            }
+            continue;
+        }
+        if pfds[1].revents != 0 {
+            match sys::read(err_r.0, &mut err_buf[err_len..]) {
+                Ok(0) | Err(_) => err_open = false,
+                Ok(k) => {
+                    err_len += k;
+                    if err_len == WIRE_SIZE {
+                        if child_error.is_none() {
+                            child_error = ChildError::decode(&err_buf);
+                        }
+                        err_len = 0;
+                    }
+                }
+            }
+        }
+        if pfds[2].revents != 0 {
+            if let Some(s) = &signals {
+                // SAFETY: a zeroed signalfd_siginfo is a valid buffer.
+                let mut si: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+                // SAFETY: si is valid for its size.
+                let k = unsafe {
+                    libc::read(
+                        s.fd.0,
+                        (&mut si as *mut libc::signalfd_siginfo).cast(),
+                        std::mem::size_of_val(&si),
+                    )
+                };
+                if k == std::mem::size_of_val(&si) as isize {
+                    let _ = pidfd_send_signal(pidfd.0, si.ssi_signo as c_int);
+                }
+            }
+        }
+        if pfds[0].revents != 0 {
+            break;
+        }
+    }
+
+    let mut status: c_int = 0;
+    // SAFETY: a zeroed rusage is a valid out-buffer.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    let r = sys::retry(|| {
+        // SAFETY: status and ru are valid out-pointers; pid is our child.
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+        if r < 0 {
+            Err(Errno::last())
+        } else {
+            Ok(r)
+        }
+    });
+    if let Err(e) = r {
+        return Err(LaunchError::sys("wait4", format!("pid {pid}"), e));
+    }
+    let wall = start.elapsed();
+    // Drain what is left of the error pipe (all writers are gone now).
+    while err_open && child_error.is_none() {
+        match sys::read(err_r.0, &mut err_buf[err_len..]) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => {
+                err_len += k;
+                if err_len == WIRE_SIZE {
+                    child_error = ChildError::decode(&err_buf);
+                }
+            }
+        }
+    }
+    let mut sbuf = [0u8; 4];
+    let payload_status = match sys::read(status_r.0, &mut sbuf) {
+        Ok(4) => Some(i32::from_le_bytes(sbuf)),
+        _ => None,
+    };
+    drop(signals);
+
+    let mut out = Outcome {
+        status: Status::Exited,
+        exit_code: 0,
+        signal: None,
+        wall_time_ms: wall.as_millis() as u64,
+        user_time_ms: timeval_ms(ru.ru_utime),
+        system_time_ms: timeval_ms(ru.ru_stime),
+        max_rss_kb: ru.ru_maxrss as u64,
+        supervisor_max_rss_kb: self_max_rss_kb(),
+        unenforced: plan.unenforced.clone(),
+        error: None,
+    };
+    if timed_out {
+        out.status = Status::TimedOut;
+        out.exit_code = EXIT_TIMEOUT;
+        out.signal = Some(libc::SIGKILL);
+    } else if let Some(e) = child_error {
+        out.status = Status::SetupFailed;
+        out.exit_code = if e.step == Step::Exec {
+            exec_exit_code(e.errno)
+        } else {
+            EXIT_SETUP
+        };
+        out.error = Some(describe_child_error(plan, e));
+    } else if let Some(st) = payload_status {
+        if libc::WIFEXITED(st) {
+            out.exit_code = libc::WEXITSTATUS(st);
+        } else {
+            out.status = Status::Signaled;
+            out.signal = Some(libc::WTERMSIG(st));
+            out.exit_code = 128 + libc::WTERMSIG(st);
+        }
+    } else if libc::WIFSIGNALED(status) {
+        // init itself was killed (e.g. SIGKILL forwarded from outside).
+        out.status = Status::Signaled;
+        out.signal = Some(libc::WTERMSIG(status));
+        out.exit_code = 128 + libc::WTERMSIG(status);
+    } else {
+        out.status = Status::SetupFailed;
+        out.exit_code = EXIT_SETUP;
+        out.error = Some(SetupError {
+            step: "init".to_string(),
+            detail: format!(
+                "the sandbox's init exited with status {} before the payload ran",
+                libc::WEXITSTATUS(status)
+            ),
+            errno: None,
+            message: "init: exited before the payload ran".to_string(),
+            hint: None,
+        });
+    }
+    Ok(out)
+}
+
+/// How long a run may take at most, for callers that need a bound.
+pub fn effective_timeout(plan: &Plan) -> Option<Duration> {
+    plan.wall_time
+}

@@ -1,0 +1,28 @@
+//! cordon: run an untrusted command inside a container-less Linux sandbox.
+//!
+//! The crate is layered:
+//!
+//! 1. [`policy`] — the pure policy model: parse, validate, defaults. No
+//!    system calls.
+//! 2. [`plan`] — the launch plan, compiled in the parent: mount list,
+//!    argv/envp, ids and limits, all as C strings and plain values.
+//! 3. [`launch`] — the parent (clone3, id maps, supervision, outcome) and
+//!    the child, which only carries the plan out and never allocates.
+//!
+//! ```no_run
+//! use cordon::{launch, plan::Plan, policy::Policy};
+//! let policy = Policy::builtin_default()?;
+//! let plan = Plan::build(&policy, "default", &["/bin/echo", "hello"])?;
+//! let outcome = launch::run(&plan, launch::RunOptions::default())?;
+//! assert_eq!(outcome.exit_code, 0);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod error;
+pub mod isolate;
+pub mod launch;
+pub mod outcome;
+pub mod plan;
+pub mod policy;
+pub mod sensitive;
+pub mod sys;

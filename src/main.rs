@@ -1,0 +1,236 @@
+//! The `cordon` command: a thin CLI over the library.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::os::fd::FromRawFd;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use cordon::launch::{self, RunOptions};
+use cordon::outcome::{Outcome, SetupError, Status, EXIT_SETUP};
+use cordon::plan::Plan;
+use cordon::policy::overrides::{parse_bind, parse_tmpfs, Overrides};
+use cordon::policy::{Dur, Policy, PolicyError, DEFAULT_POLICY_NAME};
+
+#[derive(Parser)]
+#[command(
+    name = "cordon",
+    version,
+    about = "Run an untrusted command inside a container-less Linux sandbox"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a command in a sandbox: cordon run [OPTIONS] -- CMD [ARGS...]
+    Run(RunArgs),
+    /// Validate a policy (with any overrides) and print the effective policy.
+    Check(PolicyArgs),
+}
+
+#[derive(Args, Default)]
+struct PolicyArgs {
+    /// Policy file (default: the built-in default policy).
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// Bind a host path read-only (SRC or SRC:DST).
+    #[arg(long = "ro-bind", value_name = "SRC[:DST]")]
+    ro_bind: Vec<String>,
+    /// Bind a host path read-write (SRC or SRC:DST).
+    #[arg(long, value_name = "SRC[:DST]")]
+    bind: Vec<String>,
+    /// Mount a tmpfs (DST or DST:SIZE, e.g. /scratch:128M).
+    #[arg(long, value_name = "DST[:SIZE]")]
+    tmpfs: Vec<String>,
+    /// Working directory inside the sandbox.
+    #[arg(long, value_name = "DIR")]
+    chdir: Option<String>,
+    /// Set NAME=VALUE, or keep NAME from cordon's environment.
+    #[arg(long, value_name = "NAME[=VALUE]")]
+    env: Vec<String>,
+    /// Hostname inside the sandbox.
+    #[arg(long, value_name = "NAME")]
+    hostname: Option<String>,
+    /// Wall-clock limit, e.g. 500ms, 60s, 5m.
+    #[arg(long = "time-limit", value_name = "DURATION")]
+    time_limit: Option<Dur>,
+    /// Share the host's network namespace.
+    #[arg(long = "share-net")]
+    share_net: bool,
+    /// uid inside the sandbox.
+    #[arg(long)]
+    uid: Option<u32>,
+    /// gid inside the sandbox.
+    #[arg(long)]
+    gid: Option<u32>,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    policy: PolicyArgs,
+    /// Write the outcome as JSON to this file.
+    #[arg(long = "status-json", value_name = "PATH")]
+    status_json: Option<PathBuf>,
+    /// Write the outcome as JSON to this inherited file descriptor.
+    #[arg(long = "status-fd", value_name = "N")]
+    status_fd: Option<i32>,
+    /// Print a summary of the outcome on stderr.
+    #[arg(short, long)]
+    verbose: bool,
+    /// The command and its arguments.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    command: Vec<OsString>,
+}
+
+/// Load the policy and apply the flags; returns the policy and its name.
+fn effective_policy(a: &PolicyArgs) -> Result<(Policy, String), PolicyError> {
+    let (mut policy, name) = match &a.policy {
+        Some(p) => (Policy::from_file(p)?, p.display().to_string()),
+        None => (Policy::builtin_default()?, DEFAULT_POLICY_NAME.to_string()),
+    };
+    let mut o = Overrides::default();
+    for b in &a.ro_bind {
+        o.mounts.push(parse_bind("--ro-bind", b, true)?);
+    }
+    for b in &a.bind {
+        o.mounts.push(parse_bind("--bind", b, false)?);
+    }
+    for t in &a.tmpfs {
+        o.mounts.push(parse_tmpfs(t)?);
+    }
+    o.cwd = a.chdir.clone();
+    o.env = a.env.clone();
+    o.hostname = a.hostname.clone();
+    o.wall_time = a.time_limit;
+    o.share_net = a.share_net;
+    o.uid = a.uid;
+    o.gid = a.gid;
+    o.apply(&mut policy, &name)?;
+    Ok((policy, name))
+}
+
+fn failed_outcome(err: SetupError) -> Outcome {
+    Outcome {
+        status: Status::SetupFailed,
+        exit_code: EXIT_SETUP,
+        signal: None,
+        wall_time_ms: 0,
+        user_time_ms: 0,
+        system_time_ms: 0,
+        max_rss_kb: 0,
+        supervisor_max_rss_kb: 0,
+        unenforced: Vec::new(),
+        error: Some(err),
+    }
+}
+
+fn write_status(a: &RunArgs, out: &Outcome) {
+    let json = out.to_json() + "\n";
+    if let Some(p) = &a.status_json {
+        if let Err(e) = std::fs::write(p, &json) {
+            eprintln!("cordon: status-json: {}: {e}", p.display());
+        }
+    }
+    if let Some(fd) = a.status_fd {
+        // SAFETY: the caller handed us this fd for the outcome; ManuallyDrop
+        // leaves it open for the caller.
+        let mut f = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd) });
+        if let Err(e) = f.write_all(json.as_bytes()) {
+            eprintln!("cordon: status-fd {fd}: {e}");
+        }
+    }
+}
+
+fn run(a: RunArgs) -> i32 {
+    let prepared = effective_policy(&a.policy).and_then(|(p, name)| Plan::build(&p, &name, &a.command));
+    let plan = match prepared {
+        Ok(plan) => plan,
+        Err(e) => {
+            eprintln!("cordon: {e}");
+            write_status(
+                &a,
+                &failed_outcome(SetupError {
+                    step: "policy".to_string(),
+                    detail: e.path.clone(),
+                    errno: None,
+                    message: e.to_string(),
+                    hint: None,
+                }),
+            );
+            return EXIT_SETUP;
+        }
+    };
+    let out = match launch::run(
+        &plan,
+        RunOptions {
+            forward_signals: true,
+        },
+    ) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("cordon: {e}");
+            if let Some(h) = &e.hint {
+                eprintln!("cordon: hint: {h}");
+            }
+            write_status(
+                &a,
+                &failed_outcome(SetupError {
+                    step: e.step.clone(),
+                    detail: e.detail.clone(),
+                    errno: e.errno,
+                    message: e.to_string(),
+                    hint: e.hint.clone(),
+                }),
+            );
+            return EXIT_SETUP;
+        }
+    };
+    if let Some(err) = &out.error {
+        eprintln!("cordon: {}", err.message);
+        if let Some(h) = &err.hint {
+            eprintln!("cordon: hint: {h}");
+        }
+    }
+    if a.verbose {
+        eprintln!(
+            "cordon: {:?} exit_code={} wall={}ms user={}ms sys={}ms max_rss={}KiB",
+            out.status, out.exit_code, out.wall_time_ms, out.user_time_ms, out.system_time_ms, out.max_rss_kb
+        );
+    }
+    write_status(&a, &out);
+    out.exit_code
+}
+
+fn check(a: PolicyArgs) -> i32 {
+    match effective_policy(&a) {
+        Ok((p, _)) => {
+            println!("{}", p.to_json_pretty());
+            0
+        }
+        Err(e) => {
+            eprintln!("cordon: {e}");
+            EXIT_SETUP
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_SETUP as u8 } else { 0 });
+        }
+    };
+    let code = match cli.command {
+        Command::Run(a) => run(a),
+        Command::Check(a) => check(a),
+    };
+    ExitCode::from(code.clamp(0, 255) as u8)
+}

@@ -1,0 +1,74 @@
+//! What happened to a sandboxed run, in machine-readable form.
+
+use serde::Serialize;
+
+/// How the run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// The payload exited on its own.
+    Exited,
+    /// The payload died of a signal.
+    Signaled,
+    /// The wall-clock limit expired and the sandbox was killed.
+    TimedOut,
+    /// cordon could not start the payload.
+    SetupFailed,
+}
+
+/// A setup failure, as recorded in the outcome.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SetupError {
+    /// The failing step.
+    pub step: String,
+    /// Path or item the step was working on.
+    pub detail: String,
+    /// errno, when a system call failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errno: Option<i32>,
+    /// The full message as printed.
+    pub message: String,
+    /// What to do about it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+/// The outcome of one run.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Outcome {
+    /// How it ended.
+    pub status: Status,
+    /// cordon's exit code: the payload's code, 128+N for signal N, 124 on
+    /// timeout, 125 setup failure, 126 not executable, 127 not found.
+    pub exit_code: i32,
+    /// The signal that killed the payload.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
+    /// Wall-clock time from launch to the end of the sandbox, in ms.
+    pub wall_time_ms: u64,
+    /// User CPU time of everything in the sandbox, in ms.
+    pub user_time_ms: u64,
+    /// System CPU time of everything in the sandbox, in ms.
+    pub system_time_ms: u64,
+    /// Largest resident set size of a process in the sandbox, in KiB.
+    pub max_rss_kb: u64,
+    /// Peak resident set size of the cordon supervisor itself, in KiB.
+    pub supervisor_max_rss_kb: u64,
+    /// What the policy asked that was not enforced (best effort only).
+    pub unenforced: Vec<String>,
+    /// Why setup failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<SetupError>,
+}
+
+/// Exit code on timeout.
+pub const EXIT_TIMEOUT: i32 = 124;
+/// Exit code when cordon failed before the payload ran.
+pub const EXIT_SETUP: i32 = 125;
+
+impl Outcome {
+    /// The outcome as compact JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}

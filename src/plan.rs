@@ -1,0 +1,410 @@
+//! The launch plan: everything the child needs, computed in the parent
+//! before clone. After [`Plan::build`] nothing allocates: the child only
+//! reads this structure (its copy-on-write image of it) and makes system
+//! calls.
+
+use std::ffi::{CString, OsStr};
+use std::os::raw::c_char;
+use std::os::unix::ffi::OsStrExt;
+use std::time::Duration;
+
+use crate::isolate::mount::MountPlan;
+use crate::policy::{Namespace, Policy, PolicyError, DEFAULT_HOST_ID};
+
+/// The ids the payload runs with, and how they are mapped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ids {
+    /// uid inside the sandbox.
+    pub uid: u32,
+    /// gid inside the sandbox.
+    pub gid: u32,
+    /// Host uid the inner uid maps to.
+    pub host_uid: u32,
+    /// Host gid the inner gid maps to.
+    pub host_gid: u32,
+    /// cordon runs without privileges: setgroups must be denied and only
+    /// the caller's own ids can be mapped.
+    pub rootless: bool,
+}
+
+impl Ids {
+    /// Content of `/proc/PID/uid_map`.
+    pub fn uid_map(&self) -> String {
+        format!("{} {} 1\n", self.uid, self.host_uid)
+    }
+
+    /// Content of `/proc/PID/gid_map`.
+    pub fn gid_map(&self) -> String {
+        format!("{} {} 1\n", self.gid, self.host_gid)
+    }
+}
+
+/// Decide the ids for a caller with effective ids `euid`/`egid`.
+pub fn resolve_ids(policy: &Policy, euid: u32, egid: u32, file: &str) -> Result<Ids, PolicyError> {
+    let id = &policy.identity;
+    let rootless = euid != 0;
+    let err = |field: &str, message: String| PolicyError {
+        file: file.to_string(),
+        path: format!("identity.{field}"),
+        position: None,
+        message,
+    };
+    let (host_uid, host_gid) = if rootless {
+        for (field, want, have) in [("host_uid", id.host_uid, euid), ("host_gid", id.host_gid, egid)] {
+            if let Some(w) = want {
+                if w != have {
+                    return Err(err(
+                        field,
+                        format!("cordon runs without privileges as {have} and can map only that id, not {w}; run as root to choose the host id"),
+                    ));
+                }
+            }
+        }
+        (euid, egid)
+    } else {
+        (
+            id.host_uid.unwrap_or(DEFAULT_HOST_ID),
+            id.host_gid.unwrap_or(DEFAULT_HOST_ID),
+        )
+    };
+    if (host_uid == 0 || host_gid == 0) && !id.allow_host_root {
+        return Err(err(
+            if host_uid == 0 { "host_uid" } else { "host_gid" },
+            "the payload would run as host root (you run cordon rootless as uid 0?); set \"allow_host_root\": true to really do that".to_string(),
+        ));
+    }
+    Ok(Ids {
+        uid: id.uid,
+        gid: id.gid,
+        host_uid,
+        host_gid,
+        rootless,
+    })
+}
+
+/// An rlimit to set in the payload: resource and value (soft = hard).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rlimit {
+    /// RLIMIT_* resource.
+    pub resource: u32,
+    /// Limit value.
+    pub value: u64,
+    /// Policy field it comes from.
+    pub field: &'static str,
+}
+
+/// The program to execute, as C strings with pointer arrays.
+#[derive(Debug)]
+pub struct Exec {
+    /// Paths to try in order (PATH search done ahead, like execvp).
+    pub candidates: Vec<CString>,
+    /// Arguments.
+    pub argv: Vec<CString>,
+    /// Environment as NAME=VALUE.
+    pub envp: Vec<CString>,
+    argv_ptrs: Vec<*const c_char>,
+    envp_ptrs: Vec<*const c_char>,
+}
+
+impl Exec {
+    fn new(candidates: Vec<CString>, argv: Vec<CString>, envp: Vec<CString>) -> Exec {
+        let ptrs = |v: &[CString]| -> Vec<*const c_char> {
+            v.iter()
+                .map(|s| s.as_ptr())
+                .chain(std::iter::once(std::ptr::null()))
+                .collect()
+        };
+        Exec {
+            argv_ptrs: ptrs(&argv),
+            envp_ptrs: ptrs(&envp),
+            candidates,
+            argv,
+            envp,
+        }
+    }
+
+    /// Null-terminated argv array.
+    pub fn argv_ptr(&self) -> *const *const c_char {
+        self.argv_ptrs.as_ptr()
+    }
+
+    /// Null-terminated envp array.
+    pub fn envp_ptr(&self) -> *const *const c_char {
+        self.envp_ptrs.as_ptr()
+    }
+}
+
+/// Everything the launch needs.
+#[derive(Debug)]
+pub struct Plan {
+    /// clone3 namespace flags.
+    pub clone_flags: u64,
+    /// Ids and maps.
+    pub ids: Ids,
+    /// The root filesystem.
+    pub mounts: MountPlan,
+    /// Where the new root is mounted before pivot_root (a directory of the
+    /// child's private mount namespace; nothing is written there).
+    pub staging: CString,
+    /// Hostname, when the policy sets one.
+    pub hostname: Option<CString>,
+    /// Whether the sandbox has its own network namespace (bring lo up).
+    pub own_net: bool,
+    /// Working directory inside the sandbox.
+    pub cwd: CString,
+    /// rlimits for the payload.
+    pub rlimits: Vec<Rlimit>,
+    /// Highest capability number this kernel knows.
+    pub last_cap: u32,
+    /// The program.
+    pub exec: Exec,
+    /// Wall-clock limit.
+    pub wall_time: Option<Duration>,
+    /// Policy requests that were not enforced (best effort only).
+    pub unenforced: Vec<String>,
+}
+
+// SAFETY: the raw pointers in `Exec` point into CStrings owned by the same
+// struct, which are never mutated after construction.
+unsafe impl Send for Exec {}
+// SAFETY: as above; shared access only reads.
+unsafe impl Sync for Exec {}
+
+fn cstring(field: &str, file: &str, s: &[u8]) -> Result<CString, PolicyError> {
+    CString::new(s).map_err(|_| PolicyError {
+        file: file.to_string(),
+        path: field.to_string(),
+        position: None,
+        message: "contains a NUL byte".to_string(),
+    })
+}
+
+/// Build the environment from the policy and cordon's own environment.
+pub fn build_env(
+    policy: &Policy,
+    host: impl Iterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut env: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = Default::default();
+    for (k, v) in host {
+        let keep = !policy.env.clear || policy.env.keep.iter().any(|n| n.as_bytes() == k.as_bytes());
+        if keep {
+            env.insert(k.as_bytes().to_vec(), v.as_bytes().to_vec());
+        }
+    }
+    for (k, v) in &policy.env.set {
+        env.insert(k.as_bytes().to_vec(), v.as_bytes().to_vec());
+    }
+    env.into_iter().collect()
+}
+
+/// execvp-style candidates for `cmd` with the sandbox's PATH.
+pub fn exec_candidates(cmd: &[u8], path: Option<&[u8]>) -> Vec<Vec<u8>> {
+    if cmd.contains(&b'/') {
+        return vec![cmd.to_vec()];
+    }
+    let path = path.unwrap_or(b"/usr/local/bin:/usr/bin:/bin");
+    path.split(|&b| b == b':')
+        .map(|dir| {
+            let dir = if dir.is_empty() { b".".as_slice() } else { dir };
+            let mut p = dir.to_vec();
+            if !p.ends_with(b"/") {
+                p.push(b'/');
+            }
+            p.extend_from_slice(cmd);
+            p
+        })
+        .collect()
+}
+
+fn read_last_cap() -> u32 {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(63)
+}
+
+impl Plan {
+    /// Compile a policy and a command into a plan. `file` names the policy
+    /// in errors.
+    pub fn build(policy: &Policy, file: &str, argv: &[impl AsRef<OsStr>]) -> Result<Plan, PolicyError> {
+        let cli = |msg: &str| PolicyError {
+            file: "<command line>".to_string(),
+            path: String::new(),
+            position: None,
+            message: msg.to_string(),
+        };
+        if argv.is_empty() {
+            return Err(cli(
+                "no command given: put it after --, e.g. cordon run -- /bin/sh -c 'echo hi'",
+            ));
+        }
+        if argv[0].as_ref().is_empty() {
+            return Err(cli("the command is an empty string"));
+        }
+        // SAFETY: geteuid/getegid cannot fail.
+        let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        let ids = resolve_ids(policy, euid, egid, file)?;
+
+        let mut flags = 0u64;
+        for ns in &policy.namespaces {
+            flags |= match ns {
+                Namespace::User => libc::CLONE_NEWUSER,
+                Namespace::Mount => libc::CLONE_NEWNS,
+                Namespace::Pid => libc::CLONE_NEWPID,
+                Namespace::Net => libc::CLONE_NEWNET,
+                Namespace::Ipc => libc::CLONE_NEWIPC,
+                Namespace::Uts => libc::CLONE_NEWUTS,
+                Namespace::Cgroup => libc::CLONE_NEWCGROUP,
+            } as u64;
+        }
+
+        let mounts = MountPlan::prepare(policy, file)?;
+
+        let env = build_env(policy, std::env::vars_os());
+        let path = env.iter().find(|(k, _)| k == b"PATH").map(|(_, v)| v.as_slice());
+        let cmd = argv[0].as_ref().as_bytes();
+        let candidates = exec_candidates(cmd, path)
+            .into_iter()
+            .map(|c| cstring("command", "<command line>", &c))
+            .collect::<Result<Vec<_>, _>>()?;
+        let argv = argv
+            .iter()
+            .map(|a| cstring("command", "<command line>", a.as_ref().as_bytes()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let envp = env
+            .iter()
+            .map(|(k, v)| {
+                let mut kv = k.clone();
+                kv.push(b'=');
+                kv.extend_from_slice(v);
+                cstring("env", file, &kv)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let l = &policy.limits;
+        let mut rlimits = vec![Rlimit {
+            resource: libc::RLIMIT_CORE,
+            value: if l.core_dumps { libc::RLIM_INFINITY } else { 0 },
+            field: "limits.core_dumps",
+        }];
+        let mut add = |resource: u32, value: Option<u64>, field: &'static str| {
+            if let Some(value) = value {
+                rlimits.push(Rlimit {
+                    resource,
+                    value,
+                    field,
+                });
+            }
+        };
+        add(
+            libc::RLIMIT_CPU,
+            l.cpu_time.map(|d| d.whole_seconds_ceil()),
+            "limits.cpu_time",
+        );
+        add(
+            libc::RLIMIT_FSIZE,
+            l.file_size.map(|s| s.bytes()),
+            "limits.file_size",
+        );
+        add(libc::RLIMIT_NOFILE, l.open_files, "limits.open_files");
+        add(libc::RLIMIT_NPROC, l.processes, "limits.processes");
+        add(
+            libc::RLIMIT_AS,
+            l.address_space.map(|s| s.bytes()),
+            "limits.address_space",
+        );
+        add(libc::RLIMIT_STACK, l.stack.map(|s| s.bytes()), "limits.stack");
+
+        Ok(Plan {
+            clone_flags: flags,
+            ids,
+            mounts,
+            staging: CString::from(c"/tmp"),
+            hostname: policy
+                .hostname
+                .as_deref()
+                .map(|h| cstring("hostname", file, h.as_bytes()))
+                .transpose()?,
+            own_net: policy.has_namespace(Namespace::Net),
+            cwd: cstring("cwd", file, policy.cwd.as_bytes())?,
+            rlimits,
+            last_cap: read_last_cap(),
+            exec: Exec::new(candidates, argv, envp),
+            wall_time: l.wall_time.map(|d| d.as_duration()),
+            unenforced: Vec::new(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(extra: &str) -> Policy {
+        Policy::from_json("t.json", &format!(r#"{{"version": 1 {extra}}}"#)).expect("valid policy")
+    }
+
+    #[test]
+    fn root_maps_to_nobody_by_default() {
+        let ids = resolve_ids(&policy(""), 0, 0, "t").expect("ids");
+        assert_eq!(
+            (ids.uid, ids.host_uid, ids.gid, ids.host_gid),
+            (1000, 65534, 1000, 65534)
+        );
+        assert!(!ids.rootless);
+        assert_eq!(ids.uid_map(), "1000 65534 1\n");
+    }
+
+    #[test]
+    fn rootless_maps_to_caller_and_refuses_other_host_ids() {
+        let ids = resolve_ids(&policy(""), 1234, 1234, "t").expect("ids");
+        assert_eq!((ids.host_uid, ids.host_gid, ids.rootless), (1234, 1234, true));
+        let e = resolve_ids(&policy(r#","identity":{"host_uid":99}"#), 1234, 1234, "t").unwrap_err();
+        assert_eq!(e.path, "identity.host_uid");
+    }
+
+    #[test]
+    fn host_root_needs_explicit_consent() {
+        let e = Policy::from_json("t", r#"{"version":1,"identity":{"host_uid":0}}"#).unwrap_err();
+        assert_eq!(e.path, "identity.host_uid");
+        let p = policy(r#","identity":{"host_uid":0,"host_gid":0,"allow_host_root":true}"#);
+        let ids = resolve_ids(&p, 0, 0, "t").expect("ids");
+        assert_eq!(ids.host_uid, 0);
+    }
+
+    #[test]
+    fn exec_candidates_follow_path_like_execvp() {
+        let c = exec_candidates(b"sh", Some(b"/a:/b/:"));
+        assert_eq!(c, vec![b"/a/sh".to_vec(), b"/b/sh".to_vec(), b"./sh".to_vec()]);
+        assert_eq!(exec_candidates(b"./x", Some(b"/a")), vec![b"./x".to_vec()]);
+    }
+
+    #[test]
+    fn env_is_exactly_kept_plus_set() {
+        let p = policy(r#","env":{"keep":["KEEP","ABSENT"],"set":{"A":"1","KEEP":"override"}}"#);
+        let host = [("KEEP", "k"), ("DROP", "d"), ("OTHER", "o")]
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()));
+        let env = build_env(&p, host);
+        assert_eq!(
+            env,
+            vec![
+                (b"A".to_vec(), b"1".to_vec()),
+                (b"KEEP".to_vec(), b"override".to_vec())
+            ]
+        );
+    }
+
+    #[test]
+    fn argv_and_envp_arrays_are_null_terminated() {
+        let p = policy("");
+        let plan = Plan::build(&p, "t", &["/bin/echo", "hi"]).expect("plan");
+        assert_eq!(plan.exec.argv.len(), 2);
+        // SAFETY: the array has argv.len() + 1 entries.
+        unsafe {
+            assert!(!(*plan.exec.argv_ptr().add(1)).is_null());
+            assert!((*plan.exec.argv_ptr().add(2)).is_null());
+        }
+        assert!(plan.clone_flags & libc::CLONE_NEWUSER as u64 != 0);
+    }
+}

@@ -1,0 +1,728 @@
+//! The policy model: what a sandbox may see and do.
+//!
+//! This layer is pure: it parses and validates JSON, applies command-line
+//! overrides, and never makes a system call beyond reading the policy file.
+//! Every error names the file, the field path and the line:column it refers to.
+
+pub mod locate;
+pub mod overrides;
+pub mod units;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+pub use units::{Dur, Size};
+
+/// The built-in default policy (also shipped as `policies/default.json`).
+pub const DEFAULT_POLICY_JSON: &str = include_str!("../../policies/default.json");
+
+/// Name used for the built-in policy in error messages.
+pub const DEFAULT_POLICY_NAME: &str = "<built-in default policy>";
+
+/// The only policy format version this build understands.
+pub const POLICY_VERSION: u32 = 1;
+
+/// A complete sandbox description.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// Format version; must be 1.
+    pub version: u32,
+    /// Namespaces to create. `user`, `mount` and `pid` are required.
+    #[serde(default = "default_namespaces")]
+    pub namespaces: Vec<Namespace>,
+    /// The identity the payload runs as.
+    #[serde(default)]
+    pub identity: Identity,
+    /// Hostname inside the sandbox (needs the `uts` namespace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// The sandbox's filesystem, built in this order on an empty root.
+    #[serde(default)]
+    pub mounts: Vec<Mount>,
+    /// Working directory of the payload, as the sandbox sees it.
+    #[serde(default = "default_cwd")]
+    pub cwd: String,
+    /// The payload's environment.
+    #[serde(default)]
+    pub env: Env,
+    /// Resource limits.
+    #[serde(default)]
+    pub limits: Limits,
+    /// Host paths that may be mounted although they are on the sensitive list.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_sensitive: Vec<String>,
+}
+
+/// A Linux namespace cordon can create.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Namespace {
+    /// User namespace (ids and capabilities).
+    User,
+    /// Mount namespace.
+    Mount,
+    /// PID namespace.
+    Pid,
+    /// Network namespace (only loopback inside).
+    Net,
+    /// System V IPC and POSIX message queues.
+    Ipc,
+    /// Hostname and domain name.
+    Uts,
+    /// cgroup namespace.
+    Cgroup,
+}
+
+impl Namespace {
+    /// All namespaces, in policy order.
+    pub const ALL: [Namespace; 7] = [
+        Namespace::User,
+        Namespace::Mount,
+        Namespace::Pid,
+        Namespace::Net,
+        Namespace::Ipc,
+        Namespace::Uts,
+        Namespace::Cgroup,
+    ];
+
+    /// The policy spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Namespace::User => "user",
+            Namespace::Mount => "mount",
+            Namespace::Pid => "pid",
+            Namespace::Net => "net",
+            Namespace::Ipc => "ipc",
+            Namespace::Uts => "uts",
+            Namespace::Cgroup => "cgroup",
+        }
+    }
+}
+
+fn default_namespaces() -> Vec<Namespace> {
+    Namespace::ALL.to_vec()
+}
+
+fn default_cwd() -> String {
+    "/".to_string()
+}
+
+/// Who the payload is, inside and (when cordon runs as root) outside.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Identity {
+    /// uid inside the sandbox.
+    #[serde(default = "default_inner_id")]
+    pub uid: u32,
+    /// gid inside the sandbox.
+    #[serde(default = "default_inner_id")]
+    pub gid: u32,
+    /// Host uid the inner uid maps to when cordon runs as root (default 65534).
+    /// A rootless cordon always maps to the caller's own uid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_uid: Option<u32>,
+    /// Host gid the inner gid maps to when cordon runs as root (default 65534).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_gid: Option<u32>,
+    /// Must be true for `host_uid` or `host_gid` 0: the payload would be host root.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_host_root: bool,
+}
+
+fn default_inner_id() -> u32 {
+    1000
+}
+
+/// Host id used for the payload when cordon runs as root and the policy names none.
+pub const DEFAULT_HOST_ID: u32 = 65534;
+
+impl Default for Identity {
+    fn default() -> Self {
+        Identity {
+            uid: default_inner_id(),
+            gid: default_inner_id(),
+            host_uid: None,
+            host_gid: None,
+            allow_host_root: false,
+        }
+    }
+}
+
+/// One entry of the sandbox's filesystem.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "RawMount", into = "RawMount")]
+pub enum Mount {
+    /// A host path bound into the sandbox.
+    Bind {
+        /// Host path (symlinks are resolved before launch).
+        src: String,
+        /// Path inside the sandbox (defaults to `src`).
+        dst: String,
+        /// Read-only (the default) or writable.
+        readonly: bool,
+        /// Skip silently when the source does not exist.
+        optional: bool,
+    },
+    /// A fresh tmpfs.
+    Tmpfs {
+        /// Path inside the sandbox.
+        dst: String,
+        /// Size limit.
+        size: Size,
+        /// Permission bits of its root directory.
+        mode: u32,
+    },
+    /// A fresh proc filesystem for the sandbox's pid namespace.
+    Proc {
+        /// Path inside the sandbox.
+        dst: String,
+    },
+    /// A minimal /dev: null, zero, full, random, urandom, tty, pts, ptmx, shm.
+    Dev {
+        /// Path inside the sandbox.
+        dst: String,
+    },
+    /// A symbolic link created inside the sandbox.
+    Symlink {
+        /// Path of the link inside the sandbox.
+        dst: String,
+        /// What it points to.
+        target: String,
+    },
+}
+
+/// Default size of a tmpfs that names none.
+pub const DEFAULT_TMPFS_SIZE: Size = Size(64 << 20);
+
+/// The on-disk shape of a mount entry: exactly one of the kind keys is set.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMount {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    bind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tmpfs: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    proc: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dev: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    symlink: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    to: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    readonly: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    optional: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    size: Option<Size>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    target: Option<String>,
+}
+
+impl TryFrom<RawMount> for Mount {
+    type Error = String;
+
+    fn try_from(r: RawMount) -> Result<Self, String> {
+        let kinds = [
+            ("bind", r.bind.is_some()),
+            ("tmpfs", r.tmpfs.is_some()),
+            ("proc", r.proc.is_some()),
+            ("dev", r.dev.is_some()),
+            ("symlink", r.symlink.is_some()),
+        ];
+        let set: Vec<&str> = kinds.iter().filter(|k| k.1).map(|k| k.0).collect();
+        if set.len() != 1 {
+            return Err(format!(
+                "a mount entry needs exactly one of \"bind\", \"tmpfs\", \"proc\", \"dev\" or \"symlink\"; found {}",
+                if set.is_empty() { "none".to_string() } else { set.join(", ") }
+            ));
+        }
+        let kind = set[0];
+        let refuse = |field: &str, present: bool| -> Result<(), String> {
+            if present {
+                Err(format!("\"{field}\" does not apply to a {kind} mount"))
+            } else {
+                Ok(())
+            }
+        };
+        if kind != "bind" {
+            refuse("to", r.to.is_some())?;
+            refuse("readonly", r.readonly.is_some())?;
+            refuse("optional", r.optional.is_some())?;
+        }
+        if kind != "tmpfs" {
+            refuse("size", r.size.is_some())?;
+            refuse("mode", r.mode.is_some())?;
+        }
+        if kind != "symlink" {
+            refuse("target", r.target.is_some())?;
+        }
+        Ok(match (r.bind, r.tmpfs, r.proc, r.dev, r.symlink) {
+            (Some(src), ..) => Mount::Bind {
+                dst: r.to.unwrap_or_else(|| src.clone()),
+                src,
+                readonly: r.readonly.unwrap_or(true),
+                optional: r.optional.unwrap_or(false),
+            },
+            (_, Some(dst), ..) => Mount::Tmpfs {
+                dst,
+                size: r.size.unwrap_or(DEFAULT_TMPFS_SIZE),
+                mode: match r.mode {
+                    Some(m) => parse_mode(&m)?,
+                    None => 0o755,
+                },
+            },
+            (_, _, Some(dst), ..) => Mount::Proc { dst },
+            (_, _, _, Some(dst), _) => Mount::Dev { dst },
+            (_, _, _, _, Some(dst)) => {
+                let target = r
+                    .target
+                    .ok_or_else(|| "a symlink mount needs a \"target\"".to_string())?;
+                Mount::Symlink { dst, target }
+            }
+            _ => return Err("a mount entry needs a kind".to_string()),
+        })
+    }
+}
+
+impl From<Mount> for RawMount {
+    fn from(m: Mount) -> RawMount {
+        match m {
+            Mount::Bind {
+                src,
+                dst,
+                readonly,
+                optional,
+            } => RawMount {
+                to: (dst != src).then_some(dst),
+                bind: Some(src),
+                readonly: Some(readonly),
+                optional: optional.then_some(true),
+                ..RawMount::default()
+            },
+            Mount::Tmpfs { dst, size, mode } => RawMount {
+                tmpfs: Some(dst),
+                size: Some(size),
+                mode: Some(format!("{mode:04o}")),
+                ..RawMount::default()
+            },
+            Mount::Proc { dst } => RawMount {
+                proc: Some(dst),
+                ..RawMount::default()
+            },
+            Mount::Dev { dst } => RawMount {
+                dev: Some(dst),
+                ..RawMount::default()
+            },
+            Mount::Symlink { dst, target } => RawMount {
+                symlink: Some(dst),
+                target: Some(target),
+                ..RawMount::default()
+            },
+        }
+    }
+}
+
+fn parse_mode(s: &str) -> Result<u32, String> {
+    let digits = s.strip_prefix("0o").unwrap_or(s);
+    match u32::from_str_radix(digits, 8) {
+        Ok(m) if m <= 0o7777 && !digits.is_empty() => Ok(m),
+        _ => Err(format!(
+            "invalid mode {s:?}: expected octal permission bits such as \"0755\" or \"1777\""
+        )),
+    }
+}
+
+impl Mount {
+    /// The path inside the sandbox this entry creates.
+    pub fn dst(&self) -> &str {
+        match self {
+            Mount::Bind { dst, .. }
+            | Mount::Tmpfs { dst, .. }
+            | Mount::Proc { dst }
+            | Mount::Dev { dst }
+            | Mount::Symlink { dst, .. } => dst,
+        }
+    }
+
+    /// The policy key naming this kind of entry.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Mount::Bind { .. } => "bind",
+            Mount::Tmpfs { .. } => "tmpfs",
+            Mount::Proc { .. } => "proc",
+            Mount::Dev { .. } => "dev",
+            Mount::Symlink { .. } => "symlink",
+        }
+    }
+}
+
+/// The payload's environment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Env {
+    /// Start from an empty environment (the default) instead of cordon's own.
+    #[serde(default = "default_true")]
+    pub clear: bool,
+    /// Variables copied from cordon's environment when present.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keep: Vec<String>,
+    /// Variables set to fixed values (applied last).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub set: BTreeMap<String, String>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl Default for Env {
+    fn default() -> Self {
+        Env {
+            clear: true,
+            keep: Vec::new(),
+            set: BTreeMap::new(),
+        }
+    }
+}
+
+/// Resource limits. rlimits are set as both soft and hard limit.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Wall-clock limit; on expiry every process of the sandbox is killed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wall_time: Option<Dur>,
+    /// RLIMIT_CPU, rounded up to whole seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_time: Option<Dur>,
+    /// RLIMIT_FSIZE.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_size: Option<Size>,
+    /// RLIMIT_NOFILE.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_files: Option<u64>,
+    /// RLIMIT_NPROC, counted per user namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processes: Option<u64>,
+    /// RLIMIT_AS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address_space: Option<Size>,
+    /// RLIMIT_STACK.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack: Option<Size>,
+    /// Allow core dumps (RLIMIT_CORE unlimited); false sets it to 0.
+    #[serde(default)]
+    pub core_dumps: bool,
+}
+
+/// A policy error, pointing into the file it came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyError {
+    /// File name (or `<built-in default policy>`, `<command line>`).
+    pub file: String,
+    /// Field path, e.g. `mounts[2].size`; empty for the whole document.
+    pub path: String,
+    /// 1-based line and column, when known.
+    pub position: Option<(usize, usize)>,
+    /// What was wrong and what was expected.
+    pub message: String,
+}
+
+impl fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some((l, c)) = self.position {
+            write!(f, ":{l}:{c}")?;
+        }
+        if !self.path.is_empty() {
+            write!(f, ": {}", self.path)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for PolicyError {}
+
+/// A validation finding before it is placed in a file.
+#[derive(Debug)]
+struct Finding {
+    path: String,
+    message: String,
+}
+
+fn finding(path: impl Into<String>, message: impl Into<String>) -> Finding {
+    Finding {
+        path: path.into(),
+        message: message.into(),
+    }
+}
+
+impl Policy {
+    /// The built-in default policy.
+    pub fn builtin_default() -> Result<Policy, PolicyError> {
+        Policy::from_json(DEFAULT_POLICY_NAME, DEFAULT_POLICY_JSON)
+    }
+
+    /// Read and validate a policy file.
+    pub fn from_file(path: &Path) -> Result<Policy, PolicyError> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| PolicyError {
+            file: name.clone(),
+            path: String::new(),
+            position: None,
+            message: format!("cannot read policy file: {e}"),
+        })?;
+        Policy::from_json(&name, &text)
+    }
+
+    /// Parse and validate policy JSON; `file` names it in errors.
+    pub fn from_json(file: &str, text: &str) -> Result<Policy, PolicyError> {
+        let de = &mut serde_json::Deserializer::from_str(text);
+        let policy: Policy = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let position = (inner.line() > 0).then(|| (inner.line(), inner.column()));
+            PolicyError {
+                file: file.to_string(),
+                path: if path == "." { String::new() } else { path },
+                position,
+                message: strip_position(&inner.to_string()),
+            }
+        })?;
+        policy.validate().map_err(|f| {
+            let segs = locate::parse_path(&f.path);
+            PolicyError {
+                file: file.to_string(),
+                position: locate::locate(text, &segs),
+                path: f.path,
+                message: f.message,
+            }
+        })?;
+        Ok(policy)
+    }
+
+    /// Check the rules that the types alone do not express; `file` names
+    /// the policy in errors.
+    pub fn check(&self, file: &str) -> Result<(), PolicyError> {
+        self.validate().map_err(|f| PolicyError {
+            file: file.to_string(),
+            path: f.path,
+            position: None,
+            message: f.message,
+        })
+    }
+
+    fn validate(&self) -> Result<(), Finding> {
+        if self.version != POLICY_VERSION {
+            return Err(finding(
+                "version",
+                format!(
+                    "unsupported policy version {}: this cordon understands version {POLICY_VERSION}",
+                    self.version
+                ),
+            ));
+        }
+        for (i, ns) in self.namespaces.iter().enumerate() {
+            if self.namespaces[..i].contains(ns) {
+                return Err(finding(
+                    format!("namespaces[{i}]"),
+                    format!("namespace \"{}\" is listed twice", ns.name()),
+                ));
+            }
+        }
+        for (ns, why) in [
+            (Namespace::User, "the payload never runs with host privileges"),
+            (Namespace::Mount, "the sandbox gets its own root filesystem"),
+            (
+                Namespace::Pid,
+                "the sandbox's init and the wall-clock kill depend on it",
+            ),
+        ] {
+            if !self.namespaces.contains(&ns) {
+                return Err(finding(
+                    "namespaces",
+                    format!("the \"{}\" namespace is required ({why})", ns.name()),
+                ));
+            }
+        }
+        if let Some(h) = &self.hostname {
+            if !self.namespaces.contains(&Namespace::Uts) {
+                return Err(finding("hostname", "a hostname needs the \"uts\" namespace"));
+            }
+            if h.is_empty() || h.len() > 64 || h.bytes().any(|b| b == 0 || b == b'/') {
+                return Err(finding(
+                    "hostname",
+                    "expected 1 to 64 characters without '/' or NUL",
+                ));
+            }
+        }
+        let id = &self.identity;
+        for (field, v) in [("host_uid", id.host_uid), ("host_gid", id.host_gid)] {
+            if v == Some(0) && !id.allow_host_root {
+                return Err(finding(
+                    format!("identity.{field}"),
+                    "mapping the payload to host id 0 makes it host root; set \"allow_host_root\": true to really do that",
+                ));
+            }
+        }
+        for (field, v) in [("uid", id.uid), ("gid", id.gid)] {
+            if v == u32::MAX {
+                return Err(finding(
+                    format!("identity.{field}"),
+                    "4294967295 is not a valid id",
+                ));
+            }
+        }
+        let mut seen: Vec<&str> = Vec::new();
+        for (i, m) in self.mounts.iter().enumerate() {
+            let key = m.kind();
+            if let Mount::Bind { src, .. } = m {
+                if !src.starts_with('/') {
+                    return Err(finding(
+                        format!("mounts[{i}].bind"),
+                        "expected an absolute host path",
+                    ));
+                }
+                if src.contains('\0') {
+                    return Err(finding(format!("mounts[{i}].bind"), "path contains NUL"));
+                }
+            }
+            check_sandbox_path(m.dst()).map_err(|e| finding(format!("mounts[{i}].{}", dst_key(m)), e))?;
+            if m.dst() == "/" {
+                return Err(finding(
+                    format!("mounts[{i}].{}", dst_key(m)),
+                    "the root is cordon's own empty tmpfs; mount below it",
+                ));
+            }
+            match m {
+                Mount::Tmpfs { size, .. } if size.bytes() == 0 => {
+                    return Err(finding(
+                        format!("mounts[{i}].size"),
+                        "a tmpfs needs a size above 0",
+                    ));
+                }
+                Mount::Symlink { target, .. } if target.is_empty() || target.contains('\0') => {
+                    return Err(finding(
+                        format!("mounts[{i}].target"),
+                        "expected a non-empty link target without NUL",
+                    ));
+                }
+                _ => {}
+            }
+            if seen.contains(&m.dst()) && key != "bind" {
+                return Err(finding(
+                    format!("mounts[{i}].{}", dst_key(m)),
+                    format!("{} is already a mount point of an earlier entry", m.dst()),
+                ));
+            }
+            seen.push(m.dst());
+        }
+        check_sandbox_path(&self.cwd).map_err(|e| finding("cwd", e))?;
+        for (i, k) in self.env.keep.iter().enumerate() {
+            check_env_name(k).map_err(|e| finding(format!("env.keep[{i}]"), e))?;
+        }
+        for (k, v) in &self.env.set {
+            check_env_name(k).map_err(|e| finding(format!("env.set.{k}"), e))?;
+            if v.contains('\0') {
+                return Err(finding(format!("env.set.{k}"), "value contains NUL"));
+            }
+        }
+        let l = &self.limits;
+        if l.wall_time.is_some_and(|d| d.as_duration().is_zero()) {
+            return Err(finding("limits.wall_time", "expected a duration above 0"));
+        }
+        if l.cpu_time.is_some_and(|d| d.as_duration().is_zero()) {
+            return Err(finding("limits.cpu_time", "expected a duration above 0"));
+        }
+        if l.open_files == Some(0) {
+            return Err(finding(
+                "limits.open_files",
+                "expected at least 1 (the payload needs its standard streams)",
+            ));
+        }
+        if l.processes == Some(0) {
+            return Err(finding("limits.processes", "expected at least 1"));
+        }
+        for (i, p) in self.allow_sensitive.iter().enumerate() {
+            if !p.starts_with('/') {
+                return Err(finding(
+                    format!("allow_sensitive[{i}]"),
+                    "expected an absolute host path",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the policy creates namespace `ns`.
+    pub fn has_namespace(&self, ns: Namespace) -> bool {
+        self.namespaces.contains(&ns)
+    }
+
+    /// Pretty JSON of the effective policy (what `cordon check` prints).
+    pub fn to_json_pretty(&self) -> String {
+        // Serializing plain data structures to a String cannot fail.
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+}
+
+fn dst_key(m: &Mount) -> &'static str {
+    match m {
+        Mount::Bind { src, dst, .. } if src != dst => "to",
+        other => other.kind(),
+    }
+}
+
+/// A path inside the sandbox: absolute, normalised, no `..`, no NUL.
+pub fn check_sandbox_path(p: &str) -> Result<(), String> {
+    if !p.starts_with('/') {
+        return Err(format!(
+            "{p:?} is not absolute: expected a path inside the sandbox such as \"/work\""
+        ));
+    }
+    if p.contains('\0') {
+        return Err("path contains NUL".to_string());
+    }
+    if p.len() >= 4096 {
+        return Err("path is too long".to_string());
+    }
+    if p.split('/').any(|c| c == "." || c == "..") {
+        return Err(format!("{p:?} contains '.' or '..': write the normalised path"));
+    }
+    if p.len() > 1 && (p.ends_with('/') || p.contains("//")) {
+        return Err(format!(
+            "{p:?} is not normalised: remove repeated or trailing '/'"
+        ));
+    }
+    Ok(())
+}
+
+fn check_env_name(k: &str) -> Result<(), String> {
+    if k.is_empty() || k.contains('=') || k.contains('\0') {
+        Err(format!(
+            "invalid variable name {k:?}: expected a non-empty name without '=' or NUL"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// serde_json appends " at line L column C" to its messages; the position is
+/// reported separately.
+fn strip_position(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

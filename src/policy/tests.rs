@@ -1,0 +1,270 @@
+use super::*;
+
+fn parse(json: &str) -> Result<Policy, PolicyError> {
+    Policy::from_json("p.json", json)
+}
+
+#[test]
+fn builtin_default_policy_is_valid_and_confined() {
+    let p = Policy::builtin_default().expect("default policy parses");
+    for ns in Namespace::ALL {
+        assert!(p.has_namespace(ns), "default lacks {}", ns.name());
+    }
+    for m in &p.mounts {
+        if let Mount::Bind { readonly, src, .. } = m {
+            assert!(*readonly, "default policy binds {src} writable");
+        }
+    }
+    assert!(p.env.clear);
+    assert!(!p.limits.core_dumps);
+}
+
+#[test]
+fn minimal_policy_gets_safe_defaults() {
+    let p = parse(r#"{"version": 1}"#).expect("valid");
+    assert_eq!(p.namespaces, Namespace::ALL.to_vec());
+    assert_eq!(p.identity.uid, 1000);
+    assert_eq!(p.cwd, "/");
+    assert!(p.env.clear);
+}
+
+#[test]
+fn unknown_field_is_refused_with_position_and_path() {
+    let e = parse("{\n  \"version\": 1,\n  \"limits\": {\"wall_tim\": \"1s\"}\n}").unwrap_err();
+    assert_eq!(e.path, "limits.wall_tim");
+    assert_eq!(e.position.map(|p| p.0), Some(3));
+    assert!(e.message.contains("unknown field `wall_tim`"), "{}", e.message);
+    assert!(
+        e.message.contains("wall_time"),
+        "expected fields listed: {}",
+        e.message
+    );
+    let shown = e.to_string();
+    assert!(shown.starts_with("p.json:3:"), "{shown}");
+}
+
+#[test]
+fn unknown_top_level_and_mount_fields_are_refused() {
+    assert_eq!(
+        parse(r#"{"version":1,"colour":"red"}"#).unwrap_err().path,
+        "colour"
+    );
+    let e = parse(r#"{"version":1,"mounts":[{"tmpfs":"/t","sise":"1M"}]}"#).unwrap_err();
+    assert_eq!(e.path, "mounts[0].sise");
+    assert!(e.message.contains("unknown field `sise`"), "{}", e.message);
+}
+
+#[test]
+fn bad_size_names_field_and_expected_form() {
+    let e = parse("{\"version\":1,\n\"mounts\":[{\"tmpfs\":\"/t\",\"size\":\"64Q\"}]}").unwrap_err();
+    assert_eq!(e.path, "mounts[0].size");
+    assert_eq!(e.position.map(|p| p.0), Some(2));
+    assert!(
+        e.message.contains("64Q") && e.message.contains("64M"),
+        "{}",
+        e.message
+    );
+}
+
+#[test]
+fn bad_duration_names_field() {
+    let e = parse(r#"{"version":1,"limits":{"wall_time":"60"}}"#).unwrap_err();
+    assert_eq!(e.path, "limits.wall_time");
+    assert!(e.message.contains("unit"), "{}", e.message);
+}
+
+#[test]
+fn semantic_errors_are_located_in_the_source() {
+    let src =
+        "{\n \"version\": 1,\n \"mounts\": [\n  {\"proc\": \"/proc\"},\n  {\"bind\": \"relative\"}\n ]\n}";
+    let e = parse(src).unwrap_err();
+    assert_eq!(e.path, "mounts[1].bind");
+    assert_eq!(e.position, Some((5, 12)));
+}
+
+#[test]
+fn version_must_be_one() {
+    let e = parse(r#"{"version": 2}"#).unwrap_err();
+    assert_eq!(e.path, "version");
+    assert!(e.message.contains("version 1"));
+    assert_eq!(parse("{}").unwrap_err().message, "missing field `version`");
+}
+
+#[test]
+fn required_namespaces() {
+    for missing in ["user", "mount", "pid"] {
+        let list: Vec<&str> = ["user", "mount", "pid", "net"]
+            .into_iter()
+            .filter(|n| *n != missing)
+            .collect();
+        let json = format!(
+            r#"{{"version":1,"namespaces":{}}}"#,
+            serde_json::to_string(&list).unwrap()
+        );
+        let e = parse(&json).unwrap_err();
+        assert!(e.message.contains(missing), "{}", e.message);
+    }
+    assert!(parse(r#"{"version":1,"namespaces":["user","mount","pid","pid"]}"#).is_err());
+    assert!(parse(r#"{"version":1,"namespaces":["user","mount","pid","time"]}"#).is_err());
+}
+
+#[test]
+fn hostname_needs_uts() {
+    let e = parse(r#"{"version":1,"namespaces":["user","mount","pid"],"hostname":"x"}"#).unwrap_err();
+    assert_eq!(e.path, "hostname");
+}
+
+#[test]
+fn mount_entries_need_exactly_one_kind_and_only_their_fields() {
+    assert!(parse(r#"{"version":1,"mounts":[{}]}"#)
+        .unwrap_err()
+        .message
+        .contains("exactly one"));
+    assert!(parse(r#"{"version":1,"mounts":[{"bind":"/a","tmpfs":"/b"}]}"#).is_err());
+    let e = parse(r#"{"version":1,"mounts":[{"proc":"/proc","readonly":true}]}"#).unwrap_err();
+    assert!(e.message.contains("readonly"), "{}", e.message);
+    assert!(parse(r#"{"version":1,"mounts":[{"symlink":"/bin"}]}"#).is_err());
+}
+
+#[test]
+fn mount_paths_must_be_absolute_and_normalised() {
+    for dst in ["work", "/a/../b", "/a/./b", "/a//b", "/a/", "/"] {
+        let json = format!(r#"{{"version":1,"mounts":[{{"tmpfs":"{dst}"}}]}}"#);
+        assert!(parse(&json).is_err(), "{dst} accepted");
+    }
+}
+
+#[test]
+fn binds_default_to_read_only() {
+    let p = parse(r#"{"version":1,"mounts":[{"bind":"/usr"},{"bind":"/srv","to":"/w","readonly":false}]}"#)
+        .unwrap();
+    assert_eq!(
+        p.mounts[0],
+        Mount::Bind {
+            src: "/usr".into(),
+            dst: "/usr".into(),
+            readonly: true,
+            optional: false
+        }
+    );
+    assert_eq!(
+        p.mounts[1],
+        Mount::Bind {
+            src: "/srv".into(),
+            dst: "/w".into(),
+            readonly: false,
+            optional: false
+        }
+    );
+}
+
+#[test]
+fn tmpfs_defaults_and_mode() {
+    let p =
+        parse(r#"{"version":1,"mounts":[{"tmpfs":"/t"},{"tmpfs":"/u","size":1024,"mode":"1777"}]}"#).unwrap();
+    assert_eq!(
+        p.mounts[0],
+        Mount::Tmpfs {
+            dst: "/t".into(),
+            size: DEFAULT_TMPFS_SIZE,
+            mode: 0o755
+        }
+    );
+    assert_eq!(
+        p.mounts[1],
+        Mount::Tmpfs {
+            dst: "/u".into(),
+            size: Size(1024),
+            mode: 0o1777
+        }
+    );
+    assert!(parse(r#"{"version":1,"mounts":[{"tmpfs":"/t","mode":"999"}]}"#).is_err());
+    assert!(parse(r#"{"version":1,"mounts":[{"tmpfs":"/t","size":0}]}"#).is_err());
+}
+
+#[test]
+fn env_names_are_checked() {
+    assert_eq!(
+        parse(r#"{"version":1,"env":{"keep":["A=B"]}}"#).unwrap_err().path,
+        "env.keep[0]"
+    );
+    assert_eq!(
+        parse(r#"{"version":1,"env":{"set":{"":"x"}}}"#).unwrap_err().path,
+        "env.set."
+    );
+}
+
+#[test]
+fn limits_parse_and_zero_is_refused() {
+    let p = parse(
+        r#"{"version":1,"limits":{"wall_time":"60s","cpu_time":"1500ms","file_size":"16M","open_files":256,"processes":64,"address_space":"4G","core_dumps":false}}"#,
+    )
+    .unwrap();
+    assert_eq!(p.limits.file_size, Some(Size(16 << 20)));
+    assert_eq!(p.limits.cpu_time.map(|d| d.whole_seconds_ceil()), Some(2));
+    for bad in [
+        r#""wall_time":"0s""#,
+        r#""open_files":0"#,
+        r#""processes":0"#,
+        r#""open_files":-1"#,
+    ] {
+        assert!(
+            parse(&format!(r#"{{"version":1,"limits":{{{bad}}}}}"#)).is_err(),
+            "{bad} accepted"
+        );
+    }
+}
+
+#[test]
+fn effective_policy_round_trips_through_json() {
+    let p = Policy::builtin_default().unwrap();
+    let again = parse(&p.to_json_pretty()).expect("printed policy parses");
+    assert_eq!(again, p);
+}
+
+#[test]
+fn overrides_extend_and_replace() {
+    use overrides::*;
+    let mut p = Policy::builtin_default().unwrap();
+    let o = Overrides {
+        mounts: vec![
+            parse_bind("--bind", "/srv:/w", false).unwrap(),
+            parse_tmpfs("/tmp:8M").unwrap(),
+        ],
+        cwd: Some("/w".into()),
+        env: vec!["A=1".into(), "TERM".into()],
+        hostname: Some("h".into()),
+        wall_time: Some("2s".parse().unwrap()),
+        share_net: true,
+        uid: Some(5),
+        gid: Some(6),
+    };
+    o.apply(&mut p, "x").unwrap();
+    assert!(p.mounts.contains(&Mount::Bind {
+        src: "/srv".into(),
+        dst: "/w".into(),
+        readonly: false,
+        optional: false
+    }));
+    let tmps: Vec<_> = p.mounts.iter().filter(|m| m.dst() == "/tmp").collect();
+    assert_eq!(
+        tmps,
+        vec![&Mount::Tmpfs {
+            dst: "/tmp".into(),
+            size: Size(8 << 20),
+            mode: 0o1777
+        }]
+    );
+    assert_eq!(p.cwd, "/w");
+    assert_eq!(p.env.set.get("A").map(String::as_str), Some("1"));
+    assert!(!p.has_namespace(Namespace::Net));
+    assert_eq!((p.identity.uid, p.identity.gid), (5, 6));
+    let mut q = Policy::builtin_default().unwrap();
+    let bad = Overrides {
+        cwd: Some("rel".into()),
+        ..Overrides::default()
+    };
+    let e = bad.apply(&mut q, "x").unwrap_err();
+    assert_eq!(e.path, "cwd");
+    assert!(parse_tmpfs("/t:9Q").is_err());
+}

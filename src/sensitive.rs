@@ -1,0 +1,203 @@
+//! Host paths that must not be bound into a sandbox unless the policy names
+//! them in `allow_sensitive`.
+//!
+//! A source is refused when it *is* a sensitive path, lies *inside* one
+//! (e.g. `/proc/1`), or *contains* one that exists (binding `/home/me`
+//! would expose `/home/me/.ssh`; binding `/` exposes everything). The check
+//! runs on the canonical path, after symlinks are resolved.
+
+use std::path::{Path, PathBuf};
+
+/// Whole trees that are never a bind source by default.
+const TREES: [&str; 7] = [
+    "/proc",
+    "/sys",
+    "/dev",
+    "/boot",
+    "/root",
+    "/etc/sudoers.d",
+    "/run/containerd",
+];
+
+/// Single files or directories that are sensitive.
+const FILES: [&str; 10] = [
+    "/etc/shadow",
+    "/etc/gshadow",
+    "/etc/sudoers",
+    "/var/run/docker.sock",
+    "/run/docker.sock",
+    "/run/podman/podman.sock",
+    "/run/containerd/containerd.sock",
+    "/var/lib/docker",
+    "/run/docker",
+    "/var/run/docker",
+];
+
+/// Per-user directories under each home.
+const HOME_DIRS: [&str; 5] = [".ssh", ".aws", ".gnupg", ".config", ".kube"];
+
+/// Socket names that are container-runtime control sockets wherever they are.
+const SOCKET_NAMES: [&str; 4] = ["docker.sock", "containerd.sock", "podman.sock", "crio.sock"];
+
+/// The deny list for one host.
+#[derive(Clone, Debug)]
+pub struct DenyList {
+    entries: Vec<PathBuf>,
+}
+
+impl DenyList {
+    /// Build the list for this host: the fixed paths plus every user's
+    /// sensitive home directories (from /etc/passwd and /home/*).
+    pub fn for_host() -> DenyList {
+        let mut homes: Vec<PathBuf> = Vec::new();
+        if let Ok(passwd) = std::fs::read_to_string("/etc/passwd") {
+            homes.extend(
+                passwd
+                    .lines()
+                    .filter_map(|l| l.split(':').nth(5))
+                    .map(PathBuf::from),
+            );
+        }
+        if let Ok(rd) = std::fs::read_dir("/home") {
+            homes.extend(rd.flatten().map(|e| e.path()));
+        }
+        if let Some(h) = std::env::var_os("HOME") {
+            homes.push(PathBuf::from(h));
+        }
+        DenyList::new(&homes)
+    }
+
+    /// Build the list with the given home directories.
+    pub fn new(homes: &[PathBuf]) -> DenyList {
+        let mut entries: Vec<PathBuf> = TREES.iter().chain(FILES.iter()).map(PathBuf::from).collect();
+        for h in homes {
+            // A home of "/" or a system directory would deny far too much.
+            if h.as_os_str().len() <= 1 || !h.is_absolute() {
+                continue;
+            }
+            for d in HOME_DIRS {
+                let p = h.join(d);
+                let p = std::fs::canonicalize(&p).unwrap_or(p);
+                if !entries.contains(&p) {
+                    entries.push(p);
+                }
+            }
+        }
+        DenyList { entries }
+    }
+
+    /// Why `src` (canonical) may not be bound, or None when it may.
+    /// `allowed` is the policy's `allow_sensitive` list; naming either the
+    /// source or the sensitive path it touches allows it.
+    pub fn check(&self, src: &Path, allowed: &[String]) -> Option<String> {
+        let is_allowed = |p: &Path| allowed.iter().any(|a| Path::new(a) == p);
+        if is_allowed(src) {
+            return None;
+        }
+        let hint = |what: &Path| {
+            format!(
+                "add \"{}\" to \"allow_sensitive\" if the sandbox really needs it",
+                what.display()
+            )
+        };
+        if let Some(name) = src.file_name().and_then(|n| n.to_str()) {
+            if SOCKET_NAMES.contains(&name) {
+                return Some(format!(
+                    "{} is a container runtime socket: whoever reaches it controls the host; {}",
+                    src.display(),
+                    hint(src)
+                ));
+            }
+        }
+        for e in &self.entries {
+            if src == e || src.starts_with(e) {
+                if is_allowed(e) {
+                    return None;
+                }
+                return Some(format!(
+                    "{} is a sensitive host path; {}",
+                    src.display(),
+                    hint(src)
+                ));
+            }
+        }
+        for e in &self.entries {
+            if e.starts_with(src) && !is_allowed(e) && e.symlink_metadata().is_ok() {
+                return Some(format!(
+                    "binding {} would expose the sensitive path {}; bind only what the sandbox needs, or {}",
+                    src.display(),
+                    e.display(),
+                    hint(e)
+                ));
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list() -> DenyList {
+        DenyList::new(&[PathBuf::from("/home/alice")])
+    }
+
+    #[test]
+    fn refuses_fixed_sensitive_paths_and_below() {
+        let l = list();
+        for p in [
+            "/proc",
+            "/proc/1/root",
+            "/sys",
+            "/dev",
+            "/boot",
+            "/etc/shadow",
+            "/etc/sudoers",
+            "/root",
+        ] {
+            assert!(l.check(Path::new(p), &[]).is_some(), "{p} should be refused");
+        }
+    }
+
+    #[test]
+    fn refuses_home_secrets_and_runtime_sockets_anywhere() {
+        let l = list();
+        assert!(l.check(Path::new("/home/alice/.ssh"), &[]).is_some());
+        assert!(l.check(Path::new("/home/alice/.aws/credentials"), &[]).is_some());
+        assert!(l.check(Path::new("/srv/x/docker.sock"), &[]).is_some());
+    }
+
+    #[test]
+    fn refuses_ancestors_of_existing_sensitive_paths() {
+        let l = list();
+        // /etc/shadow exists on any Linux host.
+        let why = l
+            .check(Path::new("/etc"), &[])
+            .expect("/etc contains /etc/shadow");
+        assert!(why.contains("/etc/shadow"), "{why}");
+        assert!(l.check(Path::new("/"), &[]).is_some());
+    }
+
+    #[test]
+    fn ordinary_paths_pass() {
+        let l = list();
+        for p in [
+            "/usr",
+            "/usr/bin/python3",
+            "/etc/ld.so.cache",
+            "/home/alice/project",
+            "/tmp",
+        ] {
+            assert_eq!(l.check(Path::new(p), &[]), None, "{p}");
+        }
+    }
+
+    #[test]
+    fn allow_sensitive_names_source_or_sensitive_path() {
+        let l = list();
+        assert_eq!(l.check(Path::new("/etc/shadow"), &["/etc/shadow".into()]), None);
+        assert_eq!(l.check(Path::new("/proc/1"), &["/proc".into()]), None);
+        assert!(l.check(Path::new("/etc/shadow"), &["/etc".into()]).is_some());
+    }
+}

@@ -1,0 +1,505 @@
+//! Thin wrappers over the raw system calls cordon needs.
+//!
+//! This is the one module that calls libc directly. Every function here is
+//! safe to call between clone and exec: none allocates, takes a lock or
+//! touches thread-local state, and errors are returned as a plain errno.
+
+use std::ffi::CStr;
+use std::os::raw::{c_char, c_int, c_long, c_uint, c_void};
+
+/// An errno value from a failed system call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Errno(pub i32);
+
+impl Errno {
+    /// The calling thread's current errno.
+    pub fn last() -> Errno {
+        // SAFETY: __errno_location returns a valid pointer to this thread's errno.
+        Errno(unsafe { *libc::__errno_location() })
+    }
+
+    /// The system's description, e.g. "Permission denied".
+    pub fn describe(self) -> String {
+        let s = std::io::Error::from_raw_os_error(self.0).to_string();
+        match s.rfind(" (os error ") {
+            Some(i) => s[..i].to_string(),
+            None => s,
+        }
+    }
+}
+
+/// Result of a system call.
+pub type SysResult<T> = Result<T, Errno>;
+
+fn check(ret: c_long) -> SysResult<c_long> {
+    if ret < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(ret)
+    }
+}
+
+fn check_int(ret: c_int) -> SysResult<c_int> {
+    if ret < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Restart a call on EINTR.
+pub fn retry<T>(mut f: impl FnMut() -> SysResult<T>) -> SysResult<T> {
+    loop {
+        match f() {
+            Err(Errno(libc::EINTR)) => continue,
+            other => return other,
+        }
+    }
+}
+
+/// The empty path, for the `*_EMPTY_PATH` flags.
+pub const EMPTY: &CStr = c"";
+
+// ---- constants the libc crate does not (yet) carry -------------------------
+
+/// fsopen(2) flag.
+pub const FSOPEN_CLOEXEC: c_uint = 1;
+/// fsmount(2) flag.
+pub const FSMOUNT_CLOEXEC: c_uint = 1;
+/// fsconfig command: set a string parameter.
+pub const FSCONFIG_SET_STRING: c_uint = 1;
+/// fsconfig command: set a flag parameter.
+pub const FSCONFIG_SET_FLAG: c_uint = 0;
+/// fsconfig command: create the superblock.
+pub const FSCONFIG_CMD_CREATE: c_uint = 6;
+/// Mount attribute: read-only.
+pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
+/// Mount attribute: ignore set-user-id bits.
+pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
+/// Mount attribute: no device nodes.
+pub const MOUNT_ATTR_NODEV: u64 = 0x4;
+/// Mount attribute: no execution.
+pub const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+/// open_tree(2): clone the mount.
+pub const OPEN_TREE_CLONE: c_uint = 1;
+/// open_tree(2): close-on-exec.
+pub const OPEN_TREE_CLOEXEC: c_uint = libc::O_CLOEXEC as c_uint;
+/// move_mount(2): the source is the fd itself.
+pub const MOVE_MOUNT_F_EMPTY_PATH: c_uint = 0x4;
+/// move_mount(2): the target is the fd itself.
+pub const MOVE_MOUNT_T_EMPTY_PATH: c_uint = 0x40;
+/// openat2(2) resolve flag: no symlinks at all.
+pub const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+/// openat2(2) resolve flag: no magic links.
+pub const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+/// openat2(2) resolve flag: treat dirfd as the root.
+pub const RESOLVE_IN_ROOT: u64 = 0x10;
+/// close_range(2) flag: mark close-on-exec instead of closing.
+pub const CLOSE_RANGE_CLOEXEC: c_uint = 1 << 2;
+
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+// ---- files -----------------------------------------------------------------
+
+/// openat2(2).
+pub fn openat2(dirfd: c_int, path: &CStr, flags: c_int, mode: u32, resolve: u64) -> SysResult<c_int> {
+    let how = OpenHow {
+        flags: flags as u64,
+        mode: u64::from(mode),
+        resolve,
+    };
+    // SAFETY: path is NUL-terminated and `how` is a valid open_how of the size passed.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dirfd,
+            path.as_ptr(),
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        )
+    };
+    check(r).map(|fd| fd as c_int)
+}
+
+/// openat(2).
+pub fn openat(dirfd: c_int, path: &CStr, flags: c_int, mode: u32) -> SysResult<c_int> {
+    // SAFETY: path is NUL-terminated.
+    check_int(unsafe { libc::openat(dirfd, path.as_ptr(), flags, mode as libc::c_uint) })
+}
+
+/// mkdirat(2).
+pub fn mkdirat(dirfd: c_int, path: &CStr, mode: u32) -> SysResult<()> {
+    // SAFETY: path is NUL-terminated.
+    check_int(unsafe { libc::mkdirat(dirfd, path.as_ptr(), mode) }).map(drop)
+}
+
+/// symlinkat(2).
+pub fn symlinkat(target: &CStr, dirfd: c_int, path: &CStr) -> SysResult<()> {
+    // SAFETY: both strings are NUL-terminated.
+    check_int(unsafe { libc::symlinkat(target.as_ptr(), dirfd, path.as_ptr()) }).map(drop)
+}
+
+/// fstat(2), returning the device and mode.
+pub fn fstat_dev_mode(fd: c_int) -> SysResult<(u64, u32)> {
+    // SAFETY: a zeroed stat is a valid out-buffer.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: st is a valid out-pointer.
+    check_int(unsafe { libc::fstat(fd, &mut st) })?;
+    Ok((st.st_dev, st.st_mode))
+}
+
+/// close(2); errors are ignored (the fd is gone either way).
+pub fn close(fd: c_int) {
+    // SAFETY: closing an fd we own; a bad fd only yields EBADF.
+    unsafe { libc::close(fd) };
+}
+
+/// write(2) of a whole small buffer (retries on EINTR and short writes).
+pub fn write_all(fd: c_int, mut buf: &[u8]) -> SysResult<()> {
+    while !buf.is_empty() {
+        // SAFETY: buf is valid for buf.len() bytes.
+        let n = retry(|| check(unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) } as c_long))?;
+        buf = &buf[n as usize..];
+    }
+    Ok(())
+}
+
+/// read(2) into a buffer, retrying on EINTR.
+pub fn read(fd: c_int, buf: &mut [u8]) -> SysResult<usize> {
+    // SAFETY: buf is valid for buf.len() bytes.
+    retry(|| check(unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) } as c_long))
+        .map(|n| n as usize)
+}
+
+/// pipe2(2) with O_CLOEXEC: (read end, write end).
+pub fn pipe() -> SysResult<(c_int, c_int)> {
+    let mut fds = [0 as c_int; 2];
+    // SAFETY: fds has room for two descriptors.
+    check_int(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    Ok((fds[0], fds[1]))
+}
+
+/// close_range(2).
+pub fn close_range(first: c_uint, last: c_uint, flags: c_uint) -> SysResult<()> {
+    // SAFETY: close_range takes plain integers.
+    check(unsafe { libc::syscall(libc::SYS_close_range, first, last, flags) }).map(drop)
+}
+
+// ---- mounts ----------------------------------------------------------------
+
+/// mount(2) for propagation changes and classic mounts.
+pub fn mount(
+    src: Option<&CStr>,
+    target: &CStr,
+    fstype: Option<&CStr>,
+    flags: libc::c_ulong,
+) -> SysResult<()> {
+    let p = |s: Option<&CStr>| s.map_or(std::ptr::null(), CStr::as_ptr);
+    // SAFETY: every pointer is null or a NUL-terminated string; data is null.
+    check_int(unsafe { libc::mount(p(src), target.as_ptr(), p(fstype), flags, std::ptr::null()) }).map(drop)
+}
+
+/// fsopen(2).
+pub fn fsopen(fstype: &CStr) -> SysResult<c_int> {
+    // SAFETY: fstype is NUL-terminated.
+    check(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) }).map(|f| f as c_int)
+}
+
+/// fsconfig(2) with a string value (or a flag when `value` is None).
+pub fn fsconfig_set(fd: c_int, key: &CStr, value: Option<&CStr>) -> SysResult<()> {
+    let (cmd, v) = match value {
+        Some(v) => (FSCONFIG_SET_STRING, v.as_ptr()),
+        None => (FSCONFIG_SET_FLAG, std::ptr::null()),
+    };
+    // SAFETY: key and value are NUL-terminated (or null for a flag).
+    check(unsafe { libc::syscall(libc::SYS_fsconfig, fd, cmd, key.as_ptr(), v, 0) }).map(drop)
+}
+
+/// fsconfig(2) FSCONFIG_CMD_CREATE.
+pub fn fsconfig_create(fd: c_int) -> SysResult<()> {
+    // SAFETY: the create command takes no pointers.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fd,
+            FSCONFIG_CMD_CREATE,
+            std::ptr::null::<c_char>(),
+            std::ptr::null::<c_void>(),
+            0,
+        )
+    })
+    .map(drop)
+}
+
+/// fsmount(2).
+pub fn fsmount(fd: c_int, attrs: u64) -> SysResult<c_int> {
+    // SAFETY: plain integers.
+    check(unsafe { libc::syscall(libc::SYS_fsmount, fd, FSMOUNT_CLOEXEC, attrs) }).map(|f| f as c_int)
+}
+
+/// open_tree(2).
+pub fn open_tree(dirfd: c_int, path: &CStr, flags: c_uint) -> SysResult<c_int> {
+    // SAFETY: path is NUL-terminated.
+    check(unsafe { libc::syscall(libc::SYS_open_tree, dirfd, path.as_ptr(), flags) }).map(|f| f as c_int)
+}
+
+/// move_mount(2).
+pub fn move_mount(from_fd: c_int, from: &CStr, to_fd: c_int, to: &CStr, flags: c_uint) -> SysResult<()> {
+    // SAFETY: both paths are NUL-terminated.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            from_fd,
+            from.as_ptr(),
+            to_fd,
+            to.as_ptr(),
+            flags,
+        )
+    })
+    .map(drop)
+}
+
+/// mount_setattr(2): set the given attributes.
+pub fn mount_setattr(dirfd: c_int, path: &CStr, flags: c_uint, set: u64) -> SysResult<()> {
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: path is NUL-terminated; attr is a valid mount_attr of the size passed.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            dirfd,
+            path.as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    })
+    .map(drop)
+}
+
+/// pivot_root(2).
+pub fn pivot_root(new_root: &CStr, put_old: &CStr) -> SysResult<()> {
+    // SAFETY: both paths are NUL-terminated.
+    check(unsafe { libc::syscall(libc::SYS_pivot_root, new_root.as_ptr(), put_old.as_ptr()) }).map(drop)
+}
+
+/// umount2(2).
+pub fn umount2(target: &CStr, flags: c_int) -> SysResult<()> {
+    // SAFETY: target is NUL-terminated.
+    check_int(unsafe { libc::umount2(target.as_ptr(), flags) }).map(drop)
+}
+
+/// fchdir(2).
+pub fn fchdir(fd: c_int) -> SysResult<()> {
+    // SAFETY: plain integer.
+    check_int(unsafe { libc::fchdir(fd) }).map(drop)
+}
+
+/// chdir(2).
+pub fn chdir(path: &CStr) -> SysResult<()> {
+    // SAFETY: path is NUL-terminated.
+    check_int(unsafe { libc::chdir(path.as_ptr()) }).map(drop)
+}
+
+// ---- processes and credentials --------------------------------------------
+
+/// prctl(2) with integer arguments.
+pub fn prctl(option: c_int, a2: libc::c_ulong, a3: libc::c_ulong) -> SysResult<c_int> {
+    // SAFETY: every option cordon uses takes integer arguments only.
+    check_int(unsafe { libc::prctl(option, a2, a3, 0 as libc::c_ulong, 0 as libc::c_ulong) })
+}
+
+/// setresuid(2), as a raw system call so it affects only this thread's
+/// process (the child is single-threaded) without glibc's setxid broadcast.
+pub fn setresuid(uid: u32) -> SysResult<()> {
+    // SAFETY: plain integers.
+    check(unsafe { libc::syscall(libc::SYS_setresuid, uid, uid, uid) }).map(drop)
+}
+
+/// setresgid(2), raw (see [`setresuid`]).
+pub fn setresgid(gid: u32) -> SysResult<()> {
+    // SAFETY: plain integers.
+    check(unsafe { libc::syscall(libc::SYS_setresgid, gid, gid, gid) }).map(drop)
+}
+
+/// setgroups(2) to the empty list, raw.
+pub fn clear_groups() -> SysResult<()> {
+    // SAFETY: a zero-length list with a null pointer.
+    check(unsafe { libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>()) }).map(drop)
+}
+
+/// sethostname(2).
+pub fn sethostname(name: &CStr) -> SysResult<()> {
+    let b = name.to_bytes();
+    // SAFETY: b is valid for b.len() bytes.
+    check_int(unsafe { libc::sethostname(b.as_ptr().cast(), b.len()) }).map(drop)
+}
+
+/// setsid(2).
+pub fn setsid() -> SysResult<()> {
+    // SAFETY: no arguments.
+    check_int(unsafe { libc::setsid() }).map(drop)
+}
+
+/// setrlimit(2) with soft and hard limit equal.
+pub fn setrlimit(resource: u32, value: u64) -> SysResult<()> {
+    let lim = libc::rlimit {
+        rlim_cur: value,
+        rlim_max: value,
+    };
+    // SAFETY: lim is a valid rlimit.
+    check_int(unsafe { libc::setrlimit(resource as _, &lim) }).map(drop)
+}
+
+/// Drop every capability from the effective, permitted and inheritable sets.
+pub fn capset_zero() -> SysResult<()> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: c_int,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    let mut hdr = Header {
+        version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
+        pid: 0,
+    };
+    let data = [Data {
+        effective: 0,
+        permitted: 0,
+        inheritable: 0,
+    }; 2];
+    // SAFETY: hdr and data are the v3 structures capset expects (two data words).
+    check(unsafe { libc::syscall(libc::SYS_capset, &mut hdr as *mut Header, data.as_ptr()) }).map(drop)
+}
+
+/// A raw fork (clone with SIGCHLD): unlike glibc's fork it runs no atfork
+/// handlers and takes no malloc lock, so it is safe in the clone3 child.
+pub fn fork_raw() -> SysResult<libc::pid_t> {
+    // SAFETY: clone without CLONE_VM gives the child its own copy of memory,
+    // like fork; null stack and tid pointers are allowed.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            libc::SIGCHLD as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    check(r).map(|p| p as libc::pid_t)
+}
+
+/// _exit(2): leave at once, without running atexit handlers.
+pub fn exit(code: i32) -> ! {
+    // SAFETY: _exit never returns and is async-signal-safe.
+    unsafe { libc::_exit(code) }
+}
+
+/// kill(2).
+pub fn kill(pid: libc::pid_t, sig: c_int) -> SysResult<()> {
+    // SAFETY: plain integers.
+    check_int(unsafe { libc::kill(pid, sig) }).map(drop)
+}
+
+/// execve(2); returns only on failure.
+///
+/// # Safety
+/// `argv` and `envp` must be null-terminated arrays of pointers to
+/// NUL-terminated strings that stay valid for the call.
+pub unsafe fn execve(path: &CStr, argv: *const *const c_char, envp: *const *const c_char) -> Errno {
+    // SAFETY: path is NUL-terminated; argv and envp are null-terminated
+    // arrays of NUL-terminated strings kept alive by the launch plan.
+    unsafe { libc::execve(path.as_ptr(), argv, envp) };
+    Errno::last()
+}
+
+/// A full signal set.
+pub fn sigset_full() -> libc::sigset_t {
+    // SAFETY: sigfillset initialises the zeroed set.
+    unsafe {
+        let mut s: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut s);
+        s
+    }
+}
+
+/// An empty signal set.
+pub fn sigset_empty() -> libc::sigset_t {
+    // SAFETY: sigemptyset initialises the zeroed set.
+    unsafe {
+        let mut s: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut s);
+        s
+    }
+}
+
+/// sigprocmask(SIG_SETMASK), returning the old mask.
+pub fn set_sigmask(set: &libc::sigset_t) -> SysResult<libc::sigset_t> {
+    let mut old = sigset_empty();
+    // SAFETY: set and old are valid sigsets.
+    match unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, set, &mut old) } {
+        0 => Ok(old),
+        r => Err(Errno(r)),
+    }
+}
+
+/// sigprocmask(SIG_BLOCK): add `set` to the mask, returning the old mask.
+pub fn block_signals(set: &libc::sigset_t) -> SysResult<libc::sigset_t> {
+    let mut old = sigset_empty();
+    // SAFETY: set and old are valid sigsets.
+    match unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, set, &mut old) } {
+        0 => Ok(old),
+        r => Err(Errno(r)),
+    }
+}
+
+/// Reset every catchable signal's disposition to the default.
+pub fn reset_signal_dispositions() {
+    for sig in 1..65 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: SIG_DFL is always a valid handler; invalid numbers fail harmlessly.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+}
+
+/// Bring the loopback interface up in the current network namespace.
+pub fn loopback_up() -> SysResult<()> {
+    // SAFETY: socket takes integers.
+    let fd = check_int(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
+    // SAFETY: a zeroed ifreq is valid.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *d = *s as c_char;
+    }
+    req.ifr_ifru.ifru_flags = (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+    // SAFETY: req is a valid ifreq naming "lo".
+    let r = check_int(unsafe { libc::ioctl(fd, libc::SIOCSIFFLAGS, &req) });
+    close(fd);
+    r.map(drop)
+}
