@@ -102,12 +102,14 @@ pub struct Exec {
     pub argv: Vec<CString>,
     /// Environment as NAME=VALUE.
     pub envp: Vec<CString>,
+    /// The PATH searched, for messages (empty when the command has a '/').
+    pub search_path: String,
     argv_ptrs: Vec<*const c_char>,
     envp_ptrs: Vec<*const c_char>,
 }
 
 impl Exec {
-    fn new(candidates: Vec<CString>, argv: Vec<CString>, envp: Vec<CString>) -> Exec {
+    fn new(candidates: Vec<CString>, argv: Vec<CString>, envp: Vec<CString>, search_path: String) -> Exec {
         let ptrs = |v: &[CString]| -> Vec<*const c_char> {
             v.iter()
                 .map(|s| s.as_ptr())
@@ -117,6 +119,7 @@ impl Exec {
         Exec {
             argv_ptrs: ptrs(&argv),
             envp_ptrs: ptrs(&envp),
+            search_path,
             candidates,
             argv,
             envp,
@@ -197,12 +200,15 @@ pub fn build_env(
     env.into_iter().collect()
 }
 
+/// PATH used when the sandbox's environment has none (as execvp does).
+const DEFAULT_SEARCH_PATH: &[u8] = b"/usr/local/bin:/usr/bin:/bin";
+
 /// execvp-style candidates for `cmd` with the sandbox's PATH.
 pub fn exec_candidates(cmd: &[u8], path: Option<&[u8]>) -> Vec<Vec<u8>> {
     if cmd.contains(&b'/') {
         return vec![cmd.to_vec()];
     }
-    let path = path.unwrap_or(b"/usr/local/bin:/usr/bin:/bin");
+    let path = path.unwrap_or(DEFAULT_SEARCH_PATH);
     path.split(|&b| b == b':')
         .map(|dir| {
             let dir = if dir.is_empty() { b".".as_slice() } else { dir };
@@ -263,6 +269,11 @@ impl Plan {
         let env = build_env(policy, std::env::vars_os());
         let path = env.iter().find(|(k, _)| k == b"PATH").map(|(_, v)| v.as_slice());
         let cmd = argv[0].as_ref().as_bytes();
+        let search_path = if cmd.contains(&b'/') {
+            String::new()
+        } else {
+            String::from_utf8_lossy(path.unwrap_or(DEFAULT_SEARCH_PATH)).into_owned()
+        };
         let candidates = exec_candidates(cmd, path)
             .into_iter()
             .map(|c| cstring("command", "<command line>", &c))
@@ -329,7 +340,7 @@ impl Plan {
             cwd: cstring("cwd", file, policy.cwd.as_bytes())?,
             rlimits,
             last_cap: read_last_cap(),
-            exec: Exec::new(candidates, argv, envp),
+            exec: Exec::new(candidates, argv, envp, search_path),
             wall_time: l.wall_time.map(|d| d.as_duration()),
             unenforced: Vec::new(),
         })

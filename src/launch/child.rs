@@ -181,7 +181,8 @@ fn payload(plan: &Plan, fds: Fds) -> Result<Never, ChildError> {
     sys::close_range(3, u32::MAX, sys::CLOSE_RANGE_CLOEXEC).map_err(at(Step::CloseFds))?;
     // Landlock and seccomp slot in here, seccomp last.
     let mut first_err = Errno(libc::ENOENT);
-    let mut first_idx = 0u32;
+    // u32::MAX: nothing was found anywhere on the search path.
+    let mut first_idx = u32::MAX;
     for (i, path) in plan.exec.candidates.iter().enumerate() {
         // SAFETY: the plan's arrays are null-terminated and owned by `plan`.
         let e = unsafe { sys::execve(path, plan.exec.argv_ptr(), plan.exec.envp_ptr()) };

@@ -190,12 +190,14 @@ pub fn describe_child_error(plan: &Plan, e: ChildError) -> SetupError {
             plan.mounts.describe.get(idx).cloned().unwrap_or_default()
         ),
         Step::Rlimit => plan.rlimits.get(idx).map(|r| r.field.to_string()).unwrap_or_default(),
-        Step::Exec => plan
-            .exec
-            .candidates
-            .get(idx)
-            .map(|c| c.to_string_lossy().into_owned())
-            .unwrap_or_default(),
+        Step::Exec => {
+            let cmd = plan.exec.argv.first().map(|c| c.to_string_lossy().into_owned()).unwrap_or_default();
+            match plan.exec.candidates.get(idx) {
+                Some(c) => c.to_string_lossy().into_owned(),
+                None if plan.exec.search_path.is_empty() => cmd,
+                None => format!("{cmd} (searched PATH={})", plan.exec.search_path),
+            }
+        }
         Step::Chdir => plan.cwd.to_string_lossy().into_owned(),
         Step::Hostname => plan.hostname.as_ref().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default(),
         Step::Identity => format!("uid {} gid {}", plan.ids.uid, plan.ids.gid),

@@ -1,0 +1,250 @@
+//! Shared helpers for cordon's integration tests.
+//!
+//! Tests that need root or a kernel feature call [`require!`]. Without the
+//! feature they print `SKIPPED: <reason>` and return, unless the variable
+//! `CORDON_TEST_REQUIRE` lists the feature (CI sets `CORDON_TEST_REQUIRE=all`),
+//! in which case a missing feature fails the test instead of skipping it.
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// The cordon binary under test.
+pub fn cordon_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_cordon"))
+}
+
+/// Host uid/gid used for the rootless runs (any unprivileged id works for
+/// user namespaces; it need not exist in /etc/passwd).
+pub const ROOTLESS_ID: u32 = 4321;
+
+/// Whether this process is root.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Whether a missing feature must fail rather than skip.
+pub fn required(feature: &str) -> bool {
+    std::env::var("CORDON_TEST_REQUIRE")
+        .map(|v| v.split(',').any(|f| f.trim() == feature || f.trim() == "all"))
+        .unwrap_or(false)
+}
+
+/// Skip (or fail under CORDON_TEST_REQUIRE) when `cond` is false.
+#[macro_export]
+macro_rules! require {
+    ($feature:expr, $cond:expr, $why:expr) => {
+        if !$cond {
+            if $crate::common::required($feature) {
+                panic!("required feature {} is missing: {}", $feature, $why);
+            }
+            eprintln!("SKIPPED: {} ({})", $why, $feature);
+            return;
+        }
+    };
+}
+
+/// How cordon is started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// As root (the payload still maps to an unprivileged host id).
+    Root,
+    /// As an unprivileged user ([`ROOTLESS_ID`]), dropped to by the test.
+    Rootless,
+}
+
+impl Mode {
+    /// The host uid that owns what the payload creates.
+    pub fn payload_host_uid(self) -> u32 {
+        match self {
+            Mode::Root => 65534,
+            Mode::Rootless => ROOTLESS_ID,
+        }
+    }
+}
+
+/// The modes this test process can exercise: both when root, otherwise
+/// only rootless as the current user (root mode is reported as skipped).
+pub fn modes() -> Vec<Mode> {
+    if is_root() {
+        vec![Mode::Root, Mode::Rootless]
+    } else {
+        if required("root") {
+            panic!("required feature root is missing: tests run as uid != 0");
+        }
+        eprintln!("SKIPPED: root mode needs root (root)");
+        vec![Mode::Rootless]
+    }
+}
+
+/// A `cordon` command started in `mode`, with a clean, known environment.
+pub fn cordon(mode: Mode) -> Command {
+    let mut c = Command::new(cordon_bin());
+    c.env_clear();
+    c.env("PATH", "/usr/bin:/bin");
+    c.env("HOME", "/nonexistent");
+    c.stdin(Stdio::null());
+    if mode == Mode::Rootless && is_root() {
+        c.uid(ROOTLESS_ID).gid(ROOTLESS_ID);
+    }
+    c
+}
+
+/// The result of one cordon run.
+#[derive(Debug)]
+pub struct Run {
+    /// Raw output.
+    pub output: Output,
+    /// Parsed `--status-json`, when the run wrote it.
+    pub status: Option<serde_json::Value>,
+}
+
+impl Run {
+    /// Payload stdout as text.
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+    /// cordon's stderr as text.
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+    /// cordon's exit code (panics if it died of a signal).
+    pub fn code(&self) -> i32 {
+        self.output.status.code().unwrap_or_else(|| panic!("cordon died of a signal: {:?}", self.output.status))
+    }
+    /// The outcome's `status` field.
+    pub fn outcome_status(&self) -> String {
+        self.status
+            .as_ref()
+            .and_then(|s| s["status"].as_str())
+            .unwrap_or("<none>")
+            .to_string()
+    }
+    /// Assert a zero exit and return stdout.
+    pub fn ok(&self) -> String {
+        assert_eq!(self.code(), 0, "cordon failed\nstdout: {}\nstderr: {}", self.stdout(), self.stderr());
+        self.stdout()
+    }
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A fresh directory under /tmp, world-accessible (mode 0777) so that
+/// both the root mode's nobody and the rootless uid can use it. Removed on
+/// drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    /// Create one; `tag` helps when reading leftovers.
+    pub fn new(tag: &str) -> TempDir {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let p = PathBuf::from(format!("/tmp/cordon-test-{}-{}-{tag}", std::process::id(), n));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("create temp dir");
+        set_mode(&p, 0o777);
+        TempDir(p)
+    }
+    /// The path.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+    /// The path as a string.
+    pub fn str(&self) -> &str {
+        self.0.to_str().expect("utf-8 temp path")
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// chmod.
+pub fn set_mode(p: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+/// Run cordon in `mode` with `args` (everything before `--`) and the
+/// command `cmd`, capturing the outcome JSON.
+pub fn run(mode: Mode, args: &[&str], cmd: &[&str]) -> Run {
+    run_with(cordon(mode), args, cmd)
+}
+
+/// Like [`run`] with a prepared command (extra env, fds...).
+pub fn run_with(mut c: Command, args: &[&str], cmd: &[&str]) -> Run {
+    let status = TempDir::new("status");
+    let sfile = status.path().join("outcome.json");
+    c.arg("run").args(args).arg("--status-json").arg(&sfile).arg("--").args(cmd);
+    let output = c.output().expect("spawn cordon");
+    let status = std::fs::read_to_string(&sfile)
+        .ok()
+        .map(|s| serde_json::from_str(&s).expect("outcome is JSON"));
+    Run { output, status }
+}
+
+/// Run a shell snippet in the default sandbox.
+pub fn sh(mode: Mode, args: &[&str], script: &str) -> Run {
+    run(mode, args, &["/bin/sh", "-c", script])
+}
+
+/// Run a python3 snippet in the default sandbox.
+pub fn py(mode: Mode, args: &[&str], script: &str) -> Run {
+    run(mode, args, &["/usr/bin/python3", "-c", script])
+}
+
+/// Whether python3 is installed at /usr/bin/python3.
+pub fn have_python() -> bool {
+    Path::new("/usr/bin/python3").exists()
+}
+
+/// Host processes whose command line contains `needle`.
+pub fn host_processes_with(needle: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    let me = std::process::id();
+    for e in std::fs::read_dir("/proc").expect("read /proc").flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        if let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) {
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            if cmd.contains(needle) {
+                found.push(pid);
+            }
+        }
+    }
+    found
+}
+
+/// Wait up to `secs` seconds for `f` to hold.
+pub fn wait_until(secs: f64, mut f: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs_f64(secs);
+    while std::time::Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    f()
+}
+
+/// Write a policy file into `dir` and return its path.
+pub fn write_policy(dir: &TempDir, name: &str, json: &str) -> String {
+    let p = dir.path().join(name);
+    std::fs::write(&p, json).expect("write policy");
+    set_mode(&p, 0o644);
+    p.to_str().expect("utf-8").to_string()
+}
+
+/// Convert anything path-like to a string argument.
+pub fn s(p: impl AsRef<OsStr>) -> String {
+    p.as_ref().to_string_lossy().into_owned()
+}
