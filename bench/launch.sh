@@ -25,7 +25,7 @@ and peak RSS.  Built-in cases: bare, unshare, bwrap, cordon.
 Options:
   -n, --runs RUNS       timed rounds (default 200); 10 warm-up rounds are
                         run first and not counted
-  --cordon PATH         cordon binary (default: target/release/cordon in the
+  --cordon PATH         cordon binary (default: target/x86_64-unknown-linux-gnu/release/cordon in the
                         repo root, built with `cargo build --release` if missing)
   --case NAME=CMDLINE   add a case (repeatable).  CMDLINE is split like a shell
                         word list (python shlex) and exec'd directly, without a
@@ -193,7 +193,7 @@ if ! command -v bwrap >/dev/null 2>&1; then
 fi
 
 if [[ -z $CORDON ]]; then
-    CORDON="$ROOT/target/release/cordon"
+    CORDON="$ROOT/target/x86_64-unknown-linux-gnu/release/cordon"
     if [[ ! -x $CORDON ]]; then
         printf 'launch.sh: %s missing; running cargo build --release\n' "$CORDON" >&2
         command -v cargo >/dev/null 2>&1 || die "cargo not found; build cordon or pass --cordon PATH"

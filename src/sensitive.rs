@@ -70,18 +70,21 @@ impl DenyList {
     /// Build the list with the given home directories.
     pub fn new(homes: &[PathBuf]) -> DenyList {
         let mut entries: Vec<PathBuf> = TREES.iter().chain(FILES.iter()).map(PathBuf::from).collect();
+        let mut seen: Vec<PathBuf> = Vec::new();
         for h in homes {
-            // A home of "/" or a system directory would deny far too much.
+            // A home of "/" would deny everything; a relative one is bogus.
             if h.as_os_str().len() <= 1 || !h.is_absolute() {
                 continue;
             }
-            for d in HOME_DIRS {
-                let p = h.join(d);
-                let p = std::fs::canonicalize(&p).unwrap_or(p);
-                if !entries.contains(&p) {
-                    entries.push(p);
-                }
+            // Match what a bind would really expose: the resolved home.
+            let h = std::fs::canonicalize(h).unwrap_or_else(|_| h.clone());
+            if seen.contains(&h) {
+                continue;
             }
+            for d in HOME_DIRS {
+                entries.push(h.join(d));
+            }
+            seen.push(h);
         }
         DenyList { entries }
     }

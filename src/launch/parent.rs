@@ -170,12 +170,18 @@ fn timeval_ms(t: libc::timeval) -> u64 {
     (t.tv_sec as u64) * 1000 + (t.tv_usec as u64) / 1000
 }
 
+/// cordon's own peak RSS. VmHWM belongs to this process image; getrusage's
+/// ru_maxrss would also carry the high-water mark of whatever process
+/// exec'd cordon.
 fn self_max_rss_kb() -> u64 {
-    // SAFETY: a zeroed rusage is a valid out-buffer.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: ru is a valid out-pointer.
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
-    ru.ru_maxrss as u64
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 /// Describe a child error with the plan's names for its items.
