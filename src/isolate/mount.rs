@@ -67,6 +67,14 @@ pub enum Op {
         /// Whether files may be created on it (it joins cordon's own mounts).
         ours: bool,
     },
+    /// Set attributes on an existing mount (not recursive), e.g. to make
+    /// /dev read-only once it is populated.
+    Attrs {
+        /// The mount, relative to the new root.
+        dst: CString,
+        /// Mount attributes to set (MOUNT_ATTR_*).
+        attrs: u64,
+    },
     /// A symlink.
     Symlink {
         /// Link path, relative to the new root.
@@ -293,6 +301,14 @@ impl MountPlan {
             );
         }
         self.tmpfs(&format!("{dst}/shm"), SHM_SIZE, 0o1777, sys::MOUNT_ATTR_NOEXEC);
+        // Populated: the payload owns this tmpfs, so freeze it.
+        self.push(
+            Op::Attrs {
+                dst: rel(dst),
+                attrs: sys::MOUNT_ATTR_RDONLY,
+            },
+            format!("read-only {dst}"),
+        );
     }
 }
 
@@ -587,6 +603,13 @@ fn apply_op(root: c_int, i: usize, op: &Op, tree: c_int, ours: &mut Ours) -> Res
                 ours.add(st.map_err(|e| ChildError::new(Step::FsMount, e, idx))?.0);
             }
             r
+        }
+        Op::Attrs { dst, attrs } => {
+            let fd = open_in_root(root, dst, libc::O_PATH | libc::O_DIRECTORY)
+                .map_err(|e| ChildError::new(Step::MountPoint, e, idx))?;
+            let r = sys::mount_setattr(fd, sys::EMPTY, libc::AT_EMPTY_PATH as u32, *attrs);
+            sys::close(fd);
+            r.map_err(|e| ChildError::new(Step::BindAttrs, e, idx))
         }
         Op::Symlink { dst, target } => {
             let parent = mount_point(root, dst, None, ours).map_err(|(e, c)| point_error(e, c, idx))?;
