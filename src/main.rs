@@ -6,7 +6,7 @@ use std::os::fd::FromRawFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use cordon::launch::{self, RunOptions};
 use cordon::outcome::{Outcome, SetupError, Status, EXIT_SETUP};
@@ -88,22 +88,47 @@ struct RunArgs {
     command: Vec<OsString>,
 }
 
-/// Load the policy and apply the flags; returns the policy and its name.
-fn effective_policy(a: &PolicyArgs) -> Result<(Policy, String), PolicyError> {
-    let (mut policy, name) = match &a.policy {
-        Some(p) => (Policy::from_file(p)?, p.display().to_string()),
-        None => (Policy::builtin_default()?, DEFAULT_POLICY_NAME.to_string()),
+/// The mount flags in the order they were given on the command line.
+fn mount_flags(a: &PolicyArgs, m: &ArgMatches) -> Result<Vec<(String, cordon::policy::Mount)>, PolicyError> {
+    let mut out: Vec<(usize, String, cordon::policy::Mount)> = Vec::new();
+    let idx = |id: &str| -> Vec<usize> { m.indices_of(id).map(|i| i.collect()).unwrap_or_default() };
+    for (v, i) in a.ro_bind.iter().zip(idx("ro_bind")) {
+        out.push((i, format!("--ro-bind {v}"), parse_bind("--ro-bind", v, true)?));
+    }
+    for (v, i) in a.bind.iter().zip(idx("bind")) {
+        out.push((i, format!("--bind {v}"), parse_bind("--bind", v, false)?));
+    }
+    for (v, i) in a.tmpfs.iter().zip(idx("tmpfs")) {
+        out.push((i, format!("--tmpfs {v}"), parse_tmpfs(v)?));
+    }
+    out.sort_by_key(|x| x.0);
+    Ok(out.into_iter().map(|(_, f, m)| (f, m)).collect())
+}
+
+/// A policy as loaded: the model, its name and its text.
+struct Loaded {
+    policy: Policy,
+    name: String,
+    text: String,
+}
+
+/// Load the policy and apply the flags.
+fn effective_policy(a: &PolicyArgs, m: &ArgMatches) -> Result<Loaded, PolicyError> {
+    let (mut policy, name, text) = match &a.policy {
+        Some(p) => {
+            let (policy, text) = Policy::from_file_with_text(p)?;
+            (policy, p.display().to_string(), text)
+        }
+        None => (
+            Policy::builtin_default()?,
+            DEFAULT_POLICY_NAME.to_string(),
+            cordon::policy::DEFAULT_POLICY_JSON.to_string(),
+        ),
     };
-    let mut o = Overrides::default();
-    for b in &a.ro_bind {
-        o.mounts.push(parse_bind("--ro-bind", b, true)?);
-    }
-    for b in &a.bind {
-        o.mounts.push(parse_bind("--bind", b, false)?);
-    }
-    for t in &a.tmpfs {
-        o.mounts.push(parse_tmpfs(t)?);
-    }
+    let mut o = Overrides {
+        mounts: mount_flags(a, m)?,
+        ..Overrides::default()
+    };
     o.cwd = a.chdir.clone();
     o.env = a.env.clone();
     o.hostname = a.hostname.clone();
@@ -112,7 +137,7 @@ fn effective_policy(a: &PolicyArgs) -> Result<(Policy, String), PolicyError> {
     o.uid = a.uid;
     o.gid = a.gid;
     o.apply(&mut policy, &name)?;
-    Ok((policy, name))
+    Ok(Loaded { policy, name, text })
 }
 
 fn failed_outcome(err: SetupError) -> Outcome {
@@ -147,8 +172,10 @@ fn write_status(a: &RunArgs, out: &Outcome) {
     }
 }
 
-fn run(a: RunArgs) -> i32 {
-    let prepared = effective_policy(&a.policy).and_then(|(p, name)| Plan::build(&p, &name, &a.command));
+fn run(a: RunArgs, m: &ArgMatches) -> i32 {
+    let prepared = effective_policy(&a.policy, m).and_then(|l| {
+        Plan::build(&l.policy, &l.name, &a.command).map_err(|e| e.located_in(&l.name, &l.text))
+    });
     let plan = match prepared {
         Ok(plan) => plan,
         Err(e) => {
@@ -199,18 +226,37 @@ fn run(a: RunArgs) -> i32 {
     }
     if a.verbose {
         eprintln!(
-            "cordon: {:?} exit_code={} wall={}ms user={}ms sys={}ms max_rss={}KiB",
-            out.status, out.exit_code, out.wall_time_ms, out.user_time_ms, out.system_time_ms, out.max_rss_kb
+            "cordon: {} exit_code={} wall={}ms user={}ms sys={}ms max_rss={}KiB",
+            out.status.name(),
+            out.exit_code,
+            out.wall_time_ms,
+            out.user_time_ms,
+            out.system_time_ms,
+            out.max_rss_kb
         );
     }
     write_status(&a, &out);
     out.exit_code
 }
 
-fn check(a: PolicyArgs) -> i32 {
-    match effective_policy(&a) {
-        Ok((p, _)) => {
-            println!("{}", p.to_json_pretty());
+/// Everything `run` checks before launching, without launching.
+fn check_host(l: &Loaded) -> Result<(), PolicyError> {
+    // SAFETY: geteuid/getegid cannot fail.
+    let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    cordon::plan::resolve_ids(&l.policy, euid, egid, &l.name)?;
+    cordon::isolate::mount::MountPlan::prepare(&l.policy, &l.name)?;
+    Ok(())
+}
+
+fn check(a: PolicyArgs, m: &ArgMatches) -> i32 {
+    let checked = effective_policy(&a, m).and_then(|l| {
+        check_host(&l)
+            .map_err(|e| e.located_in(&l.name, &l.text))
+            .map(|_| l)
+    });
+    match checked {
+        Ok(l) => {
+            println!("{}", l.policy.to_json_pretty());
             0
         }
         Err(e) => {
@@ -221,16 +267,20 @@ fn check(a: PolicyArgs) -> i32 {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(c) => c,
+    let parsed = Cli::command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m).map(|c| (c, m)));
+    let (cli, matches) = match parsed {
+        Ok(x) => x,
         Err(e) => {
             let _ = e.print();
             return ExitCode::from(if e.use_stderr() { EXIT_SETUP as u8 } else { 0 });
         }
     };
+    let sub = |name: &str| matches.subcommand_matches(name).cloned().unwrap_or_default();
     let code = match cli.command {
-        Command::Run(a) => run(a),
-        Command::Check(a) => check(a),
+        Command::Run(a) => run(a, &sub("run")),
+        Command::Check(a) => check(a, &sub("check")),
     };
     ExitCode::from(code.clamp(0, 255) as u8)
 }

@@ -16,6 +16,18 @@ pub enum Status {
     SetupFailed,
 }
 
+impl Status {
+    /// The name used in the outcome JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Exited => "exited",
+            Status::Signaled => "signaled",
+            Status::TimedOut => "timed_out",
+            Status::SetupFailed => "setup_failed",
+        }
+    }
+}
+
 /// A setup failure, as recorded in the outcome.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct SetupError {

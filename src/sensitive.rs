@@ -82,7 +82,14 @@ impl DenyList {
                 continue;
             }
             for d in HOME_DIRS {
-                entries.push(h.join(d));
+                let p = h.join(d);
+                // A symlinked ~/.ssh exposes its target: deny that too.
+                if p.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
+                    if let Ok(real) = std::fs::canonicalize(&p) {
+                        entries.push(real);
+                    }
+                }
+                entries.push(p);
             }
             seen.push(h);
         }
@@ -93,7 +100,12 @@ impl DenyList {
     /// `allowed` is the policy's `allow_sensitive` list; naming either the
     /// source or the sensitive path it touches allows it.
     pub fn check(&self, src: &Path, allowed: &[String]) -> Option<String> {
-        let is_allowed = |p: &Path| allowed.iter().any(|a| Path::new(a) == p);
+        // Compare resolved paths: "/var/run/docker.sock" allows "/run/docker.sock".
+        let allowed: Vec<PathBuf> = allowed
+            .iter()
+            .map(|a| std::fs::canonicalize(a).unwrap_or_else(|_| PathBuf::from(a)))
+            .collect();
+        let is_allowed = |p: &Path| allowed.iter().any(|a| a == p);
         if is_allowed(src) {
             return None;
         }
@@ -194,6 +206,27 @@ mod tests {
         ] {
             assert_eq!(l.check(Path::new(p), &[]), None, "{p}");
         }
+    }
+
+    #[test]
+    fn symlinked_home_secrets_deny_their_target_and_allow_entries_resolve() {
+        let base = std::env::temp_dir().join(format!("cordon-sens-{}", std::process::id()));
+        let home = base.join("home");
+        let vault = base.join("vault");
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::create_dir_all(&vault).unwrap();
+        std::os::unix::fs::symlink(&vault, home.join(".ssh")).unwrap();
+        let l = DenyList::new(std::slice::from_ref(&home));
+        let vault_real = std::fs::canonicalize(&vault).unwrap();
+        assert!(
+            l.check(&vault_real, &[]).is_some(),
+            "target of ~/.ssh must be denied"
+        );
+        assert_eq!(
+            l.check(&vault_real, &[home.join(".ssh").to_string_lossy().into()]),
+            None
+        );
+        std::fs::remove_dir_all(&base).unwrap();
     }
 
     #[test]

@@ -122,11 +122,19 @@ impl MountPlan {
         };
         let deny = sensitive::DenyList::for_host();
         for (i, m) in policy.mounts.iter().enumerate() {
-            let err = |field: &str, message: String| PolicyError {
-                file: file.to_string(),
-                path: format!("mounts[{i}].{field}"),
-                position: None,
-                message,
+            let err = |field: &str, message: String| match policy.mount_origins.get(i) {
+                Some(Some(flag)) => PolicyError {
+                    file: crate::policy::overrides::CLI_SOURCE.to_string(),
+                    path: flag.clone(),
+                    position: None,
+                    message,
+                },
+                _ => PolicyError {
+                    file: file.to_string(),
+                    path: format!("mounts[{i}].{field}"),
+                    position: None,
+                    message,
+                },
             };
             match m {
                 Mount::Bind {
@@ -138,13 +146,26 @@ impl MountPlan {
                     let real = match std::fs::canonicalize(src) {
                         Ok(p) => p,
                         Err(e) if *optional && e.kind() == std::io::ErrorKind::NotFound => continue,
-                        Err(e) => return Err(err("bind", format!("cannot resolve host path {src}: {e}"))),
+                        Err(e) => {
+                            return Err(err(
+                                "bind",
+                                format!(
+                                    "cannot resolve host path {src}: {}",
+                                    crate::policy::io_error_text(&e)
+                                ),
+                            ))
+                        }
                     };
                     if let Some(why) = deny.check(&real, &policy.allow_sensitive) {
                         return Err(err("bind", why));
                     }
                     let is_dir = std::fs::metadata(&real)
-                        .map_err(|e| err("bind", format!("{}: {e}", real.display())))?
+                        .map_err(|e| {
+                            err(
+                                "bind",
+                                format!("{}: {}", real.display(), crate::policy::io_error_text(&e)),
+                            )
+                        })?
                         .is_dir();
                     let mut attrs = sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV;
                     if *readonly {

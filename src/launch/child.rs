@@ -106,9 +106,13 @@ fn init(plan: &Plan, fds: Fds) -> Result<Never, ChildError> {
             SETUP_FAILED
         });
     }
+    // init needs nothing: drop every privilege (a failure still reaches the
+    // parent through the error pipe), then keep only the status pipe.
+    if let Err(e) = creds::drop_all(plan.last_cap) {
+        let _ = sys::kill(payload_pid, libc::SIGKILL);
+        return Err(e);
+    }
     sys::close(fds.err_write);
-    // init needs nothing: drop every privilege, keep only the status pipe.
-    creds::drop_all(plan.last_cap)?;
     let _ = sys::close_range(3, fds.status_write as u32 - 1, 0);
     let _ = sys::close_range(fds.status_write as u32 + 1, u32::MAX, 0);
     reap_loop(payload_pid, fds.status_write)

@@ -192,7 +192,7 @@ pub fn describe_child_error(plan: &Plan, e: ChildError) -> SetupError {
             plan.mounts.describe.get(idx).cloned().unwrap_or_default()
         }
         Step::MountPointOnHost => format!(
-            "{}: the mount point is missing and would have to be created in a host directory; create it on the host or mount a tmpfs above it",
+            "{}: it would have to be created inside a host directory, and cordon creates mount points and symlinks only on its own tmpfs mounts; create it on the host, or mount a tmpfs above it",
             plan.mounts.describe.get(idx).cloned().unwrap_or_default()
         ),
         Step::Rlimit => plan.rlimits.get(idx).map(|r| r.field.to_string()).unwrap_or_default(),

@@ -55,6 +55,10 @@ pub struct Policy {
     /// Host paths that may be mounted although they are on the sensitive list.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allow_sensitive: Vec<String>,
+    /// Where each mount came from, parallel to `mounts`: `None` for the
+    /// policy file, or the command-line flag that added it (for errors).
+    #[serde(skip)]
+    pub mount_origins: Vec<Option<String>>,
 }
 
 /// A Linux namespace cordon can create.
@@ -451,6 +455,17 @@ impl fmt::Display for PolicyError {
 
 impl std::error::Error for PolicyError {}
 
+impl PolicyError {
+    /// Fill in the line:column of this error's field from the policy's
+    /// text, for errors found after parsing (when resolving host paths).
+    pub fn located_in(mut self, file: &str, text: &str) -> PolicyError {
+        if self.position.is_none() && self.file == file && !self.path.is_empty() {
+            self.position = locate::locate(text, &locate::parse_path(&self.path));
+        }
+        self
+    }
+}
+
 /// A validation finding before it is placed in a file.
 #[derive(Debug)]
 struct Finding {
@@ -473,14 +488,20 @@ impl Policy {
 
     /// Read and validate a policy file.
     pub fn from_file(path: &Path) -> Result<Policy, PolicyError> {
+        Policy::from_file_with_text(path).map(|(p, _)| p)
+    }
+
+    /// Read and validate a policy file; also return its text, so that later
+    /// errors can be located in it ([`PolicyError::located_in`]).
+    pub fn from_file_with_text(path: &Path) -> Result<(Policy, String), PolicyError> {
         let name = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| PolicyError {
             file: name.clone(),
             path: String::new(),
             position: None,
-            message: format!("cannot read policy file: {e}"),
+            message: format!("cannot read policy file: {}", io_error_text(&e)),
         })?;
-        Policy::from_json(&name, &text)
+        Policy::from_json(&name, &text).map(|p| (p, text))
     }
 
     /// Parse and validate policy JSON; `file` names it in errors.
@@ -492,7 +513,11 @@ impl Policy {
             let position = (inner.line() > 0).then(|| (inner.line(), inner.column()));
             PolicyError {
                 file: file.to_string(),
-                path: if path == "." { String::new() } else { path },
+                path: if path == "." || path == "?" {
+                    String::new()
+                } else {
+                    path
+                },
                 position,
                 message: strip_position(&inner.to_string()),
             }
@@ -558,10 +583,7 @@ impl Policy {
                 return Err(finding("hostname", "a hostname needs the \"uts\" namespace"));
             }
             if h.is_empty() || h.len() > 64 || h.bytes().any(|b| b == 0 || b == b'/') {
-                return Err(finding(
-                    "hostname",
-                    "expected 1 to 64 characters without '/' or NUL",
-                ));
+                return Err(finding("hostname", "expected 1 to 64 bytes without '/' or NUL"));
             }
         }
         let id = &self.identity;
@@ -712,6 +734,15 @@ fn check_env_name(k: &str) -> Result<(), String> {
         ))
     } else {
         Ok(())
+    }
+}
+
+/// An I/O error's text without Rust's " (os error N)" suffix.
+pub fn io_error_text(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.rfind(" (os error ") {
+        Some(i) => s[..i].to_string(),
+        None => s,
     }
 }
 

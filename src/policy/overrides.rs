@@ -9,8 +9,10 @@ pub const CLI_SOURCE: &str = "<command line>";
 /// One run's changes to a policy, in the order the flags were given.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Overrides {
-    /// Extra mounts, appended after the policy's own.
-    pub mounts: Vec<Mount>,
+    /// Extra mounts in command-line order, each with the flag that gave it;
+    /// appended after the policy's own. One for a destination the policy
+    /// already mounts replaces that entry.
+    pub mounts: Vec<(String, Mount)>,
     /// New working directory.
     pub cwd: Option<String>,
     /// `NAME=VALUE` sets a variable, `NAME` keeps it from cordon's environment.
@@ -72,16 +74,14 @@ pub fn parse_tmpfs(arg: &str) -> Result<Mount, PolicyError> {
 impl Overrides {
     /// Apply to `policy` (read from `file`) and re-validate the result.
     pub fn apply(&self, policy: &mut Policy, file: &str) -> Result<(), PolicyError> {
-        for m in &self.mounts {
-            if let Some(i) = policy
-                .mounts
-                .iter()
-                .position(|old| old.dst() == m.dst() && !matches!(old, Mount::Bind { .. }))
-            {
-                // A flag for the same destination replaces a non-bind entry.
+        policy.mount_origins.resize(policy.mounts.len(), None);
+        for (flag, m) in &self.mounts {
+            if let Some(i) = policy.mounts.iter().position(|old| old.dst() == m.dst()) {
                 policy.mounts.remove(i);
+                policy.mount_origins.remove(i);
             }
             policy.mounts.push(m.clone());
+            policy.mount_origins.push(Some(flag.clone()));
         }
         if let Some(c) = &self.cwd {
             policy.cwd = c.clone();

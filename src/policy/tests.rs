@@ -228,8 +228,11 @@ fn overrides_extend_and_replace() {
     let mut p = Policy::builtin_default().unwrap();
     let o = Overrides {
         mounts: vec![
-            parse_bind("--bind", "/srv:/w", false).unwrap(),
-            parse_tmpfs("/tmp:8M").unwrap(),
+            (
+                "--bind /srv:/w".into(),
+                parse_bind("--bind", "/srv:/w", false).unwrap(),
+            ),
+            ("--tmpfs /tmp:8M".into(), parse_tmpfs("/tmp:8M").unwrap()),
         ],
         cwd: Some("/w".into()),
         env: vec!["A=1".into(), "TERM".into()],
@@ -256,6 +259,11 @@ fn overrides_extend_and_replace() {
         }]
     );
     assert_eq!(p.cwd, "/w");
+    assert_eq!(p.mount_origins.len(), p.mounts.len());
+    assert_eq!(
+        p.mount_origins.last().cloned().flatten().as_deref(),
+        Some("--tmpfs /tmp:8M")
+    );
     assert_eq!(p.env.set.get("A").map(String::as_str), Some("1"));
     assert!(!p.has_namespace(Namespace::Net));
     assert_eq!((p.identity.uid, p.identity.gid), (5, 6));

@@ -114,7 +114,10 @@ impl Run {
     }
     /// cordon's exit code (panics if it died of a signal).
     pub fn code(&self) -> i32 {
-        self.output.status.code().unwrap_or_else(|| panic!("cordon died of a signal: {:?}", self.output.status))
+        self.output
+            .status
+            .code()
+            .unwrap_or_else(|| panic!("cordon died of a signal: {:?}", self.output.status))
     }
     /// The outcome's `status` field.
     pub fn outcome_status(&self) -> String {
@@ -126,7 +129,13 @@ impl Run {
     }
     /// Assert a zero exit and return stdout.
     pub fn ok(&self) -> String {
-        assert_eq!(self.code(), 0, "cordon failed\nstdout: {}\nstderr: {}", self.stdout(), self.stderr());
+        assert_eq!(
+            self.code(),
+            0,
+            "cordon failed\nstdout: {}\nstderr: {}",
+            self.stdout(),
+            self.stderr()
+        );
         self.stdout()
     }
 }
@@ -180,7 +189,12 @@ pub fn run(mode: Mode, args: &[&str], cmd: &[&str]) -> Run {
 pub fn run_with(mut c: Command, args: &[&str], cmd: &[&str]) -> Run {
     let status = TempDir::new("status");
     let sfile = status.path().join("outcome.json");
-    c.arg("run").args(args).arg("--status-json").arg(&sfile).arg("--").args(cmd);
+    c.arg("run")
+        .args(args)
+        .arg("--status-json")
+        .arg(&sfile)
+        .arg("--")
+        .args(cmd);
     let output = c.output().expect("spawn cordon");
     let status = std::fs::read_to_string(&sfile)
         .ok()
