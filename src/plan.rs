@@ -159,6 +159,9 @@ pub struct Plan {
     pub rlimits: Vec<Rlimit>,
     /// Highest capability number this kernel knows.
     pub last_cap: u32,
+    /// Signals ignored in the parent (bit N-1 for signal N); the payload
+    /// resets them to the default, since ignored signals survive execve.
+    pub ignored_signals: u64,
     /// The program.
     pub exec: Exec,
     /// Wall-clock limit.
@@ -340,6 +343,7 @@ impl Plan {
             cwd: cstring("cwd", file, policy.cwd.as_bytes())?,
             rlimits,
             last_cap: read_last_cap(),
+            ignored_signals: crate::sys::ignored_signals(),
             exec: Exec::new(candidates, argv, envp, search_path),
             wall_time: l.wall_time.map(|d| d.as_duration()),
             unenforced: Vec::new(),

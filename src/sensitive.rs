@@ -39,6 +39,15 @@ const HOME_DIRS: [&str; 5] = [".ssh", ".aws", ".gnupg", ".config", ".kube"];
 /// Socket names that are container-runtime control sockets wherever they are.
 const SOCKET_NAMES: [&str; 4] = ["docker.sock", "containerd.sock", "podman.sock", "crio.sock"];
 
+/// The home directory of a passwd line whose uid belongs to a person
+/// (1000 up to, not including, nobody's 65534).
+fn person_home(line: &str) -> Option<PathBuf> {
+    let mut f = line.split(':');
+    let uid: u32 = f.nth(2)?.parse().ok()?;
+    let home = f.nth(2)?;
+    (1000..65534).contains(&uid).then(|| PathBuf::from(home))
+}
+
 /// The deny list for one host.
 #[derive(Clone, Debug)]
 pub struct DenyList {
@@ -46,17 +55,15 @@ pub struct DenyList {
 }
 
 impl DenyList {
-    /// Build the list for this host: the fixed paths plus every user's
-    /// sensitive home directories (from /etc/passwd and /home/*).
+    /// Build the list for this host: the fixed paths plus the sensitive
+    /// directories of every person's home (users with uid 1000 and above in
+    /// /etc/passwd, every directory in /home, and $HOME). System accounts'
+    /// homes (/bin, /var/www, ...) are left out: they hold no such secrets,
+    /// and resolving them all would slow every launch.
     pub fn for_host() -> DenyList {
         let mut homes: Vec<PathBuf> = Vec::new();
         if let Ok(passwd) = std::fs::read_to_string("/etc/passwd") {
-            homes.extend(
-                passwd
-                    .lines()
-                    .filter_map(|l| l.split(':').nth(5))
-                    .map(PathBuf::from),
-            );
+            homes.extend(passwd.lines().filter_map(person_home));
         }
         if let Ok(rd) = std::fs::read_dir("/home") {
             homes.extend(rd.flatten().map(|e| e.path()));
@@ -192,6 +199,20 @@ mod tests {
             .expect("/etc contains /etc/shadow");
         assert!(why.contains("/etc/shadow"), "{why}");
         assert!(l.check(Path::new("/"), &[]).is_some());
+    }
+
+    #[test]
+    fn only_people_count_as_home_owners() {
+        assert_eq!(
+            person_home("alice:x:1000:1000::/home/alice:/bin/sh"),
+            Some(PathBuf::from("/home/alice"))
+        );
+        assert_eq!(
+            person_home("www-data:x:33:33:www:/var/www:/usr/sbin/nologin"),
+            None
+        );
+        assert_eq!(person_home("nobody:x:65534:65534::/nonexistent:/bin/false"), None);
+        assert_eq!(person_home("broken"), None);
     }
 
     #[test]

@@ -477,15 +477,43 @@ pub fn block_signals(set: &libc::sigset_t) -> SysResult<libc::sigset_t> {
     }
 }
 
-/// Reset every catchable signal's disposition to the default.
-pub fn reset_signal_dispositions() {
-    for sig in 1..65 {
-        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+/// Reset to the default the signals set in `mask` (bit N-1 for signal N),
+/// e.g. the ignored ones, which stay ignored across execve.
+pub fn unignore_signals(mask: u64) {
+    for sig in 1..=64 {
+        if mask & (1 << (sig - 1)) == 0 || sig == libc::SIGKILL || sig == libc::SIGSTOP {
             continue;
         }
-        // SAFETY: SIG_DFL is always a valid handler; invalid numbers fail harmlessly.
-        unsafe { libc::signal(sig, libc::SIG_DFL) };
+        // The kernel's struct sigaction: handler, flags, restorer, mask.
+        // The raw call, because glibc's wrappers refuse its internal
+        // real-time signals (32, 33), which may be ignored all the same.
+        let act: [u64; 4] = [libc::SIG_DFL as u64, 0, 0, 0];
+        // SAFETY: act is a valid kernel sigaction for SIG_DFL; the old
+        // action is not wanted (null); the mask size is 8 bytes.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                act.as_ptr(),
+                std::ptr::null::<u64>(),
+                8usize,
+            )
+        };
     }
+}
+
+/// The signals this process ignores (SigIgn in /proc/self/status), as a
+/// mask with bit N-1 for signal N. Parent side: allocates.
+pub fn ignored_signals() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("SigIgn:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        // Unknown: reset them all.
+        .unwrap_or(u64::MAX)
 }
 
 /// Bring the loopback interface up in the current network namespace.

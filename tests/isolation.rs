@@ -886,3 +886,54 @@ fn binds_of_symlinks_mount_the_real_target() {
         assert!(!real.join("new").exists(), "{}", diag(mode, &r));
     }
 }
+
+/// Ignored signals survive execve and blocked ones stay blocked: neither
+/// may leak from cordon's caller into the payload.
+#[test]
+fn payload_signal_state_is_clean() {
+    for mode in modes() {
+        let mut c = cordon(mode);
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            c.pre_exec(|| {
+                libc::signal(libc::SIGINT, libc::SIG_IGN);
+                libc::signal(libc::SIGTERM, libc::SIG_IGN);
+                let mut set: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                libc::sigaddset(&mut set, libc::SIGUSR1);
+                libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+                Ok(())
+            });
+        }
+        let r = run_with(
+            c,
+            &[],
+            &["/bin/sh", "-c", "grep -E '^Sig(Ign|Blk)' /proc/self/status"],
+        );
+        let out = r.ok();
+        // The shell itself ignores nothing at start; SigIgn/SigBlk must be 0.
+        assert!(
+            out.contains("SigBlk:\t0000000000000000") && out.contains("SigIgn:\t0000000000000000"),
+            "{mode:?}: {out}\n{}",
+            r.stderr()
+        );
+        // The allowed side: the same setup without cordon does leak, which
+        // shows the pre_exec above takes effect.
+        let mut plain = std::process::Command::new("/bin/sh");
+        // SAFETY: as above.
+        unsafe {
+            plain.pre_exec(|| {
+                libc::signal(libc::SIGINT, libc::SIG_IGN);
+                Ok(())
+            });
+        }
+        let o = plain
+            .args(["-c", "grep '^SigIgn' /proc/self/status"])
+            .output()
+            .expect("sh");
+        assert!(
+            !String::from_utf8_lossy(&o.stdout).contains("0000000000000000"),
+            "control run did not ignore SIGINT"
+        );
+    }
+}

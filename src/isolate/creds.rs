@@ -56,11 +56,8 @@ pub fn drop_caps() -> Result<(), ChildError> {
     sys::capset_zero().map_err(|e| ChildError::new(Step::Capset, e, 0))
 }
 
-/// Everything at once, for cordon's own init.
-pub fn drop_all(last_cap: u32) -> Result<(), ChildError> {
-    drop_bounding(last_cap)?;
-    lock_securebits()?;
-    drop_caps()?;
+/// Set no_new_privs: execve can never grant privileges again.
+pub fn no_new_privs() -> Result<(), ChildError> {
     sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0)
         .map(drop)
         .map_err(|e| ChildError::new(Step::NoNewPrivs, e, 0))

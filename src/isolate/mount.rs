@@ -390,76 +390,92 @@ fn open_in_root(root: c_int, path: &CStr, flags: c_int) -> SysResult<c_int> {
     )
 }
 
-/// Open (creating where allowed) the mount point `dst` under `root`.
-/// Returns an O_PATH fd of the mount point, or of its parent directory plus
-/// the offset of the last component when `kind` is None (for symlinks).
-fn mount_point(root: c_int, dst: &CStr, kind: Option<Kind>, ours: &Ours) -> Result<c_int, (sys::Errno, u32)> {
-    let bytes = dst.to_bytes();
+/// Open the directory `path` (relative to `root`, resolved inside it),
+/// creating missing components on cordon's own tmpfs. Finds the longest
+/// existing prefix first (usually the parent, one or two lookups) and
+/// creates forward from there.
+fn ensure_dir(root: c_int, path: &[u8], ours: &Ours) -> Result<c_int, (sys::Errno, u32)> {
+    let dir = libc::O_PATH | libc::O_DIRECTORY;
     let mut buf = PathBuf4k { buf: [0; 4096] };
-    // Walk each parent prefix, creating missing directories on our tmpfs.
-    let mut parent = sys::openat2(root, c".", libc::O_PATH | libc::O_CLOEXEC, 0, 0).map_err(|e| (e, 0))?;
-    let mut i = 0;
-    while i < bytes.len() {
-        let end = bytes[i..]
-            .iter()
-            .position(|&b| b == b'/')
-            .map_or(bytes.len(), |p| i + p);
-        let last = end == bytes.len();
-        let name_start = i;
-        i = end + 1;
-        if last && kind.is_none() {
-            // Symlink: the caller creates the last component in `parent`.
-            return Ok(parent);
+    let mut end = path.len();
+    let mut fd = loop {
+        if end == 0 {
+            break sys::openat2(root, c".", dir | libc::O_CLOEXEC, 0, 0).map_err(|e| (e, 0))?;
         }
-        let prefix = buf.prefix(bytes, end);
-        let want = if last {
-            kind.unwrap_or(Kind::Dir)
-        } else {
-            Kind::Dir
-        };
-        let flags = libc::O_PATH | if want == Kind::Dir { libc::O_DIRECTORY } else { 0 };
-        match open_in_root(root, prefix, flags) {
-            Ok(fd) => {
-                sys::close(parent);
-                parent = fd;
-            }
-            Err(sys::Errno(libc::ENOENT)) => {
-                let (dev, _) = sys::fstat_dev_mode(parent).map_err(|e| (e, 1))?;
-                if !ours.contains(dev) {
-                    sys::close(parent);
-                    // Refuse to create anything in a host directory.
-                    return Err((sys::Errno(libc::ENOENT), 2));
-                }
-                let mut name = PathBuf4k { buf: [0; 4096] };
-                let leaf = name.prefix(&bytes[name_start..], end - name_start);
-                match want {
-                    Kind::Dir => sys::mkdirat(parent, leaf, 0o755).map_err(|e| (e, 3))?,
-                    Kind::File => {
-                        let fd = sys::openat(
-                            parent,
-                            leaf,
-                            libc::O_CREAT
-                                | libc::O_EXCL
-                                | libc::O_WRONLY
-                                | libc::O_NOFOLLOW
-                                | libc::O_CLOEXEC,
-                            0o644,
-                        )
-                        .map_err(|e| (e, 3))?;
-                        sys::close(fd);
-                    }
-                }
-                let fd = open_in_root(root, prefix, flags).map_err(|e| (e, 4))?;
-                sys::close(parent);
-                parent = fd;
+        match open_in_root(root, buf.prefix(path, end), dir) {
+            Ok(fd) => break fd,
+            Err(sys::Errno(libc::ENOENT)) => end = path[..end].iter().rposition(|&b| b == b'/').unwrap_or(0),
+            Err(e) => return Err((e, 5)),
+        }
+    };
+    if end < path.len() {
+        match sys::fstat_dev_mode(fd) {
+            Ok((dev, _)) if ours.contains(dev) => {}
+            // Refuse to create anything in a host directory.
+            Ok(_) => {
+                sys::close(fd);
+                return Err((sys::Errno(libc::ENOENT), 2));
             }
             Err(e) => {
-                sys::close(parent);
-                return Err((e, 5));
+                sys::close(fd);
+                return Err((e, 1));
             }
         }
     }
-    Ok(parent)
+    while end < path.len() {
+        let start = if end == 0 { 0 } else { end + 1 };
+        let next = path[start..]
+            .iter()
+            .position(|&b| b == b'/')
+            .map_or(path.len(), |p| start + p);
+        let name = buf.prefix(&path[start..], next - start);
+        // The directory is new and on our tmpfs: open it relative to its
+        // parent, refusing symlinks.
+        let r = sys::mkdirat(fd, name, 0o755)
+            .and_then(|_| sys::openat2(fd, name, dir | libc::O_CLOEXEC, 0, sys::RESOLVE_NO_SYMLINKS));
+        sys::close(fd);
+        fd = r.map_err(|e| (e, 3))?;
+        end = next;
+    }
+    Ok(fd)
+}
+
+/// Open (creating where allowed) the mount point `dst` under `root`.
+/// With `kind` None (a symlink is to be made), returns the parent directory.
+fn mount_point(root: c_int, dst: &CStr, kind: Option<Kind>, ours: &Ours) -> Result<c_int, (sys::Errno, u32)> {
+    let bytes = dst.to_bytes();
+    let split = bytes.iter().rposition(|&b| b == b'/');
+    let parent_path = &bytes[..split.unwrap_or(0)];
+    let Some(kind) = kind else {
+        return ensure_dir(root, parent_path, ours);
+    };
+    let flags = libc::O_PATH | if kind == Kind::Dir { libc::O_DIRECTORY } else { 0 };
+    match open_in_root(root, dst, flags) {
+        Ok(fd) => return Ok(fd),
+        Err(sys::Errno(libc::ENOENT)) => {}
+        Err(e) => return Err((e, 5)),
+    }
+    if kind == Kind::Dir {
+        return ensure_dir(root, bytes, ours);
+    }
+    let parent = ensure_dir(root, parent_path, ours)?;
+    let r = match sys::fstat_dev_mode(parent) {
+        Ok((dev, _)) if ours.contains(dev) => {
+            let mut buf = PathBuf4k { buf: [0; 4096] };
+            let leaf = leaf_name(dst, &mut buf);
+            sys::openat(
+                parent,
+                leaf,
+                libc::O_CREAT | libc::O_EXCL | libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                0o644,
+            )
+            .map_err(|e| (e, 3))
+        }
+        Ok(_) => Err((sys::Errno(libc::ENOENT), 2)),
+        Err(e) => Err((e, 1)),
+    };
+    sys::close(parent);
+    r
 }
 
 /// Code 2 from [`mount_point`] means the missing mount point would have to
@@ -512,25 +528,8 @@ fn make_root(plan: &MountPlan, staging: &CStr, ours: &mut Ours) -> Result<c_int,
     Ok(root)
 }
 
-/// Clone a bind source into a detached tree with its attributes set.
-/// Returns -1 for an optional source that is missing.
-fn clone_tree(root: c_int, src: &Source, attrs: u64, optional: bool, idx: u32) -> Result<c_int, ChildError> {
-    let src_fd = match src {
-        // The parent resolved every symlink; refuse any that appeared since.
-        Source::Host(p) => sys::openat2(
-            libc::AT_FDCWD,
-            p,
-            libc::O_PATH | libc::O_CLOEXEC,
-            0,
-            sys::RESOLVE_NO_SYMLINKS,
-        ),
-        Source::Sandbox(p) => open_in_root(root, p, libc::O_PATH),
-    };
-    let src_fd = match src_fd {
-        Ok(fd) => fd,
-        Err(sys::Errno(libc::ENOENT)) if optional => return Ok(-1),
-        Err(e) => return Err(ChildError::new(Step::BindSource, e, idx)),
-    };
+/// Clone the tree at `src_fd` into a detached mount with `attrs` set.
+fn clone_fd(src_fd: c_int, attrs: u64, idx: u32) -> Result<c_int, ChildError> {
     let tree = sys::open_tree(
         src_fd,
         sys::EMPTY,
@@ -538,9 +537,8 @@ fn clone_tree(root: c_int, src: &Source, attrs: u64, optional: bool, idx: u32) -
             | sys::OPEN_TREE_CLOEXEC
             | libc::AT_EMPTY_PATH as u32
             | libc::AT_RECURSIVE as u32,
-    );
-    sys::close(src_fd);
-    let tree = tree.map_err(|e| ChildError::new(Step::BindSource, e, idx))?;
+    )
+    .map_err(|e| ChildError::new(Step::BindSource, e, idx))?;
     if let Err(e) = sys::mount_setattr(
         tree,
         sys::EMPTY,
@@ -551,6 +549,25 @@ fn clone_tree(root: c_int, src: &Source, attrs: u64, optional: bool, idx: u32) -
         return Err(ChildError::new(Step::BindAttrs, e, idx));
     }
     Ok(tree)
+}
+
+/// Clone a host bind source (canonical path, opened refusing any symlink
+/// that appeared since the parent resolved it). -1 for a missing optional.
+fn clone_host(path: &CStr, attrs: u64, optional: bool, idx: u32) -> Result<c_int, ChildError> {
+    let src_fd = match sys::openat2(
+        libc::AT_FDCWD,
+        path,
+        libc::O_PATH | libc::O_CLOEXEC,
+        0,
+        sys::RESOLVE_NO_SYMLINKS,
+    ) {
+        Ok(fd) => fd,
+        Err(sys::Errno(libc::ENOENT)) if optional => return Ok(-1),
+        Err(e) => return Err(ChildError::new(Step::BindSource, e, idx)),
+    };
+    let r = clone_fd(src_fd, attrs, idx);
+    sys::close(src_fd);
+    r
 }
 
 /// Attach a detached mount at `dst` under `root`.
@@ -584,18 +601,41 @@ fn apply_op(root: c_int, i: usize, op: &Op, tree: c_int, ours: &mut Ours) -> Res
             kind,
             attrs,
             optional,
-        } => {
-            let tree = match src {
-                Source::Host(_) => tree,
-                Source::Sandbox(_) => clone_tree(root, src, *attrs, *optional, idx)?,
-            };
-            if tree < 0 {
-                return Ok(()); // optional and missing
+        } => match src {
+            Source::Host(_) if tree < 0 => Ok(()), // optional and missing
+            Source::Host(_) => {
+                let r = attach(root, tree, dst, *kind, ours, Step::Bind, idx);
+                sys::close(tree);
+                r
             }
-            let r = attach(root, tree, dst, *kind, ours, Step::Bind, idx);
-            sys::close(tree);
-            r
-        }
+            Source::Sandbox(p) => {
+                let src_fd = match open_in_root(root, p, libc::O_PATH) {
+                    Ok(fd) => fd,
+                    Err(sys::Errno(libc::ENOENT)) if *optional => return Ok(()),
+                    Err(e) => return Err(ChildError::new(Step::BindSource, e, idx)),
+                };
+                let r = clone_fd(src_fd, *attrs, idx).and_then(|tree| {
+                    // Re-binding a path onto itself (proc/sys read-only):
+                    // the source fd is the mount point.
+                    let r = if p == dst {
+                        sys::move_mount(
+                            tree,
+                            sys::EMPTY,
+                            src_fd,
+                            sys::EMPTY,
+                            sys::MOVE_MOUNT_F_EMPTY_PATH | sys::MOVE_MOUNT_T_EMPTY_PATH,
+                        )
+                        .map_err(|e| ChildError::new(Step::Bind, e, idx))
+                    } else {
+                        attach(root, tree, dst, *kind, ours, Step::Bind, idx)
+                    };
+                    sys::close(tree);
+                    r
+                });
+                sys::close(src_fd);
+                r
+            }
+        },
         Op::Fs {
             fstype,
             dst,
@@ -670,13 +710,13 @@ pub fn apply(plan: &MountPlan, staging: &CStr) -> Result<(), ChildError> {
     let mut trees = [-1 as c_int; MAX_OPS];
     for (i, op) in plan.ops[..n].iter().enumerate() {
         if let Op::Bind {
-            src: src @ Source::Host(_),
+            src: Source::Host(path),
             attrs,
             optional,
             ..
         } = op
         {
-            match clone_tree(-1, src, *attrs, *optional, i as u32) {
+            match clone_host(path, *attrs, *optional, i as u32) {
                 Ok(t) => trees[i] = t,
                 Err(e) => {
                     close_trees(&trees[..i]);

@@ -4,10 +4,10 @@
 //! [`Plan`] built in the parent and makes system calls.
 //!
 //! Order (see ARCHITECTURE.md): parent-death signal, wait for the id maps,
-//! identity → mounts and pivot_root → hostname, loopback, setsid → fork the
-//! payload. The payload: chdir → rlimits → capability bounding set →
-//! securebits → uid/gid (parent-death signal again) → capabilities →
-//! no_new_privs → fds close-on-exec → exec.
+//! identity → mounts and pivot_root → hostname, loopback, setsid →
+//! capability bounding set and securebits (inherited by the payload) → fork
+//! the payload. The payload: chdir → rlimits → uid/gid (parent-death signal
+//! again) → capabilities → no_new_privs → fds close-on-exec → exec.
 
 use std::os::raw::c_int;
 
@@ -93,6 +93,12 @@ fn init(plan: &Plan, fds: Fds) -> Result<Never, ChildError> {
     // push keystrokes into the caller's (TIOCSTI).
     sys::setsid().map_err(at(Step::Setsid))?;
 
+    // The bounding set and securebits are inherited by the payload: drop
+    // and lock them once, here. Effective capabilities stay until each
+    // process's own capset, so the payload can still set its rlimits.
+    creds::drop_bounding(plan.last_cap)?;
+    creds::lock_securebits()?;
+
     let payload_pid = sys::fork_raw().map_err(at(Step::Fork))?;
     if payload_pid == 0 {
         let e = match payload(plan, fds) {
@@ -108,7 +114,7 @@ fn init(plan: &Plan, fds: Fds) -> Result<Never, ChildError> {
     }
     // init needs nothing: drop every privilege (a failure still reaches the
     // parent through the error pipe), then keep only the status pipe.
-    if let Err(e) = creds::drop_all(plan.last_cap) {
+    if let Err(e) = creds::drop_caps().and_then(|_| creds::no_new_privs()) {
         let _ = sys::kill(payload_pid, libc::SIGKILL);
         return Err(e);
     }
@@ -166,20 +172,19 @@ fn reap_loop(payload: libc::pid_t, status_fd: c_int) -> ! {
 
 fn payload(plan: &Plan, fds: Fds) -> Result<Never, ChildError> {
     sys::close(fds.status_write);
-    sys::reset_signal_dispositions();
+    // Handlers reset at exec by themselves; ignored signals do not.
+    sys::unignore_signals(plan.ignored_signals);
     sys::set_sigmask(&sys::sigset_empty()).map_err(at(Step::SignalMask))?;
     sys::chdir(&plan.cwd).map_err(at(Step::Chdir))?;
     for (i, r) in plan.rlimits.iter().enumerate() {
         sys::setrlimit(r.resource, r.value).map_err(|e| ChildError::new(Step::Rlimit, e, i as u32))?;
     }
-    creds::drop_bounding(plan.last_cap)?;
-    creds::lock_securebits()?;
     creds::switch_identity(&plan.ids)?;
     // Identity changes clear the parent-death signal: set it again.
     sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0)
         .map_err(at(Step::ParentDeathSignal))?;
     creds::drop_caps()?;
-    sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0).map_err(at(Step::NoNewPrivs))?;
+    creds::no_new_privs()?;
     // Every inherited fd above 2 is closed at exec; the error pipe is
     // close-on-exec too, so its EOF tells the parent that exec succeeded.
     sys::close_range(3, u32::MAX, sys::CLOSE_RANGE_CLOEXEC).map_err(at(Step::CloseFds))?;
