@@ -5,7 +5,7 @@
 //! touches thread-local state, and errors are returned as a plain errno.
 
 use std::ffi::CStr;
-use std::os::raw::{c_char, c_int, c_long, c_uint, c_void};
+use std::os::raw::{c_char, c_int, c_long, c_uint};
 
 /// An errno value from a failed system call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,16 +62,6 @@ pub const EMPTY: &CStr = c"";
 
 // ---- constants the libc crate does not (yet) carry -------------------------
 
-/// fsopen(2) flag.
-pub const FSOPEN_CLOEXEC: c_uint = 1;
-/// fsmount(2) flag.
-pub const FSMOUNT_CLOEXEC: c_uint = 1;
-/// fsconfig command: set a string parameter.
-pub const FSCONFIG_SET_STRING: c_uint = 1;
-/// fsconfig command: set a flag parameter.
-pub const FSCONFIG_SET_FLAG: c_uint = 0;
-/// fsconfig command: create the superblock.
-pub const FSCONFIG_CMD_CREATE: c_uint = 6;
 /// Mount attribute: read-only.
 pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
 /// Mount attribute: ignore set-user-id bits.
@@ -200,54 +190,41 @@ pub fn close_range(first: c_uint, last: c_uint, flags: c_uint) -> SysResult<()> 
 
 // ---- mounts ----------------------------------------------------------------
 
-/// mount(2) for propagation changes and classic mounts.
+/// mount(2) for propagation changes and new filesystems; `data` is the
+/// comma-separated option string.
 pub fn mount(
     src: Option<&CStr>,
     target: &CStr,
     fstype: Option<&CStr>,
     flags: libc::c_ulong,
+    data: Option<&CStr>,
 ) -> SysResult<()> {
     let p = |s: Option<&CStr>| s.map_or(std::ptr::null(), CStr::as_ptr);
-    // SAFETY: every pointer is null or a NUL-terminated string; data is null.
-    check_int(unsafe { libc::mount(p(src), target.as_ptr(), p(fstype), flags, std::ptr::null()) }).map(drop)
+    // SAFETY: every pointer is null or a NUL-terminated string.
+    check_int(unsafe { libc::mount(p(src), target.as_ptr(), p(fstype), flags, p(data).cast()) }).map(drop)
 }
 
-/// fsopen(2).
-pub fn fsopen(fstype: &CStr) -> SysResult<c_int> {
-    // SAFETY: fstype is NUL-terminated.
-    check(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) }).map(|f| f as c_int)
-}
-
-/// fsconfig(2) with a string value (or a flag when `value` is None).
-pub fn fsconfig_set(fd: c_int, key: &CStr, value: Option<&CStr>) -> SysResult<()> {
-    let (cmd, v) = match value {
-        Some(v) => (FSCONFIG_SET_STRING, v.as_ptr()),
-        None => (FSCONFIG_SET_FLAG, std::ptr::null()),
-    };
-    // SAFETY: key and value are NUL-terminated (or null for a flag).
-    check(unsafe { libc::syscall(libc::SYS_fsconfig, fd, cmd, key.as_ptr(), v, 0) }).map(drop)
-}
-
-/// fsconfig(2) FSCONFIG_CMD_CREATE.
-pub fn fsconfig_create(fd: c_int) -> SysResult<()> {
-    // SAFETY: the create command takes no pointers.
-    check(unsafe {
-        libc::syscall(
-            libc::SYS_fsconfig,
-            fd,
-            FSCONFIG_CMD_CREATE,
-            std::ptr::null::<c_char>(),
-            std::ptr::null::<c_void>(),
-            0,
-        )
-    })
-    .map(drop)
-}
-
-/// fsmount(2).
-pub fn fsmount(fd: c_int, attrs: u64) -> SysResult<c_int> {
-    // SAFETY: plain integers.
-    check(unsafe { libc::syscall(libc::SYS_fsmount, fd, FSMOUNT_CLOEXEC, attrs) }).map(|f| f as c_int)
+/// `/proc/self/fd/N` as a C string in `buf`, to name what an fd refers to
+/// in path-taking calls. No allocation.
+pub fn fd_path(fd: c_int, buf: &mut [u8; 32]) -> &CStr {
+    const PREFIX: &[u8] = b"/proc/self/fd/";
+    buf[..PREFIX.len()].copy_from_slice(PREFIX);
+    let mut digits = [0u8; 10];
+    let mut n = fd.max(0) as u32;
+    let mut len = 0;
+    loop {
+        digits[len] = b'0' + (n % 10) as u8;
+        len += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for i in 0..len {
+        buf[PREFIX.len() + i] = digits[len - 1 - i];
+    }
+    buf[PREFIX.len() + len] = 0;
+    CStr::from_bytes_until_nul(&buf[..]).unwrap_or(c"")
 }
 
 /// open_tree(2).
@@ -530,4 +507,20 @@ pub fn loopback_up() -> SysResult<()> {
     let r = check_int(unsafe { libc::ioctl(fd, libc::SIOCSIFFLAGS, &req) });
     close(fd);
     r.map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fd_path_formats_without_allocating() {
+        let mut b = [0u8; 32];
+        assert_eq!(fd_path(0, &mut b).to_bytes(), b"/proc/self/fd/0");
+        assert_eq!(
+            fd_path(1234567890, &mut b).to_bytes(),
+            b"/proc/self/fd/1234567890"
+        );
+        assert_eq!(fd_path(i32::MAX, &mut b).to_bytes(), b"/proc/self/fd/2147483647");
+    }
 }

@@ -60,10 +60,10 @@ pub enum Op {
         fstype: &'static CStr,
         /// Mount point, relative to the new root.
         dst: CString,
-        /// fsconfig parameters: key and optional value.
-        params: Vec<(CString, Option<CString>)>,
-        /// Mount attributes (MOUNT_ATTR_*).
-        attrs: u64,
+        /// Comma-separated options, e.g. `size=67108864,mode=1777`.
+        data: CString,
+        /// mount(2) flags (MS_NOSUID, MS_NODEV, MS_NOEXEC).
+        flags: libc::c_ulong,
         /// Whether files may be created on it (it joins cordon's own mounts).
         ours: bool,
     },
@@ -91,8 +91,8 @@ pub struct MountPlan {
     pub ops: Vec<Op>,
     /// Human description of each op, e.g. `bind /usr -> /usr (read-only)`.
     pub describe: Vec<String>,
-    /// Size option of the root tmpfs.
-    pub root_size: CString,
+    /// Options of the root tmpfs.
+    pub root_data: CString,
 }
 
 const ROOT_TMPFS_SIZE: u64 = 1 << 20;
@@ -100,7 +100,7 @@ const DEV_TMPFS_SIZE: u64 = 1 << 20;
 const SHM_SIZE: Size = Size(64 << 20);
 const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 /// Parts of proc that are re-bound read-only over a fresh proc.
-const PROC_READONLY: [&str; 5] = ["sys", "sysrq-trigger", "irq", "bus", "fs"];
+const PROC_READONLY: [&str; 4] = ["sys", "sysrq-trigger", "irq", "bus"];
 
 fn cstr(s: &str) -> CString {
     // Callers validated that policy strings contain no NUL; a NUL would be
@@ -118,7 +118,7 @@ impl MountPlan {
         let mut plan = MountPlan {
             ops: Vec::new(),
             describe: Vec::new(),
-            root_size: cstr(&ROOT_TMPFS_SIZE.to_string()),
+            root_data: cstr(&format!("size={ROOT_TMPFS_SIZE},mode=755")),
         };
         let deny = sensitive::DenyList::for_host();
         for (i, m) in policy.mounts.iter().enumerate() {
@@ -214,16 +214,13 @@ impl MountPlan {
         self.describe.push(what);
     }
 
-    fn tmpfs(&mut self, dst: &str, size: Size, mode: u32, extra_attrs: u64) {
+    fn tmpfs(&mut self, dst: &str, size: Size, mode: u32, extra_flags: libc::c_ulong) {
         self.push(
             Op::Fs {
                 fstype: c"tmpfs",
                 dst: rel(dst),
-                params: vec![
-                    (cstr("size"), Some(cstr(&size.bytes().to_string()))),
-                    (cstr("mode"), Some(cstr(&format!("{mode:o}")))),
-                ],
-                attrs: sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV | extra_attrs,
+                data: cstr(&format!("size={},mode={mode:o}", size.bytes())),
+                flags: libc::MS_NOSUID | libc::MS_NODEV | extra_flags,
                 ours: true,
             },
             format!("tmpfs {dst} (size {size})"),
@@ -235,8 +232,8 @@ impl MountPlan {
             Op::Fs {
                 fstype: c"proc",
                 dst: rel(dst),
-                params: Vec::new(),
-                attrs: sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV | sys::MOUNT_ATTR_NOEXEC,
+                data: CString::default(),
+                flags: libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
                 ours: false,
             },
             format!("proc {dst}"),
@@ -268,11 +265,8 @@ impl MountPlan {
             Op::Fs {
                 fstype: c"tmpfs",
                 dst: rel(dst),
-                params: vec![
-                    (cstr("size"), Some(cstr(&DEV_TMPFS_SIZE.to_string()))),
-                    (cstr("mode"), Some(cstr("755"))),
-                ],
-                attrs: sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV | sys::MOUNT_ATTR_NOEXEC,
+                data: cstr(&format!("size={DEV_TMPFS_SIZE},mode=755")),
+                flags: libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
                 ours: true,
             },
             format!("dev {dst} (tmpfs)"),
@@ -295,12 +289,8 @@ impl MountPlan {
             Op::Fs {
                 fstype: c"devpts",
                 dst: rel(&pts),
-                params: vec![
-                    (cstr("newinstance"), None),
-                    (cstr("ptmxmode"), Some(cstr("0666"))),
-                    (cstr("mode"), Some(cstr("0620"))),
-                ],
-                attrs: sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NOEXEC,
+                data: cstr("newinstance,ptmxmode=0666,mode=0620"),
+                flags: libc::MS_NOSUID | libc::MS_NOEXEC,
                 ours: false,
             },
             format!("devpts {pts}"),
@@ -321,7 +311,7 @@ impl MountPlan {
                 format!("symlink {p} -> {target}"),
             );
         }
-        self.tmpfs(&format!("{dst}/shm"), SHM_SIZE, 0o1777, sys::MOUNT_ATTR_NOEXEC);
+        self.tmpfs(&format!("{dst}/shm"), SHM_SIZE, 0o1777, libc::MS_NOEXEC);
         // Populated: the payload owns this tmpfs, so freeze it.
         self.push(
             Op::Attrs {
@@ -499,22 +489,14 @@ pub const MAX_OPS: usize = 256;
 
 /// Mount the empty root tmpfs on `staging` and return an fd of it.
 fn make_root(plan: &MountPlan, staging: &CStr, ours: &mut Ours) -> Result<c_int, ChildError> {
-    let fs = sys::fsopen(c"tmpfs").map_err(|e| ChildError::new(Step::RootTmpfs, e, 0))?;
-    let configured = sys::fsconfig_set(fs, c"size", Some(&plan.root_size))
-        .and_then(|_| sys::fsconfig_set(fs, c"mode", Some(c"755")))
-        .and_then(|_| sys::fsconfig_create(fs));
-    let mnt = configured.and_then(|_| sys::fsmount(fs, sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV));
-    sys::close(fs);
-    let mnt = mnt.map_err(|e| ChildError::new(Step::RootTmpfs, e, 0))?;
-    let moved = sys::move_mount(
-        mnt,
-        sys::EMPTY,
-        libc::AT_FDCWD,
+    sys::mount(
+        Some(c"tmpfs"),
         staging,
-        sys::MOVE_MOUNT_F_EMPTY_PATH,
-    );
-    sys::close(mnt);
-    moved.map_err(|e| ChildError::new(Step::RootTmpfs, e, 1))?;
+        Some(c"tmpfs"),
+        libc::MS_NOSUID | libc::MS_NODEV,
+        Some(&plan.root_data),
+    )
+    .map_err(|e| ChildError::new(Step::RootTmpfs, e, 0))?;
     let root = sys::openat2(
         libc::AT_FDCWD,
         staging,
@@ -639,30 +621,32 @@ fn apply_op(root: c_int, i: usize, op: &Op, tree: c_int, ours: &mut Ours) -> Res
         Op::Fs {
             fstype,
             dst,
-            params,
-            attrs,
+            data,
+            flags,
             ours: is_ours,
         } => {
-            let fs = sys::fsopen(fstype).map_err(|e| ChildError::new(Step::FsMount, e, idx))?;
-            let mut r = Ok(());
-            for (k, v) in params {
-                r = r.and_then(|_| sys::fsconfig_set(fs, k, v.as_deref()));
-            }
-            let mnt = r
-                .and_then(|_| sys::fsconfig_create(fs))
-                .and_then(|_| sys::fsmount(fs, *attrs));
-            sys::close(fs);
-            let mnt = mnt.map_err(|e| ChildError::new(Step::FsMount, e, idx))?;
-            let r = attach(root, mnt, dst, Kind::Dir, ours, Step::FsMount, idx);
-            sys::close(mnt);
-            if r.is_ok() && *is_ours {
-                // Record the new filesystem so mount points may be made on it.
-                let fd = open_in_root(root, dst, libc::O_PATH | libc::O_DIRECTORY)
-                    .map_err(|e| ChildError::new(Step::FsMount, e, idx))?;
-                let st = sys::fstat_dev_mode(fd);
-                sys::close(fd);
-                ours.add(st.map_err(|e| ChildError::new(Step::FsMount, e, idx))?.0);
-            }
+            let target =
+                mount_point(root, dst, Some(Kind::Dir), ours).map_err(|(e, c)| point_error(e, c, idx))?;
+            // One mount(2) onto the fd's magic link: the target was resolved
+            // safely inside the root, and the link pins exactly that place.
+            let mut buf = [0u8; 32];
+            let path = sys::fd_path(target, &mut buf);
+            let r = sys::mount(Some(fstype), path, Some(fstype), *flags, Some(data))
+                .map_err(|e| ChildError::new(Step::FsMount, e, idx))
+                .and_then(|_| {
+                    if *is_ours {
+                        // Record the new filesystem: mount points may be made
+                        // on it. (The fd's magic link still names the
+                        // directory below the new mount: look the path up.)
+                        let fd = open_in_root(root, dst, libc::O_PATH | libc::O_DIRECTORY)
+                            .map_err(|e| ChildError::new(Step::FsMount, e, idx))?;
+                        let st = sys::fstat_dev_mode(fd);
+                        sys::close(fd);
+                        ours.add(st.map_err(|e| ChildError::new(Step::FsMount, e, idx))?.0);
+                    }
+                    Ok(())
+                });
+            sys::close(target);
             r
         }
         Op::Attrs { dst, attrs } => {
@@ -704,7 +688,7 @@ fn close_trees(trees: &[c_int]) {
 /// Build the new root and pivot into it. Child side: allocates nothing.
 pub fn apply(plan: &MountPlan, staging: &CStr) -> Result<(), ChildError> {
     let n = plan.ops.len().min(MAX_OPS);
-    sys::mount(None, c"/", None, libc::MS_REC | libc::MS_PRIVATE)
+    sys::mount(None, c"/", None, libc::MS_REC | libc::MS_PRIVATE, None)
         .map_err(|e| ChildError::new(Step::MountPrivate, e, 0))?;
     // Clone every host tree first: staging the root may hide host paths.
     let mut trees = [-1 as c_int; MAX_OPS];
