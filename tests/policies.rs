@@ -1,0 +1,42 @@
+//! Every policy shipped with cordon (policies/*.json, and the benchmark's
+//! bwrap-equivalent policy) loads, checks, and runs a real program.
+mod common;
+use common::*;
+
+fn shipped() -> Vec<String> {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let mut v: Vec<String> = std::fs::read_dir(format!("{root}/policies"))
+        .expect("policies/")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    v.push(format!("{root}/bench/bwrap-equivalent.json"));
+    v.sort();
+    v
+}
+
+#[test]
+fn every_shipped_policy_checks_and_runs_a_shell() {
+    let files = shipped();
+    assert!(files.iter().any(|f| f.ends_with("policies/default.json")), "{files:?}");
+    for mode in modes() {
+        for f in &files {
+            let check = cordon(mode).args(["check", "--policy", f]).output().expect("cordon check");
+            assert!(check.status.success(), "{mode:?} check {f}: {}", String::from_utf8_lossy(&check.stderr));
+            let r = run(mode, &["--policy", f], &["/bin/sh", "-c", "echo ran; exit 7"]);
+            assert_eq!(r.code(), 7, "{mode:?} {f}: {}", r.stderr());
+            assert_eq!(r.stdout(), "ran\n", "{mode:?} {f}");
+        }
+    }
+}
+
+#[test]
+fn the_built_in_default_is_policies_default_json() {
+    let file = std::fs::read_to_string(format!("{}/policies/default.json", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    assert_eq!(file, cordon::policy::DEFAULT_POLICY_JSON);
+    let out = std::process::Command::new(cordon_bin()).arg("check").output().unwrap();
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("check prints JSON");
+    assert_eq!(printed["hostname"], "cordon");
+}
