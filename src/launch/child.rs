@@ -112,16 +112,32 @@ fn init(plan: &Plan, fds: Fds) -> Result<Never, ChildError> {
             SETUP_FAILED
         });
     }
-    // init needs nothing: drop every privilege (a failure still reaches the
-    // parent through the error pipe), then keep only the status pipe.
-    if let Err(e) = creds::drop_caps().and_then(|_| creds::no_new_privs()) {
+    // init needs nothing: drop every privilege and every inherited fd but
+    // the status pipe; a failure still reaches the parent through the error
+    // pipe, which goes last.
+    let (keep_a, keep_b) = (
+        fds.status_write.min(fds.err_write) as u32,
+        fds.status_write.max(fds.err_write) as u32,
+    );
+    let dropped = creds::drop_caps()
+        .and_then(|_| creds::no_new_privs())
+        .and_then(|_| close_except(keep_a, keep_b).map_err(at(Step::CloseFds)));
+    if let Err(e) = dropped {
         let _ = sys::kill(payload_pid, libc::SIGKILL);
         return Err(e);
     }
     sys::close(fds.err_write);
-    let _ = sys::close_range(3, fds.status_write as u32 - 1, 0);
-    let _ = sys::close_range(fds.status_write as u32 + 1, u32::MAX, 0);
     reap_loop(payload_pid, fds.status_write)
+}
+
+/// Close every fd from 3 up except `a` and `b` (a < b).
+fn close_except(a: u32, b: u32) -> sys::SysResult<()> {
+    for (lo, hi) in [(3, a.wrapping_sub(1)), (a + 1, b - 1), (b + 1, u32::MAX)] {
+        if lo <= hi && hi >= 3 {
+            sys::close_range(lo.max(3), hi, 0)?;
+        }
+    }
+    Ok(())
 }
 
 /// 127 when the program was not found, 126 when it could not be executed.
