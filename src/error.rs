@@ -68,10 +68,12 @@ pub enum Step {
     SignalMask,
     /// Executing the payload.
     Exec,
+    /// Installing the seccomp filter.
+    Seccomp,
 }
 
 impl Step {
-    const ALL: [Step; 29] = [
+    const ALL: [Step; 30] = [
         Step::SyncWait,
         Step::ParentDeathSignal,
         Step::Identity,
@@ -101,6 +103,7 @@ impl Step {
         Step::CloseFds,
         Step::SignalMask,
         Step::Exec,
+        Step::Seccomp,
     ];
 
     /// The step's name as printed and written to the outcome.
@@ -135,6 +138,7 @@ impl Step {
             Step::CloseFds => "close fds",
             Step::SignalMask => "signal mask",
             Step::Exec => "exec",
+            Step::Seccomp => "seccomp",
         }
     }
 

@@ -24,5 +24,6 @@ pub mod launch;
 pub mod outcome;
 pub mod plan;
 pub mod policy;
+pub mod seccomp;
 pub mod sensitive;
 pub mod sys;

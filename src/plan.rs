@@ -168,6 +168,8 @@ pub struct Plan {
     pub wall_time: Option<Duration>,
     /// Policy requests that were not enforced (best effort only).
     pub unenforced: Vec<String>,
+    /// The seccomp program, installed last before exec.
+    pub seccomp: Option<Vec<crate::seccomp::bpf::Insn>>,
 }
 
 // SAFETY: the raw pointers in `Exec` point into CStrings owned by the same
@@ -347,6 +349,31 @@ impl Plan {
             exec: Exec::new(candidates, argv, envp, search_path),
             wall_time: l.wall_time.map(|d| d.as_duration()),
             unenforced: Vec::new(),
+            seccomp: match &policy.seccomp {
+                Some(sc) => {
+                    let f = sc.compile().map_err(|e| PolicyError {
+                        file: file.to_string(),
+                        path: format!("seccomp.{}", e.path),
+                        position: None,
+                        message: e.message,
+                    })?;
+                    let prog = crate::seccomp::bpf::compile(&f);
+                    if prog.len() > crate::seccomp::MAX_INSNS {
+                        return Err(PolicyError {
+                            file: file.to_string(),
+                            path: "seccomp".to_string(),
+                            position: None,
+                            message: format!(
+                                "the filter compiles to {} instructions; the kernel takes at most {}",
+                                prog.len(),
+                                crate::seccomp::MAX_INSNS
+                            ),
+                        });
+                    }
+                    Some(prog)
+                }
+                None => None,
+            },
         })
     }
 }

@@ -390,6 +390,31 @@ pub fn fork_raw() -> SysResult<libc::pid_t> {
     check(r).map(|p| p as libc::pid_t)
 }
 
+/// Install a seccomp filter (SECCOMP_SET_MODE_FILTER) on this thread.
+/// Needs no_new_privs (or CAP_SYS_ADMIN).
+pub fn seccomp_install(prog: &[crate::seccomp::bpf::Insn]) -> SysResult<()> {
+    #[repr(C)]
+    struct Fprog {
+        len: u16,
+        filter: *const crate::seccomp::bpf::Insn,
+    }
+    let fprog = Fprog {
+        len: prog.len().min(u16::MAX as usize) as u16,
+        filter: prog.as_ptr(),
+    };
+    // SAFETY: fprog points at `prog`, which outlives the call; Insn has the
+    // layout of struct sock_filter.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            1, /* SECCOMP_SET_MODE_FILTER */
+            0,
+            &fprog as *const Fprog,
+        )
+    })
+    .map(drop)
+}
+
 /// _exit(2): leave at once, without running atexit handlers.
 pub fn exit(code: i32) -> ! {
     // SAFETY: _exit never returns and is async-signal-safe.

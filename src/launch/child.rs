@@ -204,7 +204,11 @@ fn payload(plan: &Plan, fds: Fds) -> Result<Never, ChildError> {
     // Every inherited fd above 2 is closed at exec; the error pipe is
     // close-on-exec too, so its EOF tells the parent that exec succeeded.
     sys::close_range(3, u32::MAX, sys::CLOSE_RANGE_CLOEXEC).map_err(at(Step::CloseFds))?;
-    // Landlock and seccomp slot in here, seccomp last.
+    // Landlock slots in here. Seccomp goes last: the filter need not allow
+    // anything of cordon's own setup, only execve and the error path.
+    if let Some(prog) = &plan.seccomp {
+        sys::seccomp_install(prog).map_err(at(Step::Seccomp))?;
+    }
     let mut first_err = Errno(libc::ENOENT);
     // u32::MAX: nothing was found anywhere on the search path.
     let mut first_idx = u32::MAX;

@@ -55,6 +55,9 @@ pub struct Policy {
     /// Host paths that may be mounted although they are on the sensitive list.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allow_sensitive: Vec<String>,
+    /// The seccomp filter, installed last before exec (none: no filter).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seccomp: Option<crate::seccomp::SeccompPolicy>,
     /// Where each mount came from, parallel to `mounts`: `None` for the
     /// policy file, or the command-line flag that added it (for errors).
     #[serde(skip)]
@@ -672,6 +675,10 @@ impl Policy {
         }
         if l.processes == Some(0) {
             return Err(finding("limits.processes", "expected at least 1"));
+        }
+        if let Some(sc) = &self.seccomp {
+            sc.compile()
+                .map_err(|e| finding(format!("seccomp.{}", e.path), e.message))?;
         }
         for (i, p) in self.allow_sensitive.iter().enumerate() {
             if !p.starts_with('/') {

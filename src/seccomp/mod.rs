@@ -1,0 +1,407 @@
+//! Seccomp: the policy section, its compilation to a checked IR
+//! ([`ir::Filter`]) and to a tree-shaped BPF program ([`bpf`]), and a BPF
+//! interpreter ([`interp`]). Pure: nothing here makes a system call; the
+//! filter is installed by the launcher, last, just before exec.
+//!
+//! Meaning of a policy section:
+//! - `allow` lists syscalls by name or `@group`;
+//! - `rules` are tried in order for their syscall; the first whose argument
+//!   conditions all hold decides;
+//! - when no rule matches, a syscall named **by name** in `allow` is allowed;
+//!   one that is only in an allowed group, or not allowed at all, gets
+//!   `default_action` (so rules narrow a group: `@network` plus rules on
+//!   `socket` limits the socket families);
+//! - always: a foreign architecture kills the process, x32 numbers get
+//!   ENOSYS, numbers above cordon's syscall table get ENOSYS (libc then
+//!   falls back as on an older kernel), and `clone3` gets ENOSYS unless the
+//!   policy names it (libc falls back to `clone`, whose flags a rule can
+//!   check).
+
+pub mod bpf;
+pub mod groups;
+pub mod interp;
+pub mod ir;
+pub mod names;
+pub mod syscalls_x86_64;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use ir::{Action, Cmp, Cond, Entry, Filter, Rule};
+
+/// The `seccomp` section of a policy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeccompPolicy {
+    /// What a syscall that is not allowed gets (default: errno EPERM).
+    #[serde(default = "default_refusal")]
+    pub default_action: ActionSpec,
+    /// Syscalls and `@groups` that are allowed.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Argument rules, tried in order per syscall.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<RuleSpec>,
+}
+
+fn default_refusal() -> ActionSpec {
+    ActionSpec(Action::Errno(libc::EPERM as u16))
+}
+
+/// An action as written in a policy: `"allow"`, `"errno"` (EPERM),
+/// `{"errno": "ENOSYS"}`, `"kill_process"`, `"kill_thread"`, `"trap"`, `"log"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ActionSpec(pub Action);
+
+impl<'de> Deserialize<'de> for ActionSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = serde_json::Value::deserialize(d)?;
+        parse_action(&v).map(ActionSpec).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for ActionSpec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Action::Errno(e) if e == libc::EPERM as u16 => s.serialize_str("errno"),
+            Action::Errno(e) => {
+                use serde::ser::SerializeMap;
+                let mut m = s.serialize_map(Some(1))?;
+                match names::errno_name(e) {
+                    Some(n) => m.serialize_entry("errno", n)?,
+                    None => m.serialize_entry("errno", &e)?,
+                }
+                m.end()
+            }
+            a => s.serialize_str(action_name(a)),
+        }
+    }
+}
+
+const ACTION_NAMES: [&str; 6] = ["allow", "errno", "kill_process", "kill_thread", "trap", "log"];
+
+fn action_name(a: Action) -> &'static str {
+    match a {
+        Action::Allow => "allow",
+        Action::Errno(_) => "errno",
+        Action::KillProcess => "kill_process",
+        Action::KillThread => "kill_thread",
+        Action::Trap => "trap",
+        Action::Log => "log",
+        Action::Notify => "notify",
+    }
+}
+
+fn parse_action(v: &serde_json::Value) -> Result<Action, String> {
+    let expected = "expected \"allow\", \"errno\", {\"errno\": \"ENOSYS\"}, \"kill_process\", \"kill_thread\", \"trap\" or \"log\"";
+    match v {
+        serde_json::Value::String(s) => Ok(match s.as_str() {
+            "allow" => Action::Allow,
+            "errno" => Action::Errno(libc::EPERM as u16),
+            "kill_process" | "kill" => Action::KillProcess,
+            "kill_thread" => Action::KillThread,
+            "trap" => Action::Trap,
+            "log" => Action::Log,
+            other => {
+                let hint = names::suggest(other, ACTION_NAMES)
+                    .map(|s| format!(" (did you mean \"{s}\"?)"))
+                    .unwrap_or_default();
+                return Err(format!("unknown action \"{other}\"{hint}: {expected}"));
+            }
+        }),
+        serde_json::Value::Object(m) if m.len() == 1 && m.contains_key("errno") => match &m["errno"] {
+            serde_json::Value::String(e) => names::parse_errno(e).map(Action::Errno),
+            serde_json::Value::Number(n) => n
+                .as_u64()
+                .filter(|n| (1..=4095).contains(n))
+                .map(|n| Action::Errno(n as u16))
+                .ok_or_else(|| {
+                    format!("errno {n} is out of range: expected 1 to 4095 or a name such as \"EPERM\"")
+                }),
+            _ => Err("\"errno\" takes a name such as \"ENOSYS\" or a number".to_string()),
+        },
+        _ => Err(format!("invalid action: {expected}")),
+    }
+}
+
+/// One argument rule.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    /// The syscall's name.
+    pub syscall: String,
+    /// Conditions that must all hold (none: always).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<ArgSpec>,
+    /// What happens when they hold.
+    pub action: ActionSpec,
+}
+
+/// A condition on one argument.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArgSpec {
+    /// Argument index, 0 to 5.
+    pub arg: u8,
+    /// Comparison (unsigned).
+    pub op: OpSpec,
+    /// A number or named constant(s), e.g. `"AF_UNIX"`, `"CLONE_NEWNS|CLONE_NEWUSER"`.
+    pub value: ValueSpec,
+    /// For `masked_eq`: the mask applied before comparing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mask: Option<ValueSpec>,
+}
+
+/// Comparison operators.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpSpec {
+    /// equal
+    Eq,
+    /// not equal
+    Ne,
+    /// less than
+    Lt,
+    /// less or equal
+    Le,
+    /// greater than
+    Gt,
+    /// greater or equal
+    Ge,
+    /// `(arg & mask) == value`
+    MaskedEq,
+}
+
+/// An argument value: a number or constant names joined with `|`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ValueSpec {
+    /// The value.
+    pub value: u64,
+    /// As written, when it was a string.
+    pub text: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for ValueSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = serde_json::Value::deserialize(d)?;
+        match &v {
+            serde_json::Value::Number(n) => n
+                .as_u64()
+                .map(|value| ValueSpec { value, text: None })
+                .ok_or_else(|| serde::de::Error::custom(format!("{n} is not an unsigned 64-bit value"))),
+            serde_json::Value::String(s) => names::parse_value(s)
+                .map(|value| ValueSpec {
+                    value,
+                    text: Some(s.clone()),
+                })
+                .map_err(serde::de::Error::custom),
+            _ => Err(serde::de::Error::custom(
+                "expected a number or a constant such as \"AF_UNIX\" or \"CLONE_NEWNS|CLONE_NEWUSER\"",
+            )),
+        }
+    }
+}
+
+impl Serialize for ValueSpec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match &self.text {
+            Some(t) => s.serialize_str(t),
+            None => s.serialize_u64(self.value),
+        }
+    }
+}
+
+/// A compile error: the field path inside the seccomp section and what is wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeccompError {
+    /// e.g. `allow[3]`, `rules[0].args[1].mask`.
+    pub path: String,
+    /// What was wrong and what was expected.
+    pub message: String,
+}
+
+fn err(path: impl Into<String>, message: impl Into<String>) -> SeccompError {
+    SeccompError {
+        path: path.into(),
+        message: message.into(),
+    }
+}
+
+/// Arguments the kernel reads as 32-bit `int`/`unsigned int`: only their
+/// low word is compared (the kernel ignores the high word, so comparing it
+/// would let `ioctl(fd, 0x1_0000_5412)` pass as something other than
+/// TIOCSTI).
+const LOW32_ARGS: &[(&str, u8)] = &[
+    ("ioctl", 1),
+    ("socket", 0),
+    ("socket", 1),
+    ("socket", 2),
+    ("socketpair", 0),
+    ("socketpair", 1),
+    ("socketpair", 2),
+    ("personality", 0),
+    ("prctl", 0),
+    ("fcntl", 1),
+    ("setsockopt", 1),
+    ("setsockopt", 2),
+    ("getsockopt", 1),
+    ("getsockopt", 2),
+    ("kill", 1),
+    ("tkill", 1),
+    ("tgkill", 2),
+    ("open", 1),
+    ("openat", 2),
+    ("setns", 1),
+];
+
+fn is_low32(nr: u32, arg: u8) -> bool {
+    LOW32_ARGS
+        .iter()
+        .any(|&(n, a)| a == arg && names::syscall_nr(n) == Some(nr))
+}
+
+/// BPF_MAXINSNS: the longest program the kernel loads.
+pub const MAX_INSNS: usize = 4096;
+
+/// Syscalls the payload needs to be started and to report a failed exec.
+pub const REQUIRED: [&str; 3] = ["execve", "exit_group", "write"];
+
+impl SeccompPolicy {
+    /// Check the section and compile it to a filter.
+    pub fn compile(&self) -> Result<Filter, SeccompError> {
+        let mut allowed: BTreeSet<u32> = BTreeSet::new();
+        let mut by_name: BTreeSet<u32> = BTreeSet::new();
+        for (i, a) in self.allow.iter().enumerate() {
+            if a.starts_with('@') {
+                allowed.extend(groups::expand(a).map_err(|m| err(format!("allow[{i}]"), m))?);
+            } else {
+                let nr = names::parse_syscall(a).map_err(|m| err(format!("allow[{i}]"), m))?;
+                allowed.insert(nr);
+                by_name.insert(nr);
+            }
+        }
+        let default = self.default_action.0;
+        let mut rules: BTreeMap<u32, Vec<Rule>> = BTreeMap::new();
+        for (i, r) in self.rules.iter().enumerate() {
+            let nr = names::parse_syscall(&r.syscall).map_err(|m| err(format!("rules[{i}].syscall"), m))?;
+            let mut conds = Vec::with_capacity(r.args.len());
+            for (j, a) in r.args.iter().enumerate() {
+                let at = |f: &str| format!("rules[{i}].args[{j}].{f}");
+                if a.arg > 5 {
+                    return Err(err(
+                        at("arg"),
+                        format!("argument {} does not exist: expected 0 to 5", a.arg),
+                    ));
+                }
+                let cmp = match (a.op, &a.mask) {
+                    (OpSpec::MaskedEq, Some(m)) => Cmp::MaskedEq(m.value),
+                    (OpSpec::MaskedEq, None) => return Err(err(at("mask"), "masked_eq needs a \"mask\"")),
+                    (_, Some(_)) => {
+                        return Err(err(at("mask"), "\"mask\" goes only with \"op\": \"masked_eq\""))
+                    }
+                    (OpSpec::Eq, None) => Cmp::Eq,
+                    (OpSpec::Ne, None) => Cmp::Ne,
+                    (OpSpec::Lt, None) => Cmp::Lt,
+                    (OpSpec::Le, None) => Cmp::Le,
+                    (OpSpec::Gt, None) => Cmp::Gt,
+                    (OpSpec::Ge, None) => Cmp::Ge,
+                };
+                let low32 = is_low32(nr, a.arg);
+                if low32 && a.value.value > u64::from(u32::MAX) {
+                    return Err(err(
+                        at("value"),
+                        format!(
+                            "argument {} of {} is 32 bits wide; {:#x} does not fit",
+                            a.arg, r.syscall, a.value.value
+                        ),
+                    ));
+                }
+                conds.push(Cond {
+                    arg: a.arg,
+                    cmp,
+                    value: a.value.value,
+                    low32,
+                });
+            }
+            rules.entry(nr).or_default().push(Rule {
+                conds,
+                action: r.action.0,
+            });
+        }
+        if rules.len() > 512 || self.rules.len() > 4096 {
+            return Err(err("rules", "too many rules"));
+        }
+
+        let mut entries: BTreeMap<u32, Entry> = BTreeMap::new();
+        for &nr in &allowed {
+            if default != Action::Allow {
+                entries.insert(
+                    nr,
+                    Entry {
+                        rules: Vec::new(),
+                        fallback: Action::Allow,
+                    },
+                );
+            }
+        }
+        for (nr, rs) in rules {
+            // A rule narrows a group: the fallback is `allow` only for a
+            // syscall allowed by name.
+            let fallback = if by_name.contains(&nr) {
+                Action::Allow
+            } else {
+                default
+            };
+            entries.insert(nr, Entry { rules: rs, fallback });
+        }
+        if let Some(clone3) = names::syscall_nr("clone3") {
+            if !by_name.contains(&clone3) && !self.rules.iter().any(|r| r.syscall == "clone3") {
+                entries.insert(
+                    clone3,
+                    Entry {
+                        rules: Vec::new(),
+                        fallback: Action::Errno(libc::ENOSYS as u16),
+                    },
+                );
+            }
+        }
+        // Entries equal to the default are noise.
+        entries.retain(|_, e| !(e.rules.is_empty() && e.fallback == default));
+
+        let filter = Filter {
+            foreign_arch: Action::KillProcess,
+            x32: Action::Errno(libc::ENOSYS as u16),
+            default,
+            unknown: Action::Errno(libc::ENOSYS as u16),
+            known_max: syscalls_x86_64::SYSCALLS.last().map_or(0, |s| s.0),
+            entries,
+        };
+        let mut missing = Vec::new();
+        for name in REQUIRED {
+            let Some(nr) = names::syscall_nr(name) else {
+                continue;
+            };
+            let allowed_somehow = match filter.entries.get(&nr) {
+                Some(e) => e.fallback == Action::Allow || e.rules.iter().any(|r| r.action == Action::Allow),
+                None => filter.default == Action::Allow,
+            };
+            if !allowed_somehow {
+                missing.push(name);
+            }
+        }
+        if !missing.is_empty() {
+            return Err(err(
+                "allow",
+                format!(
+                    "the payload cannot start without {}: add them to \"allow\" (they are in @default)",
+                    missing.join(", ")
+                ),
+            ));
+        }
+        Ok(filter)
+    }
+}
+
+#[cfg(test)]
+mod tests;
