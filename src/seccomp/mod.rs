@@ -19,6 +19,7 @@
 
 pub mod bpf;
 pub mod groups;
+pub mod import;
 pub mod interp;
 pub mod ir;
 pub mod names;

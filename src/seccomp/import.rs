@@ -1,0 +1,1 @@
+//! Import of OCI/Docker seccomp profiles (being written).
