@@ -70,10 +70,15 @@ pub enum Step {
     Exec,
     /// Installing the seccomp filter.
     Seccomp,
+    /// Not an error: the payload's seccomp listener fd is ready (its number
+    /// in `index`) to be taken by the supervisor.
+    SeccompHandoff,
+    /// Making the payload's seccomp listener reachable for the supervisor.
+    ReportDumpable,
 }
 
 impl Step {
-    const ALL: [Step; 30] = [
+    const ALL: [Step; 32] = [
         Step::SyncWait,
         Step::ParentDeathSignal,
         Step::Identity,
@@ -104,6 +109,8 @@ impl Step {
         Step::SignalMask,
         Step::Exec,
         Step::Seccomp,
+        Step::SeccompHandoff,
+        Step::ReportDumpable,
     ];
 
     /// The step's name as printed and written to the outcome.
@@ -139,6 +146,8 @@ impl Step {
             Step::SignalMask => "signal mask",
             Step::Exec => "exec",
             Step::Seccomp => "seccomp",
+            Step::SeccompHandoff => "seccomp hand-off",
+            Step::ReportDumpable => "seccomp report (dumpable)",
         }
     }
 

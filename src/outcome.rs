@@ -68,9 +68,39 @@ pub struct Outcome {
     pub supervisor_max_rss_kb: u64,
     /// What the policy asked that was not enforced (best effort only).
     pub unenforced: Vec<String>,
+    /// Refused syscalls, as recorded with `"report": true` (at most 64).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub violations: Vec<Violation>,
+    /// How many refused syscalls there were in all.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub violations_total: u64,
+    /// What `cordon learn` saw (not part of the JSON).
+    #[serde(skip)]
+    pub learned: Option<crate::launch::notify::Learned>,
     /// Why setup failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<SetupError>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// A refused syscall, recorded by the supervisor.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    /// The caller, in cordon's pid namespace.
+    pub pid: u32,
+    /// The caller's executable, when it could be read.
+    pub exe: String,
+    /// The syscall's name (`?` for a number cordon does not know).
+    pub syscall: String,
+    /// Its number.
+    pub nr: u32,
+    /// Its six arguments, in hex.
+    pub args: Vec<String>,
+    /// What the policy answered: `errno EPERM`, `kill_process`, ...
+    pub action: String,
 }
 
 /// Exit code on timeout.

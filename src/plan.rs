@@ -168,8 +168,72 @@ pub struct Plan {
     pub wall_time: Option<Duration>,
     /// Policy requests that were not enforced (best effort only).
     pub unenforced: Vec<String>,
-    /// The seccomp program, installed last before exec.
-    pub seccomp: Option<Vec<crate::seccomp::bpf::Insn>>,
+    /// The seccomp filter, installed last before exec.
+    pub seccomp: Option<SeccompPlan>,
+}
+
+/// What the supervisor does with seccomp notifications.
+#[derive(Clone, Debug)]
+pub enum Supervise {
+    /// Nothing: no listener.
+    None,
+    /// Answer refusals as this filter decides and record them.
+    Report(crate::seccomp::ir::Filter),
+    /// Record every syscall and let it continue (`cordon learn`).
+    Learn,
+}
+
+/// The seccomp program and how it is supervised.
+#[derive(Clone, Debug)]
+pub struct SeccompPlan {
+    /// The BPF program.
+    pub program: Vec<crate::seccomp::bpf::Insn>,
+    /// Notifications, if any.
+    pub supervise: Supervise,
+}
+
+impl SeccompPlan {
+    /// Whether the filter is installed with a notification listener.
+    pub fn listener(&self) -> bool {
+        !matches!(self.supervise, Supervise::None)
+    }
+}
+
+/// Why seccomp user notification cannot be used here, if it cannot.
+pub fn user_notif_unavailable() -> Option<String> {
+    if !crate::sys::seccomp_action_available(0x7fc0_0000) {
+        return Some(
+            "the kernel does not offer seccomp user notification (SECCOMP_RET_USER_NOTIF, Linux 5.0)"
+                .to_string(),
+        );
+    }
+    if !crate::sys::pidfd_getfd_available() {
+        return Some(
+            "the kernel lacks pidfd_getfd (Linux 5.6), which cordon uses to take the notification fd"
+                .to_string(),
+        );
+    }
+    None
+}
+
+fn program_or_error(
+    filter: &crate::seccomp::ir::Filter,
+    file: &str,
+) -> Result<Vec<crate::seccomp::bpf::Insn>, PolicyError> {
+    let prog = crate::seccomp::bpf::compile(filter);
+    if prog.len() > crate::seccomp::MAX_INSNS {
+        return Err(PolicyError {
+            file: file.to_string(),
+            path: "seccomp".to_string(),
+            position: None,
+            message: format!(
+                "the filter compiles to {} instructions; the kernel takes at most {}",
+                prog.len(),
+                crate::seccomp::MAX_INSNS
+            ),
+        });
+    }
+    Ok(prog)
 }
 
 // SAFETY: the raw pointers in `Exec` point into CStrings owned by the same
@@ -331,7 +395,7 @@ impl Plan {
         );
         add(libc::RLIMIT_STACK, l.stack.map(|s| s.bytes()), "limits.stack");
 
-        Ok(Plan {
+        let mut plan = Plan {
             clone_flags: flags,
             ids,
             mounts,
@@ -349,32 +413,49 @@ impl Plan {
             exec: Exec::new(candidates, argv, envp, search_path),
             wall_time: l.wall_time.map(|d| d.as_duration()),
             unenforced: Vec::new(),
-            seccomp: match &policy.seccomp {
-                Some(sc) => {
-                    let f = sc.compile().map_err(|e| PolicyError {
-                        file: file.to_string(),
-                        path: format!("seccomp.{}", e.path),
-                        position: None,
-                        message: e.message,
-                    })?;
-                    let prog = crate::seccomp::bpf::compile(&f);
-                    if prog.len() > crate::seccomp::MAX_INSNS {
-                        return Err(PolicyError {
-                            file: file.to_string(),
-                            path: "seccomp".to_string(),
-                            position: None,
-                            message: format!(
-                                "the filter compiles to {} instructions; the kernel takes at most {}",
-                                prog.len(),
-                                crate::seccomp::MAX_INSNS
-                            ),
-                        });
+            seccomp: None,
+        };
+        if let Some(sc) = &policy.seccomp {
+            let filter = sc.compile().map_err(|e| PolicyError {
+                file: file.to_string(),
+                path: format!("seccomp.{}", e.path),
+                position: None,
+                message: e.message,
+            })?;
+            let mut supervise = Supervise::None;
+            let mut program = None;
+            if sc.report {
+                match user_notif_unavailable() {
+                    None => {
+                        program = Some(program_or_error(&filter.with_notify(), file)?);
+                        supervise = Supervise::Report(filter.clone());
                     }
-                    Some(prog)
+                    Some(why) => plan
+                        .unenforced
+                        .push(format!("seccomp.report: {why}; refusals apply without reports")),
                 }
-                None => None,
-            },
-        })
+            }
+            let program = match program {
+                Some(p) => p,
+                None => program_or_error(&filter, file)?,
+            };
+            plan.seccomp = Some(SeccompPlan { program, supervise });
+        }
+        Ok(plan)
+    }
+
+    /// Replace the seccomp filter with the learning one: every syscall is
+    /// recorded by the supervisor and continues.
+    pub fn learning(mut self) -> Result<Plan, String> {
+        if let Some(why) = user_notif_unavailable() {
+            return Err(format!("cordon learn needs seccomp user notification: {why}"));
+        }
+        let program = crate::seccomp::bpf::compile(&crate::seccomp::learn_filter());
+        self.seccomp = Some(SeccompPlan {
+            program,
+            supervise: Supervise::Learn,
+        });
+        Ok(self)
     }
 }
 

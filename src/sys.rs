@@ -5,7 +5,7 @@
 //! touches thread-local state, and errors are returned as a plain errno.
 
 use std::ffi::CStr;
-use std::os::raw::{c_char, c_int, c_long, c_uint};
+use std::os::raw::{c_char, c_int, c_long, c_uint, c_ulong};
 
 /// An errno value from a failed system call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -180,6 +180,71 @@ pub fn pipe() -> SysResult<(c_int, c_int)> {
     // SAFETY: fds has room for two descriptors.
     check_int(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
     Ok((fds[0], fds[1]))
+}
+
+/// A connected pair of SOCK_SEQPACKET unix sockets, close-on-exec.
+pub fn seqpacket_pair() -> SysResult<(c_int, c_int)> {
+    let mut fds = [0 as c_int; 2];
+    // SAFETY: fds has room for two descriptors.
+    check_int(unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    })?;
+    Ok((fds[0], fds[1]))
+}
+
+/// Ask for the sender's credentials with every message on `fd` (SO_PASSCRED).
+pub fn set_passcred(fd: c_int) -> SysResult<()> {
+    let one: c_int = 1;
+    // SAFETY: the kernel reads one int.
+    check_int(unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_PASSCRED,
+            (&one as *const c_int).cast(),
+            std::mem::size_of::<c_int>() as libc::socklen_t,
+        )
+    })
+    .map(drop)
+}
+
+/// Receive one message and the sender's pid (SCM_CREDENTIALS, translated
+/// into our pid namespace by the kernel) if it came with one.
+pub fn recv_with_pid(fd: c_int, buf: &mut [u8]) -> SysResult<(usize, Option<libc::pid_t>)> {
+    // Room for one struct ucred control message, 8-byte aligned.
+    let mut control = [0u64; 8];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: a zeroed msghdr is valid; the pointers set below stay alive
+    // for the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control);
+    // SAFETY: msg describes valid buffers.
+    let n = retry(|| check(unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_CMSG_CLOEXEC) } as c_long))?;
+    let mut pid = None;
+    // SAFETY: CMSG_* walk the control buffer the kernel filled, within
+    // msg_controllen.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_CREDENTIALS {
+                let cred: libc::ucred = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
+                pid = Some(cred.pid);
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    Ok((n as usize, pid))
 }
 
 /// close_range(2).
@@ -391,8 +456,9 @@ pub fn fork_raw() -> SysResult<libc::pid_t> {
 }
 
 /// Install a seccomp filter (SECCOMP_SET_MODE_FILTER) on this thread.
-/// Needs no_new_privs (or CAP_SYS_ADMIN).
-pub fn seccomp_install(prog: &[crate::seccomp::bpf::Insn]) -> SysResult<()> {
+/// Needs no_new_privs (or CAP_SYS_ADMIN). With `listener`, the filter gets
+/// a user-notification fd (close-on-exec), which is returned; otherwise 0.
+pub fn seccomp_install(prog: &[crate::seccomp::bpf::Insn], listener: bool) -> SysResult<c_int> {
     #[repr(C)]
     struct Fprog {
         len: u16,
@@ -402,17 +468,135 @@ pub fn seccomp_install(prog: &[crate::seccomp::bpf::Insn]) -> SysResult<()> {
         len: prog.len().min(u16::MAX as usize) as u16,
         filter: prog.as_ptr(),
     };
+    // SECCOMP_FILTER_FLAG_NEW_LISTENER
+    let flags: c_ulong = if listener { 1 << 3 } else { 0 };
     // SAFETY: fprog points at `prog`, which outlives the call; Insn has the
     // layout of struct sock_filter.
     check(unsafe {
         libc::syscall(
             libc::SYS_seccomp,
             1, /* SECCOMP_SET_MODE_FILTER */
-            0,
+            flags,
             &fprog as *const Fprog,
         )
     })
+    .map(|fd| fd as c_int)
+}
+
+/// Whether the kernel offers a seccomp return action (SECCOMP_GET_ACTION_AVAIL).
+pub fn seccomp_action_available(action: u32) -> bool {
+    // SAFETY: the kernel reads one u32 from &action.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            2, /* SECCOMP_GET_ACTION_AVAIL */
+            0,
+            &action as *const u32,
+        )
+    };
+    r == 0
+}
+
+/// Whether pidfd_getfd exists (probed with an invalid pidfd: EBADF if so).
+pub fn pidfd_getfd_available() -> bool {
+    // SAFETY: an invalid fd only produces an error.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_getfd, -1, 0, 0) };
+    !(r < 0 && Errno::last().0 == libc::ENOSYS)
+}
+
+/// pidfd_open(2).
+pub fn pidfd_open(pid: libc::pid_t) -> SysResult<c_int> {
+    // SAFETY: plain integers.
+    check(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) }).map(|fd| fd as c_int)
+}
+
+/// pidfd_send_signal(2) with no siginfo.
+pub fn pidfd_send_signal(pidfd: c_int, sig: c_int) -> SysResult<()> {
+    // SAFETY: plain integers and a null siginfo.
+    check(unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd, sig, std::ptr::null::<u8>(), 0) })
+        .map(drop)
+}
+
+/// pidfd_getfd(2): a duplicate (close-on-exec) of another process's fd.
+pub fn pidfd_getfd(pidfd: c_int, fd: c_int) -> SysResult<c_int> {
+    // SAFETY: plain integers.
+    check(unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd, fd, 0) }).map(|fd| fd as c_int)
+}
+
+/// The hand-off call (see [`crate::seccomp::HANDOFF_NR`]): blocks until the
+/// supervisor answers through the listener.
+pub fn seccomp_handoff(listener: c_int) -> SysResult<()> {
+    // SAFETY: a syscall number no kernel implements; only the filter and the
+    // supervisor see it.
+    check(unsafe {
+        libc::syscall(
+            crate::seccomp::HANDOFF_NR as c_long,
+            crate::seccomp::HANDOFF_MAGIC,
+            listener as c_long,
+        )
+    })
     .map(drop)
+}
+
+/// struct seccomp_notif.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SeccompNotif {
+    /// Cookie for the answer.
+    pub id: u64,
+    /// The caller, in the supervisor's pid namespace.
+    pub pid: u32,
+    /// Unused.
+    pub flags: u32,
+    /// Syscall number.
+    pub nr: i32,
+    /// AUDIT_ARCH_*.
+    pub arch: u32,
+    /// Instruction pointer.
+    pub ip: u64,
+    /// Arguments.
+    pub args: [u64; 6],
+}
+
+/// struct seccomp_notif_resp.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SeccompNotifResp {
+    /// The notification's id.
+    pub id: u64,
+    /// Return value.
+    pub val: i64,
+    /// Negative errno, or 0.
+    pub error: i32,
+    /// SECCOMP_USER_NOTIF_FLAG_CONTINUE (1): run the syscall.
+    pub flags: u32,
+}
+
+const SECCOMP_IOCTL_NOTIF_RECV: c_ulong = 0xc050_2100;
+const SECCOMP_IOCTL_NOTIF_SEND: c_ulong = 0xc018_2101;
+const SECCOMP_IOCTL_NOTIF_ID_VALID: c_ulong = 0x4008_2102;
+
+/// Receive one notification (SECCOMP_IOCTL_NOTIF_RECV).
+pub fn notif_recv(fd: c_int) -> SysResult<SeccompNotif> {
+    let mut n = SeccompNotif::default();
+    // SAFETY: n is a zeroed struct seccomp_notif (80 bytes) the kernel fills.
+    check(unsafe { libc::ioctl(fd, SECCOMP_IOCTL_NOTIF_RECV, &mut n as *mut SeccompNotif) } as c_long)?;
+    Ok(n)
+}
+
+/// Answer a notification (SECCOMP_IOCTL_NOTIF_SEND).
+pub fn notif_send(fd: c_int, resp: &SeccompNotifResp) -> SysResult<()> {
+    let mut r = *resp;
+    // SAFETY: r is a struct seccomp_notif_resp (24 bytes) the kernel reads.
+    check(unsafe { libc::ioctl(fd, SECCOMP_IOCTL_NOTIF_SEND, &mut r as *mut SeccompNotifResp) } as c_long)
+        .map(drop)
+}
+
+/// Whether the notification is still pending (its caller alive and waiting).
+pub fn notif_id_valid(fd: c_int, id: u64) -> bool {
+    let mut id = id;
+    // SAFETY: the kernel reads one u64.
+    unsafe { libc::ioctl(fd, SECCOMP_IOCTL_NOTIF_ID_VALID, &mut id as *mut u64) == 0 }
 }
 
 /// _exit(2): leave at once, without running atexit handlers.

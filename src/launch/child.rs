@@ -206,8 +206,28 @@ fn payload(plan: &Plan, fds: Fds) -> Result<Never, ChildError> {
     sys::close_range(3, u32::MAX, sys::CLOSE_RANGE_CLOEXEC).map_err(at(Step::CloseFds))?;
     // Landlock slots in here. Seccomp goes last: the filter need not allow
     // anything of cordon's own setup, only execve and the error path.
-    if let Some(prog) = &plan.seccomp {
-        sys::seccomp_install(prog).map_err(at(Step::Seccomp))?;
+    if let Some(sc) = &plan.seccomp {
+        if !sc.listener() {
+            sys::seccomp_install(&sc.program, false).map_err(at(Step::Seccomp))?;
+        } else {
+            // The supervisor takes the listener with pidfd_getfd, which
+            // needs ptrace access; rootless, that means being dumpable
+            // (init made the process undumpable). Exec sets it anew.
+            if plan.ids.rootless {
+                sys::prctl(libc::PR_SET_DUMPABLE, 1, 0).map_err(at(Step::ReportDumpable))?;
+            }
+            let listener = sys::seccomp_install(&sc.program, true).map_err(at(Step::Seccomp))?;
+            // From here on every syscall passes the filter: `write` is
+            // allowed outright (checked when the policy is compiled) and the
+            // hand-off call is notified, so nothing waits for a supervisor
+            // that does not hold the listener yet. The listener is
+            // close-on-exec: the payload never sees it.
+            report(
+                fds.err_write,
+                ChildError::new(Step::SeccompHandoff, Errno(0), listener as u32),
+            );
+            sys::seccomp_handoff(listener).map_err(at(Step::SeccompHandoff))?;
+        }
     }
     let mut first_err = Errno(libc::ENOENT);
     // u32::MAX: nothing was found anywhere on the search path.

@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 
 use crate::error::{ChildError, LaunchError, Step, WIRE_SIZE};
 use crate::launch::child::{self, exec_exit_code, Fds};
+use crate::launch::notify::Notifier;
 use crate::outcome::{Outcome, SetupError, Status, EXIT_SETUP, EXIT_TIMEOUT};
-use crate::plan::Plan;
+use crate::plan::{Plan, Supervise};
 use crate::sys::{self, Errno};
 
 /// Options of one supervised run.
@@ -18,6 +19,8 @@ pub struct RunOptions {
     /// calling thread for the duration of the run and forward them to the
     /// sandbox (what the CLI wants; a library caller may not).
     pub forward_signals: bool,
+    /// Print each recorded seccomp violation on stderr as it happens.
+    pub print_violations: bool,
 }
 
 const FORWARDED: [c_int; 6] = [
@@ -74,16 +77,6 @@ impl SignalGuard {
 impl Drop for SignalGuard {
     fn drop(&mut self) {
         let _ = sys::set_sigmask(&self.old);
-    }
-}
-
-fn pidfd_send_signal(pidfd: c_int, sig: c_int) -> sys::SysResult<()> {
-    // SAFETY: plain integers and a null siginfo.
-    let r = unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd, sig, std::ptr::null::<u8>(), 0) };
-    if r < 0 {
-        Err(Errno::last())
-    } else {
-        Ok(())
     }
 }
 
@@ -242,7 +235,26 @@ pub fn run(plan: &Plan, opts: RunOptions) -> Result<Outcome, LaunchError> {
     let pipe = |what: &str| sys::pipe().map_err(|e| LaunchError::sys("pipe", what.to_string(), e));
     let (sync_r, sync_w) = pipe("sync")?;
     let (mut sync_r, mut sync_w) = (Fd(sync_r), Fd(sync_w));
-    let (err_r, err_w) = pipe("error")?;
+    let notifying = plan.seccomp.as_ref().is_some_and(|s| s.listener());
+    // With seccomp notifications the error channel is a unix socket: the
+    // hand-off message then carries the payload's pid (SCM_CREDENTIALS).
+    let (err_r, err_w) = if notifying {
+        let pair = sys::seqpacket_pair().map_err(|e| LaunchError::sys("socketpair", "error", e))?;
+        if let Err(e) = sys::set_passcred(pair.0) {
+            sys::close(pair.0);
+            sys::close(pair.1);
+            return Err(LaunchError::sys("setsockopt", "SO_PASSCRED", e));
+        }
+        pair
+    } else {
+        pipe("error")?
+    };
+    let mut notifier = Notifier::new(
+        plan.seccomp
+            .as_ref()
+            .map_or(Supervise::None, |s| s.supervise.clone()),
+        opts.print_violations,
+    );
     let (err_r, mut err_w) = (Fd(err_r), Fd(err_w));
     let (status_r, status_w) = pipe("status")?;
     let (status_r, mut status_w) = (Fd(status_r), Fd(status_w));
@@ -269,7 +281,7 @@ pub fn run(plan: &Plan, opts: RunOptions) -> Result<Outcome, LaunchError> {
     sys::close(status_w.take());
 
     let kill_and_reap = |e: LaunchError| {
-        let _ = pidfd_send_signal(pidfd.0, libc::SIGKILL);
+        let _ = sys::pidfd_send_signal(pidfd.0, libc::SIGKILL);
         // SAFETY: reaping our own child; null status is allowed.
         unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
         e
@@ -303,6 +315,11 @@ pub fn run(plan: &Plan, opts: RunOptions) -> Result<Outcome, LaunchError> {
                 events: libc::POLLIN,
                 revents: 0,
             },
+            libc::pollfd {
+                fd: notifier.fd.unwrap_or(-1),
+                events: libc::POLLIN,
+                revents: 0,
+            },
         ];
         let timeout_ms: c_int = match deadline {
             Some(d) if !timed_out => {
@@ -325,18 +342,56 @@ pub fn run(plan: &Plan, opts: RunOptions) -> Result<Outcome, LaunchError> {
                 // SIGKILL to the namespace's init tears down every process in
                 // it, double-forked daemons included.
                 timed_out = true;
-                let _ = pidfd_send_signal(pidfd.0, libc::SIGKILL);
+                let _ = sys::pidfd_send_signal(pidfd.0, libc::SIGKILL);
             }
             continue;
         }
+        if pfds[3].revents & libc::POLLIN != 0 {
+            if let Err(e) = notifier.handle_one() {
+                return Err(kill_and_reap(LaunchError::sys(
+                    "seccomp notification",
+                    "receive or answer",
+                    e,
+                )));
+            }
+        } else if pfds[3].revents != 0 {
+            // Every task that used the filter is gone.
+            if let Some(fd) = notifier.fd.take() {
+                sys::close(fd);
+            }
+        }
         if pfds[1].revents != 0 {
-            match sys::read(err_r.0, &mut err_buf[err_len..]) {
-                Ok(0) | Err(_) => err_open = false,
-                Ok(k) => {
+            let got = if notifying {
+                sys::recv_with_pid(err_r.0, &mut err_buf).map(|(k, pid)| {
+                    err_len = 0;
+                    (k, pid)
+                })
+            } else {
+                sys::read(err_r.0, &mut err_buf[err_len..]).map(|k| (k, None))
+            };
+            match got {
+                Ok((0, _)) | Err(_) => err_open = false,
+                Ok((k, sender)) => {
                     err_len += k;
                     if err_len == WIRE_SIZE {
-                        if child_error.is_none() {
-                            child_error = ChildError::decode(&err_buf);
+                        match ChildError::decode(&err_buf) {
+                            Some(h)
+                                if h.step == Step::SeccompHandoff && notifying && notifier.fd.is_none() =>
+                            {
+                                let taken = match sender {
+                                    Some(pid) => notifier.take(pid, h.index as c_int),
+                                    None => Err(LaunchError::sys(
+                                        "seccomp hand-off",
+                                        "the message carried no sender",
+                                        Errno(libc::EPROTO),
+                                    )),
+                                };
+                                taken.map_err(kill_and_reap)?;
+                            }
+                            Some(e) if child_error.is_none() && e.step != Step::SeccompHandoff => {
+                                child_error = Some(e)
+                            }
+                            _ => {}
                         }
                         err_len = 0;
                     }
@@ -356,7 +411,7 @@ pub fn run(plan: &Plan, opts: RunOptions) -> Result<Outcome, LaunchError> {
                     )
                 };
                 if k == std::mem::size_of_val(&si) as isize {
-                    let _ = pidfd_send_signal(pidfd.0, si.ssi_signo as c_int);
+                    let _ = sys::pidfd_send_signal(pidfd.0, si.ssi_signo as c_int);
                 }
             }
         }
@@ -388,7 +443,8 @@ pub fn run(plan: &Plan, opts: RunOptions) -> Result<Outcome, LaunchError> {
             Ok(k) => {
                 err_len += k;
                 if err_len == WIRE_SIZE {
-                    child_error = ChildError::decode(&err_buf);
+                    child_error = ChildError::decode(&err_buf).filter(|e| e.step != Step::SeccompHandoff);
+                    err_len = 0;
                 }
             }
         }
@@ -410,6 +466,13 @@ pub fn run(plan: &Plan, opts: RunOptions) -> Result<Outcome, LaunchError> {
         max_rss_kb: ru.ru_maxrss as u64,
         supervisor_max_rss_kb: self_max_rss_kb(),
         unenforced: plan.unenforced.clone(),
+        violations: std::mem::take(&mut notifier.violations),
+        violations_total: notifier.violations_total,
+        learned: matches!(
+            plan.seccomp.as_ref().map(|s| &s.supervise),
+            Some(Supervise::Learn)
+        )
+        .then(|| std::mem::take(&mut notifier.learned)),
         error: None,
     };
     if timed_out {

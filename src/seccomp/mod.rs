@@ -24,6 +24,7 @@ pub mod interp;
 pub mod ir;
 pub mod names;
 pub mod syscalls_x86_64;
+pub mod tools;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -44,6 +45,11 @@ pub struct SeccompPolicy {
     /// Argument rules, tried in order per syscall.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rules: Vec<RuleSpec>,
+    /// Send refused syscalls to the supervisor (seccomp user notification),
+    /// which answers with the policy's action and records them in the
+    /// outcome's `violations`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub report: bool,
 }
 
 fn default_refusal() -> ActionSpec {
@@ -391,6 +397,25 @@ impl SeccompPolicy {
                 missing.push(name);
             }
         }
+        if self.report {
+            // The payload hands the notification listener over with a
+            // write after the filter is in place; a refused write would wait
+            // for a supervisor that has no listener yet.
+            if let Some(nr) = names::syscall_nr("write") {
+                let always = match filter.entries.get(&nr) {
+                    Some(e) => {
+                        e.fallback == Action::Allow && e.rules.iter().all(|r| r.action == Action::Allow)
+                    }
+                    None => filter.default == Action::Allow,
+                };
+                if !always {
+                    return Err(err(
+                        "report",
+                        "\"report\" needs write allowed without conditions: the payload hands the notification fd to cordon with a write once the filter is in place",
+                    ));
+                }
+            }
+        }
         if !missing.is_empty() {
             return Err(err(
                 "allow",
@@ -401,6 +426,101 @@ impl SeccompPolicy {
             ));
         }
         Ok(filter)
+    }
+}
+
+/// The number of cordon's hand-off call: after installing a filter with a
+/// notification listener, the payload makes this call (with [`HANDOFF_MAGIC`]
+/// in its first argument) and waits until the supervisor has taken the
+/// listener and answers. It is far above any real syscall number and below
+/// the x32 range; made by anyone else later, it only gets ENOSYS.
+pub const HANDOFF_NR: u32 = 0x3ffe_c0de;
+/// First argument of the hand-off call.
+pub const HANDOFF_MAGIC: u64 = 0x636f_7264_6f6e_2121;
+
+/// Whether a refusal is a violation worth reporting. cordon's built-in
+/// ENOSYS answers (clone3, numbers above its table, x32) are compatibility
+/// replies, not violations, and are not passed through here.
+fn reportable(a: Action) -> bool {
+    matches!(a, Action::Errno(_) | Action::KillProcess)
+}
+
+impl Filter {
+    /// The filter for `"report": true`: every refusal with an errno or
+    /// `kill_process` goes to the supervisor instead (which answers with
+    /// [`Filter::decide`] of `self`), and the hand-off call is notified.
+    /// `kill_thread`, `trap` and `log` stay with the kernel, as do the
+    /// built-in answers (foreign architecture, x32, unknown numbers, clone3).
+    pub fn with_notify(&self) -> Filter {
+        let mut f = self.clone();
+        let clone3 = names::syscall_nr("clone3");
+        let builtin_clone3 = |nr: u32, e: &Entry| {
+            Some(nr) == clone3 && e.rules.is_empty() && e.fallback == Action::Errno(libc::ENOSYS as u16)
+        };
+        let swap = |a: Action| if reportable(a) { Action::Notify } else { a };
+        // Numbers with no entry take `default`; give them explicit entries
+        // only if `default` itself changes, by changing `default`.
+        f.default = swap(f.default);
+        for (nr, e) in f.entries.iter_mut() {
+            if builtin_clone3(*nr, e) {
+                continue;
+            }
+            e.fallback = swap(e.fallback);
+            for r in &mut e.rules {
+                r.action = swap(r.action);
+            }
+        }
+        f.entries.insert(HANDOFF_NR, handoff_entry(f.unknown));
+        f
+    }
+}
+
+fn handoff_entry(otherwise: Action) -> Entry {
+    Entry {
+        rules: vec![Rule {
+            conds: vec![Cond {
+                arg: 0,
+                cmp: Cmp::Eq,
+                value: HANDOFF_MAGIC,
+                low32: false,
+            }],
+            action: Action::Notify,
+        }],
+        fallback: otherwise,
+    }
+}
+
+/// The filter `cordon learn` runs a command under: every syscall goes to
+/// the supervisor, which records it and lets it continue; `write` is
+/// allowed outright (the payload needs it for the hand-off, and every
+/// policy must allow it anyway); clone3 gets ENOSYS so that libc uses
+/// clone, whose flags the learnt rules can check; foreign architectures
+/// and x32 numbers are refused as always.
+pub fn learn_filter() -> Filter {
+    let mut entries = BTreeMap::new();
+    for (nr, action) in [
+        ("write", Action::Allow),
+        ("clone3", Action::Errno(libc::ENOSYS as u16)),
+    ] {
+        if let Some(nr) = names::syscall_nr(nr) {
+            entries.insert(
+                nr,
+                Entry {
+                    rules: Vec::new(),
+                    fallback: action,
+                },
+            );
+        }
+    }
+    let unknown = Action::Errno(libc::ENOSYS as u16);
+    entries.insert(HANDOFF_NR, handoff_entry(unknown));
+    Filter {
+        foreign_arch: Action::KillProcess,
+        x32: Action::Errno(libc::ENOSYS as u16),
+        default: Action::Notify,
+        unknown,
+        known_max: syscalls_x86_64::SYSCALLS.last().map_or(0, |s| s.0),
+        entries,
     }
 }
 
