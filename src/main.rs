@@ -37,6 +37,20 @@ enum Command {
     /// Seccomp tools: compile, explain, groups, import.
     #[command(subcommand)]
     Seccomp(SeccompCommand),
+    /// Run a command with every syscall recorded and write a policy that allows what it used.
+    Learn(LearnArgs),
+}
+
+#[derive(Args)]
+struct LearnArgs {
+    #[command(flatten)]
+    policy: PolicyArgs,
+    /// Write the learnt policy here (default: standard output).
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// The command and its arguments.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    command: Vec<OsString>,
 }
 
 #[derive(Subcommand)]
@@ -307,6 +321,74 @@ fn run(a: RunArgs, m: &ArgMatches) -> i32 {
     out.exit_code
 }
 
+fn learn(a: LearnArgs, m: &ArgMatches) -> i32 {
+    let prepared = effective_policy(&a.policy, m).and_then(|l| {
+        Plan::build(&l.policy, &l.name, &a.command)
+            .map_err(|e| e.located_in(&l.name, &l.text))
+            .map(|p| (l, p))
+    });
+    let (mut loaded, plan) = match prepared {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("cordon: {e}");
+            return EXIT_SETUP;
+        }
+    };
+    let plan = match plan.learning() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("cordon: {e}");
+            return EXIT_SETUP;
+        }
+    };
+    let out = match launch::run(
+        &plan,
+        RunOptions {
+            forward_signals: true,
+            print_violations: false,
+        },
+    ) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("cordon: {e}");
+            if let Some(h) = &e.hint {
+                eprintln!("cordon: hint: {h}");
+            }
+            return EXIT_SETUP;
+        }
+    };
+    if let Some(err) = &out.error {
+        eprintln!("cordon: {}", err.message);
+        return out.exit_code;
+    }
+    let learned = out.learned.clone().unwrap_or_default();
+    let section = cordon::seccomp::learn::section(&learned);
+    eprintln!(
+        "cordon: learn: the command {} ({}); {} syscalls allowed, {} argument rules",
+        out.status.name(),
+        out.exit_code,
+        section.allow.len(),
+        section.rules.len()
+    );
+    if out.exit_code != 0 {
+        eprintln!(
+            "cordon: learn: the command did not succeed: the policy holds only what it used until then"
+        );
+    }
+    loaded.policy.seccomp = Some(section);
+    if let Err(e) = loaded.policy.check(&loaded.name) {
+        eprintln!("cordon: learn: the learnt policy does not check: {e}");
+        return EXIT_SETUP;
+    }
+    match write_output(&a.output, (loaded.policy.to_json_pretty() + "\n").as_bytes()) {
+        Ok(()) => out.exit_code,
+        Err(e) => {
+            eprintln!("cordon: {e}");
+            EXIT_SETUP
+        }
+    }
+}
+
 /// Everything `run` checks before launching, without launching.
 fn check_host(l: &Loaded) -> Result<(), PolicyError> {
     // SAFETY: geteuid/getegid cannot fail.
@@ -445,6 +527,7 @@ fn main() -> ExitCode {
         Command::Run(a) => run(a, &sub("run")),
         Command::Check(a) => check(a, &sub("check")),
         Command::Seccomp(c) => seccomp_command(c),
+        Command::Learn(a) => learn(a, &sub("learn")),
     };
     ExitCode::from(code.clamp(0, 255) as u8)
 }

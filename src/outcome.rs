@@ -76,7 +76,7 @@ pub struct Outcome {
     pub violations_total: u64,
     /// What `cordon learn` saw (not part of the JSON).
     #[serde(skip)]
-    pub learned: Option<crate::launch::notify::Learned>,
+    pub learned: Option<crate::seccomp::learn::Learned>,
     /// Why setup failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<SetupError>,

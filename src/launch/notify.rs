@@ -3,41 +3,18 @@
 //! recording them (`"report": true`), and recording every syscall for
 //! `cordon learn`.
 
-use std::collections::BTreeSet;
 use std::os::raw::c_int;
 
 use crate::error::LaunchError;
 use crate::outcome::Violation;
 use crate::plan::Supervise;
 use crate::seccomp::ir::{Action, Data, AUDIT_ARCH_X86_64};
+use crate::seccomp::learn::{Learned, CLONE_NS_FLAGS};
 use crate::seccomp::{names, HANDOFF_MAGIC, HANDOFF_NR};
 use crate::sys::{self, Errno, SeccompNotifResp};
 
 /// At most this many violations are kept (the count is kept for all).
 pub const MAX_VIOLATIONS: usize = 64;
-
-/// What `cordon learn` saw.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Learned {
-    /// Syscall numbers made.
-    pub syscalls: BTreeSet<u32>,
-    /// socket(): (family, protocol when the family is AF_NETLINK).
-    pub socket_families: BTreeSet<(u32, Option<u32>)>,
-    /// ioctl() requests (the low 32 bits the kernel reads).
-    pub ioctl_requests: BTreeSet<u32>,
-    /// Namespace flags seen in clone() calls.
-    pub clone_namespace_flags: u64,
-}
-
-/// The namespace flags a clone() call can carry.
-pub const CLONE_NS_FLAGS: u64 = (libc::CLONE_NEWNS
-    | libc::CLONE_NEWUSER
-    | libc::CLONE_NEWPID
-    | libc::CLONE_NEWNET
-    | libc::CLONE_NEWIPC
-    | libc::CLONE_NEWUTS
-    | libc::CLONE_NEWCGROUP) as u64
-    | 0x80; // CLONE_NEWTIME
 
 /// State of the notification side of one run.
 pub struct Notifier {

@@ -22,6 +22,7 @@ pub mod groups;
 pub mod import;
 pub mod interp;
 pub mod ir;
+pub mod learn;
 pub mod names;
 pub mod syscalls_x86_64;
 pub mod tools;
