@@ -77,7 +77,7 @@ enum SeccompCommand {
         arch: String,
         /// The syscall, by name or number.
         syscall: String,
-        /// Arguments: numbers or constants such as AF_INET or "CLONE_NEWUSER|SIGCHLD".
+        /// Arguments: numbers or constants such as AF_INET or "CLONE_NEWUSER|CLONE_NEWNS".
         args: Vec<String>,
     },
     /// List the syscall groups and their members.
