@@ -490,7 +490,7 @@ fn import(profile: &std::path::Path, base: &Option<PathBuf>, output: &Option<Pat
     let name = profile.display().to_string();
     let text = std::fs::read_to_string(profile)
         .map_err(|e| format!("{name}: {}", cordon::policy::io_error_text(&e)))?;
-    let imported = import_shim(&text, &name)?;
+    let imported = cordon::seccomp::import::import_profile(&text, &name)?;
     for item in &imported.not_expressed {
         eprintln!("cordon: import: not expressed: {item}");
     }
@@ -500,15 +500,6 @@ fn import(profile: &std::path::Path, base: &Option<PathBuf>, output: &Option<Pat
         .check(&l.name)
         .map_err(|e| format!("the imported policy does not check: {e}"))?;
     write_output(output, (l.policy.to_json_pretty() + "\n").as_bytes())
-}
-
-// TEMPORARY until src/seccomp/import.rs lands.
-struct ImportedShim {
-    section: SeccompPolicy,
-    not_expressed: Vec<String>,
-}
-fn import_shim(_t: &str, _n: &str) -> Result<ImportedShim, String> {
-    Err("import is not built yet".to_string())
 }
 
 fn main() -> ExitCode {

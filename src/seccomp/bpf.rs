@@ -142,8 +142,24 @@ fn ranges(f: &Filter) -> Vec<(u32, Leaf)> {
     out
 }
 
+/// An equivalent entry with fewer rules: nothing after a rule without
+/// conditions is reachable (it becomes the fallback), and trailing rules
+/// whose action is the fallback change nothing.
+fn simplified(e: &Entry) -> Entry {
+    let mut e = e.clone();
+    if let Some(i) = e.rules.iter().position(|r| r.conds.is_empty()) {
+        e.fallback = e.rules[i].action;
+        e.rules.truncate(i);
+    }
+    while e.rules.last().is_some_and(|r| r.action == e.fallback) {
+        e.rules.pop();
+    }
+    e
+}
+
 fn leaf_of(nr: u32, e: &Entry) -> Leaf {
-    if e.rules.is_empty() || e.rules.iter().all(|r| r.action == e.fallback) {
+    let e = simplified(e);
+    if e.rules.is_empty() {
         Leaf::Simple(e.fallback)
     } else {
         Leaf::Rules(nr)
@@ -187,7 +203,7 @@ pub fn compile(f: &Filter) -> Vec<Insn> {
     for (label, nr) in blocks {
         g.ops.push(Op::Label(label));
         if let Some(e) = f.entries.get(&nr) {
-            rule_block(&mut g, e);
+            rule_block(&mut g, &simplified(e));
         }
     }
     let rets: Vec<(Action, usize)> = g.rets.iter().map(|(a, l)| (*a, *l)).collect();
@@ -300,14 +316,33 @@ fn cond_body(g: &mut Gen, c: &Cond, ok: Tgt, fail: Tgt) {
         }
         Cmp::MaskedEq(m) => {
             let (mhi, mlo) = ((m >> 32) as u32, m as u32);
-            if !c.low32 {
-                g.ops.push(Op::Ld(hi));
-                g.ops.push(Op::And(mhi));
-                g.jmp(JMP_JEQ_K, vhi, Tgt::Next, fail);
+            // A half with a zero mask is 0 whatever the argument: it matches
+            // exactly when that half of the value is 0, and needs no code.
+            let impossible = (!c.low32 && mhi == 0 && vhi != 0) || (mlo == 0 && vlo != 0);
+            if impossible {
+                if let Tgt::L(l) = fail {
+                    g.ops.push(Op::Ja(l));
+                }
+                return;
             }
-            g.ops.push(Op::Ld(lo));
-            g.ops.push(Op::And(mlo));
-            g.jmp(JMP_JEQ_K, vlo, ok, fail);
+            let check_hi = !c.low32 && mhi != 0;
+            if check_hi {
+                g.ops.push(Op::Ld(hi));
+                if mhi != u32::MAX {
+                    g.ops.push(Op::And(mhi));
+                }
+                g.jmp(JMP_JEQ_K, vhi, if mlo == 0 { ok } else { Tgt::Next }, fail);
+            }
+            if mlo != 0 {
+                g.ops.push(Op::Ld(lo));
+                if mlo != u32::MAX {
+                    g.ops.push(Op::And(mlo));
+                }
+                g.jmp(JMP_JEQ_K, vlo, ok, fail);
+            } else if let (false, Tgt::L(l)) = (check_hi, ok) {
+                // A zero mask: always true.
+                g.ops.push(Op::Ja(l));
+            }
         }
         Cmp::Gt | Cmp::Ge | Cmp::Lt | Cmp::Le => {
             // greater: true when arg > v (Gt) or arg >= v (Ge); less
@@ -331,8 +366,70 @@ fn cond_body(g: &mut Gen, c: &Cond, ok: Tgt, fail: Tgt) {
     }
 }
 
+/// Drop loads of a word the accumulator already holds on every path that
+/// reaches them (argument rules tried one after another reload the same
+/// argument). Jumps only go forward, so one pass sees every jump into a
+/// label before the label.
+fn drop_redundant_loads(ops: Vec<Op>) -> Vec<Op> {
+    // What A holds: Some(k) = the word at offset k; None = unknown.
+    let mut at_label: BTreeMap<usize, Option<Option<u32>>> = BTreeMap::new();
+    let merge = |m: &mut BTreeMap<usize, Option<Option<u32>>>, l: usize, st: Option<u32>| {
+        let e = m.entry(l).or_insert(Some(st));
+        if *e != Some(st) {
+            *e = Some(None);
+        }
+    };
+    let mut out = Vec::with_capacity(ops.len());
+    // None: unreachable by falling through (after ret/ja).
+    let mut state: Option<Option<u32>> = Some(None);
+    for op in ops {
+        match op {
+            Op::Label(l) => {
+                let incoming = at_label.get(&l).copied().flatten();
+                state = match (state, incoming) {
+                    (None, x) => Some(x.unwrap_or(None)),
+                    (Some(a), Some(b)) if a == b => Some(a),
+                    (Some(a), None) if !at_label.contains_key(&l) => Some(a),
+                    _ => Some(None),
+                };
+                out.push(op);
+            }
+            Op::Ld(k) => {
+                if state != Some(Some(k)) {
+                    out.push(op);
+                }
+                state = Some(Some(k));
+            }
+            Op::And(_) => {
+                out.push(op);
+                state = Some(None);
+            }
+            Op::Jmp { jt, jf, .. } => {
+                let cur = state.flatten();
+                for t in [jt, jf] {
+                    if let Tgt::L(l) = t {
+                        merge(&mut at_label, l, cur);
+                    }
+                }
+                out.push(op);
+            }
+            Op::Ja(l) => {
+                merge(&mut at_label, l, state.flatten());
+                out.push(op);
+                state = None;
+            }
+            Op::Ret(_) => {
+                out.push(op);
+                state = None;
+            }
+        }
+    }
+    out
+}
+
 /// Resolve labels; give far conditional jumps a trampoline.
-fn assemble(mut ops: Vec<Op>) -> Vec<Insn> {
+fn assemble(ops: Vec<Op>) -> Vec<Insn> {
+    let mut ops = drop_redundant_loads(ops);
     let mut labels = ops
         .iter()
         .filter_map(|o| if let Op::Label(l) = o { Some(*l) } else { None })

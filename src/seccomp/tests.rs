@@ -275,7 +275,13 @@ fn random_filters_agree_with_the_model() {
                         3 => Cmp::Le,
                         4 => Cmp::Gt,
                         5 => Cmp::Ge,
-                        _ => Cmp::MaskedEq(rng.next()),
+                        _ => Cmp::MaskedEq(match rng.below(5) {
+                            0 => rng.next() & 0xffff_ffff,
+                            1 => rng.next() & 0xffff_ffff_0000_0000,
+                            2 => 0,
+                            3 => u64::MAX,
+                            _ => rng.next(),
+                        }),
                     };
                     let low32 = rng.below(3) == 0;
                     let mut value = match rng.below(3) {
@@ -457,4 +463,54 @@ fn argument_rule_golden_listing() {
 ";
     assert_eq!(bpf::disasm(&prog), &expected[1..]);
     agree(&f, &prog, 5);
+}
+
+#[test]
+fn docker_default_profile_meets_the_size_and_depth_targets() {
+    let text = include_str!("../../tests/data/docker-default-seccomp.json");
+    let imported = super::import::import_profile(text, "docker-default-seccomp.json").unwrap();
+    let f = imported.section.compile().unwrap();
+    let prog = bpf::compile(&f);
+    let depth = super::tools::longest_path(&prog).unwrap();
+    // kafel's size is 96; libseccomp's default output is 327 instructions
+    // and ~307 executed on an argument-checked call.
+    assert!(
+        prog.len() <= 96,
+        "{} instructions\n{}",
+        prog.len(),
+        bpf::disasm(&prog)
+    );
+    assert!(
+        depth <= 20,
+        "{depth} instructions on the longest path\n{}",
+        bpf::disasm(&prog)
+    );
+    let steps = agree(&f, &prog, 21);
+    assert!(steps <= depth);
+}
+
+#[test]
+fn repeated_loads_are_dropped_and_zero_mask_halves_need_no_code() {
+    let f = section(
+        r#"{"allow": ["execve", "exit_group", "write"],
+            "rules": [{"syscall": "personality", "args": [{"arg": 0, "op": "eq", "value": 0}], "action": "allow"},
+                      {"syscall": "personality", "args": [{"arg": 0, "op": "eq", "value": 8}], "action": "allow"},
+                      {"syscall": "clone", "args": [{"arg": 0, "op": "masked_eq", "mask": "0x7e020000", "value": 0}], "action": "allow"},
+                      {"syscall": "mmap", "args": [{"arg": 3, "op": "masked_eq", "mask": "0x100000000", "value": "0x100000000"}], "action": "allow"},
+                      {"syscall": "clone3", "action": {"errno": "ENOSYS"}},
+                      {"syscall": "clone3", "args": [{"arg": 0, "op": "eq", "value": 1}], "action": "allow"}]}"#,
+    )
+    .compile()
+    .unwrap();
+    let prog = bpf::compile(&f);
+    let listing = bpf::disasm(&prog);
+    // personality loads arg0 once for both rules; clone checks only the low
+    // word (the mask's high half is zero); mmap only the high word.
+    assert_eq!(listing.matches("ld  [16]").count(), 2, "{listing}");
+    assert_eq!(listing.matches("ld  [20]").count(), 0, "{listing}");
+    assert_eq!(listing.matches("ld  [40]").count(), 0, "{listing}");
+    assert_eq!(listing.matches("ld  [44]").count(), 1, "{listing}");
+    // clone3's first rule always matches: no block for it, no ja.
+    assert!(!listing.contains("ja "), "{listing}");
+    agree(&f, &prog, 33);
 }
