@@ -324,6 +324,10 @@ s = socket.socket(); s.close()
 print(subprocess.run([\"echo\", \"sub\"], capture_output=True, text=True).stdout.strip(), hashlib.sha256(b\"x\").hexdigest()[:8])'
         if command -v perl >/dev/null; then perl -e 'print \"perl\\n\"'; else echo perl; fi
         if command -v git >/dev/null; then git --version >/dev/null; fi
+        if command -v gcc >/dev/null; then
+            printf 'int main(void) { return 7; }' > /tmp/t.c && gcc -O1 -o /tmp/t /tmp/t.c
+            /tmp/t || test $? = 7
+        fi
         echo done";
     for mode in modes() {
         let r = common::sh(mode, &[], script);
