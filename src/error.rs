@@ -75,10 +75,14 @@ pub enum Step {
     SeccompHandoff,
     /// Making the payload's seccomp listener reachable for the supervisor.
     ReportDumpable,
+    /// Creating or applying the Landlock ruleset.
+    Landlock,
+    /// Adding a Landlock rule (`index` = rule).
+    LandlockRule,
 }
 
 impl Step {
-    const ALL: [Step; 32] = [
+    const ALL: [Step; 34] = [
         Step::SyncWait,
         Step::ParentDeathSignal,
         Step::Identity,
@@ -111,6 +115,8 @@ impl Step {
         Step::Seccomp,
         Step::SeccompHandoff,
         Step::ReportDumpable,
+        Step::Landlock,
+        Step::LandlockRule,
     ];
 
     /// The step's name as printed and written to the outcome.
@@ -148,6 +154,8 @@ impl Step {
             Step::Seccomp => "seccomp",
             Step::SeccompHandoff => "seccomp hand-off",
             Step::ReportDumpable => "seccomp report (dumpable)",
+            Step::Landlock => "landlock",
+            Step::LandlockRule => "landlock rule",
         }
     }
 

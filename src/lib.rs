@@ -20,6 +20,7 @@
 
 pub mod error;
 pub mod isolate;
+pub mod landlock;
 pub mod launch;
 pub mod outcome;
 pub mod plan;

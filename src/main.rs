@@ -133,6 +133,21 @@ struct PolicyArgs {
     /// gid inside the sandbox.
     #[arg(long)]
     gid: Option<u32>,
+    /// Allow reading beneath PATH (adds to landlock.read).
+    #[arg(long = "landlock-read", value_name = "PATH")]
+    landlock_read: Vec<String>,
+    /// Allow reading and writing beneath PATH (adds to landlock.write).
+    #[arg(long = "landlock-write", value_name = "PATH")]
+    landlock_write: Vec<String>,
+    /// Allow executing PATH or files beneath it (adds to landlock.execute).
+    #[arg(long = "landlock-exec", value_name = "PATH")]
+    landlock_exec: Vec<String>,
+    /// Allow TCP connections to PORT (adds to landlock.tcp_connect).
+    #[arg(long = "landlock-connect", value_name = "PORT")]
+    landlock_connect: Vec<u16>,
+    /// Run without the policy's Landlock rules (recorded in the outcome).
+    #[arg(long = "no-landlock")]
+    no_landlock: bool,
 }
 
 #[derive(Args)]
@@ -214,6 +229,11 @@ fn effective_policy(a: &PolicyArgs, m: &ArgMatches) -> Result<Loaded, PolicyErro
     o.share_net = a.share_net;
     o.uid = a.uid;
     o.gid = a.gid;
+    o.landlock_read = a.landlock_read.clone();
+    o.landlock_write = a.landlock_write.clone();
+    o.landlock_exec = a.landlock_exec.clone();
+    o.landlock_connect = a.landlock_connect.clone();
+    o.no_landlock = a.no_landlock;
     o.apply(&mut policy, &name)?;
     Ok(Loaded { policy, name, text })
 }
@@ -274,6 +294,9 @@ fn run(a: RunArgs, m: &ArgMatches) -> i32 {
             return EXIT_SETUP;
         }
     };
+    for item in &plan.unenforced {
+        eprintln!("cordon: warning: not enforced: {item}");
+    }
     let out = match launch::run(
         &plan,
         RunOptions {

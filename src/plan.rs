@@ -168,6 +168,8 @@ pub struct Plan {
     pub wall_time: Option<Duration>,
     /// Policy requests that were not enforced (best effort only).
     pub unenforced: Vec<String>,
+    /// The Landlock ruleset, applied before seccomp.
+    pub landlock: Option<crate::landlock::LandlockPlan>,
     /// The seccomp filter, installed last before exec.
     pub seccomp: Option<SeccompPlan>,
 }
@@ -413,8 +415,15 @@ impl Plan {
             exec: Exec::new(candidates, argv, envp, search_path),
             wall_time: l.wall_time.map(|d| d.as_duration()),
             unenforced: Vec::new(),
+            landlock: None,
             seccomp: None,
         };
+        plan.unenforced.extend(policy.disabled.iter().cloned());
+        if let Some(ll) = &policy.landlock {
+            let (prepared, missing) = ll.prepare(crate::landlock::abi_version(), file)?;
+            plan.landlock = prepared;
+            plan.unenforced.extend(missing);
+        }
         if let Some(sc) = &policy.seccomp {
             let filter = sc.compile().map_err(|e| PolicyError {
                 file: file.to_string(),

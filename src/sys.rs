@@ -483,6 +483,106 @@ pub fn seccomp_install(prog: &[crate::seccomp::bpf::Insn], listener: bool) -> Sy
     .map(|fd| fd as c_int)
 }
 
+/// The Landlock ABI version (landlock_create_ruleset with
+/// LANDLOCK_CREATE_RULESET_VERSION).
+pub fn landlock_abi() -> SysResult<u32> {
+    // SAFETY: a null attr with size 0 and the version flag only queries.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<u8>(),
+            0usize,
+            1u32,
+        )
+    })
+    .map(|v| v as u32)
+}
+
+/// landlock_create_ruleset(2) with the first `size` bytes of `attr`.
+pub fn landlock_create_ruleset(attr: &crate::landlock::RulesetAttr, size: usize) -> SysResult<c_int> {
+    let size = size.min(std::mem::size_of::<crate::landlock::RulesetAttr>());
+    // SAFETY: attr is a valid struct landlock_ruleset_attr of at least `size` bytes.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            attr as *const crate::landlock::RulesetAttr,
+            size,
+            0u32,
+        )
+    })
+    .map(|fd| fd as c_int)
+}
+
+/// landlock_add_rule(2) with LANDLOCK_RULE_PATH_BENEATH.
+pub fn landlock_add_path_rule(ruleset: c_int, parent: c_int, access: u64) -> SysResult<()> {
+    // struct landlock_path_beneath_attr is packed: 12 bytes.
+    #[repr(C, packed)]
+    struct PathBeneath {
+        allowed_access: u64,
+        parent_fd: i32,
+    }
+    let attr = PathBeneath {
+        allowed_access: access,
+        parent_fd: parent,
+    };
+    // SAFETY: attr is a valid packed struct landlock_path_beneath_attr.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_landlock_add_rule,
+            ruleset,
+            1u32,
+            &attr as *const PathBeneath,
+            0u32,
+        )
+    })
+    .map(drop)
+}
+
+/// landlock_add_rule(2) with LANDLOCK_RULE_NET_PORT.
+pub fn landlock_add_port_rule(ruleset: c_int, port: u64, access: u64) -> SysResult<()> {
+    #[repr(C)]
+    struct NetPort {
+        allowed_access: u64,
+        port: u64,
+    }
+    let attr = NetPort {
+        allowed_access: access,
+        port,
+    };
+    // SAFETY: attr is a valid struct landlock_net_port_attr.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_landlock_add_rule,
+            ruleset,
+            2u32,
+            &attr as *const NetPort,
+            0u32,
+        )
+    })
+    .map(drop)
+}
+
+/// landlock_restrict_self(2).
+pub fn landlock_restrict_self(ruleset: c_int) -> SysResult<()> {
+    // SAFETY: plain integers.
+    check(unsafe { libc::syscall(libc::SYS_landlock_restrict_self, ruleset, 0u32) }).map(drop)
+}
+
+/// open(path, O_PATH | O_CLOEXEC).
+pub fn open_path(path: &CStr) -> SysResult<c_int> {
+    // SAFETY: path is NUL-terminated.
+    check_int(unsafe { libc::open(path.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) })
+}
+
+/// Whether `fd` refers to a directory.
+pub fn is_dir(fd: c_int) -> SysResult<bool> {
+    // SAFETY: a zeroed stat is a valid out-buffer.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: st is valid for writing.
+    check_int(unsafe { libc::fstat(fd, &mut st) })?;
+    Ok(st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+}
+
 /// Whether the kernel offers a seccomp return action (SECCOMP_GET_ACTION_AVAIL).
 pub fn seccomp_action_available(action: u32) -> bool {
     // SAFETY: the kernel reads one u32 from &action.

@@ -796,6 +796,11 @@ fn mount_points_are_never_created_on_the_host() {
             let mounts = p["mounts"].as_array_mut().unwrap();
             mounts.push(serde_json::json!({"bind": d.str(), "to": "/data", "readonly": false}));
             mounts.push(serde_json::json!({"tmpfs": tmpfs_dst, "size": "1M"}));
+            // The default policy's Landlock rules let only its own writable
+            // mounts be written: add the new ones.
+            let write = p["landlock"]["write"].as_array_mut().unwrap();
+            write.push("/data".into());
+            write.push(tmpfs_dst.into());
             write_policy(&policies, &format!("{mode:?}-{name}.json"), &p.to_string())
         };
 

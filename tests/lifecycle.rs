@@ -270,12 +270,14 @@ fn not_executable_is_126() {
         std::fs::write(&script, "#!/bin/sh\nexit 7\n").expect("write script");
         let bind = format!("{}:/w", dir.str());
         set_mode(&script, 0o644);
-        let r = run(mode, &["--bind", &bind], &["/w/s.sh"]);
+        // Read-only: the default policy's Landlock rules let a read-only
+        // bind be executed (a writable one is not).
+        let r = run(mode, &["--ro-bind", &bind], &["/w/s.sh"]);
         assert_eq!(r.code(), 126, "script without x bit\n{}", diag(mode, &r));
 
         // The same script with its x bit runs: the 126 was about the mode.
         set_mode(&script, 0o755);
-        let r = run(mode, &["--bind", &bind], &["/w/s.sh"]);
+        let r = run(mode, &["--ro-bind", &bind], &["/w/s.sh"]);
         assert_eq!(r.code(), 7, "script with x bit\n{}", diag(mode, &r));
     }
 }

@@ -325,8 +325,10 @@ print(subprocess.run([\"echo\", \"sub\"], capture_output=True, text=True).stdout
         if command -v perl >/dev/null; then perl -e 'print \"perl\\n\"'; else echo perl; fi
         if command -v git >/dev/null; then git --version >/dev/null; fi
         if command -v gcc >/dev/null; then
+            # gcc, cc1, as and ld run; running the result from /tmp is
+            # Landlock's business (the default policy executes only /usr).
             printf 'int main(void) { return 7; }' > /tmp/t.c && gcc -O1 -o /tmp/t /tmp/t.c
-            /tmp/t || test $? = 7
+            test -s /tmp/t
         fi
         echo done";
     for mode in modes() {

@@ -204,8 +204,12 @@ fn payload(plan: &Plan, fds: Fds) -> Result<Never, ChildError> {
     // Every inherited fd above 2 is closed at exec; the error pipe is
     // close-on-exec too, so its EOF tells the parent that exec succeeded.
     sys::close_range(3, u32::MAX, sys::CLOSE_RANGE_CLOEXEC).map_err(at(Step::CloseFds))?;
-    // Landlock slots in here. Seccomp goes last: the filter need not allow
+    // Landlock before seccomp, so that the filter need not allow the
+    // Landlock calls. Seccomp goes last: the filter need not allow
     // anything of cordon's own setup, only execve and the error path.
+    if let Some(ll) = &plan.landlock {
+        crate::landlock::apply::apply(ll)?;
+    }
     if let Some(sc) = &plan.seccomp {
         if !sc.listener() {
             sys::seccomp_install(&sc.program, false).map_err(at(Step::Seccomp))?;

@@ -198,6 +198,17 @@ pub fn describe_child_error(plan: &Plan, e: ChildError) -> SetupError {
             }
         }
         Step::Chdir => plan.cwd.to_string_lossy().into_owned(),
+        Step::LandlockRule => plan
+            .landlock
+            .as_ref()
+            .and_then(|l| match l.paths.get(idx) {
+                Some(r) => Some(format!("{}: {}", r.field, r.path.to_string_lossy())),
+                None => idx
+                    .checked_sub(l.paths.len())
+                    .and_then(|j| l.ports.get(j))
+                    .map(|(port, _)| format!("TCP port {port}")),
+            })
+            .unwrap_or_default(),
         Step::Hostname => plan.hostname.as_ref().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default(),
         Step::Identity => format!("uid {} gid {}", plan.ids.uid, plan.ids.gid),
         Step::RootTmpfs => plan.staging.to_string_lossy().into_owned(),
@@ -211,7 +222,9 @@ pub fn describe_child_error(plan: &Plan, e: ChildError) -> SetupError {
     };
     let hint = match (e.step, e.errno.0) {
         (Step::Exec, libc::ENOENT) => Some("the program is not inside the sandbox: bind the directory that holds it (and its libraries), or give its full path".to_string()),
+        (Step::Exec, libc::EACCES) if plan.landlock.is_some() => Some("the file is not executable, sits on a mount without exec permission, or is not under a landlock.execute path".to_string()),
         (Step::Exec, libc::EACCES) => Some("the file is not executable, or it sits on a mount without exec permission".to_string()),
+        (Step::Landlock, libc::EOPNOTSUPP) | (Step::Landlock, libc::ENOSYS) => Some("Landlock is not enabled in this kernel: boot with lsm=...,landlock (cordon features shows the LSM list), or set landlock.compatibility to best_effort".to_string()),
         (Step::BindSource, libc::EACCES) => Some(format!(
             "the sandbox's host identity (uid {}) cannot reach the source; make it readable for that uid or choose identity.host_uid",
             plan.ids.host_uid

@@ -55,9 +55,17 @@ pub struct Policy {
     /// Host paths that may be mounted although they are on the sensitive list.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allow_sensitive: Vec<String>,
+    /// Landlock rules, applied after pivot_root and before seccomp (none:
+    /// no Landlock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub landlock: Option<crate::landlock::LandlockPolicy>,
     /// The seccomp filter, installed last before exec (none: no filter).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seccomp: Option<crate::seccomp::SeccompPolicy>,
+    /// Layers turned off for this run by command-line flags (e.g.
+    /// `--no-landlock`), for the outcome.
+    #[serde(skip)]
+    pub disabled: Vec<String>,
     /// Where each mount came from, parallel to `mounts`: `None` for the
     /// policy file, or the command-line flag that added it (for errors).
     #[serde(skip)]
@@ -676,6 +684,20 @@ impl Policy {
         if l.processes == Some(0) {
             return Err(finding("limits.processes", "expected at least 1"));
         }
+        if let Some(ll) = &self.landlock {
+            ll.check("").map_err(|e| finding(e.path, e.message))?;
+            // Every path must lie inside the sandbox's filesystem.
+            for (kind, list) in [("read", &ll.read), ("write", &ll.write), ("execute", &ll.execute)] {
+                for (i, p) in list.iter().enumerate() {
+                    if !self.mounts.iter().any(|m| under(p, m.dst())) && p != "/" {
+                        return Err(finding(
+                            format!("landlock.{kind}[{i}]"),
+                            format!("{p} is not inside any mount of the sandbox: a Landlock rule can only grant access to what the sandbox has"),
+                        ));
+                    }
+                }
+            }
+        }
         if let Some(sc) = &self.seccomp {
             sc.compile()
                 .map_err(|e| finding(format!("seccomp.{}", e.path), e.message))?;
@@ -708,6 +730,11 @@ fn dst_key(m: &Mount) -> &'static str {
         Mount::Bind { src, dst, .. } if src != dst => "to",
         other => other.kind(),
     }
+}
+
+/// Whether `p` is `dir` or below it.
+fn under(p: &str, dir: &str) -> bool {
+    dir == "/" || p == dir || p.strip_prefix(dir).is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// A path inside the sandbox: absolute, normalised, no `..`, no NUL.

@@ -27,6 +27,16 @@ pub struct Overrides {
     pub uid: Option<u32>,
     /// New inner gid.
     pub gid: Option<u32>,
+    /// Paths added to `landlock.read`.
+    pub landlock_read: Vec<String>,
+    /// Paths added to `landlock.write`.
+    pub landlock_write: Vec<String>,
+    /// Paths added to `landlock.execute`.
+    pub landlock_exec: Vec<String>,
+    /// Ports added to `landlock.tcp_connect`.
+    pub landlock_connect: Vec<u16>,
+    /// Drop the policy's Landlock section (recorded in the outcome).
+    pub no_landlock: bool,
 }
 
 fn cli_error(flag: &str, message: String) -> PolicyError {
@@ -82,6 +92,24 @@ impl Overrides {
             }
             policy.mounts.push(m.clone());
             policy.mount_origins.push(Some(flag.clone()));
+            // A mount given on the command line is meant to be used: with
+            // Landlock on, a read-only bind can be read and executed, a
+            // writable bind or tmpfs written (not executed).
+            if let Some(ll) = policy.landlock.as_mut() {
+                match m {
+                    Mount::Bind {
+                        dst, readonly: true, ..
+                    } => {
+                        ll.read.push(dst.clone());
+                        ll.execute.push(dst.clone());
+                    }
+                    Mount::Bind {
+                        dst, readonly: false, ..
+                    }
+                    | Mount::Tmpfs { dst, .. } => ll.write.push(dst.clone()),
+                    _ => {}
+                }
+            }
         }
         if let Some(c) = &self.cwd {
             policy.cwd = c.clone();
@@ -114,6 +142,33 @@ impl Overrides {
         }
         if let Some(g) = self.gid {
             policy.identity.gid = g;
+        }
+        let adds = !(self.landlock_read.is_empty()
+            && self.landlock_write.is_empty()
+            && self.landlock_exec.is_empty()
+            && self.landlock_connect.is_empty());
+        if self.no_landlock {
+            if adds {
+                return Err(cli_error(
+                    "--no-landlock",
+                    "cannot be combined with --landlock-read, --landlock-write, --landlock-exec or --landlock-connect".to_string(),
+                ));
+            }
+            if policy.landlock.take().is_some() {
+                policy
+                    .disabled
+                    .push("landlock: disabled by --no-landlock".to_string());
+            }
+        } else if adds {
+            let ll = policy.landlock.get_or_insert_with(Default::default);
+            ll.read.extend(self.landlock_read.iter().cloned());
+            ll.write.extend(self.landlock_write.iter().cloned());
+            ll.execute.extend(self.landlock_exec.iter().cloned());
+            if !self.landlock_connect.is_empty() {
+                ll.tcp_connect
+                    .get_or_insert_with(Vec::new)
+                    .extend(self.landlock_connect.iter().copied());
+            }
         }
         policy.check(&format!("{file} (with command-line flags)"))
     }

@@ -241,6 +241,7 @@ fn overrides_extend_and_replace() {
         share_net: true,
         uid: Some(5),
         gid: Some(6),
+        ..Overrides::default()
     };
     o.apply(&mut p, "x").unwrap();
     assert!(p.mounts.contains(&Mount::Bind {
