@@ -1,13 +1,16 @@
 //! The manual pages stay true to the code: man/cordon-policy.5 lists every
 //! syscall group with exactly its calls, every action, comparison and field
-//! of the `seccomp` section, and the arguments compared on 32 bits; its
-//! examples are valid; and the page renders without warnings.
+//! of the `seccomp` section, and the arguments compared on 32 bits; every
+//! field, scope and compatibility of the `landlock` section, and what needs
+//! which Landlock ABI; its examples are valid; and it and man/cordon.1
+//! render without warnings.
 mod common;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::Command;
 
+use cordon::landlock::{Compatibility, LandlockPolicy, Scope};
 use cordon::seccomp::groups::GROUPS;
 use cordon::seccomp::ir::Action;
 use cordon::seccomp::{ActionSpec, OpSpec, SeccompPolicy};
@@ -347,6 +350,100 @@ fn every_field_is_documented() {
     assert!(tp_items(&fields).iter().any(|(t, _)| t.starts_with("seccomp ")));
 }
 
+/// Policy name of each scope (exhaustive, like [`action_name`]).
+fn scope_name(s: Scope) -> &'static str {
+    match s {
+        Scope::AbstractUnixSocket => "abstract_unix_socket",
+        Scope::Signal => "signal",
+    }
+}
+
+const SCOPES: [Scope; 2] = [Scope::AbstractUnixSocket, Scope::Signal];
+
+/// Policy name of each compatibility (exhaustive).
+fn compatibility_name(c: Compatibility) -> &'static str {
+    match c {
+        Compatibility::Strict => "strict",
+        Compatibility::BestEffort => "best_effort",
+    }
+}
+
+const COMPATIBILITIES: [Compatibility; 2] = [Compatibility::Strict, Compatibility::BestEffort];
+
+/// A `landlock` section with every field set.
+fn full_landlock() -> LandlockPolicy {
+    serde_json::from_value(serde_json::json!({
+        "read": ["/"], "write": ["/tmp"], "execute": ["/usr"],
+        "tcp_connect": [443], "tcp_bind": [8080],
+        "scope": SCOPES.map(scope_name),
+        "compatibility": "best_effort"
+    }))
+    .expect("a full landlock section")
+}
+
+#[test]
+fn every_landlock_field_scope_and_compatibility_is_documented() {
+    let page = page();
+    let landlock = section(&page, "LANDLOCK");
+    let tags: Vec<String> = tp_items(&landlock).into_iter().map(|(t, _)| t).collect();
+
+    let v = serde_json::to_value(full_landlock()).unwrap();
+    let keys: Vec<&String> = v.as_object().expect("object").keys().collect();
+    assert_eq!(
+        keys.len(),
+        7,
+        "a field was added: document it and set it here: {keys:?}"
+    );
+    for f in keys {
+        assert!(
+            tags.iter()
+                .any(|t| t.split_whitespace().next() == Some(f.as_str())),
+            "LANDLOCK has no item for the field {f}: {tags:?}"
+        );
+    }
+    for s in SCOPES {
+        let name = scope_name(s);
+        assert_eq!(s.name(), name);
+        assert_eq!(serde_json::to_value(s).unwrap(), serde_json::json!(name));
+        let quoted = format!("\"{name}\"");
+        assert!(
+            tags.contains(&quoted),
+            "LANDLOCK has no item for the scope {quoted}: {tags:?}"
+        );
+    }
+    for c in COMPATIBILITIES {
+        let name = compatibility_name(c);
+        assert_eq!(serde_json::to_value(c).unwrap(), serde_json::json!(name));
+        let quoted = format!("\"{name}\"");
+        assert!(
+            tags.contains(&quoted),
+            "LANDLOCK has no item for the compatibility {quoted}: {tags:?}"
+        );
+    }
+    assert_eq!(Compatibility::default(), Compatibility::Strict);
+
+    // Every part of a section the kernel may lack is listed with its ABI,
+    // as the outcome's `unenforced` says it, and in the ABI list.
+    let all = text(&landlock);
+    let abis = subsection(&landlock, "Landlock ABI");
+    let abi_tags: Vec<String> = tp_items(&abis).into_iter().map(|(t, _)| t).collect();
+    let needs = full_landlock().needs();
+    assert!(!needs.is_empty());
+    for (what, abi) in needs {
+        let entry = format!("landlock: {what} needs Landlock ABI {abi}");
+        assert!(all.contains(&entry), "LANDLOCK does not list \"{entry}\"");
+        let tag = format!("ABI {abi} ");
+        assert!(
+            abi_tags.iter().any(|t| t.starts_with(&tag)),
+            "Landlock ABI has no item for ABI {abi}: {abi_tags:?}"
+        );
+    }
+
+    // The FIELDS section points to it.
+    let fields = section(&page, "FIELDS");
+    assert!(tp_items(&fields).iter().any(|(t, _)| t.starts_with("landlock ")));
+}
+
 /// Whether cordon compares argument `arg` of `syscall` on its low 32 bits
 /// only: it then refuses a value above 32 bits.
 fn is_low32(syscall: &str, arg: u8) -> bool {
@@ -451,6 +548,27 @@ fn the_examples_are_valid() {
         serde_json::from_value(wrapped["seccomp"].clone()).expect("the seccomp example parses");
     section.compile().expect("the seccomp example compiles");
 
+    // The landlock example is a valid section of the build policy.
+    let fragment = blocks
+        .iter()
+        .find(|b| b.trim_start().starts_with("\"landlock\":"))
+        .expect("an example of a landlock section");
+    let wrapped: serde_json::Value =
+        serde_json::from_str(&format!("{{{fragment}}}")).expect("the landlock example is JSON");
+    let build = blocks
+        .iter()
+        .find(|b| b.contains("\"hostname\": \"build\""))
+        .expect("the build policy example");
+    let mut with: serde_json::Value = serde_json::from_str(build).expect("the build example is JSON");
+    with["landlock"] = wrapped["landlock"].clone();
+    let policy = cordon::policy::Policy::from_json("example", &with.to_string())
+        .unwrap_or_else(|e| panic!("the build example with the landlock example does not load: {e}"));
+    let landlock = policy.landlock.expect("a landlock section");
+    let (plan, unenforced) = landlock
+        .prepare(6, "example")
+        .expect("the landlock example prepares on ABI 6");
+    assert!(plan.is_some() && unenforced.is_empty());
+
     // And so is every JSON example, as a whole policy.
     for b in &blocks {
         if b.trim_start().starts_with('{') {
@@ -468,8 +586,7 @@ fn have(program: &str) -> bool {
 }
 
 #[test]
-fn the_page_renders_without_warnings() {
-    let page = page_path();
+fn the_pages_render_without_warnings() {
     let have_man = have("man");
     let have_groff = have("groff");
     require!(
@@ -484,20 +601,26 @@ fn the_page_renders_without_warnings() {
     if have_groff {
         checks.push(("groff", vec!["-man", "-ww", "-z", "-Tutf8"]));
     }
-    for (program, args) in checks {
-        let out = Command::new(program)
-            .args(&args)
-            .arg(&page)
-            .env("MANWIDTH", "80")
-            .env("LC_ALL", "C.UTF-8")
-            .output()
-            .unwrap_or_else(|e| panic!("{program}: {e}"));
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            out.status.success() && stderr.trim().is_empty(),
-            "{program} {args:?} {}: {}\n{stderr}",
-            page.display(),
-            out.status
-        );
+    let pages = [
+        page_path(),
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("man/cordon.1"),
+    ];
+    for page in &pages {
+        for (program, args) in &checks {
+            let out = Command::new(program)
+                .args(args)
+                .arg(page)
+                .env("MANWIDTH", "80")
+                .env("LC_ALL", "C.UTF-8")
+                .output()
+                .unwrap_or_else(|e| panic!("{program}: {e}"));
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                out.status.success() && stderr.trim().is_empty(),
+                "{program} {args:?} {}: {}\n{stderr}",
+                page.display(),
+                out.status
+            );
+        }
     }
 }
