@@ -1283,6 +1283,17 @@ fn userns_sysctl_advice(max: Option<u64>, clone: Option<u64>, apparmor: Option<u
     v
 }
 
+/// What to do about user namespaces, when they do not work for this user
+/// (the check behind cordon's hint when clone3 or the id maps fail).
+pub fn userns_advice() -> Option<String> {
+    probe_namespaces(&probe_identity()).user.advice
+}
+
+/// What to do about Landlock, when it is missing or limited.
+pub fn landlock_advice() -> Option<String> {
+    probe_landlock(&probe_identity()).advice
+}
+
 fn probe_namespaces(id: &Identity) -> Namespaces {
     let test = unshare_test();
     let user_result = test.as_ref().ok().map(|r| r[0]);

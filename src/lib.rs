@@ -19,6 +19,7 @@
 //! ```
 
 pub mod error;
+pub mod features;
 pub mod isolate;
 pub mod landlock;
 pub mod launch;

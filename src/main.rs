@@ -39,6 +39,12 @@ enum Command {
     Seccomp(SeccompCommand),
     /// Run a command with every syscall recorded and write a policy that allows what it used.
     Learn(LearnArgs),
+    /// Report what this kernel and host offer, and what to do about what is missing.
+    Features {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]
@@ -542,6 +548,18 @@ fn main() -> ExitCode {
         Command::Check(a) => check(a, &sub("check")),
         Command::Seccomp(c) => seccomp_command(c),
         Command::Learn(a) => learn(a, &sub("learn")),
+        Command::Features { json } => {
+            let f = cordon::features::probe();
+            if json {
+                match serde_json::to_string_pretty(&f) {
+                    Ok(s) => println!("{s}"),
+                    Err(e) => eprintln!("cordon: features: {e}"),
+                }
+            } else {
+                print!("{}", f.to_text());
+            }
+            0
+        }
     };
     ExitCode::from(code.clamp(0, 255) as u8)
 }

@@ -85,6 +85,13 @@ fn write_file(path: &str, content: &str) -> Result<(), Errno> {
 }
 
 fn userns_hint() -> String {
+    if let Some(advice) = crate::features::userns_advice() {
+        return advice;
+    }
+    userns_hint_from_sysctls()
+}
+
+fn userns_hint_from_sysctls() -> String {
     let read = |p: &str| std::fs::read_to_string(p).map(|s| s.trim().to_string()).ok();
     if read("/proc/sys/user/max_user_namespaces").as_deref() == Some("0") {
         return "user namespaces are disabled: sysctl -w user.max_user_namespaces=15000".to_string();
@@ -224,7 +231,7 @@ pub fn describe_child_error(plan: &Plan, e: ChildError) -> SetupError {
         (Step::Exec, libc::ENOENT) => Some("the program is not inside the sandbox: bind the directory that holds it (and its libraries), or give its full path".to_string()),
         (Step::Exec, libc::EACCES) if plan.landlock.is_some() => Some("the file is not executable, sits on a mount without exec permission, or is not under a landlock.execute path".to_string()),
         (Step::Exec, libc::EACCES) => Some("the file is not executable, or it sits on a mount without exec permission".to_string()),
-        (Step::Landlock, libc::EOPNOTSUPP) | (Step::Landlock, libc::ENOSYS) => Some("Landlock is not enabled in this kernel: boot with lsm=...,landlock (cordon features shows the LSM list), or set landlock.compatibility to best_effort".to_string()),
+        (Step::Landlock, libc::EOPNOTSUPP) | (Step::Landlock, libc::ENOSYS) => Some(crate::features::landlock_advice().unwrap_or_else(|| "Landlock is not enabled in this kernel: boot with lsm=...,landlock (cordon features shows the LSM list), or set landlock.compatibility to best_effort".to_string())),
         (Step::BindSource, libc::EACCES) => Some(format!(
             "the sandbox's host identity (uid {}) cannot reach the source; make it readable for that uid or choose identity.host_uid",
             plan.ids.host_uid
