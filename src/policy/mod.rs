@@ -517,11 +517,11 @@ impl Policy {
 
     /// Parse and validate policy JSON; `file` names it in errors.
     pub fn from_json(file: &str, text: &str) -> Result<Policy, PolicyError> {
-        let de = &mut serde_json::Deserializer::from_str(text);
-        let policy: Policy = serde_path_to_error::deserialize(de).map_err(|e| {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let policy: Policy = serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner();
-            let position = (inner.line() > 0).then(|| (inner.line(), inner.column()));
+            let position = char_position(text, inner.line(), inner.column());
             PolicyError {
                 file: file.to_string(),
                 path: if path == "." || path == "?" {
@@ -533,6 +533,33 @@ impl Policy {
                 message: strip_position(&inner.to_string()),
             }
         })?;
+        // Nothing may follow the policy (two policies pasted into one file).
+        de.end().map_err(|e| PolicyError {
+            file: file.to_string(),
+            path: String::new(),
+            position: char_position(text, e.line(), e.column()),
+            message: format!(
+                "{}: expected the end of the file after the policy object",
+                strip_position(&e.to_string())
+            ),
+        })?;
+        // serde accepts an array for a struct (its fields in order); the
+        // format is objects only, so arrays are refused where there are none.
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| PolicyError {
+            file: file.to_string(),
+            path: String::new(),
+            position: char_position(text, e.line(), e.column()),
+            message: strip_position(&e.to_string()),
+        })?;
+        if let Err(path) = check_arrays(&value, "", "") {
+            let segs = locate::parse_path(&path);
+            return Err(PolicyError {
+                file: file.to_string(),
+                position: locate::locate(text, &segs),
+                path,
+                message: "expected an object, found an array".to_string(),
+            });
+        }
         policy.validate().map_err(|f| {
             let segs = locate::parse_path(&f.path);
             PolicyError {
@@ -729,6 +756,66 @@ fn dst_key(m: &Mount) -> &'static str {
     match m {
         Mount::Bind { src, dst, .. } if src != dst => "to",
         other => other.kind(),
+    }
+}
+
+/// serde_json's (line, column) counts bytes in the column; the locator
+/// and editors count characters. Convert, so every error agrees.
+fn char_position(text: &str, line: usize, byte_col: usize) -> Option<(usize, usize)> {
+    if line == 0 {
+        return None;
+    }
+    let l = text.split('\n').nth(line - 1)?;
+    let upto = byte_col.saturating_sub(1).min(l.len());
+    // A column inside a multi-byte character counts that character.
+    let chars = l.char_indices().take_while(|(i, _)| *i < upto).count();
+    Some((line, chars + 1))
+}
+
+/// Where the policy format has arrays (`[]`: any element).
+const ARRAY_FIELDS: [&str; 13] = [
+    "namespaces",
+    "mounts",
+    "env.keep",
+    "allow_sensitive",
+    "seccomp.allow",
+    "seccomp.rules",
+    "seccomp.rules[].args",
+    "landlock.read",
+    "landlock.write",
+    "landlock.execute",
+    "landlock.tcp_connect",
+    "landlock.tcp_bind",
+    "landlock.scope",
+];
+
+/// The path of the first array where the format has none. `pattern` is
+/// the path with indexes as `[]`, `path` the concrete one.
+fn check_arrays(v: &serde_json::Value, pattern: &str, path: &str) -> Result<(), String> {
+    let join = |base: &str, key: &str| {
+        if base.is_empty() {
+            key.to_string()
+        } else {
+            format!("{base}.{key}")
+        }
+    };
+    match v {
+        serde_json::Value::Array(items) => {
+            if !ARRAY_FIELDS.contains(&pattern) {
+                return Err(path.to_string());
+            }
+            for (i, item) in items.iter().enumerate() {
+                check_arrays(item, &format!("{pattern}[]"), &format!("{path}[{i}]"))?;
+            }
+            Ok(())
+        }
+        serde_json::Value::Object(m) => {
+            for (k, item) in m {
+                check_arrays(item, &join(pattern, k), &join(path, k))?;
+            }
+            Ok(())
+        }
+        _ => Ok(()),
     }
 }
 

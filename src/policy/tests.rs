@@ -277,3 +277,20 @@ fn overrides_extend_and_replace() {
     assert_eq!(e.path, "cwd");
     assert!(parse_tmpfs("/t:9Q").is_err());
 }
+
+#[test]
+fn arrays_for_objects_and_trailing_text_are_refused_with_positions() {
+    let e = Policy::from_json("p.json", "{\"version\": 1,\n \"identity\": [5, 6]}").unwrap_err();
+    assert_eq!(e.path, "identity");
+    assert_eq!(e.position, Some((2, 14)));
+    assert!(e.message.contains("expected an object"), "{e}");
+    let e = Policy::from_json("p.json", "{\"version\": 1}\n{\"version\": 1}").unwrap_err();
+    assert_eq!(e.position.map(|p| p.0), Some(2), "{e}");
+    assert!(e.message.contains("trailing"), "{e}");
+    // Arrays where the format has them are fine.
+    Policy::from_json(
+        "p.json",
+        r#"{"version": 1, "namespaces": ["user", "mount", "pid"], "landlock": {"read": ["/"]}}"#,
+    )
+    .unwrap();
+}
