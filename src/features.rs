@@ -1289,6 +1289,11 @@ pub fn userns_advice() -> Option<String> {
     probe_namespaces(&probe_identity()).user.advice
 }
 
+/// What to do about cgroups, when limits cannot be enforced from here.
+pub fn cgroup_advice() -> Option<String> {
+    probe_cgroups(&probe_identity()).advice
+}
+
 /// What to do about Landlock, when it is missing or limited.
 pub fn landlock_advice() -> Option<String> {
     probe_landlock(&probe_identity()).advice
@@ -1510,7 +1515,7 @@ fn unescape_mountinfo(s: &str) -> String {
 
 /// The cgroup mounts of a `/proc/self/mountinfo`, in mount order; a later
 /// mount on the same mount point replaces an earlier one.
-fn parse_mountinfo_cgroups(mountinfo: &str) -> Vec<CgroupMount> {
+pub(crate) fn parse_mountinfo_cgroups(mountinfo: &str) -> Vec<CgroupMount> {
     let mut out: Vec<CgroupMount> = Vec::new();
     for line in mountinfo.lines() {
         let fields: Vec<&str> = line.split_whitespace().collect();
@@ -1577,7 +1582,7 @@ fn cgroup_layout(mounts: &[CgroupMount]) -> CgroupLayout {
 }
 
 /// Parse `/proc/self/cgroup` (`id:controllers:path` lines).
-fn parse_proc_cgroup(s: &str) -> Vec<CgroupMembership> {
+pub(crate) fn parse_proc_cgroup(s: &str) -> Vec<CgroupMembership> {
     s.lines()
         .filter_map(|l| {
             let mut it = l.splitn(3, ':');

@@ -39,6 +39,12 @@ enum Command {
     Seccomp(SeccompCommand),
     /// Run a command with every syscall recorded and write a policy that allows what it used.
     Learn(LearnArgs),
+    /// Remove cgroups left by cordon processes that were killed.
+    Gc {
+        /// Also look below this cgroup directory.
+        #[arg(long = "cgroup-parent", value_name = "DIR")]
+        cgroup_parent: Option<PathBuf>,
+    },
     /// Report what this kernel and host offer, and what to do about what is missing.
     Features {
         /// Print JSON instead of text.
@@ -154,6 +160,18 @@ struct PolicyArgs {
     /// Run without the policy's Landlock rules (recorded in the outcome).
     #[arg(long = "no-landlock")]
     no_landlock: bool,
+    /// cgroup memory limit, e.g. 512M.
+    #[arg(long, value_name = "SIZE")]
+    memory: Option<cordon::policy::Size>,
+    /// cgroup limit on the number of processes and threads.
+    #[arg(long, value_name = "N")]
+    pids: Option<u64>,
+    /// cgroup CPU bandwidth in CPUs, e.g. 0.5.
+    #[arg(long, value_name = "CPUS")]
+    cpus: Option<cordon::policy::Cpus>,
+    /// The cgroup under which the sandbox's cgroup is made (a directory under /sys/fs/cgroup).
+    #[arg(long = "cgroup-parent", value_name = "DIR")]
+    cgroup_parent: Option<String>,
 }
 
 #[derive(Args)]
@@ -240,6 +258,10 @@ fn effective_policy(a: &PolicyArgs, m: &ArgMatches) -> Result<Loaded, PolicyErro
     o.landlock_exec = a.landlock_exec.clone();
     o.landlock_connect = a.landlock_connect.clone();
     o.no_landlock = a.no_landlock;
+    o.memory = a.memory;
+    o.pids = a.pids;
+    o.cpus = a.cpus;
+    o.cgroup_parent = a.cgroup_parent.clone();
     o.apply(&mut policy, &name)?;
     Ok(Loaded { policy, name, text })
 }
@@ -257,6 +279,7 @@ fn failed_outcome(err: SetupError) -> Outcome {
         unenforced: Vec::new(),
         violations: Vec::new(),
         violations_total: 0,
+        cgroup: None,
         learned: None,
         error: Some(err),
     }
@@ -548,6 +571,14 @@ fn main() -> ExitCode {
         Command::Check(a) => check(a, &sub("check")),
         Command::Seccomp(c) => seccomp_command(c),
         Command::Learn(a) => learn(a, &sub("learn")),
+        Command::Gc { cgroup_parent } => {
+            let removed = cordon::cgroup::gc(cgroup_parent.as_deref());
+            for p in &removed {
+                println!("removed {}", p.display());
+            }
+            eprintln!("cordon: gc: removed {} stale cgroup(s)", removed.len());
+            0
+        }
         Command::Features { json } => {
             let f = cordon::features::probe();
             if json {

@@ -14,6 +14,8 @@ pub enum Status {
     TimedOut,
     /// cordon could not start the payload.
     SetupFailed,
+    /// The OOM killer ended the payload (its cgroup's memory limit).
+    OomKilled,
 }
 
 impl Status {
@@ -24,6 +26,7 @@ impl Status {
             Status::Signaled => "signaled",
             Status::TimedOut => "timed_out",
             Status::SetupFailed => "setup_failed",
+            Status::OomKilled => "oom_killed",
         }
     }
 }
@@ -74,12 +77,27 @@ pub struct Outcome {
     /// How many refused syscalls there were in all.
     #[serde(skip_serializing_if = "is_zero")]
     pub violations_total: u64,
+    /// The sandbox's cgroup and what it used, when the policy set cgroup limits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<CgroupOutcome>,
     /// What `cordon learn` saw (not part of the JSON).
     #[serde(skip)]
     pub learned: Option<crate::seccomp::learn::Learned>,
     /// Why setup failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<SetupError>,
+}
+
+/// The sandbox's cgroup, in the outcome.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CgroupOutcome {
+    /// "v1" or "v2".
+    pub version: String,
+    /// The cgroup directories (removed by now).
+    pub paths: Vec<String>,
+    /// What the cgroup accounted.
+    #[serde(flatten)]
+    pub usage: crate::cgroup::Usage,
 }
 
 fn is_zero(n: &u64) -> bool {

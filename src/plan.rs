@@ -168,6 +168,8 @@ pub struct Plan {
     pub wall_time: Option<Duration>,
     /// Policy requests that were not enforced (best effort only).
     pub unenforced: Vec<String>,
+    /// Where the sandbox's cgroup goes, when the policy has cgroup limits.
+    pub cgroup: Option<crate::cgroup::CgroupPlan>,
     /// The Landlock ruleset, applied before seccomp.
     pub landlock: Option<crate::landlock::LandlockPlan>,
     /// The seccomp filter, installed last before exec.
@@ -415,9 +417,30 @@ impl Plan {
             exec: Exec::new(candidates, argv, envp, search_path),
             wall_time: l.wall_time.map(|d| d.as_duration()),
             unenforced: Vec::new(),
+            cgroup: None,
             landlock: None,
             seccomp: None,
         };
+        let cg = crate::cgroup::CgLimits::from_policy(&policy.limits);
+        if !cg.is_empty() {
+            let layout = crate::cgroup::Layout::detect();
+            match crate::cgroup::CgroupPlan::decide(&cg, &layout, policy.limits.cgroup_parent.as_deref()) {
+                Ok(p) => plan.cgroup = Some(p),
+                Err(why) if policy.limits.compatibility == crate::landlock::Compatibility::BestEffort => {
+                    plan.unenforced.push(format!("limits: {why}"));
+                }
+                Err(why) => {
+                    return Err(PolicyError {
+                        file: file.to_string(),
+                        path: "limits".to_string(),
+                        position: None,
+                        message: format!(
+                            "{why}; or set limits.compatibility to best_effort to run without these limits"
+                        ),
+                    })
+                }
+            }
+        }
         plan.unenforced.extend(policy.disabled.iter().cloned());
         if let Some(ll) = &policy.landlock {
             let (prepared, missing) = ll.prepare(crate::landlock::abi_version(), file)?;

@@ -5,10 +5,11 @@
 use std::os::raw::c_int;
 use std::time::{Duration, Instant};
 
+use crate::cgroup::Cgroup;
 use crate::error::{ChildError, LaunchError, Step, WIRE_SIZE};
 use crate::launch::child::{self, exec_exit_code, Fds};
 use crate::launch::notify::Notifier;
-use crate::outcome::{Outcome, SetupError, Status, EXIT_SETUP, EXIT_TIMEOUT};
+use crate::outcome::{CgroupOutcome, Outcome, SetupError, Status, EXIT_SETUP, EXIT_TIMEOUT};
 use crate::plan::{Plan, Supervise};
 use crate::sys::{self, Errno};
 
@@ -107,10 +108,18 @@ fn userns_hint_from_sysctls() -> String {
         .to_string()
 }
 
-fn clone_child(plan: &Plan, fds: Fds) -> Result<(libc::pid_t, c_int), LaunchError> {
+fn clone_child(
+    plan: &Plan,
+    fds: Fds,
+    cgroup: Option<&std::os::fd::OwnedFd>,
+) -> Result<(libc::pid_t, c_int), LaunchError> {
     let mut pidfd: c_int = -1;
     let mut c = clone3::Clone3::default();
     c.flag_pidfd(&mut pidfd);
+    if let Some(fd) = cgroup {
+        // Born inside the sandbox's cgroup v2 leaf: no window outside it.
+        c.flag_into_cgroup(fd);
+    }
     c.exit_signal(libc::SIGCHLD as u64);
     let f = plan.clone_flags;
     let has = |flag: c_int| f & flag as u64 != 0;
@@ -292,8 +301,19 @@ pub fn run(plan: &Plan, opts: RunOptions) -> Result<Outcome, LaunchError> {
         None
     };
 
+    let cgroup = match &plan.cgroup {
+        Some(cp) => Some(CgGuard(Some(Cgroup::create(cp).map_err(cgroup_error)?))),
+        None => None,
+    };
     let start = Instant::now();
-    let (pid, pidfd) = clone_child(plan, fds)?;
+    let (pid, pidfd) = clone_child(
+        plan,
+        fds,
+        cgroup
+            .as_ref()
+            .and_then(|g| g.0.as_ref())
+            .and_then(Cgroup::clone_fd),
+    )?;
     let pidfd = Fd(pidfd);
     // The child's ends.
     sys::close(sync_r.take());
@@ -306,6 +326,10 @@ pub fn run(plan: &Plan, opts: RunOptions) -> Result<Outcome, LaunchError> {
         unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
         e
     };
+    if let Some(cg) = cgroup.as_ref().and_then(|g| g.0.as_ref()) {
+        // v1: the child waits on the sync pipe until it is in every hierarchy.
+        cg.attach(pid).map_err(|e| kill_and_reap(cgroup_error(e)))?;
+    }
     write_maps(plan, pid).map_err(kill_and_reap)?;
     // Release the child.
     sys::write_all(sync_w.0, b"1")
@@ -475,6 +499,19 @@ pub fn run(plan: &Plan, opts: RunOptions) -> Result<Outcome, LaunchError> {
         _ => None,
     };
     drop(signals);
+    // Every process of the sandbox is gone (the pid namespace died with its
+    // init): read what the cgroup accounted, then remove it.
+    let cgroup_out = cgroup.and_then(|mut g| g.0.take()).map(|cg| {
+        let out = CgroupOutcome {
+            version: cg.version().to_string(),
+            paths: cg.paths().iter().map(|p| p.display().to_string()).collect(),
+            usage: cg.usage(),
+        };
+        for e in cg.destroy() {
+            eprintln!("cordon: warning: {e}");
+        }
+        out
+    });
 
     let mut out = Outcome {
         status: Status::Exited,
@@ -486,6 +523,7 @@ pub fn run(plan: &Plan, opts: RunOptions) -> Result<Outcome, LaunchError> {
         max_rss_kb: ru.ru_maxrss as u64,
         supervisor_max_rss_kb: self_max_rss_kb(),
         unenforced: plan.unenforced.clone(),
+        cgroup: None,
         violations: std::mem::take(&mut notifier.violations),
         violations_total: notifier.violations_total,
         learned: matches!(
@@ -534,7 +572,47 @@ pub fn run(plan: &Plan, opts: RunOptions) -> Result<Outcome, LaunchError> {
             hint: None,
         });
     }
+    let oom = cgroup_out.as_ref().and_then(|c| c.usage.oom_kills).unwrap_or(0) > 0;
+    if oom && out.status == Status::Signaled && out.signal == Some(libc::SIGKILL) {
+        out.status = Status::OomKilled;
+    }
+    out.cgroup = cgroup_out;
     Ok(out)
+}
+
+/// Removes the sandbox's cgroup on every early return.
+struct CgGuard(Option<Cgroup>);
+
+impl Drop for CgGuard {
+    fn drop(&mut self) {
+        if let Some(cg) = self.0.take() {
+            cg.destroy();
+        }
+    }
+}
+
+fn cgroup_error(e: crate::cgroup::CgroupError) -> LaunchError {
+    let hint = match e.errno {
+        libc::EACCES | libc::EPERM | libc::EROFS => Some(
+            crate::features::cgroup_advice()
+                .unwrap_or_else(|| "cordon cannot write this cgroup: run it as root or in a delegated cgroup v2 subtree".to_string()),
+        ),
+        libc::EBUSY => Some("the parent cgroup has processes of its own, so controllers cannot be enabled for its children (cgroup v2's no-internal-processes rule): choose limits.cgroup_parent, or start cordon in a cgroup of its own".to_string()),
+        _ => None,
+    };
+    let err = LaunchError::sys(
+        "cgroup",
+        format!(
+            "{}{}",
+            e.path.display(),
+            e.value.map(|v| format!(" <- {v:?}")).unwrap_or_default()
+        ),
+        Errno(e.errno),
+    );
+    match hint {
+        Some(h) => err.with_hint(h),
+        None => err,
+    }
 }
 
 /// How long a run may take at most, for callers that need a bound.

@@ -14,7 +14,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-pub use units::{Dur, Size};
+pub use units::{Cpus, Dur, Size};
 
 /// The built-in default policy (also shipped as `policies/default.json`).
 pub const DEFAULT_POLICY_JSON: &str = include_str!("../../policies/default.json");
@@ -436,6 +436,31 @@ pub struct Limits {
     /// Allow core dumps (RLIMIT_CORE unlimited); false sets it to 0.
     #[serde(default)]
     pub core_dumps: bool,
+    /// cgroup memory limit (memory.max / memory.limit_in_bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<Size>,
+    /// cgroup swap limit on top of `memory` (memory.swap.max /
+    /// memory.memsw.limit_in_bytes); "0": no swap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_swap: Option<Size>,
+    /// cgroup process (task) limit (pids.max).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pids: Option<u64>,
+    /// cgroup CPU bandwidth in CPUs, e.g. 0.5 (cpu.max / cfs_quota_us).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<units::Cpus>,
+    /// The cgroup (v2: a directory of the cgroup2 mount) under which the
+    /// sandbox's cgroup is made; default: next to cordon's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup_parent: Option<String>,
+    /// `strict` (default): a cgroup limit this host cannot enforce refuses
+    /// the run; `best_effort`: run, and list it under `unenforced`.
+    #[serde(default, skip_serializing_if = "is_strict")]
+    pub compatibility: crate::landlock::Compatibility,
+}
+
+fn is_strict(c: &crate::landlock::Compatibility) -> bool {
+    *c == crate::landlock::Compatibility::Strict
 }
 
 /// A policy error, pointing into the file it came from.
@@ -710,6 +735,32 @@ impl Policy {
         }
         if l.processes == Some(0) {
             return Err(finding("limits.processes", "expected at least 1"));
+        }
+        if l.pids == Some(0) {
+            return Err(finding(
+                "limits.pids",
+                "expected at least 1 (the sandbox's init counts)",
+            ));
+        }
+        if l.memory.is_some_and(|m| m.0 < 1 << 20) {
+            return Err(finding(
+                "limits.memory",
+                "expected at least 1M: nothing starts in less",
+            ));
+        }
+        if l.memory_swap.is_some() && l.memory.is_none() {
+            return Err(finding(
+                "limits.memory_swap",
+                "needs limits.memory: swap is limited on top of memory",
+            ));
+        }
+        if let Some(p) = &l.cgroup_parent {
+            if !p.starts_with("/sys/fs/cgroup") {
+                return Err(finding(
+                    "limits.cgroup_parent",
+                    format!("{p:?}: expected a directory under /sys/fs/cgroup"),
+                ));
+            }
         }
         if let Some(ll) = &self.landlock {
             ll.check("").map_err(|e| finding(e.path, e.message))?;

@@ -37,6 +37,14 @@ pub struct Overrides {
     pub landlock_connect: Vec<u16>,
     /// Drop the policy's Landlock section (recorded in the outcome).
     pub no_landlock: bool,
+    /// New cgroup memory limit.
+    pub memory: Option<Size>,
+    /// New cgroup pids limit.
+    pub pids: Option<u64>,
+    /// New cgroup CPU limit.
+    pub cpus: Option<super::Cpus>,
+    /// New parent cgroup.
+    pub cgroup_parent: Option<String>,
 }
 
 fn cli_error(flag: &str, message: String) -> PolicyError {
@@ -136,6 +144,18 @@ impl Overrides {
         }
         if self.share_net {
             policy.namespaces.retain(|n| *n != Namespace::Net);
+        }
+        if let Some(m) = self.memory {
+            policy.limits.memory = Some(m);
+        }
+        if let Some(p) = self.pids {
+            policy.limits.pids = Some(p);
+        }
+        if let Some(c) = self.cpus {
+            policy.limits.cpus = Some(c);
+        }
+        if let Some(p) = &self.cgroup_parent {
+            policy.limits.cgroup_parent = Some(p.clone());
         }
         if let Some(u) = self.uid {
             policy.identity.uid = u;

@@ -275,6 +275,63 @@ impl<'de> Deserialize<'de> for Dur {
     }
 }
 
+/// A CPU bandwidth in CPUs (`1.5` = one and a half CPUs), kept in
+/// thousandths so that it compares exactly. JSON: a number above 0, at most
+/// 4096, with at most three decimals.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Cpus(pub u64);
+
+impl Cpus {
+    /// The cgroup quota for `period_us`: microseconds of CPU per period.
+    pub fn quota_us(self, period_us: u64) -> u64 {
+        (self.0.saturating_mul(period_us) / 1000).max(1000)
+    }
+}
+
+impl FromStr for Cpus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Cpus, String> {
+        let v: f64 = s
+            .parse()
+            .map_err(|_| format!("invalid CPU count {s:?}: expected a number such as 0.5 or 2"))?;
+        Cpus::from_f64(v)
+    }
+}
+
+impl Cpus {
+    fn from_f64(v: f64) -> Result<Cpus, String> {
+        if !v.is_finite() || v <= 0.0 || v > 4096.0 {
+            return Err(format!(
+                "{v} CPUs: expected a number above 0 and at most 4096, such as 0.5 or 2"
+            ));
+        }
+        let millis = (v * 1000.0).round();
+        if (millis / 1000.0 - v).abs() > 1e-9 || millis < 1.0 {
+            return Err(format!("{v} CPUs: at most three decimals (0.001 CPU)"));
+        }
+        Ok(Cpus(millis as u64))
+    }
+}
+
+impl fmt::Display for Cpus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0 as f64 / 1000.0)
+    }
+}
+
+impl Serialize for Cpus {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(self.0 as f64 / 1000.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Cpus {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = f64::deserialize(d)?;
+        Cpus::from_f64(v).map_err(de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

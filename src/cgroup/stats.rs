@@ -1,0 +1,72 @@
+//! Reading what a sandbox's cgroup used, for the outcome.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+/// What the sandbox used, as far as its cgroup tells.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Usage {
+    /// Peak memory (v2 memory.peak, Linux 5.19+; v1 memory.max_usage_in_bytes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_peak_bytes: Option<u64>,
+    /// Processes the OOM killer ended (memory.events / memory.oom_control oom_kill).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oom_kills: Option<u64>,
+    /// Peak number of tasks (v2 pids.peak, Linux 6.1+).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pids_peak: Option<u64>,
+    /// How often a fork failed at the pids limit (pids.events max).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pids_limit_hits: Option<u64>,
+    /// CPU time of the whole sandbox (cpu.stat usage_usec / cpuacct.usage), in ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_usage_ms: Option<u64>,
+}
+
+/// The value of `key` in a flat-keyed file (`key value` lines).
+pub fn keyed(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|l| {
+        let mut it = l.split_whitespace();
+        (it.next() == Some(key))
+            .then(|| it.next()?.parse().ok())
+            .flatten()
+    })
+}
+
+/// A file holding one number.
+pub fn single(text: &str) -> Option<u64> {
+    text.trim().parse().ok()
+}
+
+fn read(dir: &Path, file: &str) -> Option<String> {
+    std::fs::read_to_string(dir.join(file)).ok()
+}
+
+/// Usage of a v2 cgroup.
+pub fn v2(dir: &Path) -> Usage {
+    Usage {
+        memory_peak_bytes: read(dir, "memory.peak").and_then(|t| single(&t)),
+        oom_kills: read(dir, "memory.events").and_then(|t| keyed(&t, "oom_kill")),
+        pids_peak: read(dir, "pids.peak").and_then(|t| single(&t)),
+        pids_limit_hits: read(dir, "pids.events").and_then(|t| keyed(&t, "max")),
+        cpu_usage_ms: read(dir, "cpu.stat")
+            .and_then(|t| keyed(&t, "usage_usec"))
+            .map(|us| us / 1000),
+    }
+}
+
+/// Usage of v1 cgroups; `dir(controller)` gives each hierarchy's directory.
+pub fn v1<'a>(dir: impl Fn(&str) -> Option<&'a Path>) -> Usage {
+    let r = |c: &str, f: &str| dir(c).and_then(|d| read(d, f));
+    Usage {
+        memory_peak_bytes: r("memory", "memory.max_usage_in_bytes").and_then(|t| single(&t)),
+        oom_kills: r("memory", "memory.oom_control").and_then(|t| keyed(&t, "oom_kill")),
+        pids_peak: None,
+        pids_limit_hits: r("pids", "pids.events").and_then(|t| keyed(&t, "max")),
+        cpu_usage_ms: r("cpuacct", "cpuacct.usage")
+            .or_else(|| r("cpu", "cpuacct.usage"))
+            .and_then(|t| single(&t))
+            .map(|ns| ns / 1_000_000),
+    }
+}
