@@ -79,10 +79,16 @@ pub enum Step {
     Landlock,
     /// Adding a Landlock rule (`index` = rule).
     LandlockRule,
+    /// Putting the caller's fds on stdin/stdout/stderr (`index` = which).
+    Stdio,
+    /// unshare(2) of the namespaces (embedded use).
+    Unshare,
+    /// Writing the id maps from inside (embedded use; `index`: 0 setgroups, 1 gid_map, 2 uid_map).
+    IdMapSelf,
 }
 
 impl Step {
-    const ALL: [Step; 34] = [
+    const ALL: [Step; 37] = [
         Step::SyncWait,
         Step::ParentDeathSignal,
         Step::Identity,
@@ -117,6 +123,9 @@ impl Step {
         Step::ReportDumpable,
         Step::Landlock,
         Step::LandlockRule,
+        Step::Stdio,
+        Step::Unshare,
+        Step::IdMapSelf,
     ];
 
     /// The step's name as printed and written to the outcome.
@@ -156,6 +165,9 @@ impl Step {
             Step::ReportDumpable => "seccomp report (dumpable)",
             Step::Landlock => "landlock",
             Step::LandlockRule => "landlock rule",
+            Step::Stdio => "stdio",
+            Step::Unshare => "unshare",
+            Step::IdMapSelf => "id maps",
         }
     }
 

@@ -9,6 +9,19 @@
 //! 3. [`launch`] — the parent (clone3, id maps, supervision, outcome) and
 //!    the child, which only carries the plan out and never allocates.
 //!
+//! 4. [`embed`] — the library surface: [`Sandbox`] to spawn and supervise
+//!    sandboxes, [`prepare`] and [`Prepared::apply`] to restrict a process
+//!    in someone else's spawn (`Command::pre_exec`).
+//!
+//! ```no_run
+//! let policy = cordon::Policy::builtin_default()?;
+//! let outcome = cordon::Sandbox::new(policy).spawn(&["/bin/echo", "hello"])?.wait()?;
+//! assert_eq!(outcome.exit_code, 0);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The same, one layer down:
+//!
 //! ```no_run
 //! use cordon::{launch, plan::Plan, policy::Policy};
 //! let policy = Policy::builtin_default()?;
@@ -19,6 +32,7 @@
 //! ```
 
 pub mod cgroup;
+pub mod embed;
 pub mod error;
 pub mod features;
 pub mod isolate;
@@ -30,3 +44,7 @@ pub mod policy;
 pub mod seccomp;
 pub mod sensitive;
 pub mod sys;
+
+pub use embed::{prepare, ApplyError, Child, PolicyBuilder, Prepared, Sandbox, SpawnError};
+pub use outcome::Outcome;
+pub use policy::{Policy, PolicyError};

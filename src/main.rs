@@ -16,6 +16,7 @@ use cordon::policy::{Dur, Policy, PolicyError, DEFAULT_POLICY_NAME};
 use cordon::seccomp::bpf::{self, Insn};
 use cordon::seccomp::ir::Filter;
 use cordon::seccomp::{tools, SeccompPolicy};
+use cordon::sys::Errno;
 
 #[derive(Parser)]
 #[command(
@@ -34,6 +35,8 @@ enum Command {
     Run(RunArgs),
     /// Validate a policy (with any overrides) and print the effective policy.
     Check(PolicyArgs),
+    /// Restrict this process as the policy says, then exec CMD in place (no fork, same pid).
+    Exec(ExecArgs),
     /// Seccomp tools: compile, explain, groups, import.
     #[command(subcommand)]
     Seccomp(SeccompCommand),
@@ -51,6 +54,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Args)]
+struct ExecArgs {
+    #[command(flatten)]
+    policy: PolicyArgs,
+    /// The command and its arguments.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    command: Vec<OsString>,
 }
 
 #[derive(Args)]
@@ -235,13 +247,8 @@ fn load_policy(path: &Option<PathBuf>) -> Result<Loaded, PolicyError> {
     })
 }
 
-/// Load the policy and apply the flags.
-fn effective_policy(a: &PolicyArgs, m: &ArgMatches) -> Result<Loaded, PolicyError> {
-    let Loaded {
-        mut policy,
-        name,
-        text,
-    } = load_policy(&a.policy)?;
+/// The overrides the policy flags describe.
+fn overrides(a: &PolicyArgs, m: &ArgMatches) -> Result<Overrides, PolicyError> {
     let mut o = Overrides {
         mounts: mount_flags(a, m)?,
         ..Overrides::default()
@@ -262,6 +269,17 @@ fn effective_policy(a: &PolicyArgs, m: &ArgMatches) -> Result<Loaded, PolicyErro
     o.pids = a.pids;
     o.cpus = a.cpus;
     o.cgroup_parent = a.cgroup_parent.clone();
+    Ok(o)
+}
+
+/// Load the policy and apply the flags.
+fn effective_policy(a: &PolicyArgs, m: &ArgMatches) -> Result<Loaded, PolicyError> {
+    let Loaded {
+        mut policy,
+        name,
+        text,
+    } = load_policy(&a.policy)?;
+    let o = overrides(a, m)?;
     o.apply(&mut policy, &name)?;
     Ok(Loaded { policy, name, text })
 }
@@ -304,7 +322,10 @@ fn write_status(a: &RunArgs, out: &Outcome) {
 
 fn run(a: RunArgs, m: &ArgMatches) -> i32 {
     let prepared = effective_policy(&a.policy, m).and_then(|l| {
-        Plan::build(&l.policy, &l.name, &a.command).map_err(|e| e.located_in(&l.name, &l.text))
+        l.policy
+            .check_supervised(&l.name)
+            .and_then(|_| Plan::build(&l.policy, &l.name, &a.command))
+            .map_err(|e| e.located_in(&l.name, &l.text))
     });
     let plan = match prepared {
         Ok(plan) => plan,
@@ -373,9 +394,51 @@ fn run(a: RunArgs, m: &ArgMatches) -> i32 {
     out.exit_code
 }
 
+/// `cordon exec`: everything that needs no supervisor, applied to this
+/// process, then exec in place.
+fn exec(a: ExecArgs, m: &ArgMatches) -> i32 {
+    // Without --policy: the built-in policy for in-place use, the default
+    // without the layers that need a supervisor.
+    let loaded = if a.policy.policy.is_none() {
+        Policy::from_json("<built-in exec policy>", cordon::policy::EXEC_POLICY_JSON).and_then(|mut p| {
+            let o = overrides(&a.policy, m)?;
+            o.apply(&mut p, "<built-in exec policy>")?;
+            Ok(Loaded {
+                policy: p,
+                name: "<built-in exec policy>".to_string(),
+                text: cordon::policy::EXEC_POLICY_JSON.to_string(),
+            })
+        })
+    } else {
+        effective_policy(&a.policy, m)
+    };
+    let prepared = loaded.and_then(|l| {
+        cordon::embed::prepare_for(&l.policy, &l.name, &a.command).map_err(|e| e.located_in(&l.name, &l.text))
+    });
+    let prepared = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("cordon: exec: {e}");
+            return EXIT_SETUP;
+        }
+    };
+    for item in prepared.unenforced() {
+        eprintln!("cordon: warning: not enforced: {item}");
+    }
+    let e = prepared.apply_and_exec();
+    eprintln!("cordon: exec: {}", prepared.describe(e));
+    if e.step == cordon::error::Step::Exec {
+        cordon::launch::child::exec_exit_code(Errno(e.errno))
+    } else {
+        EXIT_SETUP
+    }
+}
+
 fn learn(a: LearnArgs, m: &ArgMatches) -> i32 {
     let prepared = effective_policy(&a.policy, m).and_then(|l| {
-        Plan::build(&l.policy, &l.name, &a.command)
+        l.policy
+            .check_supervised(&l.name)
+            .and_then(|_| Plan::build(&l.policy, &l.name, &a.command))
             .map_err(|e| e.located_in(&l.name, &l.text))
             .map(|p| (l, p))
     });
@@ -569,6 +632,7 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Run(a) => run(a, &sub("run")),
         Command::Check(a) => check(a, &sub("check")),
+        Command::Exec(a) => exec(a, &sub("exec")),
         Command::Seccomp(c) => seccomp_command(c),
         Command::Learn(a) => learn(a, &sub("learn")),
         Command::Gc { cgroup_parent } => {

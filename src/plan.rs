@@ -168,6 +168,9 @@ pub struct Plan {
     pub wall_time: Option<Duration>,
     /// Policy requests that were not enforced (best effort only).
     pub unenforced: Vec<String>,
+    /// fds to put on the payload's stdin, stdout and stderr (-1: inherit
+    /// cordon's), set by library callers.
+    pub stdio: [std::os::raw::c_int; 3],
     /// Where the sandbox's cgroup goes, when the policy has cgroup limits.
     pub cgroup: Option<crate::cgroup::CgroupPlan>,
     /// The Landlock ruleset, applied before seccomp.
@@ -417,6 +420,7 @@ impl Plan {
             exec: Exec::new(candidates, argv, envp, search_path),
             wall_time: l.wall_time.map(|d| d.as_duration()),
             unenforced: Vec::new(),
+            stdio: [-1; 3],
             cgroup: None,
             landlock: None,
             seccomp: None,

@@ -247,6 +247,27 @@ pub fn recv_with_pid(fd: c_int, buf: &mut [u8]) -> SysResult<(usize, Option<libc
     Ok((n as usize, pid))
 }
 
+/// dup2(2).
+pub fn dup2(old: c_int, new: c_int) -> SysResult<()> {
+    // SAFETY: plain integers.
+    retry(|| check_int(unsafe { libc::dup2(old, new) }).map(drop))
+}
+
+/// unshare(2).
+pub fn unshare(flags: c_int) -> SysResult<()> {
+    // SAFETY: plain integers.
+    check_int(unsafe { libc::unshare(flags) }).map(drop)
+}
+
+/// Write `data` to the existing file `path` (open, write, close).
+pub fn write_file(path: &CStr, data: &[u8]) -> SysResult<()> {
+    // SAFETY: path is NUL-terminated.
+    let fd = check_int(unsafe { libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) })?;
+    let r = write_all(fd, data);
+    close(fd);
+    r
+}
+
 /// close_range(2).
 pub fn close_range(first: c_uint, last: c_uint, flags: c_uint) -> SysResult<()> {
     // SAFETY: close_range takes plain integers.

@@ -74,6 +74,14 @@ fn v2_with(controller: &str) -> bool {
         .is_ok_and(|s| s.split_whitespace().any(|c| c == controller))
 }
 
+/// The tests of this file run one at a time: a launch removes stale
+/// cgroups of killed cordons, which one test leaves on purpose.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Root is needed on this host (cgroup v1 is never delegated) and in the VM.
 fn need_root() -> bool {
     if is_root() {
@@ -88,6 +96,7 @@ fn need_root() -> bool {
 
 #[test]
 fn a_memory_bomb_is_oom_killed_and_reported_while_cordon_survives() {
+    let _serial = serial();
     if !need_root() {
         return;
     }
@@ -125,6 +134,7 @@ fn a_memory_bomb_is_oom_killed_and_reported_while_cordon_survives() {
 
 #[test]
 fn a_fork_bomb_stops_at_the_pids_limit_and_the_host_can_still_fork() {
+    let _serial = serial();
     if !need_root() {
         return;
     }
@@ -167,6 +177,7 @@ fn a_fork_bomb_stops_at_the_pids_limit_and_the_host_can_still_fork() {
 
 #[test]
 fn half_a_cpu_holds_a_busy_loop_to_half_a_cpu() {
+    let _serial = serial();
     if !need_root() {
         return;
     }
@@ -188,6 +199,7 @@ fn half_a_cpu_holds_a_busy_loop_to_half_a_cpu() {
 
 #[test]
 fn concurrent_sandboxes_get_separate_cgroups_and_limits() {
+    let _serial = serial();
     if !need_root() {
         return;
     }
@@ -212,6 +224,7 @@ fn concurrent_sandboxes_get_separate_cgroups_and_limits() {
 
 #[test]
 fn no_cgroup_remains_after_exit_timeout_oom_or_a_killed_cordon() {
+    let _serial = serial();
     if !need_root() {
         return;
     }
@@ -275,6 +288,7 @@ fn no_cgroup_remains_after_exit_timeout_oom_or_a_killed_cordon() {
 
 #[test]
 fn without_delegation_an_unprivileged_user_is_refused_with_a_hint() {
+    let _serial = serial();
     if !need_root() {
         return;
     }
@@ -320,6 +334,7 @@ fn without_delegation_an_unprivileged_user_is_refused_with_a_hint() {
 /// makes the sandbox's leaf there. Needs a pure cgroup v2 kernel: the VM.
 #[test]
 fn rootless_in_a_delegated_subtree_gets_limits() {
+    let _serial = serial();
     if !need_root() {
         return;
     }

@@ -64,6 +64,12 @@ fn init(plan: &Plan, fds: Fds) -> Result<Never, ChildError> {
     sys::set_sigmask(&sys::sigset_full()).map_err(at(Step::SignalMask))?;
     sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0)
         .map_err(at(Step::ParentDeathSignal))?;
+    // The caller's stdio for the sandbox (library callers capture it).
+    for (target, &fd) in plan.stdio.iter().enumerate() {
+        if fd >= 0 && fd != target as c_int {
+            sys::dup2(fd, target as c_int).map_err(|e| ChildError::new(Step::Stdio, e, target as u32))?;
+        }
+    }
     sys::close(fds.sync_write);
     sys::close(fds.err_read);
     sys::close(fds.status_read);

@@ -261,6 +261,23 @@ pub fn describe_child_error(plan: &Plan, e: ChildError) -> SetupError {
 
 /// Run the plan to completion and report what happened.
 pub fn run(plan: &Plan, opts: RunOptions) -> Result<Outcome, LaunchError> {
+    run_reporting(plan, opts, &mut |_, _| {})
+}
+
+/// [`run`], calling `started(pid, pidfd)` once the sandbox's init exists
+/// (the pidfd stays cordon's; duplicate it to keep it).
+pub fn run_reporting(
+    plan: &Plan,
+    opts: RunOptions,
+    started: &mut dyn FnMut(libc::pid_t, c_int),
+) -> Result<Outcome, LaunchError> {
+    if plan.clone_flags & libc::CLONE_NEWPID as u64 == 0 {
+        return Err(LaunchError::sys(
+            "plan",
+            "a supervised run needs the pid namespace",
+            Errno(libc::EINVAL),
+        ));
+    }
     let pipe = |what: &str| sys::pipe().map_err(|e| LaunchError::sys("pipe", what.to_string(), e));
     let (sync_r, sync_w) = pipe("sync")?;
     let (mut sync_r, mut sync_w) = (Fd(sync_r), Fd(sync_w));
@@ -315,6 +332,7 @@ pub fn run(plan: &Plan, opts: RunOptions) -> Result<Outcome, LaunchError> {
             .and_then(Cgroup::clone_fd),
     )?;
     let pidfd = Fd(pidfd);
+    started(pid, pidfd.0);
     // The child's ends.
     sys::close(sync_r.take());
     sys::close(err_w.take());

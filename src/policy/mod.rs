@@ -19,6 +19,11 @@ pub use units::{Cpus, Dur, Size};
 /// The built-in default policy (also shipped as `policies/default.json`).
 pub const DEFAULT_POLICY_JSON: &str = include_str!("../../policies/default.json");
 
+/// The built-in policy for `cordon exec` and pre-exec use: the default
+/// policy without the layers that need a supervisor (no pid namespace, no
+/// `/proc`). Shipped as `policies/exec.json`.
+pub const EXEC_POLICY_JSON: &str = include_str!("../../policies/exec.json");
+
 /// Name used for the built-in policy in error messages.
 pub const DEFAULT_POLICY_NAME: &str = "<built-in default policy>";
 
@@ -597,6 +602,21 @@ impl Policy {
         Ok(policy)
     }
 
+    /// What a supervised run (`cordon run`, [`crate::Sandbox`]) needs on top
+    /// of [`Policy::check`]: the pid namespace, for cordon's init and the
+    /// wall-clock kill. (`cordon exec` and pre-exec use run without one.)
+    pub fn check_supervised(&self, file: &str) -> Result<(), PolicyError> {
+        if self.has_namespace(Namespace::Pid) {
+            return Ok(());
+        }
+        Err(PolicyError {
+            file: file.to_string(),
+            path: "namespaces".to_string(),
+            position: None,
+            message: "the \"pid\" namespace is required (the sandbox's init and the wall-clock kill depend on it); only cordon exec runs without it".to_string(),
+        })
+    }
+
     /// Check the rules that the types alone do not express; `file` names
     /// the policy in errors.
     pub fn check(&self, file: &str) -> Result<(), PolicyError> {
@@ -629,10 +649,6 @@ impl Policy {
         for (ns, why) in [
             (Namespace::User, "the payload never runs with host privileges"),
             (Namespace::Mount, "the sandbox gets its own root filesystem"),
-            (
-                Namespace::Pid,
-                "the sandbox's init and the wall-clock kill depend on it",
-            ),
         ] {
             if !self.namespaces.contains(&ns) {
                 return Err(finding(

@@ -92,7 +92,15 @@ fn version_must_be_one() {
 
 #[test]
 fn required_namespaces() {
-    for missing in ["user", "mount", "pid"] {
+    // pid is required for supervised runs only (cordon exec runs without).
+    let no_pid = parse(r#"{"version":1,"namespaces":["user","mount"]}"#).unwrap();
+    let e = no_pid.check_supervised("p.json").unwrap_err();
+    assert!(
+        e.message.contains("\"pid\"") && e.message.contains("cordon exec"),
+        "{}",
+        e.message
+    );
+    for missing in ["user", "mount"] {
         let list: Vec<&str> = ["user", "mount", "pid", "net"]
             .into_iter()
             .filter(|n| *n != missing)

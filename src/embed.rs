@@ -1,0 +1,567 @@
+//! cordon as a library: supervised sandboxes ([`Sandbox`]) and a
+//! restriction step for someone else's process spawn ([`prepare`] and
+//! [`Prepared::apply`], for `std::process::Command::pre_exec` or a raw fork).
+//!
+//! # What works where
+//!
+//! | layer | [`Sandbox::spawn`] | [`Prepared::apply`] / `cordon exec` |
+//! |---|---|---|
+//! | user namespace, single-id map (written from inside) | yes | yes |
+//! | mount, ipc, uts, net, cgroup namespaces | yes | yes |
+//! | the policy's mounts and `pivot_root` | yes | yes, except `proc` (needs a pid namespace) |
+//! | hostname, loopback, new session, working directory | yes | yes |
+//! | rlimits, capability bounding set, no capabilities, `no_new_privs` | yes | yes |
+//! | inherited fds above 2 closed at exec | yes | yes |
+//! | Landlock, seccomp | yes | yes |
+//! | pid namespace with cordon's init | yes | no: needs a supervisor |
+//! | cgroup limits | yes | no: needs a supervisor |
+//! | wall-clock limit | yes | no: needs a supervisor |
+//! | seccomp violation reports | yes | no: needs a supervisor |
+//!
+//! [`prepare`] refuses a policy that asks for a supervisor-only layer and
+//! says which; `policies/exec.json` is the default policy without them.
+//!
+//! Started by root, [`Prepared::apply`] first becomes the policy's host id
+//! (65534 unless `identity.host_uid` says otherwise), then creates the user
+//! namespace as that unprivileged user, so the payload never maps to host
+//! root.
+
+use std::ffi::OsStr;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::raw::c_int;
+
+use crate::error::{ChildError, LaunchError, Step};
+use crate::isolate::{creds, mount};
+use crate::outcome::Outcome;
+use crate::plan::Plan;
+use crate::policy::{Mount, Namespace, Policy, PolicyError};
+use crate::sys::{self, Errno};
+
+/// Why [`Prepared::apply`] failed: the step, errno and the item (mount,
+/// rlimit, rule) index. `Copy`, made without allocating.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ApplyError {
+    /// The step that failed.
+    pub step: Step,
+    /// Its errno.
+    pub errno: i32,
+    /// Which item of the step (mount, rlimit, rule), when it has several.
+    pub index: u32,
+}
+
+impl From<ChildError> for ApplyError {
+    fn from(e: ChildError) -> ApplyError {
+        ApplyError {
+            step: e.step,
+            errno: e.errno.0,
+            index: e.index,
+        }
+    }
+}
+
+impl From<ApplyError> for std::io::Error {
+    /// The errno as an `io::Error` (no allocation), as `pre_exec` wants.
+    fn from(e: ApplyError) -> std::io::Error {
+        std::io::Error::from_raw_os_error(e.errno)
+    }
+}
+
+impl std::fmt::Display for ApplyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} (item {}): {}",
+            self.step.name(),
+            self.index,
+            std::io::Error::from_raw_os_error(self.errno)
+        )
+    }
+}
+
+impl std::error::Error for ApplyError {}
+
+/// A policy compiled for in-process use: everything [`Prepared::apply`]
+/// needs, computed up front.
+#[derive(Debug)]
+pub struct Prepared {
+    plan: Plan,
+    /// Namespaces to unshare (CLONE_NEW*).
+    unshare: c_int,
+    /// Started by root: become these host ids before unsharing.
+    drop_to: Option<(u32, u32)>,
+    uid_map: Vec<u8>,
+    gid_map: Vec<u8>,
+}
+
+// SAFETY: `Plan` holds raw pointers only into its own CStrings (see
+// plan.rs), which are never mutated after construction; `apply` only reads.
+unsafe impl Send for Prepared {}
+// SAFETY: as above: shared access only reads.
+unsafe impl Sync for Prepared {}
+
+/// The layers of `policy` that need cordon's supervisor, as field names.
+pub fn supervisor_only(policy: &Policy) -> Vec<String> {
+    let mut v = Vec::new();
+    if policy.has_namespace(Namespace::Pid) {
+        v.push("namespaces: \"pid\" (needs cordon's init as pid 1)".to_string());
+    }
+    if policy.mounts.iter().any(|m| matches!(m, Mount::Proc { .. })) {
+        v.push("mounts: a \"proc\" mount (needs the pid namespace)".to_string());
+    }
+    if !crate::cgroup::CgLimits::from_policy(&policy.limits).is_empty() {
+        v.push(
+            "limits: memory/memory_swap/pids/cpus (cgroups need a supervisor to create and remove them)"
+                .to_string(),
+        );
+    }
+    if policy.limits.wall_time.is_some() {
+        v.push("limits.wall_time (needs a supervisor to kill the sandbox)".to_string());
+    }
+    if policy.seccomp.as_ref().is_some_and(|s| s.report) {
+        v.push("seccomp.report (needs a supervisor to answer notifications)".to_string());
+    }
+    v
+}
+
+/// Compile `policy` for [`Prepared::apply`]. Fails on an invalid policy,
+/// on host checks (bind sources, the sensitive list), and on layers that
+/// need a supervisor (see the module documentation).
+///
+/// ```no_run
+/// use std::os::unix::process::CommandExt;
+/// let policy = cordon::Policy::from_json("exec.json", cordon::policy::EXEC_POLICY_JSON)?;
+/// let prepared = std::sync::Arc::new(cordon::prepare(&policy)?);
+/// let mut cmd = std::process::Command::new("/usr/bin/id");
+/// let p = prepared.clone();
+/// // SAFETY: `apply` allocates nothing, takes no lock and only makes
+/// // system calls, so it is sound between fork and exec.
+/// unsafe { cmd.pre_exec(move || p.apply().map_err(Into::into)) };
+/// let status = cmd.status()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn prepare(policy: &Policy) -> Result<Prepared, PolicyError> {
+    prepare_for(policy, "<policy>", &["/bin/true"])
+}
+
+/// [`prepare`] with the command that `cordon exec` runs after applying.
+pub fn prepare_for(policy: &Policy, file: &str, argv: &[impl AsRef<OsStr>]) -> Result<Prepared, PolicyError> {
+    let refused = supervisor_only(policy);
+    if !refused.is_empty() {
+        return Err(PolicyError {
+            file: file.to_string(),
+            path: String::new(),
+            position: None,
+            message: format!(
+                "without a supervisor (cordon exec, or the library's pre-exec step) these cannot be enforced: {}; use cordon run, or a policy without them such as policies/exec.json",
+                refused.join("; ")
+            ),
+        });
+    }
+    if !policy.has_namespace(Namespace::User) {
+        return Err(PolicyError {
+            file: file.to_string(),
+            path: "namespaces".into(),
+            position: None,
+            message: "the user namespace is required".into(),
+        });
+    }
+    let plan = Plan::build(policy, file, argv)?;
+    let mut unshare = 0;
+    for ns in &policy.namespaces {
+        unshare |= match ns {
+            Namespace::User => libc::CLONE_NEWUSER,
+            Namespace::Mount => libc::CLONE_NEWNS,
+            Namespace::Net => libc::CLONE_NEWNET,
+            Namespace::Ipc => libc::CLONE_NEWIPC,
+            Namespace::Uts => libc::CLONE_NEWUTS,
+            Namespace::Cgroup => libc::CLONE_NEWCGROUP,
+            Namespace::Pid => 0,
+        };
+    }
+    let ids = &plan.ids;
+    let drop_to = (!ids.rootless).then_some((ids.host_uid, ids.host_gid));
+    Ok(Prepared {
+        uid_map: format!("{} {} 1\n", ids.uid, ids.host_uid).into_bytes(),
+        gid_map: format!("{} {} 1\n", ids.gid, ids.host_gid).into_bytes(),
+        plan,
+        unshare,
+        drop_to,
+    })
+}
+
+impl Prepared {
+    /// Restrict the calling process as the policy says. Safe between fork
+    /// and exec in a multi-threaded program: it allocates nothing, takes
+    /// no lock and uses no thread-local state besides errno; it only reads
+    /// `self` and makes system calls. Afterwards the process has no
+    /// capabilities, `no_new_privs`, Landlock and seccomp in force, and
+    /// every fd above 2 is close-on-exec: only `execve` is left to do.
+    ///
+    /// Call it once per process; on error the process is half-restricted
+    /// and must not go on (exit or let `pre_exec` fail the spawn).
+    pub fn apply(&self) -> Result<(), ApplyError> {
+        self.apply_inner().map_err(ApplyError::from)
+    }
+
+    fn apply_inner(&self) -> Result<(), ChildError> {
+        let plan = &self.plan;
+        let at = |step: Step| move |e: Errno| ChildError::new(step, e, 0);
+        if let Some((uid, gid)) = self.drop_to {
+            // Root: become the unprivileged host id first, so the user
+            // namespace is created by (and maps to) that id, never root.
+            sys::clear_groups().map_err(|e| ChildError::new(Step::Identity, e, 0))?;
+            sys::setresgid(gid).map_err(|e| ChildError::new(Step::Identity, e, 1))?;
+            sys::setresuid(uid).map_err(|e| ChildError::new(Step::Identity, e, 2))?;
+        }
+        // An identity change made us non-dumpable, which hides
+        // /proc/self/*_map from ourselves; exec resets this anyway.
+        sys::prctl(libc::PR_SET_DUMPABLE, 1, 0).map_err(at(Step::Dumpable))?;
+        sys::unshare(self.unshare).map_err(at(Step::Unshare))?;
+        sys::write_file(c"/proc/self/setgroups", b"deny")
+            .map_err(|e| ChildError::new(Step::IdMapSelf, e, 0))?;
+        sys::write_file(c"/proc/self/gid_map", &self.gid_map)
+            .map_err(|e| ChildError::new(Step::IdMapSelf, e, 1))?;
+        sys::write_file(c"/proc/self/uid_map", &self.uid_map)
+            .map_err(|e| ChildError::new(Step::IdMapSelf, e, 2))?;
+        if self.unshare & libc::CLONE_NEWNS != 0 {
+            mount::apply(&plan.mounts, &plan.staging)?;
+        }
+        if let Some(h) = &plan.hostname {
+            sys::sethostname(h).map_err(at(Step::Hostname))?;
+        }
+        if plan.own_net {
+            sys::loopback_up().map_err(at(Step::Loopback))?;
+        }
+        // A new session, unless this process already leads one (EPERM; an
+        // exec'd shell's child may): seccomp refuses TIOCSTI either way.
+        match sys::setsid() {
+            Ok(()) | Err(Errno(libc::EPERM)) => {}
+            Err(e) => return Err(ChildError::new(Step::Setsid, e, 0)),
+        }
+        sys::unignore_signals(plan.ignored_signals);
+        sys::chdir(&plan.cwd).map_err(at(Step::Chdir))?;
+        for (i, r) in plan.rlimits.iter().enumerate() {
+            sys::setrlimit(r.resource, r.value).map_err(|e| ChildError::new(Step::Rlimit, e, i as u32))?;
+        }
+        creds::drop_bounding(plan.last_cap)?;
+        creds::lock_securebits()?;
+        sys::setresgid(plan.ids.gid).map_err(|e| ChildError::new(Step::Identity, e, 1))?;
+        sys::setresuid(plan.ids.uid).map_err(|e| ChildError::new(Step::Identity, e, 2))?;
+        creds::drop_caps()?;
+        creds::no_new_privs()?;
+        sys::close_range(3, u32::MAX, sys::CLOSE_RANGE_CLOEXEC).map_err(at(Step::CloseFds))?;
+        if let Some(ll) = &plan.landlock {
+            crate::landlock::apply::apply(ll)?;
+        }
+        if let Some(sc) = &plan.seccomp {
+            sys::seccomp_install(&sc.program, false).map_err(at(Step::Seccomp))?;
+        }
+        Ok(())
+    }
+
+    /// [`Prepared::apply`], then exec the command given to [`prepare_for`]
+    /// (searched on the sandbox's `PATH`, with the policy's environment).
+    /// Returns only on failure.
+    pub fn apply_and_exec(&self) -> ApplyError {
+        if let Err(e) = self.apply() {
+            return e;
+        }
+        let mut first = Errno(libc::ENOENT);
+        for path in &self.plan.exec.candidates {
+            // SAFETY: the plan's arrays are NUL-terminated and owned by it.
+            let e = unsafe { sys::execve(path, self.plan.exec.argv_ptr(), self.plan.exec.envp_ptr()) };
+            match e.0 {
+                libc::ENOENT | libc::ENOTDIR => {}
+                _ if first.0 == libc::ENOENT => first = e,
+                _ => {}
+            }
+        }
+        ApplyError {
+            step: Step::Exec,
+            errno: first.0,
+            index: 0,
+        }
+    }
+
+    /// What the policy asked that this kernel cannot enforce (best effort).
+    pub fn unenforced(&self) -> &[String] {
+        &self.plan.unenforced
+    }
+
+    /// The plan's description of a failed step's item (mount, rlimit, rule).
+    pub fn describe(&self, e: ApplyError) -> String {
+        crate::launch::parent::describe_child_error(
+            &self.plan,
+            ChildError::new(e.step, Errno(e.errno), e.index),
+        )
+        .message
+    }
+}
+
+/// A supervised sandbox, as `cordon run` makes: spawn any number of them
+/// from one process, each with its own pid namespace, cgroup and timeout.
+///
+/// ```no_run
+/// let policy = cordon::Policy::builtin_default()?;
+/// let child = cordon::Sandbox::new(policy).spawn(&["/usr/bin/python3", "-c", "print(6 * 7)"])?;
+/// let outcome = child.wait()?;
+/// assert_eq!(outcome.exit_code, 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Sandbox {
+    policy: Policy,
+    name: String,
+    stdio: [Option<OwnedFd>; 3],
+}
+
+/// Why a sandbox could not be spawned.
+#[derive(Debug)]
+pub enum SpawnError {
+    /// The policy (or the command) is invalid for this host.
+    Policy(PolicyError),
+    /// Setting the sandbox up failed.
+    Launch(LaunchError),
+}
+
+impl std::fmt::Display for SpawnError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SpawnError::Policy(e) => write!(f, "{e}"),
+            SpawnError::Launch(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for SpawnError {}
+
+/// A running sandbox.
+#[derive(Debug)]
+pub struct Child {
+    pid: libc::pid_t,
+    pidfd: OwnedFd,
+    thread: std::thread::JoinHandle<Result<Outcome, LaunchError>>,
+}
+
+impl Sandbox {
+    /// A sandbox for `policy`.
+    pub fn new(policy: Policy) -> Sandbox {
+        Sandbox {
+            policy,
+            name: "<policy>".to_string(),
+            stdio: [None, None, None],
+        }
+    }
+
+    /// Name the policy in errors (e.g. its file name).
+    pub fn named(mut self, name: &str) -> Sandbox {
+        self.name = name.to_string();
+        self
+    }
+
+    /// Give the payload these as stdin, stdout and stderr (`None`: the
+    /// calling process's own). Typically pipe ends, to capture output.
+    pub fn stdio(
+        mut self,
+        stdin: Option<OwnedFd>,
+        stdout: Option<OwnedFd>,
+        stderr: Option<OwnedFd>,
+    ) -> Sandbox {
+        self.stdio = [stdin, stdout, stderr];
+        self
+    }
+
+    /// Start `argv` in the sandbox. The sandbox is supervised by a thread
+    /// of this process (which also keeps the parent-death signal tied to a
+    /// thread that lives as long as the sandbox); [`Child::wait`] joins it.
+    pub fn spawn<S: AsRef<OsStr>>(self, argv: &[S]) -> Result<Child, SpawnError> {
+        self.policy
+            .check_supervised(&self.name)
+            .map_err(SpawnError::Policy)?;
+        let mut plan = Plan::build(&self.policy, &self.name, argv).map_err(SpawnError::Policy)?;
+        let stdio = self.stdio;
+        for (i, fd) in stdio.iter().enumerate() {
+            plan.stdio[i] = fd.as_ref().map_or(-1, AsRawFd::as_raw_fd);
+        }
+        let (tx, rx) = std::sync::mpsc::channel::<(libc::pid_t, Option<OwnedFd>)>();
+        let thread = std::thread::spawn(move || {
+            let mut report = |pid: libc::pid_t, pidfd: c_int| {
+                // SAFETY: dup of a valid fd; the copy is owned by the Child.
+                let dup = unsafe { libc::fcntl(pidfd, libc::F_DUPFD_CLOEXEC, 3) };
+                // SAFETY: dup is a new fd (or -1, mapped to None).
+                let owned = (dup >= 0).then(|| unsafe { OwnedFd::from_raw_fd(dup) });
+                let _ = tx.send((pid, owned));
+            };
+            let out = crate::launch::parent::run_reporting(
+                &plan,
+                crate::launch::RunOptions {
+                    forward_signals: false,
+                    print_violations: false,
+                },
+                &mut report,
+            );
+            // The sandbox's copies of the stdio fds are its own; ours close here.
+            drop(stdio);
+            out
+        });
+        match rx.recv() {
+            Ok((pid, Some(pidfd))) => Ok(Child { pid, pidfd, thread }),
+            Ok((_, None)) => {
+                let _ = thread.join();
+                Err(SpawnError::Launch(LaunchError::sys(
+                    "pidfd",
+                    "dup",
+                    Errno::last(),
+                )))
+            }
+            Err(_) => match thread.join() {
+                Ok(Err(e)) => Err(SpawnError::Launch(e)),
+                _ => Err(SpawnError::Launch(LaunchError::sys(
+                    "supervisor",
+                    "thread",
+                    Errno(libc::EIO),
+                ))),
+            },
+        }
+    }
+}
+
+impl Child {
+    /// The sandbox's init, in this process's pid namespace.
+    pub fn pid(&self) -> libc::pid_t {
+        self.pid
+    }
+
+    /// A pidfd for the sandbox's init.
+    pub fn pidfd(&self) -> BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.pidfd.as_fd()
+    }
+
+    /// Kill every process of the sandbox (SIGKILL to its init).
+    pub fn kill(&self) -> std::io::Result<()> {
+        sys::pidfd_send_signal(self.pidfd.as_raw_fd(), libc::SIGKILL)
+            .map_err(|e| std::io::Error::from_raw_os_error(e.0))
+    }
+
+    /// Wait for the sandbox to end and return its outcome.
+    pub fn wait(self) -> Result<Outcome, LaunchError> {
+        match self.thread.join() {
+            Ok(r) => r,
+            Err(_) => Err(LaunchError::sys(
+                "supervisor",
+                "thread panicked",
+                Errno(libc::EIO),
+            )),
+        }
+    }
+}
+
+/// Build a [`Policy`] in code, starting from cordon's default policy.
+///
+/// ```
+/// let policy = cordon::PolicyBuilder::default_policy()
+///     .ro_bind("/etc/ssl", "/etc/ssl")
+///     .env("LANG", "C.UTF-8")
+///     .build()?;
+/// assert!(policy.mounts.iter().any(|m| m.dst() == "/etc/ssl"));
+/// # Ok::<(), cordon::PolicyError>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct PolicyBuilder {
+    policy: Result<Policy, PolicyError>,
+    ov: crate::policy::overrides::Overrides,
+}
+
+impl PolicyBuilder {
+    /// Start from the built-in default policy.
+    pub fn default_policy() -> PolicyBuilder {
+        PolicyBuilder::from(Policy::builtin_default())
+    }
+
+    /// Start from the built-in policy for `cordon exec` and pre-exec use.
+    pub fn exec_policy() -> PolicyBuilder {
+        PolicyBuilder::from(Policy::from_json(
+            "<exec policy>",
+            crate::policy::EXEC_POLICY_JSON,
+        ))
+    }
+
+    fn from(p: Result<Policy, PolicyError>) -> PolicyBuilder {
+        PolicyBuilder {
+            policy: p,
+            ov: Default::default(),
+        }
+    }
+
+    /// Bind a host path read-only.
+    pub fn ro_bind(mut self, src: &str, dst: &str) -> Self {
+        self.ov.mounts.push((
+            format!("ro_bind({src})"),
+            Mount::Bind {
+                src: src.into(),
+                dst: dst.into(),
+                readonly: true,
+                optional: false,
+            },
+        ));
+        self
+    }
+
+    /// Bind a host path read-write.
+    pub fn bind(mut self, src: &str, dst: &str) -> Self {
+        self.ov.mounts.push((
+            format!("bind({src})"),
+            Mount::Bind {
+                src: src.into(),
+                dst: dst.into(),
+                readonly: false,
+                optional: false,
+            },
+        ));
+        self
+    }
+
+    /// Set an environment variable.
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.ov.env.push(format!("{name}={value}"));
+        self
+    }
+
+    /// Working directory inside the sandbox.
+    pub fn cwd(mut self, dir: &str) -> Self {
+        self.ov.cwd = Some(dir.into());
+        self
+    }
+
+    /// Wall-clock limit (supervised sandboxes only).
+    pub fn wall_time(mut self, d: std::time::Duration) -> Self {
+        self.ov.wall_time = Some(crate::policy::Dur(d));
+        self
+    }
+
+    /// cgroup memory limit in bytes (supervised sandboxes only).
+    pub fn memory(mut self, bytes: u64) -> Self {
+        self.ov.memory = Some(crate::policy::Size(bytes));
+        self
+    }
+
+    /// cgroup pids limit (supervised sandboxes only).
+    pub fn pids(mut self, n: u64) -> Self {
+        self.ov.pids = Some(n);
+        self
+    }
+
+    /// Share the host's network.
+    pub fn share_net(mut self) -> Self {
+        self.ov.share_net = true;
+        self
+    }
+
+    /// Validate and return the policy.
+    pub fn build(self) -> Result<Policy, PolicyError> {
+        let mut p = self.policy?;
+        self.ov.apply(&mut p, "<builder>")?;
+        Ok(p)
+    }
+}
