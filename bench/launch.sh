@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark sandbox launch latency and memory: cordon vs. bwrap vs. unshare.
 #
-# Usage: bench/launch.sh [-n RUNS] [--cordon PATH] [--case NAME='command line']...
+# Usage: bench/launch.sh [-n RUNS] [--cordon PATH] [--limits] [--bwrap-equivalent]
+#                        [--case NAME='command line']...
 #
 # Every case runs /bin/true.  Cases are timed in alternation (round-robin, one
 # run of each case per round, RUNS rounds after 10 uncounted warm-up rounds) by
@@ -17,16 +18,27 @@ readonly MEM_RUNS=5
 
 usage() {
     cat <<'EOF'
-Usage: bench/launch.sh [-n RUNS] [--cordon PATH] [--case NAME='command line']...
+Usage: bench/launch.sh [-n RUNS] [--cordon PATH] [--limits] [--bwrap-equivalent]
+                       [--case NAME='command line']...
 
 Measure sandbox launch latency (wall clock of one invocation running /bin/true)
-and peak RSS.  Built-in cases: bare, unshare, bwrap, cordon.
+and peak RSS.  Built-in cases: bare, unshare, bwrap, cordon; more with
+--limits, --bwrap-equivalent, CORDON_LIMIT_ARGS and CORDON_EXTRA_ARGS.
 
 Options:
   -n, --runs RUNS       timed rounds (default 200); 10 warm-up rounds are
                         run first and not counted
   --cordon PATH         cordon binary (default: target/x86_64-unknown-linux-gnu/release/cordon in the
                         repo root, built with `cargo build --release` if missing)
+  --limits              add the case "cordon+limits": `$CORDON run LIMITS --
+                        /bin/true`, where LIMITS is $CORDON_LIMIT_ARGS or, if
+                        that is empty, --memory 512M --pids 64 --cpus 1.5.
+                        Creating and removing the cgroups is part of each
+                        timed launch.
+  --bwrap-equivalent    add the case "cordon-bweq": `$CORDON run --policy
+                        bench/bwrap-equivalent.json -- /bin/true` (the same
+                        namespaces and mounts as the bwrap case); with limits
+                        also "cordon-bweq+limits" (that policy plus LIMITS)
   --case NAME=CMDLINE   add a case (repeatable).  CMDLINE is split like a shell
                         word list (python shlex) and exec'd directly, without a
                         shell; it runs from the repo root.  Use sh -c '...' if
@@ -38,6 +50,9 @@ Environment:
   CORDON_EXTRA_ARGS     if non-empty, adds a case "cordon+extra" running
                         `$CORDON run $CORDON_EXTRA_ARGS -- /bin/true` (split
                         like shell words) next to the plain cordon case
+  CORDON_LIMIT_ARGS     cgroup-limit arguments for the +limits cases (split
+                        like shell words); if non-empty, the +limits cases are
+                        added even without --limits
   PYTHON                python3 interpreter (default /usr/bin/python3)
 EOF
 }
@@ -91,6 +106,9 @@ abs_path() {
 RUNS=200
 CORDON=""
 USER_CASES=()
+LIMITS=0
+BWRAP_EQ=0
+readonly DEFAULT_LIMIT_ARGS='--memory 512M --pids 64 --cpus 1.5'
 
 need_value() {
     [[ $# -ge 2 ]] || die "option $1 needs a value (see --help)"
@@ -120,6 +138,14 @@ while [[ $# -gt 0 ]]; do
             CORDON=${1#--cordon=}
             shift
             ;;
+        --limits)
+            LIMITS=1
+            shift
+            ;;
+        --bwrap-equivalent)
+            BWRAP_EQ=1
+            shift
+            ;;
         --case)
             need_value "$@"
             USER_CASES+=("$2")
@@ -141,7 +167,19 @@ done
 
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer, got '$RUNS'"
 
-declare -A SEEN_CASE=([bare]=1 [unshare]=1 [bwrap]=1 [cordon]=1 [cordon+extra]=1)
+# --limits without CORDON_LIMIT_ARGS means the default limits; a non-empty
+# CORDON_LIMIT_ARGS turns the +limits cases on by itself.
+CORDON_LIMIT_ARGS=${CORDON_LIMIT_ARGS:-}
+if [[ $CORDON_LIMIT_ARGS =~ [^[:space:]] ]]; then
+    LIMITS=1
+elif [[ $LIMITS -eq 1 ]]; then
+    CORDON_LIMIT_ARGS=$DEFAULT_LIMIT_ARGS
+else
+    CORDON_LIMIT_ARGS=""
+fi
+
+declare -A SEEN_CASE=([bare]=1 [unshare]=1 [bwrap]=1 [cordon]=1 [cordon+extra]=1
+    [cordon+limits]=1 [cordon-bweq]=1 [cordon-bweq+limits]=1)
 for spec in "${USER_CASES[@]}"; do
     [[ $spec == *=* ]] || die "--case expects NAME='command line', got '$spec'"
     name=${spec%%=*}
@@ -172,11 +210,12 @@ if [[ ! -x $PYTHON ]]; then
     PYTHON=$(command -v python3) || die "python3 not found (expected /usr/bin/python3)"
 fi
 
-# Check that --case lines and CORDON_EXTRA_ARGS split cleanly (shlex) before
-# installing or building anything.
-"$PYTHON" - "${USER_CASES[@]}" <<'PYEOF' || exit 1
+# Check that --case lines, CORDON_EXTRA_ARGS and CORDON_LIMIT_ARGS split
+# cleanly (shlex) before installing or building anything.
+CORDON_LIMIT_ARGS=$CORDON_LIMIT_ARGS "$PYTHON" - "${USER_CASES[@]}" <<'PYEOF' || exit 1
 import os, shlex, sys
-items = [("CORDON_EXTRA_ARGS", os.environ.get("CORDON_EXTRA_ARGS", ""))]
+items = [("CORDON_EXTRA_ARGS", os.environ.get("CORDON_EXTRA_ARGS", "")),
+         ("CORDON_LIMIT_ARGS", os.environ.get("CORDON_LIMIT_ARGS", ""))]
 items += [("--case " + s.partition("=")[0], s.partition("=")[2]) for s in sys.argv[1:]]
 for what, text in items:
     try:
@@ -203,6 +242,12 @@ if [[ -z $CORDON ]]; then
     fi
 fi
 [[ -f $CORDON && -x $CORDON ]] || die "cordon binary is not an executable file: $CORDON"
+
+BWRAP_POLICY=""
+if [[ $BWRAP_EQ -eq 1 ]]; then
+    BWRAP_POLICY="$ROOT/bench/bwrap-equivalent.json"
+    [[ -r $BWRAP_POLICY ]] || die "policy for --bwrap-equivalent not readable: $BWRAP_POLICY"
+fi
 
 GNU_TIME=""
 if ! is_gnu_time; then
@@ -248,6 +293,8 @@ export BENCH_WARMUP=$WARMUP
 export BENCH_MEM_RUNS=$MEM_RUNS
 export BENCH_OUT=$OUT
 export CORDON_EXTRA_ARGS=${CORDON_EXTRA_ARGS:-}
+export CORDON_LIMIT_ARGS
+export BENCH_BWRAP_POLICY=$BWRAP_POLICY
 
 # ------------------------------------------------------------ measurement --
 # The built-in cases are assembled in python (as argv lists, so no quoting
@@ -291,6 +338,31 @@ cases = [
                "--dev", "/dev", "--die-with-parent", "/bin/true"]),
     ("cordon", [CORDON, "run", "--", "/bin/true"]),
 ]
+# Optional cordon cases.  CORDON_CASE_ARGS maps each cordon case to the
+# arguments between `run` and `--`, so the memory section can re-run it with
+# --status-json.
+CORDON_CASE_ARGS = {"cordon": []}
+limit_args_text = env.get("CORDON_LIMIT_ARGS", "")
+BWRAP_POLICY = env.get("BENCH_BWRAP_POLICY", "")
+try:
+    limit_argv = shlex.split(limit_args_text)
+except ValueError as e:
+    die(f"cannot parse CORDON_LIMIT_ARGS={limit_args_text!r}: {e}")
+opt_cordon = []
+if limit_argv:
+    opt_cordon.append(("cordon+limits", limit_argv))
+if BWRAP_POLICY:
+    opt_cordon.append(("cordon-bweq", ["--policy", BWRAP_POLICY]))
+    if limit_argv:
+        opt_cordon.append(("cordon-bweq+limits", ["--policy", BWRAP_POLICY, *limit_argv]))
+for name, args in opt_cordon:
+    cases.append((name, [CORDON, "run", *args, "--", "/bin/true"]))
+    CORDON_CASE_ARGS[name] = args
+# (base case, case with limits) pairs for the paired overhead report.
+LIMIT_PAIRS = [(b, l) for b, l in (("cordon", "cordon+limits"),
+                                    ("cordon-bweq", "cordon-bweq+limits"))
+               if l in CORDON_CASE_ARGS]
+
 extra = env.get("CORDON_EXTRA_ARGS", "")
 if extra.strip():
     try:
@@ -334,6 +406,48 @@ def fail_case(name, argv, rc, where):
         f"  command: {shlex.join(argv)}\n"
         f"  output of an untimed re-run (stdout+stderr):\n{stderr_tail(argv)}")
 
+
+def loadavg():
+    try:
+        with open("/proc/loadavg") as f:
+            return [float(x) for x in f.read().split()[:3]]
+    except (OSError, ValueError):
+        return None
+
+
+def cordon_cgroup_dirs():
+    """cordon-* directories in the cgroups this process belongs to, which is
+    where our launches create theirs (no --cgroup-parent).  Used to spot
+    cgroups a launch failed to remove.  Another sandbox started from the same
+    cgroup counts too, so a difference is a hint, not proof."""
+    parents = set()
+    try:
+        with open("/proc/self/cgroup") as f:
+            for line in f:
+                _, ctrls, path = line.rstrip("\n").split(":", 2)
+                path = path.rstrip("/")
+                if not ctrls:  # cgroup v2 (unified) hierarchy
+                    parents.add("/sys/fs/cgroup" + path)
+                    parents.add("/sys/fs/cgroup/unified" + path)
+                    continue
+                parents.add(f"/sys/fs/cgroup/{ctrls.replace('name=', '')}{path}")
+                for c in ctrls.split(","):
+                    parents.add(f"/sys/fs/cgroup/{c.replace('name=', '')}{path}")
+    except (OSError, ValueError):
+        return set()
+    found = set()
+    for d in parents:
+        try:
+            found.update(e.path for e in os.scandir(d)
+                         if e.name.startswith("cordon-")
+                         and e.is_dir(follow_symlinks=False))
+        except OSError:
+            pass
+    return found
+
+
+load_before = loadavg()
+cg_before = cordon_cgroup_dirs() if LIMIT_PAIRS else set()
 
 # ---------------------------------------------------------- timing loop --
 # Round-robin: each round runs every case once.  The starting case rotates
@@ -405,6 +519,25 @@ for name in NAMES:
     stats[name]["ratio_vs_bwrap"] = med / stats["bwrap"]["median_us"]
     stats[name]["ratio_vs_unshare"] = med / stats["unshare"]["median_us"]
 
+load_after = loadavg()
+cg_left = sorted(cordon_cgroup_dirs() - cg_before) if LIMIT_PAIRS else []
+
+# Cost of the cgroup limits: both cases ran in the same rounds, so pair the
+# samples round by round and take the median of the differences.
+limit_overhead = []
+for base, lim in LIMIT_PAIRS:
+    diffs = sorted(a - b for a, b in zip(samples[NAMES.index(lim)],
+                                         samples[NAMES.index(base)]))
+    limit_overhead.append({
+        "base": base,
+        "with_limits": lim,
+        "limit_args": limit_argv,
+        "median_paired_diff_us": pct(diffs, 50) / 1000.0,
+        "p10_paired_diff_us": pct(diffs, 10) / 1000.0,
+        "p90_paired_diff_us": pct(diffs, 90) / 1000.0,
+        "ratio_of_medians": stats[lim]["median_us"] / stats[base]["median_us"],
+    })
+
 # --------------------------------------------------------------- memory --
 tmpdir = tempfile.mkdtemp(prefix="cordon-bench-")
 
@@ -429,12 +562,15 @@ def gnu_time_maxrss(name, argv):
     return statistics.median(vals), vals
 
 
-def status_json_rss():
-    """Median supervisor_max_rss_kb from --status-json, or (None, [], why)."""
+def status_json_rss(case_args=(), info=None):
+    """Median supervisor_max_rss_kb from --status-json, or (None, [], why).
+
+    case_args go between `run --status-json FILE` and `--`.  If info is a
+    dict, the last run's "cgroup" and "unenforced" fields are stored in it."""
     vals = []
     for n in range(MEM_RUNS):
         path = os.path.join(tmpdir, f"status-{n}.json")
-        argv = [CORDON, "run", "--status-json", path, "--", "/bin/true"]
+        argv = [CORDON, "run", "--status-json", path, *case_args, "--", "/bin/true"]
         p = subprocess.run(argv, stdin=DEVNULL, stdout=DEVNULL,
                            stderr=subprocess.PIPE)
         if p.returncode != 0:
@@ -454,6 +590,9 @@ def status_json_rss():
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             return None, [], "field supervisor_max_rss_kb absent from status JSON"
         vals.append(v)
+        if info is not None:
+            info["cgroup"] = doc.get("cgroup")
+            info["unenforced"] = doc.get("unenforced")
     return statistics.median(vals), vals, None
 
 
@@ -462,11 +601,45 @@ mem_cordon_time, mem_cordon_time_vals = gnu_time_maxrss("cordon", cordon_plain)
 mem_bwrap_time, mem_bwrap_time_vals = gnu_time_maxrss("bwrap", stats["bwrap"]["argv"])
 mem_sup, mem_sup_vals, mem_sup_why = status_json_rss()
 
+# Supervisor RSS of the optional cordon cases (same method), and whether the
+# limits really took effect: cordon records the cgroup it made in the outcome.
+sup_by_case = {"cordon": {"args": [], "max_rss_kb": mem_sup,
+                          "samples": mem_sup_vals, "na_reason": mem_sup_why}}
+limit_warnings = []
+for name, args in opt_cordon:
+    info = {}
+    v, vals, why = status_json_rss(args, info)
+    sup_by_case[name] = {"args": args, "max_rss_kb": v, "samples": vals,
+                         "na_reason": why, "cgroup": info.get("cgroup"),
+                         "unenforced": info.get("unenforced")}
+    if name.endswith("+limits") and why is None:
+        if not info.get("cgroup"):
+            limit_warnings.append(f"{name}: no cgroup in the status JSON; "
+                                  f"the limits were not applied")
+        if info.get("unenforced"):
+            limit_warnings.append(f"{name}: unenforced: {info['unenforced']}")
+# Only dirs still there after the memory runs count as left behind.
+cg_left = [d for d in cg_left if os.path.isdir(d)]
+if cg_left:
+    limit_warnings.append(f"{len(cg_left)} new cordon-* cgroup dir(s) left "
+                          f"after the timing loop, still there after the "
+                          f"memory runs (another sandbox started from this "
+                          f"cgroup would count too), e.g. {cg_left[0]}")
+
 for fn in os.listdir(tmpdir):
     os.unlink(os.path.join(tmpdir, fn))
 os.rmdir(tmpdir)
 
 # --------------------------------------------------------------- report --
+def binary_sha256(path):
+    import hashlib
+    try:
+        with open(path, "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest()
+    except OSError:
+        return None
+
+
 envinfo = {
     "timestamp_utc": env["BENCH_TIMESTAMP"],
     "kernel": env["BENCH_KERNEL"],
@@ -474,11 +647,20 @@ envinfo = {
     "cpu": env["BENCH_CPU"],
     "cordon_git_rev": env["BENCH_GIT_REV"],
     "cordon_binary": CORDON,
+    "cordon_binary_sha256": binary_sha256(CORDON),
     "bwrap_version": env["BENCH_BWRAP_VERSION"],
     "unshare_version": env["BENCH_UNSHARE_VERSION"],
     "python": sys.version.split()[0],
     "cordon_extra_args": extra,
+    "cordon_limit_args": limit_args_text,
+    "bwrap_equivalent_policy": BWRAP_POLICY or None,
+    "loadavg_before": load_before,
+    "loadavg_after": load_after,
 }
+
+
+def fmt_load(la):
+    return " ".join(f"{x:.2f}" for x in la) if la else "n/a"
 
 
 def fmt_kb(v):
@@ -499,8 +681,12 @@ w(f"  kernel          {envinfo['kernel']}")
 w(f"  nproc           {envinfo['nproc']}  ({envinfo['cpu']})")
 w(f"  cordon rev      {envinfo['cordon_git_rev']}")
 w(f"  cordon binary   {CORDON}")
+w(f"  cordon sha256   {envinfo['cordon_binary_sha256'] or 'n/a'}"
+  f"  (cordon rev is the repo's HEAD, not necessarily the binary's)")
 w(f"  bwrap           {envinfo['bwrap_version']}")
 w(f"  unshare         {envinfo['unshare_version']}")
+w(f"  load average    before {fmt_load(load_before)}, after {fmt_load(load_after)}"
+  f"  (1/5/15 min)")
 w(f"  method          {RUNS} timed rounds after {WARMUP} warm-up rounds; "
   f"round-robin, one run per case per round")
 w(f"                  wall time of one subprocess.run() (python "
@@ -520,6 +706,16 @@ w("  commands:")
 for name in NAMES:
     w(f"    {name:<{namew}}  {shlex.join(stats[name]['argv'])}")
 w("")
+if limit_overhead:
+    w("cgroup limit overhead (median of per-round differences, same rounds):")
+    for o in limit_overhead:
+        w(f"  {o['with_limits']:<{namew}} - {o['base']:<{namew}}"
+          f"  {o['median_paired_diff_us']:>+9.1f} us"
+          f"  (p10 {o['p10_paired_diff_us']:+.1f}, p90 {o['p90_paired_diff_us']:+.1f});"
+          f"  ratio of medians {o['ratio_of_medians']:.2f}")
+    for msg in limit_warnings:
+        w(f"  WARNING: {msg}")
+    w("")
 w("memory (peak RSS):")
 w(f"  cordon, GNU time %M                    {fmt_kb(mem_cordon_time)}"
   f"{fmt_range(mem_cordon_time_vals)}")
@@ -529,6 +725,10 @@ sup = fmt_kb(mem_sup) if mem_sup is not None else f"n/a ({mem_sup_why})"
 w(f"  cordon supervisor only, status JSON    {sup}{fmt_range(mem_sup_vals)}")
 w("      supervisor_max_rss_kb from `cordon run --status-json FILE`: the")
 w("      supervisor's own peak RSS as reported by cordon itself")
+for name, _ in opt_cordon:
+    o = sup_by_case[name]
+    v = fmt_kb(o["max_rss_kb"]) if o["max_rss_kb"] is not None else f"n/a ({o['na_reason']})"
+    w(f"    {name:<35}  {v}{fmt_range(o['samples'])}")
 w(f"  bwrap, GNU time %M                     {fmt_kb(mem_bwrap_time)}"
   f"{fmt_range(mem_bwrap_time_vals)}")
 w("      same GNU time measurement for the bwrap case, for comparison")
@@ -538,6 +738,9 @@ w("")
 w(f"results: {OUT}")
 
 print("\n".join(lines))
+sys.stdout.flush()
+for msg in limit_warnings:
+    print(f"launch.sh: warning: {msg}", file=sys.stderr)
 
 result = {
     "schema": "cordon-bench-launch/1",
@@ -546,6 +749,8 @@ result = {
                "order": "round-robin, start rotated each round",
                "clock": "time.perf_counter_ns around subprocess.run"},
     "cases": [{"name": n, **stats[n]} for n in NAMES],
+    "limit_overhead": limit_overhead,
+    "warnings": limit_warnings,
     "memory": {
         "cordon_gnu_time_max_rss_kb": mem_cordon_time,
         "cordon_gnu_time_max_rss_kb_samples": mem_cordon_time_vals,
@@ -554,6 +759,7 @@ result = {
         "cordon_supervisor_max_rss_na_reason": mem_sup_why,
         "bwrap_gnu_time_max_rss_kb": mem_bwrap_time,
         "bwrap_gnu_time_max_rss_kb_samples": mem_bwrap_time_vals,
+        "supervisor_max_rss_kb_by_case": sup_by_case,
         "notes": {
             "gnu_time": "GNU time %M = max RSS of the process and all "
                         "waited-for descendants (wait4 rusage)",
