@@ -2,7 +2,8 @@
 //! syscall group with exactly its calls, every action, comparison and field
 //! of the `seccomp` section, and the arguments compared on 32 bits; every
 //! field, scope and compatibility of the `landlock` section, and what needs
-//! which Landlock ABI; its examples are valid; and it and man/cordon.1
+//! which Landlock ABI; every field of `limits` and every file cordon writes
+//! for the cgroup limits; its examples are valid; and it and man/cordon.1
 //! render without warnings.
 mod common;
 
@@ -10,7 +11,9 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::Command;
 
+use cordon::cgroup::{v1_writes, v2_writes, CgLimits};
 use cordon::landlock::{Compatibility, LandlockPolicy, Scope};
+use cordon::policy::Limits;
 use cordon::seccomp::groups::GROUPS;
 use cordon::seccomp::ir::Action;
 use cordon::seccomp::{ActionSpec, OpSpec, SeccompPolicy};
@@ -53,6 +56,7 @@ fn unescape(s: &str) -> String {
                     "ga" => "`",
                     "bu" => "*",
                     "->" => "->",
+                    "<-" => "<-",
                     "em" | "en" => "-",
                     _ => "",
                 });
@@ -442,6 +446,106 @@ fn every_landlock_field_scope_and_compatibility_is_documented() {
     // The FIELDS section points to it.
     let fields = section(&page, "FIELDS");
     assert!(tp_items(&fields).iter().any(|(t, _)| t.starts_with("landlock ")));
+}
+
+/// The source lines of the `.RS` ... `.RE` block under the `.TP` item of
+/// `lines` whose tag starts with `tag` (nested blocks included).
+fn item_block<'a>(lines: &[&'a str], tag: &str) -> Vec<&'a str> {
+    // The tag line: the first line giving text after a `.TP`.
+    let at = (0..lines.len())
+        .filter(|&i| lines[i] == ".TP" || lines[i].starts_with(".TP "))
+        .filter_map(|i| (i + 1..lines.len()).find(|&j| plain_line(lines[j]).is_some()))
+        .find(|&j| plain_line(lines[j]).is_some_and(|t| t.trim().starts_with(tag)))
+        .unwrap_or_else(|| panic!("no item {tag:?}"));
+    let open = at
+        + lines[at..]
+            .iter()
+            .position(|l| *l == ".RS" || l.starts_with(".RS "))
+            .expect("the item has an .RS block");
+    let mut depth = 0;
+    for (i, l) in lines.iter().enumerate().skip(open) {
+        if *l == ".RS" || l.starts_with(".RS ") {
+            depth += 1;
+        } else if *l == ".RE" || l.starts_with(".RE ") {
+            depth -= 1;
+            if depth == 0 {
+                return lines[open + 1..i].to_vec();
+            }
+        }
+    }
+    panic!("the .RS block of {tag:?} is not closed");
+}
+
+/// A `limits` object with every field set.
+fn full_limits() -> Limits {
+    serde_json::from_value(serde_json::json!({
+        "wall_time": "1m", "cpu_time": "30s", "file_size": "1G", "open_files": 64,
+        "processes": 32, "address_space": "4G", "stack": "8M", "core_dumps": true,
+        "memory": "512M", "memory_swap": "0", "pids": 64, "cpus": 1.5,
+        "cgroup_parent": "/sys/fs/cgroup/cordon", "compatibility": "best_effort"
+    }))
+    .expect("a full limits object")
+}
+
+#[test]
+fn every_limits_field_and_cgroup_file_is_documented() {
+    let page = page();
+    let fields = section(&page, "FIELDS");
+    let limits = item_block(&fields, "limits ");
+    let tags: Vec<String> = tp_items(&limits).into_iter().map(|(t, _)| t).collect();
+
+    let v = serde_json::to_value(full_limits()).unwrap();
+    let keys: Vec<&String> = v.as_object().expect("object").keys().collect();
+    assert_eq!(
+        keys.len(),
+        14,
+        "a field was added: document it and set it here: {keys:?}"
+    );
+    for f in keys {
+        assert!(
+            tags.iter()
+                .any(|t| t.split_whitespace().next() == Some(f.as_str())),
+            "FIELDS/limits has no item for the field {f}: {tags:?}"
+        );
+    }
+    for c in COMPATIBILITIES {
+        let quoted = format!("\"{}\"", compatibility_name(c));
+        assert!(
+            tags.contains(&quoted),
+            "FIELDS/limits has no item for the compatibility {quoted}: {tags:?}"
+        );
+    }
+
+    // CGROUP LIMITS names every file cordon writes, on v2 and on v1 (with
+    // and without swap accounting).
+    let cgroup = text(&section(&page, "CGROUP LIMITS"));
+    let l = CgLimits::from_policy(&full_limits());
+    let mut files: BTreeSet<&str> = v2_writes(&l).into_iter().map(|(f, _)| f).collect();
+    for memsw in [false, true] {
+        files.extend(v1_writes(&l, memsw).into_iter().map(|(_, f, _)| f));
+    }
+    for f in files {
+        assert!(
+            cgroup.contains(&format!("{f} <-")),
+            "CGROUP LIMITS does not say what cordon writes to {f}"
+        );
+    }
+
+    // Its example writes what the code writes.
+    let start = cgroup.find("For example, ").expect("an example of the writes") + 13;
+    let end = start
+        + cgroup[start..]
+            .find(" writes, on cgroup v2,")
+            .expect("the example's writes");
+    let example: Limits = serde_json::from_str(&format!("{{{}}}", &cgroup[start..end]))
+        .unwrap_or_else(|e| panic!("the example {:?} is not limits: {e}", &cgroup[start..end]));
+    for (file, value) in v2_writes(&CgLimits::from_policy(&example)) {
+        assert!(
+            cgroup.contains(&format!("{file} <- {value}"))
+                || cgroup.contains(&format!("{file} <- \"{value}\"")),
+            "the example does not write {value:?} to {file}"
+        );
+    }
 }
 
 /// Whether cordon compares argument `arg` of `syscall` on its low 32 bits
