@@ -173,6 +173,9 @@ pub struct Plan {
     pub stdio: [std::os::raw::c_int; 3],
     /// Where the sandbox's cgroup goes, when the policy has cgroup limits.
     pub cgroup: Option<crate::cgroup::CgroupPlan>,
+    /// cgroup v1: the parent attaches the child after releasing it, and the
+    /// child waits for that before it forks the payload.
+    pub late_attach: bool,
     /// The Landlock ruleset, applied before seccomp.
     pub landlock: Option<crate::landlock::LandlockPlan>,
     /// The seccomp filter, installed last before exec.
@@ -422,6 +425,7 @@ impl Plan {
             unenforced: Vec::new(),
             stdio: [-1; 3],
             cgroup: None,
+            late_attach: false,
             landlock: None,
             seccomp: None,
         };
@@ -429,7 +433,10 @@ impl Plan {
         if !cg.is_empty() {
             let layout = crate::cgroup::Layout::detect();
             match crate::cgroup::CgroupPlan::decide(&cg, &layout, policy.limits.cgroup_parent.as_deref()) {
-                Ok(p) => plan.cgroup = Some(p),
+                Ok(p) => {
+                    plan.late_attach = matches!(p, crate::cgroup::CgroupPlan::V1 { .. });
+                    plan.cgroup = Some(p);
+                }
                 Err(why) if policy.limits.compatibility == crate::landlock::Compatibility::BestEffort => {
                     plan.unenforced.push(format!("limits: {why}"));
                 }

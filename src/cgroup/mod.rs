@@ -359,6 +359,12 @@ impl CgroupPlan {
             }
         }
         // v1 for every controller, or nothing.
+        if let Some(p) = parent {
+            return Err(format!(
+                "limits.cgroup_parent ({p}) applies to cgroup v2, but this host offers {} only on cgroup v1: remove cgroup_parent to use cordon's own v1 cgroups",
+                needed.join(", ")
+            ));
+        }
         let mut parents = Vec::new();
         let mut want: Vec<&str> = needed.clone();
         if l.cpus.is_some() {
@@ -403,8 +409,8 @@ impl CgroupPlan {
                 .join("memory.memsw.limit_in_bytes")
                 .exists()
         });
-        if l.memory_swap.is_some_and(|s| s == 0) && !memsw && swap_in_use() {
-            return Err("limits.memory_swap: this host swaps but has no swap accounting (memory.memsw.*): boot with swapaccount=1, or use cgroup v2".to_string());
+        if l.memory_swap.is_some() && !memsw && swap_in_use() {
+            return Err("limits.memory_swap: this host swaps but has no swap accounting (memory.memsw.*), so swap cannot be limited: boot with swapaccount=1, or use cgroup v2".to_string());
         }
         Ok(CgroupPlan::V1 {
             parents,

@@ -80,7 +80,6 @@ fn init(plan: &Plan, fds: Fds) -> Result<Never, ChildError> {
         Ok(_) => sys::exit(SETUP_FAILED),
         Err(e) => return Err(ChildError::new(Step::SyncWait, e, 0)),
     }
-    sys::close(fds.sync_read);
 
     // Leave host uid 0 (when started by root) before touching anything.
     creds::switch_identity(&plan.ids)?;
@@ -105,6 +104,16 @@ fn init(plan: &Plan, fds: Fds) -> Result<Never, ChildError> {
     creds::drop_bounding(plan.last_cap)?;
     creds::lock_securebits()?;
 
+    if plan.late_attach {
+        // The parent puts us into the v1 cgroups while we built the root:
+        // the payload starts only once that is done.
+        match sys::read(fds.sync_read, &mut byte) {
+            Ok(1) => {}
+            Ok(_) => sys::exit(SETUP_FAILED),
+            Err(e) => return Err(ChildError::new(Step::SyncWait, e, 1)),
+        }
+    }
+    sys::close(fds.sync_read);
     let payload_pid = sys::fork_raw().map_err(at(Step::Fork))?;
     if payload_pid == 0 {
         let e = match payload(plan, fds) {

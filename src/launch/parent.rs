@@ -344,14 +344,21 @@ pub fn run_reporting(
         unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
         e
     };
-    if let Some(cg) = cgroup.as_ref().and_then(|g| g.0.as_ref()) {
-        // v1: the child waits on the sync pipe until it is in every hierarchy.
-        cg.attach(pid).map_err(|e| kill_and_reap(cgroup_error(e)))?;
-    }
     write_maps(plan, pid).map_err(kill_and_reap)?;
     // Release the child.
     sys::write_all(sync_w.0, b"1")
         .map_err(|e| kill_and_reap(LaunchError::sys("sync", "release child", e)))?;
+    if let Some(cg) = cgroup.as_ref().and_then(|g| g.0.as_ref()) {
+        if plan.late_attach {
+            // v1: moving a process between cgroups waits for an RCU grace
+            // period (milliseconds); the child builds its root meanwhile and
+            // waits for this second byte before it forks the payload, so
+            // nothing it runs is ever outside the cgroups.
+            cg.attach(pid).map_err(|e| kill_and_reap(cgroup_error(e)))?;
+            sys::write_all(sync_w.0, b"2")
+                .map_err(|e| kill_and_reap(LaunchError::sys("sync", "cgroup attached", e)))?;
+        }
+    }
     sys::close(sync_w.take());
 
     let deadline = plan.wall_time.map(|d| start + d);
