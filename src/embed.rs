@@ -114,6 +114,9 @@ pub fn supervisor_only(policy: &Policy) -> Vec<String> {
                 .to_string(),
         );
     }
+    if policy.limits.cgroup_parent.is_some() {
+        v.push("limits.cgroup_parent (cgroups need a supervisor)".to_string());
+    }
     if policy.limits.wall_time.is_some() {
         v.push("limits.wall_time (needs a supervisor to kill the sandbox)".to_string());
     }
@@ -266,20 +269,25 @@ impl Prepared {
         if let Err(e) = self.apply() {
             return e;
         }
-        let mut first = Errno(libc::ENOENT);
-        for path in &self.plan.exec.candidates {
+        // Like execvp: keep searching past "not found"; report the first
+        // other error, or u32::MAX as the index when nothing was found.
+        let (mut first, mut index) = (Errno(libc::ENOENT), u32::MAX);
+        for (i, path) in self.plan.exec.candidates.iter().enumerate() {
             // SAFETY: the plan's arrays are NUL-terminated and owned by it.
             let e = unsafe { sys::execve(path, self.plan.exec.argv_ptr(), self.plan.exec.envp_ptr()) };
             match e.0 {
                 libc::ENOENT | libc::ENOTDIR => {}
-                _ if first.0 == libc::ENOENT => first = e,
+                _ if first.0 == libc::ENOENT => {
+                    first = e;
+                    index = i as u32;
+                }
                 _ => {}
             }
         }
         ApplyError {
             step: Step::Exec,
             errno: first.0,
-            index: 0,
+            index,
         }
     }
 
@@ -288,13 +296,13 @@ impl Prepared {
         &self.plan.unenforced
     }
 
-    /// The plan's description of a failed step's item (mount, rlimit, rule).
-    pub fn describe(&self, e: ApplyError) -> String {
+    /// A failed step described with the plan's names for its items
+    /// (mount, rlimit, rule, command), with a hint where one helps.
+    pub fn describe(&self, e: ApplyError) -> crate::outcome::SetupError {
         crate::launch::parent::describe_child_error(
             &self.plan,
             ChildError::new(e.step, Errno(e.errno), e.index),
         )
-        .message
     }
 }
 

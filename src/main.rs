@@ -426,7 +426,11 @@ fn exec(a: ExecArgs, m: &ArgMatches) -> i32 {
         eprintln!("cordon: warning: not enforced: {item}");
     }
     let e = prepared.apply_and_exec();
-    eprintln!("cordon: exec: {}", prepared.describe(e));
+    let d = prepared.describe(e);
+    eprintln!("cordon: {}", d.message);
+    if let Some(h) = &d.hint {
+        eprintln!("cordon: hint: {h}");
+    }
     if e.step == cordon::error::Step::Exec {
         cordon::launch::child::exec_exit_code(Errno(e.errno))
     } else {

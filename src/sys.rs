@@ -253,6 +253,12 @@ pub fn dup2(old: c_int, new: c_int) -> SysResult<()> {
     retry(|| check_int(unsafe { libc::dup2(old, new) }).map(drop))
 }
 
+/// fcntl(F_DUPFD_CLOEXEC): a copy of `fd` numbered `min` or above.
+pub fn dup_above(fd: c_int, min: c_int) -> SysResult<c_int> {
+    // SAFETY: plain integers.
+    check_int(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, min) })
+}
+
 /// unshare(2).
 pub fn unshare(flags: c_int) -> SysResult<()> {
     // SAFETY: plain integers.

@@ -65,7 +65,15 @@ fn init(plan: &Plan, fds: Fds) -> Result<Never, ChildError> {
     sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0)
         .map_err(at(Step::ParentDeathSignal))?;
     // The caller's stdio for the sandbox (library callers capture it).
-    for (target, &fd) in plan.stdio.iter().enumerate() {
+    // A source that is itself one of fds 0-2 is first copied above them,
+    // so that an earlier dup2 cannot overwrite it ([5, 0, 6]).
+    let mut src = plan.stdio;
+    for (target, fd) in src.iter_mut().enumerate() {
+        if (0..3).contains(fd) && *fd != target as c_int {
+            *fd = sys::dup_above(*fd, 3).map_err(|e| ChildError::new(Step::Stdio, e, target as u32))?;
+        }
+    }
+    for (target, &fd) in src.iter().enumerate() {
         if fd >= 0 && fd != target as c_int {
             sys::dup2(fd, target as c_int).map_err(|e| ChildError::new(Step::Stdio, e, target as u32))?;
         }
