@@ -259,6 +259,12 @@ pub fn dup_above(fd: c_int, min: c_int) -> SysResult<c_int> {
     check_int(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, min) })
 }
 
+/// Clear FD_CLOEXEC on `fd`.
+pub fn clear_cloexec(fd: c_int) -> SysResult<()> {
+    // SAFETY: plain integers.
+    check_int(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) }).map(drop)
+}
+
 /// unshare(2).
 pub fn unshare(flags: c_int) -> SysResult<()> {
     // SAFETY: plain integers.

@@ -364,7 +364,6 @@ fn stdio_through_pipes() {
 }
 
 #[test]
-#[ignore = "bug: a Sandbox::stdio source whose fd number already is its target (fd 0 given as stdin) is not dup2'ed by init in src/launch/child.rs, so it keeps O_CLOEXEC and the payload starts with stdin closed"]
 fn stdio_source_already_at_its_target_number() {
     // A program that runs with fd 0 closed (a daemon) gets fd 0 from its
     // next pipe(): given as the sandbox's stdin, the payload must see it.
@@ -468,7 +467,7 @@ fn the_same_as_an_unprivileged_user() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        out.status.success() && stdout.contains("test result: ok. 5 passed"),
+        out.status.success() && stdout.contains("test result: ok. 6 passed"),
         "the unprivileged run failed: {:?}\nstdout: {stdout}\nstderr: {stderr}",
         out.status
     );

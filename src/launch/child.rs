@@ -74,7 +74,11 @@ fn init(plan: &Plan, fds: Fds) -> Result<Never, ChildError> {
         }
     }
     for (target, &fd) in src.iter().enumerate() {
-        if fd >= 0 && fd != target as c_int {
+        if fd == target as c_int {
+            // Already in place, but possibly close-on-exec (a pipe made by a
+            // caller that had closed that fd): dup2 would be a no-op.
+            sys::clear_cloexec(fd).map_err(|e| ChildError::new(Step::Stdio, e, target as u32))?;
+        } else if fd >= 0 {
             sys::dup2(fd, target as c_int).map_err(|e| ChildError::new(Step::Stdio, e, target as u32))?;
         }
     }
