@@ -20,13 +20,12 @@ mod common;
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use common::{TempDir, ROOTLESS_ID};
+use common::{probe_bin, TempDir, ROOTLESS_ID};
 
 /// Set in the re-run as the unprivileged user: how many children to spawn.
 const CHILD_ENV: &str = "CORDON_EMBED_STRESS_CHILDREN";
@@ -48,19 +47,6 @@ fn watchdog_limit() -> Duration {
     } else {
         WATCHDOG
     }
-}
-
-/// The syscall_probe example, built by `cargo test` next to the tests.
-fn probe_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("current exe");
-    let dir = exe.parent().and_then(Path::parent).expect("target dir");
-    let p = dir.join("examples/syscall_probe");
-    assert!(
-        p.exists(),
-        "{} is missing: build it with cargo test or cargo build --examples",
-        p.display()
-    );
-    p
 }
 
 /// This process's children (from /proc/*/stat), deadlocked forks that

@@ -9,42 +9,9 @@
 mod common;
 
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use common::{cordon_bin, modes, Mode, TempDir, ROOTLESS_ID};
-
-/// The syscall_probe example, built by `cargo test` next to the tests.
-fn probe_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("current exe");
-    let dir = exe.parent().and_then(Path::parent).expect("target dir");
-    let p = dir.join("examples/syscall_probe");
-    assert!(
-        p.exists(),
-        "{} is missing: build it with cargo test or cargo build --examples",
-        p.display()
-    );
-    p
-}
-
-/// A directory holding the probe, readable by every test identity.
-struct Probe {
-    dir: TempDir,
-}
-
-impl Probe {
-    fn new() -> Probe {
-        let dir = TempDir::new("exec-probe");
-        let dst = dir.path().join("probe");
-        std::fs::copy(probe_bin(), &dst).expect("copy probe");
-        common::set_mode(&dst, 0o755);
-        Probe { dir }
-    }
-    /// `--ro-bind` argument for the probe at /probe/probe.
-    fn bind(&self) -> String {
-        format!("{}:/probe", self.dir.str())
-    }
-}
+use common::{cordon_bin, modes, probe_bin, Mode, Probe, TempDir, ROOTLESS_ID};
 
 /// A command started in `mode` with a clean environment.
 fn command(mode: Mode, program: impl AsRef<std::ffi::OsStr>) -> Command {

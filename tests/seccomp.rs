@@ -4,41 +4,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-
-use common::{have_python, modes, run, Mode, Run, TempDir};
-
-/// The syscall_probe example, built by `cargo test` next to the tests.
-fn probe_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("current exe");
-    let dir = exe.parent().and_then(Path::parent).expect("target dir");
-    let p = dir.join("examples/syscall_probe");
-    assert!(
-        p.exists(),
-        "{} is missing: build it with cargo test or cargo build --examples",
-        p.display()
-    );
-    p
-}
-
-/// A directory holding the probe, readable by every test identity.
-struct Probe {
-    dir: TempDir,
-}
-
-impl Probe {
-    fn new() -> Probe {
-        let dir = TempDir::new("probe");
-        let dst = dir.path().join("probe");
-        std::fs::copy(probe_bin(), &dst).expect("copy probe");
-        common::set_mode(&dst, 0o755);
-        Probe { dir }
-    }
-    /// `--ro-bind` for the probe at /probe/probe.
-    fn bind(&self) -> String {
-        format!("{}:/probe", self.dir.str())
-    }
-}
+use common::{have_python, modes, probe_bin, run, Mode, Probe, Run, TempDir};
 
 /// The default policy with changes applied to its JSON, written to a file.
 fn policy_file(dir: &TempDir, name: &str, change: impl FnOnce(&mut serde_json::Value)) -> String {

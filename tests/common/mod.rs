@@ -268,3 +268,38 @@ pub fn write_policy(dir: &TempDir, name: &str, json: &str) -> String {
 pub fn s(p: impl AsRef<OsStr>) -> String {
     p.as_ref().to_string_lossy().into_owned()
 }
+
+/// The syscall_probe example (examples/syscall_probe.rs), which `cargo test`
+/// builds next to the test binaries.
+pub fn probe_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let p = dir.join("examples/syscall_probe");
+    assert!(
+        p.exists(),
+        "{} is missing: build it with cargo test or cargo build --examples",
+        p.display()
+    );
+    p
+}
+
+/// A directory holding a copy of the probe, readable by every test identity.
+pub struct Probe {
+    /// The directory (bound at /probe).
+    pub dir: TempDir,
+}
+
+impl Probe {
+    /// Copy the probe into a fresh directory.
+    pub fn new() -> Probe {
+        let dir = TempDir::new("probe");
+        let dst = dir.path().join("probe");
+        std::fs::copy(probe_bin(), &dst).expect("copy probe");
+        set_mode(&dst, 0o755);
+        Probe { dir }
+    }
+    /// `--ro-bind` argument for the probe at /probe/probe.
+    pub fn bind(&self) -> String {
+        format!("{}:/probe", self.dir.str())
+    }
+}
