@@ -93,12 +93,6 @@ pub struct Prepared {
     gid_map: Vec<u8>,
 }
 
-// SAFETY: `Plan` holds raw pointers only into its own CStrings (see
-// plan.rs), which are never mutated after construction; `apply` only reads.
-unsafe impl Send for Prepared {}
-// SAFETY: as above: shared access only reads.
-unsafe impl Sync for Prepared {}
-
 /// The layers of `policy` that need cordon's supervisor, as field names.
 pub fn supervisor_only(policy: &Policy) -> Vec<String> {
     let mut v = Vec::new();
@@ -242,6 +236,9 @@ impl Prepared {
             Err(e) => return Err(ChildError::new(Step::Setsid, e, 0)),
         }
         sys::unignore_signals(plan.ignored_signals);
+        // cordon exec inherits its caller's signal mask; the payload starts
+        // with none blocked, as under cordon run.
+        sys::set_sigmask(&sys::sigset_empty()).map_err(at(Step::SignalMask))?;
         sys::chdir(&plan.cwd).map_err(at(Step::Chdir))?;
         for (i, r) in plan.rlimits.iter().enumerate() {
             sys::setrlimit(r.resource, r.value).map_err(|e| ChildError::new(Step::Rlimit, e, i as u32))?;

@@ -598,7 +598,18 @@ impl Cgroup {
                 let cg = Cgroup::V1 { dirs };
                 if let Cgroup::V1 { dirs } = &cg {
                     for (c, file, value) in writes {
-                        let Some(d) = v1_dir_for(dirs, c) else { continue };
+                        // decide() made a directory for every controller a
+                        // write needs; a missing one must not drop a limit.
+                        let Some(d) = v1_dir_for(dirs, c) else {
+                            let e = CgroupError {
+                                what: format!("no {c} hierarchy for {file}"),
+                                path: PathBuf::from(file),
+                                value: Some(value.clone()),
+                                errno: libc::ENOENT,
+                            };
+                            cg.destroy();
+                            return Err(e);
+                        };
                         if let Err(e) = write(d, file, value) {
                             cg.destroy();
                             return Err(e);
