@@ -1,0 +1,10 @@
+//! Hostile payloads: every hole a payload written by an attacker found, kept
+//! as a regression test. Each module takes one class of abuse; every test
+//! runs as root and, where it applies, again rootless (`common::modes()`).
+//!
+//! Payloads are small C or Python programs written the way an attacker
+//! would write them; each test states what the host must still be able to
+//! do afterwards, not only what cordon printed.
+
+#[path = "../common/mod.rs"]
+mod common;
