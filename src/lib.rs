@@ -41,6 +41,7 @@ pub mod isolate;
 pub mod landlock;
 pub mod launch;
 pub mod outcome;
+pub mod output;
 pub mod plan;
 pub mod policy;
 pub mod seccomp;

@@ -10,6 +10,7 @@ use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand}
 
 use cordon::launch::{self, RunOptions};
 use cordon::outcome::{Outcome, SetupError, Status, EXIT_SETUP};
+use cordon::output::{OutputFile, WriteError};
 use cordon::plan::Plan;
 use cordon::policy::overrides::{parse_bind, parse_tmpfs, Overrides};
 use cordon::policy::{Dur, Policy, PolicyError, DEFAULT_POLICY_NAME};
@@ -72,6 +73,11 @@ struct LearnArgs {
     /// Write the learnt policy here (default: standard output).
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
+    /// Let the command make the calls every cordon policy refuses (namespaces,
+    /// ptrace, keyrings, io_uring, bpf, mounts, modules...) and put them into
+    /// the learnt policy.
+    #[arg(long = "allow-dangerous")]
+    allow_dangerous: bool,
     /// The command and its arguments.
     #[arg(last = true, required = true, value_name = "CMD")]
     command: Vec<OsString>,
@@ -303,11 +309,14 @@ fn failed_outcome(err: SetupError) -> Outcome {
     }
 }
 
-fn write_status(a: &RunArgs, out: &Outcome) {
+/// Write the outcome to `--status-json` (opened before the launch) and
+/// `--status-fd`. A status file the payload replaced is reported, not
+/// followed; the exit code stays the payload's.
+fn write_status(a: &RunArgs, status_json: Option<&OutputFile>, out: &Outcome) {
     let json = out.to_json() + "\n";
-    if let Some(p) = &a.status_json {
-        if let Err(e) = std::fs::write(p, &json) {
-            eprintln!("cordon: status-json: {}: {e}", p.display());
+    if let Some(f) = status_json {
+        if let Err(e) = f.write(json.as_bytes()) {
+            eprintln!("cordon: status-json: {e}");
         }
     }
     if let Some(fd) = a.status_fd {
@@ -321,6 +330,16 @@ fn write_status(a: &RunArgs, out: &Outcome) {
 }
 
 fn run(a: RunArgs, m: &ArgMatches) -> i32 {
+    // Opened before anything runs: the payload may be able to replace the
+    // path while it runs (see cordon::output).
+    let status_json = match a.status_json.as_deref().map(OutputFile::open).transpose() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("cordon: status-json: {e}");
+            return EXIT_SETUP;
+        }
+    };
+    let status_json = status_json.as_ref();
     let prepared = effective_policy(&a.policy, m).and_then(|l| {
         l.policy
             .check_supervised(&l.name)
@@ -333,6 +352,7 @@ fn run(a: RunArgs, m: &ArgMatches) -> i32 {
             eprintln!("cordon: {e}");
             write_status(
                 &a,
+                status_json,
                 &failed_outcome(SetupError {
                     step: "policy".to_string(),
                     detail: e.path.clone(),
@@ -362,6 +382,7 @@ fn run(a: RunArgs, m: &ArgMatches) -> i32 {
             }
             write_status(
                 &a,
+                status_json,
                 &failed_outcome(SetupError {
                     step: e.step.clone(),
                     detail: e.detail.clone(),
@@ -390,7 +411,7 @@ fn run(a: RunArgs, m: &ArgMatches) -> i32 {
             out.max_rss_kb
         );
     }
-    write_status(&a, &out);
+    write_status(&a, status_json, &out);
     out.exit_code
 }
 
@@ -439,6 +460,14 @@ fn exec(a: ExecArgs, m: &ArgMatches) -> i32 {
 }
 
 fn learn(a: LearnArgs, m: &ArgMatches) -> i32 {
+    // Opened before anything runs (see cordon::output).
+    let output = match a.output.as_deref().map(OutputFile::open).transpose() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("cordon: learn: {e}");
+            return EXIT_SETUP;
+        }
+    };
     let prepared = effective_policy(&a.policy, m).and_then(|l| {
         l.policy
             .check_supervised(&l.name)
@@ -453,7 +482,7 @@ fn learn(a: LearnArgs, m: &ArgMatches) -> i32 {
             return EXIT_SETUP;
         }
     };
-    let plan = match plan.learning() {
+    let plan = match plan.learning(a.allow_dangerous) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("cordon: {e}");
@@ -494,17 +523,41 @@ fn learn(a: LearnArgs, m: &ArgMatches) -> i32 {
             "cordon: learn: the command did not succeed: the policy holds only what it used until then"
         );
     }
+    if a.allow_dangerous {
+        eprintln!(
+            "cordon: learn: warning: --allow-dangerous: calls every cordon policy refuses were allowed while learning and are in the policy if the command made them"
+        );
+    } else {
+        for line in cordon::seccomp::learn::refused_report(&learned) {
+            eprintln!("cordon: learn: {line}");
+        }
+    }
     loaded.policy.seccomp = Some(section);
     if let Err(e) = loaded.policy.check(&loaded.name) {
         eprintln!("cordon: learn: the learnt policy does not check: {e}");
         return EXIT_SETUP;
     }
-    match write_output(&a.output, (loaded.policy.to_json_pretty() + "\n").as_bytes()) {
-        Ok(()) => out.exit_code,
-        Err(e) => {
-            eprintln!("cordon: {e}");
-            EXIT_SETUP
-        }
+    let text = loaded.policy.to_json_pretty() + "\n";
+    match &output {
+        Some(f) => match f.write(text.as_bytes()) {
+            Ok(()) => out.exit_code,
+            // The payload replaced the output file: say so, keep its exit code.
+            Err(WriteError::Replaced(e)) => {
+                eprintln!("cordon: learn: {e}");
+                out.exit_code
+            }
+            Err(e) => {
+                eprintln!("cordon: learn: {e}");
+                EXIT_SETUP
+            }
+        },
+        None => match std::io::stdout().write_all(text.as_bytes()) {
+            Ok(()) => out.exit_code,
+            Err(e) => {
+                eprintln!("cordon: standard output: {e}");
+                EXIT_SETUP
+            }
+        },
     }
 }
 
@@ -555,9 +608,11 @@ fn compiled_seccomp(path: &Option<PathBuf>) -> Result<(SeccompPolicy, Filter, Ve
     Ok((section, filter, prog))
 }
 
+/// Write `bytes` to `output` (a regular file, never through a link: see
+/// cordon::output) or to standard output.
 fn write_output(output: &Option<PathBuf>, bytes: &[u8]) -> Result<(), String> {
     match output {
-        Some(p) => std::fs::write(p, bytes).map_err(|e| format!("{}: {e}", p.display())),
+        Some(p) => OutputFile::open(p)?.write(bytes).map_err(|e| e.to_string()),
         None => std::io::stdout()
             .write_all(bytes)
             .map_err(|e| format!("standard output: {e}")),

@@ -189,8 +189,15 @@ pub enum Supervise {
     None,
     /// Answer refusals as this filter decides and record them.
     Report(crate::seccomp::ir::Filter),
-    /// Record every syscall and let it continue (`cordon learn`).
-    Learn,
+    /// Record every syscall and let it continue (`cordon learn`), except
+    /// those every cordon policy refuses
+    /// ([`crate::seccomp::learn::refused_while_learning`]) and `clone` with
+    /// namespace flags, which get EPERM and are recorded apart, unless
+    /// `allow_dangerous`.
+    Learn {
+        /// Let those continue too (`cordon learn --allow-dangerous`).
+        allow_dangerous: bool,
+    },
 }
 
 /// The seccomp program and how it is supervised.
@@ -488,15 +495,18 @@ impl Plan {
     }
 
     /// Replace the seccomp filter with the learning one: every syscall is
-    /// recorded by the supervisor and continues.
-    pub fn learning(mut self) -> Result<Plan, String> {
+    /// recorded by the supervisor and continues, except what every cordon
+    /// policy refuses (namespaces, ptrace, keyrings, io_uring, bpf, mounts,
+    /// modules...), which gets EPERM and is recorded apart unless
+    /// `allow_dangerous`.
+    pub fn learning(mut self, allow_dangerous: bool) -> Result<Plan, String> {
         if let Some(why) = user_notif_unavailable() {
             return Err(format!("cordon learn needs seccomp user notification: {why}"));
         }
         let program = crate::seccomp::bpf::compile(&crate::seccomp::learn_filter());
         self.seccomp = Some(SeccompPlan {
             program,
-            supervise: Supervise::Learn,
+            supervise: Supervise::Learn { allow_dangerous },
         });
         Ok(self)
     }

@@ -3,6 +3,7 @@
 //! recording them (`"report": true`), and recording every syscall for
 //! `cordon learn`.
 
+use std::collections::BTreeSet;
 use std::os::raw::c_int;
 
 use crate::error::LaunchError;
@@ -31,6 +32,12 @@ pub struct Notifier {
     pub learned: Learned,
     /// Print each violation on stderr as it happens.
     pub print: bool,
+    /// Learning: the calls refused (EPERM) and recorded apart, see
+    /// [`crate::seccomp::learn::refused_while_learning`]; empty with
+    /// `--allow-dangerous`.
+    refuse: BTreeSet<u32>,
+    /// Learning: refuse clone() with namespace flags.
+    refuse_clone_ns: bool,
 }
 
 impl Drop for Notifier {
@@ -53,7 +60,20 @@ fn hint_ptrace() -> String {
 impl Notifier {
     /// A notifier for `mode` (not yet holding the listener).
     pub fn new(mode: Supervise, print: bool) -> Notifier {
+        let refuse_clone_ns = matches!(
+            mode,
+            Supervise::Learn {
+                allow_dangerous: false
+            }
+        );
+        let refuse = if refuse_clone_ns {
+            crate::seccomp::learn::refused_while_learning()
+        } else {
+            BTreeSet::new()
+        };
         Notifier {
+            refuse,
+            refuse_clone_ns,
             fd: None,
             mode,
             handed_off: false,
@@ -118,9 +138,13 @@ impl Notifier {
         }
         match &self.mode {
             Supervise::None => resp.error = -libc::ENOSYS,
-            Supervise::Learn => {
-                self.learn(&data);
-                resp.flags = 1; // SECCOMP_USER_NOTIF_FLAG_CONTINUE
+            Supervise::Learn { .. } => {
+                if self.refused_while_learning(&data) {
+                    resp.error = -libc::EPERM;
+                } else {
+                    self.learn(&data);
+                    resp.flags = 1; // SECCOMP_USER_NOTIF_FLAG_CONTINUE
+                }
             }
             Supervise::Report(filter) => {
                 let action = filter.decide(&data);
@@ -146,6 +170,25 @@ impl Notifier {
             }
         }
         answer(fd, &resp)
+    }
+
+    /// Whether learning refuses this call (and records it as refused).
+    fn refused_while_learning(&mut self, d: &Data) -> bool {
+        if d.arch != AUDIT_ARCH_X86_64 {
+            return false;
+        }
+        if self.refuse.contains(&d.nr) {
+            self.learned.refused.insert(d.nr);
+            return true;
+        }
+        if self.refuse_clone_ns
+            && names::syscall_name(d.nr) == Some("clone")
+            && d.args[0] & CLONE_NS_FLAGS != 0
+        {
+            self.learned.refused_clone_flags |= d.args[0] & CLONE_NS_FLAGS;
+            return true;
+        }
+        false
     }
 
     fn learn(&mut self, d: &Data) {

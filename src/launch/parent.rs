@@ -553,7 +553,7 @@ pub fn run_reporting(
         violations_total: notifier.violations_total,
         learned: matches!(
             plan.seccomp.as_ref().map(|s| &s.supervise),
-            Some(Supervise::Learn)
+            Some(Supervise::Learn { .. })
         )
         .then(|| std::mem::take(&mut notifier.learned)),
         error: None,

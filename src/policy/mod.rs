@@ -536,11 +536,11 @@ impl Policy {
     /// errors can be located in it ([`PolicyError::located_in`]).
     pub fn from_file_with_text(path: &Path) -> Result<(Policy, String), PolicyError> {
         let name = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| PolicyError {
+        let text = read_bounded(path).map_err(|message| PolicyError {
             file: name.clone(),
             path: String::new(),
             position: None,
-            message: format!("cannot read policy file: {}", io_error_text(&e)),
+            message,
         })?;
         Policy::from_json(&name, &text).map(|p| (p, text))
     }
@@ -923,6 +923,36 @@ fn check_env_name(k: &str) -> Result<(), String> {
     } else {
         Ok(())
     }
+}
+
+/// The largest policy file cordon reads (16 MiB): real policies are a few
+/// KiB, and parsing costs memory in proportion to the text.
+pub const MAX_POLICY_BYTES: u64 = 16 << 20;
+
+/// Read a policy file as UTF-8, refusing one larger than
+/// [`MAX_POLICY_BYTES`]: by its size (fstat of the opened file) before
+/// reading, and by reading at most one byte more than the bound (files whose
+/// size is not known in advance).
+fn read_bounded(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let cannot = |e: std::io::Error| format!("cannot read policy file: {}", io_error_text(&e));
+    let too_big = |size: String| {
+        format!("the policy file is {size}, larger than the 16 MiB cordon reads; refusing to parse it")
+    };
+    let f = std::fs::File::open(path).map_err(cannot)?;
+    let len = f.metadata().map_err(cannot)?.len();
+    if len > MAX_POLICY_BYTES {
+        return Err(too_big(format!("{len} bytes")));
+    }
+    let mut bytes = Vec::with_capacity(len as usize);
+    f.take(MAX_POLICY_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() as u64 > MAX_POLICY_BYTES {
+        return Err(too_big("more than 16 MiB".to_string()));
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| "cannot read policy file: stream did not contain valid UTF-8".to_string())
 }
 
 /// An I/O error's text without Rust's " (os error N)" suffix.

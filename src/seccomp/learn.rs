@@ -16,6 +16,76 @@ pub struct Learned {
     pub ioctl_requests: BTreeSet<u32>,
     /// Namespace flags seen in clone() calls.
     pub clone_namespace_flags: u64,
+    /// Syscall numbers refused while learning (EPERM), not in `syscalls`:
+    /// see [`refused_while_learning`].
+    pub refused: BTreeSet<u32>,
+    /// Namespace flags of clone() calls refused while learning.
+    pub refused_clone_flags: u64,
+}
+
+/// The groups whose calls `cordon learn` refuses (EPERM) and leaves out of
+/// the learnt policy unless `--allow-dangerous`: what reaches other
+/// processes, the kernel or the machine, and what no cordon policy allows
+/// by default. Calls that are also in a default-eligible group (such as
+/// `mknodat`, which makes FIFOs) are not refused.
+pub const REFUSED_WHILE_LEARNING: &[&str] = &[
+    "@debug",
+    "@mount",
+    "@namespace",
+    "@module",
+    "@reboot",
+    "@swap",
+    "@keyring",
+    "@bpf",
+    "@io-uring",
+    "@clock",
+    "@privileged",
+];
+
+/// The syscall numbers refused while learning: the calls of
+/// [`REFUSED_WHILE_LEARNING`] that are in no default-eligible group.
+/// (clone() with namespace flags is refused too, by its flags.)
+pub fn refused_while_learning() -> BTreeSet<u32> {
+    let eligible: BTreeSet<u32> = groups::DEFAULT_ELIGIBLE
+        .iter()
+        .flat_map(|g| groups::expand(g).unwrap_or_default())
+        .collect();
+    REFUSED_WHILE_LEARNING
+        .iter()
+        .flat_map(|g| groups::expand(g).unwrap_or_default())
+        .filter(|nr| !eligible.contains(nr))
+        .collect()
+}
+
+/// The namespace flags set in `flags`, by name.
+fn ns_flag_names(flags: u64) -> String {
+    NS_FLAG_NAMES
+        .split('|')
+        .filter(|n| names::constant(n).is_some_and(|v| v & flags != 0))
+        .collect::<Vec<_>>()
+        .join("|")
+}
+
+/// Lines for learn's summary: which calls were refused while learning and
+/// are not in the policy (none when nothing was refused).
+pub fn refused_report(l: &Learned) -> Vec<String> {
+    let mut calls: Vec<String> = l
+        .refused
+        .iter()
+        .map(|&nr| names::syscall_name(nr).map_or_else(|| format!("#{nr}"), str::to_string))
+        .collect();
+    if l.refused_clone_flags != 0 {
+        calls.push(format!("clone with {}", ns_flag_names(l.refused_clone_flags)));
+    }
+    if calls.is_empty() {
+        return Vec::new();
+    }
+    let mut out = vec![format!(
+        "refused while learning (EPERM), not in the policy: {} call(s) that every cordon policy refuses (--allow-dangerous lets them through and into the policy):",
+        calls.len()
+    )];
+    out.extend(calls.into_iter().map(|c| format!("  refused: {c}")));
+    out
 }
 
 /// The namespace flags a clone() call can carry (CLONE_NEWTIME is 0x80).
@@ -192,6 +262,71 @@ mod tests {
         // And it survives a JSON round trip.
         let back: SeccompPolicy = serde_json::from_str(&json).unwrap();
         assert_eq!(back.compile().unwrap(), f);
+    }
+
+    #[test]
+    fn what_learning_refuses() {
+        let r = refused_while_learning();
+        for n in [
+            "unshare",
+            "setns",
+            "keyctl",
+            "add_key",
+            "request_key",
+            "io_uring_setup",
+            "io_uring_enter",
+            "ptrace",
+            "process_vm_readv",
+            "process_vm_writev",
+            "bpf",
+            "init_module",
+            "finit_module",
+            "kexec_load",
+            "mount",
+            "umount2",
+            "pivot_root",
+            "fsopen",
+            "fsconfig",
+            "fsmount",
+            "fspick",
+            "move_mount",
+            "open_tree",
+            "mount_setattr",
+            "reboot",
+            "swapon",
+            "swapoff",
+            "perf_event_open",
+            "userfaultfd",
+        ] {
+            assert!(r.contains(&nr(n)), "{n}");
+        }
+        // What ordinary programs need is learnt.
+        for n in [
+            "mknodat",
+            "openat",
+            "clone",
+            "execve",
+            "write",
+            "seccomp",
+            "landlock_create_ruleset",
+        ] {
+            assert!(!r.contains(&nr(n)), "{n}");
+        }
+        let mut l = Learned::default();
+        assert!(refused_report(&l).is_empty());
+        l.refused.insert(nr("keyctl"));
+        l.refused_clone_flags = libc::CLONE_NEWUSER as u64 | libc::CLONE_NEWNS as u64;
+        let text = refused_report(&l).join("\n");
+        assert!(text.contains("refused: keyctl"), "{text}");
+        assert!(text.contains("clone with CLONE_NEWNS|CLONE_NEWUSER"), "{text}");
+        assert!(text.contains("not in the policy"), "{text}");
+        // Refused calls never make it into the section.
+        let s = section(&l);
+        assert!(
+            !s.allow.iter().any(|a| a == "keyctl" || a == "clone"),
+            "{:?}",
+            s.allow
+        );
     }
 
     #[test]
