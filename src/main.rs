@@ -662,8 +662,7 @@ fn seccomp_command(c: SeccompCommand) -> i32 {
 
 fn import(profile: &std::path::Path, base: &Option<PathBuf>, output: &Option<PathBuf>) -> Result<(), String> {
     let name = profile.display().to_string();
-    let text = std::fs::read_to_string(profile)
-        .map_err(|e| format!("{name}: {}", cordon::policy::io_error_text(&e)))?;
+    let text = cordon::policy::read_bounded(profile).map_err(|e| format!("{name}: {e}"))?;
     let imported = cordon::seccomp::import::import_profile(&text, &name)?;
     for item in &imported.not_expressed {
         eprintln!("cordon: import: not expressed: {item}");

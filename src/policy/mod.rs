@@ -929,15 +929,16 @@ fn check_env_name(k: &str) -> Result<(), String> {
 /// KiB, and parsing costs memory in proportion to the text.
 pub const MAX_POLICY_BYTES: u64 = 16 << 20;
 
-/// Read a policy file as UTF-8, refusing one larger than
-/// [`MAX_POLICY_BYTES`]: by its size (fstat of the opened file) before
-/// reading, and by reading at most one byte more than the bound (files whose
-/// size is not known in advance).
-fn read_bounded(path: &Path) -> Result<String, String> {
+/// Read a policy file (or another JSON input, such as an OCI profile) as
+/// UTF-8, refusing one larger than [`MAX_POLICY_BYTES`]: by its size (fstat
+/// of the opened file) before reading, and by reading at most one byte more
+/// than the bound (files whose size is not known in advance). The error is
+/// the message without the file's name.
+pub fn read_bounded(path: &Path) -> Result<String, String> {
     use std::io::Read;
     let cannot = |e: std::io::Error| format!("cannot read policy file: {}", io_error_text(&e));
     let too_big = |size: String| {
-        format!("the policy file is {size}, larger than the 16 MiB cordon reads; refusing to parse it")
+        format!("the file is {size}, larger than the 16 MiB cordon reads; refusing to parse it")
     };
     let f = std::fs::File::open(path).map_err(cannot)?;
     let len = f.metadata().map_err(cannot)?.len();
