@@ -336,6 +336,22 @@ fn run(a: RunArgs, m: &ArgMatches) -> i32 {
         Ok(f) => f,
         Err(e) => {
             eprintln!("cordon: status-json: {e}");
+            // Nothing runs; --status-fd still gets the outcome.
+            write_status(
+                &a,
+                None,
+                &failed_outcome(SetupError {
+                    step: "status-json".to_string(),
+                    detail: a
+                        .status_json
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default(),
+                    errno: None,
+                    message: e,
+                    hint: None,
+                }),
+            );
             return EXIT_SETUP;
         }
     };

@@ -235,10 +235,19 @@ fn planted_output_refused(sub: &str, flag: &str) {
                 .arg("--bind")
                 .arg(format!("{}:/out", out.str()))
                 .arg(flag)
-                .arg(&path)
-                .args(["--", "/bin/sh", "-c", "echo ran > /out/marker"]);
+                .arg(&path);
+            if sub == "run" {
+                // The outcome still goes to --status-fd.
+                c.args(["--status-fd", "1"]);
+            }
+            c.args(["--", "/bin/sh", "-c", "echo ran > /out/marker"]);
             let o = output_within(c, 30);
             assert_eq!(o.status.code(), Some(125), "{what}: {}", stderr(&o));
+            if sub == "run" {
+                let v: serde_json::Value =
+                    serde_json::from_slice(&o.stdout).expect("the outcome on --status-fd");
+                assert_eq!(v["status"], "setup_failed", "{what}: {v}");
+            }
             assert!(
                 !out.path().join("marker").exists(),
                 "{what}: the payload ran although the output path was refused"
