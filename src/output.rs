@@ -121,14 +121,28 @@ impl OutputFile {
     pub fn open(path: &Path) -> Result<OutputFile, String> {
         let shown = path.display();
         let (dir_c, name) = split(path)?;
-        // SAFETY: dir_c is NUL-terminated; the result is checked.
-        let dfd = unsafe { libc::open(dir_c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
-        if dfd < 0 {
-            return Err(format!(
-                "{shown}: cannot open its directory: {}",
-                errno_text(errno())
-            ));
-        }
+        // The directory part is resolved without following any symbolic
+        // link: a link planted by an earlier sandbox in a directory it
+        // could write (`out/sub -> /etc`) would otherwise turn
+        // `out/sub/passwd` into a host file that cordon, as root, empties.
+        let dfd = match crate::sys::openat2(
+            libc::AT_FDCWD,
+            &dir_c,
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            0,
+            crate::sys::RESOLVE_NO_SYMLINKS | crate::sys::RESOLVE_NO_MAGICLINKS,
+        ) {
+            Ok(fd) => fd,
+            Err(Errno(libc::ELOOP)) => {
+                let real = std::fs::canonicalize(std::ffi::OsStr::from_bytes(dir_c.as_bytes()))
+                    .map(|p| format!("; its real directory is {}", p.display()))
+                    .unwrap_or_default();
+                return Err(format!(
+                    "{shown}: its directory path goes through a symbolic link, which cordon does not follow for output files (a link planted where a sandbox could write would redirect the write){real}: give the path without links"
+                ));
+            }
+            Err(e) => return Err(format!("{shown}: cannot open its directory: {}", errno_text(e))),
+        };
         // SAFETY: dfd was just opened and is owned by nothing else.
         let dir = unsafe { OwnedFd::from_raw_fd(dfd) };
         let refuse = |what: &str| {

@@ -365,3 +365,28 @@ fn a_huge_policy_file_is_refused_before_parsing() {
         std::fs::remove_file(out.path().join("marker")).expect("rm marker");
     }
 }
+
+/// A directory symlink planted by an earlier sandbox (`out/sub -> the
+/// secret's directory`) must not redirect `--status-json out/sub/secret`
+/// onto the root-only file: the directory part is never followed.
+#[test]
+fn status_json_through_a_planted_directory_symlink_is_refused() {
+    require!("root", is_root(), "the root-only file needs root");
+    let secret = Secret::new();
+    for mode in modes() {
+        let out = TempDir::new("out");
+        let sub = out.path().join("sub");
+        std::os::unix::fs::symlink(secret.path.parent().expect("dir"), &sub).expect("symlink");
+        let path = sub.join("secret");
+        let mut c = cordon(mode);
+        c.arg("run")
+            .arg("--status-json")
+            .arg(&path)
+            .args(["--", "/bin/sh", "-c", "exit 0"]);
+        let o = output_within(c, 30);
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(125), "{mode:?}: {e}");
+        assert!(e.contains("symbolic link"), "{mode:?}: {e}");
+        secret.assert_unchanged(&format!("{mode:?} directory symlink"));
+    }
+}
