@@ -16,7 +16,7 @@ use std::os::raw::c_int;
 use std::path::{Path, PathBuf};
 
 use crate::error::{ChildError, Step};
-use crate::policy::{Mount, Policy, PolicyError, Size};
+use crate::policy::{default_tmpfs_inodes, Mount, Policy, PolicyError, Size};
 use crate::sensitive;
 use crate::sys::{self, SysResult};
 
@@ -96,7 +96,12 @@ pub struct MountPlan {
 }
 
 const ROOT_TMPFS_SIZE: u64 = 1 << 20;
+/// Inodes of cordon's root tmpfs: its mount points and symlinks, at most
+/// one per step of the plan, and the root itself.
+const ROOT_TMPFS_INODES: usize = MAX_OPS + 16;
 const DEV_TMPFS_SIZE: u64 = 1 << 20;
+/// Inodes of the /dev tmpfs: the device nodes, symlinks, pts and shm.
+const DEV_TMPFS_INODES: u64 = 64;
 const SHM_SIZE: Size = Size(64 << 20);
 const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 /// Parts of proc that are re-bound read-only over a fresh proc.
@@ -118,9 +123,19 @@ impl MountPlan {
         let mut plan = MountPlan {
             ops: Vec::new(),
             describe: Vec::new(),
-            root_data: cstr(&format!("size={ROOT_TMPFS_SIZE},mode=755")),
+            root_data: cstr(&format!(
+                "size={ROOT_TMPFS_SIZE},nr_inodes={ROOT_TMPFS_INODES},mode=755"
+            )),
         };
         let deny = sensitive::DenyList::for_host();
+        // A Landlock rule that lets the payload execute at or below a
+        // mount's destination is a grant of exec for that mount.
+        let exec_granted = |dst: &str| {
+            policy
+                .landlock
+                .as_ref()
+                .is_some_and(|ll| ll.execute.iter().any(|p| under(p, dst)))
+        };
         for (i, m) in policy.mounts.iter().enumerate() {
             let err = |field: &str, message: String| match policy.mount_origins.get(i) {
                 Some(Some(flag)) => PolicyError {
@@ -142,7 +157,23 @@ impl MountPlan {
                     dst,
                     readonly,
                     optional,
+                    exec,
+                    no_symlinks,
                 } => {
+                    if *no_symlinks {
+                        match no_symlink_in(src) {
+                            Ok(()) => {}
+                            Err(e) if *optional && e.kind() == std::io::ErrorKind::NotFound => continue,
+                            Err(e) => {
+                                let why = if e.raw_os_error() == Some(libc::ELOOP) {
+                                    "has a symlink in a component, and \"no_symlinks\" (--bind-nofollow) refuses to follow it".to_string()
+                                } else {
+                                    crate::policy::io_error_text(&e)
+                                };
+                                return Err(err("bind", format!("bind source {src} {why}")));
+                            }
+                        }
+                    }
                     let real = match std::fs::canonicalize(src) {
                         Ok(p) => p,
                         Err(e) if *optional && e.kind() == std::io::ErrorKind::NotFound => continue,
@@ -171,6 +202,10 @@ impl MountPlan {
                     if *readonly {
                         attrs |= sys::MOUNT_ATTR_RDONLY;
                     }
+                    let exec = *exec || exec_granted(dst);
+                    if !exec {
+                        attrs |= sys::MOUNT_ATTR_NOEXEC;
+                    }
                     plan.push(
                         Op::Bind {
                             src: Source::Host(path_cstr(&real)),
@@ -180,15 +215,28 @@ impl MountPlan {
                             optional: false,
                         },
                         format!(
-                            "bind {} -> {dst} ({})",
+                            "bind {} -> {dst} ({}{})",
                             real.display(),
-                            if *readonly { "read-only" } else { "read-write" }
+                            if *readonly { "read-only" } else { "read-write" },
+                            if exec { "" } else { ", noexec" }
                         ),
                     );
                 }
-                Mount::Tmpfs { dst, size, mode } => plan.tmpfs(dst, *size, *mode, 0),
+                Mount::Tmpfs {
+                    dst,
+                    size,
+                    mode,
+                    exec,
+                    inodes,
+                } => plan.tmpfs(
+                    dst,
+                    *size,
+                    inodes.unwrap_or_else(|| default_tmpfs_inodes(*size)),
+                    *mode,
+                    *exec || exec_granted(dst),
+                ),
                 Mount::Proc { dst } => plan.proc(dst),
-                Mount::Dev { dst } => plan.dev(dst),
+                Mount::Dev { dst, ptys } => plan.dev(dst, *ptys),
                 Mount::Symlink { dst, target } => plan.push(
                     Op::Symlink {
                         dst: rel(dst),
@@ -214,16 +262,19 @@ impl MountPlan {
         self.describe.push(what);
     }
 
-    fn tmpfs(&mut self, dst: &str, size: Size, mode: u32, extra_flags: libc::c_ulong) {
+    fn tmpfs(&mut self, dst: &str, size: Size, inodes: u64, mode: u32, exec: bool) {
         self.push(
             Op::Fs {
                 fstype: c"tmpfs",
                 dst: rel(dst),
-                data: cstr(&format!("size={},mode={mode:o}", size.bytes())),
-                flags: libc::MS_NOSUID | libc::MS_NODEV | extra_flags,
+                data: cstr(&format!("size={},nr_inodes={inodes},mode={mode:o}", size.bytes())),
+                flags: libc::MS_NOSUID | libc::MS_NODEV | if exec { 0 } else { libc::MS_NOEXEC },
                 ours: true,
             },
-            format!("tmpfs {dst} (size {size})"),
+            format!(
+                "tmpfs {dst} (size {size}, {inodes} inodes{})",
+                if exec { "" } else { ", noexec" }
+            ),
         );
     }
 
@@ -260,12 +311,14 @@ impl MountPlan {
         }
     }
 
-    fn dev(&mut self, dst: &str) {
+    fn dev(&mut self, dst: &str, ptys: u32) {
         self.push(
             Op::Fs {
                 fstype: c"tmpfs",
                 dst: rel(dst),
-                data: cstr(&format!("size={DEV_TMPFS_SIZE},mode=755")),
+                data: cstr(&format!(
+                    "size={DEV_TMPFS_SIZE},nr_inodes={DEV_TMPFS_INODES},mode=755"
+                )),
                 flags: libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
                 ours: true,
             },
@@ -289,11 +342,12 @@ impl MountPlan {
             Op::Fs {
                 fstype: c"devpts",
                 dst: rel(&pts),
-                data: cstr("newinstance,ptmxmode=0666,mode=0620"),
+                // max=: one sandbox cannot take every pty of the host.
+                data: cstr(&format!("newinstance,ptmxmode=0666,mode=0620,max={ptys}")),
                 flags: libc::MS_NOSUID | libc::MS_NOEXEC,
                 ours: false,
             },
-            format!("devpts {pts}"),
+            format!("devpts {pts} (at most {ptys} ptys)"),
         );
         for (name, target) in [
             ("ptmx", "pts/ptmx"),
@@ -311,7 +365,13 @@ impl MountPlan {
                 format!("symlink {p} -> {target}"),
             );
         }
-        self.tmpfs(&format!("{dst}/shm"), SHM_SIZE, 0o1777, libc::MS_NOEXEC);
+        self.tmpfs(
+            &format!("{dst}/shm"),
+            SHM_SIZE,
+            default_tmpfs_inodes(SHM_SIZE),
+            0o1777,
+            false,
+        );
         // Populated: the payload owns this tmpfs, so freeze it.
         self.push(
             Op::Attrs {
@@ -321,6 +381,27 @@ impl MountPlan {
             format!("read-only {dst}"),
         );
     }
+}
+
+/// Whether `p` is `dir` or below it (sandbox paths, normalised).
+fn under(p: &str, dir: &str) -> bool {
+    dir == "/" || p == dir || p.strip_prefix(dir).is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// Ok when the host path `src` resolves without following any symlink
+/// (ELOOP when one of its components is a symlink).
+fn no_symlink_in(src: &str) -> std::io::Result<()> {
+    let c = CString::new(src).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+    let fd = sys::openat2(
+        libc::AT_FDCWD,
+        &c,
+        libc::O_PATH | libc::O_CLOEXEC,
+        0,
+        sys::RESOLVE_NO_SYMLINKS,
+    )
+    .map_err(|e| std::io::Error::from_raw_os_error(e.0))?;
+    sys::close(fd);
+    Ok(())
 }
 
 fn path_cstr(p: &Path) -> CString {
@@ -493,7 +574,7 @@ fn make_root(plan: &MountPlan, staging: &CStr, ours: &mut Ours) -> Result<c_int,
         Some(c"tmpfs"),
         staging,
         Some(c"tmpfs"),
-        libc::MS_NOSUID | libc::MS_NODEV,
+        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
         Some(&plan.root_data),
     )
     .map_err(|e| ChildError::new(Step::RootTmpfs, e, 0))?;

@@ -152,7 +152,9 @@ fn binds_default_to_read_only() {
             src: "/usr".into(),
             dst: "/usr".into(),
             readonly: true,
-            optional: false
+            optional: false,
+            exec: true,
+            no_symlinks: false
         }
     );
     assert_eq!(
@@ -161,7 +163,9 @@ fn binds_default_to_read_only() {
             src: "/srv".into(),
             dst: "/w".into(),
             readonly: false,
-            optional: false
+            optional: false,
+            exec: false,
+            no_symlinks: false
         }
     );
 }
@@ -175,7 +179,9 @@ fn tmpfs_defaults_and_mode() {
         Mount::Tmpfs {
             dst: "/t".into(),
             size: DEFAULT_TMPFS_SIZE,
-            mode: 0o755
+            mode: 0o755,
+            exec: false,
+            inodes: None
         }
     );
     assert_eq!(
@@ -183,7 +189,9 @@ fn tmpfs_defaults_and_mode() {
         Mount::Tmpfs {
             dst: "/u".into(),
             size: Size(1024),
-            mode: 0o1777
+            mode: 0o1777,
+            exec: false,
+            inodes: None
         }
     );
     assert!(parse(r#"{"version":1,"mounts":[{"tmpfs":"/t","mode":"999"}]}"#).is_err());
@@ -238,7 +246,7 @@ fn overrides_extend_and_replace() {
         mounts: vec![
             (
                 "--bind /srv:/w".into(),
-                parse_bind("--bind", "/srv:/w", false).unwrap(),
+                parse_bind("--bind", "/srv:/w", false, false).unwrap(),
             ),
             ("--tmpfs /tmp:8M".into(), parse_tmpfs("/tmp:8M").unwrap()),
         ],
@@ -256,7 +264,9 @@ fn overrides_extend_and_replace() {
         src: "/srv".into(),
         dst: "/w".into(),
         readonly: false,
-        optional: false
+        optional: false,
+        exec: false,
+        no_symlinks: false
     }));
     let tmps: Vec<_> = p.mounts.iter().filter(|m| m.dst() == "/tmp").collect();
     assert_eq!(
@@ -264,7 +274,9 @@ fn overrides_extend_and_replace() {
         vec![&Mount::Tmpfs {
             dst: "/tmp".into(),
             size: Size(8 << 20),
-            mode: 0o1777
+            mode: 0o1777,
+            exec: false,
+            inodes: None
         }]
     );
     assert_eq!(p.cwd, "/w");
