@@ -129,13 +129,17 @@ impl MountPlan {
         };
         let deny = sensitive::DenyList::for_host();
         // A Landlock rule that lets the payload execute at or below a
-        // mount's destination is a grant of exec for that mount.
-        let exec_granted = |dst: &str| {
-            policy
-                .landlock
-                .as_ref()
-                .is_some_and(|ll| ll.execute.iter().any(|p| under(p, dst)))
-        };
+        // mount's destination is a grant of exec for that mount: for the
+        // entry the path lands on, the last one whose destination holds it
+        // (a `--ro-bind` at /tmp/x adds an execute rule for /tmp/x, which
+        // lands on that bind, not on /tmp).
+        let mut exec_granted = vec![false; policy.mounts.len()];
+        for p in policy.landlock.iter().flat_map(|ll| ll.execute.iter()) {
+            if let Some(i) = policy.mounts.iter().rposition(|m| under(p, m.dst())) {
+                exec_granted[i] = true;
+            }
+        }
+        let exec_granted = |i: usize| exec_granted.get(i).copied().unwrap_or(false);
         for (i, m) in policy.mounts.iter().enumerate() {
             let err = |field: &str, message: String| match policy.mount_origins.get(i) {
                 Some(Some(flag)) => PolicyError {
@@ -202,7 +206,7 @@ impl MountPlan {
                     if *readonly {
                         attrs |= sys::MOUNT_ATTR_RDONLY;
                     }
-                    let exec = *exec || exec_granted(dst);
+                    let exec = *exec || exec_granted(i);
                     if !exec {
                         attrs |= sys::MOUNT_ATTR_NOEXEC;
                     }
@@ -233,7 +237,7 @@ impl MountPlan {
                     *size,
                     inodes.unwrap_or_else(|| default_tmpfs_inodes(*size)),
                     *mode,
-                    *exec || exec_granted(dst),
+                    *exec || exec_granted(i),
                 ),
                 Mount::Proc { dst } => plan.proc(dst),
                 Mount::Dev { dst, ptys } => plan.dev(dst, *ptys),
@@ -825,4 +829,69 @@ pub fn apply(plan: &MountPlan, staging: &CStr) -> Result<(), ChildError> {
         });
     sys::close(root);
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(json: &str) -> MountPlan {
+        let p = Policy::from_json("t.json", json).expect("policy");
+        MountPlan::prepare(&p, "t.json").expect("plan")
+    }
+
+    fn fs_of<'a>(plan: &'a MountPlan, dst: &str) -> (&'a CStr, libc::c_ulong) {
+        plan.ops
+            .iter()
+            .find_map(|op| match op {
+                Op::Fs {
+                    dst: d, data, flags, ..
+                } if d.to_bytes() == dst.as_bytes() => Some((data.as_c_str(), *flags)),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no fs at {dst}"))
+    }
+
+    fn bind_attrs(plan: &MountPlan, dst: &str) -> u64 {
+        plan.ops
+            .iter()
+            .find_map(|op| match op {
+                Op::Bind { dst: d, attrs, .. } if d.to_bytes() == dst.as_bytes() => Some(*attrs),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no bind at {dst}"))
+    }
+
+    #[test]
+    fn writable_mounts_are_noexec_unless_granted() {
+        let p = plan(
+            r#"{"version":1,"mounts":[{"bind":"/usr"},{"bind":"/usr","to":"/w","readonly":false},
+                {"bind":"/usr","to":"/x","readonly":false,"exec":true},
+                {"tmpfs":"/tmp"},{"tmpfs":"/work"},{"tmpfs":"/e","exec":true},
+                {"bind":"/usr","to":"/tmp/ro"},{"dev":"/dev"}],
+                "landlock":{"execute":["/usr","/work/bin","/tmp/ro"]}}"#,
+        );
+        assert_eq!(bind_attrs(&p, "usr") & sys::MOUNT_ATTR_NOEXEC, 0);
+        assert_ne!(bind_attrs(&p, "w") & sys::MOUNT_ATTR_NOEXEC, 0);
+        assert_eq!(bind_attrs(&p, "x") & sys::MOUNT_ATTR_NOEXEC, 0);
+        // /tmp/ro's rule lands on that bind, not on /tmp.
+        assert_ne!(fs_of(&p, "tmp").1 & libc::MS_NOEXEC, 0);
+        assert_eq!(fs_of(&p, "work").1 & libc::MS_NOEXEC, 0);
+        assert_eq!(fs_of(&p, "e").1 & libc::MS_NOEXEC, 0);
+        assert_ne!(fs_of(&p, "dev/shm").1 & libc::MS_NOEXEC, 0);
+    }
+
+    #[test]
+    fn every_tmpfs_has_an_inode_limit_and_devpts_a_pty_limit() {
+        let p = plan(
+            r#"{"version":1,"mounts":[{"tmpfs":"/tmp"},{"tmpfs":"/s","inodes":500},{"dev":"/dev","ptys":7}]}"#,
+        );
+        let has = |data: &CStr, opt: &str| data.to_str().unwrap().split(',').any(|o| o == opt);
+        assert!(has(&p.root_data, &format!("nr_inodes={ROOT_TMPFS_INODES}")));
+        assert!(has(fs_of(&p, "tmp").0, "nr_inodes=16384"));
+        assert!(has(fs_of(&p, "s").0, "nr_inodes=500"));
+        assert!(has(fs_of(&p, "dev").0, &format!("nr_inodes={DEV_TMPFS_INODES}")));
+        assert!(has(fs_of(&p, "dev/shm").0, "nr_inodes=16384"));
+        assert!(has(fs_of(&p, "dev/pts").0, "max=7"));
+    }
 }

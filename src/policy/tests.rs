@@ -314,3 +314,74 @@ fn arrays_for_objects_and_trailing_text_are_refused_with_positions() {
     )
     .unwrap();
 }
+
+#[test]
+fn exec_defaults_follow_readonly_and_tmpfs_is_noexec() {
+    let p = parse(
+        r#"{"version":1,"mounts":[{"bind":"/a"},{"bind":"/b","readonly":false},
+            {"bind":"/c","readonly":false,"exec":true},{"bind":"/d","exec":false},
+            {"tmpfs":"/t"},{"tmpfs":"/u","exec":true}]}"#,
+    )
+    .unwrap();
+    let exec: Vec<bool> = p
+        .mounts
+        .iter()
+        .map(|m| match m {
+            Mount::Bind { exec, .. } | Mount::Tmpfs { exec, .. } => *exec,
+            _ => unreachable!(),
+        })
+        .collect();
+    assert_eq!(exec, [true, false, true, false, false, true]);
+    // The effective policy round-trips.
+    let again = parse(&p.to_json_pretty()).unwrap();
+    assert_eq!(again.mounts, p.mounts);
+}
+
+#[test]
+fn inodes_ptys_and_no_symlinks_are_checked_and_scoped() {
+    let p = parse(r#"{"version":1,"mounts":[{"tmpfs":"/t","inodes":500},{"dev":"/dev"},{"bind":"/s","no_symlinks":true}]}"#)
+        .unwrap();
+    assert!(matches!(
+        p.mounts[0],
+        Mount::Tmpfs {
+            inodes: Some(500),
+            ..
+        }
+    ));
+    assert!(matches!(
+        p.mounts[1],
+        Mount::Dev {
+            ptys: DEFAULT_PTYS,
+            ..
+        }
+    ));
+    assert!(matches!(
+        p.mounts[2],
+        Mount::Bind {
+            no_symlinks: true,
+            ..
+        }
+    ));
+    for (json, path) in [
+        (r#"{"tmpfs":"/t","inodes":0}"#, "mounts[0].inodes"),
+        (r#"{"tmpfs":"/t","inodes":2000000}"#, "mounts[0].inodes"),
+        (r#"{"dev":"/dev","ptys":0}"#, "mounts[0].ptys"),
+        (r#"{"dev":"/dev","ptys":5000}"#, "mounts[0].ptys"),
+    ] {
+        let e = parse(&format!(r#"{{"version":1,"mounts":[{json}]}}"#)).unwrap_err();
+        assert_eq!(e.path, path, "{json}: {e:?}");
+    }
+    for json in [
+        r#"{"bind":"/a","inodes":5}"#,
+        r#"{"tmpfs":"/t","ptys":5}"#,
+        r#"{"tmpfs":"/t","no_symlinks":true}"#,
+        r#"{"dev":"/dev","exec":true}"#,
+        r#"{"proc":"/proc","exec":true}"#,
+    ] {
+        let e = parse(&format!(r#"{{"version":1,"mounts":[{json}]}}"#)).unwrap_err();
+        assert!(e.message.contains("does not apply"), "{json}: {e:?}");
+    }
+    assert_eq!(default_tmpfs_inodes(DEFAULT_TMPFS_SIZE), 16384);
+    assert_eq!(default_tmpfs_inodes(Size(4096)), 64);
+    assert_eq!(default_tmpfs_inodes(Size(1 << 40)), MAX_TMPFS_INODES);
+}

@@ -73,6 +73,18 @@ fn payload_written_files_in_tmp_do_not_run() {
             !out.contains("loader=RAN"),
             "ld.so ran a file written to /tmp\n{d}"
         );
+        // A read-only bind below /tmp (whose Landlock execute rule lands on
+        // that bind) does not make /tmp executable.
+        let ro = TempDir::new("exec-ro");
+        let r = sh(
+            mode,
+            &["--ro-bind", &format!("{}:/tmp/ro", ro.str())],
+            &exec_script("/tmp"),
+        );
+        let out = r.ok();
+        let d = format!("{mode:?}\n{out}\n{}", r.stderr());
+        assert!(out.contains("copied"), "{d}");
+        assert!(!out.contains("=RAN"), "a file written to /tmp ran\n{d}");
         // /dev/shm is no way around it.
         let r = sh(mode, &["--no-landlock"], &exec_script("/dev/shm"));
         let out = r.ok();
