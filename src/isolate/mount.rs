@@ -191,6 +191,14 @@ impl MountPlan {
                             ))
                         }
                     };
+                    // A symlink swapped in between the check above and the
+                    // resolution: the canonical path is not the one given.
+                    if *no_symlinks && real != lexical(src) {
+                        return Err(err(
+                            "bind",
+                            format!("bind source {src} resolves to {}: it has a symlink in a component, and \"no_symlinks\" (--bind-nofollow) refuses to follow it", real.display()),
+                        ));
+                    }
                     if let Some(why) = deny.check(&real, &policy.allow_sensitive) {
                         return Err(err("bind", why));
                     }
@@ -390,6 +398,22 @@ impl MountPlan {
 /// Whether `p` is `dir` or below it (sandbox paths, normalised).
 fn under(p: &str, dir: &str) -> bool {
     dir == "/" || p == dir || p.strip_prefix(dir).is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// An absolute path with `.`, `..` and repeated `/` resolved by name, as
+/// the kernel resolves it when no component is a symlink.
+fn lexical(p: &str) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Ok when the host path `src` resolves without following any symlink
@@ -893,5 +917,13 @@ mod tests {
         assert!(has(fs_of(&p, "dev").0, &format!("nr_inodes={DEV_TMPFS_INODES}")));
         assert!(has(fs_of(&p, "dev/shm").0, "nr_inodes=16384"));
         assert!(has(fs_of(&p, "dev/pts").0, "max=7"));
+    }
+
+    #[test]
+    fn lexical_paths_resolve_dots_by_name() {
+        assert_eq!(lexical("/a//b/./c/"), PathBuf::from("/a/b/c"));
+        assert_eq!(lexical("/a/b/../c"), PathBuf::from("/a/c"));
+        assert_eq!(lexical("/../a"), PathBuf::from("/a"));
+        assert_eq!(lexical("/"), PathBuf::from("/"));
     }
 }
