@@ -508,6 +508,8 @@ impl PolicyBuilder {
                 dst: dst.into(),
                 readonly: true,
                 optional: false,
+                exec: true,
+                no_symlinks: false,
             },
         ));
         self
@@ -522,6 +524,8 @@ impl PolicyBuilder {
                 dst: dst.into(),
                 readonly: false,
                 optional: false,
+                exec: false,
+                no_symlinks: false,
             },
         ));
         self

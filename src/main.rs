@@ -139,6 +139,10 @@ struct PolicyArgs {
     /// Bind a host path read-write (SRC or SRC:DST).
     #[arg(long, value_name = "SRC[:DST]")]
     bind: Vec<String>,
+    /// Bind a host path read-write like --bind, refusing a source with a
+    /// symlink in any component (SRC or SRC:DST).
+    #[arg(long = "bind-nofollow", value_name = "SRC[:DST]")]
+    bind_nofollow: Vec<String>,
     /// Mount a tmpfs (DST or DST:SIZE, e.g. /scratch:128M).
     #[arg(long, value_name = "DST[:SIZE]")]
     tmpfs: Vec<String>,
@@ -215,10 +219,21 @@ fn mount_flags(a: &PolicyArgs, m: &ArgMatches) -> Result<Vec<(String, cordon::po
     let mut out: Vec<(usize, String, cordon::policy::Mount)> = Vec::new();
     let idx = |id: &str| -> Vec<usize> { m.indices_of(id).map(|i| i.collect()).unwrap_or_default() };
     for (v, i) in a.ro_bind.iter().zip(idx("ro_bind")) {
-        out.push((i, format!("--ro-bind {v}"), parse_bind("--ro-bind", v, true)?));
+        out.push((
+            i,
+            format!("--ro-bind {v}"),
+            parse_bind("--ro-bind", v, true, false)?,
+        ));
     }
     for (v, i) in a.bind.iter().zip(idx("bind")) {
-        out.push((i, format!("--bind {v}"), parse_bind("--bind", v, false)?));
+        out.push((i, format!("--bind {v}"), parse_bind("--bind", v, false, false)?));
+    }
+    for (v, i) in a.bind_nofollow.iter().zip(idx("bind_nofollow")) {
+        out.push((
+            i,
+            format!("--bind-nofollow {v}"),
+            parse_bind("--bind-nofollow", v, false, true)?,
+        ));
     }
     for (v, i) in a.tmpfs.iter().zip(idx("tmpfs")) {
         out.push((i, format!("--tmpfs {v}"), parse_tmpfs(v)?));

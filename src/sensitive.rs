@@ -5,22 +5,32 @@
 //! (e.g. `/proc/1`), or *contains* one that exists (binding `/home/me`
 //! would expose `/home/me/.ssh`; binding `/` exposes everything). The check
 //! runs on the canonical path, after symlinks are resolved.
+//!
+//! A source is also refused when it is, or contains, the path of a unix
+//! socket that listens in cordon's own network namespace (an agent, a bus,
+//! a runtime): whoever can connect to it acts with its server's authority.
 
 use std::path::{Path, PathBuf};
 
-/// Whole trees that are never a bind source by default.
-const TREES: [&str; 7] = [
+/// Whole trees that are never a bind source by default. `/run` holds the
+/// system and session buses (`/run/user/UID/bus` reaches `systemd-run
+/// --user`) and every daemon's control socket.
+const TREES: [&str; 10] = [
     "/proc",
     "/sys",
     "/dev",
     "/boot",
     "/root",
+    "/run",
     "/etc/sudoers.d",
-    "/run/containerd",
+    "/tmp/.X11-unix",
+    "/tmp/.ICE-unix",
+    "/var/lib/sss",
 ];
 
-/// Single files or directories that are sensitive.
-const FILES: [&str; 10] = [
+/// Single files or directories that are sensitive (`/etc/ssh`: the host's
+/// private keys).
+const FILES: [&str; 11] = [
     "/etc/shadow",
     "/etc/gshadow",
     "/etc/sudoers",
@@ -31,10 +41,42 @@ const FILES: [&str; 10] = [
     "/var/lib/docker",
     "/run/docker",
     "/var/run/docker",
+    "/etc/ssh",
 ];
 
-/// Per-user directories under each home.
-const HOME_DIRS: [&str; 5] = [".ssh", ".aws", ".gnupg", ".config", ".kube"];
+/// Per-user secrets (directories or files) under each home.
+const HOME_DIRS: [&str; 15] = [
+    ".ssh",
+    ".aws",
+    ".gnupg",
+    ".config",
+    ".kube",
+    ".docker",
+    ".netrc",
+    ".git-credentials",
+    ".pgpass",
+    ".bash_history",
+    ".zsh_history",
+    ".python_history",
+    ".psql_history",
+    ".mysql_history",
+    ".local/share/keyrings",
+];
+
+/// Names in a shared directory that belong to a user's agent or tickets
+/// (directory, name prefix): ssh-agent sockets, Kerberos credential caches.
+const PREFIXES: [(&str, &str); 2] = [("/tmp", "ssh-"), ("/tmp", "krb5cc_")];
+
+/// Most entries of a shared directory read to find a [`PREFIXES`] match
+/// below a source that contains it; past that the source is refused.
+const MAX_DIR_SCAN: usize = 4096;
+
+/// Most bytes of /proc/net/unix read; past that every bind is refused (a
+/// host with that many sockets cannot be checked at a bounded cost).
+const MAX_UNIX_TABLE: u64 = 16 << 20;
+
+/// Most listening socket paths resolved (symlinks in their directories).
+const MAX_SOCKETS: usize = 4096;
 
 /// Socket names that are container-runtime control sockets wherever they are.
 const SOCKET_NAMES: [&str; 4] = ["docker.sock", "containerd.sock", "podman.sock", "crio.sock"];
@@ -52,6 +94,77 @@ fn person_home(line: &str) -> Option<PathBuf> {
 #[derive(Clone, Debug)]
 pub struct DenyList {
     entries: Vec<PathBuf>,
+    /// Paths of listening unix sockets (canonical where they resolve), or
+    /// why they could not be listed.
+    sockets: Result<Vec<PathBuf>, String>,
+}
+
+/// `__SO_ACCEPTCON` in /proc/net/unix's Flags column: the socket listens.
+const SO_ACCEPTCON: u32 = 1 << 16;
+
+/// The paths of listening, path-bound unix sockets in a /proc/net/unix
+/// table (`Num RefCount Protocol Flags Type St Inode Path`). Abstract
+/// (`@...`) and relative paths are skipped: only an absolute path names a
+/// file a bind could expose.
+pub fn listening_socket_paths(table: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for line in table.lines().skip(1) {
+        // Seven fields, then the path (which may hold spaces).
+        let mut rest = line;
+        let mut fields = [""; 7];
+        for f in fields.iter_mut() {
+            rest = rest.trim_start();
+            let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+            *f = &rest[..end];
+            rest = &rest[end..];
+        }
+        let path = rest.strip_prefix(' ').unwrap_or(rest);
+        let listening = u32::from_str_radix(fields[3], 16).is_ok_and(|fl| fl & SO_ACCEPTCON != 0);
+        if listening && path.starts_with('/') {
+            out.push(PathBuf::from(path));
+        }
+    }
+    out
+}
+
+/// The listening unix sockets of cordon's network namespace, each as bound
+/// and, when different, as its canonical path.
+fn host_listening_sockets() -> Result<Vec<PathBuf>, String> {
+    use std::io::Read;
+    let f = std::fs::File::open("/proc/net/unix").map_err(|e| format!("cannot read /proc/net/unix: {e}"))?;
+    let mut text = String::new();
+    f.take(MAX_UNIX_TABLE + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("cannot read /proc/net/unix: {e}"))?;
+    if text.len() as u64 > MAX_UNIX_TABLE {
+        return Err(format!(
+            "/proc/net/unix is larger than {MAX_UNIX_TABLE} bytes: too many sockets to check"
+        ));
+    }
+    let mut paths = listening_socket_paths(&text);
+    paths.sort();
+    paths.dedup();
+    if paths.len() > MAX_SOCKETS {
+        return Err(format!(
+            "more than {MAX_SOCKETS} listening unix sockets: too many to check"
+        ));
+    }
+    let mut out = Vec::with_capacity(paths.len());
+    for p in paths {
+        // The socket file itself is not a symlink; its directory may be.
+        if let Some(real) = p
+            .parent()
+            .and_then(|d| std::fs::canonicalize(d).ok())
+            .zip(p.file_name())
+            .map(|(d, n)| d.join(n))
+        {
+            if real != p {
+                out.push(real);
+            }
+        }
+        out.push(p);
+    }
+    Ok(out)
 }
 
 impl DenyList {
@@ -71,7 +184,14 @@ impl DenyList {
         if let Some(h) = std::env::var_os("HOME") {
             homes.push(PathBuf::from(h));
         }
-        DenyList::new(&homes)
+        DenyList::new(&homes).with_sockets(host_listening_sockets())
+    }
+
+    /// The same list with these listening unix socket paths (or why they
+    /// could not be listed: then every bind is refused unless allowed).
+    pub fn with_sockets(mut self, sockets: Result<Vec<PathBuf>, String>) -> DenyList {
+        self.sockets = sockets;
+        self
     }
 
     /// Build the list with the given home directories.
@@ -100,7 +220,10 @@ impl DenyList {
             }
             seen.push(h);
         }
-        DenyList { entries }
+        DenyList {
+            entries,
+            sockets: Ok(Vec::new()),
+        }
     }
 
     /// Why `src` (canonical) may not be bound, or None when it may.
@@ -151,6 +274,70 @@ impl DenyList {
                     e.display(),
                     hint(e)
                 ));
+            }
+        }
+        for (dir, prefix) in PREFIXES {
+            let dir = Path::new(dir);
+            // Inside a user's agent directory or ticket.
+            if let Ok(rest) = src.strip_prefix(dir) {
+                let first = rest.components().next().and_then(|c| c.as_os_str().to_str());
+                if let Some(name) = first.filter(|n| n.starts_with(prefix)) {
+                    let entry = dir.join(name);
+                    if !is_allowed(&entry) {
+                        return Some(format!(
+                            "{} is a user's agent socket or credential cache ({}/{prefix}*); {}",
+                            src.display(),
+                            dir.display(),
+                            hint(src)
+                        ));
+                    }
+                }
+            }
+            // Containing one (binding /tmp itself).
+            if dir.starts_with(src) {
+                let Ok(rd) = std::fs::read_dir(dir) else { continue };
+                for (n, e) in rd.enumerate() {
+                    if n >= MAX_DIR_SCAN {
+                        return Some(format!(
+                            "binding {} would expose {}, which has more than {MAX_DIR_SCAN} entries to check for {prefix}*; bind only what the sandbox needs, or {}",
+                            src.display(),
+                            dir.display(),
+                            hint(src)
+                        ));
+                    }
+                    let Ok(e) = e else { continue };
+                    let p = e.path();
+                    let hit = e.file_name().to_str().is_some_and(|n| n.starts_with(prefix));
+                    if hit && !is_allowed(&p) {
+                        return Some(format!(
+                            "binding {} would expose {}, a user's agent socket or credential cache; bind only what the sandbox needs, or {}",
+                            src.display(),
+                            p.display(),
+                            hint(&p)
+                        ));
+                    }
+                }
+            }
+        }
+        match &self.sockets {
+            Err(why) => {
+                return Some(format!(
+                    "cannot check {} for listening unix sockets: {why}; {}",
+                    src.display(),
+                    hint(src)
+                ))
+            }
+            Ok(sockets) => {
+                for s in sockets {
+                    if s.starts_with(src) && !is_allowed(s) {
+                        return Some(format!(
+                            "binding {} would expose the listening unix socket {}: whoever connects acts with its server's authority; bind only what the sandbox needs, or {}",
+                            src.display(),
+                            s.display(),
+                            hint(s)
+                        ));
+                    }
+                }
             }
         }
         None
@@ -223,7 +410,7 @@ mod tests {
             "/usr/bin/python3",
             "/etc/ld.so.cache",
             "/home/alice/project",
-            "/tmp",
+            "/tmp/work",
         ] {
             assert_eq!(l.check(Path::new(p), &[]), None, "{p}");
         }
@@ -256,5 +443,109 @@ mod tests {
         assert_eq!(l.check(Path::new("/etc/shadow"), &["/etc/shadow".into()]), None);
         assert_eq!(l.check(Path::new("/proc/1"), &["/proc".into()]), None);
         assert!(l.check(Path::new("/etc/shadow"), &["/etc".into()]).is_some());
+    }
+
+    #[test]
+    fn refuses_buses_host_keys_and_x11() {
+        let l = list();
+        for p in [
+            "/run",
+            "/run/user/1000/bus",
+            "/run/dbus/system_bus_socket",
+            "/etc/ssh",
+            "/etc/ssh/ssh_host_ed25519_key",
+            "/tmp/.X11-unix",
+            "/tmp/.X11-unix/X0",
+            "/tmp/.ICE-unix",
+        ] {
+            let why = l
+                .check(Path::new(p), &[])
+                .unwrap_or_else(|| panic!("{p} accepted"));
+            assert!(why.contains(p) && why.contains("allow_sensitive"), "{why}");
+        }
+        assert_eq!(l.check(Path::new("/run/user/1000/bus"), &["/run".into()]), None);
+    }
+
+    #[test]
+    fn refuses_new_home_secrets() {
+        let l = list();
+        for n in [
+            ".netrc",
+            ".git-credentials",
+            ".docker",
+            ".docker/config.json",
+            ".pgpass",
+            ".bash_history",
+            ".zsh_history",
+            ".local/share/keyrings",
+            ".local/share/keyrings/login.keyring",
+        ] {
+            let p = format!("/home/alice/{n}");
+            assert!(l.check(Path::new(&p), &[]).is_some(), "{p} accepted");
+        }
+        // Other parts of ~/.local stay bindable.
+        assert_eq!(l.check(Path::new("/home/alice/.local/bin"), &[]), None);
+    }
+
+    #[test]
+    fn refuses_agent_sockets_and_tickets_in_tmp() {
+        let l = list();
+        for p in [
+            "/tmp/ssh-XXXXabc",
+            "/tmp/ssh-XXXXabc/agent.123",
+            "/tmp/krb5cc_1000",
+        ] {
+            let why = l
+                .check(Path::new(p), &[])
+                .unwrap_or_else(|| panic!("{p} accepted"));
+            assert!(why.contains("agent socket or credential cache"), "{why}");
+        }
+        assert_eq!(
+            l.check(Path::new("/tmp/krb5cc_1000"), &["/tmp/krb5cc_1000".into()]),
+            None
+        );
+        // Only the prefix directly in /tmp counts.
+        assert_eq!(l.check(Path::new("/tmp/work/ssh-keys"), &[]), None);
+        assert_eq!(l.check(Path::new("/srv/ssh-x"), &[]), None);
+    }
+
+    #[test]
+    fn parses_listening_paths_from_proc_net_unix() {
+        let table = "Num       RefCount Protocol Flags    Type St Inode Path
+0000000000000000: 00000002 00000000 00010000 0001 01  1256 /run/dbus/system_bus_socket
+0000000000000000: 00000002 00000000 00010000 0001 01 73895 /srv/a dir/s.sock
+0000000000000000: 00000003 00000000 00000000 0001 03 73896 /srv/connected.sock
+0000000000000000: 00000002 00000000 00010000 0001 01 73897 @abstract
+0000000000000000: 00000002 00000000 00010000 0001 01 73898 relative.sock
+0000000000000000: 00000002 00000000 00010000 0001 01 73899
+";
+        assert_eq!(
+            listening_socket_paths(table),
+            vec![
+                PathBuf::from("/run/dbus/system_bus_socket"),
+                PathBuf::from("/srv/a dir/s.sock")
+            ]
+        );
+    }
+
+    #[test]
+    fn refuses_a_tree_holding_a_listening_socket() {
+        let l = list().with_sockets(Ok(vec![PathBuf::from("/srv/app/run/app.sock")]));
+        for p in ["/srv", "/srv/app", "/srv/app/run/app.sock"] {
+            let why = l
+                .check(Path::new(p), &[])
+                .unwrap_or_else(|| panic!("{p} accepted"));
+            assert!(why.contains("/srv/app/run/app.sock"), "{why}");
+        }
+        assert_eq!(l.check(Path::new("/srv/other"), &[]), None);
+        assert_eq!(
+            l.check(Path::new("/srv/app"), &["/srv/app/run/app.sock".into()]),
+            None
+        );
+        assert_eq!(l.check(Path::new("/srv/app"), &["/srv/app".into()]), None);
+        // Sockets that cannot be listed: fail closed.
+        let l = list().with_sockets(Err("unreadable".into()));
+        assert!(l.check(Path::new("/usr"), &[]).unwrap().contains("unreadable"));
+        assert_eq!(l.check(Path::new("/usr"), &["/usr".into()]), None);
     }
 }

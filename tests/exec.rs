@@ -164,6 +164,16 @@ fn exec_applies_landlock_namespaces_and_hostname() {
     let probe = Probe::new();
     // Executing a copy of the probe from /tmp (writable, so not executable
     // under Landlock) fails with EACCES (126); without Landlock it runs.
+    // /tmp is mounted noexec unless the policy grants exec there: this
+    // policy does, so that Landlock is what stands in the way.
+    let dir = TempDir::new("exec-tmp");
+    let tmp_exec = exec_policy_file(&dir, "tmp-exec.json", |v| {
+        for m in v["mounts"].as_array_mut().expect("mounts") {
+            if m["tmpfs"] == "/tmp" {
+                m["exec"] = serde_json::Value::Bool(true);
+            }
+        }
+    });
     let script = "cp /probe/probe /tmp/p && /tmp/p getpid >/dev/null 2>&1; echo exec_tmp $?; \
                   echo host $(uname -n); \
                   test -e /proc && echo proc yes || echo proc no; \
@@ -171,7 +181,19 @@ fn exec_applies_landlock_namespaces_and_hostname() {
                   test -e /etc/passwd && echo passwd yes || echo passwd no";
     for mode in modes() {
         let b = probe.bind();
-        let o = exec(mode, &["--ro-bind", &b, "--", "/bin/sh", "-c", script]);
+        let o = exec(
+            mode,
+            &[
+                "--policy",
+                &tmp_exec,
+                "--ro-bind",
+                &b,
+                "--",
+                "/bin/sh",
+                "-c",
+                script,
+            ],
+        );
         let d = diag(mode, &o);
         assert!(o.status.success(), "{d}");
         let out = String::from_utf8_lossy(&o.stdout);
@@ -184,7 +206,17 @@ fn exec_applies_landlock_namespaces_and_hostname() {
 
         let o = exec(
             mode,
-            &["--no-landlock", "--ro-bind", &b, "--", "/bin/sh", "-c", script],
+            &[
+                "--policy",
+                &tmp_exec,
+                "--no-landlock",
+                "--ro-bind",
+                &b,
+                "--",
+                "/bin/sh",
+                "-c",
+                script,
+            ],
         );
         let d = diag(mode, &o);
         let out = String::from_utf8_lossy(&o.stdout);

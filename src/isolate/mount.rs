@@ -16,7 +16,7 @@ use std::os::raw::c_int;
 use std::path::{Path, PathBuf};
 
 use crate::error::{ChildError, Step};
-use crate::policy::{Mount, Policy, PolicyError, Size};
+use crate::policy::{default_tmpfs_inodes, Mount, Policy, PolicyError, Size};
 use crate::sensitive;
 use crate::sys::{self, SysResult};
 
@@ -96,7 +96,12 @@ pub struct MountPlan {
 }
 
 const ROOT_TMPFS_SIZE: u64 = 1 << 20;
+/// Inodes of cordon's root tmpfs: its mount points and symlinks, at most
+/// one per step of the plan, and the root itself.
+const ROOT_TMPFS_INODES: usize = MAX_OPS + 16;
 const DEV_TMPFS_SIZE: u64 = 1 << 20;
+/// Inodes of the /dev tmpfs: the device nodes, symlinks, pts and shm.
+const DEV_TMPFS_INODES: u64 = 64;
 const SHM_SIZE: Size = Size(64 << 20);
 const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 /// Parts of proc that are re-bound read-only over a fresh proc.
@@ -118,9 +123,23 @@ impl MountPlan {
         let mut plan = MountPlan {
             ops: Vec::new(),
             describe: Vec::new(),
-            root_data: cstr(&format!("size={ROOT_TMPFS_SIZE},mode=755")),
+            root_data: cstr(&format!(
+                "size={ROOT_TMPFS_SIZE},nr_inodes={ROOT_TMPFS_INODES},mode=755"
+            )),
         };
         let deny = sensitive::DenyList::for_host();
+        // A Landlock rule that lets the payload execute at or below a
+        // mount's destination is a grant of exec for that mount: for the
+        // entry the path lands on, the last one whose destination holds it
+        // (a `--ro-bind` at /tmp/x adds an execute rule for /tmp/x, which
+        // lands on that bind, not on /tmp).
+        let mut exec_granted = vec![false; policy.mounts.len()];
+        for p in policy.landlock.iter().flat_map(|ll| ll.execute.iter()) {
+            if let Some(i) = policy.mounts.iter().rposition(|m| under(p, m.dst())) {
+                exec_granted[i] = true;
+            }
+        }
+        let exec_granted = |i: usize| exec_granted.get(i).copied().unwrap_or(false);
         for (i, m) in policy.mounts.iter().enumerate() {
             let err = |field: &str, message: String| match policy.mount_origins.get(i) {
                 Some(Some(flag)) => PolicyError {
@@ -142,7 +161,23 @@ impl MountPlan {
                     dst,
                     readonly,
                     optional,
+                    exec,
+                    no_symlinks,
                 } => {
+                    if *no_symlinks {
+                        match no_symlink_in(src) {
+                            Ok(()) => {}
+                            Err(e) if *optional && e.kind() == std::io::ErrorKind::NotFound => continue,
+                            Err(e) => {
+                                let why = if e.raw_os_error() == Some(libc::ELOOP) {
+                                    "has a symlink in a component, and \"no_symlinks\" (--bind-nofollow) refuses to follow it".to_string()
+                                } else {
+                                    crate::policy::io_error_text(&e)
+                                };
+                                return Err(err("bind", format!("bind source {src} {why}")));
+                            }
+                        }
+                    }
                     let real = match std::fs::canonicalize(src) {
                         Ok(p) => p,
                         Err(e) if *optional && e.kind() == std::io::ErrorKind::NotFound => continue,
@@ -156,6 +191,14 @@ impl MountPlan {
                             ))
                         }
                     };
+                    // A symlink swapped in between the check above and the
+                    // resolution: the canonical path is not the one given.
+                    if *no_symlinks && real != lexical(src) {
+                        return Err(err(
+                            "bind",
+                            format!("bind source {src} resolves to {}: it has a symlink in a component, and \"no_symlinks\" (--bind-nofollow) refuses to follow it", real.display()),
+                        ));
+                    }
                     if let Some(why) = deny.check(&real, &policy.allow_sensitive) {
                         return Err(err("bind", why));
                     }
@@ -171,6 +214,10 @@ impl MountPlan {
                     if *readonly {
                         attrs |= sys::MOUNT_ATTR_RDONLY;
                     }
+                    let exec = *exec || exec_granted(i);
+                    if !exec {
+                        attrs |= sys::MOUNT_ATTR_NOEXEC;
+                    }
                     plan.push(
                         Op::Bind {
                             src: Source::Host(path_cstr(&real)),
@@ -180,15 +227,28 @@ impl MountPlan {
                             optional: false,
                         },
                         format!(
-                            "bind {} -> {dst} ({})",
+                            "bind {} -> {dst} ({}{})",
                             real.display(),
-                            if *readonly { "read-only" } else { "read-write" }
+                            if *readonly { "read-only" } else { "read-write" },
+                            if exec { "" } else { ", noexec" }
                         ),
                     );
                 }
-                Mount::Tmpfs { dst, size, mode } => plan.tmpfs(dst, *size, *mode, 0),
+                Mount::Tmpfs {
+                    dst,
+                    size,
+                    mode,
+                    exec,
+                    inodes,
+                } => plan.tmpfs(
+                    dst,
+                    *size,
+                    inodes.unwrap_or_else(|| default_tmpfs_inodes(*size)),
+                    *mode,
+                    *exec || exec_granted(i),
+                ),
                 Mount::Proc { dst } => plan.proc(dst),
-                Mount::Dev { dst } => plan.dev(dst),
+                Mount::Dev { dst, ptys } => plan.dev(dst, *ptys),
                 Mount::Symlink { dst, target } => plan.push(
                     Op::Symlink {
                         dst: rel(dst),
@@ -214,16 +274,19 @@ impl MountPlan {
         self.describe.push(what);
     }
 
-    fn tmpfs(&mut self, dst: &str, size: Size, mode: u32, extra_flags: libc::c_ulong) {
+    fn tmpfs(&mut self, dst: &str, size: Size, inodes: u64, mode: u32, exec: bool) {
         self.push(
             Op::Fs {
                 fstype: c"tmpfs",
                 dst: rel(dst),
-                data: cstr(&format!("size={},mode={mode:o}", size.bytes())),
-                flags: libc::MS_NOSUID | libc::MS_NODEV | extra_flags,
+                data: cstr(&format!("size={},nr_inodes={inodes},mode={mode:o}", size.bytes())),
+                flags: libc::MS_NOSUID | libc::MS_NODEV | if exec { 0 } else { libc::MS_NOEXEC },
                 ours: true,
             },
-            format!("tmpfs {dst} (size {size})"),
+            format!(
+                "tmpfs {dst} (size {size}, {inodes} inodes{})",
+                if exec { "" } else { ", noexec" }
+            ),
         );
     }
 
@@ -260,12 +323,14 @@ impl MountPlan {
         }
     }
 
-    fn dev(&mut self, dst: &str) {
+    fn dev(&mut self, dst: &str, ptys: u32) {
         self.push(
             Op::Fs {
                 fstype: c"tmpfs",
                 dst: rel(dst),
-                data: cstr(&format!("size={DEV_TMPFS_SIZE},mode=755")),
+                data: cstr(&format!(
+                    "size={DEV_TMPFS_SIZE},nr_inodes={DEV_TMPFS_INODES},mode=755"
+                )),
                 flags: libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
                 ours: true,
             },
@@ -289,11 +354,12 @@ impl MountPlan {
             Op::Fs {
                 fstype: c"devpts",
                 dst: rel(&pts),
-                data: cstr("newinstance,ptmxmode=0666,mode=0620"),
+                // max=: one sandbox cannot take every pty of the host.
+                data: cstr(&format!("newinstance,ptmxmode=0666,mode=0620,max={ptys}")),
                 flags: libc::MS_NOSUID | libc::MS_NOEXEC,
                 ours: false,
             },
-            format!("devpts {pts}"),
+            format!("devpts {pts} (at most {ptys} ptys)"),
         );
         for (name, target) in [
             ("ptmx", "pts/ptmx"),
@@ -311,7 +377,13 @@ impl MountPlan {
                 format!("symlink {p} -> {target}"),
             );
         }
-        self.tmpfs(&format!("{dst}/shm"), SHM_SIZE, 0o1777, libc::MS_NOEXEC);
+        self.tmpfs(
+            &format!("{dst}/shm"),
+            SHM_SIZE,
+            default_tmpfs_inodes(SHM_SIZE),
+            0o1777,
+            false,
+        );
         // Populated: the payload owns this tmpfs, so freeze it.
         self.push(
             Op::Attrs {
@@ -321,6 +393,43 @@ impl MountPlan {
             format!("read-only {dst}"),
         );
     }
+}
+
+/// Whether `p` is `dir` or below it (sandbox paths, normalised).
+fn under(p: &str, dir: &str) -> bool {
+    dir == "/" || p == dir || p.strip_prefix(dir).is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// An absolute path with `.`, `..` and repeated `/` resolved by name, as
+/// the kernel resolves it when no component is a symlink.
+fn lexical(p: &str) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Ok when the host path `src` resolves without following any symlink
+/// (ELOOP when one of its components is a symlink).
+fn no_symlink_in(src: &str) -> std::io::Result<()> {
+    let c = CString::new(src).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+    let fd = sys::openat2(
+        libc::AT_FDCWD,
+        &c,
+        libc::O_PATH | libc::O_CLOEXEC,
+        0,
+        sys::RESOLVE_NO_SYMLINKS,
+    )
+    .map_err(|e| std::io::Error::from_raw_os_error(e.0))?;
+    sys::close(fd);
+    Ok(())
 }
 
 fn path_cstr(p: &Path) -> CString {
@@ -493,7 +602,7 @@ fn make_root(plan: &MountPlan, staging: &CStr, ours: &mut Ours) -> Result<c_int,
         Some(c"tmpfs"),
         staging,
         Some(c"tmpfs"),
-        libc::MS_NOSUID | libc::MS_NODEV,
+        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
         Some(&plan.root_data),
     )
     .map_err(|e| ChildError::new(Step::RootTmpfs, e, 0))?;
@@ -744,4 +853,77 @@ pub fn apply(plan: &MountPlan, staging: &CStr) -> Result<(), ChildError> {
         });
     sys::close(root);
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(json: &str) -> MountPlan {
+        let p = Policy::from_json("t.json", json).expect("policy");
+        MountPlan::prepare(&p, "t.json").expect("plan")
+    }
+
+    fn fs_of<'a>(plan: &'a MountPlan, dst: &str) -> (&'a CStr, libc::c_ulong) {
+        plan.ops
+            .iter()
+            .find_map(|op| match op {
+                Op::Fs {
+                    dst: d, data, flags, ..
+                } if d.to_bytes() == dst.as_bytes() => Some((data.as_c_str(), *flags)),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no fs at {dst}"))
+    }
+
+    fn bind_attrs(plan: &MountPlan, dst: &str) -> u64 {
+        plan.ops
+            .iter()
+            .find_map(|op| match op {
+                Op::Bind { dst: d, attrs, .. } if d.to_bytes() == dst.as_bytes() => Some(*attrs),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no bind at {dst}"))
+    }
+
+    #[test]
+    fn writable_mounts_are_noexec_unless_granted() {
+        let p = plan(
+            r#"{"version":1,"mounts":[{"bind":"/usr"},{"bind":"/usr","to":"/w","readonly":false},
+                {"bind":"/usr","to":"/x","readonly":false,"exec":true},
+                {"tmpfs":"/tmp"},{"tmpfs":"/work"},{"tmpfs":"/e","exec":true},
+                {"bind":"/usr","to":"/tmp/ro"},{"dev":"/dev"}],
+                "landlock":{"execute":["/usr","/work/bin","/tmp/ro"]}}"#,
+        );
+        assert_eq!(bind_attrs(&p, "usr") & sys::MOUNT_ATTR_NOEXEC, 0);
+        assert_ne!(bind_attrs(&p, "w") & sys::MOUNT_ATTR_NOEXEC, 0);
+        assert_eq!(bind_attrs(&p, "x") & sys::MOUNT_ATTR_NOEXEC, 0);
+        // /tmp/ro's rule lands on that bind, not on /tmp.
+        assert_ne!(fs_of(&p, "tmp").1 & libc::MS_NOEXEC, 0);
+        assert_eq!(fs_of(&p, "work").1 & libc::MS_NOEXEC, 0);
+        assert_eq!(fs_of(&p, "e").1 & libc::MS_NOEXEC, 0);
+        assert_ne!(fs_of(&p, "dev/shm").1 & libc::MS_NOEXEC, 0);
+    }
+
+    #[test]
+    fn every_tmpfs_has_an_inode_limit_and_devpts_a_pty_limit() {
+        let p = plan(
+            r#"{"version":1,"mounts":[{"tmpfs":"/tmp"},{"tmpfs":"/s","inodes":500},{"dev":"/dev","ptys":7}]}"#,
+        );
+        let has = |data: &CStr, opt: &str| data.to_str().unwrap().split(',').any(|o| o == opt);
+        assert!(has(&p.root_data, &format!("nr_inodes={ROOT_TMPFS_INODES}")));
+        assert!(has(fs_of(&p, "tmp").0, "nr_inodes=16384"));
+        assert!(has(fs_of(&p, "s").0, "nr_inodes=500"));
+        assert!(has(fs_of(&p, "dev").0, &format!("nr_inodes={DEV_TMPFS_INODES}")));
+        assert!(has(fs_of(&p, "dev/shm").0, "nr_inodes=16384"));
+        assert!(has(fs_of(&p, "dev/pts").0, "max=7"));
+    }
+
+    #[test]
+    fn lexical_paths_resolve_dots_by_name() {
+        assert_eq!(lexical("/a//b/./c/"), PathBuf::from("/a/b/c"));
+        assert_eq!(lexical("/a/b/../c"), PathBuf::from("/a/c"));
+        assert_eq!(lexical("/../a"), PathBuf::from("/a"));
+        assert_eq!(lexical("/"), PathBuf::from("/"));
+    }
 }

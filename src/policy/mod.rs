@@ -186,6 +186,13 @@ pub enum Mount {
         readonly: bool,
         /// Skip silently when the source does not exist.
         optional: bool,
+        /// Files on it may be executed (and mapped executable). Defaults to
+        /// true for a read-only bind and false for a writable one: nothing
+        /// the payload writes can be run unless the policy says so.
+        exec: bool,
+        /// Refuse a source with a symbolic link in any component instead of
+        /// following it.
+        no_symlinks: bool,
     },
     /// A fresh tmpfs.
     Tmpfs {
@@ -195,6 +202,11 @@ pub enum Mount {
         size: Size,
         /// Permission bits of its root directory.
         mode: u32,
+        /// Files on it may be executed (default false: mounted noexec).
+        exec: bool,
+        /// Most files, directories and links it may hold (None: derived
+        /// from the size, see [`default_tmpfs_inodes`]).
+        inodes: Option<u64>,
     },
     /// A fresh proc filesystem for the sandbox's pid namespace.
     Proc {
@@ -205,6 +217,8 @@ pub enum Mount {
     Dev {
         /// Path inside the sandbox.
         dst: String,
+        /// Most pseudo-terminals the sandbox's private devpts hands out.
+        ptys: u32,
     },
     /// A symbolic link created inside the sandbox.
     Symlink {
@@ -217,6 +231,22 @@ pub enum Mount {
 
 /// Default size of a tmpfs that names none.
 pub const DEFAULT_TMPFS_SIZE: Size = Size(64 << 20);
+
+/// Default number of pseudo-terminals of a `dev` mount.
+pub const DEFAULT_PTYS: u32 = 32;
+
+/// Most pseudo-terminals a `dev` mount may ask for.
+pub const MAX_PTYS: u32 = 1024;
+
+/// Most inodes a tmpfs may ask for (an inode costs about 1 KiB of kernel
+/// memory that no cgroup limit of the sandbox accounts for).
+pub const MAX_TMPFS_INODES: u64 = 1 << 20;
+
+/// The inode limit of a tmpfs that names none: one per 4 KiB of its size,
+/// at least 64 and at most [`MAX_TMPFS_INODES`] (16384 for 64M).
+pub fn default_tmpfs_inodes(size: Size) -> u64 {
+    (size.bytes() / 4096).clamp(64, MAX_TMPFS_INODES)
+}
 
 /// The on-disk shape of a mount entry: exactly one of the kind keys is set.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -244,6 +274,14 @@ struct RawMount {
     mode: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     target: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    exec: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    no_symlinks: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    inodes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ptys: Option<u32>,
 }
 
 impl TryFrom<RawMount> for Mount {
@@ -276,21 +314,34 @@ impl TryFrom<RawMount> for Mount {
             refuse("to", r.to.is_some())?;
             refuse("readonly", r.readonly.is_some())?;
             refuse("optional", r.optional.is_some())?;
+            refuse("no_symlinks", r.no_symlinks.is_some())?;
         }
         if kind != "tmpfs" {
             refuse("size", r.size.is_some())?;
             refuse("mode", r.mode.is_some())?;
+            refuse("inodes", r.inodes.is_some())?;
+        }
+        if kind != "bind" && kind != "tmpfs" {
+            refuse("exec", r.exec.is_some())?;
+        }
+        if kind != "dev" {
+            refuse("ptys", r.ptys.is_some())?;
         }
         if kind != "symlink" {
             refuse("target", r.target.is_some())?;
         }
         Ok(match (r.bind, r.tmpfs, r.proc, r.dev, r.symlink) {
-            (Some(src), ..) => Mount::Bind {
-                dst: r.to.unwrap_or_else(|| src.clone()),
-                src,
-                readonly: r.readonly.unwrap_or(true),
-                optional: r.optional.unwrap_or(false),
-            },
+            (Some(src), ..) => {
+                let readonly = r.readonly.unwrap_or(true);
+                Mount::Bind {
+                    dst: r.to.unwrap_or_else(|| src.clone()),
+                    src,
+                    readonly,
+                    optional: r.optional.unwrap_or(false),
+                    exec: r.exec.unwrap_or(readonly),
+                    no_symlinks: r.no_symlinks.unwrap_or(false),
+                }
+            }
             (_, Some(dst), ..) => Mount::Tmpfs {
                 dst,
                 size: r.size.unwrap_or(DEFAULT_TMPFS_SIZE),
@@ -298,9 +349,14 @@ impl TryFrom<RawMount> for Mount {
                     Some(m) => parse_mode(&m)?,
                     None => 0o755,
                 },
+                exec: r.exec.unwrap_or(false),
+                inodes: r.inodes,
             },
             (_, _, Some(dst), ..) => Mount::Proc { dst },
-            (_, _, _, Some(dst), _) => Mount::Dev { dst },
+            (_, _, _, Some(dst), _) => Mount::Dev {
+                dst,
+                ptys: r.ptys.unwrap_or(DEFAULT_PTYS),
+            },
             (_, _, _, _, Some(dst)) => {
                 let target = r
                     .target
@@ -320,25 +376,38 @@ impl From<Mount> for RawMount {
                 dst,
                 readonly,
                 optional,
+                exec,
+                no_symlinks,
             } => RawMount {
                 to: (dst != src).then_some(dst),
                 bind: Some(src),
                 readonly: Some(readonly),
                 optional: optional.then_some(true),
+                exec: Some(exec),
+                no_symlinks: no_symlinks.then_some(true),
                 ..RawMount::default()
             },
-            Mount::Tmpfs { dst, size, mode } => RawMount {
+            Mount::Tmpfs {
+                dst,
+                size,
+                mode,
+                exec,
+                inodes,
+            } => RawMount {
                 tmpfs: Some(dst),
                 size: Some(size),
                 mode: Some(format!("{mode:04o}")),
+                exec: Some(exec),
+                inodes,
                 ..RawMount::default()
             },
             Mount::Proc { dst } => RawMount {
                 proc: Some(dst),
                 ..RawMount::default()
             },
-            Mount::Dev { dst } => RawMount {
+            Mount::Dev { dst, ptys } => RawMount {
                 dev: Some(dst),
+                ptys: Some(ptys),
                 ..RawMount::default()
             },
             Mount::Symlink { dst, target } => RawMount {
@@ -367,7 +436,7 @@ impl Mount {
             Mount::Bind { dst, .. }
             | Mount::Tmpfs { dst, .. }
             | Mount::Proc { dst }
-            | Mount::Dev { dst }
+            | Mount::Dev { dst, .. }
             | Mount::Symlink { dst, .. } => dst,
         }
     }
@@ -708,6 +777,18 @@ impl Policy {
                     return Err(finding(
                         format!("mounts[{i}].size"),
                         "a tmpfs needs a size above 0",
+                    ));
+                }
+                Mount::Tmpfs { inodes: Some(n), .. } if !(1..=MAX_TMPFS_INODES).contains(n) => {
+                    return Err(finding(
+                        format!("mounts[{i}].inodes"),
+                        format!("expected 1 to {MAX_TMPFS_INODES} inodes"),
+                    ));
+                }
+                Mount::Dev { ptys, .. } if !(1..=MAX_PTYS).contains(ptys) => {
+                    return Err(finding(
+                        format!("mounts[{i}].ptys"),
+                        format!("expected 1 to {MAX_PTYS} pseudo-terminals"),
                     ));
                 }
                 Mount::Symlink { target, .. } if target.is_empty() || target.contains('\0') => {

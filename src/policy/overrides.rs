@@ -56,8 +56,10 @@ fn cli_error(flag: &str, message: String) -> PolicyError {
     }
 }
 
-/// Parse `SRC[:DST]` for `--bind`/`--ro-bind`.
-pub fn parse_bind(flag: &str, arg: &str, readonly: bool) -> Result<Mount, PolicyError> {
+/// Parse `SRC[:DST]` for `--bind`/`--ro-bind`/`--bind-nofollow`. A
+/// read-only bind may execute, a writable one may not; `no_symlinks`
+/// refuses a source with a symlink in any component.
+pub fn parse_bind(flag: &str, arg: &str, readonly: bool, no_symlinks: bool) -> Result<Mount, PolicyError> {
     let (src, dst) = match arg.split_once(':') {
         Some((s, d)) => (s, d),
         None => (arg, arg),
@@ -73,6 +75,8 @@ pub fn parse_bind(flag: &str, arg: &str, readonly: bool) -> Result<Mount, Policy
         dst: dst.to_string(),
         readonly,
         optional: false,
+        exec: readonly,
+        no_symlinks,
     })
 }
 
@@ -86,6 +90,8 @@ pub fn parse_tmpfs(arg: &str) -> Result<Mount, PolicyError> {
         dst: dst.to_string(),
         size,
         mode: 0o1777,
+        exec: false,
+        inodes: None,
     })
 }
 

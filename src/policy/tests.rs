@@ -152,7 +152,9 @@ fn binds_default_to_read_only() {
             src: "/usr".into(),
             dst: "/usr".into(),
             readonly: true,
-            optional: false
+            optional: false,
+            exec: true,
+            no_symlinks: false
         }
     );
     assert_eq!(
@@ -161,7 +163,9 @@ fn binds_default_to_read_only() {
             src: "/srv".into(),
             dst: "/w".into(),
             readonly: false,
-            optional: false
+            optional: false,
+            exec: false,
+            no_symlinks: false
         }
     );
 }
@@ -175,7 +179,9 @@ fn tmpfs_defaults_and_mode() {
         Mount::Tmpfs {
             dst: "/t".into(),
             size: DEFAULT_TMPFS_SIZE,
-            mode: 0o755
+            mode: 0o755,
+            exec: false,
+            inodes: None
         }
     );
     assert_eq!(
@@ -183,7 +189,9 @@ fn tmpfs_defaults_and_mode() {
         Mount::Tmpfs {
             dst: "/u".into(),
             size: Size(1024),
-            mode: 0o1777
+            mode: 0o1777,
+            exec: false,
+            inodes: None
         }
     );
     assert!(parse(r#"{"version":1,"mounts":[{"tmpfs":"/t","mode":"999"}]}"#).is_err());
@@ -238,7 +246,7 @@ fn overrides_extend_and_replace() {
         mounts: vec![
             (
                 "--bind /srv:/w".into(),
-                parse_bind("--bind", "/srv:/w", false).unwrap(),
+                parse_bind("--bind", "/srv:/w", false, false).unwrap(),
             ),
             ("--tmpfs /tmp:8M".into(), parse_tmpfs("/tmp:8M").unwrap()),
         ],
@@ -256,7 +264,9 @@ fn overrides_extend_and_replace() {
         src: "/srv".into(),
         dst: "/w".into(),
         readonly: false,
-        optional: false
+        optional: false,
+        exec: false,
+        no_symlinks: false
     }));
     let tmps: Vec<_> = p.mounts.iter().filter(|m| m.dst() == "/tmp").collect();
     assert_eq!(
@@ -264,7 +274,9 @@ fn overrides_extend_and_replace() {
         vec![&Mount::Tmpfs {
             dst: "/tmp".into(),
             size: Size(8 << 20),
-            mode: 0o1777
+            mode: 0o1777,
+            exec: false,
+            inodes: None
         }]
     );
     assert_eq!(p.cwd, "/w");
@@ -301,4 +313,75 @@ fn arrays_for_objects_and_trailing_text_are_refused_with_positions() {
         r#"{"version": 1, "namespaces": ["user", "mount", "pid"], "landlock": {"read": ["/"]}}"#,
     )
     .unwrap();
+}
+
+#[test]
+fn exec_defaults_follow_readonly_and_tmpfs_is_noexec() {
+    let p = parse(
+        r#"{"version":1,"mounts":[{"bind":"/a"},{"bind":"/b","readonly":false},
+            {"bind":"/c","readonly":false,"exec":true},{"bind":"/d","exec":false},
+            {"tmpfs":"/t"},{"tmpfs":"/u","exec":true}]}"#,
+    )
+    .unwrap();
+    let exec: Vec<bool> = p
+        .mounts
+        .iter()
+        .map(|m| match m {
+            Mount::Bind { exec, .. } | Mount::Tmpfs { exec, .. } => *exec,
+            _ => unreachable!(),
+        })
+        .collect();
+    assert_eq!(exec, [true, false, true, false, false, true]);
+    // The effective policy round-trips.
+    let again = parse(&p.to_json_pretty()).unwrap();
+    assert_eq!(again.mounts, p.mounts);
+}
+
+#[test]
+fn inodes_ptys_and_no_symlinks_are_checked_and_scoped() {
+    let p = parse(r#"{"version":1,"mounts":[{"tmpfs":"/t","inodes":500},{"dev":"/dev"},{"bind":"/s","no_symlinks":true}]}"#)
+        .unwrap();
+    assert!(matches!(
+        p.mounts[0],
+        Mount::Tmpfs {
+            inodes: Some(500),
+            ..
+        }
+    ));
+    assert!(matches!(
+        p.mounts[1],
+        Mount::Dev {
+            ptys: DEFAULT_PTYS,
+            ..
+        }
+    ));
+    assert!(matches!(
+        p.mounts[2],
+        Mount::Bind {
+            no_symlinks: true,
+            ..
+        }
+    ));
+    for (json, path) in [
+        (r#"{"tmpfs":"/t","inodes":0}"#, "mounts[0].inodes"),
+        (r#"{"tmpfs":"/t","inodes":2000000}"#, "mounts[0].inodes"),
+        (r#"{"dev":"/dev","ptys":0}"#, "mounts[0].ptys"),
+        (r#"{"dev":"/dev","ptys":5000}"#, "mounts[0].ptys"),
+    ] {
+        let e = parse(&format!(r#"{{"version":1,"mounts":[{json}]}}"#)).unwrap_err();
+        assert_eq!(e.path, path, "{json}: {e:?}");
+    }
+    for json in [
+        r#"{"bind":"/a","inodes":5}"#,
+        r#"{"tmpfs":"/t","ptys":5}"#,
+        r#"{"tmpfs":"/t","no_symlinks":true}"#,
+        r#"{"dev":"/dev","exec":true}"#,
+        r#"{"proc":"/proc","exec":true}"#,
+    ] {
+        let e = parse(&format!(r#"{{"version":1,"mounts":[{json}]}}"#)).unwrap_err();
+        assert!(e.message.contains("does not apply"), "{json}: {e:?}");
+    }
+    assert_eq!(default_tmpfs_inodes(DEFAULT_TMPFS_SIZE), 16384);
+    assert_eq!(default_tmpfs_inodes(Size(4096)), 64);
+    assert_eq!(default_tmpfs_inodes(Size(1 << 40)), MAX_TMPFS_INODES);
 }

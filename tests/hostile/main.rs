@@ -9,4 +9,5 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod learn;
+mod mounts;
 mod outputs;
