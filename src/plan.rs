@@ -82,13 +82,17 @@ pub fn resolve_ids(policy: &Policy, euid: u32, egid: u32, file: &str) -> Result<
     })
 }
 
-/// An rlimit to set in the payload: resource and value (soft = hard).
+/// An rlimit to set in the payload: resource, soft and hard limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rlimit {
     /// RLIMIT_* resource.
     pub resource: u32,
-    /// Limit value.
+    /// Soft limit.
     pub value: u64,
+    /// Hard limit: `value`, except for RLIMIT_CPU, whose hard limit is one
+    /// second above, so that a process at the limit gets SIGXCPU (which the
+    /// outcome can name) rather than SIGKILL at once.
+    pub hard: u64,
     /// Policy field it comes from.
     pub field: &'static str,
 }
@@ -372,16 +376,24 @@ impl Plan {
             .collect::<Result<Vec<_>, _>>()?;
 
         let l = &policy.limits;
+        let core = if l.core_dumps { libc::RLIM_INFINITY } else { 0 };
         let mut rlimits = vec![Rlimit {
             resource: libc::RLIMIT_CORE,
-            value: if l.core_dumps { libc::RLIM_INFINITY } else { 0 },
+            value: core,
+            hard: core,
             field: "limits.core_dumps",
         }];
         let mut add = |resource: u32, value: Option<u64>, field: &'static str| {
             if let Some(value) = value {
+                let hard = if resource == libc::RLIMIT_CPU {
+                    value.saturating_add(1)
+                } else {
+                    value
+                };
                 rlimits.push(Rlimit {
                     resource,
                     value,
+                    hard,
                     field,
                 });
             }
@@ -432,13 +444,20 @@ impl Plan {
         let cg = crate::cgroup::CgLimits::from_policy(&policy.limits);
         if !cg.is_empty() {
             let layout = crate::cgroup::Layout::detect();
-            match crate::cgroup::CgroupPlan::decide(&cg, &layout, policy.limits.cgroup_parent.as_deref()) {
+            let v2_only = policy.limits.cgroup == crate::policy::CgroupVersions::V2Only;
+            match crate::cgroup::CgroupPlan::decide(
+                &cg,
+                &layout,
+                policy.limits.cgroup_parent.as_deref(),
+                v2_only,
+            ) {
                 Ok(p) => {
                     plan.late_attach = matches!(p, crate::cgroup::CgroupPlan::V1 { .. });
                     plan.cgroup = Some(p);
                 }
                 Err(why) if policy.limits.compatibility == crate::landlock::Compatibility::BestEffort => {
-                    plan.unenforced.push(format!("limits: {why}"));
+                    plan.unenforced
+                        .push(format!("limits.{}: {why}", cg.fields().join(", limits.")));
                 }
                 Err(why) => {
                     return Err(PolicyError {
