@@ -170,8 +170,13 @@ pub struct Plan {
     pub exec: Exec,
     /// Wall-clock limit.
     pub wall_time: Option<Duration>,
-    /// Policy requests that were not enforced (best effort only).
+    /// Policy requests that were not enforced (best effort only); the CLI
+    /// warns about each.
     pub unenforced: Vec<String>,
+    /// Policy requests that were not enforced as the policy itself foresaw
+    /// (cgroup limits with `limits.cgroup` `v2_only` on a host without
+    /// usable cgroup v2): in the outcome, but no warning.
+    pub unenforced_quiet: Vec<String>,
     /// fds to put on the payload's stdin, stdout and stderr (-1: inherit
     /// cordon's), set by library callers.
     pub stdio: [std::os::raw::c_int; 3],
@@ -435,6 +440,7 @@ impl Plan {
             exec: Exec::new(candidates, argv, envp, search_path),
             wall_time: l.wall_time.map(|d| d.as_duration()),
             unenforced: Vec::new(),
+            unenforced_quiet: Vec::new(),
             stdio: [-1; 3],
             cgroup: None,
             late_attach: false,
@@ -456,8 +462,14 @@ impl Plan {
                     plan.cgroup = Some(p);
                 }
                 Err(why) if policy.limits.compatibility == crate::landlock::Compatibility::BestEffort => {
-                    plan.unenforced
-                        .push(format!("limits.{}: {why}", cg.fields().join(", limits.")));
+                    let item = format!("limits: {why}");
+                    if v2_only {
+                        // The policy chose cgroup limits only where they are
+                        // cheap: the outcome lists them, without a warning.
+                        plan.unenforced_quiet.push(item);
+                    } else {
+                        plan.unenforced.push(item);
+                    }
                 }
                 Err(why) => {
                     return Err(PolicyError {
@@ -578,6 +590,24 @@ mod tests {
                 (b"KEEP".to_vec(), b"override".to_vec())
             ]
         );
+    }
+
+    #[test]
+    fn cpu_time_gets_a_hard_limit_one_second_above() {
+        let p = policy(r#","limits":{"cpu_time":"1500ms","file_size":"1M"}"#);
+        let plan = Plan::build(&p, "t", &["/bin/true"]).expect("plan");
+        let cpu = plan
+            .rlimits
+            .iter()
+            .find(|r| r.resource == libc::RLIMIT_CPU)
+            .expect("cpu");
+        assert_eq!((cpu.value, cpu.hard), (2, 3));
+        let fsize = plan
+            .rlimits
+            .iter()
+            .find(|r| r.resource == libc::RLIMIT_FSIZE)
+            .expect("fsize");
+        assert_eq!((fsize.value, fsize.hard), (1 << 20, 1 << 20));
     }
 
     #[test]

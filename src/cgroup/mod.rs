@@ -397,7 +397,8 @@ impl CgroupPlan {
                 None => "this host has no cgroup v2 hierarchy".to_string(),
             };
             return Err(format!(
-                "limits.cgroup is \"v2_only\" and {v2}, not {}: cordon does not use cgroup v1 for these limits (a v1 cgroup makes every launch about twice as slow); set limits.cgroup to \"any\" (or give --memory, --pids or --cpus) to use cgroup v1",
+                "{} (cgroup limits): limits.cgroup is \"v2_only\" and {v2}, not {}; cordon does not use cgroup v1 for them (a v1 cgroup slows every launch by milliseconds): set limits.cgroup to \"any\", or give --memory, --pids or --cpus, to use cgroup v1",
+                l.fields().iter().map(|f| format!("limits.{f}")).collect::<Vec<_>>().join(", "),
                 needed.join(", ")
             ));
         }

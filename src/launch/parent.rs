@@ -547,7 +547,12 @@ pub fn run_reporting(
         system_time_ms: timeval_ms(ru.ru_stime),
         max_rss_kb: ru.ru_maxrss as u64,
         supervisor_max_rss_kb: self_max_rss_kb(),
-        unenforced: plan.unenforced.clone(),
+        unenforced: plan
+            .unenforced
+            .iter()
+            .chain(&plan.unenforced_quiet)
+            .cloned()
+            .collect(),
         limits_hit: Vec::new(),
         cgroup: None,
         violations: std::mem::take(&mut notifier.violations),
