@@ -407,3 +407,43 @@ fn default_policy_says_which_cgroup_limits_it_does_not_enforce() {
         }
     }
 }
+
+/// The default policy with `limits` changed as given.
+fn default_policy_with(dir: &TempDir, limits: serde_json::Value) -> String {
+    let mut v: serde_json::Value =
+        serde_json::from_str(include_str!("../../policies/default.json")).expect("default policy is JSON");
+    for (k, val) in limits.as_object().expect("object") {
+        v["limits"][k] = val.clone();
+    }
+    crate::common::write_policy(dir, "policy.json", &v.to_string())
+}
+
+#[test]
+fn a_busy_loop_dies_of_sigxcpu_and_the_outcome_says_cpu_time() {
+    require!("python3", have_python(), "needs /usr/bin/python3");
+    // The default's 10 minutes, shortened to one second for the test.
+    assert!(
+        default_limit("cpu_time").is_some(),
+        "the default policy sets no limits.cpu_time"
+    );
+    let dir = TempDir::new("cpu");
+    let policy = default_policy_with(&dir, serde_json::json!({"cpu_time": "1s"}));
+    for mode in modes() {
+        let r = crate::common::py(
+            mode,
+            &["--policy", &policy, "--time-limit", "30s"],
+            "while True:\n    pass\n",
+        );
+        let o = r.status.clone().expect("outcome");
+        assert_eq!(o["status"], "signaled", "{mode:?}: {o}\n{}", r.stderr());
+        assert_eq!(o["signal"], libc::SIGXCPU, "{mode:?}: {o}");
+        assert_eq!(limits_hit(&o), ["cpu_time"], "{mode:?}: {o}");
+        // Under the limit a program runs to its end.
+        let r = crate::common::py(mode, &["--policy", &policy], "print(sum(range(100000)))");
+        assert_eq!(r.ok().trim(), "4999950000", "{mode:?}");
+        assert_eq!(
+            limits_hit(&r.status.clone().expect("outcome")),
+            Vec::<String>::new()
+        );
+    }
+}
