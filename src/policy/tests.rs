@@ -360,5 +360,8 @@ fn the_default_policy_limits_every_classic_bomb() {
     let l = Policy::builtin_default().unwrap().limits;
     assert!(l.wall_time.is_some() && l.memory.is_some() && l.pids.is_some());
     assert_eq!(l.cgroup, super::CgroupVersions::V2Only);
+    // Where the cgroup holds, it refuses a fork before RLIMIT_NPROC does,
+    // so the outcome can name it.
+    assert!(l.pids < l.processes);
     assert_eq!(l.compatibility, crate::landlock::Compatibility::BestEffort);
 }
