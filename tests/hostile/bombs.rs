@@ -360,9 +360,18 @@ fn real_programs_run_under_the_default_limits() {
             assert_eq!(r.code(), 0, "{mode:?}: {}", r.stderr());
         }
     }
-    require!("node", node, "node is not installed");
-    require!("java", java, "java is not installed");
-    require!("gcc", gcc, "gcc is not installed");
+    // Programs, not kernel features: checked where installed, reported
+    // (not failed) where not.
+    for (name, there) in [
+        ("python3", have_python()),
+        ("node", node),
+        ("java", java),
+        ("gcc", gcc),
+    ] {
+        if !there {
+            eprintln!("SKIPPED: {name} is not installed, not checked under the default limits");
+        }
+    }
 }
 
 #[test]
