@@ -241,7 +241,8 @@ impl Prepared {
         sys::set_sigmask(&sys::sigset_empty()).map_err(at(Step::SignalMask))?;
         sys::chdir(&plan.cwd).map_err(at(Step::Chdir))?;
         for (i, r) in plan.rlimits.iter().enumerate() {
-            sys::setrlimit(r.resource, r.value).map_err(|e| ChildError::new(Step::Rlimit, e, i as u32))?;
+            sys::setrlimit(r.resource, r.value, r.hard)
+                .map_err(|e| ChildError::new(Step::Rlimit, e, i as u32))?;
         }
         creds::drop_bounding(plan.last_cap)?;
         creds::lock_securebits()?;

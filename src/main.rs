@@ -316,6 +316,7 @@ fn failed_outcome(err: SetupError) -> Outcome {
         max_rss_kb: 0,
         supervisor_max_rss_kb: 0,
         unenforced: Vec::new(),
+        limits_hit: Vec::new(),
         violations: Vec::new(),
         violations_total: 0,
         cgroup: None,

@@ -71,6 +71,13 @@ pub struct Outcome {
     pub supervisor_max_rss_kb: u64,
     /// What the policy asked that was not enforced (best effort only).
     pub unenforced: Vec<String>,
+    /// The limits cordon saw the sandbox run into, in this order:
+    /// `wall_time` (the run timed out), `memory` (the cgroup's OOM killer
+    /// ended a process), `pids` (the cgroup refused a fork), `cpu_time` (the
+    /// payload died of SIGXCPU), `file_size` (the payload died of SIGXFSZ).
+    /// rlimits that make a call fail (`processes`, `address_space`,
+    /// `open_files`) are invisible from outside and never listed.
+    pub limits_hit: Vec<&'static str>,
     /// Refused syscalls, as recorded with `"report": true` (at most 64).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub violations: Vec<Violation>,
@@ -130,5 +137,59 @@ impl Outcome {
     /// The outcome as compact JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// The limits a run ran into, as far as cordon can see them: `timed_out`,
+/// the payload's terminating signal, and the cgroup's counters.
+pub fn limits_hit(
+    timed_out: bool,
+    payload_signal: Option<i32>,
+    usage: Option<&crate::cgroup::Usage>,
+) -> Vec<&'static str> {
+    let mut hit = Vec::new();
+    if timed_out {
+        hit.push("wall_time");
+    }
+    if usage.and_then(|u| u.oom_kills).unwrap_or(0) > 0 {
+        hit.push("memory");
+    }
+    if usage.and_then(|u| u.pids_limit_hits).unwrap_or(0) > 0 {
+        hit.push("pids");
+    }
+    match payload_signal {
+        Some(libc::SIGXCPU) => hit.push("cpu_time"),
+        Some(libc::SIGXFSZ) => hit.push("file_size"),
+        _ => {}
+    }
+    hit
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_hit_names_what_was_observed() {
+        assert!(limits_hit(false, None, None).is_empty());
+        assert!(limits_hit(false, Some(libc::SIGKILL), None).is_empty());
+        assert_eq!(limits_hit(true, None, None), ["wall_time"]);
+        assert_eq!(limits_hit(false, Some(libc::SIGXCPU), None), ["cpu_time"]);
+        assert_eq!(limits_hit(false, Some(libc::SIGXFSZ), None), ["file_size"]);
+        let u = crate::cgroup::Usage {
+            oom_kills: Some(1),
+            pids_limit_hits: Some(3),
+            ..Default::default()
+        };
+        assert_eq!(
+            limits_hit(true, Some(libc::SIGKILL), Some(&u)),
+            ["wall_time", "memory", "pids"]
+        );
+        let quiet = crate::cgroup::Usage {
+            oom_kills: Some(0),
+            pids_limit_hits: Some(0),
+            ..Default::default()
+        };
+        assert!(limits_hit(false, None, Some(&quiet)).is_empty());
     }
 }

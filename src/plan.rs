@@ -82,13 +82,17 @@ pub fn resolve_ids(policy: &Policy, euid: u32, egid: u32, file: &str) -> Result<
     })
 }
 
-/// An rlimit to set in the payload: resource and value (soft = hard).
+/// An rlimit to set in the payload: resource, soft and hard limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rlimit {
     /// RLIMIT_* resource.
     pub resource: u32,
-    /// Limit value.
+    /// Soft limit.
     pub value: u64,
+    /// Hard limit: `value`, except for RLIMIT_CPU, whose hard limit is one
+    /// second above, so that a process at the limit gets SIGXCPU (which the
+    /// outcome can name) rather than SIGKILL at once.
+    pub hard: u64,
     /// Policy field it comes from.
     pub field: &'static str,
 }
@@ -166,8 +170,13 @@ pub struct Plan {
     pub exec: Exec,
     /// Wall-clock limit.
     pub wall_time: Option<Duration>,
-    /// Policy requests that were not enforced (best effort only).
+    /// Policy requests that were not enforced (best effort only); the CLI
+    /// warns about each.
     pub unenforced: Vec<String>,
+    /// Policy requests that were not enforced as the policy itself foresaw
+    /// (cgroup limits with `limits.cgroup` `v2_only` on a host without
+    /// usable cgroup v2): in the outcome, but no warning.
+    pub unenforced_quiet: Vec<String>,
     /// fds to put on the payload's stdin, stdout and stderr (-1: inherit
     /// cordon's), set by library callers.
     pub stdio: [std::os::raw::c_int; 3],
@@ -379,16 +388,24 @@ impl Plan {
             .collect::<Result<Vec<_>, _>>()?;
 
         let l = &policy.limits;
+        let core = if l.core_dumps { libc::RLIM_INFINITY } else { 0 };
         let mut rlimits = vec![Rlimit {
             resource: libc::RLIMIT_CORE,
-            value: if l.core_dumps { libc::RLIM_INFINITY } else { 0 },
+            value: core,
+            hard: core,
             field: "limits.core_dumps",
         }];
         let mut add = |resource: u32, value: Option<u64>, field: &'static str| {
             if let Some(value) = value {
+                let hard = if resource == libc::RLIMIT_CPU {
+                    value.saturating_add(1)
+                } else {
+                    value
+                };
                 rlimits.push(Rlimit {
                     resource,
                     value,
+                    hard,
                     field,
                 });
             }
@@ -430,6 +447,7 @@ impl Plan {
             exec: Exec::new(candidates, argv, envp, search_path),
             wall_time: l.wall_time.map(|d| d.as_duration()),
             unenforced: Vec::new(),
+            unenforced_quiet: Vec::new(),
             stdio: [-1; 3],
             cgroup: None,
             late_attach: false,
@@ -439,13 +457,26 @@ impl Plan {
         let cg = crate::cgroup::CgLimits::from_policy(&policy.limits);
         if !cg.is_empty() {
             let layout = crate::cgroup::Layout::detect();
-            match crate::cgroup::CgroupPlan::decide(&cg, &layout, policy.limits.cgroup_parent.as_deref()) {
+            let v2_only = policy.limits.cgroup == crate::policy::CgroupVersions::V2Only;
+            match crate::cgroup::CgroupPlan::decide(
+                &cg,
+                &layout,
+                policy.limits.cgroup_parent.as_deref(),
+                v2_only,
+            ) {
                 Ok(p) => {
                     plan.late_attach = matches!(p, crate::cgroup::CgroupPlan::V1 { .. });
                     plan.cgroup = Some(p);
                 }
                 Err(why) if policy.limits.compatibility == crate::landlock::Compatibility::BestEffort => {
-                    plan.unenforced.push(format!("limits: {why}"));
+                    let item = format!("limits: {why}");
+                    if v2_only {
+                        // The policy chose cgroup limits only where they are
+                        // cheap: the outcome lists them, without a warning.
+                        plan.unenforced_quiet.push(item);
+                    } else {
+                        plan.unenforced.push(item);
+                    }
                 }
                 Err(why) => {
                     return Err(PolicyError {
@@ -569,6 +600,24 @@ mod tests {
                 (b"KEEP".to_vec(), b"override".to_vec())
             ]
         );
+    }
+
+    #[test]
+    fn cpu_time_gets_a_hard_limit_one_second_above() {
+        let p = policy(r#","limits":{"cpu_time":"1500ms","file_size":"1M"}"#);
+        let plan = Plan::build(&p, "t", &["/bin/true"]).expect("plan");
+        let cpu = plan
+            .rlimits
+            .iter()
+            .find(|r| r.resource == libc::RLIMIT_CPU)
+            .expect("cpu");
+        assert_eq!((cpu.value, cpu.hard), (2, 3));
+        let fsize = plan
+            .rlimits
+            .iter()
+            .find(|r| r.resource == libc::RLIMIT_FSIZE)
+            .expect("fsize");
+        assert_eq!((fsize.value, fsize.hard), (1 << 20, 1 << 20));
     }
 
     #[test]

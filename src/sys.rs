@@ -433,11 +433,11 @@ pub fn setsid() -> SysResult<()> {
     check_int(unsafe { libc::setsid() }).map(drop)
 }
 
-/// setrlimit(2) with soft and hard limit equal.
-pub fn setrlimit(resource: u32, value: u64) -> SysResult<()> {
+/// setrlimit(2).
+pub fn setrlimit(resource: u32, soft: u64, hard: u64) -> SysResult<()> {
     let lim = libc::rlimit {
-        rlim_cur: value,
-        rlim_max: value,
+        rlim_cur: soft,
+        rlim_max: hard,
     };
     // SAFETY: lim is a valid rlimit.
     check_int(unsafe { libc::setrlimit(resource as _, &lim) }).map(drop)

@@ -308,6 +308,9 @@ fn without_delegation_an_unprivileged_user_is_refused_with_a_hint() {
     let mut v: serde_json::Value = serde_json::from_str(&text).expect("json");
     v["limits"]["memory"] = "64M".into();
     v["limits"]["compatibility"] = "best_effort".into();
+    // The default's cgroup limits are v2_only (unenforced without a
+    // warning); this is the case of a policy that wants them anywhere.
+    v["limits"]["cgroup"] = "any".into();
     let p = dir.path().join("best.json");
     std::fs::write(&p, v.to_string()).expect("write");
     let r = common::sh(

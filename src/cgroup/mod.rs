@@ -59,6 +59,24 @@ impl CgLimits {
         *self == CgLimits::default()
     }
 
+    /// The policy fields set (`memory`, `memory_swap`, `pids`, `cpus`).
+    pub fn fields(&self) -> Vec<&'static str> {
+        let mut f = Vec::new();
+        if self.memory.is_some() {
+            f.push("memory");
+        }
+        if self.memory_swap.is_some() {
+            f.push("memory_swap");
+        }
+        if self.pids.is_some() {
+            f.push("pids");
+        }
+        if self.cpus.is_some() {
+            f.push("cpus");
+        }
+        f
+    }
+
     /// The controllers needed (v2 names).
     pub fn controllers(&self) -> Vec<&'static str> {
         let mut c = Vec::new();
@@ -319,8 +337,14 @@ fn has_procs(dir: &Path) -> bool {
 
 impl CgroupPlan {
     /// Decide where the limits `l` go on this host, or say why they cannot
-    /// be enforced here (with what to do).
-    pub fn decide(l: &CgLimits, layout: &Layout, parent: Option<&str>) -> Result<CgroupPlan, String> {
+    /// be enforced here (with what to do). `v2_only`: cgroup v1 does not
+    /// count (the policy's `limits.cgroup` is `v2_only`).
+    pub fn decide(
+        l: &CgLimits,
+        layout: &Layout,
+        parent: Option<&str>,
+        v2_only: bool,
+    ) -> Result<CgroupPlan, String> {
         let needed = l.controllers();
         let v2_has = layout.v2_controllers();
         if let Some((mnt, own)) = &layout.v2 {
@@ -359,6 +383,25 @@ impl CgroupPlan {
             }
         }
         // v1 for every controller, or nothing.
+        if v2_only {
+            let v2 = match &layout.v2 {
+                Some((m, _)) => format!(
+                    "the cgroup v2 hierarchy at {} offers {}",
+                    m.display(),
+                    if v2_has.is_empty() {
+                        "no controller".to_string()
+                    } else {
+                        v2_has.join(" ")
+                    }
+                ),
+                None => "this host has no cgroup v2 hierarchy".to_string(),
+            };
+            return Err(format!(
+                "{} (cgroup limits): limits.cgroup is \"v2_only\" and {v2}, not {}; cordon does not use cgroup v1 for them (a v1 cgroup slows every launch by milliseconds): set limits.cgroup to \"any\", or give --memory, --pids or --cpus, to use cgroup v1",
+                l.fields().iter().map(|f| format!("limits.{f}")).collect::<Vec<_>>().join(", "),
+                needed.join(", ")
+            ));
+        }
         if let Some(p) = parent {
             return Err(format!(
                 "limits.cgroup_parent ({p}) applies to cgroup v2, but this host offers {} only on cgroup v1: remove cgroup_parent to use cordon's own v1 cgroups",

@@ -191,3 +191,30 @@ fn cpus_parse_to_thousandths() {
     // The kernel's minimum quota is 1 ms.
     assert_eq!(Cpus(1).quota_us(100_000), 1000);
 }
+
+#[test]
+fn v2_only_never_falls_back_to_cgroup_v1() {
+    // memory and pids only on v1; the v2 hierarchy offers none.
+    let mountinfo = HYBRID_MOUNTINFO.replace("/sys/fs/cgroup/unified", "/nonexistent/cordon-cg2");
+    let layout = Layout::from_texts(&mountinfo, HYBRID_CGROUP);
+    let l = limits(r#"{"memory": "2G", "pids": 512}"#);
+    let why = CgroupPlan::decide(&l, &layout, None, true).unwrap_err();
+    assert!(
+        why.starts_with("limits.memory, limits.pids (cgroup limits): limits.cgroup is \"v2_only\""),
+        "{why}"
+    );
+    assert!(why.contains("offers no controller, not memory, pids"), "{why}");
+    // Without v2_only the same limits go to v1 (refused here only because
+    // the fake hierarchy is not writable).
+    let why = CgroupPlan::decide(&l, &layout, None, false).unwrap_err();
+    assert!(why.starts_with("cgroup v1: "), "{why}");
+    // No cgroup v2 at all.
+    let v1_only = HYBRID_MOUNTINFO
+        .lines()
+        .filter(|l| !l.contains("cgroup2"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let layout = Layout::from_texts(&v1_only, HYBRID_CGROUP);
+    let why = CgroupPlan::decide(&l, &layout, None, true).unwrap_err();
+    assert!(why.contains("this host has no cgroup v2 hierarchy"), "{why}");
+}

@@ -220,7 +220,8 @@ fn payload(plan: &Plan, fds: Fds) -> Result<Never, ChildError> {
     sys::set_sigmask(&sys::sigset_empty()).map_err(at(Step::SignalMask))?;
     sys::chdir(&plan.cwd).map_err(at(Step::Chdir))?;
     for (i, r) in plan.rlimits.iter().enumerate() {
-        sys::setrlimit(r.resource, r.value).map_err(|e| ChildError::new(Step::Rlimit, e, i as u32))?;
+        sys::setrlimit(r.resource, r.value, r.hard)
+            .map_err(|e| ChildError::new(Step::Rlimit, e, i as u32))?;
     }
     creds::switch_identity(&plan.ids)?;
     // Identity changes clear the parent-death signal: set it again.

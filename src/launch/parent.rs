@@ -547,7 +547,13 @@ pub fn run_reporting(
         system_time_ms: timeval_ms(ru.ru_stime),
         max_rss_kb: ru.ru_maxrss as u64,
         supervisor_max_rss_kb: self_max_rss_kb(),
-        unenforced: plan.unenforced.clone(),
+        unenforced: plan
+            .unenforced
+            .iter()
+            .chain(&plan.unenforced_quiet)
+            .cloned()
+            .collect(),
+        limits_hit: Vec::new(),
         cgroup: None,
         violations: std::mem::take(&mut notifier.violations),
         violations_total: notifier.violations_total,
@@ -601,6 +607,11 @@ pub fn run_reporting(
     if oom && out.status == Status::Signaled && out.signal == Some(libc::SIGKILL) {
         out.status = Status::OomKilled;
     }
+    let payload_signal = payload_status
+        .filter(|&st| libc::WIFSIGNALED(st))
+        .map(|st| libc::WTERMSIG(st));
+    out.limits_hit =
+        crate::outcome::limits_hit(timed_out, payload_signal, cgroup_out.as_ref().map(|c| &c.usage));
     out.cgroup = cgroup_out;
     Ok(out)
 }

@@ -527,10 +527,44 @@ pub struct Limits {
     /// sandbox's cgroup is made; default: next to cordon's own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup_parent: Option<String>,
+    /// Which cgroup versions may enforce the cgroup limits: `any` (default)
+    /// or `v2_only` (cgroup v1 is treated as unavailable: a v1 attach makes
+    /// every launch about twice as slow).
+    #[serde(default, skip_serializing_if = "CgroupVersions::is_any")]
+    pub cgroup: CgroupVersions,
     /// `strict` (default): a cgroup limit this host cannot enforce refuses
     /// the run; `best_effort`: run, and list it under `unenforced`.
     #[serde(default, skip_serializing_if = "is_strict")]
     pub compatibility: crate::landlock::Compatibility,
+}
+
+/// The cgroup versions that may enforce a policy's cgroup limits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CgroupVersions {
+    /// cgroup v2 where it offers the controllers, else cgroup v1.
+    #[default]
+    Any,
+    /// cgroup v2 only, where the sandbox is born in its cgroup at no cost;
+    /// on a host that offers the controllers only on v1 the limits count as
+    /// not enforceable (refused, or listed under `unenforced` with
+    /// `best_effort`).
+    V2Only,
+}
+
+impl CgroupVersions {
+    /// Whether this is the default, `any`.
+    pub fn is_any(&self) -> bool {
+        *self == CgroupVersions::Any
+    }
+
+    /// The policy spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            CgroupVersions::Any => "any",
+            CgroupVersions::V2Only => "v2_only",
+        }
+    }
 }
 
 fn is_strict(c: &crate::landlock::Compatibility) -> bool {

@@ -163,6 +163,13 @@ impl Overrides {
         if let Some(p) = &self.cgroup_parent {
             policy.limits.cgroup_parent = Some(p.clone());
         }
+        if self.memory.is_some() || self.pids.is_some() || self.cpus.is_some() || self.cgroup_parent.is_some()
+        {
+            // A cgroup limit asked for on the command line is meant to hold:
+            // enforced with whatever cgroup version the host has, or refused.
+            policy.limits.cgroup = super::CgroupVersions::Any;
+            policy.limits.compatibility = crate::landlock::Compatibility::Strict;
+        }
         if let Some(u) = self.uid {
             policy.identity.uid = u;
         }

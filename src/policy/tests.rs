@@ -385,3 +385,66 @@ fn inodes_ptys_and_no_symlinks_are_checked_and_scoped() {
     assert_eq!(default_tmpfs_inodes(Size(4096)), 64);
     assert_eq!(default_tmpfs_inodes(Size(1 << 40)), MAX_TMPFS_INODES);
 }
+
+#[test]
+fn limits_cgroup_versions_parse_and_cli_limits_override_them() {
+    use super::overrides::Overrides;
+    use super::CgroupVersions;
+    let p = parse(
+        r#"{"version": 1, "limits": {"pids": 8, "cgroup": "v2_only", "compatibility": "best_effort"}}"#,
+    )
+    .unwrap();
+    assert_eq!(p.limits.cgroup, CgroupVersions::V2Only);
+    assert!(parse(r#"{"version": 1, "limits": {"cgroup": "v1"}}"#).is_err());
+    assert_eq!(
+        parse(r#"{"version": 1}"#).unwrap().limits.cgroup,
+        CgroupVersions::Any
+    );
+    // Without cgroup flags the policy's choice stays.
+    let mut q = p.clone();
+    Overrides::default().apply(&mut q, "t").unwrap();
+    assert_eq!(q.limits.cgroup, CgroupVersions::V2Only);
+    // A cgroup limit on the command line is enforced (any version) or refused.
+    for o in [
+        Overrides {
+            pids: Some(64),
+            ..Overrides::default()
+        },
+        Overrides {
+            memory: Some(Size(64 << 20)),
+            ..Overrides::default()
+        },
+        Overrides {
+            cgroup_parent: Some("/sys/fs/cgroup/x".into()),
+            ..Overrides::default()
+        },
+    ] {
+        let mut q = p.clone();
+        o.apply(&mut q, "t").unwrap();
+        assert_eq!(q.limits.cgroup, CgroupVersions::Any, "{o:?}");
+        assert_eq!(
+            q.limits.compatibility,
+            crate::landlock::Compatibility::Strict,
+            "{o:?}"
+        );
+    }
+}
+
+#[test]
+fn the_default_policy_limits_every_classic_bomb() {
+    for (name, text) in [
+        ("default", super::DEFAULT_POLICY_JSON),
+        ("exec", super::EXEC_POLICY_JSON),
+    ] {
+        let l = parse(text).unwrap().limits;
+        assert!(l.processes.is_some() && l.address_space.is_some(), "{name}");
+        assert!(l.file_size.is_some() && l.cpu_time.is_some(), "{name}");
+    }
+    let l = Policy::builtin_default().unwrap().limits;
+    assert!(l.wall_time.is_some() && l.memory.is_some() && l.pids.is_some());
+    assert_eq!(l.cgroup, super::CgroupVersions::V2Only);
+    // Where the cgroup holds, it refuses a fork before RLIMIT_NPROC does,
+    // so the outcome can name it.
+    assert!(l.pids < l.processes);
+    assert_eq!(l.compatibility, crate::landlock::Compatibility::BestEffort);
+}
