@@ -24,6 +24,7 @@ vm_run_from=CORDON_VM_RUN
 timeout=1200
 names=()
 test_args=()
+declare -A lane_mem=() lane_filter=()
 while [ $# -gt 0 ]; do
     case $1 in
         --vm-run) [ $# -ge 2 ] || die "--vm-run needs a path"; vm_run=$2; vm_run_from=--vm-run; shift 2 ;;
@@ -52,9 +53,22 @@ vm_run=$(cd "$(dirname "$vm_run")" && pwd -P)/$(basename "$vm_run")
 
 # --- Which tests: the arguments, else tests/vm/lane.txt (comments and blank lines skipped).
 if [ ${#names[@]} -eq 0 ]; then
+    # A line is NAME [mem=SIZE] [filter=NAME_FILTER]...: the VM's memory for that
+    # binary (vm-run --mem; default vm-run's) and libtest name filters (several
+    # filters run the tests matching any of them).
     while IFS= read -r line || [ -n "$line" ]; do
         line=${line%%#*}
-        for w in $line; do names+=("$w"); done
+        read -r -a words <<<"$line" || true
+        [ ${#words[@]} -gt 0 ] || continue
+        n=${words[0]}
+        names+=("$n")
+        for w in "${words[@]:1}"; do
+            case $w in
+                mem=*) lane_mem[$n]=${w#mem=} ;;
+                filter=*) lane_filter[$n]="${lane_filter[$n]:-} ${w#filter=}" ;;
+                *) die "tests/vm/lane.txt: '$w' after $n: expected mem=SIZE or filter=NAME" ;;
+            esac
+        done
     done <"$root/tests/vm/lane.txt"
     if [ ${#names[@]} -eq 0 ]; then
         echo "tests/vm/run.sh: tests/vm/lane.txt names no tests; nothing to run"
@@ -148,9 +162,13 @@ for n in "${names[@]}"; do
     echo "== $n: ${exe[$n]} (one VM, log: $log)"
     t0=$(date +%s%N)
     set +e
-    "$vm_run" --share "$root" --timeout "$timeout" -- \
+    vm_opts=(--share "$root" --timeout "$timeout")
+    [ -n "${lane_mem[$n]:-}" ] && vm_opts+=(--mem "${lane_mem[$n]}")
+    # shellcheck disable=SC2206  # the filters are single words
+    filters=(${lane_filter[$n]:-})
+    "$vm_run" "${vm_opts[@]}" -- \
         bash -c "$guest_script" vm-lane "$info" env -i "${guest_env[@]}" "${exe[$n]}" \
-        ${test_args[@]+"${test_args[@]}"} 2>&1 | tee "$log"
+        ${filters[@]+"${filters[@]}"} ${test_args[@]+"${test_args[@]}"} 2>&1 | tee "$log"
     rc=${PIPESTATUS[0]}
     set -e
     t1=$(date +%s%N)
