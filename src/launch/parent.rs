@@ -27,7 +27,7 @@ pub struct RunOptions {
 /// After forwarding a terminating signal (SIGINT, SIGTERM, SIGHUP,
 /// SIGQUIT), how long the payload has to end before cordon kills the whole
 /// sandbox.
-pub const TERM_GRACE: Duration = Duration::from_secs(2);
+pub const TERM_GRACE: Duration = Duration::from_secs(3);
 
 /// The forwarded signals that ask the sandbox to end.
 const TERMINATING: [c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];

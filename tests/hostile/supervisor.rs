@@ -362,7 +362,7 @@ fn a_stopped_payload_does_not_make_cordon_deaf_to_sigterm() {
         );
         let t0 = Instant::now();
         c.signal(libc::SIGTERM);
-        let (st, err) = c.finish(GRACE.as_secs_f64() + 5.0);
+        let (st, err) = c.finish(GRACE.as_secs_f64() + 15.0);
         let st = st.unwrap_or_else(|| panic!("{mode:?}: cordon ignored SIGTERM\nstderr: {err}"));
         let took = t0.elapsed();
         let o = outcome(&out);
@@ -387,13 +387,14 @@ fn a_payload_ignoring_sigterm_is_killed_after_the_grace_period() {
         );
         let t0 = Instant::now();
         c.signal(libc::SIGTERM);
-        let (st, err) = c.finish(GRACE.as_secs_f64() + 5.0);
+        let (st, err) = c.finish(GRACE.as_secs_f64() + 15.0);
         let took = t0.elapsed();
         let st = st.unwrap_or_else(|| panic!("{mode:?}: cordon ignored SIGTERM\nstderr: {err}"));
         let o = outcome(&out);
         let d = format!("{mode:?}: exit {st:?} after {took:?}\noutcome: {o}\nstderr: {err}");
         assert!(took >= GRACE, "killed before the grace period ended: {d}");
-        assert!(took < GRACE + Duration::from_secs(2), "{d}");
+        // Not the 60 s time limit (the bound is loose: the host may be busy).
+        assert!(took < GRACE + Duration::from_secs(10), "{d}");
         assert_eq!(o["status"], "signaled", "{d}");
         assert_eq!(o["signal"], libc::SIGKILL, "{d}");
         assert_eq!(st.code(), Some(128 + libc::SIGKILL), "{d}");
@@ -411,19 +412,20 @@ fn a_second_terminating_signal_kills_at_once() {
             &out,
         );
         c.signal(libc::SIGTERM);
-        std::thread::sleep(Duration::from_millis(300));
+        std::thread::sleep(Duration::from_millis(200));
         assert!(
             c.wait(0.0).is_none(),
             "{mode:?}: ended on the first, ignored, SIGTERM"
         );
         let t0 = Instant::now();
         c.signal(libc::SIGINT);
-        let (st, err) = c.finish(GRACE.as_secs_f64() + 5.0);
+        let (st, err) = c.finish(GRACE.as_secs_f64() + 15.0);
         let took = t0.elapsed();
         let st = st.unwrap_or_else(|| panic!("{mode:?}: cordon ignored SIGINT\nstderr: {err}"));
         let o = outcome(&out);
         let d = format!("{mode:?}: exit {st:?} after {took:?}\noutcome: {o}\nstderr: {err}");
-        assert!(took < Duration::from_secs(1), "{d}");
+        // Before the grace period of the first signal ended.
+        assert!(took < GRACE - Duration::from_millis(200), "{d}");
         assert_eq!(o["status"], "signaled", "{d}");
         assert_eq!(o["signal"], libc::SIGKILL, "{d}");
     }
@@ -440,7 +442,7 @@ fn a_payload_exiting_on_sigterm_reports_its_own_exit() {
             &out,
         );
         c.signal(libc::SIGTERM);
-        let (st, err) = c.finish(GRACE.as_secs_f64() + 5.0);
+        let (st, err) = c.finish(GRACE.as_secs_f64() + 15.0);
         let st = st.unwrap_or_else(|| panic!("{mode:?}: cordon ignored SIGTERM\nstderr: {err}"));
         let o = outcome(&out);
         let d = format!("{mode:?}: exit {st:?}\noutcome: {o}\nstderr: {err}");
