@@ -213,8 +213,15 @@ impl Notifier {
         if d.arch != AUDIT_ARCH_X86_64 {
             return;
         }
-        self.learned.syscalls.insert(d.nr);
-        match names::syscall_name(d.nr) {
+        let name = names::syscall_name(d.nr);
+        // Only numbers of the syscall table: the payload chooses the
+        // number, and a set of every one it tried would grow without bound
+        // (the learnt policy names syscalls, so others would be dropped
+        // there anyway).
+        if name.is_some() {
+            self.learned.syscalls.insert(d.nr);
+        }
+        match name {
             Some("socket") => {
                 let family = d.args[0] as u32;
                 let proto = (family == libc::AF_NETLINK as u32).then_some(d.args[2] as u32);

@@ -510,3 +510,55 @@ fn violation_reports_are_rate_limited_but_all_counted() {
         assert!(took < Duration::from_secs(30), "took {took:?}\n{d}");
     }
 }
+
+// ---------------------------------------------------------------------------
+// 5. What `cordon learn` records is bounded.
+
+#[test]
+fn learn_records_a_bounded_number_of_ioctl_requests() {
+    require!("python3", have_python(), "python3 is not installed");
+    let dir = TempDir::new("learncap");
+    let script = dir.path().join("s.py");
+    std::fs::write(
+        &script,
+        "import ctypes\nl = ctypes.CDLL(None)\n\
+         for i in range(1000): l.syscall(16, 0, 0x7a000 + i, 0)\n\
+         for i in range(1000): l.syscall(100000 + i, 0)\n\
+         print('done')\n",
+    )
+    .expect("script");
+    set_mode(&script, 0o644);
+    let bind = format!("{}:/w", dir.str());
+    let cap = cordon::launch::notify::MAX_LEARNED_VALUES;
+    for mode in modes() {
+        let learnt = dir.path().join(format!("learnt-{mode:?}.json"));
+        let out = cordon(mode)
+            .args(["learn", "--ro-bind", &bind, "-o"])
+            .arg(&learnt)
+            .args(["--", "/usr/bin/python3", "/w/s.py"])
+            .output()
+            .expect("cordon learn");
+        let err = String::from_utf8_lossy(&out.stderr);
+        let d = format!(
+            "{mode:?}: {:?}\nstdout: {}\nstderr: {err}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert!(out.status.success(), "{d}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "done", "{d}");
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&learnt).expect("learnt policy")).expect("JSON");
+        let ioctls = v["seccomp"]["rules"]
+            .as_array()
+            .expect("rules")
+            .iter()
+            .filter(|r| r["syscall"] == "ioctl")
+            .count();
+        assert!(ioctls <= cap, "{ioctls} ioctl rules\n{d}");
+        assert!(
+            ioctls >= cap / 2,
+            "the payload's requests were not learnt: {ioctls}\n{d}"
+        );
+        assert!(err.contains(&format!("more than {cap} distinct")), "{d}");
+    }
+}
