@@ -20,7 +20,8 @@ const GRACE: Duration = cordon::launch::parent::TERM_GRACE;
 /// The hostile payload: `flood N` (N threads and the main one call a refused
 /// syscall in a loop, forever), `thread CALL` (a second thread makes the
 /// call; the process then prints "survived"), `count N` (N refused calls
-/// from the main thread, then prints "done").
+/// from the main thread, then prints "done"), `fill MARKER` (fills stderr,
+/// then refused calls forever).
 const PAYLOAD_C: &str = r#"
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -73,6 +74,20 @@ int main(int argc, char **argv) {
         pthread_join(t, NULL);
         printf("survived %ld\n", thread_ret);
         return 0;
+    }
+    if (!strcmp(argv[1], "fill")) {
+        /* A child fills stderr (a pipe nobody reads) and blocks there; the
+           parent then makes refused calls forever. */
+        static char buf[4096];
+        memset(buf, 'x', sizeof buf);
+        if (fork() == 0)
+            for (;;)
+                write(2, buf, sizeof buf);
+        usleep(300000);
+        printf("filled\n");
+        fflush(stdout);
+        for (;;)
+            syscall(SYS_ptrace, 0, 0, 0, 0);
     }
     if (!strcmp(argv[1], "count")) {
         long n = atol(argv[2]), refused = 0;
@@ -508,6 +523,68 @@ fn violation_reports_are_rate_limited_but_all_counted() {
             "the shown and summarised violations do not add up\n{d}"
         );
         assert!(took < Duration::from_secs(30), "took {took:?}\n{d}");
+    }
+}
+
+#[test]
+fn a_full_stderr_does_not_stop_the_supervisor() {
+    require!("gcc", have_gcc(), "gcc is not installed");
+    let payload = Payload::new().expect("compile the payload");
+    let dir = TempDir::new("fullerr");
+    let policy = report_policy(&dir, serde_json::json!([]));
+    for mode in modes() {
+        let bind = payload.bind();
+        let marker = format!("fullerr{}x{}", std::process::id(), mode as u8);
+        let out = dir.path().join("outcome.json");
+        let mut c = Spawned::spawn(
+            mode,
+            &[
+                "--policy",
+                &policy,
+                "--ro-bind",
+                &bind,
+                "-v",
+                "--time-limit",
+                "1s",
+            ],
+            &["/probe/payload", "fill", &marker],
+            &out,
+        );
+        // stderr is a pipe this test does not read until the sandbox is gone.
+        let first = c.first_line();
+        assert_eq!(first, "filled\n", "{mode:?}: the payload never filled stderr");
+        let payload_procs = || {
+            host_processes_with(&marker)
+                .into_iter()
+                .filter(|p| {
+                    std::fs::read(format!("/proc/{p}/cmdline"))
+                        .is_ok_and(|c| c.starts_with(b"/probe/payload\0"))
+                })
+                .count()
+        };
+        assert!(payload_procs() > 0, "{mode:?}: no payload process found");
+        let gone = wait_until(5.0, || payload_procs() == 0);
+        // Drain stderr: cordon's own last line may wait for room.
+        let err = if gone { c.stderr_rest() } else { String::new() };
+        let (st, _) = c.finish(10.0);
+        let d = format!(
+            "{mode:?}: exit {st:?}\noutcome: {}\nstderr: {} bytes, {} violation lines",
+            outcome(&out),
+            err.len(),
+            err.lines()
+                .filter(|l| l.starts_with("cordon: violation:"))
+                .count()
+        );
+        assert!(
+            gone,
+            "the sandbox outlived its time limit: cordon blocked on stderr\n{d}"
+        );
+        assert_eq!(
+            st.and_then(|s| s.code()),
+            Some(cordon::outcome::EXIT_TIMEOUT),
+            "{d}"
+        );
+        assert_eq!(outcome(&out)["status"], "timed_out", "{d}");
     }
 }
 
