@@ -18,9 +18,14 @@ use crate::sys::{self, Errno};
 pub struct RunOptions {
     /// Block SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 in the
     /// calling thread for the duration of the run and forward them to the
-    /// sandbox (what the CLI wants; a library caller may not).
+    /// sandbox (what the CLI wants; a library caller may not). After SIGINT,
+    /// SIGTERM, SIGHUP or SIGQUIT the sandbox also gets SIGCONT, and it is
+    /// killed if it has not ended within [`TERM_GRACE`] (at once on a
+    /// second of these signals).
     pub forward_signals: bool,
-    /// Print each recorded seccomp violation on stderr as it happens.
+    /// Print recorded seccomp violations on stderr as they happen, at most
+    /// [`VIOLATIONS_SHOWN_PER_SECOND`](crate::launch::notify::VIOLATIONS_SHOWN_PER_SECOND)
+    /// a second, then a summary line; never waiting for stderr.
     pub print_violations: bool,
 }
 
