@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::cgroup::Cgroup;
 use crate::error::{ChildError, LaunchError, Step, WIRE_SIZE};
 use crate::launch::child::{self, exec_exit_code, Fds};
-use crate::launch::notify::Notifier;
+use crate::launch::notify::{Notifier, NOTIFY_BATCH};
 use crate::outcome::{CgroupOutcome, Outcome, SetupError, Status, EXIT_SETUP, EXIT_TIMEOUT};
 use crate::plan::{Plan, Supervise};
 use crate::sys::{self, Errno};
@@ -18,11 +18,24 @@ use crate::sys::{self, Errno};
 pub struct RunOptions {
     /// Block SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 in the
     /// calling thread for the duration of the run and forward them to the
-    /// sandbox (what the CLI wants; a library caller may not).
+    /// sandbox (what the CLI wants; a library caller may not). After SIGINT,
+    /// SIGTERM, SIGHUP or SIGQUIT the sandbox also gets SIGCONT, and it is
+    /// killed if it has not ended within [`TERM_GRACE`] (at once on a
+    /// second of these signals).
     pub forward_signals: bool,
-    /// Print each recorded seccomp violation on stderr as it happens.
+    /// Print recorded seccomp violations on stderr as they happen, at most
+    /// [`VIOLATIONS_SHOWN_PER_SECOND`](crate::launch::notify::VIOLATIONS_SHOWN_PER_SECOND)
+    /// a second, then a summary line; never waiting for stderr.
     pub print_violations: bool,
 }
+
+/// After forwarding a terminating signal (SIGINT, SIGTERM, SIGHUP,
+/// SIGQUIT), how long the payload has to end before cordon kills the whole
+/// sandbox.
+pub const TERM_GRACE: Duration = Duration::from_secs(3);
+
+/// The forwarded signals that ask the sandbox to end.
+const TERMINATING: [c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
 
 const FORWARDED: [c_int; 6] = [
     libc::SIGINT,
@@ -363,11 +376,28 @@ pub fn run_reporting(
 
     let deadline = plan.wall_time.map(|d| start + d);
     let mut timed_out = false;
+    // After a forwarded terminating signal: when the grace period ends.
+    let mut grace_end: Option<Instant> = None;
+    let mut grace_killed = false;
+    notifier.sandbox_pidfd = pidfd.0;
     let mut child_error: Option<ChildError> = None;
     let mut err_open = true;
     let mut err_buf = [0u8; WIRE_SIZE];
     let mut err_len = 0usize;
     loop {
+        // Checked on every pass, whatever woke us: a payload that keeps the
+        // notification fd or the signalfd busy cannot outrun its limits.
+        let now = Instant::now();
+        if !timed_out && deadline.is_some_and(|d| now >= d) {
+            // SIGKILL to the namespace's init tears down every process in
+            // it, double-forked daemons included.
+            timed_out = true;
+            let _ = sys::pidfd_send_signal(pidfd.0, libc::SIGKILL);
+        }
+        if !grace_killed && grace_end.is_some_and(|g| now >= g) {
+            grace_killed = true;
+            let _ = sys::pidfd_send_signal(pidfd.0, libc::SIGKILL);
+        }
         let mut pfds = [
             libc::pollfd {
                 fd: pidfd.0,
@@ -390,12 +420,19 @@ pub fn run_reporting(
                 revents: 0,
             },
         ];
-        let timeout_ms: c_int = match deadline {
-            Some(d) if !timed_out => {
-                let left = d.saturating_duration_since(Instant::now());
+        let wake = [
+            deadline.filter(|_| !timed_out),
+            grace_end.filter(|_| !grace_killed),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        let timeout_ms: c_int = match wake {
+            Some(d) => {
+                let left = d.saturating_duration_since(now);
                 left.as_millis().min(i32::MAX as u128) as c_int + i32::from(left.subsec_micros() % 1000 != 0)
             }
-            _ => -1,
+            None => -1,
         };
         // SAFETY: pfds is a valid array of pollfd.
         let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout_ms) };
@@ -407,16 +444,12 @@ pub fn run_reporting(
             return Err(kill_and_reap(LaunchError::sys("poll", "supervise", e)));
         }
         if n == 0 {
-            if deadline.is_some_and(|d| Instant::now() >= d) && !timed_out {
-                // SIGKILL to the namespace's init tears down every process in
-                // it, double-forked daemons included.
-                timed_out = true;
-                let _ = sys::pidfd_send_signal(pidfd.0, libc::SIGKILL);
-            }
             continue;
         }
         if pfds[3].revents & libc::POLLIN != 0 {
-            if let Err(e) = notifier.handle_one() {
+            // A bounded batch: then the deadline, signals and the pidfd
+            // are looked at again.
+            if let Err(e) = notifier.handle_batch(NOTIFY_BATCH) {
                 return Err(kill_and_reap(LaunchError::sys(
                     "seccomp notification",
                     "receive or answer",
@@ -480,7 +513,24 @@ pub fn run_reporting(
                     )
                 };
                 if k == std::mem::size_of_val(&si) as isize {
-                    let _ = sys::pidfd_send_signal(pidfd.0, si.ssi_signo as c_int);
+                    let sig = si.ssi_signo as c_int;
+                    let _ = sys::pidfd_send_signal(pidfd.0, sig);
+                    if TERMINATING.contains(&sig) {
+                        // A stopped payload keeps the signal pending
+                        // forever: continue it (init forwards SIGCONT to
+                        // the payload), and end the whole sandbox if it
+                        // has not ended by the end of the grace period,
+                        // or at once on a second terminating signal.
+                        let _ = sys::pidfd_send_signal(pidfd.0, libc::SIGCONT);
+                        match grace_end {
+                            None => grace_end = Some(Instant::now() + TERM_GRACE),
+                            Some(_) if !grace_killed => {
+                                grace_killed = true;
+                                let _ = sys::pidfd_send_signal(pidfd.0, libc::SIGKILL);
+                            }
+                            Some(_) => {}
+                        }
+                    }
                 }
             }
         }
@@ -505,6 +555,7 @@ pub fn run_reporting(
         return Err(LaunchError::sys("wait4", format!("pid {pid}"), e));
     }
     let wall = start.elapsed();
+    notifier.finish();
     // Drain what is left of the error pipe (all writers are gone now).
     while err_open && child_error.is_none() {
         match sys::read(err_r.0, &mut err_buf[err_len..]) {

@@ -12,3 +12,4 @@ mod common;
 mod learn;
 mod mounts;
 mod outputs;
+mod supervisor;
