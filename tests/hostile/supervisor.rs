@@ -367,7 +367,7 @@ fn start_script(mode: Mode, script: &str, outcome: &Path) -> Spawned {
 fn a_stopped_payload_does_not_make_cordon_deaf_to_sigterm() {
     for mode in modes() {
         let dir = TempDir::new("stopped");
-        let out = dir.path().join("outcome.json");
+        let out = dir.path().join(format!("outcome-{mode:?}.json"));
         let marker = format!("stopme{}{}", std::process::id(), mode as u8);
         let script = format!("echo ready; : {marker}; kill -STOP $$; echo continued");
         let mut c = start_script(mode, &script, &out);
@@ -394,7 +394,7 @@ fn a_stopped_payload_does_not_make_cordon_deaf_to_sigterm() {
 fn a_payload_ignoring_sigterm_is_killed_after_the_grace_period() {
     for mode in modes() {
         let dir = TempDir::new("ignore");
-        let out = dir.path().join("outcome.json");
+        let out = dir.path().join(format!("outcome-{mode:?}.json"));
         let mut c = start_script(
             mode,
             "trap '' TERM; echo ready; while :; do sleep 0.1; done",
@@ -420,7 +420,7 @@ fn a_payload_ignoring_sigterm_is_killed_after_the_grace_period() {
 fn a_second_terminating_signal_kills_at_once() {
     for mode in modes() {
         let dir = TempDir::new("second");
-        let out = dir.path().join("outcome.json");
+        let out = dir.path().join(format!("outcome-{mode:?}.json"));
         let mut c = start_script(
             mode,
             "trap '' TERM INT; echo ready; while :; do sleep 0.1; done",
@@ -450,7 +450,7 @@ fn a_second_terminating_signal_kills_at_once() {
 fn a_payload_exiting_on_sigterm_reports_its_own_exit() {
     for mode in modes() {
         let dir = TempDir::new("ownexit");
-        let out = dir.path().join("outcome.json");
+        let out = dir.path().join(format!("outcome-{mode:?}.json"));
         let mut c = start_script(
             mode,
             "trap 'exit 7' TERM; echo ready; while :; do sleep 0.1; done",
@@ -535,7 +535,7 @@ fn a_full_stderr_does_not_stop_the_supervisor() {
     for mode in modes() {
         let bind = payload.bind();
         let marker = format!("fullerr{}x{}", std::process::id(), mode as u8);
-        let out = dir.path().join("outcome.json");
+        let out = dir.path().join(format!("outcome-{mode:?}.json"));
         let mut c = Spawned::spawn(
             mode,
             &[
