@@ -426,6 +426,9 @@ fn run(a: RunArgs, m: &ArgMatches) -> i32 {
             return EXIT_SETUP;
         }
     };
+    // The outcome first: the payload may have filled our stderr (a pipe the
+    // caller may read only after we exit), and the lines below may block.
+    write_status(&a, status_json, &out);
     if let Some(err) = &out.error {
         eprintln!("cordon: {}", err.message);
         if let Some(h) = &err.hint {
@@ -443,7 +446,6 @@ fn run(a: RunArgs, m: &ArgMatches) -> i32 {
             out.max_rss_kb
         );
     }
-    write_status(&a, status_json, &out);
     out.exit_code
 }
 
