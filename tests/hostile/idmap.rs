@@ -1,0 +1,220 @@
+//! Writable binds stay the caller's: started by root, a writable bind is an
+//! idmapped mount, so what the payload writes is owned on the host by the
+//! bind source's owner (or the owner the policy names), never by the
+//! sandbox's host id; and the payload can never leave a setuid or setgid
+//! file in such a bind (it would be setuid-owner on the host, where the
+//! sandbox's nosuid does not apply).
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+
+use crate::common::{self, Mode, TempDir};
+use crate::require;
+
+fn chown(p: &Path, uid: u32, gid: u32) {
+    std::os::unix::fs::chown(p, Some(uid), Some(gid)).expect("chown");
+}
+
+fn owner(p: &Path) -> (u32, u32) {
+    let m = std::fs::symlink_metadata(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    (m.uid(), m.gid())
+}
+
+/// A directory only its owner may write to (0755), owned by `uid:gid`.
+fn owned_dir(tag: &str, uid: u32, gid: u32) -> TempDir {
+    let d = TempDir::new(tag);
+    chown(d.path(), uid, gid);
+    common::set_mode(d.path(), 0o755);
+    d
+}
+
+/// The default policy with `bind` added to its mounts and `edit` applied.
+fn policy_with(dir: &TempDir, bind: serde_json::Value, edit: impl FnOnce(&mut serde_json::Value)) -> String {
+    let mut p: serde_json::Value =
+        serde_json::from_str(include_str!("../../policies/default.json")).expect("default policy");
+    if let Some(w) = p["landlock"]["write"].as_array_mut() {
+        w.push(bind["to"].clone());
+    }
+    p["mounts"].as_array_mut().expect("mounts").push(bind);
+    edit(&mut p);
+    common::write_policy(dir, "policy.json", &p.to_string())
+}
+
+const WRITE: &str = "open('/w/new', 'w').write('x'); import os; os.mkdir('/w/newdir'); print('wrote')";
+
+#[test]
+fn root_writable_bind_files_belong_to_the_source_owner() {
+    require!("root", common::is_root(), "needs root to chown the bind source");
+    require!("python3", common::have_python(), "needs /usr/bin/python3");
+    let d = owned_dir("idmap-owner", 1234, 1234);
+    let r = common::py(Mode::Root, &["--bind", &format!("{}:/w", d.str())], WRITE);
+    assert!(r.ok().contains("wrote"), "{}", r.stderr());
+    assert_eq!(owner(&d.path().join("new")), (1234, 1234));
+    assert_eq!(owner(&d.path().join("newdir")), (1234, 1234));
+}
+
+#[test]
+fn root_owned_writable_bind_is_writable_and_stays_root_owned() {
+    require!("root", common::is_root(), "needs root");
+    require!("python3", common::have_python(), "needs /usr/bin/python3");
+    let d = owned_dir("idmap-root", 0, 0);
+    let r = common::py(Mode::Root, &["--bind", &format!("{}:/w", d.str())], WRITE);
+    assert!(r.ok().contains("wrote"), "{}", r.stderr());
+    assert_eq!(owner(&d.path().join("new")), (0, 0));
+    // Read-only binds are not idmapped: the same directory stays read-only
+    // and foreign to the payload.
+    let r = common::py(
+        Mode::Root,
+        &["--ro-bind", &format!("{}:/w", d.str())],
+        "import os\ntry:\n  open('/w/other', 'w'); print('wrote')\nexcept OSError as e: print('refused', e.errno)",
+    );
+    assert!(r.ok().contains("refused"), "{}", r.stdout());
+    assert!(!d.path().join("other").exists());
+}
+
+#[test]
+fn git_works_in_a_bound_repository() {
+    require!("root", common::is_root(), "needs root");
+    require!("git", Path::new("/usr/bin/git").exists(), "needs /usr/bin/git");
+    let d = owned_dir("idmap-git", 0, 0);
+    let st = std::process::Command::new("/usr/bin/git")
+        .args(["init", "-q", d.str()])
+        .env("HOME", d.str())
+        .status()
+        .expect("git init");
+    assert!(st.success());
+    let r = common::run(
+        Mode::Root,
+        &["--bind", &format!("{}:/repo", d.str())],
+        &["/usr/bin/git", "-C", "/repo", "status", "--porcelain=v1", "--branch"],
+    );
+    assert!(!r.stderr().contains("dubious ownership"), "{}", r.stderr());
+    assert!(r.ok().starts_with("## "), "{}", r.stdout());
+}
+
+#[test]
+fn an_owner_named_in_the_policy_is_honoured() {
+    require!("root", common::is_root(), "needs root");
+    require!("python3", common::have_python(), "needs /usr/bin/python3");
+    let d = owned_dir("idmap-named", 2345, 3456);
+    let pdir = TempDir::new("idmap-named-policy");
+    let policy = policy_with(
+        &pdir,
+        serde_json::json!({"bind": d.str(), "to": "/w", "readonly": false, "owner": "2345:3456"}),
+        |_| {},
+    );
+    // The source belongs to someone else: the named owner decides.
+    chown(d.path(), 0, 0);
+    common::set_mode(d.path(), 0o777);
+    let r = common::py(Mode::Root, &["--policy", &policy], WRITE);
+    assert!(r.ok().contains("wrote"), "{}", r.stderr());
+    assert_eq!(owner(&d.path().join("new")), (2345, 3456));
+}
+
+/// Every way to make a setuid/setgid file, tried in /w; prints one line each.
+const SETID: &str = r#"
+import os, ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+def t(name, f):
+    try:
+        f(); print(name, 'ok')
+    except OSError as e:
+        print(name, 'refused', e.errno)
+def sc(nr, *args):
+    r = libc.syscall(nr, *args)
+    if r < 0:
+        e = ctypes.get_errno(); raise OSError(e, os.strerror(e))
+open('/w/f', 'w').close()
+t('chmod4755', lambda: os.chmod('/w/f', 0o4755))
+t('chmod2755', lambda: os.chmod('/w/f', 0o2755))
+fd = os.open('/w/f', os.O_RDONLY)
+t('fchmod6755', lambda: os.fchmod(fd, 0o6755))
+t('fchmodat2', lambda: sc(452, -100, b'/w/f', 0o4755, 0))
+t('open_creat', lambda: os.close(os.open('/w/g', os.O_CREAT | os.O_WRONLY, 0o4755)))
+t('mknod', lambda: os.mknod('/w/h', 0o100000 | 0o4755))
+t('mkdir_setgid', lambda: os.mkdir('/w/d', 0o2755))
+t('openat2', lambda: sc(437, -100, b'/w/i', ctypes.c_char_p(bytes(24)), 24))
+t('chmod755', lambda: os.chmod('/w/f', 0o755))
+t('open_plain', lambda: os.close(os.open('/w/j', os.O_CREAT | os.O_WRONLY, 0o644)))
+"#;
+
+fn check_setid(d: &TempDir, out: &str) {
+    let line = |name: &str| {
+        out.lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("no {name} in {out}"))
+            .to_string()
+    };
+    for name in ["chmod4755", "chmod2755", "fchmod6755", "fchmodat2", "open_creat", "mknod", "mkdir_setgid"] {
+        assert_eq!(line(name), format!("{name} refused 1"), "{out}");
+    }
+    assert_eq!(line("openat2"), "openat2 refused 38", "{out}");
+    assert_eq!(line("chmod755"), "chmod755 ok", "{out}");
+    assert_eq!(line("open_plain"), "open_plain ok", "{out}");
+    for entry in std::fs::read_dir(d.path()).expect("read bind") {
+        let entry = entry.expect("entry");
+        let mode = entry.metadata().expect("stat").permissions().mode();
+        assert_eq!(mode & 0o6000, 0, "{} has mode {mode:o}", entry.path().display());
+    }
+    assert_eq!(
+        std::fs::metadata(d.path().join("f")).expect("f").permissions().mode() & 0o7777,
+        0o755
+    );
+}
+
+#[test]
+fn no_setuid_or_setgid_file_can_be_made_in_an_idmapped_bind() {
+    require!("root", common::is_root(), "needs root");
+    require!("python3", common::have_python(), "needs /usr/bin/python3");
+    let d = owned_dir("idmap-setid", 0, 0);
+    common::set_mode(d.path(), 0o777);
+    let r = common::py(Mode::Root, &["--bind", &format!("{}:/w", d.str())], SETID);
+    check_setid(&d, &r.ok());
+}
+
+#[test]
+fn no_setuid_file_either_when_the_policy_has_no_seccomp_section() {
+    require!("root", common::is_root(), "needs root");
+    require!("python3", common::have_python(), "needs /usr/bin/python3");
+    let d = owned_dir("idmap-setid-noseccomp", 0, 0);
+    common::set_mode(d.path(), 0o777);
+    let pdir = TempDir::new("idmap-noseccomp-policy");
+    let policy = policy_with(
+        &pdir,
+        serde_json::json!({"bind": d.str(), "to": "/w", "readonly": false}),
+        |p| {
+            p.as_object_mut().expect("object").remove("seccomp");
+        },
+    );
+    let r = common::py(Mode::Root, &["--policy", &policy], SETID);
+    check_setid(&d, &r.ok());
+}
+
+#[test]
+fn rootless_writable_binds_keep_the_callers_id() {
+    require!("python3", common::have_python(), "needs /usr/bin/python3");
+    if !common::is_root() {
+        // Run as ourselves: the files are ours.
+        let d = TempDir::new("idmap-rootless");
+        let r = common::py(Mode::Rootless, &["--bind", &format!("{}:/w", d.str())], WRITE);
+        assert!(r.ok().contains("wrote"), "{}", r.stderr());
+        // SAFETY: geteuid cannot fail.
+        let me = unsafe { libc::geteuid() };
+        assert_eq!(owner(&d.path().join("new")).0, me);
+        return;
+    }
+    let id = common::ROOTLESS_ID;
+    let d = owned_dir("idmap-rootless", id, id);
+    let r = common::py(Mode::Rootless, &["--bind", &format!("{}:/w", d.str())], WRITE);
+    assert!(r.ok().contains("wrote"), "{}", r.stderr());
+    assert_eq!(owner(&d.path().join("new")), (id, id));
+    // Rootless, nothing is idmapped: a directory of someone else stays
+    // theirs, and the payload cannot write there.
+    let other = owned_dir("idmap-rootless-other", 1234, 1234);
+    let r = common::py(
+        Mode::Rootless,
+        &["--bind", &format!("{}:/w", other.str())],
+        "try:\n  open('/w/new', 'w'); print('wrote')\nexcept OSError as e: print('refused', e.errno)",
+    );
+    assert!(r.ok().contains("refused 13"), "{}", r.stdout());
+}
