@@ -73,6 +73,8 @@ pub fn parse_bind(flag: &str, arg: &str, readonly: bool) -> Result<Mount, Policy
         dst: dst.to_string(),
         readonly,
         optional: false,
+        owner: None,
+        compatibility: Default::default(),
     })
 }
 

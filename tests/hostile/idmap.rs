@@ -96,18 +96,27 @@ fn git_works_in_a_bound_repository() {
 fn an_owner_named_in_the_policy_is_honoured() {
     require!("root", common::is_root(), "needs root");
     require!("python3", common::have_python(), "needs /usr/bin/python3");
+    // The bind's root belongs to 2345, its subdirectory to 1234.
     let d = owned_dir("idmap-named", 2345, 3456);
+    let sub = d.path().join("sub");
+    std::fs::create_dir(&sub).expect("mkdir sub");
+    chown(&sub, 1234, 1234);
+    let try_both = "for p in ('/w/new', '/w/sub/new'):\n  try:\n    open(p, 'w'); print(p, 'wrote')\n  except OSError as e: print(p, 'refused', e.errno)";
     let pdir = TempDir::new("idmap-named-policy");
+    // Named owner 1234: the payload writes as 1234, only where 1234 owns.
     let policy = policy_with(
         &pdir,
-        serde_json::json!({"bind": d.str(), "to": "/w", "readonly": false, "owner": "2345:3456"}),
+        serde_json::json!({"bind": d.str(), "to": "/w", "readonly": false, "owner": "1234:1234"}),
         |_| {},
     );
-    // The source belongs to someone else: the named owner decides.
-    chown(d.path(), 0, 0);
-    common::set_mode(d.path(), 0o777);
-    let r = common::py(Mode::Root, &["--policy", &policy], WRITE);
-    assert!(r.ok().contains("wrote"), "{}", r.stderr());
+    let out = common::py(Mode::Root, &["--policy", &policy], try_both).ok();
+    assert_eq!(out, "/w/new refused 13\n/w/sub/new wrote\n");
+    assert_eq!(owner(&sub.join("new")), (1234, 1234));
+    assert!(!d.path().join("new").exists());
+    // The default (the source's owner, 2345:3456): the other way round.
+    std::fs::remove_file(sub.join("new")).expect("rm");
+    let out = common::py(Mode::Root, &["--bind", &format!("{}:/w", d.str())], try_both).ok();
+    assert_eq!(out, "/w/new wrote\n/w/sub/new refused 13\n");
     assert_eq!(owner(&d.path().join("new")), (2345, 3456));
 }
 
