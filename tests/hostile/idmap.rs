@@ -227,3 +227,89 @@ fn rootless_writable_binds_keep_the_callers_id() {
     );
     assert!(r.ok().contains("refused 13"), "{}", r.stdout());
 }
+
+/// Run `sh -c script` as root in a private mount namespace with a ramfs
+/// (which cannot be idmapped) mounted on `dir`; the mount dies with it.
+fn with_ramfs(dir: &TempDir, script: &str) -> std::process::Output {
+    std::process::Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg(format!("mount -t ramfs none '{}' && chmod 755 '{}' && {script}", dir.str(), dir.str()))
+        .env("CORDON", common::cordon_bin())
+        .output()
+        .expect("unshare")
+}
+
+#[test]
+fn a_filesystem_that_cannot_be_idmapped_is_refused_unless_the_policy_says_otherwise() {
+    require!("root", common::is_root(), "needs root");
+    require!(
+        "unshare",
+        std::process::Command::new("unshare").arg("--version").output().is_ok(),
+        "needs unshare(1)"
+    );
+    let d = TempDir::new("idmap-ramfs");
+    let pdir = TempDir::new("idmap-ramfs-policy");
+    let run = "\"$CORDON\" run --policy \"$P\" -- /bin/sh -c 'echo x > /w/f && echo wrote'; echo rc=$?";
+    let policy = |extra: serde_json::Value| {
+        let mut bind = serde_json::json!({"bind": d.str(), "to": "/w", "readonly": false});
+        for (k, v) in extra.as_object().expect("object") {
+            bind[k] = v.clone();
+        }
+        policy_with(&pdir, bind, |_| {})
+    };
+    // Strict (the default): refused before launch, naming the field.
+    let p = policy(serde_json::json!({}));
+    let out = with_ramfs(&d, &format!("P='{p}'; {run}"));
+    let (so, se) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(so.contains("rc=125") && !so.contains("wrote"), "{so}\n{se}");
+    assert!(se.contains(".owner") && se.contains("cannot make the idmapped mount"), "{se}");
+    // best_effort: bound without the idmap, and said so.
+    let p = policy(serde_json::json!({"compatibility": "best_effort"}));
+    let status = pdir.path().join("status.json");
+    let out = with_ramfs(
+        &d,
+        &format!(
+            "P='{p}'; \"$CORDON\" run --policy \"$P\" --status-json '{}' -- /bin/sh -c 'echo x > /w/f && echo wrote'; echo rc=$?",
+            status.display()
+        ),
+    );
+    let so = String::from_utf8_lossy(&out.stdout);
+    // The ramfs root is root's 0755, and without the idmap the payload is
+    // not its owner: writing fails, but the run happens.
+    assert!(
+        !so.contains("wrote") && !so.contains("rc=0") && !so.contains("rc=125"),
+        "{so}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let outcome: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&status).expect("status")).expect("json");
+    let unenforced = outcome["unenforced"].to_string();
+    assert!(unenforced.contains("owner") && unenforced.contains("idmapped"), "{unenforced}");
+    // "owner": "sandbox": no idmap asked, nothing unenforced.
+    let p = policy(serde_json::json!({"owner": "sandbox"}));
+    let out = with_ramfs(
+        &d,
+        &format!(
+            "P='{p}'; \"$CORDON\" run --policy \"$P\" --status-json '{}' -- /bin/true; echo rc=$?",
+            status.display()
+        ),
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("rc=0"), "{out:?}");
+    let outcome: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&status).expect("status")).expect("json");
+    assert!(!outcome["unenforced"].to_string().contains("owner"), "{outcome}");
+}
+
+#[test]
+fn cordon_exec_binds_are_idmapped_and_guarded_too() {
+    require!("root", common::is_root(), "needs root");
+    require!("python3", common::have_python(), "needs /usr/bin/python3");
+    let d = owned_dir("idmap-exec", 1234, 1234);
+    let out = common::cordon(Mode::Root)
+        .args(["exec", "--bind", &format!("{}:/w", d.str()), "--", "/usr/bin/python3", "-c", SETID])
+        .output()
+        .expect("cordon exec");
+    assert!(out.status.success(), "{out:?}");
+    check_setid(&d, &String::from_utf8_lossy(&out.stdout));
+    assert_eq!(owner(&d.path().join("f")), (1234, 1234));
+}
