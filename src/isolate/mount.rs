@@ -213,7 +213,10 @@ impl MountPlan {
                                     if !crate::isolate::idmap::unsupported(e) {
                                         return Err(err(
                                             "bind",
-                                            format!("{}: cannot make its idmapped mount: {text}", real.display()),
+                                            format!(
+                                                "{}: cannot make its idmapped mount: {text}",
+                                                real.display()
+                                            ),
                                         ));
                                     }
                                     let why = format!(
@@ -239,7 +242,9 @@ impl MountPlan {
                                 }
                             }
                         }
-                        Err(why) if best_effort => plan.unenforced.push(format!("{}: {why}", bind_field(policy, i))),
+                        Err(why) if best_effort => {
+                            plan.unenforced.push(format!("{}: {why}", bind_field(policy, i)))
+                        }
                         Err(why) => return Err(err("owner", why)),
                     }
                     plan.push(
@@ -886,7 +891,11 @@ pub fn apply(plan: &MountPlan, staging: &CStr, premade: &[c_int]) -> Result<(), 
             if *idmap >= 0 {
                 // Fail closed: never bind an idmapped source as it is.
                 close_trees(&trees[..n]);
-                return Err(ChildError::new(Step::BindIdmap, sys::Errno(libc::EBADF), i as u32));
+                return Err(ChildError::new(
+                    Step::BindIdmap,
+                    sys::Errno(libc::EBADF),
+                    i as u32,
+                ));
             }
             match clone_host(path, *attrs, *optional, i as u32) {
                 Ok(t) => trees[i] = t,

@@ -199,7 +199,13 @@ fn self_max_rss_kb() -> u64 {
 pub fn describe_child_error(plan: &Plan, e: ChildError) -> SetupError {
     let idx = e.index as usize;
     let detail = match e.step {
-        Step::BindSource | Step::BindAttrs | Step::MountPoint | Step::Bind | Step::FsMount | Step::Symlink => {
+        Step::BindSource
+        | Step::BindAttrs
+        | Step::BindIdmap
+        | Step::MountPoint
+        | Step::Bind
+        | Step::FsMount
+        | Step::Symlink => {
             plan.mounts.describe.get(idx).cloned().unwrap_or_default()
         }
         Step::MountPointOnHost => format!(

@@ -323,7 +323,9 @@ fn bind_owner_parses_and_round_trips() {
         .mounts
         .iter()
         .map(|m| match m {
-            Mount::Bind { owner, compatibility, .. } => (*owner, *compatibility),
+            Mount::Bind {
+                owner, compatibility, ..
+            } => (*owner, *compatibility),
             _ => unreachable!(),
         })
         .collect();
@@ -331,12 +333,24 @@ fn bind_owner_parses_and_round_trips() {
     use crate::policy::BindOwner::*;
     assert_eq!(
         owners,
-        vec![(Some(Ids(1234, 5678)), BestEffort), (Some(Source), Strict), (Some(Sandbox), Strict)]
+        vec![
+            (Some(Ids(1234, 5678)), BestEffort),
+            (Some(Source), Strict),
+            (Some(Sandbox), Strict)
+        ]
     );
     let again = Policy::from_json("t", &serde_json::to_string(&p).unwrap()).unwrap();
     assert_eq!(again.mounts, p.mounts);
-    for bad in [r#""owner":"1234""#, r#""owner":"a:b""#, r#""owner":"1:4294967295""#] {
-        let e = Policy::from_json("t", &format!(r#"{{"version":1,"mounts":[{{"bind":"/srv",{bad}}}]}}"#)).unwrap_err();
+    for bad in [
+        r#""owner":"1234""#,
+        r#""owner":"a:b""#,
+        r#""owner":"1:4294967295""#,
+    ] {
+        let e = Policy::from_json(
+            "t",
+            &format!(r#"{{"version":1,"mounts":[{{"bind":"/srv",{bad}}}]}}"#),
+        )
+        .unwrap_err();
         assert!(e.message.contains("invalid owner"), "{bad}: {e:?}");
     }
     let e = Policy::from_json("t", r#"{"version":1,"mounts":[{"tmpfs":"/t","owner":"1:1"}]}"#).unwrap_err();

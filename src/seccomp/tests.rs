@@ -518,7 +518,12 @@ fn repeated_loads_are_dropped_and_zero_mask_halves_need_no_code() {
 #[test]
 fn setid_guard_refuses_set_id_modes_and_keeps_the_rest() {
     let policy = crate::policy::Policy::builtin_default().expect("default");
-    let base = policy.seccomp.as_ref().expect("seccomp").compile().expect("compiles");
+    let base = policy
+        .seccomp
+        .as_ref()
+        .expect("seccomp")
+        .compile()
+        .expect("compiles");
     for f in [base.clone(), crate::seccomp::learn_filter()] {
         let guarded = crate::seccomp::setid_guard(&f);
         let prog = crate::seccomp::bpf::compile(&guarded);
@@ -551,7 +556,10 @@ fn setid_guard_refuses_set_id_modes_and_keeps_the_rest() {
             assert_eq!(both(Data::x86_64(nr(call), args)), eperm, "{call} {args:?}");
         }
         assert_eq!(both(Data::x86_64(nr("openat2"), [3, 0, 0, 24, 0, 0])), enosys);
-        assert_eq!(both(Data::x86_64(nr("io_uring_setup"), [8, 0, 0, 0, 0, 0])), enosys);
+        assert_eq!(
+            both(Data::x86_64(nr("io_uring_setup"), [8, 0, 0, 0, 0, 0])),
+            enosys
+        );
         // What the guard does not concern is decided as before.
         for (call, args) in [
             ("chmod", [0, 0o755, 0, 0, 0, 0]),
@@ -567,10 +575,22 @@ fn setid_guard_refuses_set_id_modes_and_keeps_the_rest() {
     // Without a seccomp section: only the guard, and the bypasses closed.
     let g = crate::seccomp::guard_only_filter();
     let nr = |n: &str| names::syscall_nr(n).expect(n);
-    assert_eq!(g.decide(&Data::x86_64(nr("chmod"), [0, 0o4755, 0, 0, 0, 0])), Action::Errno(libc::EPERM as u16));
-    assert_eq!(g.decide(&Data::x86_64(nr("chmod"), [0, 0o755, 0, 0, 0, 0])), Action::Allow);
+    assert_eq!(
+        g.decide(&Data::x86_64(nr("chmod"), [0, 0o4755, 0, 0, 0, 0])),
+        Action::Errno(libc::EPERM as u16)
+    );
+    assert_eq!(
+        g.decide(&Data::x86_64(nr("chmod"), [0, 0o755, 0, 0, 0, 0])),
+        Action::Allow
+    );
     assert_eq!(g.decide(&Data::x86_64(nr("mount"), [0; 6])), Action::Allow);
-    assert_eq!(g.decide(&Data { arch: 0x4000_0003, ..Data::x86_64(15, [0; 6]) }), Action::KillProcess);
+    assert_eq!(
+        g.decide(&Data {
+            arch: 0x4000_0003,
+            ..Data::x86_64(15, [0; 6])
+        }),
+        Action::KillProcess
+    );
     assert_eq!(
         g.decide(&Data::x86_64(nr("chmod") | ir::X32_SYSCALL_BIT, [0; 6])),
         Action::Errno(libc::ENOSYS as u16)

@@ -86,7 +86,14 @@ fn git_works_in_a_bound_repository() {
     let r = common::run(
         Mode::Root,
         &["--bind", &format!("{}:/repo", d.str())],
-        &["/usr/bin/git", "-C", "/repo", "status", "--porcelain=v1", "--branch"],
+        &[
+            "/usr/bin/git",
+            "-C",
+            "/repo",
+            "status",
+            "--porcelain=v1",
+            "--branch",
+        ],
     );
     assert!(!r.stderr().contains("dubious ownership"), "{}", r.stderr());
     assert!(r.ok().starts_with("## "), "{}", r.stdout());
@@ -154,7 +161,15 @@ fn check_setid(d: &TempDir, out: &str) {
             .unwrap_or_else(|| panic!("no {name} in {out}"))
             .to_string()
     };
-    for name in ["chmod4755", "chmod2755", "fchmod6755", "fchmodat2", "open_creat", "mknod", "mkdir_setgid"] {
+    for name in [
+        "chmod4755",
+        "chmod2755",
+        "fchmod6755",
+        "fchmodat2",
+        "open_creat",
+        "mknod",
+        "mkdir_setgid",
+    ] {
         assert_eq!(line(name), format!("{name} refused 1"), "{out}");
     }
     assert_eq!(line("openat2"), "openat2 refused 38", "{out}");
@@ -166,7 +181,11 @@ fn check_setid(d: &TempDir, out: &str) {
         assert_eq!(mode & 0o6000, 0, "{} has mode {mode:o}", entry.path().display());
     }
     assert_eq!(
-        std::fs::metadata(d.path().join("f")).expect("f").permissions().mode() & 0o7777,
+        std::fs::metadata(d.path().join("f"))
+            .expect("f")
+            .permissions()
+            .mode()
+            & 0o7777,
         0o755
     );
 }
@@ -233,7 +252,11 @@ fn rootless_writable_binds_keep_the_callers_id() {
 fn with_ramfs(dir: &TempDir, script: &str) -> std::process::Output {
     std::process::Command::new("unshare")
         .args(["-m", "--propagation", "private", "sh", "-c"])
-        .arg(format!("mount -t ramfs none '{}' && chmod 755 '{}' && {script}", dir.str(), dir.str()))
+        .arg(format!(
+            "mount -t ramfs none '{}' && chmod 755 '{}' && {script}",
+            dir.str(),
+            dir.str()
+        ))
         .env("CORDON", common::cordon_bin())
         .output()
         .expect("unshare")
@@ -244,7 +267,10 @@ fn a_filesystem_that_cannot_be_idmapped_is_refused_unless_the_policy_says_otherw
     require!("root", common::is_root(), "needs root");
     require!(
         "unshare",
-        std::process::Command::new("unshare").arg("--version").output().is_ok(),
+        std::process::Command::new("unshare")
+            .arg("--version")
+            .output()
+            .is_ok(),
         "needs unshare(1)"
     );
     let d = TempDir::new("idmap-ramfs");
@@ -260,9 +286,15 @@ fn a_filesystem_that_cannot_be_idmapped_is_refused_unless_the_policy_says_otherw
     // Strict (the default): refused before launch, naming the field.
     let p = policy(serde_json::json!({}));
     let out = with_ramfs(&d, &format!("P='{p}'; {run}"));
-    let (so, se) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let (so, se) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
     assert!(so.contains("rc=125") && !so.contains("wrote"), "{so}\n{se}");
-    assert!(se.contains(".owner") && se.contains("cannot make the idmapped mount"), "{se}");
+    assert!(
+        se.contains(".owner") && se.contains("cannot make the idmapped mount"),
+        "{se}"
+    );
     // best_effort: bound without the idmap, and said so.
     let p = policy(serde_json::json!({"compatibility": "best_effort"}));
     let status = pdir.path().join("status.json");
@@ -284,7 +316,10 @@ fn a_filesystem_that_cannot_be_idmapped_is_refused_unless_the_policy_says_otherw
     let outcome: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&status).expect("status")).expect("json");
     let unenforced = outcome["unenforced"].to_string();
-    assert!(unenforced.contains("owner") && unenforced.contains("idmapped"), "{unenforced}");
+    assert!(
+        unenforced.contains("owner") && unenforced.contains("idmapped"),
+        "{unenforced}"
+    );
     // "owner": "sandbox": no idmap asked, nothing unenforced.
     let p = policy(serde_json::json!({"owner": "sandbox"}));
     let out = with_ramfs(
@@ -306,7 +341,15 @@ fn cordon_exec_binds_are_idmapped_and_guarded_too() {
     require!("python3", common::have_python(), "needs /usr/bin/python3");
     let d = owned_dir("idmap-exec", 1234, 1234);
     let out = common::cordon(Mode::Root)
-        .args(["exec", "--bind", &format!("{}:/w", d.str()), "--", "/usr/bin/python3", "-c", SETID])
+        .args([
+            "exec",
+            "--bind",
+            &format!("{}:/w", d.str()),
+            "--",
+            "/usr/bin/python3",
+            "-c",
+            SETID,
+        ])
         .output()
         .expect("cordon exec");
     assert!(out.status.success(), "{out:?}");
