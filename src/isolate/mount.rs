@@ -225,7 +225,9 @@ impl MountPlan {
                                         o.0,
                                         o.1
                                     );
-                                    if !best_effort {
+                                    // Only a named owner is a requirement: without one, the
+                                    // bind is as it was before idmaps (no more access).
+                                    if !best_effort && owner.is_some() {
                                         return Err(err(
                                             "owner",
                                             format!(

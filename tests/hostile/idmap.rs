@@ -263,7 +263,7 @@ fn with_ramfs(dir: &TempDir, script: &str) -> std::process::Output {
 }
 
 #[test]
-fn a_filesystem_that_cannot_be_idmapped_is_refused_unless_the_policy_says_otherwise() {
+fn a_filesystem_that_cannot_be_idmapped_refuses_a_named_owner_and_is_listed_otherwise() {
     require!("root", common::is_root(), "needs root");
     require!(
         "unshare",
@@ -283,8 +283,9 @@ fn a_filesystem_that_cannot_be_idmapped_is_refused_unless_the_policy_says_otherw
         }
         policy_with(&pdir, bind, |_| {})
     };
-    // Strict (the default): refused before launch, naming the field.
-    let p = policy(serde_json::json!({}));
+    // A named owner is strict (the default): refused before launch,
+    // naming the field.
+    let p = policy(serde_json::json!({"owner": "source"}));
     let out = with_ramfs(&d, &format!("P='{p}'; {run}"));
     let (so, se) = (
         String::from_utf8_lossy(&out.stdout),
@@ -295,9 +296,26 @@ fn a_filesystem_that_cannot_be_idmapped_is_refused_unless_the_policy_says_otherw
         se.contains(".owner") && se.contains("cannot make the idmapped mount"),
         "{se}"
     );
-    // best_effort: bound without the idmap, and said so.
-    let p = policy(serde_json::json!({"compatibility": "best_effort"}));
     let status = pdir.path().join("status.json");
+    // Runs /bin/true under policy `p` and returns the outcome's unenforced list.
+    let unenforced_with = |p: &str| {
+        let out = with_ramfs(
+            &d,
+            &format!(
+                "P='{p}'; \"$CORDON\" run --policy \"$P\" --status-json '{}' -- /bin/true; echo rc=$?",
+                status.display()
+            ),
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("rc=0"), "{out:?}");
+        let outcome: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&status).expect("status")).expect("json");
+        outcome["unenforced"].to_string()
+    };
+    // No owner named: bound as before idmaps (no access gained), and said so.
+    let u = unenforced_with(&policy(serde_json::json!({})));
+    assert!(u.contains("owner") && u.contains("idmapped"), "{u}");
+    // best_effort with a named owner: the same.
+    let p = policy(serde_json::json!({"owner": "source", "compatibility": "best_effort"}));
     let out = with_ramfs(
         &d,
         &format!(
@@ -321,18 +339,8 @@ fn a_filesystem_that_cannot_be_idmapped_is_refused_unless_the_policy_says_otherw
         "{unenforced}"
     );
     // "owner": "sandbox": no idmap asked, nothing unenforced.
-    let p = policy(serde_json::json!({"owner": "sandbox"}));
-    let out = with_ramfs(
-        &d,
-        &format!(
-            "P='{p}'; \"$CORDON\" run --policy \"$P\" --status-json '{}' -- /bin/true; echo rc=$?",
-            status.display()
-        ),
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("rc=0"), "{out:?}");
-    let outcome: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&status).expect("status")).expect("json");
-    assert!(!outcome["unenforced"].to_string().contains("owner"), "{outcome}");
+    let u = unenforced_with(&policy(serde_json::json!({"owner": "sandbox"})));
+    assert!(!u.contains("owner"), "{u}");
 }
 
 #[test]
