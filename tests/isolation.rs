@@ -261,16 +261,28 @@ fn identity_is_the_policys_and_files_belong_to_the_binds_owner() {
         assert_eq!(field(&out, "uid"), Some("1234"), "{dg}");
         assert_eq!(field(&out, "gid"), Some("4321"), "{dg}");
         assert!(out.contains("created\n"), "could not write the rw bind\n{dg}");
+        // A kernel that cannot idmap /tmp's filesystem (tmpfs before 6.3)
+        // binds as before and says so.
+        let idmapped = mode == Mode::Root
+            && !r
+                .status
+                .as_ref()
+                .is_some_and(|s| s["unenforced"].to_string().contains("idmapped"));
+        let owner = if mode == Mode::Root && !idmapped {
+            mode.payload_host_uid()
+        } else {
+            owner
+        };
         let meta = std::fs::metadata(d.path().join("f")).expect("file created inside is on the host");
         assert_eq!(meta.uid(), owner, "host owner of a sandbox file\n{dg}");
         assert_eq!(meta.gid(), owner, "host group of a sandbox file\n{dg}");
         match mode {
-            Mode::Root => {
+            Mode::Root if idmapped => {
                 assert_eq!(field(&out, "locked"), Some("writable"), "{dg}");
                 let m = std::fs::metadata(locked.path().join("f")).expect("written");
                 assert_eq!((m.uid(), m.gid()), (0, 0), "{dg}");
             }
-            Mode::Rootless => {
+            _ => {
                 assert_eq!(
                     field(&out, "locked"),
                     Some("denied"),
