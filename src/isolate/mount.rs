@@ -201,26 +201,34 @@ impl MountPlan {
                                 owner: o,
                                 host: (ids.host_uid, ids.host_gid),
                             };
-                            let ns = plan.userns.get(map).map_err(|why| err("owner", why))?;
-                            match crate::isolate::idmap::probe(&src_c, attrs, ns) {
-                                Ok(()) => {
+                            let made = plan.userns.get(map).map_err(Unmade::Host).and_then(|ns| {
+                                match crate::isolate::idmap::probe(&src_c, attrs, ns) {
+                                    Ok(()) => Ok(ns),
+                                    Err(e) => {
+                                        let text = std::io::Error::from_raw_os_error(e.0);
+                                        if !crate::isolate::idmap::unsupported(e) {
+                                            // Something about this source, not the filesystem.
+                                            return Err(Unmade::Source(text.to_string()));
+                                        }
+                                        Err(Unmade::Host(format!("this filesystem (or kernel) cannot make the idmapped mount ({text})")))
+                                    }
+                                }
+                            });
+                            match made {
+                                Ok(ns) => {
                                     idmap = ns;
                                     how = format!(", idmapped: owner {}:{}", o.0, o.1);
                                     plan.setid_guard |= !*readonly;
                                 }
-                                Err(e) => {
-                                    let text = std::io::Error::from_raw_os_error(e.0);
-                                    if !crate::isolate::idmap::unsupported(e) {
-                                        return Err(err(
-                                            "bind",
-                                            format!(
-                                                "{}: cannot make its idmapped mount: {text}",
-                                                real.display()
-                                            ),
-                                        ));
-                                    }
+                                Err(Unmade::Source(text)) => {
+                                    return Err(err(
+                                        "bind",
+                                        format!("{}: cannot make its idmapped mount: {text}", real.display()),
+                                    ));
+                                }
+                                Err(Unmade::Host(text)) => {
                                     let why = format!(
-                                        "{}: this filesystem (or kernel) cannot make the idmapped mount ({text}) that makes the payload's files belong to {}:{}",
+                                        "{}: {text}, which makes the payload's files belong to {}:{}",
                                         real.display(),
                                         o.0,
                                         o.1
@@ -402,6 +410,14 @@ impl MountPlan {
             format!("read-only {dst}"),
         );
     }
+}
+
+/// Why a bind's idmapped mount could not be made.
+enum Unmade {
+    /// This host (filesystem, kernel, privileges) cannot make one.
+    Host(String),
+    /// The source itself failed (e.g. EACCES): an error like any other.
+    Source(String),
 }
 
 /// Where a bind's owner is set: the policy field, or the flag that made it.
