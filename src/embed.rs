@@ -24,7 +24,8 @@
 //! Started by root, [`Prepared::apply`] first becomes the policy's host id
 //! (65534 unless `identity.host_uid` says otherwise), then creates the user
 //! namespace as that unprivileged user, so the payload never maps to host
-//! root.
+//! root. Before that it makes the idmapped mounts of the writable binds
+//! (only host root can), which the new mount namespace then attaches.
 
 use std::ffi::OsStr;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};

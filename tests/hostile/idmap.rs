@@ -394,3 +394,22 @@ fn cordon_exec_binds_are_idmapped_and_guarded_too() {
     check_setid(&d, &String::from_utf8_lossy(&out.stdout));
     assert_eq!(owner(&d.path().join("f")), (1234, 1234));
 }
+
+#[test]
+fn cordon_learn_keeps_the_set_id_guard() {
+    require_idmap!();
+    require!("python3", common::have_python(), "needs /usr/bin/python3");
+    // The learning filter lets every call through to be recorded, except
+    // what the guard refuses.
+    let d = owned_dir("idmap-learn", 0, 0);
+    common::set_mode(d.path(), 0o777);
+    let out_dir = TempDir::new("idmap-learn-out");
+    let out = common::cordon(Mode::Root)
+        .args(["learn", "--bind", &format!("{}:/w", d.str()), "-o"])
+        .arg(out_dir.path().join("learnt.json"))
+        .args(["--", "/usr/bin/python3", "-c", SETID])
+        .output()
+        .expect("cordon learn");
+    assert!(out.status.success(), "{out:?}");
+    check_setid(&d, &String::from_utf8_lossy(&out.stdout));
+}
