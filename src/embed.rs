@@ -24,7 +24,8 @@
 //! Started by root, [`Prepared::apply`] first becomes the policy's host id
 //! (65534 unless `identity.host_uid` says otherwise), then creates the user
 //! namespace as that unprivileged user, so the payload never maps to host
-//! root.
+//! root. Before that it makes the idmapped mounts of the writable binds
+//! (only host root can), which the new mount namespace then attaches.
 
 use std::ffi::OsStr;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -202,6 +203,29 @@ impl Prepared {
 
     fn apply_inner(&self) -> Result<(), ChildError> {
         let plan = &self.plan;
+        // Idmapped binds need host root: make them before dropping it.
+        let mut trees = [-1 as c_int; mount::MAX_OPS];
+        if self.unshare & libc::CLONE_NEWNS != 0 {
+            mount::idmapped_trees(&plan.mounts, &mut trees)?;
+        }
+        if let Err(e) = self.enter() {
+            for &t in &trees {
+                if t >= 0 {
+                    sys::close(t);
+                }
+            }
+            return Err(e);
+        }
+        if self.unshare & libc::CLONE_NEWNS != 0 {
+            // Takes over the trees.
+            let n = plan.mounts.ops.len().min(mount::MAX_OPS);
+            mount::apply(&plan.mounts, &plan.staging, &trees[..n])?;
+        }
+        self.restrict()
+    }
+
+    /// Become the host id and enter the namespaces.
+    fn enter(&self) -> Result<(), ChildError> {
         let at = |step: Step| move |e: Errno| ChildError::new(step, e, 0);
         if let Some((uid, gid)) = self.drop_to {
             // Root: become the unprivileged host id first, so the user
@@ -220,9 +244,13 @@ impl Prepared {
             .map_err(|e| ChildError::new(Step::IdMapSelf, e, 1))?;
         sys::write_file(c"/proc/self/uid_map", &self.uid_map)
             .map_err(|e| ChildError::new(Step::IdMapSelf, e, 2))?;
-        if self.unshare & libc::CLONE_NEWNS != 0 {
-            mount::apply(&plan.mounts, &plan.staging)?;
-        }
+        Ok(())
+    }
+
+    /// Everything after the root is built.
+    fn restrict(&self) -> Result<(), ChildError> {
+        let plan = &self.plan;
+        let at = |step: Step| move |e: Errno| ChildError::new(step, e, 0);
         if let Some(h) = &plan.hostname {
             sys::sethostname(h).map_err(at(Step::Hostname))?;
         }
@@ -511,6 +539,8 @@ impl PolicyBuilder {
                 optional: false,
                 exec: true,
                 no_symlinks: false,
+                owner: None,
+                compatibility: Default::default(),
             },
         ));
         self
@@ -527,6 +557,8 @@ impl PolicyBuilder {
                 optional: false,
                 exec: false,
                 no_symlinks: false,
+                owner: None,
+                compatibility: Default::default(),
             },
         ));
         self

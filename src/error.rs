@@ -85,10 +85,12 @@ pub enum Step {
     Unshare,
     /// Writing the id maps from inside (embedded use; `index`: 0 setgroups, 1 gid_map, 2 uid_map).
     IdMapSelf,
+    /// Making a writable bind's idmapped mount, in the parent (`index` = mount op).
+    BindIdmap,
 }
 
 impl Step {
-    const ALL: [Step; 37] = [
+    const ALL: [Step; 38] = [
         Step::SyncWait,
         Step::ParentDeathSignal,
         Step::Identity,
@@ -126,6 +128,7 @@ impl Step {
         Step::Stdio,
         Step::Unshare,
         Step::IdMapSelf,
+        Step::BindIdmap,
     ];
 
     /// The step's name as printed and written to the outcome.
@@ -138,6 +141,7 @@ impl Step {
             Step::RootTmpfs => "root tmpfs",
             Step::BindSource => "bind source",
             Step::BindAttrs => "mount attributes",
+            Step::BindIdmap => "idmapped bind",
             Step::MountPoint => "mount point",
             Step::MountPointOnHost => "mount point",
             Step::Bind => "bind",

@@ -599,8 +599,8 @@ fn learn(a: LearnArgs, m: &ArgMatches) -> i32 {
 fn check_host(l: &Loaded) -> Result<(), PolicyError> {
     // SAFETY: geteuid/getegid cannot fail.
     let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
-    cordon::plan::resolve_ids(&l.policy, euid, egid, &l.name)?;
-    cordon::isolate::mount::MountPlan::prepare(&l.policy, &l.name)?;
+    let ids = cordon::plan::resolve_ids(&l.policy, euid, egid, &l.name)?;
+    cordon::isolate::mount::MountPlan::prepare(&l.policy, &l.name, &ids)?;
     Ok(())
 }
 

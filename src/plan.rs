@@ -359,7 +359,7 @@ impl Plan {
             } as u64;
         }
 
-        let mounts = MountPlan::prepare(policy, file)?;
+        let mounts = MountPlan::prepare(policy, file, &ids)?;
 
         let env = build_env(policy, std::env::vars_os());
         let path = env.iter().find(|(k, _)| k == b"PATH").map(|(_, v)| v.as_slice());
@@ -491,18 +491,22 @@ impl Plan {
             }
         }
         plan.unenforced.extend(policy.disabled.iter().cloned());
+        plan.unenforced.extend(plan.mounts.unenforced.iter().cloned());
         if let Some(ll) = &policy.landlock {
             let (prepared, missing) = ll.prepare(crate::landlock::abi_version(), file)?;
             plan.landlock = prepared;
             plan.unenforced.extend(missing);
         }
         if let Some(sc) = &policy.seccomp {
-            let filter = sc.compile().map_err(|e| PolicyError {
+            let mut filter = sc.compile().map_err(|e| PolicyError {
                 file: file.to_string(),
                 path: format!("seccomp.{}", e.path),
                 position: None,
                 message: e.message,
             })?;
+            if plan.mounts.setid_guard {
+                filter = crate::seccomp::setid_guard(&filter);
+            }
             let mut supervise = Supervise::None;
             let mut program = None;
             if sc.report {
@@ -521,6 +525,11 @@ impl Plan {
                 None => program_or_error(&filter, file)?,
             };
             plan.seccomp = Some(SeccompPlan { program, supervise });
+        } else if plan.mounts.setid_guard {
+            plan.seccomp = Some(SeccompPlan {
+                program: program_or_error(&crate::seccomp::guard_only_filter(), file)?,
+                supervise: Supervise::None,
+            });
         }
         Ok(plan)
     }
@@ -534,7 +543,11 @@ impl Plan {
         if let Some(why) = user_notif_unavailable() {
             return Err(format!("cordon learn needs seccomp user notification: {why}"));
         }
-        let program = crate::seccomp::bpf::compile(&crate::seccomp::learn_filter());
+        let mut filter = crate::seccomp::learn_filter();
+        if self.mounts.setid_guard {
+            filter = crate::seccomp::setid_guard(&filter);
+        }
+        let program = crate::seccomp::bpf::compile(&filter);
         self.seccomp = Some(SeccompPlan {
             program,
             supervise: Supervise::Learn { allow_dangerous },

@@ -369,6 +369,32 @@ pub fn mount_setattr(dirfd: c_int, path: &CStr, flags: c_uint, set: u64) -> SysR
     .map(drop)
 }
 
+/// MOUNT_ATTR_IDMAP: the mount maps ids through a user namespace.
+pub const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+
+/// mount_setattr(2) on a detached tree: `set` plus MOUNT_ATTR_IDMAP with the
+/// user namespace `userns_fd`, recursively.
+pub fn mount_setattr_idmap(tree: c_int, set: u64, userns_fd: c_int) -> SysResult<()> {
+    let attr = MountAttr {
+        attr_set: set | MOUNT_ATTR_IDMAP,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns_fd as u64,
+    };
+    // SAFETY: the path is NUL-terminated; attr is a valid mount_attr of the size passed.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree,
+            EMPTY.as_ptr(),
+            (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as c_uint,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    })
+    .map(drop)
+}
+
 /// pivot_root(2).
 pub fn pivot_root(new_root: &CStr, put_old: &CStr) -> SysResult<()> {
     // SAFETY: both paths are NUL-terminated.

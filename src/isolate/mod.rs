@@ -2,4 +2,5 @@
 //! allocate) and an `apply` half (child, must not).
 
 pub mod creds;
+pub mod idmap;
 pub mod mount;

@@ -16,7 +16,8 @@ use std::os::raw::c_int;
 use std::path::{Path, PathBuf};
 
 use crate::error::{ChildError, Step};
-use crate::policy::{default_tmpfs_inodes, Mount, Policy, PolicyError, Size};
+use crate::plan::Ids;
+use crate::policy::{default_tmpfs_inodes, BindOwner, Mount, Policy, PolicyError, Size};
 use crate::sensitive;
 use crate::sys::{self, SysResult};
 
@@ -53,6 +54,10 @@ pub enum Op {
         attrs: u64,
         /// Skip when the source is missing.
         optional: bool,
+        /// A user namespace fd (owned by [`MountPlan::userns`]): the tree
+        /// is an idmapped mount made by the parent before clone (see
+        /// [`idmapped_trees`]); -1: the child clones the source itself.
+        idmap: c_int,
     },
     /// A new filesystem instance (tmpfs, proc, devpts).
     Fs {
@@ -93,6 +98,13 @@ pub struct MountPlan {
     pub describe: Vec<String>,
     /// Options of the root tmpfs.
     pub root_data: CString,
+    /// The user namespaces of the idmapped binds.
+    pub userns: crate::isolate::idmap::Namespaces,
+    /// Some writable bind is idmapped: the payload must not be able to make
+    /// setuid/setgid files (see [`crate::seccomp::setid_guard`]).
+    pub setid_guard: bool,
+    /// Idmaps that this host could not make (best effort).
+    pub unenforced: Vec<String>,
 }
 
 const ROOT_TMPFS_SIZE: u64 = 1 << 20;
@@ -118,14 +130,20 @@ fn rel(dst: &str) -> CString {
 }
 
 impl MountPlan {
-    /// Resolve and check the policy's mounts. `file` names the policy in errors.
-    pub fn prepare(policy: &Policy, file: &str) -> Result<MountPlan, PolicyError> {
+    /// Resolve and check the policy's mounts for a payload with `ids`.
+    /// `file` names the policy in errors. Started by root, this makes the
+    /// idmaps' user namespaces and checks that each idmapped bind's
+    /// filesystem takes one.
+    pub fn prepare(policy: &Policy, file: &str, ids: &Ids) -> Result<MountPlan, PolicyError> {
         let mut plan = MountPlan {
             ops: Vec::new(),
             describe: Vec::new(),
             root_data: cstr(&format!(
                 "size={ROOT_TMPFS_SIZE},nr_inodes={ROOT_TMPFS_INODES},mode=755"
             )),
+            userns: Default::default(),
+            setid_guard: false,
+            unenforced: Vec::new(),
         };
         let deny = sensitive::DenyList::for_host();
         // A Landlock rule that lets the payload execute at or below a
@@ -163,6 +181,8 @@ impl MountPlan {
                     optional,
                     exec,
                     no_symlinks,
+                    owner,
+                    compatibility,
                 } => {
                     if *no_symlinks {
                         match no_symlink_in(src) {
@@ -202,14 +222,13 @@ impl MountPlan {
                     if let Some(why) = deny.check(&real, &policy.allow_sensitive) {
                         return Err(err("bind", why));
                     }
-                    let is_dir = std::fs::metadata(&real)
-                        .map_err(|e| {
-                            err(
-                                "bind",
-                                format!("{}: {}", real.display(), crate::policy::io_error_text(&e)),
-                            )
-                        })?
-                        .is_dir();
+                    let meta = std::fs::metadata(&real).map_err(|e| {
+                        err(
+                            "bind",
+                            format!("{}: {}", real.display(), crate::policy::io_error_text(&e)),
+                        )
+                    })?;
+                    let is_dir = meta.is_dir();
                     let mut attrs = sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV;
                     if *readonly {
                         attrs |= sys::MOUNT_ATTR_RDONLY;
@@ -218,16 +237,84 @@ impl MountPlan {
                     if !exec {
                         attrs |= sys::MOUNT_ATTR_NOEXEC;
                     }
+                    let best_effort = *compatibility == crate::landlock::Compatibility::BestEffort;
+                    let src_c = path_cstr(&real);
+                    let mut idmap = -1;
+                    let mut how = String::new();
+                    match bind_owner(*owner, *readonly, &meta, ids) {
+                        Ok(None) => {}
+                        Ok(Some(o)) => {
+                            let map = crate::isolate::idmap::Map {
+                                owner: o,
+                                host: (ids.host_uid, ids.host_gid),
+                            };
+                            let made = plan.userns.get(map).map_err(Unmade::Host).and_then(|ns| {
+                                match crate::isolate::idmap::probe(&src_c, attrs, ns) {
+                                    Ok(()) => Ok(ns),
+                                    Err(e) => {
+                                        let text = std::io::Error::from_raw_os_error(e.0);
+                                        if !crate::isolate::idmap::unsupported(e) {
+                                            // Something about this source, not the filesystem.
+                                            return Err(Unmade::Source(text.to_string()));
+                                        }
+                                        Err(Unmade::Host(format!("this filesystem (or kernel) cannot make the idmapped mount ({text})")))
+                                    }
+                                }
+                            });
+                            match made {
+                                Ok(ns) => {
+                                    idmap = ns;
+                                    how = format!(", idmapped: owner {}:{}", o.0, o.1);
+                                    plan.setid_guard |= !*readonly;
+                                }
+                                Err(Unmade::Source(text)) => {
+                                    return Err(err(
+                                        "bind",
+                                        format!("{}: cannot make its idmapped mount: {text}", real.display()),
+                                    ));
+                                }
+                                Err(Unmade::Host(text)) => {
+                                    let why = format!(
+                                        "{}: {text}, which makes the payload's files belong to {}:{}",
+                                        real.display(),
+                                        o.0,
+                                        o.1
+                                    );
+                                    // Only a named owner is a requirement: without one, the
+                                    // bind is as it was before idmaps (no more access).
+                                    if !best_effort && owner.is_some() {
+                                        return Err(err(
+                                            "owner",
+                                            format!(
+                                                "{why}; set \"owner\": \"sandbox\" to bind it without an idmap (the payload's files then belong to host uid {}), or \"compatibility\": \"best_effort\"",
+                                                ids.host_uid
+                                            ),
+                                        ));
+                                    }
+                                    plan.unenforced.push(format!(
+                                        "{}: {why}; bound without it, the payload's files belong to host uid {}",
+                                        bind_field(policy, i),
+                                        ids.host_uid
+                                    ));
+                                }
+                            }
+                        }
+                        Err(why) if best_effort => {
+                            plan.unenforced.push(format!("{}: {why}", bind_field(policy, i)))
+                        }
+                        Err(why) => return Err(err("owner", why)),
+                    }
                     plan.push(
                         Op::Bind {
-                            src: Source::Host(path_cstr(&real)),
+                            src: Source::Host(src_c),
                             dst: rel(dst),
                             kind: if is_dir { Kind::Dir } else { Kind::File },
                             attrs,
                             optional: false,
+                            idmap,
                         },
                         format!(
-                            "bind {} -> {dst} ({}{})",
+                            "bind {} -> {dst} ({}{}{how})",
                             real.display(),
                             if *readonly { "read-only" } else { "read-write" },
                             if exec { "" } else { ", noexec" }
@@ -317,6 +404,7 @@ impl MountPlan {
                         | sys::MOUNT_ATTR_NODEV
                         | sys::MOUNT_ATTR_NOEXEC,
                     optional: true,
+                    idmap: -1,
                 },
                 format!("read-only {p}"),
             );
@@ -345,6 +433,7 @@ impl MountPlan {
                     kind: Kind::File,
                     attrs: sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NOEXEC,
                     optional: false,
+                    idmap: -1,
                 },
                 format!("device {p}"),
             );
@@ -430,6 +519,50 @@ fn no_symlink_in(src: &str) -> std::io::Result<()> {
     .map_err(|e| std::io::Error::from_raw_os_error(e.0))?;
     sys::close(fd);
     Ok(())
+}
+
+/// Why a bind's idmapped mount could not be made.
+enum Unmade {
+    /// This host (filesystem, kernel, privileges) cannot make one.
+    Host(String),
+    /// The source itself failed (e.g. EACCES): an error like any other.
+    Source(String),
+}
+
+/// Where a bind's owner is set: the policy field, or the flag that made it.
+fn bind_field(policy: &Policy, i: usize) -> String {
+    match policy.mount_origins.get(i) {
+        Some(Some(flag)) => flag.clone(),
+        _ => format!("mounts[{i}].owner"),
+    }
+}
+
+/// The on-disk owner whose files the payload writes as its own in this
+/// bind, or None for no idmap. Rootless, nothing is idmapped: the payload
+/// already is the caller, and an owner other than the caller cannot be had.
+fn bind_owner(
+    owner: Option<BindOwner>,
+    readonly: bool,
+    meta: &std::fs::Metadata,
+    ids: &Ids,
+) -> Result<Option<(u32, u32)>, String> {
+    use std::os::unix::fs::MetadataExt;
+    let wanted = match owner {
+        None if readonly => return Ok(None),
+        None | Some(BindOwner::Source) => (meta.uid(), meta.gid()),
+        Some(BindOwner::Ids(u, g)) => (u, g),
+        Some(BindOwner::Sandbox) => return Ok(None),
+    };
+    if !ids.rootless {
+        return Ok(Some(wanted));
+    }
+    if owner.is_some() && wanted != (ids.host_uid, ids.host_gid) {
+        return Err(format!(
+            "cordon runs without privileges as {}:{}, and the payload's files can belong only to that id, not {}:{}; run cordon as root, or drop \"owner\"",
+            ids.host_uid, ids.host_gid, wanted.0, wanted.1
+        ));
+    }
+    Ok(None)
 }
 
 fn path_cstr(p: &Path) -> CString {
@@ -692,6 +825,7 @@ fn apply_op(root: c_int, i: usize, op: &Op, tree: c_int, ours: &mut Ours) -> Res
             kind,
             attrs,
             optional,
+            ..
         } => match src {
             Source::Host(_) if tree < 0 => Ok(()), // optional and missing
             Source::Host(_) => {
@@ -794,25 +928,106 @@ fn close_trees(trees: &[c_int]) {
     }
 }
 
-/// Build the new root and pivot into it. Child side: allocates nothing.
-pub fn apply(plan: &MountPlan, staging: &CStr) -> Result<(), ChildError> {
+/// Make the idmapped trees of `plan` into `trees` (indexed like the ops;
+/// -1 elsewhere). Runs as host root before the sandbox's user namespace
+/// exists: in the parent before clone, or in [`crate::embed`]'s apply
+/// before it drops root. Allocates nothing. The trees are close-on-exec;
+/// [`apply`] takes them over.
+pub fn idmapped_trees(plan: &MountPlan, trees: &mut [c_int; MAX_OPS]) -> Result<(), ChildError> {
     let n = plan.ops.len().min(MAX_OPS);
-    sys::mount(None, c"/", None, libc::MS_REC | libc::MS_PRIVATE, None)
-        .map_err(|e| ChildError::new(Step::MountPrivate, e, 0))?;
-    // Clone every host tree first: staging the root may hide host paths.
+    for (i, op) in plan.ops[..n].iter().enumerate() {
+        let Op::Bind {
+            src: Source::Host(path),
+            attrs,
+            idmap,
+            ..
+        } = op
+        else {
+            continue;
+        };
+        if *idmap < 0 {
+            continue;
+        }
+        let idx = i as u32;
+        // The canonical path, refusing any symlink that appeared since the
+        // plan resolved it.
+        let made = sys::openat2(
+            libc::AT_FDCWD,
+            path,
+            libc::O_PATH | libc::O_CLOEXEC,
+            0,
+            sys::RESOLVE_NO_SYMLINKS,
+        )
+        .and_then(|src_fd| {
+            let tree = sys::open_tree(
+                src_fd,
+                sys::EMPTY,
+                sys::OPEN_TREE_CLONE
+                    | sys::OPEN_TREE_CLOEXEC
+                    | libc::AT_EMPTY_PATH as u32
+                    | libc::AT_RECURSIVE as u32,
+            );
+            sys::close(src_fd);
+            let tree = tree?;
+            match sys::mount_setattr_idmap(tree, *attrs, *idmap) {
+                Ok(()) => Ok(tree),
+                Err(e) => {
+                    sys::close(tree);
+                    Err(e)
+                }
+            }
+        });
+        match made {
+            Ok(t) => trees[i] = t,
+            Err(e) => {
+                close_trees(&trees[..i]);
+                trees[..i].fill(-1);
+                return Err(ChildError::new(Step::BindIdmap, e, idx));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Build the new root and pivot into it. `premade` holds the trees made
+/// by [`idmapped_trees`] (empty when the plan has none); `apply` owns and
+/// closes them. Child side: allocates nothing.
+pub fn apply(plan: &MountPlan, staging: &CStr, premade: &[c_int]) -> Result<(), ChildError> {
+    let n = plan.ops.len().min(MAX_OPS);
     let mut trees = [-1 as c_int; MAX_OPS];
+    for (t, &p) in trees[..n].iter_mut().zip(premade) {
+        *t = p;
+    }
+    if let Err(e) = sys::mount(None, c"/", None, libc::MS_REC | libc::MS_PRIVATE, None) {
+        close_trees(&trees[..n]);
+        return Err(ChildError::new(Step::MountPrivate, e, 0));
+    }
+    // Clone every other host tree first: staging the root may hide host paths.
     for (i, op) in plan.ops[..n].iter().enumerate() {
         if let Op::Bind {
             src: Source::Host(path),
             attrs,
             optional,
+            idmap,
             ..
         } = op
         {
+            if trees[i] >= 0 {
+                continue;
+            }
+            if *idmap >= 0 {
+                // Fail closed: never bind an idmapped source as it is.
+                close_trees(&trees[..n]);
+                return Err(ChildError::new(
+                    Step::BindIdmap,
+                    sys::Errno(libc::EBADF),
+                    i as u32,
+                ));
+            }
             match clone_host(path, *attrs, *optional, i as u32) {
                 Ok(t) => trees[i] = t,
                 Err(e) => {
-                    close_trees(&trees[..i]);
+                    close_trees(&trees[..n]);
                     return Err(e);
                 }
             }
@@ -861,7 +1076,15 @@ mod tests {
 
     fn plan(json: &str) -> MountPlan {
         let p = Policy::from_json("t.json", json).expect("policy");
-        MountPlan::prepare(&p, "t.json").expect("plan")
+        // Rootless ids: no idmap is made, so the unit tests need no root.
+        let ids = Ids {
+            uid: 1000,
+            gid: 1000,
+            host_uid: 4321,
+            host_gid: 4321,
+            rootless: true,
+        };
+        MountPlan::prepare(&p, "t.json", &ids).expect("plan")
     }
 
     fn fs_of<'a>(plan: &'a MountPlan, dst: &str) -> (&'a CStr, libc::c_ulong) {

@@ -41,8 +41,10 @@ fn report(fd: c_int, e: ChildError) {
 }
 
 /// Entry point of the clone3 child. Never returns.
-pub fn main(plan: &Plan, fds: Fds) -> ! {
-    match init(plan, fds) {
+/// `premade`: the idmapped trees the parent made (see
+/// [`mount::idmapped_trees`]), indexed like the mount ops.
+pub fn main(plan: &Plan, fds: Fds, premade: &[c_int]) -> ! {
+    match init(plan, fds, premade) {
         Ok(never) => match never {},
         Err(e) => {
             report(fds.err_write, e);
@@ -57,7 +59,7 @@ fn at(step: Step) -> impl Fn(Errno) -> ChildError {
 
 enum Never {}
 
-fn init(plan: &Plan, fds: Fds) -> Result<Never, ChildError> {
+fn init(plan: &Plan, fds: Fds, premade: &[c_int]) -> Result<Never, ChildError> {
     // Block every signal: init takes them synchronously with sigwaitinfo,
     // so signals from outside are queued rather than ignored (pid 1 ignores
     // signals it has no handler for).
@@ -99,7 +101,7 @@ fn init(plan: &Plan, fds: Fds) -> Result<Never, ChildError> {
         .map_err(at(Step::ParentDeathSignal))?;
     sys::prctl(libc::PR_SET_DUMPABLE, 0, 0).map_err(at(Step::Dumpable))?;
 
-    mount::apply(&plan.mounts, &plan.staging)?;
+    mount::apply(&plan.mounts, &plan.staging, premade)?;
     if let Some(h) = &plan.hostname {
         sys::sethostname(h).map_err(at(Step::Hostname))?;
     }

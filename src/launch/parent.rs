@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::cgroup::Cgroup;
 use crate::error::{ChildError, LaunchError, Step, WIRE_SIZE};
+use crate::isolate::mount::{self, MAX_OPS};
 use crate::launch::child::{self, exec_exit_code, Fds};
 use crate::launch::notify::{Notifier, NOTIFY_BATCH};
 use crate::outcome::{CgroupOutcome, Outcome, SetupError, Status, EXIT_SETUP, EXIT_TIMEOUT};
@@ -125,6 +126,7 @@ fn clone_child(
     plan: &Plan,
     fds: Fds,
     cgroup: Option<&std::os::fd::OwnedFd>,
+    premade: &[c_int],
 ) -> Result<(libc::pid_t, c_int), LaunchError> {
     let mut pidfd: c_int = -1;
     let mut c = clone3::Clone3::default();
@@ -162,7 +164,7 @@ fn clone_child(
     // allocate and takes no locks, so it is sound even if other threads of
     // this process held locks at the time of the clone.
     match unsafe { c.call() } {
-        Ok(0) => child::main(plan, fds),
+        Ok(0) => child::main(plan, fds, premade),
         Ok(pid) => Ok((pid, pidfd)),
         Err(e) => Err(LaunchError::sys("clone3", "create namespaces", Errno(e.0)).with_hint(userns_hint())),
     }
@@ -210,7 +212,13 @@ fn self_max_rss_kb() -> u64 {
 pub fn describe_child_error(plan: &Plan, e: ChildError) -> SetupError {
     let idx = e.index as usize;
     let detail = match e.step {
-        Step::BindSource | Step::BindAttrs | Step::MountPoint | Step::Bind | Step::FsMount | Step::Symlink => {
+        Step::BindSource
+        | Step::BindAttrs
+        | Step::BindIdmap
+        | Step::MountPoint
+        | Step::Bind
+        | Step::FsMount
+        | Step::Symlink => {
             plan.mounts.describe.get(idx).cloned().unwrap_or_default()
         }
         Step::MountPointOnHost => format!(
@@ -335,15 +343,25 @@ pub fn run_reporting(
         Some(cp) => Some(CgGuard(Some(Cgroup::create(cp).map_err(cgroup_error)?))),
         None => None,
     };
+    // The idmapped binds: only host root can make them, so here, before
+    // clone; the child moves them into place and closes its copies.
+    let mut trees = Trees([-1; MAX_OPS]);
+    mount::idmapped_trees(&plan.mounts, &mut trees.0).map_err(|e| {
+        let d = describe_child_error(plan, e);
+        LaunchError::sys(&d.step, d.detail, e.errno)
+    })?;
     let start = Instant::now();
-    let (pid, pidfd) = clone_child(
+    let cloned = clone_child(
         plan,
         fds,
         cgroup
             .as_ref()
             .and_then(|g| g.0.as_ref())
             .and_then(Cgroup::clone_fd),
-    )?;
+        &trees.0[..plan.mounts.ops.len().min(MAX_OPS)],
+    );
+    drop(trees);
+    let (pid, pidfd) = cloned?;
     let pidfd = Fd(pidfd);
     started(pid, pidfd.0);
     // The child's ends.
@@ -665,6 +683,19 @@ pub fn run_reporting(
         crate::outcome::limits_hit(timed_out, payload_signal, cgroup_out.as_ref().map(|c| &c.usage));
     out.cgroup = cgroup_out;
     Ok(out)
+}
+
+/// The parent's copies of the idmapped trees, closed once the child has its own.
+struct Trees([c_int; MAX_OPS]);
+
+impl Drop for Trees {
+    fn drop(&mut self) {
+        for &t in &self.0 {
+            if t >= 0 {
+                sys::close(t);
+            }
+        }
+    }
 }
 
 /// Removes the sandbox's cgroup on every early return.

@@ -193,6 +193,14 @@ pub enum Mount {
         /// Refuse a source with a symbolic link in any component instead of
         /// following it.
         no_symlinks: bool,
+        /// Who owns, on the host, what the payload writes here (cordon
+        /// started by root; see [`BindOwner`]). `None`: the source's owner
+        /// for a writable bind, no idmap for a read-only one.
+        owner: Option<BindOwner>,
+        /// `strict` (default): a filesystem that cannot be idmapped refuses
+        /// the run; `best_effort`: bind it without the idmap (writes then
+        /// belong to the sandbox's host id) and list it under `unenforced`.
+        compatibility: crate::landlock::Compatibility,
     },
     /// A fresh tmpfs.
     Tmpfs {
@@ -227,6 +235,53 @@ pub enum Mount {
         /// What it points to.
         target: String,
     },
+}
+
+/// Who owns, on the host, the files the payload creates in a bind (and
+/// whose files the payload may change there as if they were its own). Applies
+/// when cordon is started by root: the bind is then an idmapped mount that
+/// maps this owner to the sandbox's host id. Rootless, the payload already
+/// is the caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BindOwner {
+    /// `"source"`: the owner (uid and gid) of the bind source.
+    Source,
+    /// `"sandbox"`: no idmap; writes belong to the sandbox's host id.
+    Sandbox,
+    /// `"UID:GID"`: this host uid and gid.
+    Ids(u32, u32),
+}
+
+impl std::str::FromStr for BindOwner {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<BindOwner, String> {
+        let bad = || {
+            format!("invalid owner {s:?}: expected \"source\", \"sandbox\" or \"UID:GID\" with numeric host ids such as \"1000:1000\"")
+        };
+        match s {
+            "source" => Ok(BindOwner::Source),
+            "sandbox" => Ok(BindOwner::Sandbox),
+            _ => {
+                let (u, g) = s.split_once(':').ok_or_else(bad)?;
+                let id = |x: &str| match x.parse::<u32>() {
+                    Ok(v) if v != u32::MAX && !x.starts_with('+') => Ok(v),
+                    _ => Err(bad()),
+                };
+                Ok(BindOwner::Ids(id(u)?, id(g)?))
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for BindOwner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BindOwner::Source => f.write_str("source"),
+            BindOwner::Sandbox => f.write_str("sandbox"),
+            BindOwner::Ids(u, g) => write!(f, "{u}:{g}"),
+        }
+    }
 }
 
 /// Default size of a tmpfs that names none.
@@ -268,6 +323,10 @@ struct RawMount {
     readonly: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     optional: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    owner: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    compatibility: Option<crate::landlock::Compatibility>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     size: Option<Size>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -315,6 +374,8 @@ impl TryFrom<RawMount> for Mount {
             refuse("readonly", r.readonly.is_some())?;
             refuse("optional", r.optional.is_some())?;
             refuse("no_symlinks", r.no_symlinks.is_some())?;
+            refuse("owner", r.owner.is_some())?;
+            refuse("compatibility", r.compatibility.is_some())?;
         }
         if kind != "tmpfs" {
             refuse("size", r.size.is_some())?;
@@ -340,6 +401,8 @@ impl TryFrom<RawMount> for Mount {
                     optional: r.optional.unwrap_or(false),
                     exec: r.exec.unwrap_or(readonly),
                     no_symlinks: r.no_symlinks.unwrap_or(false),
+                    owner: r.owner.as_deref().map(str::parse).transpose()?,
+                    compatibility: r.compatibility.unwrap_or_default(),
                 }
             }
             (_, Some(dst), ..) => Mount::Tmpfs {
@@ -378,6 +441,8 @@ impl From<Mount> for RawMount {
                 optional,
                 exec,
                 no_symlinks,
+                owner,
+                compatibility,
             } => RawMount {
                 to: (dst != src).then_some(dst),
                 bind: Some(src),
@@ -385,6 +450,8 @@ impl From<Mount> for RawMount {
                 optional: optional.then_some(true),
                 exec: Some(exec),
                 no_symlinks: no_symlinks.then_some(true),
+                owner: owner.map(|o| o.to_string()),
+                compatibility: (!is_strict(&compatibility)).then_some(compatibility),
                 ..RawMount::default()
             },
             Mount::Tmpfs {

@@ -77,6 +77,8 @@ pub fn parse_bind(flag: &str, arg: &str, readonly: bool, no_symlinks: bool) -> R
         optional: false,
         exec: readonly,
         no_symlinks,
+        owner: None,
+        compatibility: Default::default(),
     })
 }
 

@@ -154,7 +154,9 @@ fn binds_default_to_read_only() {
             readonly: true,
             optional: false,
             exec: true,
-            no_symlinks: false
+            no_symlinks: false,
+            owner: None,
+            compatibility: Default::default()
         }
     );
     assert_eq!(
@@ -165,7 +167,9 @@ fn binds_default_to_read_only() {
             readonly: false,
             optional: false,
             exec: false,
-            no_symlinks: false
+            no_symlinks: false,
+            owner: None,
+            compatibility: Default::default()
         }
     );
 }
@@ -266,7 +270,9 @@ fn overrides_extend_and_replace() {
         readonly: false,
         optional: false,
         exec: false,
-        no_symlinks: false
+        no_symlinks: false,
+        owner: None,
+        compatibility: Default::default()
     }));
     let tmps: Vec<_> = p.mounts.iter().filter(|m| m.dst() == "/tmp").collect();
     assert_eq!(
@@ -447,4 +453,52 @@ fn the_default_policy_limits_every_classic_bomb() {
     // so the outcome can name it.
     assert!(l.pids < l.processes);
     assert_eq!(l.compatibility, crate::landlock::Compatibility::BestEffort);
+}
+
+#[test]
+fn bind_owner_parses_and_round_trips() {
+    let p = Policy::from_json(
+        "t",
+        r#"{"version":1,"mounts":[
+            {"bind":"/srv","to":"/a","readonly":false,"owner":"1234:5678","compatibility":"best_effort"},
+            {"bind":"/srv","to":"/b","owner":"source"},
+            {"bind":"/srv","to":"/c","readonly":false,"owner":"sandbox"}]}"#,
+    )
+    .unwrap();
+    let owners: Vec<_> = p
+        .mounts
+        .iter()
+        .map(|m| match m {
+            Mount::Bind {
+                owner, compatibility, ..
+            } => (*owner, *compatibility),
+            _ => unreachable!(),
+        })
+        .collect();
+    use crate::landlock::Compatibility::*;
+    use crate::policy::BindOwner::*;
+    assert_eq!(
+        owners,
+        vec![
+            (Some(Ids(1234, 5678)), BestEffort),
+            (Some(Source), Strict),
+            (Some(Sandbox), Strict)
+        ]
+    );
+    let again = Policy::from_json("t", &serde_json::to_string(&p).unwrap()).unwrap();
+    assert_eq!(again.mounts, p.mounts);
+    for bad in [
+        r#""owner":"1234""#,
+        r#""owner":"a:b""#,
+        r#""owner":"1:4294967295""#,
+    ] {
+        let e = Policy::from_json(
+            "t",
+            &format!(r#"{{"version":1,"mounts":[{{"bind":"/srv",{bad}}}]}}"#),
+        )
+        .unwrap_err();
+        assert!(e.message.contains("invalid owner"), "{bad}: {e:?}");
+    }
+    let e = Policy::from_json("t", r#"{"version":1,"mounts":[{"tmpfs":"/t","owner":"1:1"}]}"#).unwrap_err();
+    assert!(e.message.contains("\"owner\" does not apply"), "{e:?}");
 }

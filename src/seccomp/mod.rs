@@ -525,5 +525,106 @@ pub fn learn_filter() -> Filter {
     }
 }
 
+/// Syscalls that can set S_ISUID/S_ISGID, with the argument holding the
+/// mode and, for the open family, the argument holding the flags (the mode
+/// counts only with O_CREAT or O_TMPFILE).
+const SETID_CALLS: [(&str, u8, Option<u8>); 11] = [
+    ("chmod", 1, None),
+    ("fchmod", 1, None),
+    ("fchmodat", 2, None),
+    ("fchmodat2", 2, None),
+    ("creat", 1, None),
+    ("open", 2, Some(1)),
+    ("openat", 3, Some(2)),
+    ("mknod", 1, None),
+    ("mknodat", 2, None),
+    ("mkdir", 1, None),
+    ("mkdirat", 2, None),
+];
+
+/// `__O_TMPFILE` (O_TMPFILE without O_DIRECTORY).
+const O_TMPFILE_BIT: u64 = 0o20_000_000;
+
+/// The filter with cordon's set-id guard, which the plan adds whenever a
+/// writable bind is idmapped (a setuid file made there would be setuid to
+/// the bind's owner on the host, where the sandbox's nosuid does not
+/// apply): chmod, fchmod, fchmodat, fchmodat2, creat, mknod, mknodat, mkdir,
+/// mkdirat, and open/openat with O_CREAT or O_TMPFILE, fail with EPERM when
+/// the mode has S_ISUID or S_ISGID; openat2 (whose mode sits in a struct
+/// the filter cannot read) and io_uring_setup (io_uring bypasses seccomp)
+/// get ENOSYS. The guard's rules go before the filter's own; a syscall the
+/// filter never lets through is left alone.
+pub fn setid_guard(f: &Filter) -> Filter {
+    let mut f = f.clone();
+    let permits = |a: Action| matches!(a, Action::Allow | Action::Log | Action::Notify);
+    let eperm = Action::Errno(libc::EPERM as u16);
+    let enosys = Action::Errno(libc::ENOSYS as u16);
+    for (name, mode_arg, flags_arg) in SETID_CALLS {
+        let Some(nr) = names::syscall_nr(name) else {
+            continue;
+        };
+        let mut e = f.entries.get(&nr).cloned().unwrap_or(Entry {
+            rules: Vec::new(),
+            fallback: if nr > f.known_max { f.unknown } else { f.default },
+        });
+        if !permits(e.fallback) && !e.rules.iter().any(|r| permits(r.action)) {
+            continue;
+        }
+        let bit = |arg: u8, b: u64| Cond {
+            arg,
+            cmp: Cmp::MaskedEq(b),
+            value: b,
+            low32: is_low32(nr, arg),
+        };
+        let mut guard = Vec::new();
+        for b in [u64::from(libc::S_ISUID), u64::from(libc::S_ISGID)] {
+            match flags_arg {
+                None => guard.push(Rule {
+                    conds: vec![bit(mode_arg, b)],
+                    action: eperm,
+                }),
+                Some(fa) => {
+                    for create in [libc::O_CREAT as u64, O_TMPFILE_BIT] {
+                        guard.push(Rule {
+                            conds: vec![bit(fa, create), bit(mode_arg, b)],
+                            action: eperm,
+                        });
+                    }
+                }
+            }
+        }
+        guard.append(&mut e.rules);
+        e.rules = guard;
+        f.entries.insert(nr, e);
+    }
+    for name in ["openat2", "io_uring_setup"] {
+        if let Some(nr) = names::syscall_nr(name) {
+            f.entries.insert(
+                nr,
+                Entry {
+                    rules: Vec::new(),
+                    fallback: enosys,
+                },
+            );
+        }
+    }
+    f
+}
+
+/// The filter a plan without a seccomp section installs when it needs the
+/// set-id guard: everything allowed but what the guard refuses; foreign
+/// architectures kill the process, x32 numbers and numbers above cordon's
+/// table get ENOSYS (they would bypass the guard).
+pub fn guard_only_filter() -> Filter {
+    setid_guard(&Filter {
+        foreign_arch: Action::KillProcess,
+        x32: Action::Errno(libc::ENOSYS as u16),
+        default: Action::Allow,
+        unknown: Action::Errno(libc::ENOSYS as u16),
+        known_max: syscalls_x86_64::SYSCALLS.last().map_or(0, |s| s.0),
+        entries: BTreeMap::new(),
+    })
+}
+
 #[cfg(test)]
 mod tests;

@@ -514,3 +514,85 @@ fn repeated_loads_are_dropped_and_zero_mask_halves_need_no_code() {
     assert!(!listing.contains("ja "), "{listing}");
     agree(&f, &prog, 33);
 }
+
+#[test]
+fn setid_guard_refuses_set_id_modes_and_keeps_the_rest() {
+    let policy = crate::policy::Policy::builtin_default().expect("default");
+    let base = policy
+        .seccomp
+        .as_ref()
+        .expect("seccomp")
+        .compile()
+        .expect("compiles");
+    for f in [base.clone(), crate::seccomp::learn_filter()] {
+        let guarded = crate::seccomp::setid_guard(&f);
+        let prog = crate::seccomp::bpf::compile(&guarded);
+        let nr = |n: &str| names::syscall_nr(n).expect(n);
+        let both = |d: Data| {
+            let model = guarded.decide(&d);
+            let bpf = Action::from_ret(interp::run(&prog, &d).expect("runs").ret).expect("action");
+            assert_eq!(model, bpf, "{d:?}");
+            model
+        };
+        let eperm = Action::Errno(libc::EPERM as u16);
+        let enosys = Action::Errno(libc::ENOSYS as u16);
+        let creat = libc::O_CREAT as u64 | libc::O_WRONLY as u64;
+        let tmpfile = libc::O_TMPFILE as u64 | libc::O_RDWR as u64;
+        for (call, args) in [
+            ("chmod", [0, 0o4755, 0, 0, 0, 0]),
+            ("chmod", [0, 0o2755 | 1 << 40, 0, 0, 0, 0]),
+            ("fchmod", [3, 0o6755, 0, 0, 0, 0]),
+            ("fchmodat", [3, 0, 0o4000, 0, 0, 0]),
+            ("fchmodat2", [3, 0, 0o4000, 0, 0, 0]),
+            ("creat", [0, 0o4755, 0, 0, 0, 0]),
+            ("open", [0, creat, 0o4755, 0, 0, 0]),
+            ("openat", [3, 0, creat, 0o2755, 0, 0]),
+            ("openat", [3, 0, tmpfile, 0o4755, 0, 0]),
+            ("mknod", [0, 0o104755, 0, 0, 0, 0]),
+            ("mknodat", [3, 0, 0o104755, 0, 0, 0]),
+            ("mkdir", [0, 0o2755, 0, 0, 0, 0]),
+            ("mkdirat", [3, 0, 0o2755, 0, 0, 0]),
+        ] {
+            assert_eq!(both(Data::x86_64(nr(call), args)), eperm, "{call} {args:?}");
+        }
+        assert_eq!(both(Data::x86_64(nr("openat2"), [3, 0, 0, 24, 0, 0])), enosys);
+        assert_eq!(
+            both(Data::x86_64(nr("io_uring_setup"), [8, 0, 0, 0, 0, 0])),
+            enosys
+        );
+        // What the guard does not concern is decided as before.
+        for (call, args) in [
+            ("chmod", [0, 0o755, 0, 0, 0, 0]),
+            ("open", [0, libc::O_RDONLY as u64, 0o4755, 0, 0, 0]),
+            ("openat", [3, 0, creat, 0o644, 0, 0]),
+            ("mkdir", [0, 0o1777, 0, 0, 0, 0]),
+            ("read", [0, 0, 0, 0, 0, 0]),
+        ] {
+            let d = Data::x86_64(nr(call), args);
+            assert_eq!(both(d), f.decide(&d), "{call} {args:?}");
+        }
+    }
+    // Without a seccomp section: only the guard, and the bypasses closed.
+    let g = crate::seccomp::guard_only_filter();
+    let nr = |n: &str| names::syscall_nr(n).expect(n);
+    assert_eq!(
+        g.decide(&Data::x86_64(nr("chmod"), [0, 0o4755, 0, 0, 0, 0])),
+        Action::Errno(libc::EPERM as u16)
+    );
+    assert_eq!(
+        g.decide(&Data::x86_64(nr("chmod"), [0, 0o755, 0, 0, 0, 0])),
+        Action::Allow
+    );
+    assert_eq!(g.decide(&Data::x86_64(nr("mount"), [0; 6])), Action::Allow);
+    assert_eq!(
+        g.decide(&Data {
+            arch: 0x4000_0003,
+            ..Data::x86_64(15, [0; 6])
+        }),
+        Action::KillProcess
+    );
+    assert_eq!(
+        g.decide(&Data::x86_64(nr("chmod") | ir::X32_SYSCALL_BIT, [0; 6])),
+        Action::Errno(libc::ENOSYS as u16)
+    );
+}

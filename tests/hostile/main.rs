@@ -9,6 +9,7 @@
 mod bombs;
 #[path = "../common/mod.rs"]
 mod common;
+mod idmap;
 mod learn;
 mod mounts;
 mod outputs;
