@@ -52,24 +52,27 @@ fi
 vm_run=$(cd "$(dirname "$vm_run")" && pwd -P)/$(basename "$vm_run")
 
 # --- Which tests: the arguments, else tests/vm/lane.txt (comments and blank lines skipped).
+# A lane.txt line is NAME [mem=SIZE] [filter=NAME_FILTER]...: the VM's memory for
+# that binary (vm-run --mem; default vm-run's) and libtest name filters (the tests
+# matching any of them run). The options apply to NAME also when it is named on
+# the command line.
+lane_names=()
+while IFS= read -r line || [ -n "$line" ]; do
+    line=${line%%#*}
+    read -r -a words <<<"$line" || true
+    [ ${#words[@]} -gt 0 ] || continue
+    n=${words[0]}
+    lane_names+=("$n")
+    for w in "${words[@]:1}"; do
+        case $w in
+            mem=*) lane_mem[$n]=${w#mem=} ;;
+            filter=*) lane_filter[$n]="${lane_filter[$n]:-} ${w#filter=}" ;;
+            *) die "tests/vm/lane.txt: '$w' after $n: expected mem=SIZE or filter=NAME" ;;
+        esac
+    done
+done <"$root/tests/vm/lane.txt"
 if [ ${#names[@]} -eq 0 ]; then
-    # A line is NAME [mem=SIZE] [filter=NAME_FILTER]...: the VM's memory for that
-    # binary (vm-run --mem; default vm-run's) and libtest name filters (several
-    # filters run the tests matching any of them).
-    while IFS= read -r line || [ -n "$line" ]; do
-        line=${line%%#*}
-        read -r -a words <<<"$line" || true
-        [ ${#words[@]} -gt 0 ] || continue
-        n=${words[0]}
-        names+=("$n")
-        for w in "${words[@]:1}"; do
-            case $w in
-                mem=*) lane_mem[$n]=${w#mem=} ;;
-                filter=*) lane_filter[$n]="${lane_filter[$n]:-} ${w#filter=}" ;;
-                *) die "tests/vm/lane.txt: '$w' after $n: expected mem=SIZE or filter=NAME" ;;
-            esac
-        done
-    done <"$root/tests/vm/lane.txt"
+    names=(${lane_names[@]+"${lane_names[@]}"})
     if [ ${#names[@]} -eq 0 ]; then
         echo "tests/vm/run.sh: tests/vm/lane.txt names no tests; nothing to run"
         exit 0
