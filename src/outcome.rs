@@ -71,6 +71,13 @@ pub struct Outcome {
     pub supervisor_max_rss_kb: u64,
     /// What the policy asked that was not enforced (best effort only).
     pub unenforced: Vec<String>,
+    /// The host uid the payload ran as (absent when setup failed before
+    /// it was chosen).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_uid: Option<u32>,
+    /// The host gid the payload ran as.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_gid: Option<u32>,
     /// Refused syscalls, as recorded with `"report": true` (at most 64).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub violations: Vec<Violation>,

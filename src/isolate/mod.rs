@@ -3,3 +3,5 @@
 
 pub mod creds;
 pub mod mount;
+pub mod hostid;
+pub mod memfd;

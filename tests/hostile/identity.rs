@@ -178,9 +178,28 @@ fn host_id_is_held_for_the_run_and_released_after() {
     let r = run_with(with_range(), &[], &["/bin/true"]);
     assert_ne!(r.code(), 0, "a second sandbox got the held host id {id}");
     assert!(r.stderr().contains("CORDON_ID_RANGE"), "{}", r.stderr());
+    // cordon killed outright: the lock goes with it, and the id is free
+    // again once nothing runs as it any more.
     drop(holder);
+    assert!(lock_is_free(id), "host id {id} still locked after cordon died");
+    let gone = common::wait_until(10.0, || !runs_as(id));
+    assert!(gone, "the sandbox's processes outlived cordon");
     let r = run_with(with_range(), &[], &["/bin/true"]);
     assert_eq!(r.code(), 0, "host id {id} not released: {}", r.stderr());
+    assert_eq!(host_uid_of(&r), id);
+}
+
+/// Whether a host process runs with uid `id`.
+fn runs_as(id: u32) -> bool {
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("status")).ok())
+        .any(|st| {
+            st.lines()
+                .filter_map(|l| l.strip_prefix("Uid:"))
+                .any(|v| v.split_whitespace().any(|u| u == id.to_string()))
+        })
 }
 
 #[test]
