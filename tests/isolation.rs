@@ -255,12 +255,12 @@ fn identity_is_the_policys_and_files_belong_to_an_unprivileged_host_id() {
         assert_ne!(meta.uid(), 0, "a sandbox file is owned by host root\n{dg}");
         assert_eq!(
             meta.uid(),
-            mode.payload_host_uid(),
+            mode.payload_host_uid(&r),
             "host owner of a sandbox file\n{dg}"
         );
         assert_eq!(
             meta.gid(),
-            mode.payload_host_uid(),
+            mode.payload_host_uid(&r),
             "host group of a sandbox file\n{dg}"
         );
         assert_eq!(
