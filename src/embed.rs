@@ -166,6 +166,11 @@ pub fn prepare_for(policy: &Policy, file: &str, argv: &[impl AsRef<OsStr>]) -> R
         });
     }
     let mut plan = Plan::build(policy, file, argv)?;
+    // vm.memfd_noexec is per pid namespace, and without one of its own the
+    // payload shares its caller's.
+    plan.unenforced.push(
+        "memfd_noexec: without a pid namespace of its own (cordon exec, the pre-exec API) vm.memfd_noexec cannot be set for the payload alone, so it may execute code it writes into a memfd; use cordon run".to_string(),
+    );
     if let Some(lease) = plan.host_id.as_mut() {
         // Processes restricted by this Prepared may outlive it.
         lease.set_release(crate::isolate::hostid::Release::Linger);

@@ -8,8 +8,8 @@ use std::os::raw::c_char;
 use std::os::unix::ffi::OsStrExt;
 use std::time::Duration;
 
-use crate::isolate::mount::MountPlan;
 use crate::isolate::hostid;
+use crate::isolate::mount::MountPlan;
 use crate::policy::{Namespace, Policy, PolicyError};
 
 /// The ids the payload runs with, and how they are mapped.
@@ -593,7 +593,14 @@ mod tests {
     fn rootless_maps_to_caller_and_refuses_other_host_ids() {
         let ids = resolve_ids(&policy(""), 1234, 1234, "t", &mut no_alloc).expect("ids");
         assert_eq!((ids.host_uid, ids.host_gid, ids.rootless), (1234, 1234, true));
-        let e = resolve_ids(&policy(r#","identity":{"host_uid":99}"#), 1234, 1234, "t", &mut no_alloc).unwrap_err();
+        let e = resolve_ids(
+            &policy(r#","identity":{"host_uid":99}"#),
+            1234,
+            1234,
+            "t",
+            &mut no_alloc,
+        )
+        .unwrap_err();
         assert_eq!(e.path, "identity.host_uid");
     }
 

@@ -739,7 +739,7 @@ fn outcome_json_reports_usage() {
             srss < rss,
             "the supervisor ({srss} KiB) should be far smaller than the payload\n{d}"
         );
-        assert_eq!(common::unenforced_by_policy(&st), serde_json::json!([]), "{d}");
+        assert_eq!(common::unenforced_by_policy(st), serde_json::json!([]), "{d}");
     }
 }
 

@@ -166,7 +166,10 @@ fn open_private_dir(parent: libc::c_int, name: &str, mode: u32) -> Result<OwnedF
     // SAFETY: c is a valid C string; parent is a directory fd or AT_FDCWD.
     let r = unsafe { libc::mkdirat(parent, c.as_ptr(), mode) };
     if r < 0 && errno().0 != libc::EEXIST {
-        return Err(format!("mkdir {name}: {}", std::io::Error::from_raw_os_error(errno().0)));
+        return Err(format!(
+            "mkdir {name}: {}",
+            std::io::Error::from_raw_os_error(errno().0)
+        ));
     }
     // SAFETY: as above; O_NOFOLLOW refuses a symlink planted in its place.
     let fd = unsafe {
@@ -177,7 +180,10 @@ fn open_private_dir(parent: libc::c_int, name: &str, mode: u32) -> Result<OwnedF
         )
     };
     if fd < 0 {
-        return Err(format!("open {name}: {}", std::io::Error::from_raw_os_error(errno().0)));
+        return Err(format!(
+            "open {name}: {}",
+            std::io::Error::from_raw_os_error(errno().0)
+        ));
     }
     // SAFETY: fd is a new fd we own.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
@@ -185,7 +191,10 @@ fn open_private_dir(parent: libc::c_int, name: &str, mode: u32) -> Result<OwnedF
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: fd is valid, st is a valid out-pointer.
     if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } < 0 {
-        return Err(format!("stat {name}: {}", std::io::Error::from_raw_os_error(errno().0)));
+        return Err(format!(
+            "stat {name}: {}",
+            std::io::Error::from_raw_os_error(errno().0)
+        ));
     }
     if st.st_uid != 0 || st.st_mode & 0o022 != 0 {
         return Err(format!(
@@ -282,7 +291,10 @@ fn try_claim(dir: &OwnedFd, id: u32, record: &str) -> Result<Option<OwnedFd>, St
         if e.0 == libc::EWOULDBLOCK {
             return Ok(None);
         }
-        return Err(format!("{ID_DIR}/{id}: flock: {}", std::io::Error::from_raw_os_error(e.0)));
+        return Err(format!(
+            "{ID_DIR}/{id}: flock: {}",
+            std::io::Error::from_raw_os_error(e.0)
+        ));
     }
     let mut buf = [0u8; 64];
     // SAFETY: buf is valid for its length.
@@ -350,13 +362,36 @@ mod tests {
 
     #[test]
     fn ranges_parse_and_refuse_special_ids() {
-        assert_eq!(IdRange::parse("100000-100009"), Ok(IdRange { start: 100000, count: 10 }));
-        assert_eq!(IdRange::parse("100000:10"), Ok(IdRange { start: 100000, count: 10 }));
+        assert_eq!(
+            IdRange::parse("100000-100009"),
+            Ok(IdRange {
+                start: 100000,
+                count: 10
+            })
+        );
+        assert_eq!(
+            IdRange::parse("100000:10"),
+            Ok(IdRange {
+                start: 100000,
+                count: 10
+            })
+        );
         assert_eq!(IdRange::parse("7:1"), Ok(IdRange { start: 7, count: 1 }));
-        for bad in ["", "5", "x-9", "9-5", "10:0", "0:5", "65000-70000", "4294967290-4294967295", "1:4294967295"] {
+        for bad in [
+            "",
+            "5",
+            "x-9",
+            "9-5",
+            "10:0",
+            "0:5",
+            "65000-70000",
+            "4294967290-4294967295",
+            "1:4294967295",
+        ] {
             assert!(IdRange::parse(bad).is_err(), "{bad:?} accepted");
         }
-        assert!(DEFAULT_RANGE.start > 65535);
+        const { assert!(DEFAULT_RANGE.start > 65535) };
+        assert_eq!(IdRange::parse("1879048192:65536"), Ok(DEFAULT_RANGE));
     }
 
     #[test]
@@ -366,7 +401,10 @@ mod tests {
         let id = 0x7fff_fff0;
         assert!(!record_is_stale(&me, id));
         assert!(record_is_stale("0 0\n", id));
-        assert!(record_is_stale(&format!("{} 1\n", std::process::id()), id), "start time must match");
+        assert!(
+            record_is_stale(&format!("{} 1\n", std::process::id()), id),
+            "start time must match"
+        );
         // pid 1 exists and runs as uid 0: a dead owner's record for id 0
         // stays taken while something runs as that id.
         assert!(!record_is_stale("999999999 5\n", 0));

@@ -55,7 +55,14 @@ extern "C" fn helper(arg: *mut c_void) -> c_int {
     // are gone (CLONE_VFORK).
     let a = unsafe { &*(arg as *const HelperArgs) };
     // SAFETY: writes of a static one-byte buffer to fds we inherited.
-    let r = unsafe { libc::syscall(libc::SYS_write, a.sysctl as libc::c_long, b"2".as_ptr(), 1 as libc::c_long) };
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_write,
+            a.sysctl as libc::c_long,
+            b"2".as_ptr(),
+            1 as libc::c_long,
+        )
+    };
     let code = if r == 1 {
         0
     } else {
@@ -66,7 +73,14 @@ extern "C" fn helper(arg: *mut c_void) -> c_int {
     if code == 0 && a.last_pid >= 0 {
         // The payload is then pid 2 again (cosmetic: failure is ignored).
         // SAFETY: as above.
-        unsafe { libc::syscall(libc::SYS_write, a.last_pid as libc::c_long, b"1".as_ptr(), 1 as libc::c_long) };
+        unsafe {
+            libc::syscall(
+                libc::SYS_write,
+                a.last_pid as libc::c_long,
+                b"1".as_ptr(),
+                1 as libc::c_long,
+            )
+        };
     }
     // Exit code: 0, or the errno of the failed write.
     code
@@ -88,7 +102,10 @@ pub fn set_noexec(pidfd: c_int) -> Result<(), (String, Errno)> {
     // namespace (a descendant of ours); it changes where our children are
     // born, not this thread.
     if unsafe { libc::setns(pidfd, libc::CLONE_NEWPID) } < 0 {
-        return Err(("setns into the sandbox's pid namespace".to_string(), Errno::last()));
+        return Err((
+            "setns into the sandbox's pid namespace".to_string(),
+            Errno::last(),
+        ));
     }
     let all = crate::sys::sigset_full();
     let old_mask = crate::sys::set_sigmask(&all);
@@ -120,7 +137,10 @@ pub fn set_noexec(pidfd: c_int) -> Result<(), (String, Errno)> {
         std::process::abort();
     }
     if pid < 0 {
-        return Err(("clone a helper into the sandbox's pid namespace".to_string(), clone_err));
+        return Err((
+            "clone a helper into the sandbox's pid namespace".to_string(),
+            clone_err,
+        ));
     }
     let mut status: c_int = 0;
     // SAFETY: reaping our own child.

@@ -2,6 +2,6 @@
 //! allocate) and an `apply` half (child, must not).
 
 pub mod creds;
-pub mod mount;
 pub mod hostid;
 pub mod memfd;
+pub mod mount;

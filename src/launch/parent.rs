@@ -140,7 +140,8 @@ fn raw_setres(nr: libc::c_long, effective: u32) -> Result<(), Errno> {
 
 impl CloneAs {
     fn enter(uid: u32, gid: u32) -> Result<CloneAs, LaunchError> {
-        let fail = |what: &str, e: Errno| LaunchError::sys("identity", format!("clone as host id {uid}: {what}"), e);
+        let fail =
+            |what: &str, e: Errno| LaunchError::sys("identity", format!("clone as host id {uid}: {what}"), e);
         let get = |opt: c_int| sys::prctl(opt, 0, 0).map_err(|e| fail("prctl", e));
         let securebits = get(libc::PR_GET_SECUREBITS)? as libc::c_ulong;
         let dumpable = get(libc::PR_GET_DUMPABLE)?;

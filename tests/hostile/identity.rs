@@ -50,11 +50,17 @@ impl Drop for Running {
 /// Start `cordon run -- /bin/sleep <secs>.<marker digits>` in root mode
 /// (the odd duration makes the payload findable among host processes).
 fn start_sleeper(secs: u32, mark: &str) -> (Running, String) {
-    let arg = format!("{secs}.{}", mark.chars().filter(char::is_ascii_digit).collect::<String>());
+    let arg = format!(
+        "{secs}.{}",
+        mark.chars().filter(char::is_ascii_digit).collect::<String>()
+    );
     let mut c = cordon(Mode::Root);
     c.args(["run", "--", "/bin/sleep", &arg]);
     c.stdout(Stdio::null()).stderr(Stdio::piped());
-    (Running(c.spawn().expect("spawn cordon")), format!("/bin/sleep {arg}"))
+    (
+        Running(c.spawn().expect("spawn cordon")),
+        format!("/bin/sleep {arg}"),
+    )
 }
 
 /// The host pid and real host uid of the payload whose command line is `cmd`.
@@ -128,7 +134,8 @@ fn host_nobody_cannot_signal_the_payload() {
     assert!(!state.starts_with('T'), "payload {pid} was stopped: {state}");
     // The allowed side: host root still signals it.
     // SAFETY: signal 0 only checks permission.
-    assert_eq!(unsafe { libc::kill(pid as i32, 0) }, 0, "host root cannot signal payload {pid}");
+    let r = unsafe { libc::kill(pid as i32, 0) };
+    assert_eq!(r, 0, "host root cannot signal payload {pid}");
 }
 
 /// Try to take the lock cordon holds on `id` while it uses it.
@@ -166,7 +173,13 @@ fn host_id_is_held_for_the_run_and_released_after() {
 
     // While one sandbox holds it, another with the same range is refused.
     let mut c = with_range();
-    c.args(["run", "--", "/usr/bin/python3", "-c", "import time; print('up', flush=True); time.sleep(30)"]);
+    c.args([
+        "run",
+        "--",
+        "/usr/bin/python3",
+        "-c",
+        "import time; print('up', flush=True); time.sleep(30)",
+    ]);
     c.stdout(Stdio::piped()).stderr(Stdio::null());
     let mut holder = Running(c.spawn().expect("spawn"));
     let mut line = String::new();
@@ -206,7 +219,8 @@ fn runs_as(id: u32) -> bool {
 fn explicit_host_uid_still_wins() {
     require!("root", is_root(), "host id allocation needs root");
     let dir = TempDir::new("explicit");
-    let mut v: serde_json::Value = serde_json::from_str(include_str!("../../policies/default.json")).expect("json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(include_str!("../../policies/default.json")).expect("json");
     v["identity"]["host_uid"] = 54321.into();
     v["identity"]["host_gid"] = 54322.into();
     let p = common::write_policy(&dir, "p.json", &v.to_string());
@@ -243,9 +257,17 @@ int main(void) {
 
 #[test]
 fn payload_inotify_instances_are_not_charged_to_host_root() {
-    require!("root", is_root(), "only a root-started sandbox could be charged to host root");
+    require!(
+        "root",
+        is_root(),
+        "only a root-started sandbox could be charged to host root"
+    );
     let dir = TempDir::new("inotify");
-    require!("gcc", compile(&dir, "hog", INOTIFY_HOG), "gcc cannot build the payload");
+    require!(
+        "gcc",
+        compile(&dir, "hog", INOTIFY_HOG),
+        "gcc cannot build the payload"
+    );
     for mode in modes() {
         let mut c = cordon(mode);
         c.args([
@@ -272,7 +294,10 @@ fn payload_inotify_instances_are_not_charged_to_host_root() {
             // SAFETY: our own fd.
             unsafe { libc::close(fd) };
         }
-        assert!(fd >= 0, "[{mode:?}] host root's inotify_init1 failed ({err}) while the payload {line:?}");
+        assert!(
+            fd >= 0,
+            "[{mode:?}] host root's inotify_init1 failed ({err}) while the payload {line:?}"
+        );
         drop(hog);
     }
 }
@@ -339,9 +364,44 @@ fn payload_written_code_cannot_be_executed_from_a_memfd() {
             Mode::Rootless => {
                 // Cannot be set without privileges: said so, not hidden.
                 if r.code() != 3 {
-                    assert!(listed, "[{mode:?}] memfd exec ran and unenforced is {unenforced:?}");
+                    assert!(
+                        listed,
+                        "[{mode:?}] memfd exec ran and unenforced is {unenforced:?}"
+                    );
                 }
             }
         }
     }
+}
+
+#[test]
+fn cordon_exec_holds_its_host_id_while_its_payload_lives() {
+    require!("root", is_root(), "host id allocation needs root");
+    let id = 0x7300_0000 + (std::process::id() % 0x10000);
+    let range = format!("{id}:1");
+    let mark = marker("e");
+    let arg = format!(
+        "63.{}",
+        mark.chars().filter(char::is_ascii_digit).collect::<String>()
+    );
+    let mut c = cordon(Mode::Root);
+    c.env("CORDON_ID_RANGE", &range);
+    c.args(["exec", "--", "/bin/sleep", &arg]);
+    c.stdout(Stdio::null()).stderr(Stdio::null());
+    let payload = Running(c.spawn().expect("spawn cordon exec"));
+    let (pid, uid, gid) = wait_payload(&format!("/bin/sleep {arg}"));
+    assert_eq!(pid, payload.0.id(), "cordon exec replaces itself");
+    assert_eq!((uid, gid), (id, id), "the exec'd payload's host ids");
+    // The lock went with exec; the record still names the payload.
+    assert!(lock_is_free(id));
+    let mut c = cordon(Mode::Root);
+    c.env("CORDON_ID_RANGE", &range);
+    let r = run_with(c, &[], &["/bin/true"]);
+    assert_ne!(r.code(), 0, "a sandbox got the id of a live cordon exec payload");
+    drop(payload);
+    let mut c = cordon(Mode::Root);
+    c.env("CORDON_ID_RANGE", &range);
+    let r = run_with(c, &[], &["/bin/true"]);
+    assert_eq!(r.code(), 0, "{}", r.stderr());
+    assert_eq!(host_uid_of(&r), id);
 }
