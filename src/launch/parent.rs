@@ -115,12 +115,16 @@ const SECBIT_NO_SETUID_FIXUP: libc::c_ulong = 1 << 2;
 /// effective ids, so that the user namespace clone3 creates is owned by
 /// them, not by host root: the payload's per-user counts (inotify
 /// instances and watches, mqueue bytes, pending signals...) are then
-/// charged to that id. Real and saved ids stay 0, and SECBIT_NO_SETUID_FIXUP
-/// keeps the effective capabilities (CLONE_INTO_CGROUP's permission check
-/// on a root-owned cgroup.procs needs them). Dropping it restores
-/// everything; a failure to restore aborts the process rather than let it
-/// go on with half its identity.
+/// charged to that id. Real and saved ids stay as they are (0), and
+/// SECBIT_NO_SETUID_FIXUP keeps the effective capabilities
+/// (CLONE_INTO_CGROUP's permission check on a root-owned cgroup.procs needs
+/// them). The euid change also resets the process's dumpable flag and the
+/// thread's parent-death signal, which are saved and put back. Dropping it
+/// restores everything; a failure to restore aborts the process rather than
+/// let it go on with half its identity.
 struct CloneAs {
+    euid: u32,
+    egid: u32,
     securebits: libc::c_ulong,
     dumpable: c_int,
     pdeathsig: c_int,
@@ -152,7 +156,11 @@ impl CloneAs {
         }
         sys::prctl(libc::PR_SET_SECUREBITS, securebits | SECBIT_NO_SETUID_FIXUP, 0)
             .map_err(|e| fail("securebits", e))?;
+        // SAFETY: geteuid/getegid cannot fail.
+        let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
         let guard = CloneAs {
+            euid,
+            egid,
             securebits,
             dumpable,
             pdeathsig,
@@ -166,8 +174,8 @@ impl CloneAs {
 
 impl Drop for CloneAs {
     fn drop(&mut self) {
-        let restored = raw_setres(libc::SYS_setresuid, 0)
-            .and_then(|_| raw_setres(libc::SYS_setresgid, 0))
+        let restored = raw_setres(libc::SYS_setresuid, self.euid)
+            .and_then(|_| raw_setres(libc::SYS_setresgid, self.egid))
             .and_then(|_| sys::prctl(libc::PR_SET_SECUREBITS, self.securebits, 0).map(drop))
             .and_then(|_| sys::prctl(libc::PR_SET_DUMPABLE, self.dumpable as libc::c_ulong, 0).map(drop))
             .and_then(|_| sys::prctl(libc::PR_SET_PDEATHSIG, self.pdeathsig as libc::c_ulong, 0).map(drop));

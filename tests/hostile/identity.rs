@@ -405,3 +405,38 @@ fn cordon_exec_holds_its_host_id_while_its_payload_lives() {
     assert_eq!(r.code(), 0, "{}", r.stderr());
     assert_eq!(host_uid_of(&r), id);
 }
+
+#[test]
+fn the_launching_thread_gets_its_identity_back() {
+    require!("root", is_root(), "only a root launch changes the thread's ids");
+    let policy = cordon::Policy::builtin_default().expect("default policy");
+    let plan = cordon::plan::Plan::build(&policy, "default", &["/bin/true"]).expect("plan");
+    let state = || {
+        // SAFETY: getters without side effects.
+        unsafe {
+            let mut pdeath: libc::c_int = 0;
+            libc::prctl(libc::PR_GET_PDEATHSIG, &mut pdeath as *mut libc::c_int);
+            (
+                libc::geteuid(),
+                libc::getegid(),
+                libc::prctl(libc::PR_GET_SECUREBITS),
+                libc::prctl(libc::PR_GET_DUMPABLE),
+                pdeath,
+            )
+        }
+    };
+    // SAFETY: sets this thread's parent-death signal, to see it kept.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGUSR2 as libc::c_ulong) };
+    let before = state();
+    let out = cordon::launch::run(&plan, cordon::launch::RunOptions::default()).expect("run");
+    assert_eq!(out.exit_code, 0, "{out:?}");
+    assert_ne!(plan.ids.host_uid, 0);
+    assert_eq!(out.host_uid, Some(plan.ids.host_uid));
+    assert_eq!(
+        state(),
+        before,
+        "(euid, egid, securebits, dumpable, pdeathsig) changed"
+    );
+    // SAFETY: clears what we set.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0 as libc::c_ulong) };
+}
