@@ -14,8 +14,9 @@
 //!   host process still runs with that uid or gid: what an exec'd payload
 //!   left behind.
 //!
-//! A supervisor empties the record when the sandbox's pid namespace is gone
-//! (nothing can be left running as the id). A dropped [`crate::Prepared`]
+//! A supervisor removes the record (still locked) when the sandbox's pid
+//! namespace is gone (nothing can be left running as the id); an allocator
+//! that finds the file it locked unlinked moves on. A dropped [`crate::Prepared`]
 //! leaves `0 0`: no owner, but its children may still run as the id, which
 //! the next allocator checks. `cordon exec` replaces itself with the
 //! payload, which keeps the pid and start time its record names. Allocation starts at a random offset of the
@@ -122,6 +123,7 @@ pub enum Release {
 pub struct Lease {
     id: u32,
     fd: Option<OwnedFd>,
+    dir: OwnedFd,
     release: Release,
 }
 
@@ -140,14 +142,25 @@ impl Lease {
 impl Drop for Lease {
     fn drop(&mut self) {
         if let Some(fd) = self.fd.take() {
-            let keep: &[u8] = match self.release {
-                Release::Clear => b"",
-                Release::Linger => b"0 0\n",
-            };
-            // SAFETY: our own fd; keep is valid for its length.
-            unsafe {
-                libc::ftruncate(fd.as_raw_fd(), 0);
-                libc::pwrite(fd.as_raw_fd(), keep.as_ptr().cast(), keep.len(), 0);
+            match self.release {
+                Release::Clear => {
+                    // Removed while still locked: whoever opened it before
+                    // finds it unlinked once it gets the lock, and moves on.
+                    let name = CString::new(self.id.to_string()).expect("digits");
+                    // SAFETY: name is a valid C string, dir a directory fd.
+                    if unsafe { libc::unlinkat(self.dir.as_raw_fd(), name.as_ptr(), 0) } < 0 {
+                        // SAFETY: our own fd.
+                        unsafe { libc::ftruncate(fd.as_raw_fd(), 0) };
+                    }
+                }
+                Release::Linger => {
+                    let keep = b"0 0\n";
+                    // SAFETY: our own fd; keep is valid for its length.
+                    unsafe {
+                        libc::ftruncate(fd.as_raw_fd(), 0);
+                        libc::pwrite(fd.as_raw_fd(), keep.as_ptr().cast(), keep.len(), 0);
+                    }
+                }
             }
             // Closing releases the flock.
             drop(fd);
@@ -163,22 +176,29 @@ fn errno() -> Errno {
 /// without following symlinks.
 fn open_private_dir(parent: libc::c_int, name: &str, mode: u32) -> Result<OwnedFd, String> {
     let c = CString::new(name).map_err(|_| "NUL in path".to_string())?;
-    // SAFETY: c is a valid C string; parent is a directory fd or AT_FDCWD.
-    let r = unsafe { libc::mkdirat(parent, c.as_ptr(), mode) };
-    if r < 0 && errno().0 != libc::EEXIST {
-        return Err(format!(
-            "mkdir {name}: {}",
-            std::io::Error::from_raw_os_error(errno().0)
-        ));
-    }
-    // SAFETY: as above; O_NOFOLLOW refuses a symlink planted in its place.
-    let fd = unsafe {
-        libc::openat(
-            parent,
-            c.as_ptr(),
-            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-        )
+    let open = || {
+        // SAFETY: c is a valid C string; parent is a directory fd or
+        // AT_FDCWD; O_NOFOLLOW refuses a symlink planted in its place.
+        unsafe {
+            libc::openat(
+                parent,
+                c.as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            )
+        }
     };
+    let mut fd = open();
+    if fd < 0 && errno().0 == libc::ENOENT {
+        // SAFETY: as above.
+        let r = unsafe { libc::mkdirat(parent, c.as_ptr(), mode) };
+        if r < 0 && errno().0 != libc::EEXIST {
+            return Err(format!(
+                "mkdir {name}: {}",
+                std::io::Error::from_raw_os_error(errno().0)
+            ));
+        }
+        fd = open();
+    }
     if fd < 0 {
         return Err(format!(
             "open {name}: {}",
@@ -296,6 +316,14 @@ fn try_claim(dir: &OwnedFd, id: u32, record: &str) -> Result<Option<OwnedFd>, St
             std::io::Error::from_raw_os_error(e.0)
         ));
     }
+    // SAFETY: a zeroed stat is a valid out-buffer.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fd is valid, st a valid out-pointer.
+    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } < 0 || st.st_nlink == 0 {
+        // Its holder released (and removed) it between our open and our
+        // lock: the name may already be someone else's new file.
+        return Ok(None);
+    }
     let mut buf = [0u8; 64];
     // SAFETY: buf is valid for its length.
     let n = unsafe { libc::pread(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
@@ -344,6 +372,7 @@ pub fn allocate(range: IdRange) -> Result<Lease, String> {
             return Ok(Lease {
                 id,
                 fd: Some(fd),
+                dir,
                 release: Release::Clear,
             });
         }

@@ -138,12 +138,17 @@ fn host_nobody_cannot_signal_the_payload() {
     assert_eq!(r, 0, "host root cannot signal payload {pid}");
 }
 
-/// Try to take the lock cordon holds on `id` while it uses it.
+/// Try to take the lock cordon holds on `id` while it uses it (a record
+/// that is gone is not held either).
 fn lock_is_free(id: u32) -> bool {
-    let f = std::fs::OpenOptions::new()
+    let f = match std::fs::OpenOptions::new()
         .read(true)
         .open(format!("{ID_DIR}/{id}"))
-        .unwrap_or_else(|e| panic!("{ID_DIR}/{id}: {e}"));
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return true,
+        Err(e) => panic!("{ID_DIR}/{id}: {e}"),
+    };
     // SAFETY: flock on an fd we own; it is released when `f` closes.
     unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
 }
@@ -170,6 +175,10 @@ fn host_id_is_held_for_the_run_and_released_after() {
     assert_eq!(r.code(), 0, "{}", r.stderr());
     assert_eq!(host_uid_of(&r), id, "the only id of the range");
     assert!(lock_is_free(id), "host id {id} still held after the run");
+    assert!(
+        !std::path::Path::new(&format!("{ID_DIR}/{id}")).exists(),
+        "the record of host id {id} outlived its run"
+    );
 
     // While one sandbox holds it, another with the same range is refused.
     let mut c = with_range();
