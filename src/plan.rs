@@ -191,8 +191,7 @@ pub struct Plan {
     pub unenforced: Vec<String>,
     /// Set `vm.memfd_noexec=2` in the sandbox's pid namespace before the
     /// payload starts (root, with a pid namespace, on Linux 6.3+): the
-    /// parent does it while the child builds the root, and the child waits
-    /// for the second sync byte before it forks the payload.
+    /// parent does it before it releases the child.
     pub memfd_noexec: bool,
     /// fds to put on the payload's stdin, stdout and stderr (-1: inherit
     /// cordon's), set by library callers.

@@ -14,13 +14,17 @@
 //!   host process still runs with that uid or gid: what an exec'd payload
 //!   left behind.
 //!
-//! A supervisor removes the record (still locked) when the sandbox's pid
-//! namespace is gone (nothing can be left running as the id); an allocator
-//! that finds the file it locked unlinked moves on. A dropped [`crate::Prepared`]
+//! A supervisor empties the record when the sandbox's pid namespace is gone
+//! (nothing can be left running as the id). Records are never removed by
+//! cordon; one an administrator removed while it was held is seen as taken
+//! by whoever had it open (its link count is 0). A dropped [`crate::Prepared`]
 //! leaves `0 0`: no owner, but its children may still run as the id, which
 //! the next allocator checks. `cordon exec` replaces itself with the
-//! payload, which keeps the pid and start time its record names. Allocation starts at a random offset of the
-//! range, so that concurrent cordons rarely try the same ids.
+//! payload, which keeps the pid and start time its record names.
+//!
+//! Allocation starts at a random id among the range's first 256, so that
+//! concurrent cordons rarely try the same id first while the records stay
+//! few.
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -38,6 +42,9 @@ pub const DEFAULT_RANGE: IdRange = IdRange {
     start: 0x7000_0000,
     count: 0x1_0000,
 };
+
+/// Allocation starts at a random id among the range's first `WINDOW`.
+const WINDOW: u32 = 256;
 
 /// Where the records live.
 pub const ID_DIR: &str = "/run/cordon/ids";
@@ -123,7 +130,6 @@ pub enum Release {
 pub struct Lease {
     id: u32,
     fd: Option<OwnedFd>,
-    dir: OwnedFd,
     release: Release,
 }
 
@@ -136,6 +142,17 @@ impl Lease {
     /// Choose what dropping the lease does to the record.
     pub fn set_release(&mut self, r: Release) {
         self.release = r;
+        if r == Release::Linger {
+            // Outliving our lock: the record must tell whether we live.
+            if let Some(fd) = &self.fd {
+                let rec = own_record();
+                // SAFETY: our own fd; rec is valid for its length.
+                unsafe {
+                    libc::ftruncate(fd.as_raw_fd(), 0);
+                    libc::pwrite(fd.as_raw_fd(), rec.as_ptr().cast(), rec.len(), 0);
+                }
+            }
+        }
     }
 }
 
@@ -144,14 +161,11 @@ impl Drop for Lease {
         if let Some(fd) = self.fd.take() {
             match self.release {
                 Release::Clear => {
-                    // Removed while still locked: whoever opened it before
-                    // finds it unlinked once it gets the lock, and moves on.
-                    let name = CString::new(self.id.to_string()).expect("digits");
-                    // SAFETY: name is a valid C string, dir a directory fd.
-                    if unsafe { libc::unlinkat(self.dir.as_raw_fd(), name.as_ptr(), 0) } < 0 {
-                        // SAFETY: our own fd.
-                        unsafe { libc::ftruncate(fd.as_raw_fd(), 0) };
-                    }
+                    // Emptied, not removed: the last close of an unlinked
+                    // file costs about half a millisecond, and the few
+                    // files of the window are reused.
+                    // SAFETY: our own fd.
+                    unsafe { libc::ftruncate(fd.as_raw_fd(), 0) };
                 }
                 Release::Linger => {
                     let keep = b"0 0\n";
@@ -207,6 +221,12 @@ fn open_private_dir(parent: libc::c_int, name: &str, mode: u32) -> Result<OwnedF
     }
     // SAFETY: fd is a new fd we own.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    check_private(&fd, name)?;
+    Ok(fd)
+}
+
+/// A directory owned by root that nobody else may write.
+fn check_private(fd: &OwnedFd, name: &str) -> Result<(), String> {
     // SAFETY: a zeroed stat is a valid out-buffer.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: fd is valid, st is a valid out-pointer.
@@ -223,10 +243,23 @@ fn open_private_dir(parent: libc::c_int, name: &str, mode: u32) -> Result<OwnedF
             st.st_mode & 0o7777
         ));
     }
-    Ok(fd)
+    Ok(())
 }
 
 fn open_id_dir() -> Result<OwnedFd, String> {
+    // The common case in one call: the directory exists.
+    if let Ok(fd) = crate::sys::openat2(
+        libc::AT_FDCWD,
+        c"/run/cordon/ids",
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        0,
+        crate::sys::RESOLVE_NO_SYMLINKS,
+    ) {
+        // SAFETY: a new fd we own.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        check_private(&fd, ID_DIR)?;
+        return Ok(fd);
+    }
     let run = open_private_dir(libc::AT_FDCWD, "/run/cordon", 0o755)?;
     open_private_dir(run.as_raw_fd(), "ids", 0o700).map_err(|e| format!("/run/cordon/{e}"))
 }
@@ -364,15 +397,20 @@ fn random_u32() -> u32 {
 /// record locked until it is dropped.
 pub fn allocate(range: IdRange) -> Result<Lease, String> {
     let dir = open_id_dir()?;
-    let record = own_record();
-    let offset = random_u32() % range.count;
+    // A supervisor's record needs no start time: its lock says it lives,
+    // and once it is gone the record only has to be non-empty, so that the
+    // next allocator looks for processes left running as the id.
+    let record = format!("{} 0\n", std::process::id());
+    // A random start among the first WINDOW ids: concurrent cordons rarely
+    // try the same id first, and the records stay few (each id of the
+    // range used once leaves a file behind).
+    let offset = random_u32() % range.count.min(WINDOW);
     for i in 0..range.count {
         let id = range.start + (offset + i) % range.count;
         if let Some(fd) = try_claim(&dir, id, &record)? {
             return Ok(Lease {
                 id,
                 fd: Some(fd),
-                dir,
                 release: Release::Clear,
             });
         }

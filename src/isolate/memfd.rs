@@ -13,10 +13,8 @@
 //! born), clones a helper with `CLONE_VM | CLONE_VFORK` that writes `2`
 //! through an fd opened beforehand and exits, and returns to its own pid
 //! namespace. The helper also rewinds `kernel.ns_last_pid` so the payload
-//! still gets pid 2. The parent does this while the sandbox's init builds
-//! the root; init forks the payload only after the parent's second sync
-//! byte, which follows it, so nothing of the payload's runs before the
-//! sysctl is set.
+//! still gets pid 2. All of it happens before the sandbox's init is
+//! released, so nothing of the payload's runs before the sysctl is set.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::raw::{c_int, c_void};
@@ -89,7 +87,7 @@ extern "C" fn helper(arg: *mut c_void) -> c_int {
 }
 
 /// Set `vm.memfd_noexec=2` in the pid namespace of the process `pidfd`
-/// refers to (a child of ours, which has not forked the payload yet).
+/// refers to (a child of ours, not yet running anything of the payload's).
 /// Errors name the step and errno.
 pub fn set_noexec(pidfd: c_int) -> Result<(), (String, Errno)> {
     let sysctl = open(SYSCTL, libc::O_WRONLY)?;
@@ -121,7 +119,13 @@ pub fn set_noexec(pidfd: c_int) -> Result<(), (String, Errno)> {
         libc::clone(
             helper,
             top,
-            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            // Sharing what it does not change saves copying it.
+            libc::CLONE_VM
+                | libc::CLONE_VFORK
+                | libc::CLONE_FILES
+                | libc::CLONE_FS
+                | libc::CLONE_SIGHAND
+                | libc::SIGCHLD,
             &args as *const HelperArgs as *mut c_void,
         )
     };

@@ -116,10 +116,9 @@ fn init(plan: &Plan, fds: Fds) -> Result<Never, ChildError> {
     creds::drop_bounding(plan.last_cap)?;
     creds::lock_securebits()?;
 
-    if plan.late_attach || plan.memfd_noexec {
-        // The parent puts us into the v1 cgroups and sets the pid
-        // namespace's vm.memfd_noexec while we built the root: the payload
-        // starts only once that is done.
+    if plan.late_attach {
+        // The parent puts us into the v1 cgroups while we built the root:
+        // the payload starts only once that is done.
         match sys::read(fds.sync_read, &mut byte) {
             Ok(1) => {}
             Ok(_) => sys::exit(SETUP_FAILED),

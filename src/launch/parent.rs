@@ -242,45 +242,6 @@ fn clone_child(
     }
 }
 
-/// Whether the child behind `pidfd` has exited or does within 200 ms (a
-/// child that failed its setup is exiting already).
-fn exits_soon(pidfd: c_int) -> bool {
-    let mut p = libc::pollfd {
-        fd: pidfd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd.
-    unsafe { libc::poll(&mut p, 1, 200) > 0 }
-}
-
-/// Write to the sync pipe without a SIGPIPE should the child be gone (a
-/// library host may not ignore SIGPIPE): blocked for the call, and a
-/// SIGPIPE it raised taken back.
-fn write_no_sigpipe(fd: c_int, buf: &[u8]) -> Result<(), Errno> {
-    let mut set = sys::sigset_empty();
-    // SAFETY: set is initialised.
-    unsafe { libc::sigaddset(&mut set, libc::SIGPIPE) };
-    // SAFETY: sigpending fills the initialised set it is given.
-    let was_pending = unsafe {
-        let mut pending = sys::sigset_empty();
-        libc::sigpending(&mut pending);
-        libc::sigismember(&pending, libc::SIGPIPE) == 1
-    };
-    let old = sys::block_signals(&set)?;
-    let r = sys::write_all(fd, buf);
-    if r == Err(Errno(libc::EPIPE)) && !was_pending {
-        let zero = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: set and zero are valid; the siginfo out-pointer may be null.
-        unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &zero) };
-    }
-    let _ = sys::set_sigmask(&old);
-    r
-}
-
 fn write_maps(plan: &Plan, pid: libc::pid_t) -> Result<(), LaunchError> {
     let ids = &plan.ids;
     let base = format!("/proc/{pid}");
@@ -471,6 +432,10 @@ pub fn run_reporting(
         e
     };
     write_maps(plan, pid).map_err(kill_and_reap)?;
+    if plan.memfd_noexec {
+        crate::isolate::memfd::set_noexec(pidfd.0)
+            .map_err(|(what, e)| kill_and_reap(LaunchError::sys("memfd_noexec", what, e)))?;
+    }
     // Release the child.
     sys::write_all(sync_w.0, b"1")
         .map_err(|e| kill_and_reap(LaunchError::sys("sync", "release child", e)))?;
@@ -478,28 +443,11 @@ pub fn run_reporting(
         if plan.late_attach {
             // v1: moving a process between cgroups waits for an RCU grace
             // period (milliseconds); the child builds its root meanwhile and
-            // waits for the second byte before it forks the payload, so
+            // waits for this second byte before it forks the payload, so
             // nothing it runs is ever outside the cgroups.
             cg.attach(pid).map_err(|e| kill_and_reap(cgroup_error(e)))?;
-        }
-    }
-    // The child builds its root meanwhile, and forks the payload only after
-    // the second byte.
-    let mut second = plan.late_attach;
-    if plan.memfd_noexec {
-        match crate::isolate::memfd::set_noexec(pidfd.0) {
-            Ok(()) => second = true,
-            // The child failed its setup and is gone (its pid namespace with
-            // it): nothing of the payload's runs, and the error pipe says why.
-            Err(_) if exits_soon(pidfd.0) => second = false,
-            Err((what, e)) => return Err(kill_and_reap(LaunchError::sys("memfd_noexec", what, e))),
-        }
-    }
-    if second {
-        if let Err(e) = write_no_sigpipe(sync_w.0, b"2") {
-            if !exits_soon(pidfd.0) {
-                return Err(kill_and_reap(LaunchError::sys("sync", "release the payload", e)));
-            }
+            sys::write_all(sync_w.0, b"2")
+                .map_err(|e| kill_and_reap(LaunchError::sys("sync", "cgroup attached", e)))?;
         }
     }
     sys::close(sync_w.take());
