@@ -21,11 +21,15 @@
 //! [`prepare`] refuses a policy that asks for a supervisor-only layer and
 //! says which; `policies/exec.json` is the default policy without them.
 //!
-//! Started by root, [`Prepared::apply`] first becomes the policy's host id
-//! (65534 unless `identity.host_uid` says otherwise), then creates the user
-//! namespace as that unprivileged user, so the payload never maps to host
-//! root. Before that it makes the idmapped mounts of the writable binds
-//! (only host root can), which the new mount namespace then attaches.
+//! Started by root, [`Prepared::apply`] first becomes the policy's host id,
+//! then creates the user namespace as that unprivileged user, so the payload
+//! never maps to host root. Before that it makes the idmapped mounts of the
+//! writable binds (only host root can), which the new mount namespace then
+//! attaches. Unless `identity.host_uid`/`host_gid` name one,
+//! [`prepare`] takes a host id of cordon's range for the [`Prepared`] (see
+//! [`crate::isolate::hostid`]): every process a `Prepared` restricts runs as
+//! that id, so prepare once per sandbox. The id stays taken while the
+//! `Prepared` lives and, after, while any process still runs as it.
 
 use std::ffi::OsStr;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -163,7 +167,16 @@ pub fn prepare_for(policy: &Policy, file: &str, argv: &[impl AsRef<OsStr>]) -> R
             message: "the user namespace is required".into(),
         });
     }
-    let plan = Plan::build(policy, file, argv)?;
+    let mut plan = Plan::build(policy, file, argv)?;
+    // vm.memfd_noexec is per pid namespace, and without one of its own the
+    // payload shares its caller's.
+    plan.unenforced.push(
+        "memfd_noexec: without a pid namespace of its own (cordon exec, the pre-exec API) vm.memfd_noexec cannot be set for the payload alone, so it may execute code it writes into a memfd; use cordon run".to_string(),
+    );
+    if let Some(lease) = plan.host_id.as_mut() {
+        // Processes restricted by this Prepared may outlive it.
+        lease.set_release(crate::isolate::hostid::Release::Linger);
+    }
     let mut unshare = 0;
     for ns in &policy.namespaces {
         unshare |= match ns {

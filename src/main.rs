@@ -317,6 +317,8 @@ fn failed_outcome(err: SetupError) -> Outcome {
         supervisor_max_rss_kb: 0,
         unenforced: Vec::new(),
         limits_hit: Vec::new(),
+        host_uid: None,
+        host_gid: None,
         violations: Vec::new(),
         violations_total: 0,
         cgroup: None,
@@ -599,7 +601,10 @@ fn learn(a: LearnArgs, m: &ArgMatches) -> i32 {
 fn check_host(l: &Loaded) -> Result<(), PolicyError> {
     // SAFETY: geteuid/getegid cannot fail.
     let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
-    let ids = cordon::plan::resolve_ids(&l.policy, euid, egid, &l.name)?;
+    // The host id range is checked; no id is taken.
+    let ids = cordon::plan::resolve_ids(&l.policy, euid, egid, &l.name, &mut || {
+        cordon::isolate::hostid::IdRange::from_env().map(|r| r.start)
+    })?;
     cordon::isolate::mount::MountPlan::prepare(&l.policy, &l.name, &ids)?;
     Ok(())
 }

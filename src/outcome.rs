@@ -78,6 +78,13 @@ pub struct Outcome {
     /// rlimits that make a call fail (`processes`, `address_space`,
     /// `open_files`) are invisible from outside and never listed.
     pub limits_hit: Vec<&'static str>,
+    /// The host uid the payload ran as (absent when setup failed before
+    /// it was chosen).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_uid: Option<u32>,
+    /// The host gid the payload ran as.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_gid: Option<u32>,
     /// Refused syscalls, as recorded with `"report": true` (at most 64).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub violations: Vec<Violation>,

@@ -8,8 +8,9 @@ use std::os::raw::c_char;
 use std::os::unix::ffi::OsStrExt;
 use std::time::Duration;
 
+use crate::isolate::hostid;
 use crate::isolate::mount::MountPlan;
-use crate::policy::{Namespace, Policy, PolicyError, DEFAULT_HOST_ID};
+use crate::policy::{Namespace, Policy, PolicyError};
 
 /// The ids the payload runs with, and how they are mapped.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,8 +40,17 @@ impl Ids {
     }
 }
 
-/// Decide the ids for a caller with effective ids `euid`/`egid`.
-pub fn resolve_ids(policy: &Policy, euid: u32, egid: u32, file: &str) -> Result<Ids, PolicyError> {
+/// Decide the ids for a caller with effective ids `euid`/`egid`. Started
+/// by root, a host id the policy does not name comes from `allocate` (one
+/// id of cordon's range, used for both uid and gid; see
+/// [`crate::isolate::hostid`]).
+pub fn resolve_ids(
+    policy: &Policy,
+    euid: u32,
+    egid: u32,
+    file: &str,
+    allocate: &mut dyn FnMut() -> Result<u32, String>,
+) -> Result<Ids, PolicyError> {
     let id = &policy.identity;
     let rootless = euid != 0;
     let err = |field: &str, message: String| PolicyError {
@@ -62,10 +72,18 @@ pub fn resolve_ids(policy: &Policy, euid: u32, egid: u32, file: &str) -> Result<
         }
         (euid, egid)
     } else {
-        (
-            id.host_uid.unwrap_or(DEFAULT_HOST_ID),
-            id.host_gid.unwrap_or(DEFAULT_HOST_ID),
-        )
+        match (id.host_uid, id.host_gid) {
+            (Some(u), Some(g)) => (u, g),
+            (u, g) => {
+                let fresh = allocate().map_err(|e| {
+                    err(
+                        if u.is_none() { "host_uid" } else { "host_gid" },
+                        format!("cannot allocate a host id for the sandbox: {e}"),
+                    )
+                })?;
+                (u.unwrap_or(fresh), g.unwrap_or(fresh))
+            }
+        }
     };
     if (host_uid == 0 || host_gid == 0) && !id.allow_host_root {
         return Err(err(
@@ -148,6 +166,9 @@ pub struct Plan {
     pub clone_flags: u64,
     /// Ids and maps.
     pub ids: Ids,
+    /// The host id allocated for this plan (root, when the policy names
+    /// none), held until the plan is dropped: one plan, one sandbox.
+    pub host_id: Option<hostid::Lease>,
     /// The root filesystem.
     pub mounts: MountPlan,
     /// Where the new root is mounted before pivot_root (a directory of the
@@ -177,6 +198,10 @@ pub struct Plan {
     /// (cgroup limits with `limits.cgroup` `v2_only` on a host without
     /// usable cgroup v2): in the outcome, but no warning.
     pub unenforced_quiet: Vec<String>,
+    /// Set `vm.memfd_noexec=2` in the sandbox's pid namespace before the
+    /// payload starts (root, with a pid namespace, on Linux 6.3+): the
+    /// parent does it before it releases the child.
+    pub memfd_noexec: bool,
     /// fds to put on the payload's stdin, stdout and stderr (-1: inherit
     /// cordon's), set by library callers.
     pub stdio: [std::os::raw::c_int; 3],
@@ -344,7 +369,13 @@ impl Plan {
         }
         // SAFETY: geteuid/getegid cannot fail.
         let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
-        let ids = resolve_ids(policy, euid, egid, file)?;
+        let mut host_id = None;
+        let ids = resolve_ids(policy, euid, egid, file, &mut || {
+            let lease = hostid::IdRange::from_env().and_then(hostid::allocate)?;
+            let id = lease.id();
+            host_id = Some(lease);
+            Ok(id)
+        })?;
 
         let mut flags = 0u64;
         for ns in &policy.namespaces {
@@ -432,6 +463,7 @@ impl Plan {
         let mut plan = Plan {
             clone_flags: flags,
             ids,
+            host_id,
             mounts,
             staging: CString::from(c"/tmp"),
             hostname: policy
@@ -448,6 +480,7 @@ impl Plan {
             wall_time: l.wall_time.map(|d| d.as_duration()),
             unenforced: Vec::new(),
             unenforced_quiet: Vec::new(),
+            memfd_noexec: false,
             stdio: [-1; 3],
             cgroup: None,
             late_attach: false,
@@ -488,6 +521,21 @@ impl Plan {
                         ),
                     })
                 }
+            }
+        }
+        // cordon's own hardening, not a request of the policy: listed in the
+        // outcome where it cannot be had, without a warning on every run.
+        if policy.has_namespace(Namespace::Pid) {
+            if plan.ids.rootless {
+                plan.unenforced_quiet.push(
+                    "memfd_noexec: without privileges cordon cannot set vm.memfd_noexec in the sandbox's pid namespace, so the payload may execute code it writes into a memfd; run cordon as root to forbid that".to_string(),
+                );
+            } else if !crate::isolate::memfd::available() {
+                plan.unenforced_quiet.push(
+                    "memfd_noexec: this kernel lacks vm.memfd_noexec (Linux 6.3), so the payload may execute code it writes into a memfd".to_string(),
+                );
+            } else {
+                plan.memfd_noexec = true;
             }
         }
         plan.unenforced.extend(policy.disabled.iter().cloned());
@@ -564,22 +612,52 @@ mod tests {
         Policy::from_json("t.json", &format!(r#"{{"version": 1 {extra}}}"#)).expect("valid policy")
     }
 
+    fn no_alloc() -> Result<u32, String> {
+        panic!("allocated a host id")
+    }
+
     #[test]
-    fn root_maps_to_nobody_by_default() {
-        let ids = resolve_ids(&policy(""), 0, 0, "t").expect("ids");
+    fn root_gets_an_allocated_host_id_by_default() {
+        let mut calls = 0;
+        let ids = resolve_ids(&policy(""), 0, 0, "t", &mut || {
+            calls += 1;
+            Ok(0x7000_0005)
+        })
+        .expect("ids");
+        assert_eq!(calls, 1);
         assert_eq!(
             (ids.uid, ids.host_uid, ids.gid, ids.host_gid),
-            (1000, 65534, 1000, 65534)
+            (1000, 0x7000_0005, 1000, 0x7000_0005)
         );
         assert!(!ids.rootless);
-        assert_eq!(ids.uid_map(), "1000 65534 1\n");
+        assert_eq!(ids.uid_map(), "1000 1879048197 1\n");
+        let e = resolve_ids(&policy(""), 0, 0, "t", &mut || Err("full".into())).unwrap_err();
+        assert_eq!(e.path, "identity.host_uid");
+        assert!(e.message.contains("full"), "{}", e.message);
+    }
+
+    #[test]
+    fn explicit_host_ids_win() {
+        let p = policy(r#","identity":{"host_uid":5000,"host_gid":5001}"#);
+        let ids = resolve_ids(&p, 0, 0, "t", &mut no_alloc).expect("ids");
+        assert_eq!((ids.host_uid, ids.host_gid), (5000, 5001));
+        let p = policy(r#","identity":{"host_uid":5000}"#);
+        let ids = resolve_ids(&p, 0, 0, "t", &mut || Ok(77777)).expect("ids");
+        assert_eq!((ids.host_uid, ids.host_gid), (5000, 77777));
     }
 
     #[test]
     fn rootless_maps_to_caller_and_refuses_other_host_ids() {
-        let ids = resolve_ids(&policy(""), 1234, 1234, "t").expect("ids");
+        let ids = resolve_ids(&policy(""), 1234, 1234, "t", &mut no_alloc).expect("ids");
         assert_eq!((ids.host_uid, ids.host_gid, ids.rootless), (1234, 1234, true));
-        let e = resolve_ids(&policy(r#","identity":{"host_uid":99}"#), 1234, 1234, "t").unwrap_err();
+        let e = resolve_ids(
+            &policy(r#","identity":{"host_uid":99}"#),
+            1234,
+            1234,
+            "t",
+            &mut no_alloc,
+        )
+        .unwrap_err();
         assert_eq!(e.path, "identity.host_uid");
     }
 
@@ -588,7 +666,7 @@ mod tests {
         let e = Policy::from_json("t", r#"{"version":1,"identity":{"host_uid":0}}"#).unwrap_err();
         assert_eq!(e.path, "identity.host_uid");
         let p = policy(r#","identity":{"host_uid":0,"host_gid":0,"allow_host_root":true}"#);
-        let ids = resolve_ids(&p, 0, 0, "t").expect("ids");
+        let ids = resolve_ids(&p, 0, 0, "t", &mut no_alloc).expect("ids");
         assert_eq!(ids.host_uid, 0);
     }
 

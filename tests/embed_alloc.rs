@@ -6,7 +6,7 @@
 //! measurement allocates (a control test shows the counter does see an
 //! allocation made there).
 //!
-//! Started as root, the tests run as root (apply drops to host uid 65534
+//! Started as root, the tests run as root (apply drops to the host id
 //! itself) and are then run again as the unprivileged uid 4321.
 
 mod common;

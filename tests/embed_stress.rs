@@ -9,8 +9,8 @@
 //! filter refusing `unshare`, the rlimits; some run a shell that checks
 //! Landlock (no exec from /tmp) and `ulimit -n`.
 //!
-//! Run as root, the test does it as root (the payload maps to host uid
-//! 65534) and then re-runs itself, with a smaller batch, as the
+//! Run as root, the test does it as root (the payloads map to the host id
+//! its Prepared took) and then re-runs itself, with a smaller batch, as the
 //! unprivileged uid 4321. `CORDON_VM` (the VM lane, software-emulated)
 //! lowers the counts from 500/100 to 100/25 and triples the watchdog's
 //! 300 s.

@@ -234,7 +234,7 @@ fn identity_is_the_policys_and_files_belong_to_the_binds_owner() {
                 std::os::unix::fs::chown(d.path(), Some(2222), Some(2222)).expect("chown");
                 2222
             }
-            Mode::Rootless => mode.payload_host_uid(),
+            Mode::Rootless => common::ROOTLESS_ID,
         };
         // A root-owned 0755 directory bound read-write: writable for the
         // payload only when cordon runs as root (it is then root's to the
@@ -269,7 +269,7 @@ fn identity_is_the_policys_and_files_belong_to_the_binds_owner() {
                 .as_ref()
                 .is_some_and(|s| s["unenforced"].to_string().contains("idmapped"));
         let owner = if mode == Mode::Root && !idmapped {
-            mode.payload_host_uid()
+            mode.payload_host_uid(&r)
         } else {
             owner
         };

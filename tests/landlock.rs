@@ -39,21 +39,6 @@ fn diag(mode: Mode, r: &Run) -> String {
     )
 }
 
-/// A policy: the default policy's mounts plus a read-only and a writable
-/// bind of `dir`, with the given landlock section.
-/// The outcome's `unenforced` without the default policy's cgroup limits
-/// (enforced only on cgroup v2, see tests/hostile/bombs.rs).
-fn not_limits(unenforced: &serde_json::Value) -> serde_json::Value {
-    let items = unenforced.as_array().expect("unenforced is an array");
-    serde_json::Value::Array(
-        items
-            .iter()
-            .filter(|u| !u.as_str().is_some_and(|s| s.starts_with("limits: ")))
-            .cloned()
-            .collect(),
-    )
-}
-
 fn policy(dir: &TempDir, name: &str, landlock: serde_json::Value) -> String {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/policies/default.json"))
         .expect("default policy");
@@ -242,7 +227,7 @@ fn the_default_policy_writes_only_its_tmpfs_and_executes_only_usr() {
         if abi() >= 6 {
             let r = common::sh(mode, &[], "true");
             assert_eq!(
-                not_limits(&r.status.clone().expect("outcome")["unenforced"]),
+                common::unenforced_by_policy(&r.status.clone().expect("outcome")),
                 serde_json::json!([]),
                 "{}",
                 diag(mode, &r)
@@ -460,7 +445,7 @@ fn strict_and_best_effort_follow_the_kernels_abi() {
         let r = common::sh(mode, &["--policy", &strict], "echo ran");
         let rb = common::sh(mode, &["--policy", &best], "echo ran");
         assert_eq!(rb.ok(), "ran\n", "{}", diag(mode, &rb));
-        let unenforced = not_limits(&rb.status.clone().expect("outcome")["unenforced"]).to_string();
+        let unenforced = common::unenforced_by_policy(&rb.status.clone().expect("outcome")).to_string();
         if abi >= 6 {
             assert_eq!(r.ok(), "ran\n", "{}", diag(mode, &r));
             assert_eq!(unenforced, "[]");

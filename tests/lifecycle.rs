@@ -739,14 +739,7 @@ fn outcome_json_reports_usage() {
             srss < rss,
             "the supervisor ({srss} KiB) should be far smaller than the payload\n{d}"
         );
-        // The default policy's cgroup limits hold only on cgroup v2.
-        let unenforced: Vec<&serde_json::Value> = st["unenforced"]
-            .as_array()
-            .expect("unenforced")
-            .iter()
-            .filter(|u| !u.as_str().is_some_and(|s| s.starts_with("limits: ")))
-            .collect();
-        assert!(unenforced.is_empty(), "{d}");
+        assert_eq!(common::unenforced_by_policy(st), serde_json::json!([]), "{d}");
     }
 }
 

@@ -5,7 +5,7 @@
 //!
 //! The tests share one lock: they count this process's fds and children
 //! before and after. Started as root they run as root (the payloads map to
-//! host uid 65534), then again as the unprivileged uid 4321.
+//! a host id of their own), then again as the unprivileged uid 4321.
 
 mod common;
 

@@ -10,9 +10,13 @@ const SECBIT_KEEP_CAPS_LOCKED: u64 = 1 << 5;
 const SECBIT_NO_CAP_AMBIENT_RAISE: u64 = 1 << 6;
 const SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED: u64 = 1 << 7;
 
-/// Switch to the sandbox identity. Started by root, the child is host uid 0
-/// (unmapped inside) until this call; it keeps its namespace capabilities
-/// across the switch because it never was the namespace's root.
+/// Switch to the sandbox identity. Started by root, the child has real and
+/// saved uid 0 and, as effective ids, the sandbox's host ids (the parent
+/// cloned it so, to make the user namespace theirs) until this call. It
+/// keeps its namespace capabilities across the switch: host uid 0 is not
+/// mapped inside, and when the inner uid is 0 the switch goes from the
+/// namespace's root to the namespace's root, so the kernel's setuid fixup
+/// never clears them.
 pub fn switch_identity(ids: &Ids) -> Result<(), ChildError> {
     if !ids.rootless {
         // Drop root's supplementary groups (host gid 0 among them).

@@ -3,4 +3,6 @@
 
 pub mod creds;
 pub mod idmap;
+pub mod hostid;
+pub mod memfd;
 pub mod mount;

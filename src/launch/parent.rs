@@ -122,12 +122,99 @@ fn userns_hint_from_sysctls() -> String {
         .to_string()
 }
 
+const SECBIT_NO_SETUID_FIXUP: libc::c_ulong = 1 << 2;
+
+/// Started by root: the calling thread (only it: raw system calls, not
+/// glibc's process-wide setxid) runs with the sandbox's host ids as its
+/// effective ids, so that the user namespace clone3 creates is owned by
+/// them, not by host root: the payload's per-user counts (inotify
+/// instances and watches, mqueue bytes, pending signals...) are then
+/// charged to that id. Real and saved ids stay as they are (0), and
+/// SECBIT_NO_SETUID_FIXUP keeps the effective capabilities
+/// (CLONE_INTO_CGROUP's permission check on a root-owned cgroup.procs needs
+/// them). The euid change also resets the process's dumpable flag and the
+/// thread's parent-death signal, which are saved and put back. Dropping it
+/// restores everything; a failure to restore aborts the process rather than
+/// let it go on with half its identity.
+struct CloneAs {
+    euid: u32,
+    egid: u32,
+    securebits: libc::c_ulong,
+    dumpable: c_int,
+    pdeathsig: c_int,
+}
+
+fn raw_setres(nr: libc::c_long, effective: u32) -> Result<(), Errno> {
+    let keep = libc::uid_t::MAX as libc::c_long;
+    // SAFETY: setresuid/setresgid with integer arguments; -1 keeps the
+    // real and saved ids. Raw, so it changes only the calling thread.
+    let r = unsafe { libc::syscall(nr, keep, effective as libc::c_long, keep) };
+    if r < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(())
+    }
+}
+
+impl CloneAs {
+    fn enter(uid: u32, gid: u32) -> Result<CloneAs, LaunchError> {
+        let fail =
+            |what: &str, e: Errno| LaunchError::sys("identity", format!("clone as host id {uid}: {what}"), e);
+        let get = |opt: c_int| sys::prctl(opt, 0, 0).map_err(|e| fail("prctl", e));
+        let securebits = get(libc::PR_GET_SECUREBITS)? as libc::c_ulong;
+        let dumpable = get(libc::PR_GET_DUMPABLE)?;
+        let mut pdeathsig: c_int = 0;
+        // SAFETY: PR_GET_PDEATHSIG writes an int through the pointer.
+        if unsafe { libc::prctl(libc::PR_GET_PDEATHSIG, &mut pdeathsig as *mut c_int) } < 0 {
+            return Err(fail("PR_GET_PDEATHSIG", Errno::last()));
+        }
+        sys::prctl(libc::PR_SET_SECUREBITS, securebits | SECBIT_NO_SETUID_FIXUP, 0)
+            .map_err(|e| fail("securebits", e))?;
+        // SAFETY: geteuid/getegid cannot fail.
+        let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        let guard = CloneAs {
+            euid,
+            egid,
+            securebits,
+            dumpable,
+            pdeathsig,
+        };
+        // From here on, dropping the guard restores what was changed.
+        raw_setres(libc::SYS_setresgid, gid).map_err(|e| fail("setresgid", e))?;
+        raw_setres(libc::SYS_setresuid, uid).map_err(|e| fail("setresuid", e))?;
+        Ok(guard)
+    }
+}
+
+impl Drop for CloneAs {
+    fn drop(&mut self) {
+        let restored = raw_setres(libc::SYS_setresuid, self.euid)
+            .and_then(|_| raw_setres(libc::SYS_setresgid, self.egid))
+            .and_then(|_| sys::prctl(libc::PR_SET_SECUREBITS, self.securebits, 0).map(drop))
+            .and_then(|_| sys::prctl(libc::PR_SET_DUMPABLE, self.dumpable as libc::c_ulong, 0).map(drop))
+            .and_then(|_| sys::prctl(libc::PR_SET_PDEATHSIG, self.pdeathsig as libc::c_ulong, 0).map(drop));
+        if let Err(e) = restored {
+            eprintln!(
+                "cordon: cannot restore the supervisor's identity after clone3: {}",
+                std::io::Error::from_raw_os_error(e.0)
+            );
+            std::process::abort();
+        }
+    }
+}
+
 fn clone_child(
     plan: &Plan,
     fds: Fds,
     cgroup: Option<&std::os::fd::OwnedFd>,
     premade: &[c_int],
 ) -> Result<(libc::pid_t, c_int), LaunchError> {
+    let ids = &plan.ids;
+    let _as_host_id = if !ids.rootless && ids.host_uid != 0 && ids.host_gid != 0 {
+        Some(CloneAs::enter(ids.host_uid, ids.host_gid)?)
+    } else {
+        None
+    };
     let mut pidfd: c_int = -1;
     let mut c = clone3::Clone3::default();
     c.flag_pidfd(&mut pidfd);
@@ -376,6 +463,10 @@ pub fn run_reporting(
         e
     };
     write_maps(plan, pid).map_err(kill_and_reap)?;
+    if plan.memfd_noexec {
+        crate::isolate::memfd::set_noexec(pidfd.0)
+            .map_err(|(what, e)| kill_and_reap(LaunchError::sys("memfd_noexec", what, e)))?;
+    }
     // Release the child.
     sys::write_all(sync_w.0, b"1")
         .map_err(|e| kill_and_reap(LaunchError::sys("sync", "release child", e)))?;
@@ -623,6 +714,8 @@ pub fn run_reporting(
             .cloned()
             .collect(),
         limits_hit: Vec::new(),
+        host_uid: Some(plan.ids.host_uid),
+        host_gid: Some(plan.ids.host_gid),
         cgroup: None,
         violations: std::mem::take(&mut notifier.violations),
         violations_total: notifier.violations_total,

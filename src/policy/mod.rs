@@ -141,11 +141,14 @@ pub struct Identity {
     /// gid inside the sandbox.
     #[serde(default = "default_inner_id")]
     pub gid: u32,
-    /// Host uid the inner uid maps to when cordon runs as root (default 65534).
-    /// A rootless cordon always maps to the caller's own uid.
+    /// Host uid the inner uid maps to when cordon runs as root (default: an
+    /// id of cordon's range, of its own for each sandbox; see
+    /// [`crate::isolate::hostid`]). A rootless cordon always maps to the
+    /// caller's own uid.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_uid: Option<u32>,
-    /// Host gid the inner gid maps to when cordon runs as root (default 65534).
+    /// Host gid the inner gid maps to when cordon runs as root (default: the
+    /// sandbox's allocated id, the same number as its uid).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_gid: Option<u32>,
     /// Must be true for `host_uid` or `host_gid` 0: the payload would be host root.
@@ -156,9 +159,6 @@ pub struct Identity {
 fn default_inner_id() -> u32 {
     1000
 }
-
-/// Host id used for the payload when cordon runs as root and the policy names none.
-pub const DEFAULT_HOST_ID: u32 = 65534;
 
 impl Default for Identity {
     fn default() -> Self {

@@ -64,10 +64,21 @@ pub enum Mode {
 }
 
 impl Mode {
-    /// The host uid that owns what the payload creates.
-    pub fn payload_host_uid(self) -> u32 {
+    /// The host uid the payload of `run` ran as: rootless, the caller's
+    /// own; started by root, the id cordon allocated for that sandbox (the
+    /// outcome's `host_uid`), never root and never the host's nobody.
+    pub fn payload_host_uid(self, run: &Run) -> u32 {
         match self {
-            Mode::Root => 65534,
+            Mode::Root => {
+                let id = run
+                    .status
+                    .as_ref()
+                    .and_then(|s| s["host_uid"].as_u64())
+                    .unwrap_or_else(|| panic!("the outcome has no host_uid: {:?}", run.status))
+                    as u32;
+                assert!(id != 0 && id != 65534, "payload ran as host uid {id}");
+                id
+            }
             Mode::Rootless => ROOTLESS_ID,
         }
     }
@@ -146,10 +157,28 @@ impl Run {
     }
 }
 
+/// The outcome's `unenforced` list without what depends on the host rather
+/// than on the test's policy: the `memfd_noexec` entry every rootless run
+/// carries (tests/hostile/identity.rs checks it) and the default policy's
+/// cgroup limits where cgroup v2 is unavailable (`limits: ...`, checked in
+/// tests/hostile/bombs.rs).
+pub fn unenforced_by_policy(outcome: &serde_json::Value) -> serde_json::Value {
+    let items = outcome["unenforced"].as_array().cloned().unwrap_or_default();
+    serde_json::Value::Array(
+        items
+            .into_iter()
+            .filter(|v| {
+                !v.as_str()
+                    .is_some_and(|s| s.starts_with("memfd_noexec:") || s.starts_with("limits: "))
+            })
+            .collect(),
+    )
+}
+
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// A fresh directory under /tmp, world-accessible (mode 0777) so that
-/// both the root mode's nobody and the rootless uid can use it. Removed on
+/// both the root mode's allocated host id and the rootless uid can use it. Removed on
 /// drop.
 pub struct TempDir(pub PathBuf);
 

@@ -9,6 +9,7 @@
 mod bombs;
 #[path = "../common/mod.rs"]
 mod common;
+mod identity;
 mod idmap;
 mod learn;
 mod mounts;
