@@ -2,7 +2,7 @@
 //! allocate) and an `apply` half (child, must not).
 
 pub mod creds;
-pub mod idmap;
 pub mod hostid;
+pub mod idmap;
 pub mod memfd;
 pub mod mount;
