@@ -350,6 +350,13 @@ fn read_last_cap() -> u32 {
 }
 
 impl Plan {
+    /// Whether the child waits for a second byte from the parent before it
+    /// forks the payload (the parent attaches v1 cgroups and sets
+    /// `vm.memfd_noexec` while the child builds the root).
+    pub fn second_sync(&self) -> bool {
+        self.late_attach || self.memfd_noexec
+    }
+
     /// Compile a policy and a command into a plan. `file` names the policy
     /// in errors.
     pub fn build(policy: &Policy, file: &str, argv: &[impl AsRef<OsStr>]) -> Result<Plan, PolicyError> {

@@ -118,9 +118,10 @@ fn init(plan: &Plan, fds: Fds, premade: &[c_int]) -> Result<Never, ChildError> {
     creds::drop_bounding(plan.last_cap)?;
     creds::lock_securebits()?;
 
-    if plan.late_attach {
-        // The parent puts us into the v1 cgroups while we built the root:
-        // the payload starts only once that is done.
+    if plan.second_sync() {
+        // While we built the root, the parent put us into the v1 cgroups
+        // and/or set vm.memfd_noexec in our pid namespace: the payload
+        // starts only once that is done.
         match sys::read(fds.sync_read, &mut byte) {
             Ok(1) => {}
             Ok(_) => sys::exit(SETUP_FAILED),

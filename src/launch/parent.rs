@@ -463,23 +463,27 @@ pub fn run_reporting(
         e
     };
     write_maps(plan, pid).map_err(kill_and_reap)?;
+    // Release the child: it builds the sandbox's root meanwhile.
+    sys::write_all(sync_w.0, b"1")
+        .map_err(|e| kill_and_reap(LaunchError::sys("sync", "release child", e)))?;
     if plan.memfd_noexec {
+        // While the child builds the root: it forks the payload only after
+        // the second byte below, so nothing of the payload's ever runs
+        // before the sysctl holds.
         crate::isolate::memfd::set_noexec(pidfd.0)
             .map_err(|(what, e)| kill_and_reap(LaunchError::sys("memfd_noexec", what, e)))?;
     }
-    // Release the child.
-    sys::write_all(sync_w.0, b"1")
-        .map_err(|e| kill_and_reap(LaunchError::sys("sync", "release child", e)))?;
     if let Some(cg) = cgroup.as_ref().and_then(|g| g.0.as_ref()) {
         if plan.late_attach {
             // v1: moving a process between cgroups waits for an RCU grace
-            // period (milliseconds); the child builds its root meanwhile and
-            // waits for this second byte before it forks the payload, so
+            // period (milliseconds); the child builds its root meanwhile, so
             // nothing it runs is ever outside the cgroups.
             cg.attach(pid).map_err(|e| kill_and_reap(cgroup_error(e)))?;
-            sys::write_all(sync_w.0, b"2")
-                .map_err(|e| kill_and_reap(LaunchError::sys("sync", "cgroup attached", e)))?;
         }
+    }
+    if plan.second_sync() {
+        sys::write_all(sync_w.0, b"2")
+            .map_err(|e| kill_and_reap(LaunchError::sys("sync", "payload may start", e)))?;
     }
     sys::close(sync_w.take());
 
