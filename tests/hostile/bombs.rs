@@ -101,6 +101,15 @@ fn count_in(ns: &Path) -> usize {
         .count()
 }
 
+/// The bombs of this file run one at a time: each saturates the machine,
+/// and what it proves (the pids limit reached before the time limit, the
+/// host still able to allocate) must not depend on the other one.
+static ONE_BOMB: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_bomb() -> std::sync::MutexGuard<'static, ()> {
+    ONE_BOMB.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 const FORK_BOMB: &str =
     "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n";
 
@@ -111,13 +120,22 @@ fn fork_bomb_is_contained_by_the_default_policy() {
     // Without a default limit the test still must not bomb the host: it
     // kills the sandbox once it exceeds this bound.
     let bound = limit.unwrap_or(512) as usize;
+    let _one = one_bomb();
+    // 3 s on the host; in the VM lane 60 s: the bomb must reach the pids
+    // limit before the time limit, and forking python3 is slow under
+    // emulation (it took 50 s for 504 processes on a busy host).
+    let time = if crate::common::in_vm() {
+        time_limit(6)
+    } else {
+        time_limit(3)
+    };
     for mode in modes() {
         let dir = TempDir::new("forkbomb");
         let status = dir.path().join("outcome.json");
         let mut child = spawn(
             mode,
             &status,
-            &["--time-limit", &time_limit(3)],
+            &["--time-limit", &time],
             &["/usr/bin/python3", "-c", FORK_BOMB],
             Stdio::null(),
         );
@@ -205,6 +223,7 @@ fn memory_bomb_is_stopped_by_the_default_policy() {
     let bomb = format!(
         "import sys, time\nchunks = []\ntry:\n    while len(chunks) * 64 < {cap_mib}:\n        chunks.append(b'\\x01' * (64 << 20))\nexcept MemoryError:\n    print('stopped', len(chunks) * 64, flush=True)\n    time.sleep(1)\n    sys.exit(3)\nprint('escaped', len(chunks) * 64, flush=True)\ntime.sleep(1)\n"
     );
+    let _one = one_bomb();
     for mode in modes() {
         let dir = TempDir::new("membomb");
         let status = dir.path().join("outcome.json");
