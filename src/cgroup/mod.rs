@@ -369,8 +369,11 @@ impl CgroupPlan {
                     }
                 };
                 if !writable(&parent) {
+                    // Named like the v2_only refusal below: the outcome's
+                    // `unenforced` item must say which limits are missing.
                     return Err(format!(
-                        "cgroup v2: {} is not writable for this user, so cordon cannot make the sandbox's cgroup: run cordon in a delegated subtree (systemd-run --user --scope -p Delegate=yes cordon run ...), choose one with limits.cgroup_parent, or run as root",
+                        "{} (cgroup limits): cgroup v2: {} is not writable for this user, so cordon cannot make the sandbox's cgroup: run cordon in a delegated subtree (systemd-run --user --scope -p Delegate=yes cordon run ...), choose one with limits.cgroup_parent, or run as root",
+                        l.fields().iter().map(|f| format!("limits.{f}")).collect::<Vec<_>>().join(", "),
                         parent.display()
                     ));
                 }

@@ -218,3 +218,28 @@ fn v2_only_never_falls_back_to_cgroup_v1() {
     let why = CgroupPlan::decide(&l, &layout, None, true).unwrap_err();
     assert!(why.contains("this host has no cgroup v2 hierarchy"), "{why}");
 }
+
+#[test]
+fn an_unwritable_v2_parent_names_the_limits_it_leaves_unenforced() {
+    // A cgroup v2 hierarchy offering memory and pids, with cordon's own
+    // cgroup (and so every candidate parent) missing: not writable, even
+    // for root.
+    let dir = std::env::temp_dir().join(format!("cordon-cg2-unwritable-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("cgroup.controllers"), "cpu memory pids\n").unwrap();
+    let mountinfo = format!(
+        "41 31 0:38 / {} rw,relatime - cgroup2 cgroup2 rw\n",
+        dir.display()
+    );
+    let layout = Layout::from_texts(&mountinfo, "0::/gone/leaf\n");
+    let l = limits(r#"{"memory": "2G", "pids": 512}"#);
+    for v2_only in [true, false] {
+        let why = CgroupPlan::decide(&l, &layout, None, v2_only).unwrap_err();
+        assert!(
+            why.starts_with("limits.memory, limits.pids (cgroup limits): cgroup v2: "),
+            "{why}"
+        );
+        assert!(why.contains("is not writable for this user"), "{why}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

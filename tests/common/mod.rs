@@ -332,3 +332,49 @@ impl Probe {
         format!("{}:/probe", self.dir.str())
     }
 }
+
+/// Whether the tests run in the VM lane (tests/vm/run.sh sets `CORDON_VM`),
+/// where everything is software-emulated and several times slower.
+pub fn in_vm() -> bool {
+    std::env::var_os("CORDON_VM").is_some()
+}
+
+/// How much longer time windows must be than on the host: 10 in the VM lane
+/// (TCG emulation runs programs 5 to 60 times slower), 1 elsewhere. Tests
+/// scale waits, time limits and upper bounds with it, never what they
+/// assert about the order of events.
+pub fn slow_factor() -> u32 {
+    if in_vm() {
+        10
+    } else {
+        1
+    }
+}
+
+/// `d` scaled by [`slow_factor`].
+pub fn scaled(d: std::time::Duration) -> std::time::Duration {
+    d * slow_factor()
+}
+
+/// A `--time-limit` argument of `secs` seconds scaled by [`slow_factor`].
+pub fn time_limit(secs: u64) -> String {
+    format!("{}s", secs * u64::from(slow_factor()))
+}
+
+/// cordon's stderr without the `not enforced: landlock: ...` warnings that a
+/// kernel with an older Landlock ABI than the default policy asks for prints
+/// on every run (the VM lane's 6.1 has ABI 2), for tests that are not about
+/// Landlock.
+pub fn without_landlock_warnings(stderr: &str) -> String {
+    stderr
+        .lines()
+        .filter(|l| !l.starts_with("cordon: warning: not enforced: landlock: "))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// Whether /sys/fs/cgroup is a cgroup v2 hierarchy offering `controller`.
+pub fn cgroup2_with(controller: &str) -> bool {
+    std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
+        .is_ok_and(|s| s.split_whitespace().any(|c| c == controller))
+}
