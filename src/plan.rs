@@ -509,7 +509,13 @@ impl Plan {
                     plan.cgroup = Some(p);
                 }
                 Err(why) if policy.limits.compatibility == crate::landlock::Compatibility::BestEffort => {
-                    let item = format!("limits: {why}");
+                    // Every item names the limits it leaves unenforced.
+                    let item = if why.contains("(cgroup limits)") {
+                        format!("limits: {why}")
+                    } else {
+                        let names: Vec<String> = cg.fields().iter().map(|f| format!("limits.{f}")).collect();
+                        format!("limits: {} (cgroup limits): {why}", names.join(", "))
+                    };
                     if v2_only {
                         // The policy chose cgroup limits only where they are
                         // cheap: the outcome lists them, without a warning.
