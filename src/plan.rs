@@ -496,14 +496,23 @@ impl Plan {
         };
         let cg = crate::cgroup::CgLimits::from_policy(&policy.limits);
         if !cg.is_empty() {
-            let layout = crate::cgroup::Layout::detect();
             let v2_only = policy.limits.cgroup == crate::policy::CgroupVersions::V2Only;
-            match crate::cgroup::CgroupPlan::decide(
-                &cg,
-                &layout,
-                policy.limits.cgroup_parent.as_deref(),
-                v2_only,
-            ) {
+            // The default policy's case on a host with v1 controllers: known
+            // from /proc/self/cgroup alone, without reading mountinfo.
+            let early = v2_only
+                .then(|| std::fs::read_to_string("/proc/self/cgroup").ok())
+                .flatten()
+                .and_then(|text| crate::cgroup::v2_only_refused_by_v1(&cg, &text));
+            let decided = match early {
+                Some(why) => Err(why),
+                None => crate::cgroup::CgroupPlan::decide(
+                    &cg,
+                    &crate::cgroup::Layout::detect(),
+                    policy.limits.cgroup_parent.as_deref(),
+                    v2_only,
+                ),
+            };
+            match decided {
                 Ok(p) => {
                     plan.late_attach = matches!(p, crate::cgroup::CgroupPlan::V1 { .. });
                     plan.cgroup = Some(p);

@@ -93,6 +93,33 @@ impl CgLimits {
     }
 }
 
+/// For `limits.cgroup: "v2_only"`: the reason the limits cannot be had when
+/// `/proc/self/cgroup` (the text given) already shows a needed controller
+/// bound to a cgroup v1 hierarchy: a controller lives in one hierarchy at a
+/// time, so cgroup v2 cannot offer it, and the whole layout (mountinfo)
+/// need not be read on every launch. `None`: decide on the full layout.
+pub fn v2_only_refused_by_v1(l: &CgLimits, proc_cgroup: &str) -> Option<String> {
+    let members = crate::features::parse_proc_cgroup(proc_cgroup);
+    let on_v1: Vec<&str> = l
+        .controllers()
+        .into_iter()
+        .filter(|c| {
+            members
+                .iter()
+                .any(|m| m.hierarchy_id != 0 && m.controllers.iter().any(|x| x == c))
+        })
+        .collect();
+    if on_v1.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "{} (cgroup limits): limits.cgroup is \"v2_only\" and this host has the {} controller{} on cgroup v1; cordon does not use cgroup v1 for them (a v1 cgroup slows every launch by milliseconds): set limits.cgroup to \"any\", or give --memory, --pids or --cpus, to use cgroup v1",
+        l.fields().iter().map(|f| format!("limits.{f}")).collect::<Vec<_>>().join(", "),
+        on_v1.join(", "),
+        if on_v1.len() == 1 { "" } else { "s" }
+    ))
+}
+
 /// What to write, for cgroup v2: (file, value).
 pub fn v2_writes(l: &CgLimits) -> Vec<(&'static str, String)> {
     let mut w = Vec::new();

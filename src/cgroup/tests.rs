@@ -243,3 +243,23 @@ fn an_unwritable_v2_parent_names_the_limits_it_leaves_unenforced() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn v2_only_is_refused_from_proc_cgroup_when_a_controller_is_on_v1() {
+    let l = CgLimits {
+        memory: Some(1 << 30),
+        pids: Some(512),
+        ..CgLimits::default()
+    };
+    let hybrid = "9:name=systemd:/\n8:pids:/\n4:memory:/x\n1:cpu,cpuacct:/\n0::/\n";
+    let why = v2_only_refused_by_v1(&l, hybrid).expect("refused");
+    assert!(
+        why.starts_with("limits.memory, limits.pids (cgroup limits): limits.cgroup is \"v2_only\""),
+        "{why}"
+    );
+    assert!(why.contains("memory, pids controllers on cgroup v1"), "{why}");
+    // Pure v2, or v1 hierarchies without these controllers: the full
+    // layout decides.
+    assert_eq!(v2_only_refused_by_v1(&l, "0::/user.slice\n"), None);
+    assert_eq!(v2_only_refused_by_v1(&l, "3:cpu:/\n0::/\n"), None);
+}

@@ -92,7 +92,17 @@ extern "C" fn helper(arg: *mut c_void) -> c_int {
 pub fn set_noexec(pidfd: c_int) -> Result<(), (String, Errno)> {
     let sysctl = open(SYSCTL, libc::O_WRONLY)?;
     let last_pid = open(NS_LAST_PID, libc::O_WRONLY).ok();
-    let own = open("/proc/thread-self/ns/pid", libc::O_RDONLY)?;
+    // Our own pid namespace, to return to: a pidfd of this process (setns
+    // with it and CLONE_NEWPID picks its active pid namespace) costs less
+    // than a lookup in /proc.
+    // SAFETY: getpid cannot fail.
+    let me = unsafe { libc::getpid() };
+    let own = crate::sys::pidfd_open(me)
+        .map(|fd| {
+            // SAFETY: a new fd we own.
+            unsafe { OwnedFd::from_raw_fd(fd) }
+        })
+        .map_err(|e| ("pidfd_open of cordon itself".to_string(), e))?;
     let args = HelperArgs {
         sysctl: sysctl.as_raw_fd(),
         last_pid: last_pid.as_ref().map_or(-1, |f| f.as_raw_fd()),
