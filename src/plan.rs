@@ -351,10 +351,10 @@ fn read_last_cap() -> u32 {
 
 impl Plan {
     /// Whether the child waits for a second byte from the parent before it
-    /// forks the payload (the parent attaches v1 cgroups and sets
-    /// `vm.memfd_noexec` while the child builds the root).
+    /// forks the payload (the parent attaches v1 cgroups while the child
+    /// builds the root).
     pub fn second_sync(&self) -> bool {
-        self.late_attach || self.memfd_noexec
+        self.late_attach
     }
 
     /// Compile a policy and a command into a plan. `file` names the policy

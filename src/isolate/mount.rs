@@ -241,7 +241,40 @@ impl MountPlan {
                     let src_c = path_cstr(&real);
                     let mut idmap = -1;
                     let mut how = String::new();
-                    match bind_owner(*owner, *readonly, &meta, ids) {
+                    // Every writable host bind gets the set-id guard: what the
+                    // payload leaves there outlives the run, and a setuid file
+                    // of its host id (or of the idmapped owner) must not.
+                    plan.setid_guard |= !*readonly;
+                    // A root-owned source is not idmapped unless the policy
+                    // names "owner": "0:0": the payload would own every root
+                    // file in the tree, and a write through a shared mapping
+                    // keeps a setuid-root file's mode bits.
+                    use std::os::unix::fs::MetadataExt;
+                    let root_source = {
+                        !*readonly
+                            && !ids.rootless
+                            && matches!(owner, None | Some(BindOwner::Source))
+                            && (meta.uid() == 0 || meta.gid() == 0)
+                    };
+                    let owned = if root_source {
+                        if owner.is_some() {
+                            return Err(err(
+                                "owner",
+                                format!(
+                                    "{}: \"owner\": \"source\" would be host root ({}:{}), and through the idmapped bind the payload would own every root file there (a write through a shared mapping keeps a setuid-root file's mode); write \"owner\": \"0:0\" to accept that, or \"sandbox\"",
+                                    real.display(),
+                                    meta.uid(),
+                                    meta.gid()
+                                ),
+                            ));
+                        }
+                        // Bound as before idmaps: the payload gets no access
+                        // it would not have had (documented in cordon-policy(5)).
+                        Ok(None)
+                    } else {
+                        bind_owner(*owner, *readonly, &meta, ids)
+                    };
+                    match owned {
                         Ok(None) => {}
                         Ok(Some(o)) => {
                             let map = crate::isolate::idmap::Map {
@@ -265,7 +298,6 @@ impl MountPlan {
                                 Ok(ns) => {
                                     idmap = ns;
                                     how = format!(", idmapped: owner {}:{}", o.0, o.1);
-                                    plan.setid_guard |= !*readonly;
                                 }
                                 Err(Unmade::Source(text)) => {
                                     return Err(err(

@@ -119,9 +119,8 @@ fn init(plan: &Plan, fds: Fds, premade: &[c_int]) -> Result<Never, ChildError> {
     creds::lock_securebits()?;
 
     if plan.second_sync() {
-        // While we built the root, the parent put us into the v1 cgroups
-        // and/or set vm.memfd_noexec in our pid namespace: the payload
-        // starts only once that is done.
+        // While we built the root, the parent put us into the v1 cgroups:
+        // the payload starts only once that is done.
         match sys::read(fds.sync_read, &mut byte) {
             Ok(1) => {}
             Ok(_) => sys::exit(SETUP_FAILED),

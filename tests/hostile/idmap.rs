@@ -44,7 +44,7 @@ fn policy_with(dir: &TempDir, bind: serde_json::Value, edit: impl FnOnce(&mut se
 /// (/tmp; tmpfs only from Linux 6.3): cordon lists the bind under
 /// `unenforced` when it cannot.
 fn idmap_supported() -> bool {
-    let d = TempDir::new("idmap-probe");
+    let d = owned_dir("idmap-probe", 1234, 1234);
     let r = common::run(
         Mode::Root,
         &["--bind", &format!("{}:/w", d.str())],
@@ -83,12 +83,33 @@ fn root_writable_bind_files_belong_to_the_source_owner() {
     assert_eq!(owner(&d.path().join("newdir")), (1234, 1234));
 }
 
+/// A root-owned source is idmapped only when the policy names "owner":
+/// "0:0": otherwise the payload would own every root file in the tree, and
+/// a write through a shared mapping keeps a setuid-root file's mode bits.
 #[test]
-fn root_owned_writable_bind_is_writable_and_stays_root_owned() {
+fn root_owned_writable_bind_is_idmapped_only_when_the_policy_names_root() {
     require_idmap!();
     require!("python3", common::have_python(), "needs /usr/bin/python3");
     let d = owned_dir("idmap-root", 0, 0);
     let r = common::py(Mode::Root, &["--bind", &format!("{}:/w", d.str())], WRITE);
+    assert_ne!(
+        r.code(),
+        0,
+        "the payload wrote a root-owned 0755 directory: {}",
+        r.stdout()
+    );
+    assert!(!d.path().join("new").exists());
+    // "owner": "source" resolving to root is refused before launch.
+    let pdir = TempDir::new("idmap-root-policy");
+    let bind =
+        |owner: &str| serde_json::json!({"bind": d.str(), "to": "/w", "readonly": false, "owner": owner});
+    let p = policy_with(&pdir, bind("source"), |_| {});
+    let r = common::py(Mode::Root, &["--policy", &p], WRITE);
+    assert_eq!(r.code(), 125, "{}", r.stderr());
+    assert!(r.stderr().contains("\"owner\": \"0:0\""), "{}", r.stderr());
+    // Named explicitly: idmapped, writable, and what it makes stays root's.
+    let p = policy_with(&pdir, bind("0:0"), |_| {});
+    let r = common::py(Mode::Root, &["--policy", &p], WRITE);
     assert!(r.ok().contains("wrote"), "{}", r.stderr());
     assert_eq!(owner(&d.path().join("new")), (0, 0));
     // Read-only binds are not idmapped: the same directory stays read-only
@@ -106,12 +127,18 @@ fn root_owned_writable_bind_is_writable_and_stays_root_owned() {
 fn git_works_in_a_bound_repository() {
     require_idmap!();
     require!("git", Path::new("/usr/bin/git").exists(), "needs /usr/bin/git");
-    let d = owned_dir("idmap-git", 0, 0);
+    let d = owned_dir("idmap-git", 1234, 1234);
     let st = std::process::Command::new("/usr/bin/git")
         .args(["init", "-q", d.str()])
         .env("HOME", d.str())
         .status()
         .expect("git init");
+    assert!(st.success());
+    // The repository is 1234's, as a user's checkout is theirs.
+    let st = std::process::Command::new("chown")
+        .args(["-R", "1234:1234", d.str()])
+        .status()
+        .expect("chown");
     assert!(st.success());
     let r = common::run(
         Mode::Root,
@@ -224,7 +251,7 @@ fn check_setid(d: &TempDir, out: &str) {
 fn no_setuid_or_setgid_file_can_be_made_in_an_idmapped_bind() {
     require_idmap!();
     require!("python3", common::have_python(), "needs /usr/bin/python3");
-    let d = owned_dir("idmap-setid", 0, 0);
+    let d = owned_dir("idmap-setid", 1234, 1234);
     common::set_mode(d.path(), 0o777);
     let r = common::py(Mode::Root, &["--bind", &format!("{}:/w", d.str())], SETID);
     check_setid(&d, &r.ok());
@@ -234,7 +261,7 @@ fn no_setuid_or_setgid_file_can_be_made_in_an_idmapped_bind() {
 fn no_setuid_file_either_when_the_policy_has_no_seccomp_section() {
     require_idmap!();
     require!("python3", common::have_python(), "needs /usr/bin/python3");
-    let d = owned_dir("idmap-setid-noseccomp", 0, 0);
+    let d = owned_dir("idmap-setid-noseccomp", 1234, 1234);
     common::set_mode(d.path(), 0o777);
     let pdir = TempDir::new("idmap-noseccomp-policy");
     let policy = policy_with(
@@ -315,7 +342,7 @@ fn a_filesystem_that_cannot_be_idmapped_refuses_a_named_owner_and_is_listed_othe
     };
     // A named owner is strict (the default): refused before launch,
     // naming the field.
-    let p = policy(serde_json::json!({"owner": "source"}));
+    let p = policy(serde_json::json!({"owner": "1234:1234"}));
     let out = with_ramfs(&d, &format!("P='{p}'; {run}"));
     let (so, se) = (
         String::from_utf8_lossy(&out.stdout),
@@ -341,11 +368,12 @@ fn a_filesystem_that_cannot_be_idmapped_refuses_a_named_owner_and_is_listed_othe
             serde_json::from_str(&std::fs::read_to_string(&status).expect("status")).expect("json");
         outcome["unenforced"].to_string()
     };
-    // No owner named: bound as before idmaps (no access gained), and said so.
+    // No owner named, and the ramfs root is root's: not idmapped at all
+    // (a root-owned source needs "owner": "0:0"), bound as before.
     let u = unenforced_with(&policy(serde_json::json!({})));
-    assert!(u.contains("owner") && u.contains("idmapped"), "{u}");
+    assert!(!u.contains("cannot make the idmapped mount"), "{u}");
     // best_effort with a named owner: the same.
-    let p = policy(serde_json::json!({"owner": "source", "compatibility": "best_effort"}));
+    let p = policy(serde_json::json!({"owner": "1234:1234", "compatibility": "best_effort"}));
     let out = with_ramfs(
         &d,
         &format!(
@@ -401,7 +429,7 @@ fn cordon_learn_keeps_the_set_id_guard() {
     require!("python3", common::have_python(), "needs /usr/bin/python3");
     // The learning filter lets every call through to be recorded, except
     // what the guard refuses.
-    let d = owned_dir("idmap-learn", 0, 0);
+    let d = owned_dir("idmap-learn", 1234, 1234);
     common::set_mode(d.path(), 0o777);
     let out_dir = TempDir::new("idmap-learn-out");
     let out = common::cordon(Mode::Root)
