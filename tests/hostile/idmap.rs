@@ -257,6 +257,25 @@ fn no_setuid_or_setgid_file_can_be_made_in_an_idmapped_bind() {
     check_setid(&d, &r.ok());
 }
 
+/// The guard is not tied to the idmap: a setuid file of the sandbox's own
+/// host id (a bind with "owner": "sandbox", or any rootless bind) outlives
+/// the run as well, and that id may go to a later sandbox.
+#[test]
+fn no_setuid_file_in_a_writable_bind_that_is_not_idmapped() {
+    require!("python3", common::have_python(), "needs /usr/bin/python3");
+    for mode in common::modes() {
+        let d = TempDir::new("setid-plain");
+        let pdir = TempDir::new("setid-plain-policy");
+        let p = policy_with(
+            &pdir,
+            serde_json::json!({"bind": d.str(), "to": "/w", "readonly": false, "owner": "sandbox"}),
+            |_| {},
+        );
+        let r = common::py(mode, &["--policy", &p], SETID);
+        check_setid(&d, &r.ok());
+    }
+}
+
 #[test]
 fn no_setuid_file_either_when_the_policy_has_no_seccomp_section() {
     require_idmap!();
