@@ -29,10 +29,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::OnceLock;
 
+use cordon::seccomp::arch::Arch;
 use cordon::seccomp::bpf::{self, Insn};
 use cordon::seccomp::interp;
 use cordon::seccomp::ir::{Action, Data, AUDIT_ARCH_X86_64};
-use cordon::seccomp::syscalls_x86_64::SYSCALLS;
 use cordon::seccomp::{groups, names, SeccompPolicy};
 use seccompiler::{
     BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule,
@@ -74,7 +74,7 @@ fn nr(name: &str) -> u32 {
 }
 
 fn known_max() -> u32 {
-    SYSCALLS.last().map_or(0, |s| s.0)
+    Arch::X86_64.known_max()
 }
 
 /// Arguments cordon compares on their low 32 bits only, found through the
@@ -84,7 +84,7 @@ fn low32_args() -> &'static HashSet<(u32, u8)> {
     static SET: OnceLock<HashSet<(u32, u8)>> = OnceLock::new();
     SET.get_or_init(|| {
         let mut set = HashSet::new();
-        for &(n, name) in SYSCALLS {
+        for &(n, name) in Arch::X86_64.syscalls() {
             for arg in 0..6u8 {
                 let p: SeccompPolicy = serde_json::from_value(json!({
                     "default_action": "allow",
@@ -450,7 +450,7 @@ fn random_case(rng: &mut Rng) -> Case {
         noise: Vec::new(),
     };
     for _ in 0..syscalls {
-        let n = rng.pick(SYSCALLS).0;
+        let n = rng.pick(Arch::X86_64.syscalls()).0;
         let rules = if rng.chance(25) {
             Vec::new()
         } else {
@@ -511,7 +511,7 @@ fn random_case(rng: &mut Rng) -> Case {
             case.groups.push(rng.pick(groups::GROUPS).name);
         }
         for _ in 0..rng.below(4) {
-            case.noise.push(rng.pick(SYSCALLS).1);
+            case.noise.push(rng.pick(Arch::X86_64.syscalls()).1);
         }
     }
     case

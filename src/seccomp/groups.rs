@@ -14,8 +14,7 @@
 //! obsolete; none is part of a default, and a policy that allows one should
 //! say why.
 
-use std::collections::BTreeSet;
-
+use super::arch::Arch;
 use super::names;
 
 /// A named set of system calls.
@@ -25,7 +24,8 @@ pub struct Group {
     pub name: &'static str,
     /// One sentence saying what the group is for.
     pub description: &'static str,
-    /// The x86_64 system calls it holds, by name.
+    /// The system calls it holds, by name; a name that does not exist on
+    /// an architecture (`open`, `fork`, ... on aarch64) is skipped there.
     pub syscalls: &'static [&'static str],
     /// Other groups (with their `@`) whose calls it also holds.
     pub includes: &'static [&'static str],
@@ -121,6 +121,7 @@ pub const GROUPS: &[Group] = &[
             "statx",
             "time",
             "uname",
+            "uretprobe",
             "write",
             "writev",
         ],
@@ -147,12 +148,14 @@ pub const GROUPS: &[Group] = &[
             "getdents",
             "getdents64",
             "getxattr",
+            "getxattrat",
             "inotify_add_watch",
             "inotify_init",
             "inotify_init1",
             "inotify_rm_watch",
             "lgetxattr",
             "listxattr",
+            "listxattrat",
             "llistxattr",
             "lseek",
             "lstat",
@@ -211,11 +214,13 @@ pub const GROUPS: &[Group] = &[
             "pwritev",
             "pwritev2",
             "removexattr",
+            "removexattrat",
             "rename",
             "renameat",
             "renameat2",
             "rmdir",
             "setxattr",
+            "setxattrat",
             "symlink",
             "symlinkat",
             "sync",
@@ -521,6 +526,7 @@ pub const GROUPS: &[Group] = &[
             "mount_setattr",
             "move_mount",
             "open_tree",
+            "open_tree_attr",
             "pivot_root",
             "statmount",
             "umount2",
@@ -642,28 +648,39 @@ pub fn group(name: &str) -> Option<&'static Group> {
     GROUPS.iter().find(|g| g.name == name)
 }
 
-/// Expand `"@name"` to the sorted, deduplicated syscall numbers it holds,
-/// following `includes`. An unknown group is an error with a suggestion:
-/// `unknown group "@fle-read" (did you mean "@file-read"?)`.
+/// Expand `"@name"` to the sorted, deduplicated syscall numbers it holds
+/// on the native architecture, following `includes`. An unknown group is an
+/// error with a suggestion: `unknown group "@fle-read" (did you mean
+/// "@file-read"?)`.
 pub fn expand(name: &str) -> Result<Vec<u32>, String> {
+    expand_for(Arch::native_or_err()?, name)
+}
+
+/// [`expand`] for the given architecture: names the architecture does not
+/// have are skipped (aarch64 has `openat` but no `open`), names no
+/// architecture has are an error.
+pub fn expand_for(arch: Arch, name: &str) -> Result<Vec<u32>, String> {
     let Some(root) = group(name) else {
         let hint = names::suggest(name, GROUPS.iter().map(|g| g.name))
             .map(|s| format!(" (did you mean \"{s}\"?)"))
             .unwrap_or_default();
         return Err(format!("unknown group \"{name}\"{hint}"));
     };
-    let mut numbers = BTreeSet::new();
+    let mut numbers = Vec::with_capacity(root.syscalls.len());
     let mut seen = vec![root.name];
     let mut todo = vec![root];
     while let Some(g) = todo.pop() {
         for &s in g.syscalls {
-            let nr = names::syscall_nr(s).ok_or_else(|| {
-                format!(
-                    "group {} names \"{s}\", which is not an x86_64 system call",
-                    g.name
-                )
-            })?;
-            numbers.insert(nr);
+            match arch.syscall_nr(s) {
+                Some(nr) => numbers.push(nr),
+                None if Arch::ALL.iter().any(|a| a.syscall_nr(s).is_some()) => {}
+                None => {
+                    return Err(format!(
+                        "group {} names \"{s}\", which is not a system call",
+                        g.name
+                    ))
+                }
+            }
         }
         for &inc in g.includes {
             if seen.contains(&inc) {
@@ -675,11 +692,15 @@ pub fn expand(name: &str) -> Result<Vec<u32>, String> {
             todo.push(sub);
         }
     }
-    Ok(numbers.into_iter().collect())
+    numbers.sort_unstable();
+    numbers.dedup();
+    Ok(numbers)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
 
     /// Calls that reach outside the sandbox (or are a large kernel attack
