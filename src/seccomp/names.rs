@@ -462,7 +462,8 @@ const PROT_FLAGS: &[(&str, u64)] = &[
 
 /// `mmap` flags.
 const MAP_FLAGS: &[(&str, u64)] = &[
-    ("MAP_32BIT", libc::MAP_32BIT as u64),
+    // x86 only (asm/mman.h); not in libc elsewhere, where the bit is unused
+    ("MAP_32BIT", 0x40),
     ("MAP_ANON", libc::MAP_ANON as u64),
     ("MAP_ANONYMOUS", libc::MAP_ANONYMOUS as u64),
     ("MAP_DENYWRITE", libc::MAP_DENYWRITE as u64),
@@ -506,7 +507,8 @@ const PRCTL_OPTIONS: &[(&str, u64)] = &[
     ("PR_GET_PDEATHSIG", libc::PR_GET_PDEATHSIG as u64),
     ("PR_GET_SECCOMP", libc::PR_GET_SECCOMP as u64),
     ("PR_GET_SECUREBITS", libc::PR_GET_SECUREBITS as u64),
-    ("PR_GET_SPECULATION_CTRL", libc::PR_GET_SPECULATION_CTRL as u64),
+    // not in libc for every architecture; <linux/prctl.h>
+    ("PR_GET_SPECULATION_CTRL", 52),
     ("PR_GET_THP_DISABLE", libc::PR_GET_THP_DISABLE as u64),
     ("PR_GET_TID_ADDRESS", libc::PR_GET_TID_ADDRESS as u64),
     ("PR_GET_TIMERSLACK", libc::PR_GET_TIMERSLACK as u64),
@@ -539,7 +541,8 @@ const PRCTL_OPTIONS: &[(&str, u64)] = &[
     ("PR_SET_PTRACER", libc::PR_SET_PTRACER as u64),
     ("PR_SET_SECCOMP", libc::PR_SET_SECCOMP as u64),
     ("PR_SET_SECUREBITS", libc::PR_SET_SECUREBITS as u64),
-    ("PR_SET_SPECULATION_CTRL", libc::PR_SET_SPECULATION_CTRL as u64),
+    // not in libc for every architecture; <linux/prctl.h>
+    ("PR_SET_SPECULATION_CTRL", 53),
     // not in libc for x86_64; <linux/prctl.h>
     ("PR_SET_SYSCALL_USER_DISPATCH", 59),
     ("PR_SET_THP_DISABLE", libc::PR_SET_THP_DISABLE as u64),
@@ -778,6 +781,15 @@ mod tests {
             ("READ_IMPLIES_EXEC", libc::READ_IMPLIES_EXEC as u64),
         ];
         for &(n, v) in cases {
+            assert_eq!(constant(n), Some(v), "{n}");
+        }
+        // Written out because libc has them only on some architectures.
+        #[cfg(target_arch = "x86_64")]
+        for (n, v) in [
+            ("MAP_32BIT", libc::MAP_32BIT as u64),
+            ("PR_GET_SPECULATION_CTRL", libc::PR_GET_SPECULATION_CTRL as u64),
+            ("PR_SET_SPECULATION_CTRL", libc::PR_SET_SPECULATION_CTRL as u64),
+        ] {
             assert_eq!(constant(n), Some(v), "{n}");
         }
     }
