@@ -14,6 +14,8 @@
 //! obsolete; none is part of a default, and a policy that allows one should
 //! say why.
 
+use std::sync::OnceLock;
+
 use super::arch::Arch;
 use super::names;
 
@@ -660,12 +662,35 @@ pub fn expand(name: &str) -> Result<Vec<u32>, String> {
 /// have are skipped (aarch64 has `openat` but no `open`), names no
 /// architecture has are an error.
 pub fn expand_for(arch: Arch, name: &str) -> Result<Vec<u32>, String> {
-    let Some(root) = group(name) else {
+    expanded(arch, name).map(<[u32]>::to_vec)
+}
+
+/// One group's numbers on one architecture, or why it cannot be expanded;
+/// computed on first use.
+type Expansion = OnceLock<Result<Box<[u32]>, String>>;
+
+/// [`expand_for`] without the copy: each group is expanded once per
+/// architecture and process (a launch compiles its policy more than once).
+pub fn expanded(arch: Arch, name: &str) -> Result<&'static [u32], String> {
+    static CACHE: [OnceLock<Vec<Expansion>>; 2] = [OnceLock::new(), OnceLock::new()];
+    let Some(i) = GROUPS.iter().position(|g| g.name == name) else {
         let hint = names::suggest(name, GROUPS.iter().map(|g| g.name))
             .map(|s| format!(" (did you mean \"{s}\"?)"))
             .unwrap_or_default();
         return Err(format!("unknown group \"{name}\"{hint}"));
     };
+    let slot = match arch {
+        Arch::X86_64 => &CACHE[0],
+        Arch::Aarch64 => &CACHE[1],
+    };
+    let per_group = slot.get_or_init(|| GROUPS.iter().map(|_| OnceLock::new()).collect());
+    match per_group[i].get_or_init(|| expand_uncached(arch, &GROUPS[i]).map(Vec::into_boxed_slice)) {
+        Ok(v) => Ok(v),
+        Err(e) => Err(e.clone()),
+    }
+}
+
+fn expand_uncached(arch: Arch, root: &'static Group) -> Result<Vec<u32>, String> {
     let mut numbers = Vec::with_capacity(root.syscalls.len());
     let mut seen = vec![root.name];
     let mut todo = vec![root];
@@ -739,6 +764,38 @@ mod tests {
 
     fn nr(name: &str) -> u32 {
         names::syscall_nr(name).unwrap_or_else(|| panic!("no syscall {name}"))
+    }
+
+    #[test]
+    fn groups_expand_per_architecture_once() {
+        for arch in Arch::ALL {
+            for g in GROUPS {
+                let first = expanded(arch, g.name).unwrap();
+                assert!(first.windows(2).all(|w| w[0] < w[1]), "{arch} {}", g.name);
+                let again = expanded(arch, g.name).unwrap();
+                assert!(std::ptr::eq(first, again), "{arch} {}: expanded twice", g.name);
+                assert_eq!(expand_for(arch, g.name).unwrap(), first);
+                for s in g.syscalls {
+                    if let Some(nr) = arch.syscall_nr(s) {
+                        assert!(first.contains(&nr), "{arch} {}: {s}", g.name);
+                    }
+                }
+            }
+        }
+        let a = Arch::Aarch64;
+        let read = expanded(a, "@file-read").unwrap();
+        assert!(read.contains(&a.syscall_nr("openat").unwrap()));
+        assert!(read.contains(&a.syscall_nr("getxattrat").unwrap()));
+        // open and stat do not exist on aarch64: skipped, not an error.
+        assert_eq!(a.syscall_nr("open"), None);
+        assert!(expanded(a, "@default").is_ok());
+        assert!(expand_for(a, "@fle-read").unwrap_err().contains("@file-read"));
+        let write = expanded(Arch::X86_64, "@file-write").unwrap();
+        for n in ["setxattrat", "removexattrat"] {
+            assert!(write.contains(&Arch::X86_64.syscall_nr(n).unwrap()), "{n}");
+        }
+        let mount = expanded(Arch::X86_64, "@mount").unwrap();
+        assert!(mount.contains(&Arch::X86_64.syscall_nr("open_tree_attr").unwrap()));
     }
 
     #[test]

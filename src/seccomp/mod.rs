@@ -297,7 +297,8 @@ impl SeccompPolicy {
         let mut by_name: Vec<u32> = Vec::new();
         for (i, a) in self.allow.iter().enumerate() {
             if a.starts_with('@') {
-                allowed.extend(groups::expand_for(arch, a).map_err(|m| err(format!("allow[{i}]"), m))?);
+                allowed
+                    .extend_from_slice(groups::expanded(arch, a).map_err(|m| err(format!("allow[{i}]"), m))?);
             } else {
                 let nr = names::parse_syscall_for(arch, a).map_err(|m| err(format!("allow[{i}]"), m))?;
                 allowed.push(nr);
