@@ -76,12 +76,7 @@ impl Arch {
     /// The architecture cordon is built for, or an error saying that it
     /// has no system call table (so no filter can be built).
     pub fn native_or_err() -> Result<Arch, String> {
-        Arch::native().ok_or_else(|| {
-            format!(
-                "seccomp is not supported on {}: cordon has system call tables only for x86_64 and aarch64, and a filter with the wrong numbers would refuse or kill every payload",
-                std::env::consts::ARCH
-            )
-        })
+        Arch::native().ok_or_else(|| no_table(std::env::consts::ARCH))
     }
 
     /// The name used on the command line and in messages.
@@ -153,6 +148,13 @@ impl Arch {
     }
 }
 
+/// The error for a build on an architecture without a syscall table.
+fn no_table(target_arch: &str) -> String {
+    format!(
+        "seccomp is not supported on {target_arch}: cordon has system call tables only for x86_64 and aarch64, and a filter with the wrong numbers would refuse or kill every payload"
+    )
+}
+
 impl std::fmt::Display for Arch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
@@ -220,6 +222,9 @@ mod tests {
         assert_ne!(Arch::X86_64.audit_arch(), Arch::Aarch64.audit_arch());
         #[cfg(target_arch = "x86_64")]
         assert_eq!(Arch::native(), Some(Arch::X86_64));
+        assert_eq!(Arch::native_or_err().ok(), Arch::native());
+        let e = no_table("riscv64");
+        assert!(e.contains("riscv64") && e.contains("x86_64 and aarch64"), "{e}");
         #[cfg(target_arch = "aarch64")]
         assert_eq!(Arch::native(), Some(Arch::Aarch64));
     }
