@@ -28,9 +28,9 @@
 use std::sync::Once;
 
 use cordon::policy::Policy;
+use cordon::seccomp::arch::Arch;
 use cordon::seccomp::bpf::{self, Insn};
 use cordon::seccomp::ir::{Action, Cmp, Data, Filter, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT};
-use cordon::seccomp::arch::Arch;
 use cordon::seccomp::{
     groups::GROUPS, interp, names, ActionSpec, ArgSpec, OpSpec, RuleSpec, SeccompPolicy, ValueSpec,
     HANDOFF_MAGIC, HANDOFF_NR, MAX_INSNS, REQUIRED,
@@ -149,14 +149,19 @@ fn syscall_name(n: &NameIn) -> String {
     if n.sel.is_multiple_of(3) {
         LOW32_SYSCALLS[usize::from(n.idx) % LOW32_SYSCALLS.len()].to_string()
     } else {
-        x86_64_syscalls()[usize::from(n.idx) % x86_64_syscalls().len()].1.to_string()
+        x86_64_syscalls()[usize::from(n.idx) % x86_64_syscalls().len()]
+            .1
+            .to_string()
     }
 }
 
 fn allow_name(n: &NameIn) -> String {
     match n.sel {
         // A misspelt name or group: an error.
-        255 => format!("{}x", x86_64_syscalls()[usize::from(n.idx) % x86_64_syscalls().len()].1),
+        255 => format!(
+            "{}x",
+            x86_64_syscalls()[usize::from(n.idx) % x86_64_syscalls().len()].1
+        ),
         254 => format!("@{}x", &GROUPS[usize::from(n.idx) % GROUPS.len()].name[1..]),
         s if s % 4 == 0 => GROUPS[usize::from(n.idx) % GROUPS.len()].name.to_string(),
         _ => syscall_name(n),
