@@ -8,8 +8,6 @@
 //! and is told apart by [`X32_SYSCALL_BIT`] in the number; aarch64 has no
 //! such second ABI.
 
-use std::sync::OnceLock;
-
 /// AUDIT_ARCH_X86_64 (`EM_X86_64 | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE`,
 /// linux/audit.h; libc does not define the AUDIT_ARCH_* constants).
 pub const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
@@ -31,32 +29,77 @@ pub enum Arch {
 /// One architecture's table, both ways.
 struct Table {
     /// `(number, name)`, sorted by number.
-    by_nr: Vec<(u32, &'static str)>,
+    by_nr: &'static [(u32, &'static str)],
     /// `(name, number)`, sorted by name.
-    by_name: Vec<(&'static str, u32)>,
+    by_name: &'static [(&'static str, u32)],
 }
 
-impl Table {
-    fn new(by_nr: Vec<(u32, &'static str)>) -> Table {
-        let mut by_name: Vec<(&'static str, u32)> = by_nr.iter().map(|&(nr, n)| (n, nr)).collect();
-        by_name.sort_unstable();
-        Table { by_nr, by_name }
-    }
-}
-
-/// Every syscall of one of the crate's `Sysno` enums, by number. (The
-/// crate's `Sysno::iter` stops before the last call, so walk the numbers.)
-macro_rules! table_of {
-    ($sysno:path) => {{
+/// Every syscall of one of the crate's `Sysno` enums, by number, as an
+/// array of `$n` entries, at compile time. (The crate's `Sysno::iter`
+/// stops before the last call, so walk the numbers.)
+macro_rules! by_nr {
+    ($sysno:path, $n:expr) => {{
         use $sysno as S;
-        let last = S::last().id();
-        let by_nr: Vec<(u32, &'static str)> = (S::first().id()..=last)
-            .filter_map(|id| usize::try_from(id).ok().and_then(S::new))
-            .map(|s| (s.id() as u32, s.name()))
-            .collect();
-        Table::new(by_nr)
+        let mut out: [(u32, &'static str); $n] = [(0, ""); $n];
+        let mut id = S::first().id();
+        let mut i = 0;
+        while id <= S::last().id() {
+            if let Some(s) = S::new(id as usize) {
+                out[i] = (s.id() as u32, s.name());
+                i += 1;
+            }
+            id += 1;
+        }
+        assert!(i == $n, "the table has as many calls as Sysno::count()");
+        out
     }};
 }
+
+/// `a < b`, bytewise (the order of `str`'s `Ord`), usable in a const.
+const fn str_lt(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut i = 0;
+    while i < a.len() && i < b.len() {
+        if a[i] != b[i] {
+            return a[i] < b[i];
+        }
+        i += 1;
+    }
+    a.len() < b.len()
+}
+
+/// The table sorted by name (an insertion sort, run by the compiler).
+const fn by_name<const N: usize>(t: &[(u32, &'static str); N]) -> [(&'static str, u32); N] {
+    let mut out: [(&'static str, u32); N] = [("", 0); N];
+    let mut i = 0;
+    while i < N {
+        let (nr, name) = t[i];
+        let mut j = i;
+        while j > 0 && str_lt(name, out[j - 1].0) {
+            out[j] = out[j - 1];
+            j -= 1;
+        }
+        out[j] = (name, nr);
+        i += 1;
+    }
+    out
+}
+
+const X86_64_N: usize = syscalls::x86_64::Sysno::count();
+static X86_64_BY_NR: [(u32, &str); X86_64_N] = by_nr!(syscalls::x86_64::Sysno, X86_64_N);
+static X86_64_BY_NAME: [(&str, u32); X86_64_N] = by_name(&by_nr!(syscalls::x86_64::Sysno, X86_64_N));
+const AARCH64_N: usize = syscalls::aarch64::Sysno::count();
+static AARCH64_BY_NR: [(u32, &str); AARCH64_N] = by_nr!(syscalls::aarch64::Sysno, AARCH64_N);
+static AARCH64_BY_NAME: [(&str, u32); AARCH64_N] = by_name(&by_nr!(syscalls::aarch64::Sysno, AARCH64_N));
+
+static X86_64_TABLE: Table = Table {
+    by_nr: &X86_64_BY_NR,
+    by_name: &X86_64_BY_NAME,
+};
+static AARCH64_TABLE: Table = Table {
+    by_nr: &AARCH64_BY_NR,
+    by_name: &AARCH64_BY_NAME,
+};
 
 impl Arch {
     /// Every supported architecture.
@@ -116,29 +159,27 @@ impl Arch {
     }
 
     fn table(self) -> &'static Table {
-        static X86_64: OnceLock<Table> = OnceLock::new();
-        static AARCH64: OnceLock<Table> = OnceLock::new();
         match self {
-            Arch::X86_64 => X86_64.get_or_init(|| table_of!(syscalls::x86_64::Sysno)),
-            Arch::Aarch64 => AARCH64.get_or_init(|| table_of!(syscalls::aarch64::Sysno)),
+            Arch::X86_64 => &X86_64_TABLE,
+            Arch::Aarch64 => &AARCH64_TABLE,
         }
     }
 
     /// `(number, name)` of every system call, sorted by number.
     pub fn syscalls(self) -> &'static [(u32, &'static str)] {
-        &self.table().by_nr
+        self.table().by_nr
     }
 
     /// Syscall number for a name, e.g. `"openat"` -> 257 on x86_64, 56 on
     /// aarch64.
     pub fn syscall_nr(self, name: &str) -> Option<u32> {
-        let t = &self.table().by_name;
+        let t = self.table().by_name;
         t.binary_search_by(|&(n, _)| n.cmp(name)).ok().map(|i| t[i].1)
     }
 
     /// Name of a syscall number.
     pub fn syscall_name(self, nr: u32) -> Option<&'static str> {
-        let t = &self.table().by_nr;
+        let t = self.table().by_nr;
         t.binary_search_by_key(&nr, |&(n, _)| n).ok().map(|i| t[i].1)
     }
 
