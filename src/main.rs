@@ -14,6 +14,7 @@ use cordon::output::{OutputFile, WriteError};
 use cordon::plan::Plan;
 use cordon::policy::overrides::{parse_bind, parse_tmpfs, Overrides};
 use cordon::policy::{Dur, Policy, PolicyError, DEFAULT_POLICY_NAME};
+use cordon::seccomp::arch::Arch;
 use cordon::seccomp::bpf::{self, Insn};
 use cordon::seccomp::ir::Filter;
 use cordon::seccomp::{tools, SeccompPolicy};
@@ -93,6 +94,9 @@ enum SeccompCommand {
         /// raw (struct sock_filter array), c (an initialiser) or disasm.
         #[arg(long, value_name = "FORMAT", default_value = "disasm", value_parser = ["raw", "c", "disasm"])]
         format: String,
+        /// The architecture to compile for: x86_64 or aarch64 (default: the one cordon runs on).
+        #[arg(long, value_name = "ARCH")]
+        arch: Option<String>,
         /// Write to this file instead of standard output.
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
@@ -102,9 +106,11 @@ enum SeccompCommand {
         /// Policy file (default: the built-in default policy).
         #[arg(long, value_name = "FILE")]
         policy: Option<PathBuf>,
-        /// x86_64, i386 (an int 0x80 call) or x32.
-        #[arg(long, value_name = "ARCH", default_value = "x86_64")]
-        arch: String,
+        /// The call's architecture: x86_64, i386 (an int 0x80 call), x32 or
+        /// aarch64 (default: the one cordon runs on). The filter is compiled
+        /// for aarch64 with aarch64, for x86_64 otherwise.
+        #[arg(long, value_name = "ARCH")]
+        arch: Option<String>,
         /// The syscall, by name or number.
         syscall: String,
         /// Arguments: numbers or constants such as AF_INET or "CLONE_NEWUSER|CLONE_NEWNS".
@@ -627,13 +633,21 @@ fn check(a: PolicyArgs, m: &ArgMatches) -> i32 {
     }
 }
 
-/// The policy's seccomp section, checked and compiled.
-fn compiled_seccomp(path: &Option<PathBuf>) -> Result<(SeccompPolicy, Filter, Vec<Insn>), String> {
+/// The policy's seccomp section, checked and compiled for `arch` (default:
+/// the architecture cordon runs on).
+fn compiled_seccomp(
+    path: &Option<PathBuf>,
+    arch: Option<Arch>,
+) -> Result<(SeccompPolicy, Filter, Vec<Insn>), String> {
+    let arch = match arch {
+        Some(a) => a,
+        None => Arch::native_or_err()?,
+    };
     let l = load_policy(path).map_err(|e| e.to_string())?;
     let Some(section) = l.policy.seccomp.clone() else {
         return Err(format!("{}: the policy has no \"seccomp\" section", l.name));
     };
-    let filter = section.compile().map_err(|e| {
+    let filter = section.compile_for(arch).map_err(|e| {
         PolicyError {
             file: l.name.clone(),
             path: format!("seccomp.{}", e.path),
@@ -663,26 +677,36 @@ fn seccomp_command(c: SeccompCommand) -> i32 {
         SeccompCommand::Compile {
             policy,
             format,
+            arch,
             output,
-        } => compiled_seccomp(&policy).and_then(|(_, _, prog)| {
-            eprintln!("cordon: {}", tools::stats_line(&prog));
-            let bytes = match format.as_str() {
-                "raw" => bpf::to_raw(&prog),
-                "c" => bpf::to_c(&prog).into_bytes(),
-                _ => bpf::disasm(&prog).into_bytes(),
-            };
-            write_output(&output, &bytes)
-        }),
+        } => arch
+            .as_deref()
+            .map(Arch::parse)
+            .transpose()
+            .and_then(|arch| compiled_seccomp(&policy, arch))
+            .and_then(|(_, _, prog)| {
+                eprintln!("cordon: {}", tools::stats_line(&prog));
+                let bytes = match format.as_str() {
+                    "raw" => bpf::to_raw(&prog),
+                    "c" => bpf::to_c(&prog).into_bytes(),
+                    _ => bpf::disasm(&prog).into_bytes(),
+                };
+                write_output(&output, &bytes)
+            }),
         SeccompCommand::Explain {
             policy,
             arch,
             syscall,
             args,
-        } => compiled_seccomp(&policy).and_then(|(section, filter, prog)| {
-            let text = tools::explain(&section, &filter, &prog, &syscall, &args, &arch)?;
-            print!("{text}");
-            Ok(())
-        }),
+        } => arch
+            .map_or_else(|| Arch::native_or_err().map(|a| a.name().to_string()), Ok)
+            .and_then(|arch| {
+                let (filter_arch, _, _) = tools::parse_arch(&arch)?;
+                let (section, filter, prog) = compiled_seccomp(&policy, Some(filter_arch))?;
+                let text = tools::explain(&section, &filter, &prog, &syscall, &args, &arch)?;
+                print!("{text}");
+                Ok(())
+            }),
         SeccompCommand::Groups { name } => tools::groups_listing(name.as_deref()).map(|t| print!("{t}")),
         SeccompCommand::Import {
             profile,

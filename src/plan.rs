@@ -597,7 +597,15 @@ impl Plan {
             plan.seccomp = Some(SeccompPlan { program, supervise });
         } else if plan.mounts.setid_guard {
             plan.seccomp = Some(SeccompPlan {
-                program: program_or_error(&crate::seccomp::guard_only_filter(), file)?,
+                program: program_or_error(
+                    &crate::seccomp::guard_only_filter().map_err(|message| PolicyError {
+                        file: file.to_string(),
+                        path: "seccomp".to_string(),
+                        position: None,
+                        message,
+                    })?,
+                    file,
+                )?,
                 supervise: Supervise::None,
             });
         }
@@ -613,7 +621,7 @@ impl Plan {
         if let Some(why) = user_notif_unavailable() {
             return Err(format!("cordon learn needs seccomp user notification: {why}"));
         }
-        let mut filter = crate::seccomp::learn_filter();
+        let mut filter = crate::seccomp::learn_filter()?;
         if self.mounts.setid_guard {
             filter = crate::seccomp::setid_guard(&filter);
         }

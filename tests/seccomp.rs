@@ -455,6 +455,56 @@ fn seccomp_tools_compile_explain_and_groups() {
 }
 
 #[test]
+fn seccomp_tools_know_the_new_calls_and_aarch64() {
+    let c = |args: &[&str]| common::cordon(Mode::Root).args(args).output().expect("cordon");
+    let out = |o: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    // Linux 6.13's xattr calls are known (the old hand table stopped at 6.10).
+    for (call, group) in [
+        ("setxattrat", "@file-write"),
+        ("getxattrat", "@file-read"),
+        ("listxattrat", "@file-read"),
+        ("removexattrat", "@file-write"),
+        ("uretprobe", "@default"),
+    ] {
+        let e = c(&["seccomp", "explain", "--arch", "x86_64", call]);
+        let text = out(&e);
+        assert!(e.status.success(), "{call}: {text}");
+        assert!(
+            text.contains("decision: ALLOW") && text.contains(&format!("{call} is in {group}")),
+            "{call}: {text}"
+        );
+    }
+    let e = c(&["seccomp", "explain", "setxattrat"]);
+    assert!(e.status.success() && out(&e).contains("nr=0x1cf"), "{}", out(&e));
+    // The aarch64 filter from this host: its audit arch, no x32 check, its numbers.
+    let dis = c(&["seccomp", "compile", "--arch", "aarch64"]);
+    let text = out(&dis);
+    assert!(dis.status.success(), "{text}");
+    assert!(text.contains("jeq #0xc00000b7"), "{text}");
+    assert!(!text.contains("#0x40000000"), "{text}");
+    let x86 = c(&["seccomp", "compile", "--arch", "x86_64"]);
+    assert!(out(&x86).contains("jeq #0xc000003e"), "{}", out(&x86));
+    let e = c(&["seccomp", "explain", "--arch", "aarch64", "openat"]);
+    let text = out(&e);
+    assert!(
+        text.contains("nr=0x38") && text.contains("decision: ALLOW"),
+        "{text}"
+    );
+    let e = c(&["seccomp", "explain", "--arch", "aarch64", "open"]);
+    assert_eq!(e.status.code(), Some(125));
+    assert!(out(&e).contains("does not exist on aarch64"), "{}", out(&e));
+    let bad = c(&["seccomp", "compile", "--arch", "riscv64"]);
+    assert_eq!(bad.status.code(), Some(125));
+    assert!(out(&bad).contains("expected x86_64 or aarch64"), "{}", out(&bad));
+}
+
+#[test]
 fn bad_seccomp_sections_are_refused_with_position_and_suggestion() {
     let dir = TempDir::new("bad");
     let cases = [

@@ -28,9 +28,9 @@
 use std::sync::Once;
 
 use cordon::policy::Policy;
+use cordon::seccomp::arch::Arch;
 use cordon::seccomp::bpf::{self, Insn};
 use cordon::seccomp::ir::{Action, Cmp, Data, Filter, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT};
-use cordon::seccomp::syscalls_x86_64::SYSCALLS;
 use cordon::seccomp::{
     groups::GROUPS, interp, names, ActionSpec, ArgSpec, OpSpec, RuleSpec, SeccompPolicy, ValueSpec,
     HANDOFF_MAGIC, HANDOFF_NR, MAX_INSNS, REQUIRED,
@@ -39,6 +39,11 @@ use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
 
 const AUDIT_ARCH_I386: u32 = 0x4000_0003;
+
+/// x86_64's (number, name) table, sorted by number.
+fn x86_64_syscalls() -> &'static [(u32, &'static str)] {
+    Arch::X86_64.syscalls()
+}
 
 /// Syscalls with arguments the kernel reads as 32 bits (cordon compares only
 /// their low word): picked more often, they exercise that path.
@@ -144,14 +149,19 @@ fn syscall_name(n: &NameIn) -> String {
     if n.sel.is_multiple_of(3) {
         LOW32_SYSCALLS[usize::from(n.idx) % LOW32_SYSCALLS.len()].to_string()
     } else {
-        SYSCALLS[usize::from(n.idx) % SYSCALLS.len()].1.to_string()
+        x86_64_syscalls()[usize::from(n.idx) % x86_64_syscalls().len()]
+            .1
+            .to_string()
     }
 }
 
 fn allow_name(n: &NameIn) -> String {
     match n.sel {
         // A misspelt name or group: an error.
-        255 => format!("{}x", SYSCALLS[usize::from(n.idx) % SYSCALLS.len()].1),
+        255 => format!(
+            "{}x",
+            x86_64_syscalls()[usize::from(n.idx) % x86_64_syscalls().len()].1
+        ),
         254 => format!("@{}x", &GROUPS[usize::from(n.idx) % GROUPS.len()].name[1..]),
         s if s % 4 == 0 => GROUPS[usize::from(n.idx) % GROUPS.len()].name.to_string(),
         _ => syscall_name(n),
@@ -275,7 +285,7 @@ fn section(input: &Input) -> SeccompPolicy {
 fuzz_target!(|input: Input| {
     static LEARN: Once = Once::new();
     LEARN.call_once(|| {
-        let f = cordon::seccomp::learn_filter();
+        let f = cordon::seccomp::learn_filter_for(Arch::X86_64);
         check_program(&f, &[]);
     });
 
@@ -399,7 +409,7 @@ fn probe(p: &ProbeIn, f: &Filter, pool: &[u64]) -> Data {
                 _ => k,
             }
         }
-        0..=6 => SYSCALLS[raw as usize % SYSCALLS.len()].0,
+        0..=6 => x86_64_syscalls()[raw as usize % x86_64_syscalls().len()].0,
         7 => X32_SYSCALL_BIT | (raw & 0x3fff_ffff),
         8 => match raw % 4 {
             0 => HANDOFF_NR,

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use crate::error::LaunchError;
 use crate::outcome::Violation;
 use crate::plan::Supervise;
-use crate::seccomp::ir::{Action, Data, AUDIT_ARCH_X86_64};
+use crate::seccomp::arch::Arch;
+use crate::seccomp::ir::{Action, Data};
 use crate::seccomp::learn::{Learned, CLONE_NS_FLAGS};
 use crate::seccomp::{names, HANDOFF_MAGIC, HANDOFF_NR};
 use crate::sys::{self, Errno, SeccompNotifResp};
@@ -235,7 +236,7 @@ impl Notifier {
 
     /// Whether learning refuses this call (and records it as refused).
     fn refused_while_learning(&mut self, d: &Data) -> bool {
-        if d.arch != AUDIT_ARCH_X86_64 {
+        if Some(d.arch) != Arch::native().map(Arch::audit_arch) {
             return false;
         }
         if self.refuse.contains(&d.nr) {
@@ -253,7 +254,7 @@ impl Notifier {
     }
 
     fn learn(&mut self, d: &Data) {
-        if d.arch != AUDIT_ARCH_X86_64 {
+        if Some(d.arch) != Arch::native().map(Arch::audit_arch) {
             return;
         }
         let name = names::syscall_name(d.nr);

@@ -5,8 +5,8 @@
 //!
 //! Layout:
 //! ```text
-//!   ld arch; jeq X86_64 else -> ret(foreign)
-//!   ld nr;   jge 0x40000000 -> ret(x32)
+//!   ld arch; jeq AUDIT_ARCH_<filter's arch> else -> ret(foreign)
+//!   ld nr;   jge 0x40000000 -> ret(x32)       (x86_64 only)
 //!   search tree (jge K), leaves jump to a shared ret or a rule block
 //!   rule blocks (argument checks, 32-bit halves of 64-bit arguments)
 //!   shared rets, one per distinct action
@@ -18,38 +18,33 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::ir::{Action, Cmp, Cond, Entry, Filter, X32_SYSCALL_BIT};
+use super::ir::{Action, Cmp, Cond, Entry, Filter};
 
-/// One classic BPF instruction (struct sock_filter).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(C)]
-pub struct Insn {
-    /// Opcode.
-    pub code: u16,
-    /// Jump offset when true.
-    pub jt: u8,
-    /// Jump offset when false.
-    pub jf: u8,
-    /// Constant.
-    pub k: u32,
+/// One classic BPF instruction (`struct sock_filter`).
+pub type Insn = libc::sock_filter;
+
+/// An opcode built from libc's `BPF_*` parts (each fits in the 16-bit
+/// `code` field).
+const fn op(parts: u32) -> u16 {
+    parts as u16
 }
 
 /// BPF_LD | BPF_W | BPF_ABS
-pub const LD_W_ABS: u16 = 0x20;
+pub const LD_W_ABS: u16 = op(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS);
 /// BPF_ALU | BPF_AND | BPF_K
-pub const ALU_AND_K: u16 = 0x54;
+pub const ALU_AND_K: u16 = op(libc::BPF_ALU | libc::BPF_AND | libc::BPF_K);
 /// BPF_JMP | BPF_JA
-pub const JMP_JA: u16 = 0x05;
+pub const JMP_JA: u16 = op(libc::BPF_JMP | libc::BPF_JA);
 /// BPF_JMP | BPF_JEQ | BPF_K
-pub const JMP_JEQ_K: u16 = 0x15;
+pub const JMP_JEQ_K: u16 = op(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K);
 /// BPF_JMP | BPF_JGT | BPF_K
-pub const JMP_JGT_K: u16 = 0x25;
+pub const JMP_JGT_K: u16 = op(libc::BPF_JMP | libc::BPF_JGT | libc::BPF_K);
 /// BPF_JMP | BPF_JGE | BPF_K
-pub const JMP_JGE_K: u16 = 0x35;
+pub const JMP_JGE_K: u16 = op(libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K);
 /// BPF_JMP | BPF_JSET | BPF_K
-pub const JMP_JSET_K: u16 = 0x45;
+pub const JMP_JSET_K: u16 = op(libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K);
 /// BPF_RET | BPF_K
-pub const RET_K: u16 = 0x06;
+pub const RET_K: u16 = op(libc::BPF_RET | libc::BPF_K);
 
 const OFF_NR: u32 = 0;
 const OFF_ARCH: u32 = 4;
@@ -114,9 +109,12 @@ enum Leaf {
     Rules(u32),
 }
 
-/// Ranges `(start, leaf)` covering 0..X32_SYSCALL_BIT, in order; runs
-/// of numbers with the same simple action are one range.
+/// Ranges `(start, leaf)` covering every number below the x32 bit (all
+/// numbers on an architecture without x32), in order; runs of numbers with
+/// the same simple action are one range.
 fn ranges(f: &Filter) -> Vec<(u32, Leaf)> {
+    // The last range reaches to u32::MAX in the search tree anyway.
+    let end = f.arch.x32_bit().unwrap_or(u32::MAX);
     let mut out: Vec<(u32, Leaf)> = Vec::new();
     let mut push = |start: u32, leaf: Leaf| match out.last() {
         Some(&(_, last)) if last == leaf && matches!(leaf, Leaf::Simple(_)) => {}
@@ -133,12 +131,12 @@ fn ranges(f: &Filter) -> Vec<(u32, Leaf)> {
         }
     };
     let mut cur = 0u32;
-    for (&nr, e) in f.entries.range(..X32_SYSCALL_BIT) {
+    for (&nr, e) in f.entries.range(..end) {
         gap(&mut push, cur, nr);
         push(nr, leaf_of(nr, e));
         cur = nr + 1;
     }
-    gap(&mut push, cur, X32_SYSCALL_BIT);
+    gap(&mut push, cur, end);
     out
 }
 
@@ -174,16 +172,13 @@ pub fn compile(f: &Filter) -> Vec<Insn> {
         rets: BTreeMap::new(),
     };
     let foreign = g.ret(f.foreign_arch);
-    let x32 = g.ret(f.x32);
     g.ops.push(Op::Ld(OFF_ARCH));
-    g.jmp(
-        JMP_JEQ_K,
-        super::ir::AUDIT_ARCH_X86_64,
-        Tgt::Next,
-        Tgt::L(foreign),
-    );
+    g.jmp(JMP_JEQ_K, f.arch.audit_arch(), Tgt::Next, Tgt::L(foreign));
     g.ops.push(Op::Ld(OFF_NR));
-    g.jmp(JMP_JGE_K, X32_SYSCALL_BIT, Tgt::L(x32), Tgt::Next);
+    if let Some(bit) = f.arch.x32_bit() {
+        let x32 = g.ret(f.x32);
+        g.jmp(JMP_JGE_K, bit, Tgt::L(x32), Tgt::Next);
+    }
 
     let rs = ranges(f);
     let mut blocks: Vec<(usize, u32)> = Vec::new();

@@ -14,8 +14,9 @@
 //! obsolete; none is part of a default, and a policy that allows one should
 //! say why.
 
-use std::collections::BTreeSet;
+use std::sync::OnceLock;
 
+use super::arch::Arch;
 use super::names;
 
 /// A named set of system calls.
@@ -25,7 +26,8 @@ pub struct Group {
     pub name: &'static str,
     /// One sentence saying what the group is for.
     pub description: &'static str,
-    /// The x86_64 system calls it holds, by name.
+    /// The system calls it holds, by name; a name that does not exist on
+    /// an architecture (`open`, `fork`, ... on aarch64) is skipped there.
     pub syscalls: &'static [&'static str],
     /// Other groups (with their `@`) whose calls it also holds.
     pub includes: &'static [&'static str],
@@ -121,6 +123,7 @@ pub const GROUPS: &[Group] = &[
             "statx",
             "time",
             "uname",
+            "uretprobe",
             "write",
             "writev",
         ],
@@ -147,12 +150,14 @@ pub const GROUPS: &[Group] = &[
             "getdents",
             "getdents64",
             "getxattr",
+            "getxattrat",
             "inotify_add_watch",
             "inotify_init",
             "inotify_init1",
             "inotify_rm_watch",
             "lgetxattr",
             "listxattr",
+            "listxattrat",
             "llistxattr",
             "lseek",
             "lstat",
@@ -211,11 +216,13 @@ pub const GROUPS: &[Group] = &[
             "pwritev",
             "pwritev2",
             "removexattr",
+            "removexattrat",
             "rename",
             "renameat",
             "renameat2",
             "rmdir",
             "setxattr",
+            "setxattrat",
             "symlink",
             "symlinkat",
             "sync",
@@ -521,6 +528,7 @@ pub const GROUPS: &[Group] = &[
             "mount_setattr",
             "move_mount",
             "open_tree",
+            "open_tree_attr",
             "pivot_root",
             "statmount",
             "umount2",
@@ -642,28 +650,62 @@ pub fn group(name: &str) -> Option<&'static Group> {
     GROUPS.iter().find(|g| g.name == name)
 }
 
-/// Expand `"@name"` to the sorted, deduplicated syscall numbers it holds,
-/// following `includes`. An unknown group is an error with a suggestion:
-/// `unknown group "@fle-read" (did you mean "@file-read"?)`.
+/// Expand `"@name"` to the sorted, deduplicated syscall numbers it holds
+/// on the native architecture, following `includes`. An unknown group is an
+/// error with a suggestion: `unknown group "@fle-read" (did you mean
+/// "@file-read"?)`.
 pub fn expand(name: &str) -> Result<Vec<u32>, String> {
-    let Some(root) = group(name) else {
+    expand_for(Arch::native_or_err()?, name)
+}
+
+/// [`expand`] for the given architecture: names the architecture does not
+/// have are skipped (aarch64 has `openat` but no `open`), names no
+/// architecture has are an error.
+pub fn expand_for(arch: Arch, name: &str) -> Result<Vec<u32>, String> {
+    expanded(arch, name).map(<[u32]>::to_vec)
+}
+
+/// One group's numbers on one architecture, or why it cannot be expanded;
+/// computed on first use.
+type Expansion = OnceLock<Result<Box<[u32]>, String>>;
+
+/// [`expand_for`] without the copy: each group is expanded once per
+/// architecture and process (a launch compiles its policy more than once).
+pub fn expanded(arch: Arch, name: &str) -> Result<&'static [u32], String> {
+    static CACHE: [OnceLock<Vec<Expansion>>; 2] = [OnceLock::new(), OnceLock::new()];
+    let Some(i) = GROUPS.iter().position(|g| g.name == name) else {
         let hint = names::suggest(name, GROUPS.iter().map(|g| g.name))
             .map(|s| format!(" (did you mean \"{s}\"?)"))
             .unwrap_or_default();
         return Err(format!("unknown group \"{name}\"{hint}"));
     };
-    let mut numbers = BTreeSet::new();
+    let slot = match arch {
+        Arch::X86_64 => &CACHE[0],
+        Arch::Aarch64 => &CACHE[1],
+    };
+    let per_group = slot.get_or_init(|| GROUPS.iter().map(|_| OnceLock::new()).collect());
+    match per_group[i].get_or_init(|| expand_uncached(arch, &GROUPS[i]).map(Vec::into_boxed_slice)) {
+        Ok(v) => Ok(v),
+        Err(e) => Err(e.clone()),
+    }
+}
+
+fn expand_uncached(arch: Arch, root: &'static Group) -> Result<Vec<u32>, String> {
+    let mut numbers = Vec::with_capacity(root.syscalls.len());
     let mut seen = vec![root.name];
     let mut todo = vec![root];
     while let Some(g) = todo.pop() {
         for &s in g.syscalls {
-            let nr = names::syscall_nr(s).ok_or_else(|| {
-                format!(
-                    "group {} names \"{s}\", which is not an x86_64 system call",
-                    g.name
-                )
-            })?;
-            numbers.insert(nr);
+            match arch.syscall_nr(s) {
+                Some(nr) => numbers.push(nr),
+                None if Arch::ALL.iter().any(|a| a.syscall_nr(s).is_some()) => {}
+                None => {
+                    return Err(format!(
+                        "group {} names \"{s}\", which is not a system call",
+                        g.name
+                    ))
+                }
+            }
         }
         for &inc in g.includes {
             if seen.contains(&inc) {
@@ -675,11 +717,15 @@ pub fn expand(name: &str) -> Result<Vec<u32>, String> {
             todo.push(sub);
         }
     }
-    Ok(numbers.into_iter().collect())
+    numbers.sort_unstable();
+    numbers.dedup();
+    Ok(numbers)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
 
     /// Calls that reach outside the sandbox (or are a large kernel attack
@@ -718,6 +764,38 @@ mod tests {
 
     fn nr(name: &str) -> u32 {
         names::syscall_nr(name).unwrap_or_else(|| panic!("no syscall {name}"))
+    }
+
+    #[test]
+    fn groups_expand_per_architecture_once() {
+        for arch in Arch::ALL {
+            for g in GROUPS {
+                let first = expanded(arch, g.name).unwrap();
+                assert!(first.windows(2).all(|w| w[0] < w[1]), "{arch} {}", g.name);
+                let again = expanded(arch, g.name).unwrap();
+                assert!(std::ptr::eq(first, again), "{arch} {}: expanded twice", g.name);
+                assert_eq!(expand_for(arch, g.name).unwrap(), first);
+                for s in g.syscalls {
+                    if let Some(nr) = arch.syscall_nr(s) {
+                        assert!(first.contains(&nr), "{arch} {}: {s}", g.name);
+                    }
+                }
+            }
+        }
+        let a = Arch::Aarch64;
+        let read = expanded(a, "@file-read").unwrap();
+        assert!(read.contains(&a.syscall_nr("openat").unwrap()));
+        assert!(read.contains(&a.syscall_nr("getxattrat").unwrap()));
+        // open and stat do not exist on aarch64: skipped, not an error.
+        assert_eq!(a.syscall_nr("open"), None);
+        assert!(expanded(a, "@default").is_ok());
+        assert!(expand_for(a, "@fle-read").unwrap_err().contains("@file-read"));
+        let write = expanded(Arch::X86_64, "@file-write").unwrap();
+        for n in ["setxattrat", "removexattrat"] {
+            assert!(write.contains(&Arch::X86_64.syscall_nr(n).unwrap()), "{n}");
+        }
+        let mount = expanded(Arch::X86_64, "@mount").unwrap();
+        assert!(mount.contains(&Arch::X86_64.syscall_nr("open_tree_attr").unwrap()));
     }
 
     #[test]

@@ -32,9 +32,11 @@
 //!   skipped and listed, by the same assumption.
 //!
 //! Syscalls: names not in cordon's x86_64 table (other architectures' calls
-//! such as `_llseek` or `socketcall`, or calls newer than the table) are
-//! ignored, as libseccomp ignores names it cannot resolve, and listed on one
-//! line. `name` and `names` are both accepted (their union).
+//! such as `_llseek` or `socketcall`, or calls newer than the table, which
+//! is the kernel's, current to Linux 6.18) are ignored, as libseccomp
+//! ignores names it cannot resolve, and listed on one line. `name` and
+//! `names` are both accepted (their union). The import is for x86_64 on any
+//! host (names and numbers are x86_64's).
 //!
 //! Conditions: an entry's `args` all have to hold (AND); separate entries
 //! are separate rules (OR). runc adds an entry with two conditions on the
@@ -90,8 +92,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::de::{self, DeserializeOwned};
 use serde::{Deserialize, Deserializer};
 
+use super::arch::Arch;
 use super::ir::Action;
-use super::{names, ActionSpec, ArgSpec, OpSpec, RuleSpec, SeccompPolicy, ValueSpec};
+use super::{ActionSpec, ArgSpec, OpSpec, RuleSpec, SeccompPolicy, ValueSpec};
 
 /// The result of an import.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -400,11 +403,11 @@ pub fn import_profile(text: &str, file: &str) -> Result<Imported, String> {
 
         let rules = condition_sets(sc.args.as_deref().unwrap_or(&[]));
         for name in &sc_names {
-            let Some(nr) = names::syscall_nr(name) else {
+            let Some(nr) = Arch::X86_64.syscall_nr(name) else {
                 unknown.insert((*name).to_string());
                 continue;
             };
-            let Some(name) = names::syscall_name(nr) else {
+            let Some(name) = Arch::X86_64.syscall_name(nr) else {
                 continue;
             };
             let list = per.entry(name).or_default();
@@ -480,7 +483,7 @@ pub fn import_profile(text: &str, file: &str) -> Result<Imported, String> {
         rules,
         report: false,
     };
-    let filter = section.compile().map_err(|e| {
+    let filter = section.compile_for(Arch::X86_64).map_err(|e| {
         format!(
             "{file}: the imported seccomp section does not compile: {}: {}",
             e.path, e.message
@@ -491,7 +494,7 @@ pub fn import_profile(text: &str, file: &str) -> Result<Imported, String> {
     for (nr, e) in &filter.entries {
         for r in &e.rules {
             for c in r.conds.iter().filter(|c| c.low32) {
-                let name = names::syscall_name(*nr).unwrap_or("?");
+                let name = Arch::X86_64.syscall_name(*nr).unwrap_or("?");
                 narrow.insert(format!("{name} argument {}", c.arg));
             }
         }
@@ -601,7 +604,9 @@ mod tests {
     const DOCKER: &str = include_str!("../../tests/data/docker-default-seccomp.json");
 
     fn nr(name: &str) -> u32 {
-        names::syscall_nr(name).unwrap_or_else(|| panic!("no syscall {name}"))
+        Arch::X86_64
+            .syscall_nr(name)
+            .unwrap_or_else(|| panic!("no syscall {name}"))
     }
 
     fn decide(f: &Filter, name: &str, args: &[u64]) -> Action {
@@ -616,7 +621,7 @@ mod tests {
 
     fn compiled(i: &Imported) -> Filter {
         i.section
-            .compile()
+            .compile_for(Arch::X86_64)
             .unwrap_or_else(|e| panic!("{}: {}", e.path, e.message))
     }
 

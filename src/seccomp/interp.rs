@@ -3,8 +3,25 @@
 //! matters: forward jumps only, loads inside `seccomp_data`, a program must
 //! end in a return.
 
+use libc::{
+    BPF_A, BPF_ABS, BPF_ADD, BPF_ALU, BPF_AND, BPF_DIV, BPF_IMM, BPF_JA, BPF_JEQ, BPF_JGE, BPF_JGT, BPF_JMP,
+    BPF_JSET, BPF_K, BPF_LD, BPF_LDX, BPF_LEN, BPF_LSH, BPF_MEM, BPF_MISC, BPF_MOD, BPF_MUL, BPF_NEG, BPF_OR,
+    BPF_RET, BPF_RSH, BPF_ST, BPF_STX, BPF_SUB, BPF_TAX, BPF_TXA, BPF_W, BPF_X, BPF_XOR,
+};
+
 use super::bpf::Insn;
 use super::ir::Data;
+
+// Whole opcodes, from libc's parts (linux/bpf_common.h, linux/filter.h).
+const LD_W_ABS: u32 = BPF_LD | BPF_W | BPF_ABS;
+const LD_IMM: u32 = BPF_LD | BPF_W | BPF_IMM;
+const LD_LEN: u32 = BPF_LD | BPF_W | BPF_LEN;
+const LD_MEM: u32 = BPF_LD | BPF_W | BPF_MEM;
+const LDX_IMM: u32 = BPF_LDX | BPF_W | BPF_IMM;
+const LDX_LEN: u32 = BPF_LDX | BPF_W | BPF_LEN;
+const LDX_MEM: u32 = BPF_LDX | BPF_W | BPF_MEM;
+const MISC_TAX: u32 = BPF_MISC | BPF_TAX;
+const MISC_TXA: u32 = BPF_MISC | BPF_TXA;
 
 /// Why a program could not be run.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,62 +64,56 @@ pub fn run(prog: &[Insn], data: &Data) -> Result<Run, InterpError> {
     loop {
         let i = *prog.get(pc).ok_or(InterpError::OutOfBounds(pc))?;
         steps += 1;
-        let class = i.code & 0x07;
-        let src_x = i.code & 0x08 != 0;
-        let operand = if src_x { x } else { i.k };
-        match class {
-            // BPF_LD
-            0x00 => match i.code {
-                0x20 => a = word(i.k).ok_or(InterpError::BadLoad(pc, i.k))?,
-                0x00 => a = i.k,
-                0x80 => a = 64, // BPF_LEN
-                0x60 => a = *mem.get(i.k as usize).ok_or(InterpError::BadInsn(pc, i.code))?,
+        let code = u32::from(i.code);
+        let operand = if code & BPF_X != 0 { x } else { i.k };
+        match code & 0x07 {
+            BPF_LD => match code {
+                LD_W_ABS => a = word(i.k).ok_or(InterpError::BadLoad(pc, i.k))?,
+                LD_IMM => a = i.k,
+                LD_LEN => a = 64,
+                LD_MEM => a = *mem.get(i.k as usize).ok_or(InterpError::BadInsn(pc, i.code))?,
                 _ => return Err(InterpError::BadInsn(pc, i.code)),
             },
-            // BPF_LDX
-            0x01 => match i.code {
-                0x01 => x = i.k,
-                0x81 => x = 64,
-                0x61 => x = *mem.get(i.k as usize).ok_or(InterpError::BadInsn(pc, i.code))?,
+            BPF_LDX => match code {
+                LDX_IMM => x = i.k,
+                LDX_LEN => x = 64,
+                LDX_MEM => x = *mem.get(i.k as usize).ok_or(InterpError::BadInsn(pc, i.code))?,
                 _ => return Err(InterpError::BadInsn(pc, i.code)),
             },
-            // BPF_ST / BPF_STX
-            0x02 => {
+            BPF_ST => {
                 *mem.get_mut(i.k as usize)
                     .ok_or(InterpError::BadInsn(pc, i.code))? = a
             }
-            0x03 => {
+            BPF_STX => {
                 *mem.get_mut(i.k as usize)
                     .ok_or(InterpError::BadInsn(pc, i.code))? = x
             }
-            // BPF_ALU
-            0x04 => {
-                a = match i.code & 0xf0 {
-                    0x00 => a.wrapping_add(operand),
-                    0x10 => a.wrapping_sub(operand),
-                    0x20 => a.wrapping_mul(operand),
-                    0x30 => a.checked_div(operand).ok_or(InterpError::DivByZero(pc))?,
-                    0x40 => a | operand,
-                    0x50 => a & operand,
-                    0x60 => a.checked_shl(operand).unwrap_or(0),
-                    0x70 => a.checked_shr(operand).unwrap_or(0),
-                    0x80 => a.wrapping_neg(),
-                    0x90 => a.checked_rem(operand).ok_or(InterpError::DivByZero(pc))?,
-                    0xa0 => a ^ operand,
+            BPF_ALU => {
+                a = match code & 0xf0 {
+                    BPF_ADD => a.wrapping_add(operand),
+                    BPF_SUB => a.wrapping_sub(operand),
+                    BPF_MUL => a.wrapping_mul(operand),
+                    BPF_DIV => a.checked_div(operand).ok_or(InterpError::DivByZero(pc))?,
+                    BPF_OR => a | operand,
+                    BPF_AND => a & operand,
+                    BPF_LSH => a.checked_shl(operand).unwrap_or(0),
+                    BPF_RSH => a.checked_shr(operand).unwrap_or(0),
+                    BPF_NEG => a.wrapping_neg(),
+                    BPF_MOD => a.checked_rem(operand).ok_or(InterpError::DivByZero(pc))?,
+                    BPF_XOR => a ^ operand,
                     _ => return Err(InterpError::BadInsn(pc, i.code)),
                 }
             }
-            // BPF_JMP
-            0x05 => {
+            BPF_JMP => {
                 let next = pc + 1;
-                pc = match i.code & 0xf0 {
-                    0x00 => next + i.k as usize,
+                pc = match code & 0xf0 {
+                    BPF_JA => next + i.k as usize,
                     op => {
                         let taken = match op {
-                            0x10 => a == operand,
-                            0x20 => a > operand,
-                            0x30 => a >= operand,
-                            0x40 => a & operand != 0,
+                            BPF_JEQ => a == operand,
+                            BPF_JGT => a > operand,
+                            BPF_JGE => a >= operand,
+                            BPF_JSET => a & operand != 0,
                             _ => return Err(InterpError::BadInsn(pc, i.code)),
                         };
                         next + usize::from(if taken { i.jt } else { i.jf })
@@ -110,19 +121,18 @@ pub fn run(prog: &[Insn], data: &Data) -> Result<Run, InterpError> {
                 };
                 continue;
             }
-            // BPF_RET
-            0x06 => {
-                let ret = match i.code & 0x18 {
-                    0x00 => i.k,
-                    0x10 => a,
+            BPF_RET => {
+                let ret = match code & 0x18 {
+                    BPF_K => i.k,
+                    BPF_A => a,
                     _ => return Err(InterpError::BadInsn(pc, i.code)),
                 };
                 return Ok(Run { ret, steps });
             }
-            // BPF_MISC: TAX, TXA
-            _ => match i.code {
-                0x07 => x = a,
-                0x87 => a = x,
+            // BPF_MISC
+            _ => match code {
+                MISC_TAX => x = a,
+                MISC_TXA => a = x,
                 _ => return Err(InterpError::BadInsn(pc, i.code)),
             },
         }

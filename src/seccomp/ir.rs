@@ -8,10 +8,7 @@
 
 use std::collections::BTreeMap;
 
-/// AUDIT_ARCH_X86_64.
-pub const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
-/// The first x32 syscall number (__X32_SYSCALL_BIT).
-pub const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+pub use super::arch::{Arch, AUDIT_ARCH_AARCH64, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT};
 
 /// What the kernel does with a syscall.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -36,26 +33,26 @@ impl Action {
     /// The SECCOMP_RET_* value.
     pub fn ret(self) -> u32 {
         match self {
-            Action::Allow => 0x7fff_0000,
-            Action::Errno(e) => 0x0005_0000 | u32::from(e & 0xfff),
-            Action::KillProcess => 0x8000_0000,
-            Action::KillThread => 0,
-            Action::Trap => 0x0003_0000,
-            Action::Log => 0x7ffc_0000,
-            Action::Notify => 0x7fc0_0000,
+            Action::Allow => libc::SECCOMP_RET_ALLOW,
+            Action::Errno(e) => libc::SECCOMP_RET_ERRNO | u32::from(e & 0xfff),
+            Action::KillProcess => libc::SECCOMP_RET_KILL_PROCESS,
+            Action::KillThread => libc::SECCOMP_RET_KILL_THREAD,
+            Action::Trap => libc::SECCOMP_RET_TRAP,
+            Action::Log => libc::SECCOMP_RET_LOG,
+            Action::Notify => libc::SECCOMP_RET_USER_NOTIF,
         }
     }
 
     /// The action for a SECCOMP_RET_* value.
     pub fn from_ret(r: u32) -> Option<Action> {
-        Some(match r & 0xffff_0000 {
-            0x7fff_0000 => Action::Allow,
-            0x0005_0000 => Action::Errno((r & 0xfff) as u16),
-            0x8000_0000 => Action::KillProcess,
-            0 => Action::KillThread,
-            0x0003_0000 => Action::Trap,
-            0x7ffc_0000 => Action::Log,
-            0x7fc0_0000 => Action::Notify,
+        Some(match r & libc::SECCOMP_RET_ACTION_FULL {
+            libc::SECCOMP_RET_ALLOW => Action::Allow,
+            libc::SECCOMP_RET_ERRNO => Action::Errno((r & 0xfff) as u16),
+            libc::SECCOMP_RET_KILL_PROCESS => Action::KillProcess,
+            libc::SECCOMP_RET_KILL_THREAD => Action::KillThread,
+            libc::SECCOMP_RET_TRAP => Action::Trap,
+            libc::SECCOMP_RET_LOG => Action::Log,
+            libc::SECCOMP_RET_USER_NOTIF => Action::Notify,
             _ => return None,
         })
     }
@@ -139,9 +136,13 @@ pub struct Entry {
 /// A complete filter for x86_64.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Filter {
+    /// The architecture whose calls the filter decides (its audit
+    /// architecture and numbers).
+    pub arch: Arch,
     /// For any other architecture (e.g. `int 0x80` i386 calls).
     pub foreign_arch: Action,
-    /// For x32 numbers (>= 0x40000000) and anything above.
+    /// For x32 numbers (>= 0x40000000) and anything above, on an
+    /// architecture with x32 ([`Arch::x32_bit`]); unused elsewhere.
     pub x32: Action,
     /// For numbers with no entry up to `known_max`.
     pub default: Action,
@@ -170,9 +171,14 @@ pub struct Data {
 impl Data {
     /// An x86_64 call.
     pub fn x86_64(nr: u32, args: [u64; 6]) -> Data {
+        Data::of(Arch::X86_64, nr, args)
+    }
+
+    /// A call of the given architecture.
+    pub fn of(arch: Arch, nr: u32, args: [u64; 6]) -> Data {
         Data {
             nr,
-            arch: AUDIT_ARCH_X86_64,
+            arch: arch.audit_arch(),
             ip: 0,
             args,
         }
@@ -194,10 +200,10 @@ impl Data {
 impl Filter {
     /// The decision for one call, computed from the model.
     pub fn decide(&self, d: &Data) -> Action {
-        if d.arch != AUDIT_ARCH_X86_64 {
+        if d.arch != self.arch.audit_arch() {
             return self.foreign_arch;
         }
-        if d.nr >= X32_SYSCALL_BIT {
+        if self.arch.x32_bit().is_some_and(|bit| d.nr >= bit) {
             return self.x32;
         }
         match self.entries.get(&d.nr) {

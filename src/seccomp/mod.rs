@@ -16,7 +16,14 @@
 //!   falls back as on an older kernel), and `clone3` gets ENOSYS unless the
 //!   policy names it (libc falls back to `clone`, whose flags a rule can
 //!   check).
+//!
+//! A filter is compiled for one architecture ([`arch::Arch`]: x86_64 or
+//! aarch64), the one cordon is built for unless asked otherwise
+//! ([`SeccompPolicy::compile_for`]); group members that the architecture
+//! does not have (`open`, `fork`, ... on aarch64) are skipped. Built for an
+//! architecture without a table, compiling a policy fails.
 
+pub mod arch;
 pub mod bpf;
 pub mod groups;
 pub mod import;
@@ -24,13 +31,13 @@ pub mod interp;
 pub mod ir;
 pub mod learn;
 pub mod names;
-pub mod syscalls_x86_64;
 pub mod tools;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use arch::Arch;
 use ir::{Action, Cmp, Cond, Entry, Filter, Rule};
 
 /// The `seccomp` section of a policy.
@@ -263,10 +270,10 @@ const LOW32_ARGS: &[(&str, u8)] = &[
     ("setns", 1),
 ];
 
-fn is_low32(nr: u32, arg: u8) -> bool {
+fn is_low32(arch: Arch, nr: u32, arg: u8) -> bool {
     LOW32_ARGS
         .iter()
-        .any(|&(n, a)| a == arg && names::syscall_nr(n) == Some(nr))
+        .any(|&(n, a)| a == arg && arch.syscall_nr(n) == Some(nr))
 }
 
 /// BPF_MAXINSNS: the longest program the kernel loads.
@@ -276,23 +283,38 @@ pub const MAX_INSNS: usize = 4096;
 pub const REQUIRED: [&str; 3] = ["execve", "exit_group", "write"];
 
 impl SeccompPolicy {
-    /// Check the section and compile it to a filter.
+    /// Check the section and compile it to a filter for the architecture
+    /// cordon is built for; on an architecture without a syscall table,
+    /// an error.
     pub fn compile(&self) -> Result<Filter, SeccompError> {
-        let mut allowed: BTreeSet<u32> = BTreeSet::new();
-        let mut by_name: BTreeSet<u32> = BTreeSet::new();
+        let arch = Arch::native_or_err().map_err(|m| err("", m))?;
+        self.compile_for(arch)
+    }
+
+    /// Check the section and compile it to a filter for `arch`.
+    pub fn compile_for(&self, arch: Arch) -> Result<Filter, SeccompError> {
+        let mut allowed: Vec<u32> = Vec::new();
+        let mut by_name: Vec<u32> = Vec::new();
         for (i, a) in self.allow.iter().enumerate() {
             if a.starts_with('@') {
-                allowed.extend(groups::expand(a).map_err(|m| err(format!("allow[{i}]"), m))?);
+                allowed
+                    .extend_from_slice(groups::expanded(arch, a).map_err(|m| err(format!("allow[{i}]"), m))?);
             } else {
-                let nr = names::parse_syscall(a).map_err(|m| err(format!("allow[{i}]"), m))?;
-                allowed.insert(nr);
-                by_name.insert(nr);
+                let nr = names::parse_syscall_for(arch, a).map_err(|m| err(format!("allow[{i}]"), m))?;
+                allowed.push(nr);
+                by_name.push(nr);
             }
         }
+        allowed.sort_unstable();
+        allowed.dedup();
+        by_name.sort_unstable();
+        by_name.dedup();
+        let named = |nr: u32| by_name.binary_search(&nr).is_ok();
         let default = self.default_action.0;
         let mut rules: BTreeMap<u32, Vec<Rule>> = BTreeMap::new();
         for (i, r) in self.rules.iter().enumerate() {
-            let nr = names::parse_syscall(&r.syscall).map_err(|m| err(format!("rules[{i}].syscall"), m))?;
+            let nr = names::parse_syscall_for(arch, &r.syscall)
+                .map_err(|m| err(format!("rules[{i}].syscall"), m))?;
             let mut conds = Vec::with_capacity(r.args.len());
             for (j, a) in r.args.iter().enumerate() {
                 let at = |f: &str| format!("rules[{i}].args[{j}].{f}");
@@ -315,7 +337,7 @@ impl SeccompPolicy {
                     (OpSpec::Gt, None) => Cmp::Gt,
                     (OpSpec::Ge, None) => Cmp::Ge,
                 };
-                let low32 = is_low32(nr, a.arg);
+                let low32 = is_low32(arch, nr, a.arg);
                 if low32 && a.value.value > u64::from(u32::MAX) {
                     return Err(err(
                         at("value"),
@@ -341,30 +363,31 @@ impl SeccompPolicy {
             return Err(err("rules", "too many rules"));
         }
 
-        let mut entries: BTreeMap<u32, Entry> = BTreeMap::new();
-        for &nr in &allowed {
-            if default != Action::Allow {
-                entries.insert(
-                    nr,
-                    Entry {
-                        rules: Vec::new(),
-                        fallback: Action::Allow,
-                    },
-                );
-            }
-        }
+        // Built from sorted numbers in one go.
+        let mut entries: BTreeMap<u32, Entry> = if default == Action::Allow {
+            BTreeMap::new()
+        } else {
+            allowed
+                .iter()
+                .map(|&nr| {
+                    (
+                        nr,
+                        Entry {
+                            rules: Vec::new(),
+                            fallback: Action::Allow,
+                        },
+                    )
+                })
+                .collect()
+        };
         for (nr, rs) in rules {
             // A rule narrows a group: the fallback is `allow` only for a
             // syscall allowed by name.
-            let fallback = if by_name.contains(&nr) {
-                Action::Allow
-            } else {
-                default
-            };
+            let fallback = if named(nr) { Action::Allow } else { default };
             entries.insert(nr, Entry { rules: rs, fallback });
         }
-        if let Some(clone3) = names::syscall_nr("clone3") {
-            if !by_name.contains(&clone3) && !self.rules.iter().any(|r| r.syscall == "clone3") {
+        if let Some(clone3) = arch.syscall_nr("clone3") {
+            if !named(clone3) && !self.rules.iter().any(|r| r.syscall == "clone3") {
                 entries.insert(
                     clone3,
                     Entry {
@@ -378,16 +401,17 @@ impl SeccompPolicy {
         entries.retain(|_, e| !(e.rules.is_empty() && e.fallback == default));
 
         let filter = Filter {
+            arch,
             foreign_arch: Action::KillProcess,
             x32: Action::Errno(libc::ENOSYS as u16),
             default,
             unknown: Action::Errno(libc::ENOSYS as u16),
-            known_max: syscalls_x86_64::SYSCALLS.last().map_or(0, |s| s.0),
+            known_max: arch.known_max(),
             entries,
         };
         let mut missing = Vec::new();
         for name in REQUIRED {
-            let Some(nr) = names::syscall_nr(name) else {
+            let Some(nr) = arch.syscall_nr(name) else {
                 continue;
             };
             let allowed_somehow = match filter.entries.get(&nr) {
@@ -402,7 +426,7 @@ impl SeccompPolicy {
             // The payload hands the notification listener over with a
             // write after the filter is in place; a refused write would wait
             // for a supervisor that has no listener yet.
-            if let Some(nr) = names::syscall_nr("write") {
+            if let Some(nr) = arch.syscall_nr("write") {
                 let always = match filter.entries.get(&nr) {
                     Some(e) => {
                         e.fallback == Action::Allow && e.rules.iter().all(|r| r.action == Action::Allow)
@@ -454,7 +478,7 @@ impl Filter {
     /// built-in answers (foreign architecture, x32, unknown numbers, clone3).
     pub fn with_notify(&self) -> Filter {
         let mut f = self.clone();
-        let clone3 = names::syscall_nr("clone3");
+        let clone3 = self.arch.syscall_nr("clone3");
         let builtin_clone3 = |nr: u32, e: &Entry| {
             Some(nr) == clone3 && e.rules.is_empty() && e.fallback == Action::Errno(libc::ENOSYS as u16)
         };
@@ -496,14 +520,20 @@ fn handoff_entry(otherwise: Action) -> Entry {
 /// allowed outright (the payload needs it for the hand-off, and every
 /// policy must allow it anyway); clone3 gets ENOSYS so that libc uses
 /// clone, whose flags the learnt rules can check; foreign architectures
-/// and x32 numbers are refused as always.
-pub fn learn_filter() -> Filter {
+/// and x32 numbers are refused as always. Built for an architecture
+/// without a syscall table, an error.
+pub fn learn_filter() -> Result<Filter, String> {
+    Ok(learn_filter_for(Arch::native_or_err()?))
+}
+
+/// [`learn_filter`] for the given architecture.
+pub fn learn_filter_for(arch: Arch) -> Filter {
     let mut entries = BTreeMap::new();
     for (nr, action) in [
         ("write", Action::Allow),
         ("clone3", Action::Errno(libc::ENOSYS as u16)),
     ] {
-        if let Some(nr) = names::syscall_nr(nr) {
+        if let Some(nr) = arch.syscall_nr(nr) {
             entries.insert(
                 nr,
                 Entry {
@@ -516,11 +546,12 @@ pub fn learn_filter() -> Filter {
     let unknown = Action::Errno(libc::ENOSYS as u16);
     entries.insert(HANDOFF_NR, handoff_entry(unknown));
     Filter {
+        arch,
         foreign_arch: Action::KillProcess,
         x32: Action::Errno(libc::ENOSYS as u16),
         default: Action::Notify,
         unknown,
-        known_max: syscalls_x86_64::SYSCALLS.last().map_or(0, |s| s.0),
+        known_max: arch.known_max(),
         entries,
     }
 }
@@ -559,8 +590,9 @@ pub fn setid_guard(f: &Filter) -> Filter {
     let permits = |a: Action| matches!(a, Action::Allow | Action::Log | Action::Notify);
     let eperm = Action::Errno(libc::EPERM as u16);
     let enosys = Action::Errno(libc::ENOSYS as u16);
+    let arch = f.arch;
     for (name, mode_arg, flags_arg) in SETID_CALLS {
-        let Some(nr) = names::syscall_nr(name) else {
+        let Some(nr) = arch.syscall_nr(name) else {
             continue;
         };
         let mut e = f.entries.get(&nr).cloned().unwrap_or(Entry {
@@ -574,7 +606,7 @@ pub fn setid_guard(f: &Filter) -> Filter {
             arg,
             cmp: Cmp::MaskedEq(b),
             value: b,
-            low32: is_low32(nr, arg),
+            low32: is_low32(arch, nr, arg),
         };
         let mut guard = Vec::new();
         for b in [u64::from(libc::S_ISUID), u64::from(libc::S_ISGID)] {
@@ -598,7 +630,7 @@ pub fn setid_guard(f: &Filter) -> Filter {
         f.entries.insert(nr, e);
     }
     for name in ["openat2", "io_uring_setup"] {
-        if let Some(nr) = names::syscall_nr(name) {
+        if let Some(nr) = arch.syscall_nr(name) {
             f.entries.insert(
                 nr,
                 Entry {
@@ -614,14 +646,21 @@ pub fn setid_guard(f: &Filter) -> Filter {
 /// The filter a plan without a seccomp section installs when it needs the
 /// set-id guard: everything allowed but what the guard refuses; foreign
 /// architectures kill the process, x32 numbers and numbers above cordon's
-/// table get ENOSYS (they would bypass the guard).
-pub fn guard_only_filter() -> Filter {
+/// table get ENOSYS (they would bypass the guard). Built for an
+/// architecture without a syscall table, an error.
+pub fn guard_only_filter() -> Result<Filter, String> {
+    Ok(guard_only_filter_for(Arch::native_or_err()?))
+}
+
+/// [`guard_only_filter`] for the given architecture.
+pub fn guard_only_filter_for(arch: Arch) -> Filter {
     setid_guard(&Filter {
+        arch,
         foreign_arch: Action::KillProcess,
         x32: Action::Errno(libc::ENOSYS as u16),
         default: Action::Allow,
         unknown: Action::Errno(libc::ENOSYS as u16),
-        known_max: syscalls_x86_64::SYSCALLS.last().map_or(0, |s| s.0),
+        known_max: arch.known_max(),
         entries: BTreeMap::new(),
     })
 }

@@ -1,37 +1,46 @@
-//! Names for the values a seccomp policy mentions: system calls (x86_64
-//! numbers, from [`super::syscalls_x86_64::SYSCALLS`]), errno values, and the
-//! constants that make sense as system call arguments (socket families and
-//! types, netlink protocols, terminal ioctls, clone/open/mmap flags, prctl
-//! options, personalities).
+//! Names for the values a seccomp policy mentions: system calls (numbers
+//! of the architecture cordon is built for, from [`super::arch::Arch`]),
+//! errno values, and the constants that make sense as system call arguments
+//! (socket families and types, netlink protocols, terminal ioctls,
+//! clone/open/mmap flags, prctl options, personalities).
 //!
 //! Names are case-sensitive (they are the kernel's); suggestions for
 //! misspelled names compare case-insensitively, so `af_unix` suggests
 //! `AF_UNIX`. Values come from the `libc` crate wherever it has them; the
 //! few it lacks are written out with a comment naming their kernel header.
 
-use super::syscalls_x86_64::SYSCALLS;
+use super::arch::Arch;
 
-/// Syscall number for a name (x86_64), e.g. `"openat"` -> 257.
+/// Syscall number for a name on the native architecture, e.g. `"openat"`
+/// -> 257 on x86_64. `None` on an architecture without a table.
 pub fn syscall_nr(name: &str) -> Option<u32> {
-    SYSCALLS.iter().find(|&&(_, n)| n == name).map(|&(nr, _)| nr)
+    Arch::native().and_then(|a| a.syscall_nr(name))
 }
 
-/// Name of a syscall number, e.g. 257 -> `"openat"`.
+/// Name of a syscall number on the native architecture, e.g. 257 -> `"openat"`.
 pub fn syscall_name(nr: u32) -> Option<&'static str> {
-    SYSCALLS
-        .binary_search_by_key(&nr, |&(n, _)| n)
-        .ok()
-        .map(|i| SYSCALLS[i].1)
+    Arch::native().and_then(|a| a.syscall_name(nr))
 }
 
 /// Like [`syscall_nr`], but an unknown name gives an error message with a
 /// suggestion: `unknown system call "opnat" (did you mean "openat"?)`.
 pub fn parse_syscall(name: &str) -> Result<u32, String> {
-    syscall_nr(name).ok_or_else(|| {
-        format!(
-            "unknown system call \"{name}\"{}",
-            hint(name, SYSCALLS.iter().map(|&(_, n)| n))
-        )
+    parse_syscall_for(Arch::native_or_err()?, name)
+}
+
+/// [`parse_syscall`] for the given architecture.
+pub fn parse_syscall_for(arch: Arch, name: &str) -> Result<u32, String> {
+    arch.syscall_nr(name).ok_or_else(|| {
+        let elsewhere = Arch::ALL
+            .into_iter()
+            .find(|a| *a != arch && a.syscall_nr(name).is_some());
+        match elsewhere {
+            Some(other) => format!("system call \"{name}\" does not exist on {arch} (only on {other})"),
+            None => format!(
+                "unknown system call \"{name}\"{}",
+                hint(name, arch.syscalls().iter().map(|&(_, n)| n))
+            ),
+        }
     })
 }
 
@@ -453,7 +462,8 @@ const PROT_FLAGS: &[(&str, u64)] = &[
 
 /// `mmap` flags.
 const MAP_FLAGS: &[(&str, u64)] = &[
-    ("MAP_32BIT", libc::MAP_32BIT as u64),
+    // x86 only (asm/mman.h); not in libc elsewhere, where the bit is unused
+    ("MAP_32BIT", 0x40),
     ("MAP_ANON", libc::MAP_ANON as u64),
     ("MAP_ANONYMOUS", libc::MAP_ANONYMOUS as u64),
     ("MAP_DENYWRITE", libc::MAP_DENYWRITE as u64),
@@ -497,7 +507,8 @@ const PRCTL_OPTIONS: &[(&str, u64)] = &[
     ("PR_GET_PDEATHSIG", libc::PR_GET_PDEATHSIG as u64),
     ("PR_GET_SECCOMP", libc::PR_GET_SECCOMP as u64),
     ("PR_GET_SECUREBITS", libc::PR_GET_SECUREBITS as u64),
-    ("PR_GET_SPECULATION_CTRL", libc::PR_GET_SPECULATION_CTRL as u64),
+    // not in libc for every architecture; <linux/prctl.h>
+    ("PR_GET_SPECULATION_CTRL", 52),
     ("PR_GET_THP_DISABLE", libc::PR_GET_THP_DISABLE as u64),
     ("PR_GET_TID_ADDRESS", libc::PR_GET_TID_ADDRESS as u64),
     ("PR_GET_TIMERSLACK", libc::PR_GET_TIMERSLACK as u64),
@@ -530,7 +541,8 @@ const PRCTL_OPTIONS: &[(&str, u64)] = &[
     ("PR_SET_PTRACER", libc::PR_SET_PTRACER as u64),
     ("PR_SET_SECCOMP", libc::PR_SET_SECCOMP as u64),
     ("PR_SET_SECUREBITS", libc::PR_SET_SECUREBITS as u64),
-    ("PR_SET_SPECULATION_CTRL", libc::PR_SET_SPECULATION_CTRL as u64),
+    // not in libc for every architecture; <linux/prctl.h>
+    ("PR_SET_SPECULATION_CTRL", 53),
     // not in libc for x86_64; <linux/prctl.h>
     ("PR_SET_SYSCALL_USER_DISPATCH", 59),
     ("PR_SET_THP_DISABLE", libc::PR_SET_THP_DISABLE as u64),
@@ -703,13 +715,16 @@ mod tests {
         for w in ERRNOS.windows(2) {
             assert!(w[0].1 <= w[1].1, "{} and {} out of number order", w[0].0, w[1].0);
         }
-        let mut syscalls: Vec<&str> = SYSCALLS.iter().map(|s| s.1).collect();
-        syscalls.sort_unstable();
-        for w in syscalls.windows(2) {
-            assert_ne!(w[0], w[1], "syscall {} listed twice", w[0]);
-        }
-        for w in SYSCALLS.windows(2) {
-            assert!(w[0].0 < w[1].0, "syscall table not sorted at {}", w[1].1);
+        for arch in Arch::ALL {
+            let table = arch.syscalls();
+            let mut syscalls: Vec<&str> = table.iter().map(|s| s.1).collect();
+            syscalls.sort_unstable();
+            for w in syscalls.windows(2) {
+                assert_ne!(w[0], w[1], "{arch}: syscall {} listed twice", w[0]);
+            }
+            for w in table.windows(2) {
+                assert!(w[0].0 < w[1].0, "{arch}: syscall table not sorted at {}", w[1].1);
+            }
         }
     }
 
@@ -766,6 +781,15 @@ mod tests {
             ("READ_IMPLIES_EXEC", libc::READ_IMPLIES_EXEC as u64),
         ];
         for &(n, v) in cases {
+            assert_eq!(constant(n), Some(v), "{n}");
+        }
+        // Written out because libc has them only on some architectures.
+        #[cfg(target_arch = "x86_64")]
+        for (n, v) in [
+            ("MAP_32BIT", libc::MAP_32BIT as u64),
+            ("PR_GET_SPECULATION_CTRL", libc::PR_GET_SPECULATION_CTRL as u64),
+            ("PR_SET_SPECULATION_CTRL", libc::PR_SET_SPECULATION_CTRL as u64),
+        ] {
             assert_eq!(constant(n), Some(v), "{n}");
         }
     }
@@ -948,8 +972,9 @@ mod tests {
     }
 
     #[test]
+    #[cfg(target_arch = "x86_64")]
     fn syscalls_both_ways() {
-        for &(nr, name) in SYSCALLS {
+        for &(nr, name) in Arch::X86_64.syscalls() {
             assert_eq!(syscall_nr(name), Some(nr), "{name}");
             assert_eq!(syscall_name(nr), Some(name), "{nr}");
             assert_eq!(parse_syscall(name), Ok(nr), "{name}");
@@ -960,9 +985,11 @@ mod tests {
         assert_eq!(syscall_nr("clone3"), Some(435));
         assert_eq!(syscall_name(257), Some("openat"));
         assert_eq!(syscall_name(462), Some("mseal"));
+        assert_eq!(syscall_nr("setxattrat"), Some(463));
+        assert_eq!(syscall_name(466), Some("removexattrat"));
         assert_eq!(syscall_nr("socketcall"), None, "not on x86_64");
         assert_eq!(syscall_nr("OPENAT"), None);
-        assert_eq!(syscall_name(463 + 1000), None);
+        assert_eq!(syscall_name(469 + 1000), None);
         assert_eq!(syscall_name(u32::MAX), None);
     }
 
@@ -984,6 +1011,11 @@ mod tests {
             parse_syscall("frobnicate").unwrap_err(),
             "unknown system call \"frobnicate\""
         );
+        assert_eq!(
+            parse_syscall_for(Arch::Aarch64, "open").unwrap_err(),
+            "system call \"open\" does not exist on aarch64 (only on x86_64)"
+        );
+        assert_eq!(parse_syscall_for(Arch::Aarch64, "openat"), Ok(56));
     }
 
     #[test]

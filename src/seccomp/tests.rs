@@ -1,6 +1,6 @@
 use super::bpf::{self, Insn};
 use super::interp;
-use super::ir::{Action, Cmp, Cond, Data, Entry, Filter, Rule, AUDIT_ARCH_X86_64};
+use super::ir::{Action, Cmp, Cond, Data, Entry, Filter, Rule, AUDIT_ARCH_AARCH64, AUDIT_ARCH_X86_64};
 use super::*;
 
 fn section(json: &str) -> SeccompPolicy {
@@ -78,7 +78,7 @@ fn agree(f: &Filter, prog: &[Insn], seed: u64) -> usize {
             for a in &mut args {
                 *a = values[rng.below(values.len() as u64) as usize];
             }
-            for arch in [AUDIT_ARCH_X86_64, 0x4000_0003 /* i386 */] {
+            for arch in [AUDIT_ARCH_X86_64, AUDIT_ARCH_AARCH64, 0x4000_0003 /* i386 */] {
                 let d = Data {
                     nr: n,
                     arch,
@@ -108,8 +108,8 @@ fn minimal_policy_golden_listing() {
     let prog = bpf::compile(&f);
     // Reviewed by hand: ranges [0] read EPERM, [1] write ALLOW, [2,0x3b)
     // EPERM, [0x3b] execve ALLOW, [0x3c,0xe7) EPERM, [0xe7] exit_group
-    // ALLOW, [0xe8,0x1b3) EPERM, [0x1b3] clone3 ENOSYS, [0x1b4,0x1cf) EPERM,
-    // [0x1cf,..) unknown ENOSYS.
+    // ALLOW, [0xe8,0x1b3) EPERM, [0x1b3] clone3 ENOSYS, [0x1b4,0x1d6) EPERM,
+    // [0x1d6,..) unknown ENOSYS.
     let expected = r"
    0: ld  [4]  ; arch
    1: jeq #0xc000003e, 2, 16
@@ -123,7 +123,7 @@ fn minimal_policy_golden_listing() {
    9: jge #0x1b3, 11, 10
   10: jge #0xe8, 14, 13
   11: jge #0x1b4, 12, 15
-  12: jge #0x1cf, 15, 14
+  12: jge #0x1d6, 15, 14
   13: ret ALLOW
   14: ret ERRNO(1)
   15: ret ERRNO(38)
@@ -312,12 +312,18 @@ fn random_filters_agree_with_the_model() {
                 },
             );
         }
+        let arch = if round % 2 == 0 {
+            Arch::X86_64
+        } else {
+            Arch::Aarch64
+        };
         let f = Filter {
+            arch,
             foreign_arch: Action::KillProcess,
             x32: Action::Errno(38),
             default: actions[rng.below(6) as usize],
             unknown: Action::Errno(38),
-            known_max: 462,
+            known_max: arch.known_max(),
             entries,
         };
         agree(&f, &bpf::compile(&f), round);
@@ -448,7 +454,7 @@ fn argument_rule_golden_listing() {
   13: jge #0xe7, 24, 25
   14: jge #0x1b4, 16, 15
   15: jge #0x1b3, 26, 25
-  16: jge #0x1cf, 26, 25
+  16: jge #0x1d6, 26, 25
   17: ld  [36]  ; arg2 hi
   18: jgt #0x1, 25, 19
   19: jeq #0x1, 20, 24
@@ -524,7 +530,7 @@ fn setid_guard_refuses_set_id_modes_and_keeps_the_rest() {
         .expect("seccomp")
         .compile()
         .expect("compiles");
-    for f in [base.clone(), crate::seccomp::learn_filter()] {
+    for f in [base.clone(), crate::seccomp::learn_filter_for(Arch::X86_64)] {
         let guarded = crate::seccomp::setid_guard(&f);
         let prog = crate::seccomp::bpf::compile(&guarded);
         let nr = |n: &str| names::syscall_nr(n).expect(n);
@@ -573,7 +579,7 @@ fn setid_guard_refuses_set_id_modes_and_keeps_the_rest() {
         }
     }
     // Without a seccomp section: only the guard, and the bypasses closed.
-    let g = crate::seccomp::guard_only_filter();
+    let g = crate::seccomp::guard_only_filter_for(Arch::X86_64);
     let nr = |n: &str| names::syscall_nr(n).expect(n);
     assert_eq!(
         g.decide(&Data::x86_64(nr("chmod"), [0, 0o4755, 0, 0, 0, 0])),
@@ -595,4 +601,97 @@ fn setid_guard_refuses_set_id_modes_and_keeps_the_rest() {
         g.decide(&Data::x86_64(nr("chmod") | ir::X32_SYSCALL_BIT, [0; 6])),
         Action::Errno(libc::ENOSYS as u16)
     );
+}
+
+#[test]
+fn default_policy_compiles_for_aarch64_and_decides_with_aarch64_numbers() {
+    let policy = crate::policy::Policy::builtin_default().expect("default");
+    let sc = policy.seccomp.as_ref().expect("seccomp");
+    let a = Arch::Aarch64;
+    let f = sc.compile_for(a).expect("compiles for aarch64");
+    assert_eq!(f.arch, a);
+    assert_eq!(f.known_max, a.known_max());
+    let prog = bpf::compile(&f);
+    assert!(prog.len() <= MAX_INSNS);
+    let listing = bpf::disasm(&prog);
+    assert!(listing.contains("jeq #0xc00000b7"), "{listing}");
+    assert!(
+        !listing.contains("#0x40000000"),
+        "no x32 check on aarch64:\n{listing}"
+    );
+    let run = |nr: &str, args: [u64; 6]| {
+        let n = a.syscall_nr(nr).unwrap_or_else(|| panic!("no aarch64 {nr}"));
+        let d = Data::of(a, n, args);
+        let r = interp::run(&prog, &d).expect("runs");
+        let got = Action::from_ret(r.ret).expect("known action");
+        assert_eq!(got, f.decide(&d), "{nr}");
+        got
+    };
+    let eperm = Action::Errno(libc::EPERM as u16);
+    let enosys = Action::Errno(libc::ENOSYS as u16);
+    // aarch64 numbers, not x86_64 ones: openat is 56 there (x86_64's
+    // umask is 95, aarch64's 166; mount is 40 on aarch64, 165 on x86_64).
+    assert_eq!(a.syscall_nr("openat"), Some(56));
+    assert_eq!(run("openat", [0; 6]), Action::Allow);
+    assert_eq!(run("execve", [0; 6]), Action::Allow);
+    assert_eq!(run("exit_group", [0; 6]), Action::Allow);
+    assert_eq!(run("write", [0; 6]), Action::Allow);
+    assert_eq!(run("getxattrat", [0; 6]), Action::Allow);
+    assert_eq!(run("setxattrat", [0; 6]), Action::Allow);
+    assert_eq!(run("mount", [0; 6]), eperm);
+    assert_eq!(run("ptrace", [0; 6]), eperm);
+    assert_eq!(run("clone3", [0; 6]), enosys);
+    let newuser = libc::CLONE_NEWUSER as u64;
+    assert_eq!(run("clone", [0x11, 0, 0, 0, 0, 0]), Action::Allow);
+    assert_eq!(run("clone", [newuser, 0, 0, 0, 0, 0]), eperm);
+    assert_eq!(
+        run("socket", [libc::AF_UNIX as u64, 1, 0, 0, 0, 0]),
+        Action::Allow
+    );
+    assert_eq!(run("socket", [libc::AF_PACKET as u64, 3, 0, 0, 0, 0]), eperm);
+    assert_eq!(run("ioctl", [0, libc::TIOCSTI, 0, 0, 0, 0]), eperm);
+    // x86_64 calls are a foreign architecture for this filter, and the
+    // numbers above the table get ENOSYS (no x32 range on aarch64).
+    let x86 = Data::x86_64(Arch::X86_64.syscall_nr("read").unwrap(), [0; 6]);
+    assert_eq!(
+        Action::from_ret(interp::run(&prog, &x86).unwrap().ret),
+        Some(Action::KillProcess)
+    );
+    for nr in [a.known_max() + 1, 0x4000_0000, u32::MAX] {
+        let d = Data::of(a, nr, [0; 6]);
+        assert_eq!(
+            Action::from_ret(interp::run(&prog, &d).unwrap().ret),
+            Some(enosys),
+            "{nr:#x}"
+        );
+    }
+    agree(&f, &prog, 77);
+    // And the native filter does not accept aarch64 calls.
+    let native = bpf::compile(&sc.compile_for(Arch::X86_64).unwrap());
+    let d = Data::of(a, 56, [0; 6]);
+    assert_eq!(
+        Action::from_ret(interp::run(&native, &d).unwrap().ret),
+        Some(Action::KillProcess)
+    );
+}
+
+#[test]
+fn learn_and_guard_filters_exist_for_every_arch() {
+    for a in Arch::ALL {
+        let l = crate::seccomp::learn_filter_for(a);
+        let g = crate::seccomp::guard_only_filter_for(a);
+        for f in [&l, &g] {
+            assert_eq!(f.arch, a);
+            agree(f, &bpf::compile(f), 3);
+        }
+        let chmodat = a.syscall_nr("fchmodat").unwrap();
+        assert_eq!(
+            g.decide(&Data::of(a, chmodat, [0, 0, 0o4755, 0, 0, 0])),
+            Action::Errno(libc::EPERM as u16)
+        );
+        assert_eq!(
+            g.decide(&Data::of(a, chmodat, [0, 0, 0o755, 0, 0, 0])),
+            Action::Allow
+        );
+    }
 }

@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use super::arch::Arch;
 use super::bpf::{self, Insn};
 use super::ir::{Action, Data, Filter, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT};
 use super::{groups, interp, names, SeccompPolicy};
@@ -35,15 +36,23 @@ pub fn stats_line(prog: &[Insn]) -> String {
     }
 }
 
-/// Parse `--arch`: `x86_64`, `i386` (an `int 0x80` call) or `x32`.
-pub fn parse_arch(s: &str) -> Result<(u32, u32), String> {
+/// AUDIT_ARCH_I386 (linux/audit.h): an `int 0x80` call on x86_64.
+const AUDIT_ARCH_I386: u32 = 0x4000_0003;
+
+/// Parse the `--arch` of `cordon seccomp explain`: `x86_64`, `i386` (an
+/// `int 0x80` call), `x32` or `aarch64`. Returns the architecture whose
+/// filter decides such a call (x86_64 for the first three), the call's
+/// AUDIT_ARCH value and the bits added to its number.
+pub fn parse_arch(s: &str) -> Result<(Arch, u32, u32), String> {
     match s {
-        "x86_64" => Ok((AUDIT_ARCH_X86_64, 0)),
-        "x32" => Ok((AUDIT_ARCH_X86_64, X32_SYSCALL_BIT)),
-        "i386" | "x86" => Ok((0x4000_0003, 0)),
-        _ => Err(format!(
-            "unknown architecture \"{s}\": expected x86_64, i386 or x32"
-        )),
+        "x32" => Ok((Arch::X86_64, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT)),
+        "i386" | "x86" => Ok((Arch::X86_64, AUDIT_ARCH_I386, 0)),
+        _ => match Arch::parse(s) {
+            Ok(a) => Ok((a, a.audit_arch(), 0)),
+            Err(_) => Err(format!(
+                "unknown architecture \"{s}\": expected x86_64, i386, x32 or aarch64"
+            )),
+        },
     }
 }
 
@@ -57,10 +66,10 @@ pub fn explain(
     args: &[String],
     arch: &str,
 ) -> Result<String, String> {
-    let (arch_value, nr_bits) = parse_arch(arch)?;
+    let (call_arch, arch_value, nr_bits) = parse_arch(arch)?;
     let nr = match syscall.parse::<u32>() {
         Ok(n) => n,
-        Err(_) => names::parse_syscall(syscall)?,
+        Err(_) => names::parse_syscall_for(call_arch, syscall)?,
     } | nr_bits;
     if args.len() > 6 {
         return Err(format!("{} arguments given; a syscall has at most 6", args.len()));
@@ -79,7 +88,7 @@ pub fn explain(
     let decided = filter.decide(&data);
     let program = Action::from_ret(run.ret);
     let mut s = String::new();
-    let name = names::syscall_name(nr & !X32_SYSCALL_BIT).unwrap_or("?");
+    let name = call_arch.syscall_name(nr & !nr_bits).unwrap_or("?");
     let shown: Vec<String> = a[..args.len()].iter().map(|v| format!("{v:#x}")).collect();
     let _ = writeln!(s, "call:     {name}({}) nr={nr:#x} arch={arch}", shown.join(", "));
     let _ = writeln!(
@@ -99,18 +108,21 @@ pub fn explain(
 }
 
 fn reason(policy: &SeccompPolicy, filter: &Filter, d: &Data) -> String {
-    if d.arch != AUDIT_ARCH_X86_64 {
-        return "calls from a foreign architecture (int 0x80, i386) always kill the process".to_string();
+    let arch = filter.arch;
+    if d.arch != arch.audit_arch() {
+        return format!(
+            "the filter is for {arch}: calls from a foreign architecture (e.g. int 0x80, i386) always kill the process"
+        );
     }
-    if d.nr >= X32_SYSCALL_BIT {
+    if arch.x32_bit().is_some_and(|bit| d.nr >= bit) {
         return "x32 system call numbers are always refused with ENOSYS".to_string();
     }
-    let Some(name) = names::syscall_name(d.nr) else {
+    let Some(name) = arch.syscall_name(d.nr) else {
         return if d.nr > filter.known_max {
             "numbers above cordon's syscall table get ENOSYS (libc falls back as on an older kernel)"
                 .to_string()
         } else {
-            "not a system call on x86_64: default_action".to_string()
+            format!("not a system call on {arch}: default_action")
         };
     };
     // The filter keeps a syscall's rules in policy order.
@@ -132,7 +144,7 @@ fn reason(policy: &SeccompPolicy, filter: &Filter, d: &Data) -> String {
     let groups_holding: Vec<&str> = policy
         .allow
         .iter()
-        .filter(|a| a.starts_with('@') && groups::expand(a).is_ok_and(|v| v.contains(&d.nr)))
+        .filter(|a| a.starts_with('@') && groups::expand_for(arch, a).is_ok_and(|v| v.contains(&d.nr)))
         .map(String::as_str)
         .collect();
     let has_rules = policy.rules.iter().any(|r| r.syscall == name);
@@ -164,8 +176,8 @@ pub fn groups_listing(name: Option<&str>) -> Result<String, String> {
             } else {
                 format!("@{n}")
             };
-            // expand() gives the error with a suggestion.
-            groups::expand(&n)?;
+            // expand_for() gives the error with a suggestion.
+            groups::expand_for(Arch::X86_64, &n)?;
             groups::group(&n).into_iter().collect()
         }
         None => groups::GROUPS.iter().collect(),
@@ -263,6 +275,29 @@ mod tests {
         assert!(explain(&p, &f, &prog, "sockett", &[], "x86_64")
             .unwrap_err()
             .contains("socket"));
+        // An aarch64 call against the x86_64 filter is foreign.
+        assert!(e("write", &[], "aarch64").contains("KILL_PROCESS"));
+        assert!(e("setxattrat", &[], "x86_64").contains("not allowed"));
+    }
+
+    #[test]
+    fn explain_on_an_aarch64_filter() {
+        let p: SeccompPolicy = serde_json::from_str(r#"{"allow": ["@default", "@file-read"]}"#).unwrap();
+        let f = p.compile_for(Arch::Aarch64).unwrap();
+        let prog = bpf::compile(&f);
+        let e = |call: &str, arch: &str| explain(&p, &f, &prog, call, &[], arch).unwrap();
+        let openat = e("openat", "aarch64");
+        assert!(
+            openat.contains("nr=0x38") && openat.contains("decision: ALLOW") && openat.contains("@default"),
+            "{openat}"
+        );
+        assert!(e("getxattrat", "aarch64").contains("in @file-read"));
+        assert!(e("read", "x86_64").contains("KILL_PROCESS"));
+        assert!(e("mount", "aarch64").contains("not allowed"));
+        assert!(explain(&p, &f, &prog, "open", &[], "aarch64")
+            .unwrap_err()
+            .contains("does not exist on aarch64"));
+        assert!(parse_arch("riscv64").unwrap_err().contains("aarch64"));
     }
 
     #[test]

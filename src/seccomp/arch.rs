@@ -1,0 +1,272 @@
+//! The architectures cordon compiles seccomp filters for, with their
+//! system call tables (from the `syscalls` crate, generated from the
+//! kernel's tables, current to Linux 6.18).
+//!
+//! A filter is tied to one architecture: it checks the audit architecture
+//! of every call first (any other kills the process), and its numbers are
+//! that architecture's. On x86_64 the x32 ABI shares the audit architecture
+//! and is told apart by [`X32_SYSCALL_BIT`] in the number; aarch64 has no
+//! such second ABI.
+
+/// AUDIT_ARCH_X86_64 (`EM_X86_64 | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE`,
+/// linux/audit.h; libc does not define the AUDIT_ARCH_* constants).
+pub const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+/// AUDIT_ARCH_AARCH64 (`EM_AARCH64 | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE`,
+/// linux/audit.h).
+pub const AUDIT_ARCH_AARCH64: u32 = 0xc000_00b7;
+/// The first x32 syscall number (`__X32_SYSCALL_BIT`, asm/unistd.h on x86_64).
+pub const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+
+/// An architecture cordon has a system call table for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Arch {
+    /// x86_64 (amd64); x32 calls are told apart by their number.
+    X86_64,
+    /// aarch64 (arm64).
+    Aarch64,
+}
+
+/// One architecture's table, both ways.
+struct Table {
+    /// `(number, name)`, sorted by number.
+    by_nr: &'static [(u32, &'static str)],
+    /// `(name, number)`, sorted by name.
+    by_name: &'static [(&'static str, u32)],
+}
+
+/// Every syscall of one of the crate's `Sysno` enums, by number, as an
+/// array of `$n` entries, at compile time. (The crate's `Sysno::iter`
+/// stops before the last call, so walk the numbers.)
+macro_rules! by_nr {
+    ($sysno:path, $n:expr) => {{
+        use $sysno as S;
+        let mut out: [(u32, &'static str); $n] = [(0, ""); $n];
+        let mut id = S::first().id();
+        let mut i = 0;
+        while id <= S::last().id() {
+            if let Some(s) = S::new(id as usize) {
+                out[i] = (s.id() as u32, s.name());
+                i += 1;
+            }
+            id += 1;
+        }
+        assert!(i == $n, "the table has as many calls as Sysno::count()");
+        out
+    }};
+}
+
+/// `a < b`, bytewise (the order of `str`'s `Ord`), usable in a const.
+const fn str_lt(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut i = 0;
+    while i < a.len() && i < b.len() {
+        if a[i] != b[i] {
+            return a[i] < b[i];
+        }
+        i += 1;
+    }
+    a.len() < b.len()
+}
+
+/// The table sorted by name (an insertion sort, run by the compiler).
+const fn by_name<const N: usize>(t: &[(u32, &'static str); N]) -> [(&'static str, u32); N] {
+    let mut out: [(&'static str, u32); N] = [("", 0); N];
+    let mut i = 0;
+    while i < N {
+        let (nr, name) = t[i];
+        let mut j = i;
+        while j > 0 && str_lt(name, out[j - 1].0) {
+            out[j] = out[j - 1];
+            j -= 1;
+        }
+        out[j] = (name, nr);
+        i += 1;
+    }
+    out
+}
+
+const X86_64_N: usize = syscalls::x86_64::Sysno::count();
+static X86_64_BY_NR: [(u32, &str); X86_64_N] = by_nr!(syscalls::x86_64::Sysno, X86_64_N);
+static X86_64_BY_NAME: [(&str, u32); X86_64_N] = by_name(&by_nr!(syscalls::x86_64::Sysno, X86_64_N));
+const AARCH64_N: usize = syscalls::aarch64::Sysno::count();
+static AARCH64_BY_NR: [(u32, &str); AARCH64_N] = by_nr!(syscalls::aarch64::Sysno, AARCH64_N);
+static AARCH64_BY_NAME: [(&str, u32); AARCH64_N] = by_name(&by_nr!(syscalls::aarch64::Sysno, AARCH64_N));
+
+static X86_64_TABLE: Table = Table {
+    by_nr: &X86_64_BY_NR,
+    by_name: &X86_64_BY_NAME,
+};
+static AARCH64_TABLE: Table = Table {
+    by_nr: &AARCH64_BY_NR,
+    by_name: &AARCH64_BY_NAME,
+};
+
+impl Arch {
+    /// Every supported architecture.
+    pub const ALL: [Arch; 2] = [Arch::X86_64, Arch::Aarch64];
+
+    /// The architecture cordon is built for, if it has a table.
+    pub const fn native() -> Option<Arch> {
+        if cfg!(target_arch = "x86_64") {
+            Some(Arch::X86_64)
+        } else if cfg!(target_arch = "aarch64") {
+            Some(Arch::Aarch64)
+        } else {
+            None
+        }
+    }
+
+    /// The architecture cordon is built for, or an error saying that it
+    /// has no system call table (so no filter can be built).
+    pub fn native_or_err() -> Result<Arch, String> {
+        Arch::native().ok_or_else(|| no_table(std::env::consts::ARCH))
+    }
+
+    /// The name used on the command line and in messages.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64",
+            Arch::Aarch64 => "aarch64",
+        }
+    }
+
+    /// Parse `x86_64` (or `amd64`) and `aarch64` (or `arm64`).
+    pub fn parse(s: &str) -> Result<Arch, String> {
+        match s {
+            "x86_64" | "amd64" => Ok(Arch::X86_64),
+            "aarch64" | "arm64" => Ok(Arch::Aarch64),
+            _ => Err(format!(
+                "unknown architecture \"{s}\": expected x86_64 or aarch64"
+            )),
+        }
+    }
+
+    /// The AUDIT_ARCH_* value the kernel reports for its calls.
+    pub const fn audit_arch(self) -> u32 {
+        match self {
+            Arch::X86_64 => AUDIT_ARCH_X86_64,
+            Arch::Aarch64 => AUDIT_ARCH_AARCH64,
+        }
+    }
+
+    /// The bit that marks a call of a second ABI sharing the audit
+    /// architecture (x32 on x86_64), if there is one.
+    pub const fn x32_bit(self) -> Option<u32> {
+        match self {
+            Arch::X86_64 => Some(X32_SYSCALL_BIT),
+            Arch::Aarch64 => None,
+        }
+    }
+
+    fn table(self) -> &'static Table {
+        match self {
+            Arch::X86_64 => &X86_64_TABLE,
+            Arch::Aarch64 => &AARCH64_TABLE,
+        }
+    }
+
+    /// `(number, name)` of every system call, sorted by number.
+    pub fn syscalls(self) -> &'static [(u32, &'static str)] {
+        self.table().by_nr
+    }
+
+    /// Syscall number for a name, e.g. `"openat"` -> 257 on x86_64, 56 on
+    /// aarch64.
+    pub fn syscall_nr(self, name: &str) -> Option<u32> {
+        let t = self.table().by_name;
+        t.binary_search_by(|&(n, _)| n.cmp(name)).ok().map(|i| t[i].1)
+    }
+
+    /// Name of a syscall number.
+    pub fn syscall_name(self, nr: u32) -> Option<&'static str> {
+        let t = self.table().by_nr;
+        t.binary_search_by_key(&nr, |&(n, _)| n).ok().map(|i| t[i].1)
+    }
+
+    /// The highest syscall number in the table.
+    pub fn known_max(self) -> u32 {
+        self.syscalls().last().map_or(0, |s| s.0)
+    }
+}
+
+/// The error for a build on an architecture without a syscall table.
+fn no_table(target_arch: &str) -> String {
+    format!(
+        "seccomp is not supported on {target_arch}: cordon has system call tables only for x86_64 and aarch64, and a filter with the wrong numbers would refuse or kill every payload"
+    )
+}
+
+impl std::fmt::Display for Arch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_are_sorted_both_ways_and_unique() {
+        for a in Arch::ALL {
+            let t = a.table();
+            assert!(t.by_nr.len() > 300, "{a}: {}", t.by_nr.len());
+            assert!(t.by_nr.windows(2).all(|w| w[0].0 < w[1].0), "{a}");
+            assert!(t.by_name.windows(2).all(|w| w[0].0 < w[1].0), "{a}");
+            for &(nr, name) in a.syscalls() {
+                assert_eq!(a.syscall_nr(name), Some(nr), "{a} {name}");
+                assert_eq!(a.syscall_name(nr), Some(name), "{a} {nr}");
+            }
+        }
+    }
+
+    #[test]
+    fn known_numbers() {
+        let x = Arch::X86_64;
+        assert_eq!(x.syscall_nr("read"), Some(0));
+        assert_eq!(x.syscall_nr("openat"), Some(257));
+        assert_eq!(x.syscall_nr("open"), Some(2));
+        assert_eq!(x.syscall_nr("uretprobe"), Some(335));
+        assert_eq!(x.syscall_nr("setxattrat"), Some(463));
+        assert_eq!(x.syscall_nr("getxattrat"), Some(464));
+        assert_eq!(x.syscall_nr("listxattrat"), Some(465));
+        assert_eq!(x.syscall_nr("removexattrat"), Some(466));
+        assert_eq!(x.syscall_nr("open_tree_attr"), Some(467));
+        // The last call of the table is there (the crate's iterator skips it).
+        assert_eq!(x.syscall_name(469), Some("file_setattr"));
+        assert_eq!(x.known_max(), 469);
+        let a = Arch::Aarch64;
+        assert_eq!(a.syscall_nr("io_setup"), Some(0));
+        assert_eq!(a.syscall_nr("openat"), Some(56));
+        assert_eq!(a.syscall_nr("execve"), Some(221));
+        assert_eq!(a.syscall_nr("exit_group"), Some(94));
+        assert_eq!(a.syscall_nr("write"), Some(64));
+        assert_eq!(a.syscall_nr("clone3"), Some(435));
+        assert_eq!(a.syscall_nr("setxattrat"), Some(463));
+        assert_eq!(a.syscall_nr("open"), None, "aarch64 has only openat");
+        assert_eq!(a.syscall_nr("fork"), None);
+        assert_eq!(a.syscall_nr("uretprobe"), None);
+        assert_eq!(a.syscall_name(469), Some("file_setattr"));
+        assert_eq!(a.syscall_name(u32::MAX), None);
+    }
+
+    #[test]
+    fn arch_constants_and_names() {
+        assert_eq!(Arch::parse("x86_64"), Ok(Arch::X86_64));
+        assert_eq!(Arch::parse("arm64"), Ok(Arch::Aarch64));
+        assert!(Arch::parse("riscv64").unwrap_err().contains("x86_64 or aarch64"));
+        for a in Arch::ALL {
+            assert_eq!(Arch::parse(a.name()), Ok(a));
+        }
+        assert_eq!(Arch::X86_64.x32_bit(), Some(0x4000_0000));
+        assert_eq!(Arch::Aarch64.x32_bit(), None);
+        assert_ne!(Arch::X86_64.audit_arch(), Arch::Aarch64.audit_arch());
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(Arch::native(), Some(Arch::X86_64));
+        assert_eq!(Arch::native_or_err().ok(), Arch::native());
+        let e = no_table("riscv64");
+        assert!(e.contains("riscv64") && e.contains("x86_64 and aarch64"), "{e}");
+        #[cfg(target_arch = "aarch64")]
+        assert_eq!(Arch::native(), Some(Arch::Aarch64));
+    }
+}
