@@ -18,6 +18,7 @@
 //! and the outcome lists what was not enforced.
 
 pub mod apply;
+pub mod probe;
 
 use std::ffi::CString;
 

@@ -24,6 +24,7 @@ pub mod interp;
 pub mod ir;
 pub mod learn;
 pub mod names;
+pub mod probe;
 pub mod syscalls_x86_64;
 pub mod tools;
 
