@@ -676,7 +676,7 @@ pub fn clone3_probe() -> SysResult<()> {
 /// LSMs and returns how many it wrote.
 pub fn lsm_list_modules(ids: &mut [u64]) -> SysResult<usize> {
     const SYS_LSM_LIST_MODULES: c_long = 461;
-    let mut size = u32::try_from(std::mem::size_of_val(ids)).unwrap_or(u32::MAX & !7);
+    let mut size = u32::try_from(std::mem::size_of_val(ids)).unwrap_or(u32::MAX - 7);
     // SAFETY: ids has room for `size` bytes (size never exceeds its length
     // in bytes); the kernel writes at most that many and updates `size`,
     // a valid u32; flags must be 0.
