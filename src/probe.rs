@@ -153,3 +153,18 @@ pub(crate) fn list_or_none(v: &[&str]) -> String {
         v.join(", ")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_map_and_status() {
+        assert!(is_identity_map("         0          0 4294967295\n"));
+        assert!(!is_identity_map("0 1000 1\n"));
+        assert!(!is_identity_map(""));
+        let st = "Name:\tcordon\nSeccomp:\t2\nSeccomp_filters:\t1\n";
+        assert_eq!(status_field(st, "Seccomp").as_deref(), Some("2"));
+        assert_eq!(status_field(st, "Nope"), None);
+    }
+}

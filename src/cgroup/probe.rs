@@ -7,8 +7,8 @@ use std::os::unix::fs::MetadataExt;
 use serde::Serialize;
 
 use super::parse::{
-    cgroup_layout, parse_controllers, parse_mountinfo_cgroups, parse_proc_cgroup, CgroupLayout,
-    CgroupMembership, CgroupMount, CgroupVersion,
+    cgroup_dir, cgroup_layout, parent_dir, parse_controllers, parse_mountinfo_cgroups, parse_proc_cgroup,
+    CgroupLayout, CgroupMembership, CgroupMount, CgroupVersion,
 };
 use crate::probe::{probe_identity, Identity, Status};
 use crate::sys::Errno;
@@ -93,33 +93,6 @@ pub fn cgroup_advice() -> Option<String> {
 
 /// The controllers cordon limits with.
 pub(crate) const LIMIT_CONTROLLERS: [&str; 3] = ["memory", "pids", "cpu"];
-
-/// The directory of cgroup `path` under a mount of the hierarchy, or None
-/// when the cgroup lies outside the mounted subtree.
-pub(crate) fn cgroup_dir(m: &CgroupMount, path: &str) -> Option<String> {
-    let rel = if m.root == "/" {
-        path
-    } else if path == m.root {
-        ""
-    } else {
-        path.strip_prefix(m.root.as_str())
-            .filter(|r| r.starts_with('/'))?
-    };
-    if rel.split('/').any(|c| c == "..") {
-        return None;
-    }
-    let rel = rel.trim_end_matches('/');
-    Some(format!("{}{}", m.mount_point.trim_end_matches('/'), rel))
-}
-
-/// The parent of a cgroup directory, unless it is the mount point itself.
-pub(crate) fn parent_dir(dir: &str, mount_point: &str) -> Option<String> {
-    if dir.trim_end_matches('/') == mount_point.trim_end_matches('/') {
-        return None;
-    }
-    let p = std::path::Path::new(dir).parent()?;
-    Some(p.to_string_lossy().into_owned())
-}
 
 /// Whether this user may write `path`: `Some(true)`, `Some(false)` (with
 /// the errno), or `None` when that cannot be told (e.g. no such file).

@@ -441,3 +441,18 @@ pub(crate) fn probe_namespaces(id: &Identity) -> Namespaces {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn userns_advice_wording() {
+        assert!(userns_sysctl_advice(Some(15000), None, None).is_empty());
+        let a = userns_sysctl_advice(Some(0), Some(0), Some(1));
+        assert_eq!(a.len(), 3);
+        assert!(a[0].contains("sysctl -w user.max_user_namespaces=15000"));
+        assert!(a[1].contains("sysctl -w kernel.unprivileged_userns_clone=1"));
+        assert!(a[2].contains("sysctl -w kernel.apparmor_restrict_unprivileged_userns=0"));
+    }
+}

@@ -311,3 +311,48 @@ pub(crate) fn probe_landlock(id: &Identity) -> Landlock {
 pub fn landlock_advice() -> Option<String> {
     probe_landlock(&probe_identity()).advice
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lsm_lists() {
+        assert_eq!(
+            parse_lsm_list("lockdown,capability,landlock,yama,apparmor,bpf"),
+            ["lockdown", "capability", "landlock", "yama", "apparmor", "bpf"]
+        );
+        assert_eq!(parse_lsm_list("capability,selinux\n"), ["capability", "selinux"]);
+        assert!(parse_lsm_list("").is_empty());
+        assert_eq!(lsm_id_name(110), "landlock");
+        assert_eq!(lsm_id_name(999), "lsm_id_999");
+    }
+
+    #[test]
+    fn landlock_abi_tables() {
+        let (have, lack) = landlock_features(1);
+        assert_eq!(have.len(), 13);
+        assert!(have
+            .iter()
+            .all(|f| f.abi == 1 && f.name.starts_with("access_fs_")));
+        assert_eq!(lack.first().map(|f| f.name), Some("access_fs_refer"));
+        let (have, lack) = landlock_features(7);
+        assert!(have
+            .iter()
+            .any(|f| f.name == "access_net_connect_tcp" && f.abi == 4));
+        assert!(have.iter().any(|f| f.name == "scope_signal" && f.abi == 6));
+        assert!(have
+            .iter()
+            .any(|f| f.name == "restrict_self_log_subdomains_off" && f.linux == "6.15"));
+        assert_eq!(
+            lack.iter().map(|f| f.name).collect::<Vec<_>>(),
+            ["restrict_self_tsync"]
+        );
+        let (have, lack) = landlock_features(LANDLOCK_MAX_KNOWN_ABI);
+        assert_eq!(have.len(), 24);
+        assert!(lack.is_empty());
+        let (have, lack) = landlock_features(0);
+        assert!(have.is_empty());
+        assert_eq!(lack.len(), 24);
+    }
+}
