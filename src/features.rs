@@ -1,12 +1,16 @@
 //! `cordon features`: what the running kernel and host offer, and what that
 //! means for policies.
 //!
-//! [`probe`] asks the kernel directly — each probe is independent, none can
-//! panic, and a probe that cannot tell says [`Status::Unknown`] and why.
-//! Every item has a [`Status`], a `detail` saying what was seen and, when
-//! something is missing or limited, an `advice` saying what to do.
-//! [`Features`] serializes to JSON (`cordon features --json`) with stable
-//! snake_case field names; [`Features::to_text`] is the human report.
+//! [`probe`] gathers the layers' own probes — `landlock::probe`,
+//! `seccomp::probe`, `isolate::probe` (namespaces, clone3, pidfds) and
+//! `cgroup::probe` — with the kernel and the [`Identity`] they ran as. Each
+//! probe is independent, none can panic, and a probe that cannot tell says
+//! [`Status::Unknown`] and why. Every item has a [`Status`], a `detail`
+//! saying what was seen and, when something is missing or limited, an
+//! `advice` saying what to do. [`Features`] serializes to JSON
+//! (`cordon features --json`) with stable snake_case field names; the text
+//! report is the command line's (`src/cli/features.rs`, also
+//! [`Features::to_text`]).
 //!
 //! Nothing here changes the host: the Landlock, seccomp, clone3 and pidfd
 //! probes use arguments that only return an error (or, for `pidfd_open`,

@@ -86,9 +86,14 @@ pub struct Cgroups {
     pub controllers: Vec<CgroupController>,
 }
 
+/// The cgroup layer's report for `cordon features`, as the current user.
+pub fn probe() -> Cgroups {
+    probe_cgroups(&probe_identity())
+}
+
 /// What to do about cgroups, when limits cannot be enforced from here.
 pub fn cgroup_advice() -> Option<String> {
-    probe_cgroups(&probe_identity()).advice
+    probe().advice
 }
 
 /// The controllers cordon limits with.

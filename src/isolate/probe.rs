@@ -266,10 +266,15 @@ pub(crate) fn userns_sysctl_advice(
     v
 }
 
+/// The namespaces' report for `cordon features`, as the current user.
+pub fn probe() -> Namespaces {
+    probe_namespaces(&probe_identity())
+}
+
 /// What to do about user namespaces, when they do not work for this user
 /// (the check behind cordon's hint when clone3 or the id maps fail).
 pub fn userns_advice() -> Option<String> {
-    probe_namespaces(&probe_identity()).user.advice
+    probe().user.advice
 }
 
 pub(crate) fn probe_namespaces(id: &Identity) -> Namespaces {

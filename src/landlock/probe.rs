@@ -307,9 +307,14 @@ pub(crate) fn probe_landlock(id: &Identity) -> Landlock {
     }
 }
 
+/// The Landlock layer's report for `cordon features`.
+pub fn probe() -> Landlock {
+    probe_landlock(&probe_identity())
+}
+
 /// What to do about Landlock, when it is missing or limited.
 pub fn landlock_advice() -> Option<String> {
-    probe_landlock(&probe_identity()).advice
+    probe().advice
 }
 
 #[cfg(test)]

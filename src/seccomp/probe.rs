@@ -81,6 +81,11 @@ pub(crate) const SECCOMP_ACTIONS: [(&str, u32); 8] = [
     ("allow", 0x7fff_0000),
 ];
 
+/// The seccomp layer's report for `cordon features`.
+pub fn probe() -> Seccomp {
+    probe_seccomp(&crate::probe::probe_identity())
+}
+
 pub(crate) fn probe_seccomp(id: &Identity) -> Seccomp {
     let mut answers: Vec<(&str, Option<bool>, Option<i32>)> = Vec::new();
     for (name, value) in SECCOMP_ACTIONS {
