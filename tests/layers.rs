@@ -157,7 +157,8 @@ fn strip(text: &str) -> String {
             b'\'' => {
                 // a char literal ('x', '\n', '\u{..}'), or a lifetime
                 if b.get(i + 1) == Some(&b'\\') {
-                    let mut j = i + 2;
+                    // skip the escaped character itself: '\'' is one literal
+                    let mut j = i + 3;
                     while j < b.len() && b[j] != b'\'' {
                         j += 1;
                     }
@@ -451,7 +452,7 @@ fn describe(graph: &Graph, from: &str, to: &str) -> String {
 fn parser_reads_use_lines_groups_and_inline_paths() {
     let code = strip(
         "use crate::a::B;\nuse crate::{c, d::{E, F}, g::h as i};\n// crate::comment\n\
-         let s = \"crate::string\"; let c = '{'; let x = crate::j::k();\n\
+         let s = \"crate::string\"; let c = '{'; let q = '\\''; let d = '\"'; let x = crate::j::k();\n\
          #[cfg(test)]\nmod tests { use crate::t; fn f() { if x { crate::u(); } } }\n\
          fn y<'a>(_: &'a str) { $crate::m; other_crate::n; crate::z::w }",
     );
