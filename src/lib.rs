@@ -44,6 +44,7 @@ pub mod outcome;
 pub mod output;
 pub mod plan;
 pub mod policy;
+pub mod probe;
 pub mod seccomp;
 pub mod sensitive;
 pub mod sys;

@@ -1,5 +1,7 @@
 //! The `cordon` command: a thin CLI over the library.
 
+mod cli;
+
 use std::ffi::OsString;
 use std::io::Write;
 use std::os::fd::FromRawFd;
@@ -772,7 +774,7 @@ fn main() -> ExitCode {
                     Err(e) => eprintln!("cordon: features: {e}"),
                 }
             } else {
-                print!("{}", f.to_text());
+                print!("{}", cli::features::render(&f));
             }
             0
         }

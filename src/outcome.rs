@@ -1,5 +1,7 @@
 //! What happened to a sandboxed run, in machine-readable form.
 
+use std::collections::BTreeSet;
+
 use serde::Serialize;
 
 /// How the run ended.
@@ -96,7 +98,7 @@ pub struct Outcome {
     pub cgroup: Option<CgroupOutcome>,
     /// What `cordon learn` saw (not part of the JSON).
     #[serde(skip)]
-    pub learned: Option<crate::seccomp::learn::Learned>,
+    pub learned: Option<Learned>,
     /// Why setup failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<SetupError>,
@@ -111,7 +113,7 @@ pub struct CgroupOutcome {
     pub paths: Vec<String>,
     /// What the cgroup accounted.
     #[serde(flatten)]
-    pub usage: crate::cgroup::Usage,
+    pub usage: Usage,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -149,11 +151,7 @@ impl Outcome {
 
 /// The limits a run ran into, as far as cordon can see them: `timed_out`,
 /// the payload's terminating signal, and the cgroup's counters.
-pub fn limits_hit(
-    timed_out: bool,
-    payload_signal: Option<i32>,
-    usage: Option<&crate::cgroup::Usage>,
-) -> Vec<&'static str> {
+pub fn limits_hit(timed_out: bool, payload_signal: Option<i32>, usage: Option<&Usage>) -> Vec<&'static str> {
     let mut hit = Vec::new();
     if timed_out {
         hit.push("wall_time");
@@ -172,6 +170,46 @@ pub fn limits_hit(
     hit
 }
 
+// ---- what the layers report into the outcome ----------------------------
+
+/// What the sandbox used, as far as its cgroup tells.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Usage {
+    /// Peak memory (v2 memory.peak, Linux 5.19+; v1 memory.max_usage_in_bytes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_peak_bytes: Option<u64>,
+    /// Processes the OOM killer ended (memory.events / memory.oom_control oom_kill).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oom_kills: Option<u64>,
+    /// Peak number of tasks (v2 pids.peak, Linux 6.1+).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pids_peak: Option<u64>,
+    /// How often a fork failed at the pids limit (pids.events max).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pids_limit_hits: Option<u64>,
+    /// CPU time of the whole sandbox (cpu.stat usage_usec / cpuacct.usage), in ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_usage_ms: Option<u64>,
+}
+
+/// What a learning run saw.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Learned {
+    /// Syscall numbers made.
+    pub syscalls: BTreeSet<u32>,
+    /// socket(): (family, protocol when the family is AF_NETLINK).
+    pub socket_families: BTreeSet<(u32, Option<u32>)>,
+    /// ioctl() requests (the low 32 bits the kernel reads).
+    pub ioctl_requests: BTreeSet<u32>,
+    /// Namespace flags seen in clone() calls.
+    pub clone_namespace_flags: u64,
+    /// Syscall numbers refused while learning (EPERM), not in `syscalls`:
+    /// see [`crate::seccomp::learn::refused_while_learning`].
+    pub refused: BTreeSet<u32>,
+    /// Namespace flags of clone() calls refused while learning.
+    pub refused_clone_flags: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,7 +221,7 @@ mod tests {
         assert_eq!(limits_hit(true, None, None), ["wall_time"]);
         assert_eq!(limits_hit(false, Some(libc::SIGXCPU), None), ["cpu_time"]);
         assert_eq!(limits_hit(false, Some(libc::SIGXFSZ), None), ["file_size"]);
-        let u = crate::cgroup::Usage {
+        let u = Usage {
             oom_kills: Some(1),
             pids_limit_hits: Some(3),
             ..Default::default()
@@ -192,7 +230,7 @@ mod tests {
             limits_hit(true, Some(libc::SIGKILL), Some(&u)),
             ["wall_time", "memory", "pids"]
         );
-        let quiet = crate::cgroup::Usage {
+        let quiet = Usage {
             oom_kills: Some(0),
             pids_limit_hits: Some(0),
             ..Default::default()

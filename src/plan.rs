@@ -250,22 +250,7 @@ impl SeccompPlan {
     }
 }
 
-/// Why seccomp user notification cannot be used here, if it cannot.
-pub fn user_notif_unavailable() -> Option<String> {
-    if !crate::sys::seccomp_action_available(0x7fc0_0000) {
-        return Some(
-            "the kernel does not offer seccomp user notification (SECCOMP_RET_USER_NOTIF, Linux 5.0)"
-                .to_string(),
-        );
-    }
-    if !crate::sys::pidfd_getfd_available() {
-        return Some(
-            "the kernel lacks pidfd_getfd (Linux 5.6), which cordon uses to take the notification fd"
-                .to_string(),
-        );
-    }
-    None
-}
+pub use crate::seccomp::probe::user_notif_unavailable;
 
 fn program_or_error(
     filter: &crate::seccomp::ir::Filter,

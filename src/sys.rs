@@ -644,16 +644,59 @@ pub fn is_dir(fd: c_int) -> SysResult<bool> {
 
 /// Whether the kernel offers a seccomp return action (SECCOMP_GET_ACTION_AVAIL).
 pub fn seccomp_action_available(action: u32) -> bool {
-    // SAFETY: the kernel reads one u32 from &action.
-    let r = unsafe {
+    seccomp_get_action_avail(action).is_ok()
+}
+
+/// seccomp(SECCOMP_GET_ACTION_AVAIL): Ok when the kernel offers the return
+/// action, else the errno (EOPNOTSUPP: not offered; EINVAL or ENOSYS: no
+/// such operation or no seccomp).
+pub fn seccomp_get_action_avail(action: u32) -> SysResult<()> {
+    // SAFETY: the kernel reads one u32 from &action, which outlives the call.
+    check(unsafe {
         libc::syscall(
             libc::SYS_seccomp,
             2, /* SECCOMP_GET_ACTION_AVAIL */
             0,
             &action as *const u32,
         )
-    };
-    r == 0
+    })
+    .map(drop)
+}
+
+/// clone3(NULL, 0): a probe for the call, which fails with EINVAL where it
+/// exists (ENOSYS where not) and clones nothing.
+pub fn clone3_probe() -> SysResult<()> {
+    // SAFETY: a size of 0 is below CLONE_ARGS_SIZE_VER0, so the kernel
+    // rejects the call with EINVAL before it reads the (NULL) arguments;
+    // nothing is cloned.
+    check(unsafe { libc::syscall(libc::SYS_clone3, std::ptr::null::<u8>(), 0usize) }).map(drop)
+}
+
+/// lsm_list_modules(2) (Linux 6.8): fills `ids` with the ids of the active
+/// LSMs and returns how many it wrote.
+pub fn lsm_list_modules(ids: &mut [u64]) -> SysResult<usize> {
+    const SYS_LSM_LIST_MODULES: c_long = 461;
+    let mut size = u32::try_from(std::mem::size_of_val(ids)).unwrap_or(u32::MAX - 7);
+    // SAFETY: ids has room for `size` bytes (size never exceeds its length
+    // in bytes); the kernel writes at most that many and updates `size`,
+    // a valid u32; flags must be 0.
+    let n = check(unsafe {
+        libc::syscall(
+            SYS_LSM_LIST_MODULES,
+            ids.as_mut_ptr(),
+            &mut size as *mut u32,
+            0u32,
+        )
+    })?;
+    Ok(usize::try_from(n).unwrap_or(0).min(ids.len()))
+}
+
+/// waitpid(2) for a child of this process, retried on EINTR: its wait status.
+pub fn waitpid(pid: libc::pid_t) -> SysResult<c_int> {
+    let mut status: c_int = 0;
+    // SAFETY: status is a valid out pointer for the duration of the call.
+    retry(|| check_int(unsafe { libc::waitpid(pid, &mut status, 0) }))?;
+    Ok(status)
 }
 
 /// Whether pidfd_getfd exists (probed with an invalid pidfd: EBADF if so).

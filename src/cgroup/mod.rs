@@ -14,6 +14,8 @@
 //! pid and start time in its name and removed by the next launch that uses
 //! the same parent, or by `cordon gc`.
 
+pub mod parse;
+pub mod probe;
 pub mod stats;
 
 use std::ffi::CString;
@@ -22,8 +24,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::features::{parse_mountinfo_cgroups, parse_proc_cgroup, CgroupMount, CgroupVersion};
 use crate::policy::{Cpus, Limits};
+use parse::{parse_mountinfo_cgroups, parse_proc_cgroup, CgroupMount, CgroupVersion};
 
 pub use stats::Usage;
 
@@ -99,7 +101,7 @@ impl CgLimits {
 /// time, so cgroup v2 cannot offer it, and the whole layout (mountinfo)
 /// need not be read on every launch. `None`: decide on the full layout.
 pub fn v2_only_refused_by_v1(l: &CgLimits, proc_cgroup: &str) -> Option<String> {
-    let members = crate::features::parse_proc_cgroup(proc_cgroup);
+    let members = parse::parse_proc_cgroup(proc_cgroup);
     let on_v1: Vec<&str> = l
         .controllers()
         .into_iter()

@@ -2,27 +2,7 @@
 
 use std::path::Path;
 
-use serde::Serialize;
-
-/// What the sandbox used, as far as its cgroup tells.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Usage {
-    /// Peak memory (v2 memory.peak, Linux 5.19+; v1 memory.max_usage_in_bytes).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub memory_peak_bytes: Option<u64>,
-    /// Processes the OOM killer ended (memory.events / memory.oom_control oom_kill).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub oom_kills: Option<u64>,
-    /// Peak number of tasks (v2 pids.peak, Linux 6.1+).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pids_peak: Option<u64>,
-    /// How often a fork failed at the pids limit (pids.events max).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pids_limit_hits: Option<u64>,
-    /// CPU time of the whole sandbox (cpu.stat usage_usec / cpuacct.usage), in ms.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cpu_usage_ms: Option<u64>,
-}
+pub use crate::outcome::Usage;
 
 /// The value of `key` in a flat-keyed file (`key value` lines).
 pub fn keyed(text: &str, key: &str) -> Option<u64> {

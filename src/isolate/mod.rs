@@ -6,3 +6,4 @@ pub mod hostid;
 pub mod idmap;
 pub mod memfd;
 pub mod mount;
+pub mod probe;

@@ -100,7 +100,7 @@ fn write_file(path: &str, content: &str) -> Result<(), Errno> {
 }
 
 fn userns_hint() -> String {
-    if let Some(advice) = crate::features::userns_advice() {
+    if let Some(advice) = crate::isolate::probe::userns_advice() {
         return advice;
     }
     userns_hint_from_sysctls()
@@ -348,7 +348,7 @@ pub fn describe_child_error(plan: &Plan, e: ChildError) -> SetupError {
         (Step::Exec, libc::ENOENT) => Some("the program is not inside the sandbox: bind the directory that holds it (and its libraries), or give its full path".to_string()),
         (Step::Exec, libc::EACCES) if plan.landlock.is_some() => Some("the file is not executable, sits on a mount without exec permission, or is not under a landlock.execute path".to_string()),
         (Step::Exec, libc::EACCES) => Some("the file is not executable, or it sits on a mount without exec permission".to_string()),
-        (Step::Landlock, libc::EOPNOTSUPP) | (Step::Landlock, libc::ENOSYS) => Some(crate::features::landlock_advice().unwrap_or_else(|| "Landlock is not enabled in this kernel: boot with lsm=...,landlock (cordon features shows the LSM list), or set landlock.compatibility to best_effort".to_string())),
+        (Step::Landlock, libc::EOPNOTSUPP) | (Step::Landlock, libc::ENOSYS) => Some(crate::landlock::probe::landlock_advice().unwrap_or_else(|| "Landlock is not enabled in this kernel: boot with lsm=...,landlock (cordon features shows the LSM list), or set landlock.compatibility to best_effort".to_string())),
         (Step::BindSource, libc::EACCES) => Some(format!(
             "the sandbox's host identity (uid {}) cannot reach the source; make it readable for that uid or choose identity.host_uid",
             plan.ids.host_uid
@@ -811,7 +811,7 @@ impl Drop for CgGuard {
 fn cgroup_error(e: crate::cgroup::CgroupError) -> LaunchError {
     let hint = match e.errno {
         libc::EACCES | libc::EPERM | libc::EROFS => Some(
-            crate::features::cgroup_advice()
+            crate::cgroup::probe::cgroup_advice()
                 .unwrap_or_else(|| "cordon cannot write this cgroup: run it as root or in a delegated cgroup v2 subtree".to_string()),
         ),
         libc::EBUSY => Some("the parent cgroup has processes of its own, so controllers cannot be enabled for its children (cgroup v2's no-internal-processes rule): choose limits.cgroup_parent, or start cordon in a cgroup of its own".to_string()),

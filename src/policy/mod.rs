@@ -4,6 +4,7 @@
 //! overrides, and never makes a system call beyond reading the policy file.
 //! Every error names the file, the field path and the line:column it refers to.
 
+pub mod landlock;
 pub mod locate;
 pub mod overrides;
 pub mod units;
@@ -14,6 +15,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+pub use landlock::Compatibility;
 pub use units::{Cpus, Dur, Size};
 
 /// The built-in default policy (also shipped as `policies/default.json`).
@@ -63,7 +65,7 @@ pub struct Policy {
     /// Landlock rules, applied after pivot_root and before seccomp (none:
     /// no Landlock).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub landlock: Option<crate::landlock::LandlockPolicy>,
+    pub landlock: Option<landlock::LandlockPolicy>,
     /// The seccomp filter, installed last before exec (none: no filter).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seccomp: Option<crate::seccomp::SeccompPolicy>,
@@ -200,7 +202,7 @@ pub enum Mount {
         /// `strict` (default): a filesystem that cannot be idmapped refuses
         /// the run; `best_effort`: bind it without the idmap (writes then
         /// belong to the sandbox's host id) and list it under `unenforced`.
-        compatibility: crate::landlock::Compatibility,
+        compatibility: Compatibility,
     },
     /// A fresh tmpfs.
     Tmpfs {
@@ -326,7 +328,7 @@ struct RawMount {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     owner: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    compatibility: Option<crate::landlock::Compatibility>,
+    compatibility: Option<Compatibility>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     size: Option<Size>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -602,7 +604,7 @@ pub struct Limits {
     /// `strict` (default): a cgroup limit this host cannot enforce refuses
     /// the run; `best_effort`: run, and list it under `unenforced`.
     #[serde(default, skip_serializing_if = "is_strict")]
-    pub compatibility: crate::landlock::Compatibility,
+    pub compatibility: Compatibility,
 }
 
 /// The cgroup versions that may enforce a policy's cgroup limits.
@@ -634,8 +636,8 @@ impl CgroupVersions {
     }
 }
 
-fn is_strict(c: &crate::landlock::Compatibility) -> bool {
-    *c == crate::landlock::Compatibility::Strict
+fn is_strict(c: &Compatibility) -> bool {
+    *c == Compatibility::Strict
 }
 
 /// A policy error, pointing into the file it came from.

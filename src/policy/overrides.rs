@@ -170,7 +170,7 @@ impl Overrides {
             // A cgroup limit asked for on the command line is meant to hold:
             // enforced with whatever cgroup version the host has, or refused.
             policy.limits.cgroup = super::CgroupVersions::Any;
-            policy.limits.compatibility = crate::landlock::Compatibility::Strict;
+            policy.limits.compatibility = super::Compatibility::Strict;
         }
         if let Some(u) = self.uid {
             policy.identity.uid = u;

@@ -5,23 +5,7 @@ use std::collections::BTreeSet;
 use super::{groups, names, ActionSpec, ArgSpec, OpSpec, RuleSpec, SeccompPolicy, ValueSpec, REQUIRED};
 use crate::seccomp::ir::Action;
 
-/// What a learning run saw.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Learned {
-    /// Syscall numbers made.
-    pub syscalls: BTreeSet<u32>,
-    /// socket(): (family, protocol when the family is AF_NETLINK).
-    pub socket_families: BTreeSet<(u32, Option<u32>)>,
-    /// ioctl() requests (the low 32 bits the kernel reads).
-    pub ioctl_requests: BTreeSet<u32>,
-    /// Namespace flags seen in clone() calls.
-    pub clone_namespace_flags: u64,
-    /// Syscall numbers refused while learning (EPERM), not in `syscalls`:
-    /// see [`refused_while_learning`].
-    pub refused: BTreeSet<u32>,
-    /// Namespace flags of clone() calls refused while learning.
-    pub refused_clone_flags: u64,
-}
+pub use crate::outcome::Learned;
 
 /// The groups whose calls `cordon learn` refuses (EPERM) and leaves out of
 /// the learnt policy unless `--allow-dangerous`: what reaches other

@@ -31,6 +31,7 @@ pub mod interp;
 pub mod ir;
 pub mod learn;
 pub mod names;
+pub mod probe;
 pub mod tools;
 
 use std::collections::BTreeMap;

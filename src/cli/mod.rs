@@ -1,0 +1,5 @@
+//! The command line's presentation of the library's reports.
+
+pub mod features;
+
+use cordon::features::{Features, Status};
