@@ -9,8 +9,7 @@
 //! saying what was seen and, when something is missing or limited, an
 //! `advice` saying what to do. [`Features`] serializes to JSON
 //! (`cordon features --json`) with stable snake_case field names; the text
-//! report is the command line's (`src/cli/features.rs`, also
-//! [`Features::to_text`]).
+//! report is the command line's (`src/cli/features.rs`).
 //!
 //! Nothing here changes the host: the Landlock, seccomp, clone3 and pidfd
 //! probes use arguments that only return an error (or, for `pidfd_open`,
@@ -115,60 +114,5 @@ fn probe_kernel() -> Kernel {
         release: field(&u.release),
         version: field(&u.version),
         machine: field(&u.machine),
-    }
-}
-
-/// The text rendering is the command line's (`src/cli/features.rs`); the
-/// library includes the same file for [`Features::to_text`].
-#[path = "cli/features.rs"]
-mod text;
-
-impl Features {
-    /// The human report (what `cordon features` prints): one line per item
-    /// and, for anything missing or limited, one line saying what to do.
-    pub fn to_text(&self) -> String {
-        text::render(self)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn text_has_a_line_per_item_and_advice_for_missing() {
-        let mut f = probe();
-        let t = f.to_text();
-        for label in [
-            "kernel",
-            "running as",
-            "landlock",
-            "seccomp",
-            "pidfd_getfd",
-            "seccomp reports",
-            "clone3",
-            "pidfd_open",
-            "pidfd_send_signal",
-            "pidfd ",
-            "user namespaces",
-            "user namespace",
-            "time namespace",
-            "cgroups",
-            "memory",
-            "pids",
-        ] {
-            assert!(
-                t.lines().any(|l| l.trim_start().starts_with(label)),
-                "no {label:?} line in\n{t}"
-            );
-        }
-        f.clone3 = Probe::new(Status::Missing, "test", Some("upgrade the kernel".to_string()));
-        let t = f.to_text();
-        let i = t
-            .lines()
-            .position(|l| l.starts_with("clone3"))
-            .expect("clone3 line");
-        let next = t.lines().nth(i + 1).expect("advice line");
-        assert!(next.contains("what to do: upgrade the kernel"), "{next}");
     }
 }

@@ -390,8 +390,13 @@ fn features_match_the_host() {
 
 #[test]
 fn text_report_names_every_item() {
-    let f = cordon::features::probe();
-    let t = f.to_text();
+    // The text is the command line's rendering (`src/cli/features.rs`).
+    let out = Command::new(common::cordon_bin())
+        .arg("features")
+        .output()
+        .expect("run cordon features");
+    assert!(out.status.success(), "{out:?}");
+    let t = String::from_utf8(out.stdout).expect("utf-8");
     for label in [
         "kernel",
         "landlock",

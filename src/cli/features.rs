@@ -1,8 +1,7 @@
 //! The text of `cordon features`: the report the library's probes make
 //! ([`Features`]), laid out for people.
 //!
-//! This file belongs to the command line (`cli::features`); the library
-//! includes it too, for `Features::to_text`, so the two cannot drift.
+//! The library reports; the command line renders (`cordon features`).
 
 use std::fmt::Write as _;
 
@@ -140,4 +139,51 @@ pub fn render(f: &Features) -> String {
         );
     }
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cordon::features::{probe, Probe};
+
+    #[test]
+    fn text_has_a_line_per_item_and_advice_for_missing() {
+        let mut f = probe();
+        let t = render(&f);
+        for label in [
+            "kernel",
+            "running as",
+            "landlock",
+            "seccomp",
+            "pidfd_getfd",
+            "seccomp reports",
+            "clone3",
+            "pidfd_open",
+            "pidfd_send_signal",
+            "pidfd ",
+            "user namespaces",
+            "user namespace",
+            "time namespace",
+            "cgroups",
+            "memory",
+            "pids",
+        ] {
+            assert!(
+                t.lines().any(|l| l.trim_start().starts_with(label)),
+                "no {label:?} line in\n{t}"
+            );
+        }
+        f.clone3 = Probe {
+            status: Status::Missing,
+            detail: "test".to_string(),
+            advice: Some("upgrade the kernel".to_string()),
+        };
+        let t = render(&f);
+        let i = t
+            .lines()
+            .position(|l| l.starts_with("clone3"))
+            .expect("clone3 line");
+        let next = t.lines().nth(i + 1).expect("advice line");
+        assert!(next.contains("what to do: upgrade the kernel"), "{next}");
+    }
 }
