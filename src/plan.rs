@@ -237,8 +237,8 @@ pub enum Supervise {
 /// The seccomp program and how it is supervised.
 #[derive(Clone, Debug)]
 pub struct SeccompPlan {
-    /// The BPF program.
-    pub program: Vec<crate::seccomp::bpf::Insn>,
+    /// The BPF program, as the kernel's `struct sock_filter`s.
+    pub program: Vec<libc::sock_filter>,
     /// Notifications, if any.
     pub supervise: Supervise,
 }
@@ -267,10 +267,12 @@ pub fn user_notif_unavailable() -> Option<String> {
     None
 }
 
+/// The filter compiled to the kernel's instruction type, or an error when
+/// the kernel would refuse it for its length.
 fn program_or_error(
     filter: &crate::seccomp::ir::Filter,
     file: &str,
-) -> Result<Vec<crate::seccomp::bpf::Insn>, PolicyError> {
+) -> Result<Vec<libc::sock_filter>, PolicyError> {
     let prog = crate::seccomp::bpf::compile(filter);
     if prog.len() > crate::seccomp::MAX_INSNS {
         return Err(PolicyError {
@@ -284,7 +286,15 @@ fn program_or_error(
             ),
         });
     }
-    Ok(prog)
+    Ok(prog
+        .iter()
+        .map(|i| libc::sock_filter {
+            code: i.code,
+            jt: i.jt,
+            jf: i.jf,
+            k: i.k,
+        })
+        .collect())
 }
 
 // SAFETY: the raw pointers in `Exec` point into CStrings owned by the same
@@ -617,7 +627,7 @@ impl Plan {
         if self.mounts.setid_guard {
             filter = crate::seccomp::setid_guard(&filter);
         }
-        let program = crate::seccomp::bpf::compile(&filter);
+        let program = program_or_error(&filter, "<learning filter>").map_err(|e| e.to_string())?;
         self.seccomp = Some(SeccompPlan {
             program,
             supervise: Supervise::Learn { allow_dangerous },

@@ -517,26 +517,26 @@ pub fn fork_raw() -> SysResult<libc::pid_t> {
 /// Install a seccomp filter (SECCOMP_SET_MODE_FILTER) on this thread.
 /// Needs no_new_privs (or CAP_SYS_ADMIN). With `listener`, the filter gets
 /// a user-notification fd (close-on-exec), which is returned; otherwise 0.
-pub fn seccomp_install(prog: &[crate::seccomp::bpf::Insn], listener: bool) -> SysResult<c_int> {
-    #[repr(C)]
-    struct Fprog {
-        len: u16,
-        filter: *const crate::seccomp::bpf::Insn,
-    }
-    let fprog = Fprog {
-        len: prog.len().min(u16::MAX as usize) as u16,
-        filter: prog.as_ptr(),
+/// A program longer than the kernel's `struct sock_fprog` can describe
+/// (65,535 instructions) fails with EINVAL instead of being cut short.
+pub fn seccomp_install(prog: &[libc::sock_filter], listener: bool) -> SysResult<c_int> {
+    let Ok(len) = u16::try_from(prog.len()) else {
+        return Err(Errno(libc::EINVAL));
+    };
+    let fprog = libc::sock_fprog {
+        len,
+        filter: prog.as_ptr().cast_mut(),
     };
     // SECCOMP_FILTER_FLAG_NEW_LISTENER
     let flags: c_ulong = if listener { 1 << 3 } else { 0 };
-    // SAFETY: fprog points at `prog`, which outlives the call; Insn has the
-    // layout of struct sock_filter.
+    // SAFETY: fprog describes exactly `len` instructions of `prog`, which
+    // outlives the call; the kernel only reads through the pointer.
     check(unsafe {
         libc::syscall(
             libc::SYS_seccomp,
             1, /* SECCOMP_SET_MODE_FILTER */
             flags,
-            &fprog as *const Fprog,
+            &fprog as *const libc::sock_fprog,
         )
     })
     .map(|fd| fd as c_int)
@@ -557,14 +557,26 @@ pub fn landlock_abi() -> SysResult<u32> {
     .map(|v| v as u32)
 }
 
+/// struct landlock_ruleset_attr (libc has no definition of it).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LandlockRulesetAttr {
+    /// Handled filesystem rights.
+    pub handled_access_fs: u64,
+    /// Handled network rights.
+    pub handled_access_net: u64,
+    /// Scopes.
+    pub scoped: u64,
+}
+
 /// landlock_create_ruleset(2) with the first `size` bytes of `attr`.
-pub fn landlock_create_ruleset(attr: &crate::landlock::RulesetAttr, size: usize) -> SysResult<c_int> {
-    let size = size.min(std::mem::size_of::<crate::landlock::RulesetAttr>());
+pub fn landlock_create_ruleset(attr: &LandlockRulesetAttr, size: usize) -> SysResult<c_int> {
+    let size = size.min(std::mem::size_of::<LandlockRulesetAttr>());
     // SAFETY: attr is a valid struct landlock_ruleset_attr of at least `size` bytes.
     check(unsafe {
         libc::syscall(
             libc::SYS_landlock_create_ruleset,
-            attr as *const crate::landlock::RulesetAttr,
+            attr as *const LandlockRulesetAttr,
             size,
             0u32,
         )
@@ -682,19 +694,14 @@ pub fn pidfd_getfd(pidfd: c_int, fd: c_int) -> SysResult<c_int> {
     check(unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd, fd, 0) }).map(|fd| fd as c_int)
 }
 
-/// The hand-off call (see [`crate::seccomp::HANDOFF_NR`]): blocks until the
-/// supervisor answers through the listener.
-pub fn seccomp_handoff(listener: c_int) -> SysResult<()> {
-    // SAFETY: a syscall number no kernel implements; only the filter and the
-    // supervisor see it.
-    check(unsafe {
-        libc::syscall(
-            crate::seccomp::HANDOFF_NR as c_long,
-            crate::seccomp::HANDOFF_MAGIC,
-            listener as c_long,
-        )
-    })
-    .map(drop)
+/// The hand-off call: syscall `nr` (cordon's `seccomp::HANDOFF_NR`, a
+/// number no kernel implements) with `magic` and the listener fd; it blocks
+/// until the supervisor answers through the listener.
+pub fn seccomp_handoff(nr: u32, magic: u64, listener: c_int) -> SysResult<()> {
+    // SAFETY: the call takes two integers and touches no memory of ours;
+    // a kernel that does not implement `nr` (no kernel does) returns ENOSYS
+    // when no filter answers it.
+    check(unsafe { libc::syscall(nr as c_long, magic, listener as c_long) }).map(drop)
 }
 
 /// struct seccomp_notif.

@@ -260,7 +260,12 @@ fn payload(plan: &Plan, fds: Fds) -> Result<Never, ChildError> {
                 fds.err_write,
                 ChildError::new(Step::SeccompHandoff, Errno(0), listener as u32),
             );
-            sys::seccomp_handoff(listener).map_err(at(Step::SeccompHandoff))?;
+            sys::seccomp_handoff(
+                crate::seccomp::HANDOFF_NR,
+                crate::seccomp::HANDOFF_MAGIC,
+                listener,
+            )
+            .map_err(at(Step::SeccompHandoff))?;
         }
     }
     let mut first_err = Errno(libc::ENOENT);
