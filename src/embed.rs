@@ -36,7 +36,8 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::raw::c_int;
 
 use crate::error::{ChildError, LaunchError, Step};
-use crate::isolate::{creds, mount};
+use crate::isolate::mount;
+use crate::launch::sequence::{self, Mode};
 use crate::outcome::Outcome;
 use crate::plan::Plan;
 use crate::policy::{Mount, Namespace, Policy, PolicyError};
@@ -260,74 +261,21 @@ impl Prepared {
         Ok(())
     }
 
-    /// Everything after the root is built.
+    /// Everything after the root is built: the steps `cordon run`'s
+    /// payload takes too, from the one sequence.
     fn restrict(&self) -> Result<(), ChildError> {
-        let plan = &self.plan;
-        let at = |step: Step| move |e: Errno| ChildError::new(step, e, 0);
-        if let Some(h) = &plan.hostname {
-            sys::sethostname(h).map_err(at(Step::Hostname))?;
-        }
-        if plan.own_net {
-            sys::loopback_up().map_err(at(Step::Loopback))?;
-        }
-        // A new session, unless this process already leads one (EPERM; an
-        // exec'd shell's child may): seccomp refuses TIOCSTI either way.
-        match sys::setsid() {
-            Ok(()) | Err(Errno(libc::EPERM)) => {}
-            Err(e) => return Err(ChildError::new(Step::Setsid, e, 0)),
-        }
-        sys::unignore_signals(plan.ignored_signals);
-        // cordon exec inherits its caller's signal mask; the payload starts
-        // with none blocked, as under cordon run.
-        sys::set_sigmask(&sys::sigset_empty()).map_err(at(Step::SignalMask))?;
-        sys::chdir(&plan.cwd).map_err(at(Step::Chdir))?;
-        for (i, r) in plan.rlimits.iter().enumerate() {
-            sys::setrlimit(r.resource, r.value, r.hard)
-                .map_err(|e| ChildError::new(Step::Rlimit, e, i as u32))?;
-        }
-        creds::drop_bounding(plan.last_cap)?;
-        creds::lock_securebits()?;
-        sys::setresgid(plan.ids.gid).map_err(|e| ChildError::new(Step::Identity, e, 1))?;
-        sys::setresuid(plan.ids.uid).map_err(|e| ChildError::new(Step::Identity, e, 2))?;
-        creds::drop_caps()?;
-        creds::no_new_privs()?;
-        sys::close_range(3, u32::MAX, sys::CLOSE_RANGE_CLOEXEC).map_err(at(Step::CloseFds))?;
-        if let Some(ll) = &plan.landlock {
-            crate::landlock::apply::apply(ll)?;
-        }
-        if let Some(sc) = &plan.seccomp {
-            sys::seccomp_install(&sc.program, false).map_err(at(Step::Seccomp))?;
-        }
-        Ok(())
+        sequence::host_and_session(&self.plan, Mode::InProcess)?;
+        sequence::restrict(&self.plan, Mode::InProcess, -1)
     }
 
     /// [`Prepared::apply`], then exec the command given to [`prepare_for`]
-    /// (searched on the sandbox's `PATH`, with the policy's environment).
-    /// Returns only on failure.
+    /// (searched on the sandbox's `PATH` as execvp does, with the policy's
+    /// environment). Returns only on failure.
     pub fn apply_and_exec(&self) -> ApplyError {
         if let Err(e) = self.apply() {
             return e;
         }
-        // Like execvp: keep searching past "not found"; report the first
-        // other error, or u32::MAX as the index when nothing was found.
-        let (mut first, mut index) = (Errno(libc::ENOENT), u32::MAX);
-        for (i, path) in self.plan.exec.candidates.iter().enumerate() {
-            // SAFETY: the plan's arrays are NUL-terminated and owned by it.
-            let e = unsafe { sys::execve(path, self.plan.exec.argv_ptr(), self.plan.exec.envp_ptr()) };
-            match e.0 {
-                libc::ENOENT | libc::ENOTDIR => {}
-                _ if first.0 == libc::ENOENT => {
-                    first = e;
-                    index = i as u32;
-                }
-                _ => {}
-            }
-        }
-        ApplyError {
-            step: Step::Exec,
-            errno: first.0,
-            index,
-        }
+        sequence::exec_search(&self.plan.exec).into()
     }
 
     /// What the policy asked that this kernel cannot enforce (best effort).

@@ -13,6 +13,7 @@ use std::os::raw::c_int;
 
 use crate::error::{ChildError, Step};
 use crate::isolate::{creds, mount};
+use crate::launch::sequence::{self, Mode};
 use crate::plan::Plan;
 use crate::sys::{self, Errno};
 
@@ -102,15 +103,7 @@ fn init(plan: &Plan, fds: Fds, premade: &[c_int]) -> Result<Never, ChildError> {
     sys::prctl(libc::PR_SET_DUMPABLE, 0, 0).map_err(at(Step::Dumpable))?;
 
     mount::apply(&plan.mounts, &plan.staging, premade)?;
-    if let Some(h) = &plan.hostname {
-        sys::sethostname(h).map_err(at(Step::Hostname))?;
-    }
-    if plan.own_net {
-        sys::loopback_up().map_err(at(Step::Loopback))?;
-    }
-    // A new session: the payload has no controlling terminal and cannot
-    // push keystrokes into the caller's (TIOCSTI).
-    sys::setsid().map_err(at(Step::Setsid))?;
+    sequence::host_and_session(plan, Mode::Payload)?;
 
     // The bounding set and securebits are inherited by the payload: drop
     // and lock them once, here. Effective capabilities stay until each
@@ -217,74 +210,6 @@ fn reap_loop(payload: libc::pid_t, status_fd: c_int) -> ! {
 
 fn payload(plan: &Plan, fds: Fds) -> Result<Never, ChildError> {
     sys::close(fds.status_write);
-    // Handlers reset at exec by themselves; ignored signals do not.
-    sys::unignore_signals(plan.ignored_signals);
-    sys::set_sigmask(&sys::sigset_empty()).map_err(at(Step::SignalMask))?;
-    sys::chdir(&plan.cwd).map_err(at(Step::Chdir))?;
-    for (i, r) in plan.rlimits.iter().enumerate() {
-        sys::setrlimit(r.resource, r.value, r.hard)
-            .map_err(|e| ChildError::new(Step::Rlimit, e, i as u32))?;
-    }
-    creds::switch_identity(&plan.ids)?;
-    // Identity changes clear the parent-death signal: set it again.
-    sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0)
-        .map_err(at(Step::ParentDeathSignal))?;
-    creds::drop_caps()?;
-    creds::no_new_privs()?;
-    // Every inherited fd above 2 is closed at exec; the error pipe is
-    // close-on-exec too, so its EOF tells the parent that exec succeeded.
-    sys::close_range(3, u32::MAX, sys::CLOSE_RANGE_CLOEXEC).map_err(at(Step::CloseFds))?;
-    // Landlock before seccomp, so that the filter need not allow the
-    // Landlock calls. Seccomp goes last: the filter need not allow
-    // anything of cordon's own setup, only execve and the error path.
-    if let Some(ll) = &plan.landlock {
-        crate::landlock::apply::apply(ll)?;
-    }
-    if let Some(sc) = &plan.seccomp {
-        if !sc.listener() {
-            sys::seccomp_install(&sc.program, false).map_err(at(Step::Seccomp))?;
-        } else {
-            // The supervisor takes the listener with pidfd_getfd, which
-            // needs ptrace access; rootless, that means being dumpable
-            // (init made the process undumpable). Exec sets it anew.
-            if plan.ids.rootless {
-                sys::prctl(libc::PR_SET_DUMPABLE, 1, 0).map_err(at(Step::ReportDumpable))?;
-            }
-            let listener = sys::seccomp_install(&sc.program, true).map_err(at(Step::Seccomp))?;
-            // From here on every syscall passes the filter: `write` is
-            // allowed outright (checked when the policy is compiled) and the
-            // hand-off call is notified, so nothing waits for a supervisor
-            // that does not hold the listener yet. The listener is
-            // close-on-exec: the payload never sees it.
-            report(
-                fds.err_write,
-                ChildError::new(Step::SeccompHandoff, Errno(0), listener as u32),
-            );
-            sys::seccomp_handoff(
-                crate::seccomp::HANDOFF_NR,
-                crate::seccomp::HANDOFF_MAGIC,
-                listener,
-            )
-            .map_err(at(Step::SeccompHandoff))?;
-        }
-    }
-    let mut first_err = Errno(libc::ENOENT);
-    // u32::MAX: nothing was found anywhere on the search path.
-    let mut first_idx = u32::MAX;
-    for (i, path) in plan.exec.candidates.iter().enumerate() {
-        // SAFETY: the plan's arrays are null-terminated and owned by `plan`.
-        let e = unsafe { sys::execve(path, plan.exec.argv_ptr(), plan.exec.envp_ptr()) };
-        // Like execvp: keep searching past "not found"; remember the first
-        // other error (EACCES) to report if nothing runs.
-        match e.0 {
-            libc::ENOENT | libc::ENOTDIR => {}
-            libc::EACCES if first_err.0 == libc::ENOENT => {
-                first_err = e;
-                first_idx = i as u32;
-            }
-            libc::EACCES => {}
-            _ => return Err(ChildError::new(Step::Exec, e, i as u32)),
-        }
-    }
-    Err(ChildError::new(Step::Exec, first_err, first_idx))
+    sequence::restrict(plan, Mode::Payload, fds.err_write)?;
+    Err(sequence::exec_search(&plan.exec))
 }

@@ -314,11 +314,11 @@ pub fn describe_child_error(plan: &Plan, e: ChildError) -> SetupError {
         ),
         Step::Rlimit => plan.rlimits.get(idx).map(|r| r.field.to_string()).unwrap_or_default(),
         Step::Exec => {
-            let cmd = plan.exec.argv.first().map(|c| c.to_string_lossy().into_owned()).unwrap_or_default();
-            match plan.exec.candidates.get(idx) {
+            let cmd = plan.exec.argv().get(0).map(|c| c.to_string_lossy().into_owned()).unwrap_or_default();
+            match plan.exec.candidates().get(idx) {
                 Some(c) => c.to_string_lossy().into_owned(),
-                None if plan.exec.search_path.is_empty() => cmd,
-                None => format!("{cmd} (searched PATH={})", plan.exec.search_path),
+                None if plan.exec.search_path().is_empty() => cmd,
+                None => format!("{cmd} (searched PATH={})", plan.exec.search_path()),
             }
         }
         Step::Chdir => plan.cwd.to_string_lossy().into_owned(),

@@ -4,9 +4,11 @@
 //! calls.
 
 use std::ffi::{CString, OsStr};
-use std::os::raw::c_char;
 use std::os::unix::ffi::OsStrExt;
 use std::time::Duration;
+
+mod cstrings;
+pub use cstrings::CStringArray;
 
 use crate::isolate::hostid;
 use crate::isolate::mount::MountPlan;
@@ -115,47 +117,57 @@ pub struct Rlimit {
     pub field: &'static str,
 }
 
-/// The program to execute, as C strings with pointer arrays.
+/// The program to execute: the PATH candidates, argv and envp, each owned
+/// with its pointer array by a [`CStringArray`]. The fields are private:
+/// once built, an `Exec` cannot be changed, only replaced as a whole.
+///
+/// ```compile_fail,E0616
+/// let policy = cordon::Policy::builtin_default().unwrap();
+/// let mut plan = cordon::plan::Plan::build(&policy, "p", &["/bin/true"]).unwrap();
+/// plan.exec.argv.clear(); // private: execve could get freed memory
+/// ```
+///
+/// ```
+/// let policy = cordon::Policy::builtin_default().unwrap();
+/// let plan = cordon::plan::Plan::build(&policy, "p", &["/bin/true"]).unwrap();
+/// assert_eq!(plan.exec.argv().len(), 1);
+/// ```
 #[derive(Debug)]
 pub struct Exec {
-    /// Paths to try in order (PATH search done ahead, like execvp).
-    pub candidates: Vec<CString>,
-    /// Arguments.
-    pub argv: Vec<CString>,
-    /// Environment as NAME=VALUE.
-    pub envp: Vec<CString>,
-    /// The PATH searched, for messages (empty when the command has a '/').
-    pub search_path: String,
-    argv_ptrs: Vec<*const c_char>,
-    envp_ptrs: Vec<*const c_char>,
+    candidates: CStringArray,
+    argv: CStringArray,
+    envp: CStringArray,
+    search_path: String,
 }
 
 impl Exec {
     fn new(candidates: Vec<CString>, argv: Vec<CString>, envp: Vec<CString>, search_path: String) -> Exec {
-        let ptrs = |v: &[CString]| -> Vec<*const c_char> {
-            v.iter()
-                .map(|s| s.as_ptr())
-                .chain(std::iter::once(std::ptr::null()))
-                .collect()
-        };
         Exec {
-            argv_ptrs: ptrs(&argv),
-            envp_ptrs: ptrs(&envp),
+            candidates: CStringArray::new(candidates),
+            argv: CStringArray::new(argv),
+            envp: CStringArray::new(envp),
             search_path,
-            candidates,
-            argv,
-            envp,
         }
     }
 
-    /// Null-terminated argv array.
-    pub fn argv_ptr(&self) -> *const *const c_char {
-        self.argv_ptrs.as_ptr()
+    /// Paths to try in order (the PATH search is done ahead, like execvp).
+    pub fn candidates(&self) -> &CStringArray {
+        &self.candidates
     }
 
-    /// Null-terminated envp array.
-    pub fn envp_ptr(&self) -> *const *const c_char {
-        self.envp_ptrs.as_ptr()
+    /// Arguments.
+    pub fn argv(&self) -> &CStringArray {
+        &self.argv
+    }
+
+    /// Environment as NAME=VALUE.
+    pub fn envp(&self) -> &CStringArray {
+        &self.envp
+    }
+
+    /// The PATH searched, for messages (empty when the command has a '/').
+    pub fn search_path(&self) -> &str {
+        &self.search_path
     }
 }
 
@@ -296,12 +308,6 @@ fn program_or_error(
         })
         .collect())
 }
-
-// SAFETY: the raw pointers in `Exec` point into CStrings owned by the same
-// struct, which are never mutated after construction.
-unsafe impl Send for Exec {}
-// SAFETY: as above; shared access only reads.
-unsafe impl Sync for Exec {}
 
 fn cstring(field: &str, file: &str, s: &[u8]) -> Result<CString, PolicyError> {
     CString::new(s).map_err(|_| PolicyError {
@@ -747,11 +753,11 @@ mod tests {
     fn argv_and_envp_arrays_are_null_terminated() {
         let p = policy("");
         let plan = Plan::build(&p, "t", &["/bin/echo", "hi"]).expect("plan");
-        assert_eq!(plan.exec.argv.len(), 2);
+        assert_eq!(plan.exec.argv().len(), 2);
         // SAFETY: the array has argv.len() + 1 entries.
         unsafe {
-            assert!(!(*plan.exec.argv_ptr().add(1)).is_null());
-            assert!((*plan.exec.argv_ptr().add(2)).is_null());
+            assert!(!(*plan.exec.argv().as_ptr().add(1)).is_null());
+            assert!((*plan.exec.argv().as_ptr().add(2)).is_null());
         }
         assert!(plan.clone_flags & libc::CLONE_NEWUSER as u64 != 0);
     }
