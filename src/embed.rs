@@ -169,6 +169,8 @@ pub fn prepare_for(policy: &Policy, file: &str, argv: &[impl AsRef<OsStr>]) -> R
         });
     }
     let mut plan = Plan::build(policy, file, argv)?;
+    // apply() runs after fork: its panics must not reach a hook.
+    sequence::install_panic_guard();
     // vm.memfd_noexec is per pid namespace, and without one of its own the
     // payload shares its caller's.
     plan.unenforced.push(
@@ -216,6 +218,9 @@ impl Prepared {
     }
 
     fn apply_inner(&self) -> Result<(), ChildError> {
+        // A panic in the restricted process exits at once (the guard was
+        // installed by `prepare_for`).
+        sequence::mark_child();
         let plan = &self.plan;
         // Idmapped binds need host root: make them before dropping it.
         let mut trees = [-1 as c_int; mount::MAX_OPS];

@@ -45,6 +45,9 @@ fn report(fd: c_int, e: ChildError) {
 /// `premade`: the idmapped trees the parent made (see
 /// [`mount::idmapped_trees`]), indexed like the mount ops.
 pub fn main(plan: &Plan, fds: Fds, premade: &[c_int]) -> ! {
+    // First of all: a panic from here on exits at once (the parent
+    // installed the guard before clone).
+    sequence::mark_child();
     match init(plan, fds, premade) {
         Ok(never) => match never {},
         Err(e) => {

@@ -215,6 +215,8 @@ fn clone_child(
     } else {
         None
     };
+    // Before clone: the child's panics must end it without a hook.
+    super::sequence::install_panic_guard();
     let mut pidfd: c_int = -1;
     let mut c = clone3::Clone3::default();
     c.flag_pidfd(&mut pidfd);

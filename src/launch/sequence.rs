@@ -16,10 +16,47 @@
 //! | 6 | [`restrict`]: signals, chdir, rlimits, ids, capabilities, no_new_privs, fds, Landlock, seccomp | payload | here |
 //! | 7 | [`exec_search`] | payload | here |
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use crate::error::{ChildError, Step};
 use crate::isolate::creds;
 use crate::plan::{Exec, Plan};
 use crate::sys::{self, Errno};
+
+/// Set in a process that runs the sequence (the clone child, or the
+/// process `Prepared::apply` restricts): a panic there must not run any
+/// panic hook, which would allocate and lock stderr. A plain static, not a
+/// thread-local: the child's memory is its own copy, so setting it there
+/// leaves the parent's `false`.
+static IN_CHILD: AtomicBool = AtomicBool::new(false);
+
+/// Exit code of a child whose setup panicked (the setup-failure code).
+const PANIC_EXIT: i32 = 125;
+
+/// Install, once per process, a panic hook that ends a process marked by
+/// [`mark_child`] at once with `_exit(125)` (no allocation, no lock, no
+/// unwinding) and otherwise calls the hook that was installed before.
+/// Called in the parent before clone and by `prepare`; a hook the embedder
+/// sets later replaces this one.
+pub fn install_panic_guard() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if IN_CHILD.load(Ordering::Relaxed) {
+                sys::exit(PANIC_EXIT);
+            }
+            previous(info)
+        }));
+    });
+}
+
+/// Mark this process as running the child's sequence: from here on a panic
+/// exits with 125 through the guard of [`install_panic_guard`]. One atomic
+/// store: no allocation.
+pub fn mark_child() {
+    IN_CHILD.store(true, Ordering::Relaxed);
+}
 
 /// Which process runs the sequence.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
