@@ -383,13 +383,15 @@ impl Sandbox {
         for (i, fd) in stdio.iter().enumerate() {
             plan.stdio[i] = fd.as_ref().map_or(-1, AsRawFd::as_raw_fd);
         }
-        let (tx, rx) = std::sync::mpsc::channel::<(libc::pid_t, Option<OwnedFd>)>();
+        let (tx, rx) = std::sync::mpsc::channel::<(libc::pid_t, Result<OwnedFd, Errno>)>();
         let thread = std::thread::spawn(move || {
             let mut report = |pid: libc::pid_t, pidfd: c_int| {
-                // SAFETY: dup of a valid fd; the copy is owned by the Child.
-                let dup = unsafe { libc::fcntl(pidfd, libc::F_DUPFD_CLOEXEC, 3) };
-                // SAFETY: dup is a new fd (or -1, mapped to None).
-                let owned = (dup >= 0).then(|| unsafe { OwnedFd::from_raw_fd(dup) });
+                // The errno is read here, on the thread whose call failed.
+                let owned = sys::dup_above(pidfd, 3).map(|dup| {
+                    // SAFETY: dup_above returned a new fd that nothing else
+                    // owns; the Child takes it.
+                    unsafe { OwnedFd::from_raw_fd(dup) }
+                });
                 let _ = tx.send((pid, owned));
             };
             let out = crate::launch::parent::run_reporting(
@@ -405,14 +407,10 @@ impl Sandbox {
             out
         });
         match rx.recv() {
-            Ok((pid, Some(pidfd))) => Ok(Child { pid, pidfd, thread }),
-            Ok((_, None)) => {
+            Ok((pid, Ok(pidfd))) => Ok(Child { pid, pidfd, thread }),
+            Ok((_, Err(errno))) => {
                 let _ = thread.join();
-                Err(SpawnError::Launch(LaunchError::sys(
-                    "pidfd",
-                    "dup",
-                    Errno::last(),
-                )))
+                Err(SpawnError::Launch(LaunchError::sys("pidfd", "dup", errno)))
             }
             Err(_) => match thread.join() {
                 Ok(Err(e)) => Err(SpawnError::Launch(e)),
