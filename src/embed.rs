@@ -230,7 +230,8 @@ impl Prepared {
         if let Err(e) = self.enter() {
             for &t in &trees {
                 if t >= 0 {
-                    sys::close(t);
+                    // SAFETY: `t` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+                    unsafe { sys::close(t) };
                 }
             }
             return Err(e);

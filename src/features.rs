@@ -1154,7 +1154,8 @@ fn probe_pidfd() -> Probe {
             0u32,
         )
     });
-    sys::close(fd);
+    // SAFETY: `fd` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+    unsafe { sys::close(fd) };
     match sent {
         Ok(_) => Probe::new(
             Status::Available,
@@ -1204,15 +1205,18 @@ fn unshare_test() -> Result<[i32; 8], String> {
     let pid = match sys::fork_raw() {
         Ok(p) => p,
         Err(e) => {
-            sys::close(rd);
-            sys::close(wr);
+            // SAFETY: `rd` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+            unsafe { sys::close(rd) };
+            // SAFETY: `wr` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+            unsafe { sys::close(wr) };
             return Err(format!("fork: {}", errno_text(e.0)));
         }
     };
     if pid == 0 {
         // Child: only system calls from here to _exit (no allocation: the
         // parent may have other threads, whose locks this copy inherited).
-        sys::close(rd);
+        // SAFETY: `rd` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+        unsafe { sys::close(rd) };
         let mut res = [NOT_TRIED; 8];
         for (i, flag) in flags.iter().enumerate() {
             // SAFETY: unshare only changes this short-lived child's namespaces.
@@ -1226,7 +1230,8 @@ fn unshare_test() -> Result<[i32; 8], String> {
         let code = if sys::write_all(wr, &buf).is_ok() { 0 } else { 1 };
         sys::exit(code);
     }
-    sys::close(wr);
+    // SAFETY: `wr` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+    unsafe { sys::close(wr) };
     let mut buf = [0u8; 32];
     let mut got = 0;
     while got < buf.len() {
@@ -1235,7 +1240,8 @@ fn unshare_test() -> Result<[i32; 8], String> {
             Ok(n) => got += n,
         }
     }
-    sys::close(rd);
+    // SAFETY: `rd` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+    unsafe { sys::close(rd) };
     let mut status: c_int = 0;
     // SAFETY: pid is our child; status is a valid out pointer.
     let w = sys::retry(|| sys_result(unsafe { libc::waitpid(pid, &mut status, 0) } as c_long).map_err(Errno));

@@ -152,8 +152,15 @@ pub fn fstat_dev_mode(fd: c_int) -> SysResult<(u64, u32)> {
 }
 
 /// close(2); errors are ignored (the fd is gone either way).
-pub fn close(fd: c_int) {
-    // SAFETY: closing an fd we own; a bad fd only yields EBADF.
+///
+/// # Safety
+///
+/// `fd` must be owned by the caller: no `OwnedFd`, `File` or other code
+/// may use or close that fd number afterwards (it may be reused at once
+/// for another file). Closing a number that is not open is harmless.
+pub unsafe fn close(fd: c_int) {
+    // SAFETY: the caller owns `fd` (see the contract above); close itself
+    // touches no memory of ours.
     unsafe { libc::close(fd) };
 }
 
@@ -248,8 +255,14 @@ pub fn recv_with_pid(fd: c_int, buf: &mut [u8]) -> SysResult<(usize, Option<libc
 }
 
 /// dup2(2).
-pub fn dup2(old: c_int, new: c_int) -> SysResult<()> {
-    // SAFETY: plain integers.
+///
+/// # Safety
+///
+/// `new` is closed and replaced: the caller must own it (or know that
+/// nothing in this process uses that number), as for [`close`].
+pub unsafe fn dup2(old: c_int, new: c_int) -> SysResult<()> {
+    // SAFETY: the caller owns `new` (see the contract above); dup2 takes
+    // two integers and touches no memory of ours.
     retry(|| check_int(unsafe { libc::dup2(old, new) }).map(drop))
 }
 
@@ -276,7 +289,8 @@ pub fn write_file(path: &CStr, data: &[u8]) -> SysResult<()> {
     // SAFETY: path is NUL-terminated.
     let fd = check_int(unsafe { libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) })?;
     let r = write_all(fd, data);
-    close(fd);
+    // SAFETY: `fd` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+    unsafe { close(fd) };
     r
 }
 
@@ -880,7 +894,8 @@ pub fn loopback_up() -> SysResult<()> {
     req.ifr_ifru.ifru_flags = (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
     // SAFETY: req is a valid ifreq naming "lo".
     let r = check_int(unsafe { libc::ioctl(fd, libc::SIOCSIFFLAGS, &req) });
-    close(fd);
+    // SAFETY: `fd` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+    unsafe { close(fd) };
     r.map(drop)
 }
 

@@ -85,12 +85,19 @@ fn init(plan: &Plan, fds: Fds, premade: &[c_int]) -> Result<Never, ChildError> {
             // caller that had closed that fd): dup2 would be a no-op.
             sys::clear_cloexec(fd).map_err(|e| ChildError::new(Step::Stdio, e, target as u32))?;
         } else if fd >= 0 {
-            sys::dup2(fd, target as c_int).map_err(|e| ChildError::new(Step::Stdio, e, target as u32))?;
+            // SAFETY: `target` is 0, 1 or 2, the payload's stdio, which the
+            // caller asked to replace with `fd`; nothing else in this child
+            // uses those numbers.
+            unsafe { sys::dup2(fd, target as c_int) }
+                .map_err(|e| ChildError::new(Step::Stdio, e, target as u32))?;
         }
     }
-    sys::close(fds.sync_write);
-    sys::close(fds.err_read);
-    sys::close(fds.status_read);
+    // SAFETY: `fds.sync_write` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+    unsafe { sys::close(fds.sync_write) };
+    // SAFETY: `fds.err_read` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+    unsafe { sys::close(fds.err_read) };
+    // SAFETY: `fds.status_read` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+    unsafe { sys::close(fds.status_read) };
     let mut byte = [0u8; 1];
     match sys::read(fds.sync_read, &mut byte) {
         Ok(1) => {}
@@ -123,7 +130,8 @@ fn init(plan: &Plan, fds: Fds, premade: &[c_int]) -> Result<Never, ChildError> {
             Err(e) => return Err(ChildError::new(Step::SyncWait, e, 1)),
         }
     }
-    sys::close(fds.sync_read);
+    // SAFETY: `fds.sync_read` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+    unsafe { sys::close(fds.sync_read) };
     let payload_pid = sys::fork_raw().map_err(at(Step::Fork))?;
     if payload_pid == 0 {
         let e = match payload(plan, fds) {
@@ -151,7 +159,8 @@ fn init(plan: &Plan, fds: Fds, premade: &[c_int]) -> Result<Never, ChildError> {
         let _ = sys::kill(payload_pid, libc::SIGKILL);
         return Err(e);
     }
-    sys::close(fds.err_write);
+    // SAFETY: `fds.err_write` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+    unsafe { sys::close(fds.err_write) };
     reap_loop(payload_pid, fds.status_write)
 }
 
@@ -212,7 +221,8 @@ fn reap_loop(payload: libc::pid_t, status_fd: c_int) -> ! {
 }
 
 fn payload(plan: &Plan, fds: Fds) -> Result<Never, ChildError> {
-    sys::close(fds.status_write);
+    // SAFETY: `fds.status_write` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+    unsafe { sys::close(fds.status_write) };
     sequence::restrict(plan, Mode::Payload, fds.err_write)?;
     Err(sequence::exec_search(&plan.exec))
 }

@@ -53,7 +53,9 @@ struct Fd(c_int);
 impl Drop for Fd {
     fn drop(&mut self) {
         if self.0 >= 0 {
-            sys::close(self.0);
+            // SAFETY: an `Fd` owns its number (`take` leaves -1 behind), and
+            // it is dropped: nothing uses the number after this close.
+            unsafe { sys::close(self.0) };
         }
     }
 }
@@ -397,8 +399,10 @@ pub fn run_reporting(
     let (err_r, err_w) = if notifying {
         let pair = sys::seqpacket_pair().map_err(|e| LaunchError::sys("socketpair", "error", e))?;
         if let Err(e) = sys::set_passcred(pair.0) {
-            sys::close(pair.0);
-            sys::close(pair.1);
+            // SAFETY: `pair.0` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+            unsafe { sys::close(pair.0) };
+            // SAFETY: `pair.1` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+            unsafe { sys::close(pair.1) };
             return Err(LaunchError::sys("setsockopt", "SO_PASSCRED", e));
         }
         pair
@@ -454,9 +458,12 @@ pub fn run_reporting(
     let pidfd = Fd(pidfd);
     started(pid, pidfd.0);
     // The child's ends.
-    sys::close(sync_r.take());
-    sys::close(err_w.take());
-    sys::close(status_w.take());
+    // SAFETY: `sync_r.take()` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+    unsafe { sys::close(sync_r.take()) };
+    // SAFETY: `err_w.take()` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+    unsafe { sys::close(err_w.take()) };
+    // SAFETY: `status_w.take()` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+    unsafe { sys::close(status_w.take()) };
 
     let kill_and_reap = |e: LaunchError| {
         let _ = sys::pidfd_send_signal(pidfd.0, libc::SIGKILL);
@@ -489,7 +496,8 @@ pub fn run_reporting(
         sys::write_all(sync_w.0, b"2")
             .map_err(|e| kill_and_reap(LaunchError::sys("sync", "payload may start", e)))?;
     }
-    sys::close(sync_w.take());
+    // SAFETY: `sync_w.take()` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+    unsafe { sys::close(sync_w.take()) };
 
     let deadline = plan.wall_time.map(|d| start + d);
     let mut timed_out = false;
@@ -576,7 +584,8 @@ pub fn run_reporting(
         } else if pfds[3].revents != 0 {
             // Every task that used the filter is gone.
             if let Some(fd) = notifier.fd.take() {
-                sys::close(fd);
+                // SAFETY: `fd` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+                unsafe { sys::close(fd) };
             }
         }
         if pfds[1].revents != 0 {
@@ -793,7 +802,8 @@ impl Drop for Trees {
     fn drop(&mut self) {
         for &t in &self.0 {
             if t >= 0 {
-                sys::close(t);
+                // SAFETY: `t` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+                unsafe { sys::close(t) };
             }
         }
     }
