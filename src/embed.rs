@@ -180,23 +180,14 @@ pub fn prepare_for(policy: &Policy, file: &str, argv: &[impl AsRef<OsStr>]) -> R
         // Processes restricted by this Prepared may outlive it.
         lease.set_release(crate::isolate::hostid::Release::Linger);
     }
-    let mut unshare = 0;
-    for ns in &policy.namespaces {
-        unshare |= match ns {
-            Namespace::User => libc::CLONE_NEWUSER,
-            Namespace::Mount => libc::CLONE_NEWNS,
-            Namespace::Net => libc::CLONE_NEWNET,
-            Namespace::Ipc => libc::CLONE_NEWIPC,
-            Namespace::Uts => libc::CLONE_NEWUTS,
-            Namespace::Cgroup => libc::CLONE_NEWCGROUP,
-            Namespace::Pid => 0,
-        };
-    }
+    // Everything but the pid namespace, which needs cordon's init.
+    let unshare =
+        (crate::isolate::ids::clone_flags(&policy.namespaces) & !(libc::CLONE_NEWPID as u64)) as c_int;
     let ids = &plan.ids;
     let drop_to = (!ids.rootless).then_some((ids.host_uid, ids.host_gid));
     Ok(Prepared {
-        uid_map: format!("{} {} 1\n", ids.uid, ids.host_uid).into_bytes(),
-        gid_map: format!("{} {} 1\n", ids.gid, ids.host_gid).into_bytes(),
+        uid_map: ids.uid_map().into_bytes(),
+        gid_map: ids.gid_map().into_bytes(),
         plan,
         unshare,
         drop_to,

@@ -95,8 +95,8 @@ fn make_userns(map: Map) -> Result<OwnedFd, String> {
             std::fs::write(format!("{base}/{file}"), &content)
                 .map_err(|e| format!("{base}/{file} <- {:?}: {e}", content.trim_end()))
         };
-        write("uid_map", format!("{} {} 1\n", map.owner.0, map.host.0))?;
-        write("gid_map", format!("{} {} 1\n", map.owner.1, map.host.1))?;
+        write("uid_map", super::ids::single_map(map.owner.0, map.host.0))?;
+        write("gid_map", super::ids::single_map(map.owner.1, map.host.1))?;
         let path = format!("{base}/ns/user\0");
         let path = CStr::from_bytes_with_nul(path.as_bytes()).map_err(|e| e.to_string())?;
         let fd = sys::openat2(libc::AT_FDCWD, path, libc::O_RDONLY | libc::O_CLOEXEC, 0, 0)

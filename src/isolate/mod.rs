@@ -4,5 +4,6 @@
 pub mod creds;
 pub mod hostid;
 pub mod idmap;
+pub mod ids;
 pub mod memfd;
 pub mod mount;

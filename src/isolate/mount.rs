@@ -16,7 +16,7 @@ use std::os::raw::c_int;
 use std::path::{Path, PathBuf};
 
 use crate::error::{ChildError, Step};
-use crate::plan::Ids;
+use crate::isolate::ids::Ids;
 use crate::policy::{default_tmpfs_inodes, BindOwner, Mount, Policy, PolicyError, Size};
 use crate::sensitive;
 use crate::sys::{self, SysResult};
