@@ -317,74 +317,9 @@ impl Plan {
 
         let mounts = MountPlan::prepare(policy, file, &ids)?;
 
-        let env = build_env(policy, std::env::vars_os());
-        let path = env.iter().find(|(k, _)| k == b"PATH").map(|(_, v)| v.as_slice());
-        let cmd = argv[0].as_ref().as_bytes();
-        let search_path = if cmd.contains(&b'/') {
-            String::new()
-        } else {
-            String::from_utf8_lossy(path.unwrap_or(DEFAULT_SEARCH_PATH)).into_owned()
-        };
-        let candidates = exec_candidates(cmd, path)
-            .into_iter()
-            .map(|c| cstring("command", "<command line>", &c))
-            .collect::<Result<Vec<_>, _>>()?;
-        let argv = argv
-            .iter()
-            .map(|a| cstring("command", "<command line>", a.as_ref().as_bytes()))
-            .collect::<Result<Vec<_>, _>>()?;
-        let envp = env
-            .iter()
-            .map(|(k, v)| {
-                let mut kv = k.clone();
-                kv.push(b'=');
-                kv.extend_from_slice(v);
-                cstring("env", file, &kv)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-
+        let exec = build_exec(policy, file, argv)?;
+        let rlimits = rlimits(&policy.limits);
         let l = &policy.limits;
-        let core = if l.core_dumps { libc::RLIM_INFINITY } else { 0 };
-        let mut rlimits = vec![Rlimit {
-            resource: libc::RLIMIT_CORE,
-            value: core,
-            hard: core,
-            field: "limits.core_dumps",
-        }];
-        let mut add = |resource: u32, value: Option<u64>, field: &'static str| {
-            if let Some(value) = value {
-                let hard = if resource == libc::RLIMIT_CPU {
-                    value.saturating_add(1)
-                } else {
-                    value
-                };
-                rlimits.push(Rlimit {
-                    resource,
-                    value,
-                    hard,
-                    field,
-                });
-            }
-        };
-        add(
-            libc::RLIMIT_CPU,
-            l.cpu_time.map(|d| d.whole_seconds_ceil()),
-            "limits.cpu_time",
-        );
-        add(
-            libc::RLIMIT_FSIZE,
-            l.file_size.map(|s| s.bytes()),
-            "limits.file_size",
-        );
-        add(libc::RLIMIT_NOFILE, l.open_files, "limits.open_files");
-        add(libc::RLIMIT_NPROC, l.processes, "limits.processes");
-        add(
-            libc::RLIMIT_AS,
-            l.address_space.map(|s| s.bytes()),
-            "limits.address_space",
-        );
-        add(libc::RLIMIT_STACK, l.stack.map(|s| s.bytes()), "limits.stack");
-
         let mut plan = Plan {
             clone_flags: flags,
             ids,
@@ -401,7 +336,7 @@ impl Plan {
             rlimits,
             last_cap: read_last_cap(),
             ignored_signals: crate::sys::ignored_signals(),
-            exec: Exec::new(candidates, argv, envp, search_path),
+            exec,
             wall_time: l.wall_time.map(|d| d.as_duration()),
             unenforced: Vec::new(),
             unenforced_quiet: Vec::new(),
@@ -412,6 +347,22 @@ impl Plan {
             landlock: None,
             seccomp: None,
         };
+        plan.decide_cgroup(policy, file)?;
+        plan.memfd_hardening(policy);
+        plan.unenforced.extend(policy.disabled.iter().cloned());
+        plan.unenforced.extend(plan.mounts.unenforced.iter().cloned());
+        if let Some(ll) = &policy.landlock {
+            let (prepared, missing) = ll.prepare(crate::landlock::abi_version(), file)?;
+            plan.landlock = prepared;
+            plan.unenforced.extend(missing);
+        }
+        plan.seccomp = seccomp_plan(policy, file, plan.mounts.setid_guard, &mut plan.unenforced)?;
+        Ok(plan)
+    }
+
+    /// Decide the cgroup plan, or record why the limits go unenforced
+    /// (best effort), or refuse.
+    fn decide_cgroup(&mut self, policy: &Policy, file: &str) -> Result<(), PolicyError> {
         let cg = crate::cgroup::CgLimits::from_policy(&policy.limits);
         if !cg.is_empty() {
             let v2_only = policy.limits.cgroup == crate::policy::CgroupVersions::V2Only;
@@ -432,8 +383,8 @@ impl Plan {
             };
             match decided {
                 Ok(p) => {
-                    plan.late_attach = matches!(p, crate::cgroup::CgroupPlan::V1 { .. });
-                    plan.cgroup = Some(p);
+                    self.late_attach = matches!(p, crate::cgroup::CgroupPlan::V1 { .. });
+                    self.cgroup = Some(p);
                 }
                 Err(why) if policy.limits.compatibility == crate::landlock::Compatibility::BestEffort => {
                     // Every item names the limits it leaves unenforced.
@@ -446,9 +397,9 @@ impl Plan {
                     if v2_only {
                         // The policy chose cgroup limits only where they are
                         // cheap: the outcome lists them, without a warning.
-                        plan.unenforced_quiet.push(item);
+                        self.unenforced_quiet.push(item);
                     } else {
-                        plan.unenforced.push(item);
+                        self.unenforced.push(item);
                     }
                 }
                 Err(why) => {
@@ -463,63 +414,26 @@ impl Plan {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// vm.memfd_noexec for the sandbox's pid namespace, where it can be had.
+    fn memfd_hardening(&mut self, policy: &Policy) {
         // cordon's own hardening, not a request of the policy: listed in the
         // outcome where it cannot be had, without a warning on every run.
         if policy.has_namespace(Namespace::Pid) {
-            if plan.ids.rootless {
-                plan.unenforced_quiet.push(
+            if self.ids.rootless {
+                self.unenforced_quiet.push(
                     "memfd_noexec: without privileges cordon cannot set vm.memfd_noexec in the sandbox's pid namespace, so the payload may execute code it writes into a memfd; run cordon as root to forbid that".to_string(),
                 );
             } else if !crate::isolate::memfd::available() {
-                plan.unenforced_quiet.push(
+                self.unenforced_quiet.push(
                     "memfd_noexec: this kernel lacks vm.memfd_noexec (Linux 6.3), so the payload may execute code it writes into a memfd".to_string(),
                 );
             } else {
-                plan.memfd_noexec = true;
+                self.memfd_noexec = true;
             }
         }
-        plan.unenforced.extend(policy.disabled.iter().cloned());
-        plan.unenforced.extend(plan.mounts.unenforced.iter().cloned());
-        if let Some(ll) = &policy.landlock {
-            let (prepared, missing) = ll.prepare(crate::landlock::abi_version(), file)?;
-            plan.landlock = prepared;
-            plan.unenforced.extend(missing);
-        }
-        if let Some(sc) = &policy.seccomp {
-            let mut filter = sc.compile().map_err(|e| PolicyError {
-                file: file.to_string(),
-                path: format!("seccomp.{}", e.path),
-                position: None,
-                message: e.message,
-            })?;
-            if plan.mounts.setid_guard {
-                filter = crate::seccomp::setid_guard(&filter);
-            }
-            let mut supervise = Supervise::None;
-            let mut program = None;
-            if sc.report {
-                match user_notif_unavailable() {
-                    None => {
-                        program = Some(program_or_error(&filter.with_notify(), file)?);
-                        supervise = Supervise::Report(filter.clone());
-                    }
-                    Some(why) => plan
-                        .unenforced
-                        .push(format!("seccomp.report: {why}; refusals apply without reports")),
-                }
-            }
-            let program = match program {
-                Some(p) => p,
-                None => program_or_error(&filter, file)?,
-            };
-            plan.seccomp = Some(SeccompPlan { program, supervise });
-        } else if plan.mounts.setid_guard {
-            plan.seccomp = Some(SeccompPlan {
-                program: program_or_error(&crate::seccomp::guard_only_filter(), file)?,
-                supervise: Supervise::None,
-            });
-        }
-        Ok(plan)
     }
 
     /// Replace the seccomp filter with the learning one: every syscall is
@@ -541,6 +455,130 @@ impl Plan {
             supervise: Supervise::Learn { allow_dangerous },
         });
         Ok(self)
+    }
+}
+
+/// The program: PATH candidates, argv and envp as C strings.
+fn build_exec(policy: &Policy, file: &str, argv: &[impl AsRef<OsStr>]) -> Result<Exec, PolicyError> {
+    let env = build_env(policy, std::env::vars_os());
+    let path = env.iter().find(|(k, _)| k == b"PATH").map(|(_, v)| v.as_slice());
+    let cmd = argv[0].as_ref().as_bytes();
+    let search_path = if cmd.contains(&b'/') {
+        String::new()
+    } else {
+        String::from_utf8_lossy(path.unwrap_or(DEFAULT_SEARCH_PATH)).into_owned()
+    };
+    let candidates = exec_candidates(cmd, path)
+        .into_iter()
+        .map(|c| cstring("command", "<command line>", &c))
+        .collect::<Result<Vec<_>, _>>()?;
+    let argv = argv
+        .iter()
+        .map(|a| cstring("command", "<command line>", a.as_ref().as_bytes()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let envp = env
+        .iter()
+        .map(|(k, v)| {
+            let mut kv = k.clone();
+            kv.push(b'=');
+            kv.extend_from_slice(v);
+            cstring("env", file, &kv)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+
+    Ok(Exec::new(candidates, argv, envp, search_path))
+}
+
+/// The payload's rlimits: core dumps always, the others when the policy
+/// sets them.
+fn rlimits(l: &crate::policy::Limits) -> Vec<Rlimit> {
+    let core = if l.core_dumps { libc::RLIM_INFINITY } else { 0 };
+    let mut rlimits = vec![Rlimit {
+        resource: libc::RLIMIT_CORE,
+        value: core,
+        hard: core,
+        field: "limits.core_dumps",
+    }];
+    let mut add = |resource: u32, value: Option<u64>, field: &'static str| {
+        if let Some(value) = value {
+            let hard = if resource == libc::RLIMIT_CPU {
+                value.saturating_add(1)
+            } else {
+                value
+            };
+            rlimits.push(Rlimit {
+                resource,
+                value,
+                hard,
+                field,
+            });
+        }
+    };
+    add(
+        libc::RLIMIT_CPU,
+        l.cpu_time.map(|d| d.whole_seconds_ceil()),
+        "limits.cpu_time",
+    );
+    add(
+        libc::RLIMIT_FSIZE,
+        l.file_size.map(|s| s.bytes()),
+        "limits.file_size",
+    );
+    add(libc::RLIMIT_NOFILE, l.open_files, "limits.open_files");
+    add(libc::RLIMIT_NPROC, l.processes, "limits.processes");
+    add(
+        libc::RLIMIT_AS,
+        l.address_space.map(|s| s.bytes()),
+        "limits.address_space",
+    );
+    add(libc::RLIMIT_STACK, l.stack.map(|s| s.bytes()), "limits.stack");
+
+    rlimits
+}
+
+/// The seccomp filter, compiled (with the set-id guard where the mounts
+/// need it), and whether the supervisor watches it.
+fn seccomp_plan(
+    policy: &Policy,
+    file: &str,
+    setid_guard: bool,
+    unenforced: &mut Vec<String>,
+) -> Result<Option<SeccompPlan>, PolicyError> {
+    if let Some(sc) = &policy.seccomp {
+        let mut filter = sc.compile().map_err(|e| PolicyError {
+            file: file.to_string(),
+            path: format!("seccomp.{}", e.path),
+            position: None,
+            message: e.message,
+        })?;
+        if setid_guard {
+            filter = crate::seccomp::setid_guard(&filter);
+        }
+        let mut supervise = Supervise::None;
+        let mut program = None;
+        if sc.report {
+            match user_notif_unavailable() {
+                None => {
+                    program = Some(program_or_error(&filter.with_notify(), file)?);
+                    supervise = Supervise::Report(filter.clone());
+                }
+                Some(why) => {
+                    unenforced.push(format!("seccomp.report: {why}; refusals apply without reports"))
+                }
+            }
+        }
+        let program = match program {
+            Some(p) => p,
+            None => program_or_error(&filter, file)?,
+        };
+        Ok(Some(SeccompPlan { program, supervise }))
+    } else if setid_guard {
+        Ok(Some(SeccompPlan {
+            program: program_or_error(&crate::seccomp::guard_only_filter(), file)?,
+            supervise: Supervise::None,
+        }))
+    } else {
+        Ok(None)
     }
 }
 
