@@ -173,17 +173,17 @@ pub fn prepare_for(policy: &Policy, file: &str, argv: &[impl AsRef<OsStr>]) -> R
     sequence::install_panic_guard();
     // vm.memfd_noexec is per pid namespace, and without one of its own the
     // payload shares its caller's.
-    plan.unenforced.push(
+    plan.supervisor.unenforced.push(
         "memfd_noexec: without a pid namespace of its own (cordon exec, the pre-exec API) vm.memfd_noexec cannot be set for the payload alone, so it may execute code it writes into a memfd; use cordon run".to_string(),
     );
-    if let Some(lease) = plan.host_id.as_mut() {
+    if let Some(lease) = plan.supervisor.host_id.as_mut() {
         // Processes restricted by this Prepared may outlive it.
         lease.set_release(crate::isolate::hostid::Release::Linger);
     }
     // Everything but the pid namespace, which needs cordon's init.
     let unshare =
         (crate::isolate::ids::clone_flags(&policy.namespaces) & !(libc::CLONE_NEWPID as u64)) as c_int;
-    let ids = &plan.ids;
+    let ids = &plan.child.ids();
     let drop_to = (!ids.rootless).then_some((ids.host_uid, ids.host_gid));
     Ok(Prepared {
         uid_map: ids.uid_map().into_bytes(),
@@ -216,7 +216,7 @@ impl Prepared {
         // Idmapped binds need host root: make them before dropping it.
         let mut trees = [-1 as c_int; mount::MAX_OPS];
         if self.unshare & libc::CLONE_NEWNS != 0 {
-            mount::idmapped_trees(&plan.mounts, &mut trees)?;
+            mount::idmapped_trees(plan.child.mounts(), &mut trees)?;
         }
         if let Err(e) = self.enter() {
             for &t in &trees {
@@ -229,8 +229,8 @@ impl Prepared {
         }
         if self.unshare & libc::CLONE_NEWNS != 0 {
             // Takes over the trees.
-            let n = plan.mounts.ops.len().min(mount::MAX_OPS);
-            mount::apply(&plan.mounts, &plan.staging, &trees[..n])?;
+            let n = plan.child.mounts().ops.len().min(mount::MAX_OPS);
+            mount::apply(plan.child.mounts(), plan.child.staging(), &trees[..n])?;
         }
         self.restrict()
     }
@@ -261,8 +261,8 @@ impl Prepared {
     /// Everything after the root is built: the steps `cordon run`'s
     /// payload takes too, from the one sequence.
     fn restrict(&self) -> Result<(), ChildError> {
-        sequence::host_and_session(&self.plan, Mode::InProcess)?;
-        sequence::restrict(&self.plan, Mode::InProcess, -1)
+        sequence::host_and_session(&self.plan.child, Mode::InProcess)?;
+        sequence::restrict(&self.plan.child, Mode::InProcess, -1)
     }
 
     /// [`Prepared::apply`], then exec the command given to [`prepare_for`]
@@ -272,12 +272,12 @@ impl Prepared {
         if let Err(e) = self.apply() {
             return e;
         }
-        sequence::exec_search(&self.plan.exec).into()
+        sequence::exec_search(self.plan.child.exec()).into()
     }
 
     /// What the policy asked that this kernel cannot enforce (best effort).
     pub fn unenforced(&self) -> &[String] {
-        &self.plan.unenforced
+        &self.plan.supervisor.unenforced
     }
 
     /// A failed step described with the plan's names for its items
@@ -373,7 +373,8 @@ impl Sandbox {
         let mut plan = Plan::build(&self.policy, &self.name, argv).map_err(SpawnError::Policy)?;
         let stdio = self.stdio;
         for (i, fd) in stdio.iter().enumerate() {
-            plan.stdio[i] = fd.as_ref().map_or(-1, AsRawFd::as_raw_fd);
+            plan.child
+                .set_stdio(i, fd.as_ref().map_or(-1, AsRawFd::as_raw_fd));
         }
         let (tx, rx) = std::sync::mpsc::channel::<(libc::pid_t, Result<OwnedFd, Errno>)>();
         let thread = std::thread::spawn(move || {

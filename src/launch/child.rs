@@ -14,7 +14,7 @@ use std::os::raw::c_int;
 use crate::error::{ChildError, Step};
 use crate::isolate::{creds, mount};
 use crate::launch::sequence::{self, Mode};
-use crate::plan::Plan;
+use crate::plan::ChildPlan;
 use crate::sys::{self, Errno};
 
 /// The pipe ends the child works with.
@@ -44,7 +44,7 @@ fn report(fd: c_int, e: ChildError) {
 /// Entry point of the clone3 child. Never returns.
 /// `premade`: the idmapped trees the parent made (see
 /// [`mount::idmapped_trees`]), indexed like the mount ops.
-pub fn main(plan: &Plan, fds: Fds, premade: &[c_int]) -> ! {
+pub fn main(plan: &ChildPlan, fds: Fds, premade: &[c_int]) -> ! {
     // First of all: a panic from here on exits at once (the parent
     // installed the guard before clone).
     sequence::mark_child();
@@ -63,7 +63,7 @@ fn at(step: Step) -> impl Fn(Errno) -> ChildError {
 
 enum Never {}
 
-fn init(plan: &Plan, fds: Fds, premade: &[c_int]) -> Result<Never, ChildError> {
+fn init(plan: &ChildPlan, fds: Fds, premade: &[c_int]) -> Result<Never, ChildError> {
     // Block every signal: init takes them synchronously with sigwaitinfo,
     // so signals from outside are queued rather than ignored (pid 1 ignores
     // signals it has no handler for).
@@ -73,7 +73,7 @@ fn init(plan: &Plan, fds: Fds, premade: &[c_int]) -> Result<Never, ChildError> {
     // The caller's stdio for the sandbox (library callers capture it).
     // A source that is itself one of fds 0-2 is first copied above them,
     // so that an earlier dup2 cannot overwrite it ([5, 0, 6]).
-    let mut src = plan.stdio;
+    let mut src = plan.stdio();
     for (target, fd) in src.iter_mut().enumerate() {
         if (0..3).contains(fd) && *fd != target as c_int {
             *fd = sys::dup_above(*fd, 3).map_err(|e| ChildError::new(Step::Stdio, e, target as u32))?;
@@ -107,18 +107,18 @@ fn init(plan: &Plan, fds: Fds, premade: &[c_int]) -> Result<Never, ChildError> {
     }
 
     // Leave host uid 0 (when started by root) before touching anything.
-    creds::switch_identity(&plan.ids)?;
+    creds::switch_identity(plan.ids())?;
     sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0)
         .map_err(at(Step::ParentDeathSignal))?;
     sys::prctl(libc::PR_SET_DUMPABLE, 0, 0).map_err(at(Step::Dumpable))?;
 
-    mount::apply(&plan.mounts, &plan.staging, premade)?;
+    mount::apply(plan.mounts(), plan.staging(), premade)?;
     sequence::host_and_session(plan, Mode::Payload)?;
 
     // The bounding set and securebits are inherited by the payload: drop
     // and lock them once, here. Effective capabilities stay until each
     // process's own capset, so the payload can still set its rlimits.
-    creds::drop_bounding(plan.last_cap)?;
+    creds::drop_bounding(plan.last_cap())?;
     creds::lock_securebits()?;
 
     if plan.second_sync() {
@@ -220,9 +220,9 @@ fn reap_loop(payload: libc::pid_t, status_fd: c_int) -> ! {
     }
 }
 
-fn payload(plan: &Plan, fds: Fds) -> Result<Never, ChildError> {
+fn payload(plan: &ChildPlan, fds: Fds) -> Result<Never, ChildError> {
     // SAFETY: `fds.status_write` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
     unsafe { sys::close(fds.status_write) };
     sequence::restrict(plan, Mode::Payload, fds.err_write)?;
-    Err(sequence::exec_search(&plan.exec))
+    Err(sequence::exec_search(plan.exec()))
 }

@@ -211,7 +211,7 @@ fn clone_child(
     cgroup: Option<&std::os::fd::OwnedFd>,
     premade: &[c_int],
 ) -> Result<(libc::pid_t, c_int), LaunchError> {
-    let ids = &plan.ids;
+    let ids = &plan.child.ids();
     let _as_host_id = if !ids.rootless && ids.host_uid != 0 && ids.host_gid != 0 {
         Some(CloneAs::enter(ids.host_uid, ids.host_gid)?)
     } else {
@@ -227,7 +227,7 @@ fn clone_child(
         c.flag_into_cgroup(fd);
     }
     c.exit_signal(libc::SIGCHLD as u64);
-    let f = plan.clone_flags;
+    let f = plan.child.clone_flags();
     let has = |flag: c_int| f & flag as u64 != 0;
     if has(libc::CLONE_NEWUSER) {
         c.flag_newuser();
@@ -255,14 +255,14 @@ fn clone_child(
     // allocate and takes no locks, so it is sound even if other threads of
     // this process held locks at the time of the clone.
     match unsafe { c.call() } {
-        Ok(0) => child::main(plan, fds, premade),
+        Ok(0) => child::main(&plan.child, fds, premade),
         Ok(pid) => Ok((pid, pidfd)),
         Err(e) => Err(LaunchError::sys("clone3", "create namespaces", Errno(e.0)).with_hint(userns_hint())),
     }
 }
 
 fn write_maps(plan: &Plan, pid: libc::pid_t) -> Result<(), LaunchError> {
-    let ids = &plan.ids;
+    let ids = &plan.child.ids();
     let base = format!("/proc/{pid}");
     if ids.rootless {
         // Required before gid_map for an unprivileged writer; it also stops
@@ -310,25 +310,25 @@ pub fn describe_child_error(plan: &Plan, e: ChildError) -> SetupError {
         | Step::Bind
         | Step::FsMount
         | Step::Symlink => {
-            plan.mounts.describe.get(idx).cloned().unwrap_or_default()
+            plan.child.mounts().describe.get(idx).cloned().unwrap_or_default()
         }
         Step::MountPointOnHost => format!(
             "{}: it would have to be created inside a host directory, and cordon creates mount points and symlinks only on its own tmpfs mounts; create it on the host, or mount a tmpfs above it",
-            plan.mounts.describe.get(idx).cloned().unwrap_or_default()
+            plan.child.mounts().describe.get(idx).cloned().unwrap_or_default()
         ),
-        Step::Rlimit => plan.rlimits.get(idx).map(|r| r.field.to_string()).unwrap_or_default(),
+        Step::Rlimit => plan.child.rlimits().get(idx).map(|r| r.field.to_string()).unwrap_or_default(),
         Step::Exec => {
-            let cmd = plan.exec.argv().get(0).map(|c| c.to_string_lossy().into_owned()).unwrap_or_default();
-            match plan.exec.candidates().get(idx) {
+            let cmd = plan.child.exec().argv().get(0).map(|c| c.to_string_lossy().into_owned()).unwrap_or_default();
+            match plan.child.exec().candidates().get(idx) {
                 Some(c) => c.to_string_lossy().into_owned(),
-                None if plan.exec.search_path().is_empty() => cmd,
-                None => format!("{cmd} (searched PATH={})", plan.exec.search_path()),
+                None if plan.child.exec().search_path().is_empty() => cmd,
+                None => format!("{cmd} (searched PATH={})", plan.child.exec().search_path()),
             }
         }
-        Step::Chdir => plan.cwd.to_string_lossy().into_owned(),
+        Step::Chdir => plan.child.cwd().to_string_lossy().into_owned(),
         Step::LandlockRule => plan
-            .landlock
-            .as_ref()
+            .child
+            .landlock()
             .and_then(|l| match l.paths.get(idx) {
                 Some(r) => Some(format!("{}: {}", r.field, r.path.to_string_lossy())),
                 None => idx
@@ -337,9 +337,9 @@ pub fn describe_child_error(plan: &Plan, e: ChildError) -> SetupError {
                     .map(|(port, _)| format!("TCP port {port}")),
             })
             .unwrap_or_default(),
-        Step::Hostname => plan.hostname.as_ref().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default(),
-        Step::Identity => format!("uid {} gid {}", plan.ids.uid, plan.ids.gid),
-        Step::RootTmpfs => plan.staging.to_string_lossy().into_owned(),
+        Step::Hostname => plan.child.hostname().as_ref().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default(),
+        Step::Identity => format!("uid {} gid {}", plan.child.ids().uid, plan.child.ids().gid),
+        Step::RootTmpfs => plan.child.staging().to_string_lossy().into_owned(),
         _ => String::new(),
     };
     let err = LaunchError {
@@ -350,14 +350,14 @@ pub fn describe_child_error(plan: &Plan, e: ChildError) -> SetupError {
     };
     let hint = match (e.step, e.errno.0) {
         (Step::Exec, libc::ENOENT) => Some("the program is not inside the sandbox: bind the directory that holds it (and its libraries), or give its full path".to_string()),
-        (Step::Exec, libc::EACCES) if plan.landlock.is_some() => Some("the file is not executable, sits on a mount without exec permission, or is not under a landlock.execute path".to_string()),
+        (Step::Exec, libc::EACCES) if plan.child.landlock().is_some() => Some("the file is not executable, sits on a mount without exec permission, or is not under a landlock.execute path".to_string()),
         (Step::Exec, libc::EACCES) => Some("the file is not executable, or it sits on a mount without exec permission".to_string()),
         (Step::Landlock, libc::EOPNOTSUPP) | (Step::Landlock, libc::ENOSYS) => Some(crate::features::landlock_advice().unwrap_or_else(|| "Landlock is not enabled in this kernel: boot with lsm=...,landlock (cordon features shows the LSM list), or set landlock.compatibility to best_effort".to_string())),
         (Step::BindSource, libc::EACCES) => Some(format!(
             "the sandbox's host identity (uid {}) cannot reach the source; make it readable for that uid or choose identity.host_uid",
-            plan.ids.host_uid
+            plan.child.ids().host_uid
         )),
-        (Step::FsMount, libc::EPERM) if plan.mounts.describe.get(idx).is_some_and(|d| d.starts_with("proc")) => Some(
+        (Step::FsMount, libc::EPERM) if plan.child.mounts().describe.get(idx).is_some_and(|d| d.starts_with("proc")) => Some(
             "a fresh proc needs a fully visible /proc on the host (no overmounts below /proc, as some container runtimes add)".to_string(),
         ),
         _ => None,
@@ -383,27 +383,22 @@ pub fn run_reporting(
     opts: RunOptions,
     started: &mut dyn FnMut(libc::pid_t, c_int),
 ) -> Result<Outcome, LaunchError> {
-    if plan.clone_flags & libc::CLONE_NEWPID as u64 == 0 {
+    if plan.child.clone_flags() & libc::CLONE_NEWPID as u64 == 0 {
         return Err(LaunchError::sys(
             "plan",
             "a supervised run needs the pid namespace",
             Errno(libc::EINVAL),
         ));
     }
-    let notifying = plan.seccomp.as_ref().is_some_and(|s| s.listener());
+    let notifying = plan.child.seccomp().as_ref().is_some_and(|s| s.listener());
     let mut ch = Channels::open(notifying)?;
-    let mut notifier = Notifier::new(
-        plan.seccomp
-            .as_ref()
-            .map_or(Supervise::None, |s| s.supervise.clone()),
-        opts.print_violations,
-    );
+    let mut notifier = Notifier::new(plan.supervisor.supervise.clone(), opts.print_violations);
     let signals = if opts.forward_signals {
         Some(SignalGuard::new()?)
     } else {
         None
     };
-    let cgroup = match &plan.cgroup {
+    let cgroup = match &plan.supervisor.cgroup {
         Some(cp) => Some(CgGuard(Some(Cgroup::create(cp).map_err(cgroup_error)?))),
         None => None,
     };
@@ -429,7 +424,7 @@ pub fn run_reporting(
     let mut errors = ErrorChannel::new(ch.err_r.0, notifying);
     let mut sup = Supervision {
         pidfd: pidfd.0,
-        deadline: plan.wall_time.map(|d| start + d),
+        deadline: plan.supervisor.wall_time.map(|d| start + d),
         timed_out: false,
         grace_end: None,
         grace_killed: false,
@@ -534,7 +529,7 @@ fn start_child(
     // The idmapped binds: only host root can make them, so here, before
     // clone; the child moves them into place and closes its copies.
     let mut trees = Trees([-1; MAX_OPS]);
-    mount::idmapped_trees(&plan.mounts, &mut trees.0).map_err(|e| {
+    mount::idmapped_trees(plan.child.mounts(), &mut trees.0).map_err(|e| {
         let d = describe_child_error(plan, e);
         LaunchError::sys(&d.step, d.detail, e.errno)
     })?;
@@ -542,7 +537,7 @@ fn start_child(
         plan,
         ch.child_fds(),
         cgroup.and_then(Cgroup::clone_fd),
-        &trees.0[..plan.mounts.ops.len().min(MAX_OPS)],
+        &trees.0[..plan.child.mounts().ops.len().min(MAX_OPS)],
     );
     drop(trees);
     let (pid, pidfd) = cloned?;
@@ -563,7 +558,7 @@ fn release_child(
     cgroup: Option<&Cgroup>,
 ) -> Result<(), LaunchError> {
     write_maps(plan, pid)?;
-    if plan.memfd_noexec {
+    if plan.supervisor.memfd_noexec {
         // Before the child is released: it has done nothing yet, so a
         // failure here is the helper's own, and nothing of the payload's
         // can run before the sysctl holds. (Overlapping it with the root's
@@ -575,14 +570,14 @@ fn release_child(
     // Release the child: it builds the sandbox's root meanwhile.
     sys::write_all(ch.sync_w.0, b"1").map_err(|e| LaunchError::sys("sync", "release child", e))?;
     if let Some(cg) = cgroup {
-        if plan.late_attach {
+        if plan.child.second_sync() {
             // v1: moving a process between cgroups waits for an RCU grace
             // period (milliseconds); the child builds its root meanwhile, so
             // nothing it runs is ever outside the cgroups.
             cg.attach(pid).map_err(cgroup_error)?;
         }
     }
-    if plan.second_sync() {
+    if plan.child.second_sync() {
         sys::write_all(ch.sync_w.0, b"2").map_err(|e| LaunchError::sys("sync", "payload may start", e))?;
     }
     drop(Fd(ch.sync_w.take()));
@@ -863,22 +858,20 @@ fn outcome(plan: &Plan, ended: Ended, notifier: &mut Notifier, cgroup_out: Optio
         max_rss_kb: ended.ru.ru_maxrss as u64,
         supervisor_max_rss_kb: self_max_rss_kb(),
         unenforced: plan
+            .supervisor
             .unenforced
             .iter()
-            .chain(&plan.unenforced_quiet)
+            .chain(&plan.supervisor.unenforced_quiet)
             .cloned()
             .collect(),
         limits_hit: Vec::new(),
-        host_uid: Some(plan.ids.host_uid),
-        host_gid: Some(plan.ids.host_gid),
+        host_uid: Some(plan.child.ids().host_uid),
+        host_gid: Some(plan.child.ids().host_gid),
         cgroup: None,
         violations: std::mem::take(&mut notifier.violations),
         violations_total: notifier.violations_total,
-        learned: matches!(
-            plan.seccomp.as_ref().map(|s| &s.supervise),
-            Some(Supervise::Learn { .. })
-        )
-        .then(|| std::mem::take(&mut notifier.learned)),
+        learned: matches!(plan.supervisor.supervise, Supervise::Learn { .. })
+            .then(|| std::mem::take(&mut notifier.learned)),
         error: None,
     };
     set_status(plan, &mut out, &ended);
@@ -995,5 +988,5 @@ fn cgroup_error(e: crate::cgroup::CgroupError) -> LaunchError {
 
 /// How long a run may take at most, for callers that need a bound.
 pub fn effective_timeout(plan: &Plan) -> Option<Duration> {
-    plan.wall_time
+    plan.supervisor.wall_time
 }

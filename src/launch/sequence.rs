@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error::{ChildError, Step};
 use crate::isolate::creds;
-use crate::plan::{Exec, Plan};
+use crate::plan::{ChildPlan, Exec};
 use crate::sys::{self, Errno};
 
 /// Set in a process that runs the sequence (the clone child, or the
@@ -78,11 +78,11 @@ fn at(step: Step) -> impl Fn(Errno) -> ChildError {
 /// hostname and lo belong to namespaces made at clone/unshare), before the
 /// rlimits and capabilities go (both calls need CAP_SYS_ADMIN/CAP_NET_ADMIN
 /// in the namespace).
-pub fn host_and_session(plan: &Plan, mode: Mode) -> Result<(), ChildError> {
-    if let Some(h) = &plan.hostname {
+pub fn host_and_session(plan: &ChildPlan, mode: Mode) -> Result<(), ChildError> {
+    if let Some(h) = plan.hostname() {
         sys::sethostname(h).map_err(at(Step::Hostname))?;
     }
-    if plan.own_net {
+    if plan.own_net() {
         sys::loopback_up().map_err(at(Step::Loopback))?;
     }
     // A new session: the payload has no controlling terminal and cannot
@@ -97,18 +97,18 @@ pub fn host_and_session(plan: &Plan, mode: Mode) -> Result<(), ChildError> {
 }
 
 /// Everything from the payload's signals to seccomp, in this order:
-pub fn restrict(plan: &Plan, mode: Mode, err_fd: std::os::raw::c_int) -> Result<(), ChildError> {
+pub fn restrict(plan: &ChildPlan, mode: Mode, err_fd: std::os::raw::c_int) -> Result<(), ChildError> {
     // 1. Signals: handlers reset at exec by themselves, ignored signals do
     //    not; the payload starts with none blocked (init blocked all, and
     //    `cordon exec` inherits its caller's mask).
-    sys::unignore_signals(plan.ignored_signals);
+    sys::unignore_signals(plan.ignored_signals());
     sys::set_sigmask(&sys::sigset_empty()).map_err(at(Step::SignalMask))?;
     // 2. chdir inside the new root, while still privileged in the
     //    namespace (a directory only the namespace's root may enter).
-    sys::chdir(&plan.cwd).map_err(at(Step::Chdir))?;
+    sys::chdir(plan.cwd()).map_err(at(Step::Chdir))?;
     // 3. rlimits before dropping capabilities: raising a hard limit needs
     //    CAP_SYS_RESOURCE.
-    for (i, r) in plan.rlimits.iter().enumerate() {
+    for (i, r) in plan.rlimits().iter().enumerate() {
         sys::setrlimit(r.resource, r.value, r.hard)
             .map_err(|e| ChildError::new(Step::Rlimit, e, i as u32))?;
     }
@@ -117,7 +117,7 @@ pub fn restrict(plan: &Plan, mode: Mode, err_fd: std::os::raw::c_int) -> Result<
             // 4. The payload's identity (init did the bounding set, which
             //    the payload inherits). Identity changes clear the
             //    parent-death signal: set it again at once.
-            creds::switch_identity(&plan.ids)?;
+            creds::switch_identity(plan.ids())?;
             sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0)
                 .map_err(at(Step::ParentDeathSignal))?;
         }
@@ -126,10 +126,10 @@ pub fn restrict(plan: &Plan, mode: Mode, err_fd: std::os::raw::c_int) -> Result<
             //    root has until the identity changes; then the ids
             //    (setgroups is denied in a namespace this process made, so
             //    no group change).
-            creds::drop_bounding(plan.last_cap)?;
+            creds::drop_bounding(plan.last_cap())?;
             creds::lock_securebits()?;
-            sys::setresgid(plan.ids.gid).map_err(|e| ChildError::new(Step::Identity, e, 1))?;
-            sys::setresuid(plan.ids.uid).map_err(|e| ChildError::new(Step::Identity, e, 2))?;
+            sys::setresgid(plan.ids().gid).map_err(|e| ChildError::new(Step::Identity, e, 1))?;
+            sys::setresuid(plan.ids().uid).map_err(|e| ChildError::new(Step::Identity, e, 2))?;
         }
     }
     // 5. No capabilities, and no way to gain any (setuid files, file caps).
@@ -140,22 +140,22 @@ pub fn restrict(plan: &Plan, mode: Mode, err_fd: std::os::raw::c_int) -> Result<
     sys::close_range(3, u32::MAX, sys::CLOSE_RANGE_CLOEXEC).map_err(at(Step::CloseFds))?;
     // 7. Landlock before seccomp, so that the filter need not allow the
     //    Landlock calls; after every mount (Landlock forbids mounting).
-    if let Some(ll) = &plan.landlock {
+    if let Some(ll) = plan.landlock() {
         crate::landlock::apply::apply(ll)?;
     }
     // 8. Seccomp last: the filter need not allow anything of cordon's own
     //    setup, only execve and the error path.
-    if let Some(sc) = &plan.seccomp {
+    if let Some(sc) = plan.seccomp() {
         if mode == Mode::InProcess || !sc.listener() {
-            sys::seccomp_install(&sc.program, false).map_err(at(Step::Seccomp))?;
+            sys::seccomp_install(sc.program(), false).map_err(at(Step::Seccomp))?;
         } else {
             // The supervisor takes the listener with pidfd_getfd, which
             // needs ptrace access; rootless, that means being dumpable
             // (init made the process undumpable). Exec sets it anew.
-            if plan.ids.rootless {
+            if plan.ids().rootless {
                 sys::prctl(libc::PR_SET_DUMPABLE, 1, 0).map_err(at(Step::ReportDumpable))?;
             }
-            let listener = sys::seccomp_install(&sc.program, true).map_err(at(Step::Seccomp))?;
+            let listener = sys::seccomp_install(sc.program(), true).map_err(at(Step::Seccomp))?;
             // From here on every syscall passes the filter: `write` is
             // allowed outright (checked when the policy is compiled) and the
             // hand-off call is notified, so nothing waits for a supervisor

@@ -43,7 +43,7 @@ pub struct Rlimit {
 /// ```
 /// let policy = cordon::Policy::builtin_default().unwrap();
 /// let plan = cordon::plan::Plan::build(&policy, "p", &["/bin/true"]).unwrap();
-/// assert_eq!(plan.exec.argv().len(), 1);
+/// assert_eq!(plan.child.exec().argv().len(), 1);
 /// ```
 #[derive(Debug)]
 pub struct Exec {
@@ -84,36 +84,120 @@ impl Exec {
     }
 }
 
-/// Everything the launch needs.
+/// Everything the launch needs: what the child reads, and what only the
+/// supervisor keeps.
 #[derive(Debug)]
 pub struct Plan {
+    /// What the clone child (or `Prepared::apply`) reads.
+    pub child: ChildPlan,
+    /// What only the supervisor uses: cgroups, deadline, notifications,
+    /// descriptions.
+    pub supervisor: SupervisorPlan,
+}
+
+/// What the child reads after clone (or fork): fixed once built. The
+/// fields are private and read through accessors, so that nothing can
+/// change what the child's C strings and pointer arrays point at; the
+/// child's code gets only this, never the supervisor's part.
+#[derive(Debug)]
+pub struct ChildPlan {
+    clone_flags: u64,
+    ids: Ids,
+    mounts: MountPlan,
+    staging: CString,
+    hostname: Option<CString>,
+    own_net: bool,
+    cwd: CString,
+    rlimits: Vec<Rlimit>,
+    last_cap: u32,
+    ignored_signals: u64,
+    exec: Exec,
+    stdio: [std::os::raw::c_int; 3],
+    second_sync: bool,
+    landlock: Option<crate::landlock::LandlockPlan>,
+    seccomp: Option<SeccompPlan>,
+}
+
+impl ChildPlan {
     /// clone3 namespace flags.
-    pub clone_flags: u64,
+    pub fn clone_flags(&self) -> u64 {
+        self.clone_flags
+    }
     /// Ids and maps.
-    pub ids: Ids,
+    pub fn ids(&self) -> &Ids {
+        &self.ids
+    }
+    /// The root filesystem.
+    pub fn mounts(&self) -> &MountPlan {
+        &self.mounts
+    }
+    /// Where the new root is mounted before pivot_root (a directory of the
+    /// child's private mount namespace; nothing is written there).
+    pub fn staging(&self) -> &std::ffi::CStr {
+        &self.staging
+    }
+    /// Hostname, when the policy sets one.
+    pub fn hostname(&self) -> Option<&std::ffi::CStr> {
+        self.hostname.as_deref()
+    }
+    /// Whether the sandbox has its own network namespace (bring lo up).
+    pub fn own_net(&self) -> bool {
+        self.own_net
+    }
+    /// Working directory inside the sandbox.
+    pub fn cwd(&self) -> &std::ffi::CStr {
+        &self.cwd
+    }
+    /// rlimits for the payload.
+    pub fn rlimits(&self) -> &[Rlimit] {
+        &self.rlimits
+    }
+    /// Highest capability number this kernel knows.
+    pub fn last_cap(&self) -> u32 {
+        self.last_cap
+    }
+    /// Signals ignored in the parent (bit N-1 for signal N); the payload
+    /// resets them to the default, since ignored signals survive execve.
+    pub fn ignored_signals(&self) -> u64 {
+        self.ignored_signals
+    }
+    /// The program.
+    pub fn exec(&self) -> &Exec {
+        &self.exec
+    }
+    /// fds to put on the payload's stdin, stdout and stderr (-1: inherit
+    /// cordon's), set by library callers.
+    pub fn stdio(&self) -> [std::os::raw::c_int; 3] {
+        self.stdio
+    }
+    /// Set the fd for the payload's stdin (0), stdout (1) or stderr (2);
+    /// -1 inherits cordon's. Plain numbers: the caller keeps the fds open
+    /// until the child is started.
+    pub fn set_stdio(&mut self, target: usize, fd: std::os::raw::c_int) {
+        self.stdio[target] = fd;
+    }
+    /// Whether the child waits for a second byte from the parent before it
+    /// forks the payload (the parent attaches v1 cgroups while the child
+    /// builds the root).
+    pub fn second_sync(&self) -> bool {
+        self.second_sync
+    }
+    /// The Landlock ruleset, applied before seccomp.
+    pub fn landlock(&self) -> Option<&crate::landlock::LandlockPlan> {
+        self.landlock.as_ref()
+    }
+    /// The seccomp filter, installed last before exec.
+    pub fn seccomp(&self) -> Option<&SeccompPlan> {
+        self.seccomp.as_ref()
+    }
+}
+
+/// What only the supervisor uses.
+#[derive(Debug)]
+pub struct SupervisorPlan {
     /// The host id allocated for this plan (root, when the policy names
     /// none), held until the plan is dropped: one plan, one sandbox.
     pub host_id: Option<hostid::Lease>,
-    /// The root filesystem.
-    pub mounts: MountPlan,
-    /// Where the new root is mounted before pivot_root (a directory of the
-    /// child's private mount namespace; nothing is written there).
-    pub staging: CString,
-    /// Hostname, when the policy sets one.
-    pub hostname: Option<CString>,
-    /// Whether the sandbox has its own network namespace (bring lo up).
-    pub own_net: bool,
-    /// Working directory inside the sandbox.
-    pub cwd: CString,
-    /// rlimits for the payload.
-    pub rlimits: Vec<Rlimit>,
-    /// Highest capability number this kernel knows.
-    pub last_cap: u32,
-    /// Signals ignored in the parent (bit N-1 for signal N); the payload
-    /// resets them to the default, since ignored signals survive execve.
-    pub ignored_signals: u64,
-    /// The program.
-    pub exec: Exec,
     /// Wall-clock limit.
     pub wall_time: Option<Duration>,
     /// Policy requests that were not enforced (best effort only); the CLI
@@ -127,18 +211,10 @@ pub struct Plan {
     /// payload starts (root, with a pid namespace, on Linux 6.3+): the
     /// parent does it before it releases the child.
     pub memfd_noexec: bool,
-    /// fds to put on the payload's stdin, stdout and stderr (-1: inherit
-    /// cordon's), set by library callers.
-    pub stdio: [std::os::raw::c_int; 3],
     /// Where the sandbox's cgroup goes, when the policy has cgroup limits.
     pub cgroup: Option<crate::cgroup::CgroupPlan>,
-    /// cgroup v1: the parent attaches the child after releasing it, and the
-    /// child waits for that before it forks the payload.
-    pub late_attach: bool,
-    /// The Landlock ruleset, applied before seccomp.
-    pub landlock: Option<crate::landlock::LandlockPlan>,
-    /// The seccomp filter, installed last before exec.
-    pub seccomp: Option<SeccompPlan>,
+    /// What the supervisor does with seccomp notifications.
+    pub supervise: Supervise,
 }
 
 /// What the supervisor does with seccomp notifications.
@@ -159,19 +235,22 @@ pub enum Supervise {
     },
 }
 
-/// The seccomp program and how it is supervised.
+/// The seccomp program the child installs.
 #[derive(Clone, Debug)]
 pub struct SeccompPlan {
-    /// The BPF program, as the kernel's `struct sock_filter`s.
-    pub program: Vec<libc::sock_filter>,
-    /// Notifications, if any.
-    pub supervise: Supervise,
+    program: Vec<libc::sock_filter>,
+    listener: bool,
 }
 
 impl SeccompPlan {
-    /// Whether the filter is installed with a notification listener.
+    /// The BPF program, as the kernel's `struct sock_filter`s.
+    pub fn program(&self) -> &[libc::sock_filter] {
+        &self.program
+    }
+    /// Whether the filter is installed with a notification listener (the
+    /// supervisor reports or learns).
     pub fn listener(&self) -> bool {
-        !matches!(self.supervise, Supervise::None)
+        self.listener
     }
 }
 
@@ -279,13 +358,6 @@ fn read_last_cap() -> u32 {
 }
 
 impl Plan {
-    /// Whether the child waits for a second byte from the parent before it
-    /// forks the payload (the parent attaches v1 cgroups while the child
-    /// builds the root).
-    pub fn second_sync(&self) -> bool {
-        self.late_attach
-    }
-
     /// Compile a policy and a command into a plan. `file` names the policy
     /// in errors.
     pub fn build(policy: &Policy, file: &str, argv: &[impl AsRef<OsStr>]) -> Result<Plan, PolicyError> {
@@ -321,42 +393,54 @@ impl Plan {
         let rlimits = rlimits(&policy.limits);
         let l = &policy.limits;
         let mut plan = Plan {
-            clone_flags: flags,
-            ids,
-            host_id,
-            mounts,
-            staging: CString::from(c"/tmp"),
-            hostname: policy
-                .hostname
-                .as_deref()
-                .map(|h| cstring("hostname", file, h.as_bytes()))
-                .transpose()?,
-            own_net: policy.has_namespace(Namespace::Net),
-            cwd: cstring("cwd", file, policy.cwd.as_bytes())?,
-            rlimits,
-            last_cap: read_last_cap(),
-            ignored_signals: crate::sys::ignored_signals(),
-            exec,
-            wall_time: l.wall_time.map(|d| d.as_duration()),
-            unenforced: Vec::new(),
-            unenforced_quiet: Vec::new(),
-            memfd_noexec: false,
-            stdio: [-1; 3],
-            cgroup: None,
-            late_attach: false,
-            landlock: None,
-            seccomp: None,
+            child: ChildPlan {
+                clone_flags: flags,
+                ids,
+                mounts,
+                staging: CString::from(c"/tmp"),
+                hostname: policy
+                    .hostname
+                    .as_deref()
+                    .map(|h| cstring("hostname", file, h.as_bytes()))
+                    .transpose()?,
+                own_net: policy.has_namespace(Namespace::Net),
+                cwd: cstring("cwd", file, policy.cwd.as_bytes())?,
+                rlimits,
+                last_cap: read_last_cap(),
+                ignored_signals: crate::sys::ignored_signals(),
+                exec,
+                stdio: [-1; 3],
+                second_sync: false,
+                landlock: None,
+                seccomp: None,
+            },
+            supervisor: SupervisorPlan {
+                host_id,
+                wall_time: l.wall_time.map(|d| d.as_duration()),
+                unenforced: Vec::new(),
+                unenforced_quiet: Vec::new(),
+                memfd_noexec: false,
+                cgroup: None,
+                supervise: Supervise::None,
+            },
         };
         plan.decide_cgroup(policy, file)?;
         plan.memfd_hardening(policy);
-        plan.unenforced.extend(policy.disabled.iter().cloned());
-        plan.unenforced.extend(plan.mounts.unenforced.iter().cloned());
+        let sup = &mut plan.supervisor;
+        sup.unenforced.extend(policy.disabled.iter().cloned());
+        sup.unenforced
+            .extend(plan.child.mounts.unenforced.iter().cloned());
         if let Some(ll) = &policy.landlock {
             let (prepared, missing) = ll.prepare(crate::landlock::abi_version(), file)?;
-            plan.landlock = prepared;
-            plan.unenforced.extend(missing);
+            plan.child.landlock = prepared;
+            sup.unenforced.extend(missing);
         }
-        plan.seccomp = seccomp_plan(policy, file, plan.mounts.setid_guard, &mut plan.unenforced)?;
+        if let Some((seccomp, supervise)) =
+            seccomp_plan(policy, file, plan.child.mounts.setid_guard, &mut sup.unenforced)?
+        {
+            plan.child.seccomp = Some(seccomp);
+            sup.supervise = supervise;
+        }
         Ok(plan)
     }
 
@@ -383,8 +467,8 @@ impl Plan {
             };
             match decided {
                 Ok(p) => {
-                    self.late_attach = matches!(p, crate::cgroup::CgroupPlan::V1 { .. });
-                    self.cgroup = Some(p);
+                    self.child.second_sync = matches!(p, crate::cgroup::CgroupPlan::V1 { .. });
+                    self.supervisor.cgroup = Some(p);
                 }
                 Err(why) if policy.limits.compatibility == crate::landlock::Compatibility::BestEffort => {
                     // Every item names the limits it leaves unenforced.
@@ -397,9 +481,9 @@ impl Plan {
                     if v2_only {
                         // The policy chose cgroup limits only where they are
                         // cheap: the outcome lists them, without a warning.
-                        self.unenforced_quiet.push(item);
+                        self.supervisor.unenforced_quiet.push(item);
                     } else {
-                        self.unenforced.push(item);
+                        self.supervisor.unenforced.push(item);
                     }
                 }
                 Err(why) => {
@@ -422,16 +506,16 @@ impl Plan {
         // cordon's own hardening, not a request of the policy: listed in the
         // outcome where it cannot be had, without a warning on every run.
         if policy.has_namespace(Namespace::Pid) {
-            if self.ids.rootless {
-                self.unenforced_quiet.push(
+            if self.child.ids.rootless {
+                self.supervisor.unenforced_quiet.push(
                     "memfd_noexec: without privileges cordon cannot set vm.memfd_noexec in the sandbox's pid namespace, so the payload may execute code it writes into a memfd; run cordon as root to forbid that".to_string(),
                 );
             } else if !crate::isolate::memfd::available() {
-                self.unenforced_quiet.push(
+                self.supervisor.unenforced_quiet.push(
                     "memfd_noexec: this kernel lacks vm.memfd_noexec (Linux 6.3), so the payload may execute code it writes into a memfd".to_string(),
                 );
             } else {
-                self.memfd_noexec = true;
+                self.supervisor.memfd_noexec = true;
             }
         }
     }
@@ -446,14 +530,15 @@ impl Plan {
             return Err(format!("cordon learn needs seccomp user notification: {why}"));
         }
         let mut filter = crate::seccomp::learn_filter();
-        if self.mounts.setid_guard {
+        if self.child.mounts.setid_guard {
             filter = crate::seccomp::setid_guard(&filter);
         }
         let program = program_or_error(&filter, "<learning filter>").map_err(|e| e.to_string())?;
-        self.seccomp = Some(SeccompPlan {
+        self.child.seccomp = Some(SeccompPlan {
             program,
-            supervise: Supervise::Learn { allow_dangerous },
+            listener: true,
         });
+        self.supervisor.supervise = Supervise::Learn { allow_dangerous };
         Ok(self)
     }
 }
@@ -543,7 +628,7 @@ fn seccomp_plan(
     file: &str,
     setid_guard: bool,
     unenforced: &mut Vec<String>,
-) -> Result<Option<SeccompPlan>, PolicyError> {
+) -> Result<Option<(SeccompPlan, Supervise)>, PolicyError> {
     if let Some(sc) = &policy.seccomp {
         let mut filter = sc.compile().map_err(|e| PolicyError {
             file: file.to_string(),
@@ -571,12 +656,17 @@ fn seccomp_plan(
             Some(p) => p,
             None => program_or_error(&filter, file)?,
         };
-        Ok(Some(SeccompPlan { program, supervise }))
+        let listener = !matches!(supervise, Supervise::None);
+        Ok(Some((SeccompPlan { program, listener }, supervise)))
     } else if setid_guard {
-        Ok(Some(SeccompPlan {
-            program: program_or_error(&crate::seccomp::guard_only_filter(), file)?,
-            supervise: Supervise::None,
-        }))
+        let program = program_or_error(&crate::seccomp::guard_only_filter(), file)?;
+        Ok(Some((
+            SeccompPlan {
+                program,
+                listener: false,
+            },
+            Supervise::None,
+        )))
     } else {
         Ok(None)
     }
@@ -618,13 +708,15 @@ mod tests {
         let p = policy(r#","limits":{"cpu_time":"1500ms","file_size":"1M"}"#);
         let plan = Plan::build(&p, "t", &["/bin/true"]).expect("plan");
         let cpu = plan
-            .rlimits
+            .child
+            .rlimits()
             .iter()
             .find(|r| r.resource == libc::RLIMIT_CPU)
             .expect("cpu");
         assert_eq!((cpu.value, cpu.hard), (2, 3));
         let fsize = plan
-            .rlimits
+            .child
+            .rlimits()
             .iter()
             .find(|r| r.resource == libc::RLIMIT_FSIZE)
             .expect("fsize");
@@ -635,12 +727,12 @@ mod tests {
     fn argv_and_envp_arrays_are_null_terminated() {
         let p = policy("");
         let plan = Plan::build(&p, "t", &["/bin/echo", "hi"]).expect("plan");
-        assert_eq!(plan.exec.argv().len(), 2);
+        assert_eq!(plan.child.exec().argv().len(), 2);
         // SAFETY: the array has argv.len() + 1 entries.
         unsafe {
-            assert!(!(*plan.exec.argv().as_ptr().add(1)).is_null());
-            assert!((*plan.exec.argv().as_ptr().add(2)).is_null());
+            assert!(!(*plan.child.exec().argv().as_ptr().add(1)).is_null());
+            assert!((*plan.child.exec().argv().as_ptr().add(2)).is_null());
         }
-        assert!(plan.clone_flags & libc::CLONE_NEWUSER as u64 != 0);
+        assert!(plan.child.clone_flags() & libc::CLONE_NEWUSER as u64 != 0);
     }
 }
