@@ -1,13 +1,39 @@
 //! The child side of the launch: pid 1 of the sandbox (cordon's init) and
 //! the payload it forks. Everything here runs after clone3 and must not
 //! allocate, take a lock or touch thread-local state: it only reads the
-//! [`Plan`] built in the parent and makes system calls.
+//! [`ChildPlan`] built in the parent and makes system calls. The steps it
+//! shares with `cordon exec` live in [`super::sequence`].
 //!
-//! Order (see ARCHITECTURE.md): parent-death signal, wait for the id maps,
-//! identity → mounts and pivot_root → hostname, loopback, setsid →
-//! capability bounding set and securebits (inherited by the payload) → fork
-//! the payload. The payload: chdir → rlimits → uid/gid (parent-death signal
-//! again) → capabilities → no_new_privs → fds close-on-exec → exec.
+//! The whole sequence, in order, and why each step is where it is:
+//!
+//! init (pid 1):
+//! 1. mark the process as the child: from here a panic exits 125 at once.
+//! 2. block every signal: init takes them with sigwaitinfo (pid 1 ignores
+//!    signals it has no handler for), before anything can arrive.
+//! 3. parent-death signal, then the caller's stdio onto 0-2 (while the
+//!    caller's fds are still open), then close the parent's pipe ends.
+//! 4. wait for the id maps (EOF: the parent died: exit).
+//! 5. identity switch: a child started by root is host uid 0 until here, so
+//!    this comes before touching anything; then the parent-death signal
+//!    again (identity changes clear it) and non-dumpable.
+//! 6. mounts and pivot_root: needs the namespace's capabilities, and must
+//!    precede Landlock (which forbids mounting).
+//! 7. hostname, loopback, setsid ([`super::sequence::host_and_session`]):
+//!    in the namespaces made at clone, still privileged.
+//! 8. bounding set and securebits: inherited by the payload, dropped once
+//!    here, while CAP_SETPCAP is still there.
+//! 9. (v1 cgroups) wait for the second byte: the payload starts only once
+//!    the parent has attached us.
+//! 10. fork the payload; init then drops its own privileges and fds and
+//!     reaps until the payload ends.
+//!
+//! the payload ([`super::sequence::restrict`], then
+//! [`super::sequence::exec_search`]): signals reset → chdir → rlimits
+//! (raising a hard limit needs CAP_SYS_RESOURCE) → identity and the
+//! parent-death signal again → capabilities → no_new_privs → fds
+//! close-on-exec → Landlock (before seccomp, so the filter need not allow
+//! it) → seccomp last (the filter need only allow execve and the error
+//! path) → execve, searched as execvp does.
 
 use std::os::raw::c_int;
 
@@ -112,7 +138,10 @@ fn init(plan: &ChildPlan, fds: Fds, premade: &[c_int]) -> Result<Never, ChildErr
         .map_err(at(Step::ParentDeathSignal))?;
     sys::prctl(libc::PR_SET_DUMPABLE, 0, 0).map_err(at(Step::Dumpable))?;
 
+    // The root: all mount work before Landlock, with the namespace's
+    // capabilities (kept across the identity switch above).
     mount::apply(plan.mounts(), plan.staging(), premade)?;
+    // Hostname, loopback and a new session, shared with `cordon exec`.
     sequence::host_and_session(plan, Mode::Payload)?;
 
     // The bounding set and securebits are inherited by the payload: drop
