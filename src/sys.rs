@@ -904,6 +904,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_filter_longer_than_sock_fprog_can_say_is_refused() {
+        // Refused before the system call: nothing is installed on this
+        // test thread (the kernel itself takes at most 4096).
+        let ret_allow = libc::sock_filter {
+            code: 0x06,
+            jt: 0,
+            jf: 0,
+            k: 0x7fff_0000,
+        };
+        let long = vec![ret_allow; usize::from(u16::MAX) + 1];
+        assert_eq!(seccomp_install(&long, false), Err(Errno(libc::EINVAL)));
+    }
+
+    #[test]
     fn fd_path_formats_without_allocating() {
         let mut b = [0u8; 32];
         assert_eq!(fd_path(0, &mut b).to_bytes(), b"/proc/self/fd/0");
