@@ -36,7 +36,8 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::raw::c_int;
 
 use crate::error::{ChildError, LaunchError, Step};
-use crate::isolate::{creds, mount};
+use crate::isolate::mount;
+use crate::launch::sequence::{self, Mode};
 use crate::outcome::Outcome;
 use crate::plan::Plan;
 use crate::policy::{Mount, Namespace, Policy, PolicyError};
@@ -168,32 +169,25 @@ pub fn prepare_for(policy: &Policy, file: &str, argv: &[impl AsRef<OsStr>]) -> R
         });
     }
     let mut plan = Plan::build(policy, file, argv)?;
+    // apply() runs after fork: its panics must not reach a hook.
+    sequence::install_panic_guard();
     // vm.memfd_noexec is per pid namespace, and without one of its own the
     // payload shares its caller's.
-    plan.unenforced.push(
+    plan.supervisor.unenforced.push(
         "memfd_noexec: without a pid namespace of its own (cordon exec, the pre-exec API) vm.memfd_noexec cannot be set for the payload alone, so it may execute code it writes into a memfd; use cordon run".to_string(),
     );
-    if let Some(lease) = plan.host_id.as_mut() {
+    if let Some(lease) = plan.supervisor.host_id.as_mut() {
         // Processes restricted by this Prepared may outlive it.
         lease.set_release(crate::isolate::hostid::Release::Linger);
     }
-    let mut unshare = 0;
-    for ns in &policy.namespaces {
-        unshare |= match ns {
-            Namespace::User => libc::CLONE_NEWUSER,
-            Namespace::Mount => libc::CLONE_NEWNS,
-            Namespace::Net => libc::CLONE_NEWNET,
-            Namespace::Ipc => libc::CLONE_NEWIPC,
-            Namespace::Uts => libc::CLONE_NEWUTS,
-            Namespace::Cgroup => libc::CLONE_NEWCGROUP,
-            Namespace::Pid => 0,
-        };
-    }
-    let ids = &plan.ids;
+    // Everything but the pid namespace, which needs cordon's init.
+    let unshare =
+        (crate::isolate::ids::clone_flags(&policy.namespaces) & !(libc::CLONE_NEWPID as u64)) as c_int;
+    let ids = &plan.child.ids();
     let drop_to = (!ids.rootless).then_some((ids.host_uid, ids.host_gid));
     Ok(Prepared {
-        uid_map: format!("{} {} 1\n", ids.uid, ids.host_uid).into_bytes(),
-        gid_map: format!("{} {} 1\n", ids.gid, ids.host_gid).into_bytes(),
+        uid_map: ids.uid_map().into_bytes(),
+        gid_map: ids.gid_map().into_bytes(),
         plan,
         unshare,
         drop_to,
@@ -215,24 +209,28 @@ impl Prepared {
     }
 
     fn apply_inner(&self) -> Result<(), ChildError> {
+        // A panic in the restricted process exits at once (the guard was
+        // installed by `prepare_for`).
+        sequence::mark_child();
         let plan = &self.plan;
         // Idmapped binds need host root: make them before dropping it.
         let mut trees = [-1 as c_int; mount::MAX_OPS];
         if self.unshare & libc::CLONE_NEWNS != 0 {
-            mount::idmapped_trees(&plan.mounts, &mut trees)?;
+            mount::idmapped_trees(plan.child.mounts(), &mut trees)?;
         }
         if let Err(e) = self.enter() {
             for &t in &trees {
                 if t >= 0 {
-                    sys::close(t);
+                    // SAFETY: `t` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+                    unsafe { sys::close(t) };
                 }
             }
             return Err(e);
         }
         if self.unshare & libc::CLONE_NEWNS != 0 {
             // Takes over the trees.
-            let n = plan.mounts.ops.len().min(mount::MAX_OPS);
-            mount::apply(&plan.mounts, &plan.staging, &trees[..n])?;
+            let n = plan.child.mounts().ops.len().min(mount::MAX_OPS);
+            mount::apply(plan.child.mounts(), plan.child.staging(), &trees[..n])?;
         }
         self.restrict()
     }
@@ -260,79 +258,26 @@ impl Prepared {
         Ok(())
     }
 
-    /// Everything after the root is built.
+    /// Everything after the root is built: the steps `cordon run`'s
+    /// payload takes too, from the one sequence.
     fn restrict(&self) -> Result<(), ChildError> {
-        let plan = &self.plan;
-        let at = |step: Step| move |e: Errno| ChildError::new(step, e, 0);
-        if let Some(h) = &plan.hostname {
-            sys::sethostname(h).map_err(at(Step::Hostname))?;
-        }
-        if plan.own_net {
-            sys::loopback_up().map_err(at(Step::Loopback))?;
-        }
-        // A new session, unless this process already leads one (EPERM; an
-        // exec'd shell's child may): seccomp refuses TIOCSTI either way.
-        match sys::setsid() {
-            Ok(()) | Err(Errno(libc::EPERM)) => {}
-            Err(e) => return Err(ChildError::new(Step::Setsid, e, 0)),
-        }
-        sys::unignore_signals(plan.ignored_signals);
-        // cordon exec inherits its caller's signal mask; the payload starts
-        // with none blocked, as under cordon run.
-        sys::set_sigmask(&sys::sigset_empty()).map_err(at(Step::SignalMask))?;
-        sys::chdir(&plan.cwd).map_err(at(Step::Chdir))?;
-        for (i, r) in plan.rlimits.iter().enumerate() {
-            sys::setrlimit(r.resource, r.value, r.hard)
-                .map_err(|e| ChildError::new(Step::Rlimit, e, i as u32))?;
-        }
-        creds::drop_bounding(plan.last_cap)?;
-        creds::lock_securebits()?;
-        sys::setresgid(plan.ids.gid).map_err(|e| ChildError::new(Step::Identity, e, 1))?;
-        sys::setresuid(plan.ids.uid).map_err(|e| ChildError::new(Step::Identity, e, 2))?;
-        creds::drop_caps()?;
-        creds::no_new_privs()?;
-        sys::close_range(3, u32::MAX, sys::CLOSE_RANGE_CLOEXEC).map_err(at(Step::CloseFds))?;
-        if let Some(ll) = &plan.landlock {
-            crate::landlock::apply::apply(ll)?;
-        }
-        if let Some(sc) = &plan.seccomp {
-            sys::seccomp_install(&sc.program, false).map_err(at(Step::Seccomp))?;
-        }
-        Ok(())
+        sequence::host_and_session(&self.plan.child, Mode::InProcess)?;
+        sequence::restrict(&self.plan.child, Mode::InProcess, -1)
     }
 
     /// [`Prepared::apply`], then exec the command given to [`prepare_for`]
-    /// (searched on the sandbox's `PATH`, with the policy's environment).
-    /// Returns only on failure.
+    /// (searched on the sandbox's `PATH` as execvp does, with the policy's
+    /// environment). Returns only on failure.
     pub fn apply_and_exec(&self) -> ApplyError {
         if let Err(e) = self.apply() {
             return e;
         }
-        // Like execvp: keep searching past "not found"; report the first
-        // other error, or u32::MAX as the index when nothing was found.
-        let (mut first, mut index) = (Errno(libc::ENOENT), u32::MAX);
-        for (i, path) in self.plan.exec.candidates.iter().enumerate() {
-            // SAFETY: the plan's arrays are NUL-terminated and owned by it.
-            let e = unsafe { sys::execve(path, self.plan.exec.argv_ptr(), self.plan.exec.envp_ptr()) };
-            match e.0 {
-                libc::ENOENT | libc::ENOTDIR => {}
-                _ if first.0 == libc::ENOENT => {
-                    first = e;
-                    index = i as u32;
-                }
-                _ => {}
-            }
-        }
-        ApplyError {
-            step: Step::Exec,
-            errno: first.0,
-            index,
-        }
+        sequence::exec_search(self.plan.child.exec()).into()
     }
 
     /// What the policy asked that this kernel cannot enforce (best effort).
     pub fn unenforced(&self) -> &[String] {
-        &self.plan.unenforced
+        &self.plan.supervisor.unenforced
     }
 
     /// A failed step described with the plan's names for its items
@@ -428,15 +373,18 @@ impl Sandbox {
         let mut plan = Plan::build(&self.policy, &self.name, argv).map_err(SpawnError::Policy)?;
         let stdio = self.stdio;
         for (i, fd) in stdio.iter().enumerate() {
-            plan.stdio[i] = fd.as_ref().map_or(-1, AsRawFd::as_raw_fd);
+            plan.child
+                .set_stdio(i, fd.as_ref().map_or(-1, AsRawFd::as_raw_fd));
         }
-        let (tx, rx) = std::sync::mpsc::channel::<(libc::pid_t, Option<OwnedFd>)>();
+        let (tx, rx) = std::sync::mpsc::channel::<(libc::pid_t, Result<OwnedFd, Errno>)>();
         let thread = std::thread::spawn(move || {
             let mut report = |pid: libc::pid_t, pidfd: c_int| {
-                // SAFETY: dup of a valid fd; the copy is owned by the Child.
-                let dup = unsafe { libc::fcntl(pidfd, libc::F_DUPFD_CLOEXEC, 3) };
-                // SAFETY: dup is a new fd (or -1, mapped to None).
-                let owned = (dup >= 0).then(|| unsafe { OwnedFd::from_raw_fd(dup) });
+                // The errno is read here, on the thread whose call failed.
+                let owned = sys::dup_above(pidfd, 3).map(|dup| {
+                    // SAFETY: dup_above returned a new fd that nothing else
+                    // owns; the Child takes it.
+                    unsafe { OwnedFd::from_raw_fd(dup) }
+                });
                 let _ = tx.send((pid, owned));
             };
             let out = crate::launch::parent::run_reporting(
@@ -452,14 +400,10 @@ impl Sandbox {
             out
         });
         match rx.recv() {
-            Ok((pid, Some(pidfd))) => Ok(Child { pid, pidfd, thread }),
-            Ok((_, None)) => {
+            Ok((pid, Ok(pidfd))) => Ok(Child { pid, pidfd, thread }),
+            Ok((_, Err(errno))) => {
                 let _ = thread.join();
-                Err(SpawnError::Launch(LaunchError::sys(
-                    "pidfd",
-                    "dup",
-                    Errno::last(),
-                )))
+                Err(SpawnError::Launch(LaunchError::sys("pidfd", "dup", errno)))
             }
             Err(_) => match thread.join() {
                 Ok(Err(e)) => Err(SpawnError::Launch(e)),

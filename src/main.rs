@@ -406,7 +406,7 @@ fn run(a: RunArgs, m: &ArgMatches) -> i32 {
             return EXIT_SETUP;
         }
     };
-    for item in &plan.unenforced {
+    for item in &plan.supervisor.unenforced {
         eprintln!("cordon: warning: not enforced: {item}");
     }
     let out = match launch::run(

@@ -152,8 +152,15 @@ pub fn fstat_dev_mode(fd: c_int) -> SysResult<(u64, u32)> {
 }
 
 /// close(2); errors are ignored (the fd is gone either way).
-pub fn close(fd: c_int) {
-    // SAFETY: closing an fd we own; a bad fd only yields EBADF.
+///
+/// # Safety
+///
+/// `fd` must be owned by the caller: no `OwnedFd`, `File` or other code
+/// may use or close that fd number afterwards (it may be reused at once
+/// for another file). Closing a number that is not open is harmless.
+pub unsafe fn close(fd: c_int) {
+    // SAFETY: the caller owns `fd` (see the contract above); close itself
+    // touches no memory of ours.
     unsafe { libc::close(fd) };
 }
 
@@ -248,8 +255,14 @@ pub fn recv_with_pid(fd: c_int, buf: &mut [u8]) -> SysResult<(usize, Option<libc
 }
 
 /// dup2(2).
-pub fn dup2(old: c_int, new: c_int) -> SysResult<()> {
-    // SAFETY: plain integers.
+///
+/// # Safety
+///
+/// `new` is closed and replaced: the caller must own it (or know that
+/// nothing in this process uses that number), as for [`close`].
+pub unsafe fn dup2(old: c_int, new: c_int) -> SysResult<()> {
+    // SAFETY: the caller owns `new` (see the contract above); dup2 takes
+    // two integers and touches no memory of ours.
     retry(|| check_int(unsafe { libc::dup2(old, new) }).map(drop))
 }
 
@@ -276,7 +289,8 @@ pub fn write_file(path: &CStr, data: &[u8]) -> SysResult<()> {
     // SAFETY: path is NUL-terminated.
     let fd = check_int(unsafe { libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) })?;
     let r = write_all(fd, data);
-    close(fd);
+    // SAFETY: `fd` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+    unsafe { close(fd) };
     r
 }
 
@@ -517,26 +531,26 @@ pub fn fork_raw() -> SysResult<libc::pid_t> {
 /// Install a seccomp filter (SECCOMP_SET_MODE_FILTER) on this thread.
 /// Needs no_new_privs (or CAP_SYS_ADMIN). With `listener`, the filter gets
 /// a user-notification fd (close-on-exec), which is returned; otherwise 0.
-pub fn seccomp_install(prog: &[crate::seccomp::bpf::Insn], listener: bool) -> SysResult<c_int> {
-    #[repr(C)]
-    struct Fprog {
-        len: u16,
-        filter: *const crate::seccomp::bpf::Insn,
-    }
-    let fprog = Fprog {
-        len: prog.len().min(u16::MAX as usize) as u16,
-        filter: prog.as_ptr(),
+/// A program longer than the kernel's `struct sock_fprog` can describe
+/// (65,535 instructions) fails with EINVAL instead of being cut short.
+pub fn seccomp_install(prog: &[libc::sock_filter], listener: bool) -> SysResult<c_int> {
+    let Ok(len) = u16::try_from(prog.len()) else {
+        return Err(Errno(libc::EINVAL));
+    };
+    let fprog = libc::sock_fprog {
+        len,
+        filter: prog.as_ptr().cast_mut(),
     };
     // SECCOMP_FILTER_FLAG_NEW_LISTENER
     let flags: c_ulong = if listener { 1 << 3 } else { 0 };
-    // SAFETY: fprog points at `prog`, which outlives the call; Insn has the
-    // layout of struct sock_filter.
+    // SAFETY: fprog describes exactly `len` instructions of `prog`, which
+    // outlives the call; the kernel only reads through the pointer.
     check(unsafe {
         libc::syscall(
             libc::SYS_seccomp,
             1, /* SECCOMP_SET_MODE_FILTER */
             flags,
-            &fprog as *const Fprog,
+            &fprog as *const libc::sock_fprog,
         )
     })
     .map(|fd| fd as c_int)
@@ -557,14 +571,26 @@ pub fn landlock_abi() -> SysResult<u32> {
     .map(|v| v as u32)
 }
 
+/// struct landlock_ruleset_attr (libc has no definition of it).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LandlockRulesetAttr {
+    /// Handled filesystem rights.
+    pub handled_access_fs: u64,
+    /// Handled network rights.
+    pub handled_access_net: u64,
+    /// Scopes.
+    pub scoped: u64,
+}
+
 /// landlock_create_ruleset(2) with the first `size` bytes of `attr`.
-pub fn landlock_create_ruleset(attr: &crate::landlock::RulesetAttr, size: usize) -> SysResult<c_int> {
-    let size = size.min(std::mem::size_of::<crate::landlock::RulesetAttr>());
+pub fn landlock_create_ruleset(attr: &LandlockRulesetAttr, size: usize) -> SysResult<c_int> {
+    let size = size.min(std::mem::size_of::<LandlockRulesetAttr>());
     // SAFETY: attr is a valid struct landlock_ruleset_attr of at least `size` bytes.
     check(unsafe {
         libc::syscall(
             libc::SYS_landlock_create_ruleset,
-            attr as *const crate::landlock::RulesetAttr,
+            attr as *const LandlockRulesetAttr,
             size,
             0u32,
         )
@@ -725,19 +751,14 @@ pub fn pidfd_getfd(pidfd: c_int, fd: c_int) -> SysResult<c_int> {
     check(unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd, fd, 0) }).map(|fd| fd as c_int)
 }
 
-/// The hand-off call (see [`crate::seccomp::HANDOFF_NR`]): blocks until the
-/// supervisor answers through the listener.
-pub fn seccomp_handoff(listener: c_int) -> SysResult<()> {
-    // SAFETY: a syscall number no kernel implements; only the filter and the
-    // supervisor see it.
-    check(unsafe {
-        libc::syscall(
-            crate::seccomp::HANDOFF_NR as c_long,
-            crate::seccomp::HANDOFF_MAGIC,
-            listener as c_long,
-        )
-    })
-    .map(drop)
+/// The hand-off call: syscall `nr` (cordon's `seccomp::HANDOFF_NR`, a
+/// number no kernel implements) with `magic` and the listener fd; it blocks
+/// until the supervisor answers through the listener.
+pub fn seccomp_handoff(nr: u32, magic: u64, listener: c_int) -> SysResult<()> {
+    // SAFETY: the call takes two integers and touches no memory of ours;
+    // a kernel that does not implement `nr` (no kernel does) returns ENOSYS
+    // when no filter answers it.
+    check(unsafe { libc::syscall(nr as c_long, magic, listener as c_long) }).map(drop)
 }
 
 /// struct seccomp_notif.
@@ -916,13 +937,28 @@ pub fn loopback_up() -> SysResult<()> {
     req.ifr_ifru.ifru_flags = (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
     // SAFETY: req is a valid ifreq naming "lo".
     let r = check_int(unsafe { libc::ioctl(fd, libc::SIOCSIFFLAGS, &req) });
-    close(fd);
+    // SAFETY: `fd` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+    unsafe { close(fd) };
     r.map(drop)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_filter_longer_than_sock_fprog_can_say_is_refused() {
+        // Refused before the system call: nothing is installed on this
+        // test thread (the kernel itself takes at most 4096).
+        let ret_allow = libc::sock_filter {
+            code: 0x06,
+            jt: 0,
+            jf: 0,
+            k: 0x7fff_0000,
+        };
+        let long = vec![ret_allow; usize::from(u16::MAX) + 1];
+        assert_eq!(seccomp_install(&long, false), Err(Errno(libc::EINVAL)));
+    }
 
     #[test]
     fn fd_path_formats_without_allocating() {

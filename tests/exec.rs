@@ -290,3 +290,72 @@ fn exec_refuses_what_needs_a_supervisor_and_runs_nothing() {
         }
     }
 }
+
+/// Two PATH directories with a command of the same name: in the first it
+/// cannot be executed (ENOEXEC: executable bits, no ELF header, no `#!`),
+/// in the second it is a script that would print `ran-later`.
+fn enoexec_then_script() -> TempDir {
+    let dir = TempDir::new("path-enoexec");
+    for (sub, body, mode) in [
+        ("a", "\x01\x02 not a program\n", 0o755),
+        ("b", "#!/bin/sh\necho ran-later\n", 0o755),
+    ] {
+        let d = dir.path().join(sub);
+        std::fs::create_dir(&d).expect("mkdir");
+        common::set_mode(&d, 0o755);
+        let f = d.join("cordon-pathcmd");
+        std::fs::write(&f, body).expect("write command");
+        common::set_mode(&f, mode);
+    }
+    dir
+}
+
+#[test]
+fn an_enoexec_file_earlier_on_path_ends_the_search_in_run_and_exec() {
+    let dir = enoexec_then_script();
+    let (a, b) = (format!("{}/a:/pa", dir.str()), format!("{}/b:/pb", dir.str()));
+    let binds = ["--ro-bind", &a, "--ro-bind", &b, "--env", "PATH=/pa:/pb"];
+    for mode in modes() {
+        // The control: with only the script's directory on PATH it runs,
+        // so the binds and the script are fine.
+        let mut args = binds.to_vec();
+        args.extend(["--env", "PATH=/pb", "--", "cordon-pathcmd"]);
+        let o = exec(mode, &args);
+        let d = diag(mode, &o);
+        assert!(o.status.success(), "{d}");
+        assert_eq!(String::from_utf8_lossy(&o.stdout), "ran-later\n", "{d}");
+        let r = common::run(
+            mode,
+            &binds[..4],
+            &["/bin/sh", "-c", "PATH=/pb exec cordon-pathcmd"],
+        );
+        assert_eq!(
+            r.stdout(),
+            "ran-later\n",
+            "[{mode:?}] run control: {}",
+            r.stderr()
+        );
+
+        // execvp stops at the ENOEXEC file: 126, and the later entry
+        // never runs, under `cordon exec`...
+        let mut args = binds.to_vec();
+        args.extend(["--", "cordon-pathcmd"]);
+        let o = exec(mode, &args);
+        let d = diag(mode, &o);
+        assert_eq!(o.status.code(), Some(126), "{d}");
+        assert!(o.stdout.is_empty(), "{d}");
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("/pa/cordon-pathcmd"),
+            "{d}"
+        );
+        // ... and under `cordon run`, which shares the search.
+        let r = common::run(mode, &binds, &["cordon-pathcmd"]);
+        assert_eq!(r.code(), 126, "[{mode:?}] run: {}", r.stderr());
+        assert_eq!(r.stdout(), "", "[{mode:?}] run: {}", r.stderr());
+        assert!(
+            r.stderr().contains("/pa/cordon-pathcmd"),
+            "[{mode:?}] run: {}",
+            r.stderr()
+        );
+    }
+}

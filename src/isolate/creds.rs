@@ -1,7 +1,7 @@
 //! Identity and capabilities. Child side only; nothing here allocates.
 
 use crate::error::{ChildError, Step};
-use crate::plan::Ids;
+use crate::isolate::ids::Ids;
 use crate::sys;
 
 const SECBIT_NOROOT: u64 = 1 << 0;

@@ -70,16 +70,19 @@ fn make_userns(map: Map) -> Result<OwnedFd, String> {
     };
     if pid == 0 {
         // The child: wait until the parent closes its end (or dies), then go.
-        sys::close(w);
+        // SAFETY: `w` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+        unsafe { sys::close(w) };
         let mut b = [0u8; 1];
         let _ = sys::read(r, &mut b);
         // SAFETY: _exit is always sound.
         unsafe { libc::_exit(0) }
     }
-    sys::close(r);
+    // SAFETY: `r` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+    unsafe { sys::close(r) };
     if pid < 0 {
         let e = Errno::last();
-        sys::close(w);
+        // SAFETY: `w` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+        unsafe { sys::close(w) };
         return Err(format!(
             "cannot create a user namespace for the idmap: {}",
             errno_text(e)
@@ -92,8 +95,8 @@ fn make_userns(map: Map) -> Result<OwnedFd, String> {
             std::fs::write(format!("{base}/{file}"), &content)
                 .map_err(|e| format!("{base}/{file} <- {:?}: {e}", content.trim_end()))
         };
-        write("uid_map", format!("{} {} 1\n", map.owner.0, map.host.0))?;
-        write("gid_map", format!("{} {} 1\n", map.owner.1, map.host.1))?;
+        write("uid_map", super::ids::single_map(map.owner.0, map.host.0))?;
+        write("gid_map", super::ids::single_map(map.owner.1, map.host.1))?;
         let path = format!("{base}/ns/user\0");
         let path = CStr::from_bytes_with_nul(path.as_bytes()).map_err(|e| e.to_string())?;
         let fd = sys::openat2(libc::AT_FDCWD, path, libc::O_RDONLY | libc::O_CLOEXEC, 0, 0)
@@ -101,7 +104,8 @@ fn make_userns(map: Map) -> Result<OwnedFd, String> {
         // SAFETY: fd is a new fd that nothing else owns.
         Ok(unsafe { OwnedFd::from_raw_fd(fd) })
     })();
-    sys::close(w);
+    // SAFETY: `w` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+    unsafe { sys::close(w) };
     let _ = sys::retry(|| {
         let mut status = 0;
         // SAFETY: reaping our own child; status is a valid out-pointer.
@@ -130,6 +134,7 @@ pub fn probe(path: &CStr, attrs: u64, userns: std::os::raw::c_int) -> Result<(),
         sys::OPEN_TREE_CLONE | sys::OPEN_TREE_CLOEXEC | libc::AT_RECURSIVE as u32,
     )?;
     let r = sys::mount_setattr_idmap(tree, attrs, userns);
-    sys::close(tree);
+    // SAFETY: `tree` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+    unsafe { sys::close(tree) };
     r
 }

@@ -4,6 +4,7 @@
 pub mod creds;
 pub mod hostid;
 pub mod idmap;
+pub mod ids;
 pub mod memfd;
 pub mod mount;
 pub mod probe;

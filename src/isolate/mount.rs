@@ -16,7 +16,7 @@ use std::os::raw::c_int;
 use std::path::{Path, PathBuf};
 
 use crate::error::{ChildError, Step};
-use crate::plan::Ids;
+use crate::isolate::ids::Ids;
 use crate::policy::{default_tmpfs_inodes, BindOwner, Mount, Policy, PolicyError, Size};
 use crate::sensitive;
 use crate::sys::{self, SysResult};
@@ -549,7 +549,8 @@ fn no_symlink_in(src: &str) -> std::io::Result<()> {
         sys::RESOLVE_NO_SYMLINKS,
     )
     .map_err(|e| std::io::Error::from_raw_os_error(e.0))?;
-    sys::close(fd);
+    // SAFETY: `fd` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+    unsafe { sys::close(fd) };
     Ok(())
 }
 
@@ -677,11 +678,13 @@ fn ensure_dir(root: c_int, path: &[u8], ours: &Ours) -> Result<c_int, (sys::Errn
             Ok((dev, _)) if ours.contains(dev) => {}
             // Refuse to create anything in a host directory.
             Ok(_) => {
-                sys::close(fd);
+                // SAFETY: `fd` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+                unsafe { sys::close(fd) };
                 return Err((sys::Errno(libc::ENOENT), 2));
             }
             Err(e) => {
-                sys::close(fd);
+                // SAFETY: `fd` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+                unsafe { sys::close(fd) };
                 return Err((e, 1));
             }
         }
@@ -697,7 +700,8 @@ fn ensure_dir(root: c_int, path: &[u8], ours: &Ours) -> Result<c_int, (sys::Errn
         // parent, refusing symlinks.
         let r = sys::mkdirat(fd, name, 0o755)
             .and_then(|_| sys::openat2(fd, name, dir | libc::O_CLOEXEC, 0, sys::RESOLVE_NO_SYMLINKS));
-        sys::close(fd);
+        // SAFETY: `fd` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+        unsafe { sys::close(fd) };
         fd = r.map_err(|e| (e, 3))?;
         end = next;
     }
@@ -738,7 +742,8 @@ fn mount_point(root: c_int, dst: &CStr, kind: Option<Kind>, ours: &Ours) -> Resu
         Ok(_) => Err((sys::Errno(libc::ENOENT), 2)),
         Err(e) => Err((e, 1)),
     };
-    sys::close(parent);
+    // SAFETY: `parent` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+    unsafe { sys::close(parent) };
     r
 }
 
@@ -801,7 +806,8 @@ fn clone_fd(src_fd: c_int, attrs: u64, idx: u32) -> Result<c_int, ChildError> {
         (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as u32,
         attrs,
     ) {
-        sys::close(tree);
+        // SAFETY: `tree` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+        unsafe { sys::close(tree) };
         return Err(ChildError::new(Step::BindAttrs, e, idx));
     }
     Ok(tree)
@@ -822,7 +828,8 @@ fn clone_host(path: &CStr, attrs: u64, optional: bool, idx: u32) -> Result<c_int
         Err(e) => return Err(ChildError::new(Step::BindSource, e, idx)),
     };
     let r = clone_fd(src_fd, attrs, idx);
-    sys::close(src_fd);
+    // SAFETY: `src_fd` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+    unsafe { sys::close(src_fd) };
     r
 }
 
@@ -844,7 +851,8 @@ fn attach(
         sys::EMPTY,
         sys::MOVE_MOUNT_F_EMPTY_PATH | sys::MOVE_MOUNT_T_EMPTY_PATH,
     );
-    sys::close(target);
+    // SAFETY: `target` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+    unsafe { sys::close(target) };
     r.map_err(|e| ChildError::new(step, e, idx))
 }
 
@@ -862,7 +870,8 @@ fn apply_op(root: c_int, i: usize, op: &Op, tree: c_int, ours: &mut Ours) -> Res
             Source::Host(_) if tree < 0 => Ok(()), // optional and missing
             Source::Host(_) => {
                 let r = attach(root, tree, dst, *kind, ours, Step::Bind, idx);
-                sys::close(tree);
+                // SAFETY: `tree` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+                unsafe { sys::close(tree) };
                 r
             }
             Source::Sandbox(p) => {
@@ -886,10 +895,12 @@ fn apply_op(root: c_int, i: usize, op: &Op, tree: c_int, ours: &mut Ours) -> Res
                     } else {
                         attach(root, tree, dst, *kind, ours, Step::Bind, idx)
                     };
-                    sys::close(tree);
+                    // SAFETY: `tree` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+                    unsafe { sys::close(tree) };
                     r
                 });
-                sys::close(src_fd);
+                // SAFETY: `src_fd` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+                unsafe { sys::close(src_fd) };
                 r
             }
         },
@@ -916,19 +927,22 @@ fn apply_op(root: c_int, i: usize, op: &Op, tree: c_int, ours: &mut Ours) -> Res
                         let fd = open_in_root(root, dst, libc::O_PATH | libc::O_DIRECTORY)
                             .map_err(|e| ChildError::new(Step::FsMount, e, idx))?;
                         let st = sys::fstat_dev_mode(fd);
-                        sys::close(fd);
+                        // SAFETY: `fd` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+                        unsafe { sys::close(fd) };
                         ours.add(st.map_err(|e| ChildError::new(Step::FsMount, e, idx))?.0);
                     }
                     Ok(())
                 });
-            sys::close(target);
+            // SAFETY: `target` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+            unsafe { sys::close(target) };
             r
         }
         Op::Attrs { dst, attrs } => {
             let fd = open_in_root(root, dst, libc::O_PATH | libc::O_DIRECTORY)
                 .map_err(|e| ChildError::new(Step::MountPoint, e, idx))?;
             let r = sys::mount_setattr(fd, sys::EMPTY, libc::AT_EMPTY_PATH as u32, *attrs);
-            sys::close(fd);
+            // SAFETY: `fd` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+            unsafe { sys::close(fd) };
             r.map_err(|e| ChildError::new(Step::BindAttrs, e, idx))
         }
         Op::Symlink { dst, target } => {
@@ -946,7 +960,8 @@ fn apply_op(root: c_int, i: usize, op: &Op, tree: c_int, ours: &mut Ours) -> Res
                 )),
                 Err(e) => Err(ChildError::new(Step::Symlink, e, idx)),
             };
-            sys::close(parent);
+            // SAFETY: `parent` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+            unsafe { sys::close(parent) };
             r
         }
     }
@@ -955,7 +970,8 @@ fn apply_op(root: c_int, i: usize, op: &Op, tree: c_int, ours: &mut Ours) -> Res
 fn close_trees(trees: &[c_int]) {
     for &t in trees {
         if t >= 0 {
-            sys::close(t);
+            // SAFETY: `t` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+            unsafe { sys::close(t) };
         }
     }
 }
@@ -999,12 +1015,14 @@ pub fn idmapped_trees(plan: &MountPlan, trees: &mut [c_int; MAX_OPS]) -> Result<
                     | libc::AT_EMPTY_PATH as u32
                     | libc::AT_RECURSIVE as u32,
             );
-            sys::close(src_fd);
+            // SAFETY: `src_fd` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+            unsafe { sys::close(src_fd) };
             let tree = tree?;
             match sys::mount_setattr_idmap(tree, *attrs, *idmap) {
                 Ok(()) => Ok(tree),
                 Err(e) => {
-                    sys::close(tree);
+                    // SAFETY: `tree` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+                    unsafe { sys::close(tree) };
                     Err(e)
                 }
             }
@@ -1081,7 +1099,8 @@ pub fn apply(plan: &MountPlan, staging: &CStr, premade: &[c_int]) -> Result<(), 
         trees[i] = -1; // apply_op takes ownership
         if let Err(e) = apply_op(root, i, op, tree, &mut ours) {
             close_trees(&trees[i + 1..n]);
-            sys::close(root);
+            // SAFETY: `root` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+            unsafe { sys::close(root) };
             return Err(e);
         }
     }
@@ -1098,7 +1117,8 @@ pub fn apply(plan: &MountPlan, staging: &CStr, premade: &[c_int]) -> Result<(), 
             sys::mount_setattr(libc::AT_FDCWD, c"/", 0, sys::MOUNT_ATTR_RDONLY)
                 .map_err(|e| ChildError::new(Step::RootReadonly, e, 0))
         });
-    sys::close(root);
+    // SAFETY: `root` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+    unsafe { sys::close(root) };
     r
 }
 

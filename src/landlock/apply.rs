@@ -18,7 +18,8 @@ pub fn apply(plan: &LandlockPlan) -> Result<(), ChildError> {
     let result = add_rules(ruleset, plan).and_then(|_| {
         sys::landlock_restrict_self(ruleset).map_err(|e| ChildError::new(Step::Landlock, e, 1))
     });
-    sys::close(ruleset);
+    // SAFETY: `ruleset` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+    unsafe { sys::close(ruleset) };
     result
 }
 
@@ -38,7 +39,8 @@ fn add_rules(ruleset: i32, plan: &LandlockPlan) -> Result<(), ChildError> {
             Ok(true) => r.access,
             Ok(false) => r.access & FILE_RIGHTS,
             Err(e) => {
-                sys::close(fd);
+                // SAFETY: `fd` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+                unsafe { sys::close(fd) };
                 return Err(ChildError::new(Step::LandlockRule, e, i as u32));
             }
         };
@@ -47,7 +49,8 @@ fn add_rules(ruleset: i32, plan: &LandlockPlan) -> Result<(), ChildError> {
         } else {
             sys::landlock_add_path_rule(ruleset, fd, access)
         };
-        sys::close(fd);
+        // SAFETY: `fd` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+        unsafe { sys::close(fd) };
         added.map_err(|e| ChildError::new(Step::LandlockRule, e, i as u32))?;
     }
     for (j, &(port, access)) in plan.ports.iter().enumerate() {

@@ -172,17 +172,9 @@ pub struct PathRule {
     pub field: String,
 }
 
-/// struct landlock_ruleset_attr.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RulesetAttr {
-    /// Handled filesystem rights.
-    pub handled_access_fs: u64,
-    /// Handled network rights.
-    pub handled_access_net: u64,
-    /// Scopes.
-    pub scoped: u64,
-}
+/// struct landlock_ruleset_attr (defined in `sys`, which depends on no
+/// crate module).
+pub use crate::sys::LandlockRulesetAttr as RulesetAttr;
 
 /// Everything the payload needs to restrict itself, computed in the parent.
 #[derive(Clone, Debug, PartialEq, Eq)]

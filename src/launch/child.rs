@@ -1,19 +1,46 @@
 //! The child side of the launch: pid 1 of the sandbox (cordon's init) and
 //! the payload it forks. Everything here runs after clone3 and must not
 //! allocate, take a lock or touch thread-local state: it only reads the
-//! [`Plan`] built in the parent and makes system calls.
+//! [`ChildPlan`] built in the parent and makes system calls. The steps it
+//! shares with `cordon exec` live in [`super::sequence`].
 //!
-//! Order (see ARCHITECTURE.md): parent-death signal, wait for the id maps,
-//! identity → mounts and pivot_root → hostname, loopback, setsid →
-//! capability bounding set and securebits (inherited by the payload) → fork
-//! the payload. The payload: chdir → rlimits → uid/gid (parent-death signal
-//! again) → capabilities → no_new_privs → fds close-on-exec → exec.
+//! The whole sequence, in order, and why each step is where it is:
+//!
+//! init (pid 1):
+//! 1. mark the process as the child: from here a panic exits 125 at once.
+//! 2. block every signal: init takes them with sigwaitinfo (pid 1 ignores
+//!    signals it has no handler for), before anything can arrive.
+//! 3. parent-death signal, then the caller's stdio onto 0-2 (while the
+//!    caller's fds are still open), then close the parent's pipe ends.
+//! 4. wait for the id maps (EOF: the parent died: exit).
+//! 5. identity switch: a child started by root is host uid 0 until here, so
+//!    this comes before touching anything; then the parent-death signal
+//!    again (identity changes clear it) and non-dumpable.
+//! 6. mounts and pivot_root: needs the namespace's capabilities, and must
+//!    precede Landlock (which forbids mounting).
+//! 7. hostname, loopback, setsid ([`super::sequence::host_and_session`]):
+//!    in the namespaces made at clone, still privileged.
+//! 8. bounding set and securebits: inherited by the payload, dropped once
+//!    here, while CAP_SETPCAP is still there.
+//! 9. (v1 cgroups) wait for the second byte: the payload starts only once
+//!    the parent has attached us.
+//! 10. fork the payload; init then drops its own privileges and fds and
+//!     reaps until the payload ends.
+//!
+//! the payload ([`super::sequence::restrict`], then
+//! [`super::sequence::exec_search`]): signals reset → chdir → rlimits
+//! (raising a hard limit needs CAP_SYS_RESOURCE) → identity and the
+//! parent-death signal again → capabilities → no_new_privs → fds
+//! close-on-exec → Landlock (before seccomp, so the filter need not allow
+//! it) → seccomp last (the filter need only allow execve and the error
+//! path) → execve, searched as execvp does.
 
 use std::os::raw::c_int;
 
 use crate::error::{ChildError, Step};
 use crate::isolate::{creds, mount};
-use crate::plan::Plan;
+use crate::launch::sequence::{self, Mode};
+use crate::plan::ChildPlan;
 use crate::sys::{self, Errno};
 
 /// The pipe ends the child works with.
@@ -43,7 +70,10 @@ fn report(fd: c_int, e: ChildError) {
 /// Entry point of the clone3 child. Never returns.
 /// `premade`: the idmapped trees the parent made (see
 /// [`mount::idmapped_trees`]), indexed like the mount ops.
-pub fn main(plan: &Plan, fds: Fds, premade: &[c_int]) -> ! {
+pub fn main(plan: &ChildPlan, fds: Fds, premade: &[c_int]) -> ! {
+    // First of all: a panic from here on exits at once (the parent
+    // installed the guard before clone).
+    sequence::mark_child();
     match init(plan, fds, premade) {
         Ok(never) => match never {},
         Err(e) => {
@@ -59,7 +89,7 @@ fn at(step: Step) -> impl Fn(Errno) -> ChildError {
 
 enum Never {}
 
-fn init(plan: &Plan, fds: Fds, premade: &[c_int]) -> Result<Never, ChildError> {
+fn init(plan: &ChildPlan, fds: Fds, premade: &[c_int]) -> Result<Never, ChildError> {
     // Block every signal: init takes them synchronously with sigwaitinfo,
     // so signals from outside are queued rather than ignored (pid 1 ignores
     // signals it has no handler for).
@@ -69,7 +99,7 @@ fn init(plan: &Plan, fds: Fds, premade: &[c_int]) -> Result<Never, ChildError> {
     // The caller's stdio for the sandbox (library callers capture it).
     // A source that is itself one of fds 0-2 is first copied above them,
     // so that an earlier dup2 cannot overwrite it ([5, 0, 6]).
-    let mut src = plan.stdio;
+    let mut src = plan.stdio();
     for (target, fd) in src.iter_mut().enumerate() {
         if (0..3).contains(fd) && *fd != target as c_int {
             *fd = sys::dup_above(*fd, 3).map_err(|e| ChildError::new(Step::Stdio, e, target as u32))?;
@@ -81,12 +111,19 @@ fn init(plan: &Plan, fds: Fds, premade: &[c_int]) -> Result<Never, ChildError> {
             // caller that had closed that fd): dup2 would be a no-op.
             sys::clear_cloexec(fd).map_err(|e| ChildError::new(Step::Stdio, e, target as u32))?;
         } else if fd >= 0 {
-            sys::dup2(fd, target as c_int).map_err(|e| ChildError::new(Step::Stdio, e, target as u32))?;
+            // SAFETY: `target` is 0, 1 or 2, the payload's stdio, which the
+            // caller asked to replace with `fd`; nothing else in this child
+            // uses those numbers.
+            unsafe { sys::dup2(fd, target as c_int) }
+                .map_err(|e| ChildError::new(Step::Stdio, e, target as u32))?;
         }
     }
-    sys::close(fds.sync_write);
-    sys::close(fds.err_read);
-    sys::close(fds.status_read);
+    // SAFETY: `fds.sync_write` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+    unsafe { sys::close(fds.sync_write) };
+    // SAFETY: `fds.err_read` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+    unsafe { sys::close(fds.err_read) };
+    // SAFETY: `fds.status_read` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+    unsafe { sys::close(fds.status_read) };
     let mut byte = [0u8; 1];
     match sys::read(fds.sync_read, &mut byte) {
         Ok(1) => {}
@@ -96,26 +133,21 @@ fn init(plan: &Plan, fds: Fds, premade: &[c_int]) -> Result<Never, ChildError> {
     }
 
     // Leave host uid 0 (when started by root) before touching anything.
-    creds::switch_identity(&plan.ids)?;
+    creds::switch_identity(plan.ids())?;
     sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0)
         .map_err(at(Step::ParentDeathSignal))?;
     sys::prctl(libc::PR_SET_DUMPABLE, 0, 0).map_err(at(Step::Dumpable))?;
 
-    mount::apply(&plan.mounts, &plan.staging, premade)?;
-    if let Some(h) = &plan.hostname {
-        sys::sethostname(h).map_err(at(Step::Hostname))?;
-    }
-    if plan.own_net {
-        sys::loopback_up().map_err(at(Step::Loopback))?;
-    }
-    // A new session: the payload has no controlling terminal and cannot
-    // push keystrokes into the caller's (TIOCSTI).
-    sys::setsid().map_err(at(Step::Setsid))?;
+    // The root: all mount work before Landlock, with the namespace's
+    // capabilities (kept across the identity switch above).
+    mount::apply(plan.mounts(), plan.staging(), premade)?;
+    // Hostname, loopback and a new session, shared with `cordon exec`.
+    sequence::host_and_session(plan, Mode::Payload)?;
 
     // The bounding set and securebits are inherited by the payload: drop
     // and lock them once, here. Effective capabilities stay until each
     // process's own capset, so the payload can still set its rlimits.
-    creds::drop_bounding(plan.last_cap)?;
+    creds::drop_bounding(plan.last_cap())?;
     creds::lock_securebits()?;
 
     if plan.second_sync() {
@@ -127,7 +159,8 @@ fn init(plan: &Plan, fds: Fds, premade: &[c_int]) -> Result<Never, ChildError> {
             Err(e) => return Err(ChildError::new(Step::SyncWait, e, 1)),
         }
     }
-    sys::close(fds.sync_read);
+    // SAFETY: `fds.sync_read` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+    unsafe { sys::close(fds.sync_read) };
     let payload_pid = sys::fork_raw().map_err(at(Step::Fork))?;
     if payload_pid == 0 {
         let e = match payload(plan, fds) {
@@ -155,7 +188,8 @@ fn init(plan: &Plan, fds: Fds, premade: &[c_int]) -> Result<Never, ChildError> {
         let _ = sys::kill(payload_pid, libc::SIGKILL);
         return Err(e);
     }
-    sys::close(fds.err_write);
+    // SAFETY: `fds.err_write` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+    unsafe { sys::close(fds.err_write) };
     reap_loop(payload_pid, fds.status_write)
 }
 
@@ -215,71 +249,9 @@ fn reap_loop(payload: libc::pid_t, status_fd: c_int) -> ! {
     }
 }
 
-fn payload(plan: &Plan, fds: Fds) -> Result<Never, ChildError> {
-    sys::close(fds.status_write);
-    // Handlers reset at exec by themselves; ignored signals do not.
-    sys::unignore_signals(plan.ignored_signals);
-    sys::set_sigmask(&sys::sigset_empty()).map_err(at(Step::SignalMask))?;
-    sys::chdir(&plan.cwd).map_err(at(Step::Chdir))?;
-    for (i, r) in plan.rlimits.iter().enumerate() {
-        sys::setrlimit(r.resource, r.value, r.hard)
-            .map_err(|e| ChildError::new(Step::Rlimit, e, i as u32))?;
-    }
-    creds::switch_identity(&plan.ids)?;
-    // Identity changes clear the parent-death signal: set it again.
-    sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0)
-        .map_err(at(Step::ParentDeathSignal))?;
-    creds::drop_caps()?;
-    creds::no_new_privs()?;
-    // Every inherited fd above 2 is closed at exec; the error pipe is
-    // close-on-exec too, so its EOF tells the parent that exec succeeded.
-    sys::close_range(3, u32::MAX, sys::CLOSE_RANGE_CLOEXEC).map_err(at(Step::CloseFds))?;
-    // Landlock before seccomp, so that the filter need not allow the
-    // Landlock calls. Seccomp goes last: the filter need not allow
-    // anything of cordon's own setup, only execve and the error path.
-    if let Some(ll) = &plan.landlock {
-        crate::landlock::apply::apply(ll)?;
-    }
-    if let Some(sc) = &plan.seccomp {
-        if !sc.listener() {
-            sys::seccomp_install(&sc.program, false).map_err(at(Step::Seccomp))?;
-        } else {
-            // The supervisor takes the listener with pidfd_getfd, which
-            // needs ptrace access; rootless, that means being dumpable
-            // (init made the process undumpable). Exec sets it anew.
-            if plan.ids.rootless {
-                sys::prctl(libc::PR_SET_DUMPABLE, 1, 0).map_err(at(Step::ReportDumpable))?;
-            }
-            let listener = sys::seccomp_install(&sc.program, true).map_err(at(Step::Seccomp))?;
-            // From here on every syscall passes the filter: `write` is
-            // allowed outright (checked when the policy is compiled) and the
-            // hand-off call is notified, so nothing waits for a supervisor
-            // that does not hold the listener yet. The listener is
-            // close-on-exec: the payload never sees it.
-            report(
-                fds.err_write,
-                ChildError::new(Step::SeccompHandoff, Errno(0), listener as u32),
-            );
-            sys::seccomp_handoff(listener).map_err(at(Step::SeccompHandoff))?;
-        }
-    }
-    let mut first_err = Errno(libc::ENOENT);
-    // u32::MAX: nothing was found anywhere on the search path.
-    let mut first_idx = u32::MAX;
-    for (i, path) in plan.exec.candidates.iter().enumerate() {
-        // SAFETY: the plan's arrays are null-terminated and owned by `plan`.
-        let e = unsafe { sys::execve(path, plan.exec.argv_ptr(), plan.exec.envp_ptr()) };
-        // Like execvp: keep searching past "not found"; remember the first
-        // other error (EACCES) to report if nothing runs.
-        match e.0 {
-            libc::ENOENT | libc::ENOTDIR => {}
-            libc::EACCES if first_err.0 == libc::ENOENT => {
-                first_err = e;
-                first_idx = i as u32;
-            }
-            libc::EACCES => {}
-            _ => return Err(ChildError::new(Step::Exec, e, i as u32)),
-        }
-    }
-    Err(ChildError::new(Step::Exec, first_err, first_idx))
+fn payload(plan: &ChildPlan, fds: Fds) -> Result<Never, ChildError> {
+    // SAFETY: `fds.status_write` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+    unsafe { sys::close(fds.status_write) };
+    sequence::restrict(plan, Mode::Payload, fds.err_write)?;
+    Err(sequence::exec_search(plan.exec()))
 }

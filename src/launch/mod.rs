@@ -4,5 +4,6 @@
 pub mod child;
 pub mod notify;
 pub mod parent;
+pub mod sequence;
 
 pub use parent::{run, RunOptions};

@@ -81,7 +81,8 @@ pub struct Notifier {
 impl Drop for Notifier {
     fn drop(&mut self) {
         if let Some(fd) = self.fd.take() {
-            sys::close(fd);
+            // SAFETY: `fd` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+            unsafe { sys::close(fd) };
         }
     }
 }
@@ -156,7 +157,8 @@ impl Notifier {
         let pidfd = sys::pidfd_open(pid)
             .map_err(|e| LaunchError::sys("seccomp hand-off", format!("pidfd_open({pid})"), e))?;
         let got = sys::pidfd_getfd(pidfd, fd);
-        sys::close(pidfd);
+        // SAFETY: `pidfd` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+        unsafe { sys::close(pidfd) };
         let listener = got.map_err(|e| {
             LaunchError::sys(
                 "seccomp hand-off",
@@ -471,7 +473,8 @@ fn kill_caller(fd: c_int, n: &sys::SeccompNotif) -> bool {
         Err(_) => return false,
     };
     let killed = sys::notif_id_valid(fd, n.id) && sys::pidfd_send_signal(pidfd, libc::SIGKILL).is_ok();
-    sys::close(pidfd);
+    // SAFETY: `pidfd` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+    unsafe { sys::close(pidfd) };
     killed
 }
 

@@ -53,7 +53,9 @@ struct Fd(c_int);
 impl Drop for Fd {
     fn drop(&mut self) {
         if self.0 >= 0 {
-            sys::close(self.0);
+            // SAFETY: an `Fd` owns its number (`take` leaves -1 behind), and
+            // it is dropped: nothing uses the number after this close.
+            unsafe { sys::close(self.0) };
         }
     }
 }
@@ -209,12 +211,14 @@ fn clone_child(
     cgroup: Option<&std::os::fd::OwnedFd>,
     premade: &[c_int],
 ) -> Result<(libc::pid_t, c_int), LaunchError> {
-    let ids = &plan.ids;
+    let ids = &plan.child.ids();
     let _as_host_id = if !ids.rootless && ids.host_uid != 0 && ids.host_gid != 0 {
         Some(CloneAs::enter(ids.host_uid, ids.host_gid)?)
     } else {
         None
     };
+    // Before clone: the child's panics must end it without a hook.
+    super::sequence::install_panic_guard();
     let mut pidfd: c_int = -1;
     let mut c = clone3::Clone3::default();
     c.flag_pidfd(&mut pidfd);
@@ -223,7 +227,7 @@ fn clone_child(
         c.flag_into_cgroup(fd);
     }
     c.exit_signal(libc::SIGCHLD as u64);
-    let f = plan.clone_flags;
+    let f = plan.child.clone_flags();
     let has = |flag: c_int| f & flag as u64 != 0;
     if has(libc::CLONE_NEWUSER) {
         c.flag_newuser();
@@ -251,14 +255,14 @@ fn clone_child(
     // allocate and takes no locks, so it is sound even if other threads of
     // this process held locks at the time of the clone.
     match unsafe { c.call() } {
-        Ok(0) => child::main(plan, fds, premade),
+        Ok(0) => child::main(&plan.child, fds, premade),
         Ok(pid) => Ok((pid, pidfd)),
         Err(e) => Err(LaunchError::sys("clone3", "create namespaces", Errno(e.0)).with_hint(userns_hint())),
     }
 }
 
 fn write_maps(plan: &Plan, pid: libc::pid_t) -> Result<(), LaunchError> {
-    let ids = &plan.ids;
+    let ids = &plan.child.ids();
     let base = format!("/proc/{pid}");
     if ids.rootless {
         // Required before gid_map for an unprivileged writer; it also stops
@@ -306,25 +310,25 @@ pub fn describe_child_error(plan: &Plan, e: ChildError) -> SetupError {
         | Step::Bind
         | Step::FsMount
         | Step::Symlink => {
-            plan.mounts.describe.get(idx).cloned().unwrap_or_default()
+            plan.child.mounts().describe.get(idx).cloned().unwrap_or_default()
         }
         Step::MountPointOnHost => format!(
             "{}: it would have to be created inside a host directory, and cordon creates mount points and symlinks only on its own tmpfs mounts; create it on the host, or mount a tmpfs above it",
-            plan.mounts.describe.get(idx).cloned().unwrap_or_default()
+            plan.child.mounts().describe.get(idx).cloned().unwrap_or_default()
         ),
-        Step::Rlimit => plan.rlimits.get(idx).map(|r| r.field.to_string()).unwrap_or_default(),
+        Step::Rlimit => plan.child.rlimits().get(idx).map(|r| r.field.to_string()).unwrap_or_default(),
         Step::Exec => {
-            let cmd = plan.exec.argv.first().map(|c| c.to_string_lossy().into_owned()).unwrap_or_default();
-            match plan.exec.candidates.get(idx) {
+            let cmd = plan.child.exec().argv().get(0).map(|c| c.to_string_lossy().into_owned()).unwrap_or_default();
+            match plan.child.exec().candidates().get(idx) {
                 Some(c) => c.to_string_lossy().into_owned(),
-                None if plan.exec.search_path.is_empty() => cmd,
-                None => format!("{cmd} (searched PATH={})", plan.exec.search_path),
+                None if plan.child.exec().search_path().is_empty() => cmd,
+                None => format!("{cmd} (searched PATH={})", plan.child.exec().search_path()),
             }
         }
-        Step::Chdir => plan.cwd.to_string_lossy().into_owned(),
+        Step::Chdir => plan.child.cwd().to_string_lossy().into_owned(),
         Step::LandlockRule => plan
-            .landlock
-            .as_ref()
+            .child
+            .landlock()
             .and_then(|l| match l.paths.get(idx) {
                 Some(r) => Some(format!("{}: {}", r.field, r.path.to_string_lossy())),
                 None => idx
@@ -333,9 +337,9 @@ pub fn describe_child_error(plan: &Plan, e: ChildError) -> SetupError {
                     .map(|(port, _)| format!("TCP port {port}")),
             })
             .unwrap_or_default(),
-        Step::Hostname => plan.hostname.as_ref().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default(),
-        Step::Identity => format!("uid {} gid {}", plan.ids.uid, plan.ids.gid),
-        Step::RootTmpfs => plan.staging.to_string_lossy().into_owned(),
+        Step::Hostname => plan.child.hostname().as_ref().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default(),
+        Step::Identity => format!("uid {} gid {}", plan.child.ids().uid, plan.child.ids().gid),
+        Step::RootTmpfs => plan.child.staging().to_string_lossy().into_owned(),
         _ => String::new(),
     };
     let err = LaunchError {
@@ -346,14 +350,14 @@ pub fn describe_child_error(plan: &Plan, e: ChildError) -> SetupError {
     };
     let hint = match (e.step, e.errno.0) {
         (Step::Exec, libc::ENOENT) => Some("the program is not inside the sandbox: bind the directory that holds it (and its libraries), or give its full path".to_string()),
-        (Step::Exec, libc::EACCES) if plan.landlock.is_some() => Some("the file is not executable, sits on a mount without exec permission, or is not under a landlock.execute path".to_string()),
+        (Step::Exec, libc::EACCES) if plan.child.landlock().is_some() => Some("the file is not executable, sits on a mount without exec permission, or is not under a landlock.execute path".to_string()),
         (Step::Exec, libc::EACCES) => Some("the file is not executable, or it sits on a mount without exec permission".to_string()),
         (Step::Landlock, libc::EOPNOTSUPP) | (Step::Landlock, libc::ENOSYS) => Some(crate::landlock::probe::landlock_advice().unwrap_or_else(|| "Landlock is not enabled in this kernel: boot with lsm=...,landlock (cordon features shows the LSM list), or set landlock.compatibility to best_effort".to_string())),
         (Step::BindSource, libc::EACCES) => Some(format!(
             "the sandbox's host identity (uid {}) cannot reach the source; make it readable for that uid or choose identity.host_uid",
-            plan.ids.host_uid
+            plan.child.ids().host_uid
         )),
-        (Step::FsMount, libc::EPERM) if plan.mounts.describe.get(idx).is_some_and(|d| d.starts_with("proc")) => Some(
+        (Step::FsMount, libc::EPERM) if plan.child.mounts().describe.get(idx).is_some_and(|d| d.starts_with("proc")) => Some(
             "a fresh proc needs a fully visible /proc on the host (no overmounts below /proc, as some container runtimes add)".to_string(),
         ),
         _ => None,
@@ -379,313 +383,61 @@ pub fn run_reporting(
     opts: RunOptions,
     started: &mut dyn FnMut(libc::pid_t, c_int),
 ) -> Result<Outcome, LaunchError> {
-    if plan.clone_flags & libc::CLONE_NEWPID as u64 == 0 {
+    if plan.child.clone_flags() & libc::CLONE_NEWPID as u64 == 0 {
         return Err(LaunchError::sys(
             "plan",
             "a supervised run needs the pid namespace",
             Errno(libc::EINVAL),
         ));
     }
-    let pipe = |what: &str| sys::pipe().map_err(|e| LaunchError::sys("pipe", what.to_string(), e));
-    let (sync_r, sync_w) = pipe("sync")?;
-    let (mut sync_r, mut sync_w) = (Fd(sync_r), Fd(sync_w));
-    let notifying = plan.seccomp.as_ref().is_some_and(|s| s.listener());
-    // With seccomp notifications the error channel is a unix socket: the
-    // hand-off message then carries the payload's pid (SCM_CREDENTIALS).
-    let (err_r, err_w) = if notifying {
-        let pair = sys::seqpacket_pair().map_err(|e| LaunchError::sys("socketpair", "error", e))?;
-        if let Err(e) = sys::set_passcred(pair.0) {
-            sys::close(pair.0);
-            sys::close(pair.1);
-            return Err(LaunchError::sys("setsockopt", "SO_PASSCRED", e));
-        }
-        pair
-    } else {
-        pipe("error")?
-    };
-    let mut notifier = Notifier::new(
-        plan.seccomp
-            .as_ref()
-            .map_or(Supervise::None, |s| s.supervise.clone()),
-        opts.print_violations,
-    );
-    let (err_r, mut err_w) = (Fd(err_r), Fd(err_w));
-    let (status_r, status_w) = pipe("status")?;
-    let (status_r, mut status_w) = (Fd(status_r), Fd(status_w));
-    let fds = Fds {
-        sync_read: sync_r.0,
-        sync_write: sync_w.0,
-        err_read: err_r.0,
-        err_write: err_w.0,
-        status_read: status_r.0,
-        status_write: status_w.0,
-    };
+    let notifying = plan.child.seccomp().as_ref().is_some_and(|s| s.listener());
+    let mut ch = Channels::open(notifying)?;
+    let mut notifier = Notifier::new(plan.supervisor.supervise.clone(), opts.print_violations);
     let signals = if opts.forward_signals {
         Some(SignalGuard::new()?)
     } else {
         None
     };
-
-    let cgroup = match &plan.cgroup {
+    let cgroup = match &plan.supervisor.cgroup {
         Some(cp) => Some(CgGuard(Some(Cgroup::create(cp).map_err(cgroup_error)?))),
         None => None,
     };
-    // The idmapped binds: only host root can make them, so here, before
-    // clone; the child moves them into place and closes its copies.
-    let mut trees = Trees([-1; MAX_OPS]);
-    mount::idmapped_trees(&plan.mounts, &mut trees.0).map_err(|e| {
-        let d = describe_child_error(plan, e);
-        LaunchError::sys(&d.step, d.detail, e.errno)
-    })?;
     let start = Instant::now();
-    let cloned = clone_child(
-        plan,
-        fds,
-        cgroup
-            .as_ref()
-            .and_then(|g| g.0.as_ref())
-            .and_then(Cgroup::clone_fd),
-        &trees.0[..plan.mounts.ops.len().min(MAX_OPS)],
-    );
-    drop(trees);
-    let (pid, pidfd) = cloned?;
-    let pidfd = Fd(pidfd);
+    let (pid, pidfd) = start_child(plan, &mut ch, cgroup.as_ref().and_then(|g| g.0.as_ref()))?;
     started(pid, pidfd.0);
-    // The child's ends.
-    sys::close(sync_r.take());
-    sys::close(err_w.take());
-    sys::close(status_w.take());
-
     let kill_and_reap = |e: LaunchError| {
         let _ = sys::pidfd_send_signal(pidfd.0, libc::SIGKILL);
         // SAFETY: reaping our own child; null status is allowed.
         unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
         e
     };
-    write_maps(plan, pid).map_err(kill_and_reap)?;
-    if plan.memfd_noexec {
-        // Before the child is released: it has done nothing yet, so a
-        // failure here is the helper's own, and nothing of the payload's
-        // can run before the sysctl holds. (Overlapping it with the root's
-        // construction saved nothing measurable on 2 cores and could mask
-        // a setup error of the child's.)
-        crate::isolate::memfd::set_noexec(pidfd.0)
-            .map_err(|(what, e)| kill_and_reap(LaunchError::sys("memfd_noexec", what, e)))?;
-    }
-    // Release the child: it builds the sandbox's root meanwhile.
-    sys::write_all(sync_w.0, b"1")
-        .map_err(|e| kill_and_reap(LaunchError::sys("sync", "release child", e)))?;
-    if let Some(cg) = cgroup.as_ref().and_then(|g| g.0.as_ref()) {
-        if plan.late_attach {
-            // v1: moving a process between cgroups waits for an RCU grace
-            // period (milliseconds); the child builds its root meanwhile, so
-            // nothing it runs is ever outside the cgroups.
-            cg.attach(pid).map_err(|e| kill_and_reap(cgroup_error(e)))?;
-        }
-    }
-    if plan.second_sync() {
-        sys::write_all(sync_w.0, b"2")
-            .map_err(|e| kill_and_reap(LaunchError::sys("sync", "payload may start", e)))?;
-    }
-    sys::close(sync_w.take());
+    release_child(
+        plan,
+        &mut ch,
+        pid,
+        pidfd.0,
+        cgroup.as_ref().and_then(|g| g.0.as_ref()),
+    )
+    .map_err(kill_and_reap)?;
 
-    let deadline = plan.wall_time.map(|d| start + d);
-    let mut timed_out = false;
-    // After a forwarded terminating signal: when the grace period ends.
-    let mut grace_end: Option<Instant> = None;
-    let mut grace_killed = false;
     notifier.sandbox_pidfd = pidfd.0;
-    let mut child_error: Option<ChildError> = None;
-    let mut err_open = true;
-    let mut err_buf = [0u8; WIRE_SIZE];
-    let mut err_len = 0usize;
-    loop {
-        // Checked on every pass, whatever woke us: a payload that keeps the
-        // notification fd or the signalfd busy cannot outrun its limits.
-        let now = Instant::now();
-        if !timed_out && deadline.is_some_and(|d| now >= d) {
-            // SIGKILL to the namespace's init tears down every process in
-            // it, double-forked daemons included.
-            timed_out = true;
-            let _ = sys::pidfd_send_signal(pidfd.0, libc::SIGKILL);
-        }
-        if !grace_killed && grace_end.is_some_and(|g| now >= g) {
-            grace_killed = true;
-            let _ = sys::pidfd_send_signal(pidfd.0, libc::SIGKILL);
-        }
-        let mut pfds = [
-            libc::pollfd {
-                fd: pidfd.0,
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: if err_open { err_r.0 } else { -1 },
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: signals.as_ref().map_or(-1, |s| s.fd.0),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: notifier.fd.unwrap_or(-1),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        let wake = [
-            deadline.filter(|_| !timed_out),
-            grace_end.filter(|_| !grace_killed),
-        ]
-        .into_iter()
-        .flatten()
-        .min();
-        let timeout_ms: c_int = match wake {
-            Some(d) => {
-                let left = d.saturating_duration_since(now);
-                left.as_millis().min(i32::MAX as u128) as c_int + i32::from(left.subsec_micros() % 1000 != 0)
-            }
-            None => -1,
-        };
-        // SAFETY: pfds is a valid array of pollfd.
-        let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout_ms) };
-        if n < 0 {
-            let e = Errno::last();
-            if e.0 == libc::EINTR {
-                continue;
-            }
-            return Err(kill_and_reap(LaunchError::sys("poll", "supervise", e)));
-        }
-        if n == 0 {
-            continue;
-        }
-        if pfds[3].revents & libc::POLLIN != 0 {
-            // A bounded batch: then the deadline, signals and the pidfd
-            // are looked at again.
-            if let Err(e) = notifier.handle_batch(NOTIFY_BATCH) {
-                return Err(kill_and_reap(LaunchError::sys(
-                    "seccomp notification",
-                    "receive or answer",
-                    e,
-                )));
-            }
-        } else if pfds[3].revents != 0 {
-            // Every task that used the filter is gone.
-            if let Some(fd) = notifier.fd.take() {
-                sys::close(fd);
-            }
-        }
-        if pfds[1].revents != 0 {
-            let got = if notifying {
-                sys::recv_with_pid(err_r.0, &mut err_buf).map(|(k, pid)| {
-                    err_len = 0;
-                    (k, pid)
-                })
-            } else {
-                sys::read(err_r.0, &mut err_buf[err_len..]).map(|k| (k, None))
-            };
-            match got {
-                Ok((0, _)) | Err(_) => err_open = false,
-                Ok((k, sender)) => {
-                    err_len += k;
-                    if err_len == WIRE_SIZE {
-                        match ChildError::decode(&err_buf) {
-                            Some(h)
-                                if h.step == Step::SeccompHandoff && notifying && notifier.fd.is_none() =>
-                            {
-                                let taken = match sender {
-                                    Some(pid) => notifier.take(pid, h.index as c_int),
-                                    None => Err(LaunchError::sys(
-                                        "seccomp hand-off",
-                                        "the message carried no sender",
-                                        Errno(libc::EPROTO),
-                                    )),
-                                };
-                                taken.map_err(kill_and_reap)?;
-                            }
-                            Some(e) if child_error.is_none() && e.step != Step::SeccompHandoff => {
-                                child_error = Some(e)
-                            }
-                            _ => {}
-                        }
-                        err_len = 0;
-                    }
-                }
-            }
-        }
-        if pfds[2].revents != 0 {
-            if let Some(s) = &signals {
-                // SAFETY: a zeroed signalfd_siginfo is a valid buffer.
-                let mut si: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
-                // SAFETY: si is valid for its size.
-                let k = unsafe {
-                    libc::read(
-                        s.fd.0,
-                        (&mut si as *mut libc::signalfd_siginfo).cast(),
-                        std::mem::size_of_val(&si),
-                    )
-                };
-                if k == std::mem::size_of_val(&si) as isize {
-                    let sig = si.ssi_signo as c_int;
-                    let _ = sys::pidfd_send_signal(pidfd.0, sig);
-                    if TERMINATING.contains(&sig) {
-                        // A stopped payload keeps the signal pending
-                        // forever: continue it (init forwards SIGCONT to
-                        // the payload), and end the whole sandbox if it
-                        // has not ended by the end of the grace period,
-                        // or at once on a second terminating signal.
-                        let _ = sys::pidfd_send_signal(pidfd.0, libc::SIGCONT);
-                        match grace_end {
-                            None => grace_end = Some(Instant::now() + TERM_GRACE),
-                            Some(_) if !grace_killed => {
-                                grace_killed = true;
-                                let _ = sys::pidfd_send_signal(pidfd.0, libc::SIGKILL);
-                            }
-                            Some(_) => {}
-                        }
-                    }
-                }
-            }
-        }
-        if pfds[0].revents != 0 {
-            break;
-        }
-    }
+    let mut errors = ErrorChannel::new(ch.err_r.0, notifying);
+    let mut sup = Supervision {
+        pidfd: pidfd.0,
+        deadline: plan.supervisor.wall_time.map(|d| start + d),
+        timed_out: false,
+        grace_end: None,
+        grace_killed: false,
+    };
+    sup.run(signals.as_ref(), &mut notifier, &mut errors)
+        .map_err(kill_and_reap)?;
 
-    let mut status: c_int = 0;
-    // SAFETY: a zeroed rusage is a valid out-buffer.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    let r = sys::retry(|| {
-        // SAFETY: status and ru are valid out-pointers; pid is our child.
-        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
-        if r < 0 {
-            Err(Errno::last())
-        } else {
-            Ok(r)
-        }
-    });
-    if let Err(e) = r {
-        return Err(LaunchError::sys("wait4", format!("pid {pid}"), e));
-    }
+    let (status, ru) = reap(pid)?;
     let wall = start.elapsed();
     notifier.finish();
-    // Drain what is left of the error pipe (all writers are gone now).
-    while err_open && child_error.is_none() {
-        match sys::read(err_r.0, &mut err_buf[err_len..]) {
-            Ok(0) | Err(_) => break,
-            Ok(k) => {
-                err_len += k;
-                if err_len == WIRE_SIZE {
-                    child_error = ChildError::decode(&err_buf).filter(|e| e.step != Step::SeccompHandoff);
-                    err_len = 0;
-                }
-            }
-        }
-    }
+    errors.drain();
     let mut sbuf = [0u8; 4];
-    let payload_status = match sys::read(status_r.0, &mut sbuf) {
+    let payload_status = match sys::read(ch.status_r.0, &mut sbuf) {
         Ok(4) => Some(i32::from_le_bytes(sbuf)),
         _ => None,
     };
@@ -703,40 +455,452 @@ pub fn run_reporting(
         }
         out
     });
+    let ended = Ended {
+        wall,
+        ru,
+        init_status: status,
+        payload_status,
+        timed_out: sup.timed_out,
+        child_error: errors.error,
+    };
+    Ok(outcome(plan, ended, &mut notifier, cgroup_out))
+}
 
+/// The three channels between cordon and its child: the sync pipe (the
+/// child waits for the id maps), the error channel (a `ChildError`, or the
+/// seccomp hand-off; a unix socket when notifying, so that the hand-off
+/// carries the payload's pid) and the status pipe (init reports the
+/// payload's wait status).
+struct Channels {
+    sync_r: Fd,
+    sync_w: Fd,
+    err_r: Fd,
+    err_w: Fd,
+    status_r: Fd,
+    status_w: Fd,
+}
+
+impl Channels {
+    fn open(notifying: bool) -> Result<Channels, LaunchError> {
+        let pipe = |what: &str| {
+            sys::pipe()
+                .map(|(r, w)| (Fd(r), Fd(w)))
+                .map_err(|e| LaunchError::sys("pipe", what.to_string(), e))
+        };
+        let (sync_r, sync_w) = pipe("sync")?;
+        let (err_r, err_w) = if notifying {
+            let pair = sys::seqpacket_pair().map_err(|e| LaunchError::sys("socketpair", "error", e))?;
+            let pair = (Fd(pair.0), Fd(pair.1));
+            sys::set_passcred(pair.0 .0).map_err(|e| LaunchError::sys("setsockopt", "SO_PASSCRED", e))?;
+            pair
+        } else {
+            pipe("error")?
+        };
+        let (status_r, status_w) = pipe("status")?;
+        Ok(Channels {
+            sync_r,
+            sync_w,
+            err_r,
+            err_w,
+            status_r,
+            status_w,
+        })
+    }
+
+    fn child_fds(&self) -> Fds {
+        Fds {
+            sync_read: self.sync_r.0,
+            sync_write: self.sync_w.0,
+            err_read: self.err_r.0,
+            err_write: self.err_w.0,
+            status_read: self.status_r.0,
+            status_write: self.status_w.0,
+        }
+    }
+}
+
+/// Make the idmapped trees, clone the child and close the child's ends of
+/// the channels. Returns its pid and pidfd.
+fn start_child(
+    plan: &Plan,
+    ch: &mut Channels,
+    cgroup: Option<&Cgroup>,
+) -> Result<(libc::pid_t, Fd), LaunchError> {
+    // The idmapped binds: only host root can make them, so here, before
+    // clone; the child moves them into place and closes its copies.
+    let mut trees = Trees([-1; MAX_OPS]);
+    mount::idmapped_trees(plan.child.mounts(), &mut trees.0).map_err(|e| {
+        let d = describe_child_error(plan, e);
+        LaunchError::sys(&d.step, d.detail, e.errno)
+    })?;
+    let cloned = clone_child(
+        plan,
+        ch.child_fds(),
+        cgroup.and_then(Cgroup::clone_fd),
+        &trees.0[..plan.child.mounts().ops.len().min(MAX_OPS)],
+    );
+    drop(trees);
+    let (pid, pidfd) = cloned?;
+    // The child's ends (dropping an `Fd` closes it).
+    drop(Fd(ch.sync_r.take()));
+    drop(Fd(ch.err_w.take()));
+    drop(Fd(ch.status_w.take()));
+    Ok((pid, Fd(pidfd)))
+}
+
+/// Write the id maps, set vm.memfd_noexec, release the child and attach it
+/// to v1 cgroups while it builds the root. On error the caller kills it.
+fn release_child(
+    plan: &Plan,
+    ch: &mut Channels,
+    pid: libc::pid_t,
+    pidfd: c_int,
+    cgroup: Option<&Cgroup>,
+) -> Result<(), LaunchError> {
+    write_maps(plan, pid)?;
+    if plan.supervisor.memfd_noexec {
+        // Before the child is released: it has done nothing yet, so a
+        // failure here is the helper's own, and nothing of the payload's
+        // can run before the sysctl holds. (Overlapping it with the root's
+        // construction saved nothing measurable on 2 cores and could mask
+        // a setup error of the child's.)
+        crate::isolate::memfd::set_noexec(pidfd)
+            .map_err(|(what, e)| LaunchError::sys("memfd_noexec", what, e))?;
+    }
+    // Release the child: it builds the sandbox's root meanwhile.
+    sys::write_all(ch.sync_w.0, b"1").map_err(|e| LaunchError::sys("sync", "release child", e))?;
+    if let Some(cg) = cgroup {
+        if plan.child.second_sync() {
+            // v1: moving a process between cgroups waits for an RCU grace
+            // period (milliseconds); the child builds its root meanwhile, so
+            // nothing it runs is ever outside the cgroups.
+            cg.attach(pid).map_err(cgroup_error)?;
+        }
+    }
+    if plan.child.second_sync() {
+        sys::write_all(ch.sync_w.0, b"2").map_err(|e| LaunchError::sys("sync", "payload may start", e))?;
+    }
+    drop(Fd(ch.sync_w.take()));
+    Ok(())
+}
+
+/// The parent's end of the error channel and what came through it.
+struct ErrorChannel {
+    fd: c_int,
+    open: bool,
+    notifying: bool,
+    buf: [u8; WIRE_SIZE],
+    len: usize,
+    /// The child's setup error, the first one.
+    error: Option<ChildError>,
+}
+
+impl ErrorChannel {
+    fn new(fd: c_int, notifying: bool) -> ErrorChannel {
+        ErrorChannel {
+            fd,
+            open: true,
+            notifying,
+            buf: [0; WIRE_SIZE],
+            len: 0,
+            error: None,
+        }
+    }
+
+    /// The channel is readable: take a message; the seccomp hand-off gives
+    /// the notifier its listener.
+    fn on_readable(&mut self, notifier: &mut Notifier) -> Result<(), LaunchError> {
+        let got = if self.notifying {
+            sys::recv_with_pid(self.fd, &mut self.buf).map(|(k, pid)| {
+                self.len = 0;
+                (k, pid)
+            })
+        } else {
+            sys::read(self.fd, &mut self.buf[self.len..]).map(|k| (k, None))
+        };
+        let (k, sender) = match got {
+            Ok((0, _)) | Err(_) => {
+                self.open = false;
+                return Ok(());
+            }
+            Ok(got) => got,
+        };
+        self.len += k;
+        if self.len < WIRE_SIZE {
+            return Ok(());
+        }
+        self.len = 0;
+        match ChildError::decode(&self.buf) {
+            Some(h) if h.step == Step::SeccompHandoff && self.notifying && notifier.fd.is_none() => {
+                match sender {
+                    Some(pid) => notifier.take(pid, h.index as c_int),
+                    None => Err(LaunchError::sys(
+                        "seccomp hand-off",
+                        "the message carried no sender",
+                        Errno(libc::EPROTO),
+                    )),
+                }
+            }
+            Some(e) if self.error.is_none() && e.step != Step::SeccompHandoff => {
+                self.error = Some(e);
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Read what is left once every writer is gone.
+    fn drain(&mut self) {
+        while self.open && self.error.is_none() {
+            match sys::read(self.fd, &mut self.buf[self.len..]) {
+                Ok(0) | Err(_) => break,
+                Ok(k) => {
+                    self.len += k;
+                    if self.len == WIRE_SIZE {
+                        self.error = ChildError::decode(&self.buf).filter(|e| e.step != Step::SeccompHandoff);
+                        self.len = 0;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The supervision loop's state: the wall-clock deadline and the grace
+/// period after a forwarded terminating signal.
+struct Supervision {
+    pidfd: c_int,
+    deadline: Option<Instant>,
+    timed_out: bool,
+    /// After a forwarded terminating signal: when the grace period ends.
+    grace_end: Option<Instant>,
+    grace_killed: bool,
+}
+
+impl Supervision {
+    /// Supervise until init exits: deadlines, notifications, the error
+    /// channel and forwarded signals.
+    fn run(
+        &mut self,
+        signals: Option<&SignalGuard>,
+        notifier: &mut Notifier,
+        errors: &mut ErrorChannel,
+    ) -> Result<(), LaunchError> {
+        loop {
+            // Checked on every pass, whatever woke us: a payload that keeps
+            // the notification fd or the signalfd busy cannot outrun its
+            // limits.
+            let now = Instant::now();
+            self.enforce_deadlines(now);
+            let mut pfds = [
+                (self.pidfd, libc::POLLIN),
+                (if errors.open { errors.fd } else { -1 }, libc::POLLIN),
+                (signals.map_or(-1, |s| s.fd.0), libc::POLLIN),
+                (notifier.fd.unwrap_or(-1), libc::POLLIN),
+            ]
+            .map(|(fd, events)| libc::pollfd {
+                fd,
+                events,
+                revents: 0,
+            });
+            // SAFETY: pfds is a valid array of pollfd.
+            let n = unsafe {
+                libc::poll(
+                    pfds.as_mut_ptr(),
+                    pfds.len() as libc::nfds_t,
+                    self.timeout_ms(now),
+                )
+            };
+            if n < 0 {
+                let e = Errno::last();
+                if e.0 == libc::EINTR {
+                    continue;
+                }
+                return Err(LaunchError::sys("poll", "supervise", e));
+            }
+            if n == 0 {
+                continue;
+            }
+            if pfds[3].revents & libc::POLLIN != 0 {
+                // A bounded batch: then the deadline, signals and the pidfd
+                // are looked at again.
+                notifier
+                    .handle_batch(NOTIFY_BATCH)
+                    .map_err(|e| LaunchError::sys("seccomp notification", "receive or answer", e))?;
+            } else if pfds[3].revents != 0 {
+                // Every task that used the filter is gone.
+                if let Some(fd) = notifier.fd.take() {
+                    // SAFETY: the notifier owned the listener and gave it up
+                    // with `take`: nothing uses it after this close.
+                    unsafe { sys::close(fd) };
+                }
+            }
+            if pfds[1].revents != 0 {
+                errors.on_readable(notifier)?;
+            }
+            if pfds[2].revents != 0 {
+                if let Some(s) = signals {
+                    self.forward_signal(s);
+                }
+            }
+            if pfds[0].revents != 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    fn enforce_deadlines(&mut self, now: Instant) {
+        if !self.timed_out && self.deadline.is_some_and(|d| now >= d) {
+            // SIGKILL to the namespace's init tears down every process in
+            // it, double-forked daemons included.
+            self.timed_out = true;
+            let _ = sys::pidfd_send_signal(self.pidfd, libc::SIGKILL);
+        }
+        if !self.grace_killed && self.grace_end.is_some_and(|g| now >= g) {
+            self.grace_killed = true;
+            let _ = sys::pidfd_send_signal(self.pidfd, libc::SIGKILL);
+        }
+    }
+
+    /// poll's timeout: until the next deadline, rounded up to a whole
+    /// millisecond; -1 without one.
+    fn timeout_ms(&self, now: Instant) -> c_int {
+        let wake = [
+            self.deadline.filter(|_| !self.timed_out),
+            self.grace_end.filter(|_| !self.grace_killed),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        match wake {
+            Some(d) => {
+                let left = d.saturating_duration_since(now);
+                left.as_millis().min(i32::MAX as u128) as c_int + i32::from(left.subsec_micros() % 1000 != 0)
+            }
+            None => -1,
+        }
+    }
+
+    /// Forward one signal from the signalfd to the sandbox.
+    fn forward_signal(&mut self, s: &SignalGuard) {
+        // SAFETY: a zeroed signalfd_siginfo is a valid buffer.
+        let mut si: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+        // SAFETY: si is valid for its size.
+        let k = unsafe {
+            libc::read(
+                s.fd.0,
+                (&mut si as *mut libc::signalfd_siginfo).cast(),
+                std::mem::size_of_val(&si),
+            )
+        };
+        if k != std::mem::size_of_val(&si) as isize {
+            return;
+        }
+        let sig = si.ssi_signo as c_int;
+        let _ = sys::pidfd_send_signal(self.pidfd, sig);
+        if TERMINATING.contains(&sig) {
+            // A stopped payload keeps the signal pending forever: continue
+            // it (init forwards SIGCONT to the payload), and end the whole
+            // sandbox if it has not ended by the end of the grace period,
+            // or at once on a second terminating signal.
+            let _ = sys::pidfd_send_signal(self.pidfd, libc::SIGCONT);
+            match self.grace_end {
+                None => self.grace_end = Some(Instant::now() + TERM_GRACE),
+                Some(_) if !self.grace_killed => {
+                    self.grace_killed = true;
+                    let _ = sys::pidfd_send_signal(self.pidfd, libc::SIGKILL);
+                }
+                Some(_) => {}
+            }
+        }
+    }
+}
+
+/// wait4 for init: its status and resource usage.
+fn reap(pid: libc::pid_t) -> Result<(c_int, libc::rusage), LaunchError> {
+    let mut status: c_int = 0;
+    // SAFETY: a zeroed rusage is a valid out-buffer.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    sys::retry(|| {
+        // SAFETY: status and ru are valid out-pointers; pid is our child.
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+        if r < 0 {
+            Err(Errno::last())
+        } else {
+            Ok(r)
+        }
+    })
+    .map_err(|e| LaunchError::sys("wait4", format!("pid {pid}"), e))?;
+    Ok((status, ru))
+}
+
+/// How the sandbox ended, as the supervisor saw it.
+struct Ended {
+    wall: Duration,
+    ru: libc::rusage,
+    /// init's wait status.
+    init_status: c_int,
+    /// The payload's wait status, as init reported it.
+    payload_status: Option<c_int>,
+    timed_out: bool,
+    child_error: Option<ChildError>,
+}
+
+/// The outcome of a run that ended.
+fn outcome(plan: &Plan, ended: Ended, notifier: &mut Notifier, cgroup_out: Option<CgroupOutcome>) -> Outcome {
     let mut out = Outcome {
         status: Status::Exited,
         exit_code: 0,
         signal: None,
-        wall_time_ms: wall.as_millis() as u64,
-        user_time_ms: timeval_ms(ru.ru_utime),
-        system_time_ms: timeval_ms(ru.ru_stime),
-        max_rss_kb: ru.ru_maxrss as u64,
+        wall_time_ms: ended.wall.as_millis() as u64,
+        user_time_ms: timeval_ms(ended.ru.ru_utime),
+        system_time_ms: timeval_ms(ended.ru.ru_stime),
+        max_rss_kb: ended.ru.ru_maxrss as u64,
         supervisor_max_rss_kb: self_max_rss_kb(),
         unenforced: plan
+            .supervisor
             .unenforced
             .iter()
-            .chain(&plan.unenforced_quiet)
+            .chain(&plan.supervisor.unenforced_quiet)
             .cloned()
             .collect(),
         limits_hit: Vec::new(),
-        host_uid: Some(plan.ids.host_uid),
-        host_gid: Some(plan.ids.host_gid),
+        host_uid: Some(plan.child.ids().host_uid),
+        host_gid: Some(plan.child.ids().host_gid),
         cgroup: None,
         violations: std::mem::take(&mut notifier.violations),
         violations_total: notifier.violations_total,
-        learned: matches!(
-            plan.seccomp.as_ref().map(|s| &s.supervise),
-            Some(Supervise::Learn { .. })
-        )
-        .then(|| std::mem::take(&mut notifier.learned)),
+        learned: matches!(plan.supervisor.supervise, Supervise::Learn { .. })
+            .then(|| std::mem::take(&mut notifier.learned)),
         error: None,
     };
-    if timed_out {
+    set_status(plan, &mut out, &ended);
+    let oom = cgroup_out.as_ref().and_then(|c| c.usage.oom_kills).unwrap_or(0) > 0;
+    if oom && out.status == Status::Signaled && out.signal == Some(libc::SIGKILL) {
+        out.status = Status::OomKilled;
+    }
+    let payload_signal = ended
+        .payload_status
+        .filter(|&st| libc::WIFSIGNALED(st))
+        .map(|st| libc::WTERMSIG(st));
+    out.limits_hit = crate::outcome::limits_hit(
+        ended.timed_out,
+        payload_signal,
+        cgroup_out.as_ref().map(|c| &c.usage),
+    );
+    out.cgroup = cgroup_out;
+    out
+}
+
+/// Status, exit code, signal and error: the timeout first, then a setup
+/// error, then the payload's own status, then init's.
+fn set_status(plan: &Plan, out: &mut Outcome, ended: &Ended) {
+    let status = ended.init_status;
+    if ended.timed_out {
         out.status = Status::TimedOut;
         out.exit_code = EXIT_TIMEOUT;
         out.signal = Some(libc::SIGKILL);
-    } else if let Some(e) = child_error {
+    } else if let Some(e) = ended.child_error {
         out.status = Status::SetupFailed;
         out.exit_code = if e.step == Step::Exec {
             exec_exit_code(e.errno)
@@ -744,7 +908,7 @@ pub fn run_reporting(
             EXIT_SETUP
         };
         out.error = Some(describe_child_error(plan, e));
-    } else if let Some(st) = payload_status {
+    } else if let Some(st) = ended.payload_status {
         if libc::WIFEXITED(st) {
             out.exit_code = libc::WEXITSTATUS(st);
         } else {
@@ -771,17 +935,6 @@ pub fn run_reporting(
             hint: None,
         });
     }
-    let oom = cgroup_out.as_ref().and_then(|c| c.usage.oom_kills).unwrap_or(0) > 0;
-    if oom && out.status == Status::Signaled && out.signal == Some(libc::SIGKILL) {
-        out.status = Status::OomKilled;
-    }
-    let payload_signal = payload_status
-        .filter(|&st| libc::WIFSIGNALED(st))
-        .map(|st| libc::WTERMSIG(st));
-    out.limits_hit =
-        crate::outcome::limits_hit(timed_out, payload_signal, cgroup_out.as_ref().map(|c| &c.usage));
-    out.cgroup = cgroup_out;
-    Ok(out)
 }
 
 /// The parent's copies of the idmapped trees, closed once the child has its own.
@@ -791,7 +944,8 @@ impl Drop for Trees {
     fn drop(&mut self) {
         for &t in &self.0 {
             if t >= 0 {
-                sys::close(t);
+                // SAFETY: `t` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+                unsafe { sys::close(t) };
             }
         }
     }
@@ -834,5 +988,5 @@ fn cgroup_error(e: crate::cgroup::CgroupError) -> LaunchError {
 
 /// How long a run may take at most, for callers that need a bound.
 pub fn effective_timeout(plan: &Plan) -> Option<Duration> {
-    plan.wall_time
+    plan.supervisor.wall_time
 }

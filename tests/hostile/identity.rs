@@ -440,8 +440,8 @@ fn the_launching_thread_gets_its_identity_back() {
     let before = state();
     let out = cordon::launch::run(&plan, cordon::launch::RunOptions::default()).expect("run");
     assert_eq!(out.exit_code, 0, "{out:?}");
-    assert_ne!(plan.ids.host_uid, 0);
-    assert_eq!(out.host_uid, Some(plan.ids.host_uid));
+    assert_ne!(plan.child.ids().host_uid, 0);
+    assert_eq!(out.host_uid, Some(plan.child.ids().host_uid));
     assert_eq!(
         state(),
         before,

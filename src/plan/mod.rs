@@ -1,0 +1,723 @@
+//! The launch plan: everything the child needs, computed in the parent
+//! before clone. After [`Plan::build`] nothing allocates: the child only
+//! reads this structure (its copy-on-write image of it) and makes system
+//! calls.
+
+use std::ffi::{CString, OsStr};
+use std::os::unix::ffi::OsStrExt;
+use std::time::Duration;
+
+mod cstrings;
+pub use cstrings::CStringArray;
+
+use crate::isolate::hostid;
+pub use crate::isolate::ids::{resolve_ids, Ids};
+use crate::isolate::mount::MountPlan;
+use crate::policy::{Namespace, Policy, PolicyError};
+
+/// An rlimit to set in the payload: resource, soft and hard limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rlimit {
+    /// RLIMIT_* resource.
+    pub resource: u32,
+    /// Soft limit.
+    pub value: u64,
+    /// Hard limit: `value`, except for RLIMIT_CPU, whose hard limit is one
+    /// second above, so that a process at the limit gets SIGXCPU (which the
+    /// outcome can name) rather than SIGKILL at once.
+    pub hard: u64,
+    /// Policy field it comes from.
+    pub field: &'static str,
+}
+
+/// The program to execute: the PATH candidates, argv and envp, each owned
+/// with its pointer array by a [`CStringArray`]. The fields are private:
+/// once built, an `Exec` cannot be changed, only replaced as a whole.
+///
+/// ```compile_fail,E0616
+/// let policy = cordon::Policy::builtin_default().unwrap();
+/// let mut plan = cordon::plan::Plan::build(&policy, "p", &["/bin/true"]).unwrap();
+/// plan.exec.argv.clear(); // private: execve could get freed memory
+/// ```
+///
+/// ```
+/// let policy = cordon::Policy::builtin_default().unwrap();
+/// let plan = cordon::plan::Plan::build(&policy, "p", &["/bin/true"]).unwrap();
+/// assert_eq!(plan.child.exec().argv().len(), 1);
+/// ```
+#[derive(Debug)]
+pub struct Exec {
+    candidates: CStringArray,
+    argv: CStringArray,
+    envp: CStringArray,
+    search_path: String,
+}
+
+impl Exec {
+    fn new(candidates: Vec<CString>, argv: Vec<CString>, envp: Vec<CString>, search_path: String) -> Exec {
+        Exec {
+            candidates: CStringArray::new(candidates),
+            argv: CStringArray::new(argv),
+            envp: CStringArray::new(envp),
+            search_path,
+        }
+    }
+
+    /// Paths to try in order (the PATH search is done ahead, like execvp).
+    pub fn candidates(&self) -> &CStringArray {
+        &self.candidates
+    }
+
+    /// Arguments.
+    pub fn argv(&self) -> &CStringArray {
+        &self.argv
+    }
+
+    /// Environment as NAME=VALUE.
+    pub fn envp(&self) -> &CStringArray {
+        &self.envp
+    }
+
+    /// The PATH searched, for messages (empty when the command has a '/').
+    pub fn search_path(&self) -> &str {
+        &self.search_path
+    }
+}
+
+/// Everything the launch needs: what the child reads, and what only the
+/// supervisor keeps.
+#[derive(Debug)]
+pub struct Plan {
+    /// What the clone child (or `Prepared::apply`) reads.
+    pub child: ChildPlan,
+    /// What only the supervisor uses: cgroups, deadline, notifications,
+    /// descriptions.
+    pub supervisor: SupervisorPlan,
+}
+
+/// What the child reads after clone (or fork): fixed once built. The
+/// fields are private and read through accessors, so that nothing can
+/// change what the child's C strings and pointer arrays point at; the
+/// child's code gets only this, never the supervisor's part.
+#[derive(Debug)]
+pub struct ChildPlan {
+    clone_flags: u64,
+    ids: Ids,
+    mounts: MountPlan,
+    staging: CString,
+    hostname: Option<CString>,
+    own_net: bool,
+    cwd: CString,
+    rlimits: Vec<Rlimit>,
+    last_cap: u32,
+    ignored_signals: u64,
+    exec: Exec,
+    stdio: [std::os::raw::c_int; 3],
+    second_sync: bool,
+    landlock: Option<crate::landlock::LandlockPlan>,
+    seccomp: Option<SeccompPlan>,
+}
+
+impl ChildPlan {
+    /// clone3 namespace flags.
+    pub fn clone_flags(&self) -> u64 {
+        self.clone_flags
+    }
+    /// Ids and maps.
+    pub fn ids(&self) -> &Ids {
+        &self.ids
+    }
+    /// The root filesystem.
+    pub fn mounts(&self) -> &MountPlan {
+        &self.mounts
+    }
+    /// Where the new root is mounted before pivot_root (a directory of the
+    /// child's private mount namespace; nothing is written there).
+    pub fn staging(&self) -> &std::ffi::CStr {
+        &self.staging
+    }
+    /// Hostname, when the policy sets one.
+    pub fn hostname(&self) -> Option<&std::ffi::CStr> {
+        self.hostname.as_deref()
+    }
+    /// Whether the sandbox has its own network namespace (bring lo up).
+    pub fn own_net(&self) -> bool {
+        self.own_net
+    }
+    /// Working directory inside the sandbox.
+    pub fn cwd(&self) -> &std::ffi::CStr {
+        &self.cwd
+    }
+    /// rlimits for the payload.
+    pub fn rlimits(&self) -> &[Rlimit] {
+        &self.rlimits
+    }
+    /// Highest capability number this kernel knows.
+    pub fn last_cap(&self) -> u32 {
+        self.last_cap
+    }
+    /// Signals ignored in the parent (bit N-1 for signal N); the payload
+    /// resets them to the default, since ignored signals survive execve.
+    pub fn ignored_signals(&self) -> u64 {
+        self.ignored_signals
+    }
+    /// The program.
+    pub fn exec(&self) -> &Exec {
+        &self.exec
+    }
+    /// fds to put on the payload's stdin, stdout and stderr (-1: inherit
+    /// cordon's), set by library callers.
+    pub fn stdio(&self) -> [std::os::raw::c_int; 3] {
+        self.stdio
+    }
+    /// Set the fd for the payload's stdin (0), stdout (1) or stderr (2);
+    /// -1 inherits cordon's. Plain numbers: the caller keeps the fds open
+    /// until the child is started.
+    pub fn set_stdio(&mut self, target: usize, fd: std::os::raw::c_int) {
+        self.stdio[target] = fd;
+    }
+    /// Whether the child waits for a second byte from the parent before it
+    /// forks the payload (the parent attaches v1 cgroups while the child
+    /// builds the root).
+    pub fn second_sync(&self) -> bool {
+        self.second_sync
+    }
+    /// The Landlock ruleset, applied before seccomp.
+    pub fn landlock(&self) -> Option<&crate::landlock::LandlockPlan> {
+        self.landlock.as_ref()
+    }
+    /// The seccomp filter, installed last before exec.
+    pub fn seccomp(&self) -> Option<&SeccompPlan> {
+        self.seccomp.as_ref()
+    }
+}
+
+/// What only the supervisor uses.
+#[derive(Debug)]
+pub struct SupervisorPlan {
+    /// The host id allocated for this plan (root, when the policy names
+    /// none), held until the plan is dropped: one plan, one sandbox.
+    pub host_id: Option<hostid::Lease>,
+    /// Wall-clock limit.
+    pub wall_time: Option<Duration>,
+    /// Policy requests that were not enforced (best effort only); the CLI
+    /// warns about each.
+    pub unenforced: Vec<String>,
+    /// Policy requests that were not enforced as the policy itself foresaw
+    /// (cgroup limits with `limits.cgroup` `v2_only` on a host without
+    /// usable cgroup v2): in the outcome, but no warning.
+    pub unenforced_quiet: Vec<String>,
+    /// Set `vm.memfd_noexec=2` in the sandbox's pid namespace before the
+    /// payload starts (root, with a pid namespace, on Linux 6.3+): the
+    /// parent does it before it releases the child.
+    pub memfd_noexec: bool,
+    /// Where the sandbox's cgroup goes, when the policy has cgroup limits.
+    pub cgroup: Option<crate::cgroup::CgroupPlan>,
+    /// What the supervisor does with seccomp notifications.
+    pub supervise: Supervise,
+}
+
+/// What the supervisor does with seccomp notifications.
+#[derive(Clone, Debug)]
+pub enum Supervise {
+    /// Nothing: no listener.
+    None,
+    /// Answer refusals as this filter decides and record them.
+    Report(crate::seccomp::ir::Filter),
+    /// Record every syscall and let it continue (`cordon learn`), except
+    /// those every cordon policy refuses
+    /// ([`crate::seccomp::learn::refused_while_learning`]) and `clone` with
+    /// namespace flags, which get EPERM and are recorded apart, unless
+    /// `allow_dangerous`.
+    Learn {
+        /// Let those continue too (`cordon learn --allow-dangerous`).
+        allow_dangerous: bool,
+    },
+}
+
+/// The seccomp program the child installs.
+#[derive(Clone, Debug)]
+pub struct SeccompPlan {
+    program: Vec<libc::sock_filter>,
+    listener: bool,
+}
+
+impl SeccompPlan {
+    /// The BPF program, as the kernel's `struct sock_filter`s.
+    pub fn program(&self) -> &[libc::sock_filter] {
+        &self.program
+    }
+    /// Whether the filter is installed with a notification listener (the
+    /// supervisor reports or learns).
+    pub fn listener(&self) -> bool {
+        self.listener
+    }
+}
+
+pub use crate::seccomp::probe::user_notif_unavailable;
+
+/// The filter compiled to the kernel's instruction type, or an error when
+/// the kernel would refuse it for its length.
+fn program_or_error(
+    filter: &crate::seccomp::ir::Filter,
+    file: &str,
+) -> Result<Vec<libc::sock_filter>, PolicyError> {
+    let prog = crate::seccomp::bpf::compile(filter);
+    if prog.len() > crate::seccomp::MAX_INSNS {
+        return Err(PolicyError {
+            file: file.to_string(),
+            path: "seccomp".to_string(),
+            position: None,
+            message: format!(
+                "the filter compiles to {} instructions; the kernel takes at most {}",
+                prog.len(),
+                crate::seccomp::MAX_INSNS
+            ),
+        });
+    }
+    // `seccomp::bpf::Insn` is `libc::sock_filter`: the program is what the
+    // kernel reads.
+    Ok(prog)
+}
+
+fn cstring(field: &str, file: &str, s: &[u8]) -> Result<CString, PolicyError> {
+    CString::new(s).map_err(|_| PolicyError {
+        file: file.to_string(),
+        path: field.to_string(),
+        position: None,
+        message: "contains a NUL byte".to_string(),
+    })
+}
+
+/// Build the environment from the policy and cordon's own environment.
+pub fn build_env(
+    policy: &Policy,
+    host: impl Iterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut env: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = Default::default();
+    for (k, v) in host {
+        let keep = !policy.env.clear || policy.env.keep.iter().any(|n| n.as_bytes() == k.as_bytes());
+        if keep {
+            env.insert(k.as_bytes().to_vec(), v.as_bytes().to_vec());
+        }
+    }
+    for (k, v) in &policy.env.set {
+        env.insert(k.as_bytes().to_vec(), v.as_bytes().to_vec());
+    }
+    env.into_iter().collect()
+}
+
+/// PATH used when the sandbox's environment has none (as execvp does).
+const DEFAULT_SEARCH_PATH: &[u8] = b"/usr/local/bin:/usr/bin:/bin";
+
+/// execvp-style candidates for `cmd` with the sandbox's PATH.
+pub fn exec_candidates(cmd: &[u8], path: Option<&[u8]>) -> Vec<Vec<u8>> {
+    if cmd.contains(&b'/') {
+        return vec![cmd.to_vec()];
+    }
+    let path = path.unwrap_or(DEFAULT_SEARCH_PATH);
+    path.split(|&b| b == b':')
+        .map(|dir| {
+            let dir = if dir.is_empty() { b".".as_slice() } else { dir };
+            let mut p = dir.to_vec();
+            if !p.ends_with(b"/") {
+                p.push(b'/');
+            }
+            p.extend_from_slice(cmd);
+            p
+        })
+        .collect()
+}
+
+fn read_last_cap() -> u32 {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(63)
+}
+
+impl Plan {
+    /// Compile a policy and a command into a plan. `file` names the policy
+    /// in errors.
+    pub fn build(policy: &Policy, file: &str, argv: &[impl AsRef<OsStr>]) -> Result<Plan, PolicyError> {
+        let cli = |msg: &str| PolicyError {
+            file: "<command line>".to_string(),
+            path: String::new(),
+            position: None,
+            message: msg.to_string(),
+        };
+        if argv.is_empty() {
+            return Err(cli(
+                "no command given: put it after --, e.g. cordon run -- /bin/sh -c 'echo hi'",
+            ));
+        }
+        if argv[0].as_ref().is_empty() {
+            return Err(cli("the command is an empty string"));
+        }
+        // SAFETY: geteuid/getegid cannot fail.
+        let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        let mut host_id = None;
+        let ids = resolve_ids(policy, euid, egid, file, &mut || {
+            let lease = hostid::IdRange::from_env().and_then(hostid::allocate)?;
+            let id = lease.id();
+            host_id = Some(lease);
+            Ok(id)
+        })?;
+
+        let flags = crate::isolate::ids::clone_flags(&policy.namespaces);
+
+        let mounts = MountPlan::prepare(policy, file, &ids)?;
+
+        let exec = build_exec(policy, file, argv)?;
+        let rlimits = rlimits(&policy.limits);
+        let l = &policy.limits;
+        let mut plan = Plan {
+            child: ChildPlan {
+                clone_flags: flags,
+                ids,
+                mounts,
+                staging: CString::from(c"/tmp"),
+                hostname: policy
+                    .hostname
+                    .as_deref()
+                    .map(|h| cstring("hostname", file, h.as_bytes()))
+                    .transpose()?,
+                own_net: policy.has_namespace(Namespace::Net),
+                cwd: cstring("cwd", file, policy.cwd.as_bytes())?,
+                rlimits,
+                last_cap: read_last_cap(),
+                ignored_signals: crate::sys::ignored_signals(),
+                exec,
+                stdio: [-1; 3],
+                second_sync: false,
+                landlock: None,
+                seccomp: None,
+            },
+            supervisor: SupervisorPlan {
+                host_id,
+                wall_time: l.wall_time.map(|d| d.as_duration()),
+                unenforced: Vec::new(),
+                unenforced_quiet: Vec::new(),
+                memfd_noexec: false,
+                cgroup: None,
+                supervise: Supervise::None,
+            },
+        };
+        plan.decide_cgroup(policy, file)?;
+        plan.memfd_hardening(policy);
+        let sup = &mut plan.supervisor;
+        sup.unenforced.extend(policy.disabled.iter().cloned());
+        sup.unenforced
+            .extend(plan.child.mounts.unenforced.iter().cloned());
+        if let Some(ll) = &policy.landlock {
+            let (prepared, missing) = ll.prepare(crate::landlock::abi_version(), file)?;
+            plan.child.landlock = prepared;
+            sup.unenforced.extend(missing);
+        }
+        if let Some((seccomp, supervise)) =
+            seccomp_plan(policy, file, plan.child.mounts.setid_guard, &mut sup.unenforced)?
+        {
+            plan.child.seccomp = Some(seccomp);
+            sup.supervise = supervise;
+        }
+        Ok(plan)
+    }
+
+    /// Decide the cgroup plan, or record why the limits go unenforced
+    /// (best effort), or refuse.
+    fn decide_cgroup(&mut self, policy: &Policy, file: &str) -> Result<(), PolicyError> {
+        let cg = crate::cgroup::CgLimits::from_policy(&policy.limits);
+        if !cg.is_empty() {
+            let v2_only = policy.limits.cgroup == crate::policy::CgroupVersions::V2Only;
+            // The default policy's case on a host with v1 controllers: known
+            // from /proc/self/cgroup alone, without reading mountinfo.
+            let early = v2_only
+                .then(|| std::fs::read_to_string("/proc/self/cgroup").ok())
+                .flatten()
+                .and_then(|text| crate::cgroup::v2_only_refused_by_v1(&cg, &text));
+            let decided = match early {
+                Some(why) => Err(why),
+                None => crate::cgroup::CgroupPlan::decide(
+                    &cg,
+                    &crate::cgroup::Layout::detect(),
+                    policy.limits.cgroup_parent.as_deref(),
+                    v2_only,
+                ),
+            };
+            match decided {
+                Ok(p) => {
+                    self.child.second_sync = matches!(p, crate::cgroup::CgroupPlan::V1 { .. });
+                    self.supervisor.cgroup = Some(p);
+                }
+                Err(why) if policy.limits.compatibility == crate::landlock::Compatibility::BestEffort => {
+                    // Every item names the limits it leaves unenforced.
+                    let item = if why.contains("(cgroup limits)") {
+                        format!("limits: {why}")
+                    } else {
+                        let names: Vec<String> = cg.fields().iter().map(|f| format!("limits.{f}")).collect();
+                        format!("limits: {} (cgroup limits): {why}", names.join(", "))
+                    };
+                    if v2_only {
+                        // The policy chose cgroup limits only where they are
+                        // cheap: the outcome lists them, without a warning.
+                        self.supervisor.unenforced_quiet.push(item);
+                    } else {
+                        self.supervisor.unenforced.push(item);
+                    }
+                }
+                Err(why) => {
+                    return Err(PolicyError {
+                        file: file.to_string(),
+                        path: "limits".to_string(),
+                        position: None,
+                        message: format!(
+                            "{why}; or set limits.compatibility to best_effort to run without these limits"
+                        ),
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// vm.memfd_noexec for the sandbox's pid namespace, where it can be had.
+    fn memfd_hardening(&mut self, policy: &Policy) {
+        // cordon's own hardening, not a request of the policy: listed in the
+        // outcome where it cannot be had, without a warning on every run.
+        if policy.has_namespace(Namespace::Pid) {
+            if self.child.ids.rootless {
+                self.supervisor.unenforced_quiet.push(
+                    "memfd_noexec: without privileges cordon cannot set vm.memfd_noexec in the sandbox's pid namespace, so the payload may execute code it writes into a memfd; run cordon as root to forbid that".to_string(),
+                );
+            } else if !crate::isolate::memfd::available() {
+                self.supervisor.unenforced_quiet.push(
+                    "memfd_noexec: this kernel lacks vm.memfd_noexec (Linux 6.3), so the payload may execute code it writes into a memfd".to_string(),
+                );
+            } else {
+                self.supervisor.memfd_noexec = true;
+            }
+        }
+    }
+
+    /// Replace the seccomp filter with the learning one: every syscall is
+    /// recorded by the supervisor and continues, except what every cordon
+    /// policy refuses (namespaces, ptrace, keyrings, io_uring, bpf, mounts,
+    /// modules...), which gets EPERM and is recorded apart unless
+    /// `allow_dangerous`.
+    pub fn learning(mut self, allow_dangerous: bool) -> Result<Plan, String> {
+        if let Some(why) = user_notif_unavailable() {
+            return Err(format!("cordon learn needs seccomp user notification: {why}"));
+        }
+        let mut filter = crate::seccomp::learn_filter()?;
+        if self.child.mounts.setid_guard {
+            filter = crate::seccomp::setid_guard(&filter);
+        }
+        let program = program_or_error(&filter, "<learning filter>").map_err(|e| e.to_string())?;
+        self.child.seccomp = Some(SeccompPlan {
+            program,
+            listener: true,
+        });
+        self.supervisor.supervise = Supervise::Learn { allow_dangerous };
+        Ok(self)
+    }
+}
+
+/// The program: PATH candidates, argv and envp as C strings.
+fn build_exec(policy: &Policy, file: &str, argv: &[impl AsRef<OsStr>]) -> Result<Exec, PolicyError> {
+    let env = build_env(policy, std::env::vars_os());
+    let path = env.iter().find(|(k, _)| k == b"PATH").map(|(_, v)| v.as_slice());
+    let cmd = argv[0].as_ref().as_bytes();
+    let search_path = if cmd.contains(&b'/') {
+        String::new()
+    } else {
+        String::from_utf8_lossy(path.unwrap_or(DEFAULT_SEARCH_PATH)).into_owned()
+    };
+    let candidates = exec_candidates(cmd, path)
+        .into_iter()
+        .map(|c| cstring("command", "<command line>", &c))
+        .collect::<Result<Vec<_>, _>>()?;
+    let argv = argv
+        .iter()
+        .map(|a| cstring("command", "<command line>", a.as_ref().as_bytes()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let envp = env
+        .iter()
+        .map(|(k, v)| {
+            let mut kv = k.clone();
+            kv.push(b'=');
+            kv.extend_from_slice(v);
+            cstring("env", file, &kv)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+
+    Ok(Exec::new(candidates, argv, envp, search_path))
+}
+
+/// The payload's rlimits: core dumps always, the others when the policy
+/// sets them.
+fn rlimits(l: &crate::policy::Limits) -> Vec<Rlimit> {
+    let core = if l.core_dumps { libc::RLIM_INFINITY } else { 0 };
+    let mut rlimits = vec![Rlimit {
+        resource: libc::RLIMIT_CORE,
+        value: core,
+        hard: core,
+        field: "limits.core_dumps",
+    }];
+    let mut add = |resource: u32, value: Option<u64>, field: &'static str| {
+        if let Some(value) = value {
+            let hard = if resource == libc::RLIMIT_CPU {
+                value.saturating_add(1)
+            } else {
+                value
+            };
+            rlimits.push(Rlimit {
+                resource,
+                value,
+                hard,
+                field,
+            });
+        }
+    };
+    add(
+        libc::RLIMIT_CPU,
+        l.cpu_time.map(|d| d.whole_seconds_ceil()),
+        "limits.cpu_time",
+    );
+    add(
+        libc::RLIMIT_FSIZE,
+        l.file_size.map(|s| s.bytes()),
+        "limits.file_size",
+    );
+    add(libc::RLIMIT_NOFILE, l.open_files, "limits.open_files");
+    add(libc::RLIMIT_NPROC, l.processes, "limits.processes");
+    add(
+        libc::RLIMIT_AS,
+        l.address_space.map(|s| s.bytes()),
+        "limits.address_space",
+    );
+    add(libc::RLIMIT_STACK, l.stack.map(|s| s.bytes()), "limits.stack");
+
+    rlimits
+}
+
+/// The seccomp filter, compiled (with the set-id guard where the mounts
+/// need it), and whether the supervisor watches it.
+fn seccomp_plan(
+    policy: &Policy,
+    file: &str,
+    setid_guard: bool,
+    unenforced: &mut Vec<String>,
+) -> Result<Option<(SeccompPlan, Supervise)>, PolicyError> {
+    if let Some(sc) = &policy.seccomp {
+        let mut filter = sc.compile().map_err(|e| PolicyError {
+            file: file.to_string(),
+            path: format!("seccomp.{}", e.path),
+            position: None,
+            message: e.message,
+        })?;
+        if setid_guard {
+            filter = crate::seccomp::setid_guard(&filter);
+        }
+        let mut supervise = Supervise::None;
+        let mut program = None;
+        if sc.report {
+            match user_notif_unavailable() {
+                None => {
+                    program = Some(program_or_error(&filter.with_notify(), file)?);
+                    supervise = Supervise::Report(filter.clone());
+                }
+                Some(why) => {
+                    unenforced.push(format!("seccomp.report: {why}; refusals apply without reports"))
+                }
+            }
+        }
+        let program = match program {
+            Some(p) => p,
+            None => program_or_error(&filter, file)?,
+        };
+        let listener = !matches!(supervise, Supervise::None);
+        Ok(Some((SeccompPlan { program, listener }, supervise)))
+    } else if setid_guard {
+        let guard = crate::seccomp::guard_only_filter().map_err(|message| PolicyError {
+            file: file.to_string(),
+            path: "seccomp".to_string(),
+            position: None,
+            message,
+        })?;
+        let program = program_or_error(&guard, file)?;
+        Ok(Some((
+            SeccompPlan {
+                program,
+                listener: false,
+            },
+            Supervise::None,
+        )))
+    } else {
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(extra: &str) -> Policy {
+        Policy::from_json("t.json", &format!(r#"{{"version": 1 {extra}}}"#)).expect("valid policy")
+    }
+
+    #[test]
+    fn exec_candidates_follow_path_like_execvp() {
+        let c = exec_candidates(b"sh", Some(b"/a:/b/:"));
+        assert_eq!(c, vec![b"/a/sh".to_vec(), b"/b/sh".to_vec(), b"./sh".to_vec()]);
+        assert_eq!(exec_candidates(b"./x", Some(b"/a")), vec![b"./x".to_vec()]);
+    }
+
+    #[test]
+    fn env_is_exactly_kept_plus_set() {
+        let p = policy(r#","env":{"keep":["KEEP","ABSENT"],"set":{"A":"1","KEEP":"override"}}"#);
+        let host = [("KEEP", "k"), ("DROP", "d"), ("OTHER", "o")]
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()));
+        let env = build_env(&p, host);
+        assert_eq!(
+            env,
+            vec![
+                (b"A".to_vec(), b"1".to_vec()),
+                (b"KEEP".to_vec(), b"override".to_vec())
+            ]
+        );
+    }
+
+    #[test]
+    fn cpu_time_gets_a_hard_limit_one_second_above() {
+        let p = policy(r#","limits":{"cpu_time":"1500ms","file_size":"1M"}"#);
+        let plan = Plan::build(&p, "t", &["/bin/true"]).expect("plan");
+        let cpu = plan
+            .child
+            .rlimits()
+            .iter()
+            .find(|r| r.resource == libc::RLIMIT_CPU)
+            .expect("cpu");
+        assert_eq!((cpu.value, cpu.hard), (2, 3));
+        let fsize = plan
+            .child
+            .rlimits()
+            .iter()
+            .find(|r| r.resource == libc::RLIMIT_FSIZE)
+            .expect("fsize");
+        assert_eq!((fsize.value, fsize.hard), (1 << 20, 1 << 20));
+    }
+
+    #[test]
+    fn argv_and_envp_arrays_are_null_terminated() {
+        let p = policy("");
+        let plan = Plan::build(&p, "t", &["/bin/echo", "hi"]).expect("plan");
+        assert_eq!(plan.child.exec().argv().len(), 2);
+        // SAFETY: the array has argv.len() + 1 entries.
+        unsafe {
+            assert!(!(*plan.child.exec().argv().as_ptr().add(1)).is_null());
+            assert!((*plan.child.exec().argv().as_ptr().add(2)).is_null());
+        }
+        assert!(plan.child.clone_flags() & libc::CLONE_NEWUSER as u64 != 0);
+    }
+}
