@@ -39,21 +39,6 @@ const LAYERS: &[&[&str]] = &[
 /// so the entry is deleted (and the rule tightens by itself).
 const TEMPORARY_EXCEPTIONS: &[(&str, &str, &str)] = &[
     (
-        "sys",
-        "seccomp",
-        "sys::seccomp_install takes seccomp::bpf::Insn: sys becomes raw, fd-typed calls",
-    ),
-    (
-        "sys",
-        "landlock",
-        "sys::landlock_create_ruleset takes landlock::RulesetAttr: sys becomes raw, fd-typed calls",
-    ),
-    (
-        "isolate",
-        "plan",
-        "isolate uses plan::Ids and the plan's types: the child-plan rewrite moves them down",
-    ),
-    (
         "policy",
         "seccomp",
         "Policy holds seccomp::SeccompPolicy, whose actions are seccomp::ir::Action and whose errno \
