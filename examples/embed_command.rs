@@ -99,7 +99,7 @@ fn main() -> ExitCode {
         Ok(p) => p,
         Err(e) => {
             eprintln!("embed_command: {e}");
-            return ExitCode::from(125);
+            return ExitCode::from(cordon::error::exit::SETUP as u8);
         }
     };
 
@@ -110,7 +110,7 @@ fn main() -> ExitCode {
         Ok(p) => Arc::new(p),
         Err(e) => {
             eprintln!("embed_command: {e}");
-            return ExitCode::from(125);
+            return ExitCode::from(cordon::error::exit::SETUP as u8);
         }
     };
     for item in prepared.unenforced() {

@@ -54,7 +54,8 @@
 //!   refused; `unenforced` when the kernel could not enforce part of a
 //!   best-effort policy;
 //! - `error`: why nothing ran, as an object `{"step", "detail", "message",
-//!   "errno"?, "hint"?}` (cordon's `SetupError`).
+//!   "errno"?, "hint"?}` (cordon's `LaunchError` as the outcome records it,
+//!   or a mistake in the call).
 //!
 //! Exit status: 0 when the command ran (whatever it did: read `status`), 1
 //! when the sandbox could not be set up or the command not started, 2 for an
@@ -72,9 +73,10 @@ use std::thread::JoinHandle;
 
 use serde::{Deserialize, Serialize};
 
-use cordon::outcome::{CgroupOutcome, Outcome, SetupError, Status, Violation};
+use cordon::error::LaunchError;
+use cordon::outcome::{CgroupOutcome, Outcome, Status, Violation};
 use cordon::policy::{Dur, Size};
-use cordon::{Policy, Sandbox, SpawnError};
+use cordon::{Policy, Sandbox};
 
 /// At most this much of stdout and of stderr is kept.
 const OUTPUT_CAP: usize = 1 << 20;
@@ -255,6 +257,44 @@ fn text(c: &Captured) -> String {
 }
 
 /// A mistake in the tool call: nothing runs.
+/// Why nothing ran: the record of cordon's outcome (`LaunchError`), or a
+/// mistake in the tool call, whose message is not `step: detail`.
+#[derive(Debug, Serialize)]
+struct SetupError {
+    step: String,
+    detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errno: Option<i32>,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hint: Option<String>,
+}
+
+impl From<&LaunchError> for SetupError {
+    fn from(e: &LaunchError) -> SetupError {
+        SetupError {
+            step: e.step.clone(),
+            detail: e.detail.clone(),
+            errno: e.errno,
+            message: e.to_string(),
+            hint: e.hint.clone(),
+        }
+    }
+}
+
+impl From<&cordon::Error> for SetupError {
+    fn from(e: &cordon::Error) -> SetupError {
+        match e {
+            cordon::Error::Launch(e) => SetupError::from(e),
+            // Found when checking the policy against the host (a missing
+            // bind source, a sensitive path); a command that cannot be
+            // found is reported by the sandbox itself.
+            cordon::Error::Policy(e) => invalid("policy", &e.path, e.to_string()),
+            other => invalid("setup", "", other.to_string()),
+        }
+    }
+}
+
 fn invalid(step: &str, detail: &str, message: String) -> SetupError {
     SetupError {
         step: step.to_string(),
@@ -316,7 +356,7 @@ fn run(call: ToolCall) -> ToolResult {
                     message: format!("pipe: {e}"),
                     hint: None,
                 },
-                125,
+                cordon::error::exit::SETUP,
             )
         }
     };
@@ -333,33 +373,7 @@ fn run(call: ToolCall) -> ToolResult {
         .spawn(&argv);
     let child = match child {
         Ok(c) => c,
-        Err(SpawnError::Policy(e)) => {
-            // Found when checking the policy against the host (a missing
-            // bind source, a sensitive path, a command that cannot be
-            // found is reported by the sandbox itself).
-            return setup_failed(
-                SetupError {
-                    step: "policy".to_string(),
-                    detail: e.path.clone(),
-                    errno: None,
-                    message: e.to_string(),
-                    hint: None,
-                },
-                125,
-            );
-        }
-        Err(SpawnError::Launch(e)) => {
-            return setup_failed(
-                SetupError {
-                    step: e.step.clone(),
-                    detail: e.detail.clone(),
-                    errno: e.errno,
-                    message: e.to_string(),
-                    hint: e.hint.clone(),
-                },
-                125,
-            );
-        }
+        Err(e) => return setup_failed(SetupError::from(&e), cordon::error::exit::SETUP),
     };
 
     // Write stdin and read stdout and stderr at the same time: done one
@@ -382,18 +396,7 @@ fn run(call: ToolCall) -> ToolResult {
 
     let o: Outcome = match outcome {
         Ok(o) => o,
-        Err(e) => {
-            return setup_failed(
-                SetupError {
-                    step: e.step.clone(),
-                    detail: e.detail.clone(),
-                    errno: e.errno,
-                    message: e.to_string(),
-                    hint: e.hint.clone(),
-                },
-                125,
-            )
-        }
+        Err(e) => return setup_failed(SetupError::from(&e), cordon::error::exit::SETUP),
     };
     ToolResult {
         status: o.status.name(),
@@ -412,7 +415,7 @@ fn run(call: ToolCall) -> ToolResult {
         violations: o.violations,
         violations_total: o.violations_total,
         unenforced: o.unenforced,
-        error: o.error,
+        error: o.error.as_ref().map(SetupError::from),
     }
 }
 

@@ -282,7 +282,7 @@ impl Prepared {
 
     /// A failed step described with the plan's names for its items
     /// (mount, rlimit, rule, command), with a hint where one helps.
-    pub fn describe(&self, e: ApplyError) -> crate::outcome::SetupError {
+    pub fn describe(&self, e: ApplyError) -> LaunchError {
         crate::launch::parent::describe_child_error(
             &self.plan,
             ChildError::new(e.step, Errno(e.errno), e.index),
@@ -307,25 +307,77 @@ pub struct Sandbox {
     stdio: [Option<OwnedFd>; 3],
 }
 
-/// Why a sandbox could not be spawned.
+/// cordon's one error type: each variant carries the typed error of the
+/// layer that failed, with what that layer knows (file, JSON path and
+/// line:column for the policy; step, path and errno for the launch; the
+/// file, the value written and errno for a cgroup; the child's
+/// `{step, errno, index}`). Every layer error converts into it with `?`.
 #[derive(Debug)]
-pub enum SpawnError {
-    /// The policy (or the command) is invalid for this host.
+pub enum Error {
+    /// The policy (or the command) is invalid, or asks for what this host
+    /// cannot enforce.
     Policy(PolicyError),
-    /// Setting the sandbox up failed.
+    /// The seccomp section does not compile.
+    Seccomp(crate::seccomp::SeccompError),
+    /// A cgroup file could not be made, written or read.
+    Cgroup(crate::cgroup::CgroupError),
+    /// Setting the sandbox up failed in the parent, or the child reported
+    /// the step it failed at.
     Launch(LaunchError),
+    /// [`Prepared::apply`] failed (the child's record, made without
+    /// allocating).
+    Apply(ApplyError),
+    /// An output file (`--status-json`, `learn -o`) could not be written.
+    Output(crate::output::WriteError),
 }
 
-impl std::fmt::Display for SpawnError {
+/// What [`Sandbox::spawn`] fails with: the crate's [`Error`].
+pub type SpawnError = Error;
+
+impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            SpawnError::Policy(e) => write!(f, "{e}"),
-            SpawnError::Launch(e) => write!(f, "{e}"),
+            Error::Policy(e) => write!(f, "{e}"),
+            Error::Seccomp(e) => write!(f, "{e}"),
+            Error::Cgroup(e) => write!(f, "{e}"),
+            Error::Launch(e) => write!(f, "{e}"),
+            Error::Apply(e) => write!(f, "{e}"),
+            Error::Output(e) => write!(f, "{e}"),
         }
     }
 }
 
-impl std::error::Error for SpawnError {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(match self {
+            Error::Policy(e) => e,
+            Error::Seccomp(e) => e,
+            Error::Cgroup(e) => e,
+            Error::Launch(e) => e,
+            Error::Apply(e) => e,
+            Error::Output(e) => e,
+        })
+    }
+}
+
+macro_rules! from_layer {
+    ($($variant:ident($ty:ty)),*) => {$(
+        impl From<$ty> for Error {
+            fn from(e: $ty) -> Error {
+                Error::$variant(e)
+            }
+        }
+    )*};
+}
+
+from_layer!(
+    Policy(PolicyError),
+    Seccomp(crate::seccomp::SeccompError),
+    Cgroup(crate::cgroup::CgroupError),
+    Launch(LaunchError),
+    Apply(ApplyError),
+    Output(crate::output::WriteError)
+);
 
 /// A running sandbox.
 #[derive(Debug)]
@@ -436,14 +488,10 @@ impl Child {
     }
 
     /// Wait for the sandbox to end and return its outcome.
-    pub fn wait(self) -> Result<Outcome, LaunchError> {
+    pub fn wait(self) -> Result<Outcome, Error> {
         match self.thread.join() {
-            Ok(r) => r,
-            Err(_) => Err(LaunchError::sys(
-                "supervisor",
-                "thread panicked",
-                Errno(libc::EIO),
-            )),
+            Ok(r) => Ok(r?),
+            Err(_) => Err(LaunchError::sys("supervisor", "thread panicked", Errno(libc::EIO)).into()),
         }
     }
 }
@@ -562,5 +610,41 @@ impl PolicyBuilder {
         let mut p = self.policy?;
         self.ov.apply(&mut p, "<builder>")?;
         Ok(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn every_layer_error_converts_and_keeps_its_content() {
+        let launch: Error = LaunchError::sys("bind", "/nope", Errno(libc::ENOENT)).into();
+        assert!(matches!(&launch, Error::Launch(e) if e.detail == "/nope"));
+        assert_eq!(launch.to_string(), "bind: /nope: No such file or directory");
+        assert!(launch.source().is_some());
+
+        let seccomp: Error = crate::seccomp::SeccompError {
+            path: "allow[3]".to_string(),
+            message: "unknown system call".to_string(),
+        }
+        .into();
+        assert_eq!(seccomp.to_string(), "seccomp.allow[3]: unknown system call");
+
+        let apply: Error = ApplyError::from(ChildError::new(Step::Exec, Errno(libc::ENOENT), 2)).into();
+        assert!(matches!(
+            apply,
+            Error::Apply(ApplyError {
+                step: Step::Exec,
+                index: 2,
+                ..
+            })
+        ));
+
+        // A policy error keeps file, path and position.
+        let bad = Policy::from_json("p.json", "{\"mounts\": 3}").expect_err("invalid");
+        let policy: Error = bad.clone().into();
+        assert!(matches!(&policy, Error::Policy(e) if e.file == "p.json" && e.path == bad.path));
     }
 }

@@ -3,7 +3,24 @@
 
 use std::fmt;
 
+use serde::ser::{Serialize, SerializeStruct, Serializer};
+
 use crate::sys::Errno;
+
+/// cordon's exit codes, in one place: the payload's own code when it ran,
+/// 128+N when signal N ended it, and these when cordon ended the run or
+/// never started it (the conventions of `timeout`, `env` and shells).
+pub mod exit {
+    /// The wall-clock limit ended the run.
+    pub const TIMEOUT: i32 = 124;
+    /// cordon failed before the payload ran (policy, host, setup), or the
+    /// child's setup panicked.
+    pub const SETUP: i32 = 125;
+    /// The program was found but could not be executed.
+    pub const NOT_EXECUTABLE: i32 = 126;
+    /// The program was not found.
+    pub const NOT_FOUND: i32 = 127;
+}
 
 /// A step the child carries out. The numbering is the wire format of the
 /// error pipe between child and parent.
@@ -278,6 +295,24 @@ impl fmt::Display for LaunchError {
 
 impl std::error::Error for LaunchError {}
 
+/// The outcome's `error` record: `step`, `detail`, `errno` (when a call
+/// failed), `message` (the whole line as printed) and `hint`.
+impl Serialize for LaunchError {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut r = s.serialize_struct("LaunchError", 5)?;
+        r.serialize_field("step", &self.step)?;
+        r.serialize_field("detail", &self.detail)?;
+        if let Some(e) = self.errno {
+            r.serialize_field("errno", &e)?;
+        }
+        r.serialize_field("message", &self.to_string())?;
+        if let Some(h) = &self.hint {
+            r.serialize_field("hint", h)?;
+        }
+        r.end()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,6 +330,22 @@ mod tests {
         let mut b = ChildError::new(Step::Exec, Errno(2), 0).encode();
         b[0] = 200;
         assert_eq!(ChildError::decode(&b), None);
+    }
+
+    #[test]
+    fn outcome_record_has_the_printed_message_and_skips_absent_fields() {
+        let e = LaunchError::sys("bind", "/nope", Errno(libc::ENOENT)).with_hint("bind it");
+        let v = serde_json::to_value(&e).expect("serializes");
+        assert_eq!(
+            v,
+            serde_json::json!({"step": "bind", "detail": "/nope", "errno": libc::ENOENT,
+                "message": "bind: /nope: No such file or directory", "hint": "bind it"})
+        );
+        let v = serde_json::to_value(LaunchError::other("init", "exited")).expect("serializes");
+        assert_eq!(
+            v,
+            serde_json::json!({"step": "init", "detail": "exited", "message": "init: exited"})
+        );
     }
 
     #[test]

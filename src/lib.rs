@@ -49,6 +49,6 @@ pub mod seccomp;
 pub mod sensitive;
 pub mod sys;
 
-pub use embed::{prepare, ApplyError, Child, PolicyBuilder, Prepared, Sandbox, SpawnError};
+pub use embed::{prepare, ApplyError, Child, Error, PolicyBuilder, Prepared, Sandbox, SpawnError};
 pub use outcome::Outcome;
 pub use policy::{Policy, PolicyError};

@@ -10,8 +10,9 @@ use std::process::ExitCode;
 
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
+use cordon::error::LaunchError;
 use cordon::launch::{self, RunOptions};
-use cordon::outcome::{Outcome, SetupError, Status, EXIT_SETUP};
+use cordon::outcome::{Outcome, Status, EXIT_SETUP};
 use cordon::output::{OutputFile, WriteError};
 use cordon::plan::Plan;
 use cordon::policy::overrides::{parse_bind, parse_tmpfs, Overrides};
@@ -313,7 +314,7 @@ fn effective_policy(a: &PolicyArgs, m: &ArgMatches) -> Result<Loaded, PolicyErro
     Ok(Loaded { policy, name, text })
 }
 
-fn failed_outcome(err: SetupError) -> Outcome {
+fn failed_outcome(err: LaunchError) -> Outcome {
     Outcome {
         status: Status::SetupFailed,
         exit_code: EXIT_SETUP,
@@ -363,21 +364,7 @@ fn run(a: RunArgs, m: &ArgMatches) -> i32 {
         Err(e) => {
             eprintln!("cordon: status-json: {e}");
             // Nothing runs; --status-fd still gets the outcome.
-            write_status(
-                &a,
-                None,
-                &failed_outcome(SetupError {
-                    step: "status-json".to_string(),
-                    detail: a
-                        .status_json
-                        .as_ref()
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_default(),
-                    errno: None,
-                    message: e,
-                    hint: None,
-                }),
-            );
+            write_status(&a, None, &failed_outcome(LaunchError::other("status-json", e)));
             return EXIT_SETUP;
         }
     };
@@ -395,13 +382,7 @@ fn run(a: RunArgs, m: &ArgMatches) -> i32 {
             write_status(
                 &a,
                 status_json,
-                &failed_outcome(SetupError {
-                    step: "policy".to_string(),
-                    detail: e.path.clone(),
-                    errno: None,
-                    message: e.to_string(),
-                    hint: None,
-                }),
+                &failed_outcome(LaunchError::other("policy", e.to_string())),
             );
             return EXIT_SETUP;
         }
@@ -422,17 +403,7 @@ fn run(a: RunArgs, m: &ArgMatches) -> i32 {
             if let Some(h) = &e.hint {
                 eprintln!("cordon: hint: {h}");
             }
-            write_status(
-                &a,
-                status_json,
-                &failed_outcome(SetupError {
-                    step: e.step.clone(),
-                    detail: e.detail.clone(),
-                    errno: e.errno,
-                    message: e.to_string(),
-                    hint: e.hint.clone(),
-                }),
-            );
+            write_status(&a, status_json, &failed_outcome(e.clone()));
             return EXIT_SETUP;
         }
     };
@@ -440,7 +411,7 @@ fn run(a: RunArgs, m: &ArgMatches) -> i32 {
     // caller may read only after we exit), and the lines below may block.
     write_status(&a, status_json, &out);
     if let Some(err) = &out.error {
-        eprintln!("cordon: {}", err.message);
+        eprintln!("cordon: {err}");
         if let Some(h) = &err.hint {
             eprintln!("cordon: hint: {h}");
         }
@@ -492,7 +463,7 @@ fn exec(a: ExecArgs, m: &ArgMatches) -> i32 {
     }
     let e = prepared.apply_and_exec();
     let d = prepared.describe(e);
-    eprintln!("cordon: {}", d.message);
+    eprintln!("cordon: {d}");
     if let Some(h) = &d.hint {
         eprintln!("cordon: hint: {h}");
     }
@@ -550,7 +521,7 @@ fn learn(a: LearnArgs, m: &ArgMatches) -> i32 {
         }
     };
     if let Some(err) = &out.error {
-        eprintln!("cordon: {}", err.message);
+        eprintln!("cordon: {err}");
         return out.exit_code;
     }
     let learned = out.learned.clone().unwrap_or_default();

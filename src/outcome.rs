@@ -4,6 +4,8 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
+use crate::error::LaunchError;
+
 /// How the run ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -31,23 +33,6 @@ impl Status {
             Status::OomKilled => "oom_killed",
         }
     }
-}
-
-/// A setup failure, as recorded in the outcome.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct SetupError {
-    /// The failing step.
-    pub step: String,
-    /// Path or item the step was working on.
-    pub detail: String,
-    /// errno, when a system call failed.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub errno: Option<i32>,
-    /// The full message as printed.
-    pub message: String,
-    /// What to do about it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub hint: Option<String>,
 }
 
 /// The outcome of one run.
@@ -101,7 +86,7 @@ pub struct Outcome {
     pub learned: Option<Learned>,
     /// Why setup failed.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<SetupError>,
+    pub error: Option<LaunchError>,
 }
 
 /// The sandbox's cgroup, in the outcome.
@@ -137,10 +122,11 @@ pub struct Violation {
     pub action: String,
 }
 
-/// Exit code on timeout.
-pub const EXIT_TIMEOUT: i32 = 124;
-/// Exit code when cordon failed before the payload ran.
-pub const EXIT_SETUP: i32 = 125;
+/// Exit code on timeout ([`crate::error::exit::TIMEOUT`]).
+pub const EXIT_TIMEOUT: i32 = crate::error::exit::TIMEOUT;
+/// Exit code when cordon failed before the payload ran
+/// ([`crate::error::exit::SETUP`]).
+pub const EXIT_SETUP: i32 = crate::error::exit::SETUP;
 
 impl Outcome {
     /// The outcome as compact JSON.

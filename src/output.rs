@@ -43,6 +43,8 @@ pub enum WriteError {
     Io(String),
 }
 
+impl std::error::Error for WriteError {}
+
 impl std::fmt::Display for WriteError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

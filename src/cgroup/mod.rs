@@ -192,6 +192,8 @@ impl std::fmt::Display for CgroupError {
     }
 }
 
+impl std::error::Error for CgroupError {}
+
 fn io_err(what: &str, path: &Path, value: Option<&str>, e: &std::io::Error) -> CgroupError {
     CgroupError {
         what: what.to_string(),

@@ -61,7 +61,7 @@ pub struct Fds {
 }
 
 /// Exit code of a child that could not set up the sandbox.
-pub const SETUP_FAILED: i32 = 125;
+pub const SETUP_FAILED: i32 = crate::error::exit::SETUP;
 
 fn report(fd: c_int, e: ChildError) {
     let _ = sys::write_all(fd, &e.encode());
@@ -206,8 +206,8 @@ fn close_except(a: u32, b: u32) -> sys::SysResult<()> {
 /// 127 when the program was not found, 126 when it could not be executed.
 pub fn exec_exit_code(e: Errno) -> i32 {
     match e.0 {
-        libc::ENOENT | libc::ENOTDIR => 127,
-        _ => 126,
+        libc::ENOENT | libc::ENOTDIR => crate::error::exit::NOT_FOUND,
+        _ => crate::error::exit::NOT_EXECUTABLE,
     }
 }
 

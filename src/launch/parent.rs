@@ -10,7 +10,7 @@ use crate::error::{ChildError, LaunchError, Step, WIRE_SIZE};
 use crate::isolate::mount::{self, MAX_OPS};
 use crate::launch::child::{self, exec_exit_code, Fds};
 use crate::launch::notify::{Notifier, NOTIFY_BATCH};
-use crate::outcome::{CgroupOutcome, Outcome, SetupError, Status, EXIT_SETUP, EXIT_TIMEOUT};
+use crate::outcome::{CgroupOutcome, Outcome, Status, EXIT_SETUP, EXIT_TIMEOUT};
 use crate::plan::{Plan, Supervise};
 use crate::sys::{self, Errno};
 
@@ -300,7 +300,7 @@ fn self_max_rss_kb() -> u64 {
 }
 
 /// Describe a child error with the plan's names for its items.
-pub fn describe_child_error(plan: &Plan, e: ChildError) -> SetupError {
+pub fn describe_child_error(plan: &Plan, e: ChildError) -> LaunchError {
     let idx = e.index as usize;
     let detail = match e.step {
         Step::BindSource
@@ -342,12 +342,6 @@ pub fn describe_child_error(plan: &Plan, e: ChildError) -> SetupError {
         Step::RootTmpfs => plan.child.staging().to_string_lossy().into_owned(),
         _ => String::new(),
     };
-    let err = LaunchError {
-        step: e.step.name().to_string(),
-        detail,
-        errno: Some(e.errno.0),
-        hint: None,
-    };
     let hint = match (e.step, e.errno.0) {
         (Step::Exec, libc::ENOENT) => Some("the program is not inside the sandbox: bind the directory that holds it (and its libraries), or give its full path".to_string()),
         (Step::Exec, libc::EACCES) if plan.child.landlock().is_some() => Some("the file is not executable, sits on a mount without exec permission, or is not under a landlock.execute path".to_string()),
@@ -362,11 +356,10 @@ pub fn describe_child_error(plan: &Plan, e: ChildError) -> SetupError {
         ),
         _ => None,
     };
-    SetupError {
-        message: err.to_string(),
-        step: err.step,
-        detail: err.detail,
-        errno: err.errno,
+    LaunchError {
+        step: e.step.name().to_string(),
+        detail,
+        errno: Some(e.errno.0),
         hint,
     }
 }
@@ -924,16 +917,13 @@ fn set_status(plan: &Plan, out: &mut Outcome, ended: &Ended) {
     } else {
         out.status = Status::SetupFailed;
         out.exit_code = EXIT_SETUP;
-        out.error = Some(SetupError {
-            step: "init".to_string(),
-            detail: format!(
-                "the sandbox's init exited with status {} before the payload ran",
+        out.error = Some(LaunchError::other(
+            "init",
+            format!(
+                "exited with status {} before the payload ran",
                 libc::WEXITSTATUS(status)
             ),
-            errno: None,
-            message: "init: exited before the payload ran".to_string(),
-            hint: None,
-        });
+        ));
     }
 }
 

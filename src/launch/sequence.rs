@@ -31,7 +31,7 @@ use crate::sys::{self, Errno};
 static IN_CHILD: AtomicBool = AtomicBool::new(false);
 
 /// Exit code of a child whose setup panicked (the setup-failure code).
-const PANIC_EXIT: i32 = 125;
+const PANIC_EXIT: i32 = crate::error::exit::SETUP;
 
 /// Install, once per process, a panic hook that ends a process marked by
 /// [`mark_child`] at once with `_exit(125)` (no allocation, no lock, no

@@ -237,6 +237,14 @@ pub struct SeccompError {
     pub message: String,
 }
 
+impl std::fmt::Display for SeccompError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "seccomp.{}: {}", self.path, self.message)
+    }
+}
+
+impl std::error::Error for SeccompError {}
+
 fn err(path: impl Into<String>, message: impl Into<String>) -> SeccompError {
     SeccompError {
         path: path.into(),
