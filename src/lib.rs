@@ -1,17 +1,10 @@
 //! cordon: run an untrusted command inside a container-less Linux sandbox.
 //!
-//! The crate is layered:
-//!
-//! 1. [`policy`] — the pure policy model: parse, validate, defaults. No
-//!    system calls.
-//! 2. [`plan`] — the launch plan, compiled in the parent: mount list,
-//!    argv/envp, ids and limits, all as C strings and plain values.
-//! 3. [`launch`] — the parent (clone3, id maps, supervision, outcome) and
-//!    the child, which only carries the plan out and never allocates.
-//!
-//! 4. [`embed`] — the library surface: [`Sandbox`] to spawn and supervise
-//!    sandboxes, [`prepare`] and [`Prepared::apply`] to restrict a process
-//!    in someone else's spawn (`Command::pre_exec`).
+//! The public surface is what an embedder needs: a [`Policy`] (parsed from
+//! JSON or built with [`PolicyBuilder`]), a [`Sandbox`] to spawn and
+//! supervise a [`Child`] to its [`Outcome`], [`prepare`] and
+//! [`Prepared::apply`] to restrict a process in someone else's spawn
+//! (`Command::pre_exec`), the [`features`] report, and one [`Error`].
 //!
 //! ```no_run
 //! let policy = cordon::Policy::builtin_default()?;
@@ -20,35 +13,47 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! The same, one layer down:
-//!
-//! ```no_run
-//! use cordon::{launch, plan::Plan, policy::Policy};
-//! let policy = Policy::builtin_default()?;
-//! let plan = Plan::build(&policy, "default", &["/bin/echo", "hello"])?;
-//! let outcome = launch::run(&plan, launch::RunOptions::default())?;
-//! assert_eq!(outcome.exit_code, 0);
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
+//! Inside, the crate is layered (`ARCHITECTURE.md`): the pure policy model;
+//! one module per isolation layer (`isolate`, `landlock`, `seccomp`,
+//! `cgroup`), each with a `prepare` half in the parent and an `apply` half
+//! in the child; `plan` (what the child reads, what the supervisor keeps);
+//! `launch` (the clone child's one sequence and the supervisor); `sys` (raw
+//! calls). Those modules are public only for cordon's own command line,
+//! tests and fuzz targets, hidden from the documentation, and not a stable
+//! API.
 
 #![deny(missing_docs)]
 
+#[doc(hidden)]
 pub mod cgroup;
 pub mod embed;
 pub mod error;
 pub mod features;
+#[doc(hidden)]
 pub mod isolate;
+#[doc(hidden)]
 pub mod landlock;
+#[doc(hidden)]
 pub mod launch;
 pub mod outcome;
+#[doc(hidden)]
 pub mod output;
+#[doc(hidden)]
 pub mod plan;
 pub mod policy;
+#[doc(hidden)]
 pub mod probe;
+#[doc(hidden)]
 pub mod seccomp;
+#[doc(hidden)]
 pub mod sensitive;
+#[doc(hidden)]
 pub mod sys;
 
+pub use cgroup::CgroupError;
 pub use embed::{prepare, ApplyError, Child, Error, PolicyBuilder, Prepared, Sandbox, SpawnError};
+pub use error::LaunchError;
 pub use outcome::Outcome;
+pub use output::WriteError;
 pub use policy::{Policy, PolicyError};
+pub use seccomp::SeccompError;
