@@ -37,7 +37,7 @@ pub struct Rlimit {
 /// ```compile_fail,E0616
 /// let policy = cordon::Policy::builtin_default().unwrap();
 /// let mut plan = cordon::plan::Plan::build(&policy, "p", &["/bin/true"]).unwrap();
-/// plan.exec.argv.clear(); // private: execve could get freed memory
+/// plan.child.exec().argv.clear(); // private: execve could get freed memory
 /// ```
 ///
 /// ```
