@@ -96,41 +96,12 @@ fn init(plan: &ChildPlan, fds: Fds, premade: &[c_int]) -> Result<Never, ChildErr
     sys::set_sigmask(&sys::sigset_full()).map_err(at(Step::SignalMask))?;
     sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0)
         .map_err(at(Step::ParentDeathSignal))?;
-    // The caller's stdio for the sandbox (library callers capture it).
-    // A source that is itself one of fds 0-2 is first copied above them,
-    // so that an earlier dup2 cannot overwrite it ([5, 0, 6]).
-    let mut src = plan.stdio();
-    for (target, fd) in src.iter_mut().enumerate() {
-        if (0..3).contains(fd) && *fd != target as c_int {
-            *fd = sys::dup_above(*fd, 3).map_err(|e| ChildError::new(Step::Stdio, e, target as u32))?;
-        }
-    }
-    for (target, &fd) in src.iter().enumerate() {
-        if fd == target as c_int {
-            // Already in place, but possibly close-on-exec (a pipe made by a
-            // caller that had closed that fd): dup2 would be a no-op.
-            sys::clear_cloexec(fd).map_err(|e| ChildError::new(Step::Stdio, e, target as u32))?;
-        } else if fd >= 0 {
-            // SAFETY: `target` is 0, 1 or 2, the payload's stdio, which the
-            // caller asked to replace with `fd`; nothing else in this child
-            // uses those numbers.
-            unsafe { sys::dup2(fd, target as c_int) }
-                .map_err(|e| ChildError::new(Step::Stdio, e, target as u32))?;
-        }
-    }
-    // SAFETY: `fds.sync_write` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
-    unsafe { sys::close(fds.sync_write) };
-    // SAFETY: `fds.err_read` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
-    unsafe { sys::close(fds.err_read) };
-    // SAFETY: `fds.status_read` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
-    unsafe { sys::close(fds.status_read) };
-    let mut byte = [0u8; 1];
-    match sys::read(fds.sync_read, &mut byte) {
-        Ok(1) => {}
-        // EOF: the parent died before writing the id maps.
-        Ok(_) => sys::exit(SETUP_FAILED),
-        Err(e) => return Err(ChildError::new(Step::SyncWait, e, 0)),
-    }
+    // The caller's stdio for the sandbox (library callers capture it), then
+    // the parent's pipe ends go.
+    stdio(plan)?;
+    close_parent_ends(fds);
+    // Wait for the id maps (EOF: the parent died).
+    sync_wait(fds.sync_read, 0)?;
 
     // Leave host uid 0 (when started by root) before touching anything.
     creds::switch_identity(plan.ids())?;
@@ -153,14 +124,67 @@ fn init(plan: &ChildPlan, fds: Fds, premade: &[c_int]) -> Result<Never, ChildErr
     if plan.second_sync() {
         // While we built the root, the parent put us into the v1 cgroups:
         // the payload starts only once that is done.
-        match sys::read(fds.sync_read, &mut byte) {
-            Ok(1) => {}
-            Ok(_) => sys::exit(SETUP_FAILED),
-            Err(e) => return Err(ChildError::new(Step::SyncWait, e, 1)),
-        }
+        sync_wait(fds.sync_read, 1)?;
     }
     // SAFETY: `fds.sync_read` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
     unsafe { sys::close(fds.sync_read) };
+    // Fork the payload; init then drops what it does not need and reaps.
+    let payload_pid = fork_payload(plan, fds)?;
+    drop_init_privileges(fds, payload_pid)?;
+    reap_loop(payload_pid, fds.status_write)
+}
+
+/// The caller's stdio onto fds 0-2. A source that is itself one of fds
+/// 0-2 is first copied above them, so that an earlier dup2 cannot
+/// overwrite it ([5, 0, 6]).
+fn stdio(plan: &ChildPlan) -> Result<(), ChildError> {
+    let mut src = plan.stdio();
+    for (target, fd) in src.iter_mut().enumerate() {
+        if (0..3).contains(fd) && *fd != target as c_int {
+            *fd = sys::dup_above(*fd, 3).map_err(|e| ChildError::new(Step::Stdio, e, target as u32))?;
+        }
+    }
+    for (target, &fd) in src.iter().enumerate() {
+        if fd == target as c_int {
+            // Already in place, but possibly close-on-exec (a pipe made by a
+            // caller that had closed that fd): dup2 would be a no-op.
+            sys::clear_cloexec(fd).map_err(|e| ChildError::new(Step::Stdio, e, target as u32))?;
+        } else if fd >= 0 {
+            // SAFETY: `target` is 0, 1 or 2, the payload's stdio, which the
+            // caller asked to replace with `fd`; nothing else in this child
+            // uses those numbers.
+            unsafe { sys::dup2(fd, target as c_int) }
+                .map_err(|e| ChildError::new(Step::Stdio, e, target as u32))?;
+        }
+    }
+    Ok(())
+}
+
+/// Close the parent's ends of the three pipes.
+fn close_parent_ends(fds: Fds) {
+    // SAFETY: `fds.sync_write` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+    unsafe { sys::close(fds.sync_write) };
+    // SAFETY: `fds.err_read` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+    unsafe { sys::close(fds.err_read) };
+    // SAFETY: `fds.status_read` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+    unsafe { sys::close(fds.status_read) };
+}
+
+/// Wait for the parent's byte on the sync pipe (`idx` 0: the id maps are
+/// written; 1: we are in the v1 cgroups). EOF: the parent died: exit.
+fn sync_wait(sync_read: c_int, idx: u32) -> Result<(), ChildError> {
+    let mut byte = [0u8; 1];
+    match sys::read(sync_read, &mut byte) {
+        Ok(1) => Ok(()),
+        // EOF: the parent died before releasing us.
+        Ok(_) => sys::exit(SETUP_FAILED),
+        Err(e) => Err(ChildError::new(Step::SyncWait, e, idx)),
+    }
+}
+
+/// Fork the payload and return its pid; the payload itself never returns
+/// from here (it execs or exits, reporting its error).
+fn fork_payload(plan: &ChildPlan, fds: Fds) -> Result<libc::pid_t, ChildError> {
     let payload_pid = sys::fork_raw().map_err(at(Step::Fork))?;
     if payload_pid == 0 {
         let e = match payload(plan, fds) {
@@ -174,9 +198,13 @@ fn init(plan: &ChildPlan, fds: Fds, premade: &[c_int]) -> Result<Never, ChildErr
             SETUP_FAILED
         });
     }
-    // init needs nothing: drop every privilege and every inherited fd but
-    // the status pipe; a failure still reaches the parent through the error
-    // pipe, which goes last.
+    Ok(payload_pid)
+}
+
+/// init needs nothing: drop every privilege and every inherited fd but
+/// the status pipe; a failure still reaches the parent through the error
+/// pipe, which goes last. On failure the payload is killed.
+fn drop_init_privileges(fds: Fds, payload_pid: libc::pid_t) -> Result<(), ChildError> {
     let (keep_a, keep_b) = (
         fds.status_write.min(fds.err_write) as u32,
         fds.status_write.max(fds.err_write) as u32,
@@ -190,7 +218,7 @@ fn init(plan: &ChildPlan, fds: Fds, premade: &[c_int]) -> Result<Never, ChildErr
     }
     // SAFETY: `fds.err_write` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
     unsafe { sys::close(fds.err_write) };
-    reap_loop(payload_pid, fds.status_write)
+    Ok(())
 }
 
 /// Close every fd from 3 up except `a` and `b` (a < b).
