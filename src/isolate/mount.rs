@@ -145,237 +145,15 @@ impl MountPlan {
             setid_guard: false,
             unenforced: Vec::new(),
         };
-        let deny = sensitive::DenyList::for_host();
-        // A Landlock rule that lets the payload execute at or below a
-        // mount's destination is a grant of exec for that mount: for the
-        // entry the path lands on, the last one whose destination holds it
-        // (a `--ro-bind` at /tmp/x adds an execute rule for /tmp/x, which
-        // lands on that bind, not on /tmp).
-        let mut exec_granted = vec![false; policy.mounts.len()];
-        for p in policy.landlock.iter().flat_map(|ll| ll.execute.iter()) {
-            if let Some(i) = policy.mounts.iter().rposition(|m| under(p, m.dst())) {
-                exec_granted[i] = true;
-            }
-        }
-        let exec_granted = |i: usize| exec_granted.get(i).copied().unwrap_or(false);
+        let cx = Entries {
+            policy,
+            file,
+            ids,
+            deny: sensitive::DenyList::for_host(),
+            exec_granted: exec_grants(policy),
+        };
         for (i, m) in policy.mounts.iter().enumerate() {
-            let err = |field: &str, message: String| match policy.mount_origins.get(i) {
-                Some(Some(flag)) => PolicyError {
-                    file: crate::policy::overrides::CLI_SOURCE.to_string(),
-                    path: flag.clone(),
-                    position: None,
-                    message,
-                },
-                _ => PolicyError {
-                    file: file.to_string(),
-                    path: format!("mounts[{i}].{field}"),
-                    position: None,
-                    message,
-                },
-            };
-            match m {
-                Mount::Bind {
-                    src,
-                    dst,
-                    readonly,
-                    optional,
-                    exec,
-                    no_symlinks,
-                    owner,
-                    compatibility,
-                } => {
-                    if *no_symlinks {
-                        match no_symlink_in(src) {
-                            Ok(()) => {}
-                            Err(e) if *optional && e.kind() == std::io::ErrorKind::NotFound => continue,
-                            Err(e) => {
-                                let why = if e.raw_os_error() == Some(libc::ELOOP) {
-                                    "has a symlink in a component, and \"no_symlinks\" (--bind-nofollow) refuses to follow it".to_string()
-                                } else {
-                                    crate::policy::io_error_text(&e)
-                                };
-                                return Err(err("bind", format!("bind source {src} {why}")));
-                            }
-                        }
-                    }
-                    let real = match std::fs::canonicalize(src) {
-                        Ok(p) => p,
-                        Err(e) if *optional && e.kind() == std::io::ErrorKind::NotFound => continue,
-                        Err(e) => {
-                            return Err(err(
-                                "bind",
-                                format!(
-                                    "cannot resolve host path {src}: {}",
-                                    crate::policy::io_error_text(&e)
-                                ),
-                            ))
-                        }
-                    };
-                    // A symlink swapped in between the check above and the
-                    // resolution: the canonical path is not the one given.
-                    if *no_symlinks && real != lexical(src) {
-                        return Err(err(
-                            "bind",
-                            format!("bind source {src} resolves to {}: it has a symlink in a component, and \"no_symlinks\" (--bind-nofollow) refuses to follow it", real.display()),
-                        ));
-                    }
-                    if let Some(why) = deny.check(&real, &policy.allow_sensitive) {
-                        return Err(err("bind", why));
-                    }
-                    let meta = std::fs::metadata(&real).map_err(|e| {
-                        err(
-                            "bind",
-                            format!("{}: {}", real.display(), crate::policy::io_error_text(&e)),
-                        )
-                    })?;
-                    let is_dir = meta.is_dir();
-                    let mut attrs = sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV;
-                    if *readonly {
-                        attrs |= sys::MOUNT_ATTR_RDONLY;
-                    }
-                    let exec = *exec || exec_granted(i);
-                    if !exec {
-                        attrs |= sys::MOUNT_ATTR_NOEXEC;
-                    }
-                    let best_effort = *compatibility == crate::landlock::Compatibility::BestEffort;
-                    let src_c = path_cstr(&real);
-                    let mut idmap = -1;
-                    let mut how = String::new();
-                    // Every writable host bind gets the set-id guard: what the
-                    // payload leaves there outlives the run, and a setuid file
-                    // of its host id (or of the idmapped owner) must not.
-                    plan.setid_guard |= !*readonly;
-                    // A root-owned source is not idmapped unless the policy
-                    // names "owner": "0:0": the payload would own every root
-                    // file in the tree, and a write through a shared mapping
-                    // keeps a setuid-root file's mode bits.
-                    use std::os::unix::fs::MetadataExt;
-                    let root_source = {
-                        !*readonly
-                            && !ids.rootless
-                            && matches!(owner, None | Some(BindOwner::Source))
-                            && (meta.uid() == 0 || meta.gid() == 0)
-                    };
-                    let owned = if root_source {
-                        if owner.is_some() {
-                            return Err(err(
-                                "owner",
-                                format!(
-                                    "{}: \"owner\": \"source\" would be host root ({}:{}), and through the idmapped bind the payload would own every root file there (a write through a shared mapping keeps a setuid-root file's mode); write \"owner\": \"0:0\" to accept that, or \"sandbox\"",
-                                    real.display(),
-                                    meta.uid(),
-                                    meta.gid()
-                                ),
-                            ));
-                        }
-                        // Bound as before idmaps: the payload gets no access
-                        // it would not have had (documented in cordon-policy(5)).
-                        Ok(None)
-                    } else {
-                        bind_owner(*owner, *readonly, &meta, ids)
-                    };
-                    match owned {
-                        Ok(None) => {}
-                        Ok(Some(o)) => {
-                            let map = crate::isolate::idmap::Map {
-                                owner: o,
-                                host: (ids.host_uid, ids.host_gid),
-                            };
-                            let made = plan.userns.get(map).map_err(Unmade::Host).and_then(|ns| {
-                                match crate::isolate::idmap::probe(&src_c, attrs, ns) {
-                                    Ok(()) => Ok(ns),
-                                    Err(e) => {
-                                        let text = std::io::Error::from_raw_os_error(e.0);
-                                        if !crate::isolate::idmap::unsupported(e) {
-                                            // Something about this source, not the filesystem.
-                                            return Err(Unmade::Source(text.to_string()));
-                                        }
-                                        Err(Unmade::Host(format!("this filesystem (or kernel) cannot make the idmapped mount ({text})")))
-                                    }
-                                }
-                            });
-                            match made {
-                                Ok(ns) => {
-                                    idmap = ns;
-                                    how = format!(", idmapped: owner {}:{}", o.0, o.1);
-                                }
-                                Err(Unmade::Source(text)) => {
-                                    return Err(err(
-                                        "bind",
-                                        format!("{}: cannot make its idmapped mount: {text}", real.display()),
-                                    ));
-                                }
-                                Err(Unmade::Host(text)) => {
-                                    let why = format!(
-                                        "{}: {text}, which makes the payload's files belong to {}:{}",
-                                        real.display(),
-                                        o.0,
-                                        o.1
-                                    );
-                                    // Only a named owner is a requirement: without one, the
-                                    // bind is as it was before idmaps (no more access).
-                                    if !best_effort && owner.is_some() {
-                                        return Err(err(
-                                            "owner",
-                                            format!(
-                                                "{why}; set \"owner\": \"sandbox\" to bind it without an idmap (the payload's files then belong to host uid {}), or \"compatibility\": \"best_effort\"",
-                                                ids.host_uid
-                                            ),
-                                        ));
-                                    }
-                                    plan.unenforced.push(format!(
-                                        "{}: {why}; bound without it, the payload's files belong to host uid {}",
-                                        bind_field(policy, i),
-                                        ids.host_uid
-                                    ));
-                                }
-                            }
-                        }
-                        Err(why) if best_effort => {
-                            plan.unenforced.push(format!("{}: {why}", bind_field(policy, i)))
-                        }
-                        Err(why) => return Err(err("owner", why)),
-                    }
-                    plan.push(
-                        Op::Bind {
-                            src: Source::Host(src_c),
-                            dst: rel(dst),
-                            kind: if is_dir { Kind::Dir } else { Kind::File },
-                            attrs,
-                            optional: false,
-                            idmap,
-                        },
-                        format!(
-                            "bind {} -> {dst} ({}{}{how})",
-                            real.display(),
-                            if *readonly { "read-only" } else { "read-write" },
-                            if exec { "" } else { ", noexec" }
-                        ),
-                    );
-                }
-                Mount::Tmpfs {
-                    dst,
-                    size,
-                    mode,
-                    exec,
-                    inodes,
-                } => plan.tmpfs(
-                    dst,
-                    *size,
-                    inodes.unwrap_or_else(|| default_tmpfs_inodes(*size)),
-                    *mode,
-                    *exec || exec_granted(i),
-                ),
-                Mount::Proc { dst } => plan.proc(dst),
-                Mount::Dev { dst, ptys } => plan.dev(dst, *ptys),
-                Mount::Symlink { dst, target } => plan.push(
-                    Op::Symlink {
-                        dst: rel(dst),
-                        target: cstr(target),
-                    },
-                    format!("symlink {dst} -> {target}"),
-                ),
-            }
+            plan.entry(&cx, i, m)?;
         }
         if plan.ops.len() > MAX_OPS {
             return Err(PolicyError {
@@ -386,6 +164,236 @@ impl MountPlan {
             });
         }
         Ok(plan)
+    }
+
+    /// Turn entry `i` of the policy's mounts into ops.
+    fn entry(&mut self, cx: &Entries, i: usize, m: &Mount) -> Result<(), PolicyError> {
+        match m {
+            Mount::Bind {
+                src,
+                dst,
+                readonly,
+                optional,
+                exec,
+                no_symlinks,
+                owner,
+                compatibility,
+            } => {
+                let b = BindEntry {
+                    src,
+                    dst,
+                    readonly: *readonly,
+                    optional: *optional,
+                    exec: *exec,
+                    no_symlinks: *no_symlinks,
+                    owner: *owner,
+                    best_effort: *compatibility == crate::landlock::Compatibility::BestEffort,
+                };
+                self.bind(cx, i, &b)?;
+            }
+            Mount::Tmpfs {
+                dst,
+                size,
+                mode,
+                exec,
+                inodes,
+            } => self.tmpfs(
+                dst,
+                *size,
+                inodes.unwrap_or_else(|| default_tmpfs_inodes(*size)),
+                *mode,
+                *exec || cx.exec_granted(i),
+            ),
+            Mount::Proc { dst } => self.proc(dst),
+            Mount::Dev { dst, ptys } => self.dev(dst, *ptys),
+            Mount::Symlink { dst, target } => self.push(
+                Op::Symlink {
+                    dst: rel(dst),
+                    target: cstr(target),
+                },
+                format!("symlink {dst} -> {target}"),
+            ),
+        }
+        Ok(())
+    }
+
+    /// A host bind: resolved, checked against the deny list, idmapped where
+    /// its owner asks for it. A missing optional source adds nothing.
+    fn bind(&mut self, cx: &Entries, i: usize, b: &BindEntry) -> Result<(), PolicyError> {
+        let Some(real) = resolve_source(cx, i, b)? else {
+            return Ok(());
+        };
+        if let Some(why) = cx.deny.check(&real, &cx.policy.allow_sensitive) {
+            return Err(cx.err(i, "bind", why));
+        }
+        let meta = std::fs::metadata(&real).map_err(|e| {
+            cx.err(
+                i,
+                "bind",
+                format!("{}: {}", real.display(), crate::policy::io_error_text(&e)),
+            )
+        })?;
+        let is_dir = meta.is_dir();
+        let mut attrs = sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV;
+        if b.readonly {
+            attrs |= sys::MOUNT_ATTR_RDONLY;
+        }
+        let exec = b.exec || cx.exec_granted(i);
+        if !exec {
+            attrs |= sys::MOUNT_ATTR_NOEXEC;
+        }
+        let src = HostSource {
+            c: path_cstr(&real),
+            real,
+            meta,
+        };
+        // Every writable host bind gets the set-id guard: what the
+        // payload leaves there outlives the run, and a setuid file
+        // of its host id (or of the idmapped owner) must not.
+        self.setid_guard |= !b.readonly;
+        let (idmap, how) = match self.idmap_owner(cx, i, b, &src)? {
+            None => (-1, String::new()),
+            Some(o) => self.idmap(cx, i, b, &src, attrs, o)?,
+        };
+        self.push(
+            Op::Bind {
+                src: Source::Host(src.c),
+                dst: rel(b.dst),
+                kind: if is_dir { Kind::Dir } else { Kind::File },
+                attrs,
+                optional: false,
+                idmap,
+            },
+            format!(
+                "bind {} -> {} ({}{}{how})",
+                src.real.display(),
+                b.dst,
+                if b.readonly { "read-only" } else { "read-write" },
+                if exec { "" } else { ", noexec" }
+            ),
+        );
+        Ok(())
+    }
+
+    /// The owner whose files the payload writes as its own in the bind
+    /// (None: no idmap). An owner this host cannot have is an error, or,
+    /// best effort, a note in [`MountPlan::unenforced`].
+    fn idmap_owner(
+        &mut self,
+        cx: &Entries,
+        i: usize,
+        b: &BindEntry,
+        src: &HostSource,
+    ) -> Result<Option<(u32, u32)>, PolicyError> {
+        // A root-owned source is not idmapped unless the policy
+        // names "owner": "0:0": the payload would own every root
+        // file in the tree, and a write through a shared mapping
+        // keeps a setuid-root file's mode bits.
+        use std::os::unix::fs::MetadataExt;
+        let meta = &src.meta;
+        let root_source = {
+            !b.readonly
+                && !cx.ids.rootless
+                && matches!(b.owner, None | Some(BindOwner::Source))
+                && (meta.uid() == 0 || meta.gid() == 0)
+        };
+        if root_source {
+            if b.owner.is_some() {
+                return Err(cx.err(
+                    i,
+                    "owner",
+                    format!(
+                        "{}: \"owner\": \"source\" would be host root ({}:{}), and through the idmapped bind the payload would own every root file there (a write through a shared mapping keeps a setuid-root file's mode); write \"owner\": \"0:0\" to accept that, or \"sandbox\"",
+                        src.real.display(),
+                        meta.uid(),
+                        meta.gid()
+                    ),
+                ));
+            }
+            // Bound as before idmaps: the payload gets no access
+            // it would not have had (documented in cordon-policy(5)).
+            return Ok(None);
+        }
+        match bind_owner(b.owner, b.readonly, meta, cx.ids) {
+            Ok(owned) => Ok(owned),
+            Err(why) if b.best_effort => {
+                self.unenforced
+                    .push(format!("{}: {why}", bind_field(cx.policy, i)));
+                Ok(None)
+            }
+            Err(why) => Err(cx.err(i, "owner", why)),
+        }
+    }
+
+    /// The idmap of a bind to owner `o`: its user namespace (-1 when this
+    /// host cannot make it and the owner is not required) and the words it
+    /// adds to the bind's description.
+    fn idmap(
+        &mut self,
+        cx: &Entries,
+        i: usize,
+        b: &BindEntry,
+        src: &HostSource,
+        attrs: u64,
+        o: (u32, u32),
+    ) -> Result<(c_int, String), PolicyError> {
+        let map = crate::isolate::idmap::Map {
+            owner: o,
+            host: (cx.ids.host_uid, cx.ids.host_gid),
+        };
+        match self.idmap_ns(&src.c, attrs, map) {
+            Ok(ns) => Ok((ns, format!(", idmapped: owner {}:{}", o.0, o.1))),
+            Err(Unmade::Source(text)) => Err(cx.err(
+                i,
+                "bind",
+                format!("{}: cannot make its idmapped mount: {text}", src.real.display()),
+            )),
+            Err(Unmade::Host(text)) => {
+                let why = format!(
+                    "{}: {text}, which makes the payload's files belong to {}:{}",
+                    src.real.display(),
+                    o.0,
+                    o.1
+                );
+                // Only a named owner is a requirement: without one, the
+                // bind is as it was before idmaps (no more access).
+                if !b.best_effort && b.owner.is_some() {
+                    return Err(cx.err(
+                        i,
+                        "owner",
+                        format!(
+                            "{why}; set \"owner\": \"sandbox\" to bind it without an idmap (the payload's files then belong to host uid {}), or \"compatibility\": \"best_effort\"",
+                            cx.ids.host_uid
+                        ),
+                    ));
+                }
+                self.unenforced.push(format!(
+                    "{}: {why}; bound without it, the payload's files belong to host uid {}",
+                    bind_field(cx.policy, i),
+                    cx.ids.host_uid
+                ));
+                Ok((-1, String::new()))
+            }
+        }
+    }
+
+    /// The user namespace of `map`, checked by making a probe idmapped
+    /// mount of `src` with `attrs`.
+    fn idmap_ns(&mut self, src: &CStr, attrs: u64, map: crate::isolate::idmap::Map) -> Result<c_int, Unmade> {
+        let ns = self.userns.get(map).map_err(Unmade::Host)?;
+        match crate::isolate::idmap::probe(src, attrs, ns) {
+            Ok(()) => Ok(ns),
+            Err(e) => {
+                let text = std::io::Error::from_raw_os_error(e.0);
+                if !crate::isolate::idmap::unsupported(e) {
+                    // Something about this source, not the filesystem.
+                    return Err(Unmade::Source(text.to_string()));
+                }
+                Err(Unmade::Host(format!(
+                    "this filesystem (or kernel) cannot make the idmapped mount ({text})"
+                )))
+            }
+        }
     }
 
     fn push(&mut self, op: Op, what: String) {
@@ -514,6 +522,126 @@ impl MountPlan {
             format!("read-only {dst}"),
         );
     }
+}
+
+/// What the preparation of every entry needs from [`MountPlan::prepare`].
+struct Entries<'a> {
+    policy: &'a Policy,
+    /// Names the policy in errors.
+    file: &'a str,
+    ids: &'a Ids,
+    deny: sensitive::DenyList,
+    /// Per entry: whether a Landlock rule grants exec on it ([`exec_grants`]).
+    exec_granted: Vec<bool>,
+}
+
+impl Entries<'_> {
+    /// An error in `field` of entry `i`: named by the command-line flag
+    /// that made the entry, or by its place in the policy file.
+    fn err(&self, i: usize, field: &str, message: String) -> PolicyError {
+        match self.policy.mount_origins.get(i) {
+            Some(Some(flag)) => PolicyError {
+                file: crate::policy::overrides::CLI_SOURCE.to_string(),
+                path: flag.clone(),
+                position: None,
+                message,
+            },
+            _ => PolicyError {
+                file: self.file.to_string(),
+                path: format!("mounts[{i}].{field}"),
+                position: None,
+                message,
+            },
+        }
+    }
+
+    fn exec_granted(&self, i: usize) -> bool {
+        self.exec_granted.get(i).copied().unwrap_or(false)
+    }
+}
+
+/// Per entry of the policy's mounts: whether the payload may execute there.
+/// A Landlock rule that lets the payload execute at or below a mount's
+/// destination is a grant of exec for that mount: for the entry the path
+/// lands on, the last one whose destination holds it (a `--ro-bind` at
+/// /tmp/x adds an execute rule for /tmp/x, which lands on that bind, not on
+/// /tmp).
+fn exec_grants(policy: &Policy) -> Vec<bool> {
+    let mut exec_granted = vec![false; policy.mounts.len()];
+    for p in policy.landlock.iter().flat_map(|ll| ll.execute.iter()) {
+        if let Some(i) = policy.mounts.iter().rposition(|m| under(p, m.dst())) {
+            exec_granted[i] = true;
+        }
+    }
+    exec_granted
+}
+
+/// The fields of a [`Mount::Bind`] entry.
+struct BindEntry<'a> {
+    src: &'a str,
+    dst: &'a str,
+    readonly: bool,
+    optional: bool,
+    exec: bool,
+    no_symlinks: bool,
+    owner: Option<BindOwner>,
+    /// "compatibility": "best_effort".
+    best_effort: bool,
+}
+
+/// A bind's host source, resolved.
+struct HostSource {
+    /// The canonical path.
+    real: PathBuf,
+    /// The same, as a C string.
+    c: CString,
+    meta: std::fs::Metadata,
+}
+
+/// The canonical host path of bind `i`'s source, or None for a missing
+/// optional one. With "no_symlinks", a symlink in any component is an
+/// error.
+fn resolve_source(cx: &Entries, i: usize, b: &BindEntry) -> Result<Option<PathBuf>, PolicyError> {
+    let src = b.src;
+    if b.no_symlinks {
+        match no_symlink_in(src) {
+            Ok(()) => {}
+            Err(e) if b.optional && e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                let why = if e.raw_os_error() == Some(libc::ELOOP) {
+                    "has a symlink in a component, and \"no_symlinks\" (--bind-nofollow) refuses to follow it"
+                        .to_string()
+                } else {
+                    crate::policy::io_error_text(&e)
+                };
+                return Err(cx.err(i, "bind", format!("bind source {src} {why}")));
+            }
+        }
+    }
+    let real = match std::fs::canonicalize(src) {
+        Ok(p) => p,
+        Err(e) if b.optional && e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(cx.err(
+                i,
+                "bind",
+                format!(
+                    "cannot resolve host path {src}: {}",
+                    crate::policy::io_error_text(&e)
+                ),
+            ))
+        }
+    };
+    // A symlink swapped in between the check above and the
+    // resolution: the canonical path is not the one given.
+    if b.no_symlinks && real != lexical(src) {
+        return Err(cx.err(
+            i,
+            "bind",
+            format!("bind source {src} resolves to {}: it has a symlink in a component, and \"no_symlinks\" (--bind-nofollow) refuses to follow it", real.display()),
+        ));
+    }
+    Ok(Some(real))
 }
 
 /// Whether `p` is `dir` or below it (sandbox paths, normalised).
@@ -856,8 +984,22 @@ fn attach(
     r.map_err(|e| ChildError::new(step, e, idx))
 }
 
+/// Where an op is applied: the new root, the filesystems cordon mounted in
+/// it, and the op's index (for errors).
+struct At<'a> {
+    root: c_int,
+    ours: &'a mut Ours,
+    idx: u32,
+}
+
+/// Apply op `i`. `tree`: its detached tree (a host bind's; -1 otherwise
+/// or when an optional source is missing), owned and closed here.
 fn apply_op(root: c_int, i: usize, op: &Op, tree: c_int, ours: &mut Ours) -> Result<(), ChildError> {
-    let idx = i as u32;
+    let mut at = At {
+        root,
+        ours,
+        idx: i as u32,
+    };
     match op {
         Op::Bind {
             src,
@@ -868,41 +1010,8 @@ fn apply_op(root: c_int, i: usize, op: &Op, tree: c_int, ours: &mut Ours) -> Res
             ..
         } => match src {
             Source::Host(_) if tree < 0 => Ok(()), // optional and missing
-            Source::Host(_) => {
-                let r = attach(root, tree, dst, *kind, ours, Step::Bind, idx);
-                // SAFETY: `tree` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
-                unsafe { sys::close(tree) };
-                r
-            }
-            Source::Sandbox(p) => {
-                let src_fd = match open_in_root(root, p, libc::O_PATH) {
-                    Ok(fd) => fd,
-                    Err(sys::Errno(libc::ENOENT)) if *optional => return Ok(()),
-                    Err(e) => return Err(ChildError::new(Step::BindSource, e, idx)),
-                };
-                let r = clone_fd(src_fd, *attrs, idx).and_then(|tree| {
-                    // Re-binding a path onto itself (proc/sys read-only):
-                    // the source fd is the mount point.
-                    let r = if p == dst {
-                        sys::move_mount(
-                            tree,
-                            sys::EMPTY,
-                            src_fd,
-                            sys::EMPTY,
-                            sys::MOVE_MOUNT_F_EMPTY_PATH | sys::MOVE_MOUNT_T_EMPTY_PATH,
-                        )
-                        .map_err(|e| ChildError::new(Step::Bind, e, idx))
-                    } else {
-                        attach(root, tree, dst, *kind, ours, Step::Bind, idx)
-                    };
-                    // SAFETY: `tree` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
-                    unsafe { sys::close(tree) };
-                    r
-                });
-                // SAFETY: `src_fd` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
-                unsafe { sys::close(src_fd) };
-                r
-            }
+            Source::Host(_) => bind_tree(&at, tree, dst, *kind),
+            Source::Sandbox(p) => bind_sandbox(&at, p, dst, *kind, *attrs, *optional),
         },
         Op::Fs {
             fstype,
@@ -910,61 +1019,130 @@ fn apply_op(root: c_int, i: usize, op: &Op, tree: c_int, ours: &mut Ours) -> Res
             data,
             flags,
             ours: is_ours,
-        } => {
-            let target =
-                mount_point(root, dst, Some(Kind::Dir), ours).map_err(|(e, c)| point_error(e, c, idx))?;
-            // One mount(2) onto the fd's magic link: the target was resolved
-            // safely inside the root, and the link pins exactly that place.
-            let mut buf = [0u8; 32];
-            let path = sys::fd_path(target, &mut buf);
-            let r = sys::mount(Some(fstype), path, Some(fstype), *flags, Some(data))
-                .map_err(|e| ChildError::new(Step::FsMount, e, idx))
-                .and_then(|_| {
-                    if *is_ours {
-                        // Record the new filesystem: mount points may be made
-                        // on it. (The fd's magic link still names the
-                        // directory below the new mount: look the path up.)
-                        let fd = open_in_root(root, dst, libc::O_PATH | libc::O_DIRECTORY)
-                            .map_err(|e| ChildError::new(Step::FsMount, e, idx))?;
-                        let st = sys::fstat_dev_mode(fd);
-                        // SAFETY: `fd` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
-                        unsafe { sys::close(fd) };
-                        ours.add(st.map_err(|e| ChildError::new(Step::FsMount, e, idx))?.0);
-                    }
-                    Ok(())
-                });
-            // SAFETY: `target` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
-            unsafe { sys::close(target) };
-            r
-        }
-        Op::Attrs { dst, attrs } => {
-            let fd = open_in_root(root, dst, libc::O_PATH | libc::O_DIRECTORY)
-                .map_err(|e| ChildError::new(Step::MountPoint, e, idx))?;
-            let r = sys::mount_setattr(fd, sys::EMPTY, libc::AT_EMPTY_PATH as u32, *attrs);
-            // SAFETY: `fd` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
-            unsafe { sys::close(fd) };
-            r.map_err(|e| ChildError::new(Step::BindAttrs, e, idx))
-        }
-        Op::Symlink { dst, target } => {
-            let parent = mount_point(root, dst, None, ours).map_err(|(e, c)| point_error(e, c, idx))?;
-            let r = match sys::fstat_dev_mode(parent) {
-                Ok((dev, _)) if ours.contains(dev) => {
-                    let mut b = PathBuf4k { buf: [0; 4096] };
-                    sys::symlinkat(target, parent, leaf_name(dst, &mut b))
-                        .map_err(|e| ChildError::new(Step::Symlink, e, idx))
-                }
-                Ok(_) => Err(ChildError::new(
-                    Step::MountPointOnHost,
-                    sys::Errno(libc::EPERM),
-                    idx,
-                )),
-                Err(e) => Err(ChildError::new(Step::Symlink, e, idx)),
-            };
-            // SAFETY: `parent` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
-            unsafe { sys::close(parent) };
-            r
-        }
+        } => mount_fs(&mut at, fstype, dst, data, *flags, *is_ours),
+        Op::Attrs { dst, attrs } => set_attrs(&at, dst, *attrs),
+        Op::Symlink { dst, target } => symlink(&at, dst, target),
     }
+}
+
+/// Attach a host bind's detached `tree` at `dst`, and close it.
+fn bind_tree(at: &At, tree: c_int, dst: &CStr, kind: Kind) -> Result<(), ChildError> {
+    let r = attach(at.root, tree, dst, kind, at.ours, Step::Bind, at.idx);
+    // SAFETY: `tree` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+    unsafe { sys::close(tree) };
+    r
+}
+
+/// Bind the path `p` inside the new root at `dst` with `attrs` (nothing
+/// when `optional` and missing).
+fn bind_sandbox(
+    at: &At,
+    p: &CStr,
+    dst: &CStr,
+    kind: Kind,
+    attrs: u64,
+    optional: bool,
+) -> Result<(), ChildError> {
+    let idx = at.idx;
+    let src_fd = match open_in_root(at.root, p, libc::O_PATH) {
+        Ok(fd) => fd,
+        Err(sys::Errno(libc::ENOENT)) if optional => return Ok(()),
+        Err(e) => return Err(ChildError::new(Step::BindSource, e, idx)),
+    };
+    let r = clone_fd(src_fd, attrs, idx).and_then(|tree| {
+        // Re-binding a path onto itself (proc/sys read-only):
+        // the source fd is the mount point.
+        let r = if p == dst {
+            sys::move_mount(
+                tree,
+                sys::EMPTY,
+                src_fd,
+                sys::EMPTY,
+                sys::MOVE_MOUNT_F_EMPTY_PATH | sys::MOVE_MOUNT_T_EMPTY_PATH,
+            )
+            .map_err(|e| ChildError::new(Step::Bind, e, idx))
+        } else {
+            attach(at.root, tree, dst, kind, at.ours, Step::Bind, idx)
+        };
+        // SAFETY: `tree` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+        unsafe { sys::close(tree) };
+        r
+    });
+    // SAFETY: `src_fd` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+    unsafe { sys::close(src_fd) };
+    r
+}
+
+/// Mount a new `fstype` instance at `dst`; with `is_ours`, record it as
+/// one of cordon's own filesystems.
+fn mount_fs(
+    at: &mut At,
+    fstype: &CStr,
+    dst: &CStr,
+    data: &CStr,
+    flags: libc::c_ulong,
+    is_ours: bool,
+) -> Result<(), ChildError> {
+    let idx = at.idx;
+    let target =
+        mount_point(at.root, dst, Some(Kind::Dir), at.ours).map_err(|(e, c)| point_error(e, c, idx))?;
+    // One mount(2) onto the fd's magic link: the target was resolved
+    // safely inside the root, and the link pins exactly that place.
+    let mut buf = [0u8; 32];
+    let path = sys::fd_path(target, &mut buf);
+    let r = sys::mount(Some(fstype), path, Some(fstype), flags, Some(data))
+        .map_err(|e| ChildError::new(Step::FsMount, e, idx))
+        .and_then(|_| {
+            if is_ours {
+                // Record the new filesystem: mount points may be made
+                // on it. (The fd's magic link still names the
+                // directory below the new mount: look the path up.)
+                let fd = open_in_root(at.root, dst, libc::O_PATH | libc::O_DIRECTORY)
+                    .map_err(|e| ChildError::new(Step::FsMount, e, idx))?;
+                let st = sys::fstat_dev_mode(fd);
+                // SAFETY: `fd` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+                unsafe { sys::close(fd) };
+                at.ours
+                    .add(st.map_err(|e| ChildError::new(Step::FsMount, e, idx))?.0);
+            }
+            Ok(())
+        });
+    // SAFETY: `target` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+    unsafe { sys::close(target) };
+    r
+}
+
+/// Set `attrs` on the existing mount at `dst` (not recursive).
+fn set_attrs(at: &At, dst: &CStr, attrs: u64) -> Result<(), ChildError> {
+    let fd = open_in_root(at.root, dst, libc::O_PATH | libc::O_DIRECTORY)
+        .map_err(|e| ChildError::new(Step::MountPoint, e, at.idx))?;
+    let r = sys::mount_setattr(fd, sys::EMPTY, libc::AT_EMPTY_PATH as u32, attrs);
+    // SAFETY: `fd` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+    unsafe { sys::close(fd) };
+    r.map_err(|e| ChildError::new(Step::BindAttrs, e, at.idx))
+}
+
+/// Make the symlink `dst` -> `target`, only on one of cordon's own
+/// filesystems.
+fn symlink(at: &At, dst: &CStr, target: &CStr) -> Result<(), ChildError> {
+    let idx = at.idx;
+    let parent = mount_point(at.root, dst, None, at.ours).map_err(|(e, c)| point_error(e, c, idx))?;
+    let r = match sys::fstat_dev_mode(parent) {
+        Ok((dev, _)) if at.ours.contains(dev) => {
+            let mut b = PathBuf4k { buf: [0; 4096] };
+            sys::symlinkat(target, parent, leaf_name(dst, &mut b))
+                .map_err(|e| ChildError::new(Step::Symlink, e, idx))
+        }
+        Ok(_) => Err(ChildError::new(
+            Step::MountPointOnHost,
+            sys::Errno(libc::EPERM),
+            idx,
+        )),
+        Err(e) => Err(ChildError::new(Step::Symlink, e, idx)),
+    };
+    // SAFETY: `parent` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+    unsafe { sys::close(parent) };
+    r
 }
 
 fn close_trees(trees: &[c_int]) {
