@@ -920,10 +920,10 @@ mod tests {
         // Refused before the system call: nothing is installed on this
         // test thread (the kernel itself takes at most 4096).
         let ret_allow = libc::sock_filter {
-            code: 0x06,
+            code: (libc::BPF_RET | libc::BPF_K) as u16,
             jt: 0,
             jf: 0,
-            k: 0x7fff_0000,
+            k: libc::SECCOMP_RET_ALLOW,
         };
         let long = vec![ret_allow; usize::from(u16::MAX) + 1];
         assert_eq!(seccomp_install(&long, false), Err(Errno(libc::EINVAL)));
@@ -972,6 +972,18 @@ mod tests {
         );
         assert_eq!(libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE, 1);
         assert_eq!(libc::PIDFD_THREAD, libc::O_EXCL as c_uint);
+        assert_eq!(libc::CLONE_NEWTIME, 0x80);
+        assert_eq!(
+            [
+                libc::SECBIT_NOROOT,
+                libc::SECBIT_NOROOT_LOCKED,
+                libc::SECBIT_NO_SETUID_FIXUP,
+                libc::SECBIT_KEEP_CAPS_LOCKED,
+                libc::SECBIT_NO_CAP_AMBIENT_RAISE,
+                libc::SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED,
+            ],
+            [1 << 0, 1 << 1, 1 << 2, 1 << 5, 1 << 6, 1 << 7]
+        );
     }
 
     #[test]
