@@ -60,65 +60,45 @@ pub fn retry<T>(mut f: impl FnMut() -> SysResult<T>) -> SysResult<T> {
 /// The empty path, for the `*_EMPTY_PATH` flags.
 pub const EMPTY: &CStr = c"";
 
-// ---- constants the libc crate does not (yet) carry -------------------------
+// ---- kernel ABI constants, from the libc crate --------------------------
+//
+// Re-exported so that callers keep naming them through `sys`; each has the
+// kernel's value and the type the local copies had.
 
-/// Mount attribute: read-only.
-pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
-/// Mount attribute: ignore set-user-id bits.
-pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
-/// Mount attribute: no device nodes.
-pub const MOUNT_ATTR_NODEV: u64 = 0x4;
-/// Mount attribute: no execution.
-pub const MOUNT_ATTR_NOEXEC: u64 = 0x8;
-/// open_tree(2): clone the mount.
-pub const OPEN_TREE_CLONE: c_uint = 1;
-/// open_tree(2): close-on-exec.
-pub const OPEN_TREE_CLOEXEC: c_uint = libc::O_CLOEXEC as c_uint;
-/// move_mount(2): the source is the fd itself.
-pub const MOVE_MOUNT_F_EMPTY_PATH: c_uint = 0x4;
-/// move_mount(2): the target is the fd itself.
-pub const MOVE_MOUNT_T_EMPTY_PATH: c_uint = 0x40;
-/// openat2(2) resolve flag: no symlinks at all.
-pub const RESOLVE_NO_SYMLINKS: u64 = 0x04;
-/// openat2(2) resolve flag: no magic links.
-pub const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
-/// openat2(2) resolve flag: treat dirfd as the root.
-pub const RESOLVE_IN_ROOT: u64 = 0x10;
-/// close_range(2) flag: mark close-on-exec instead of closing.
-pub const CLOSE_RANGE_CLOEXEC: c_uint = 1 << 2;
+pub use libc::{
+    CLOSE_RANGE_CLOEXEC, MOUNT_ATTR_IDMAP, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID,
+    MOUNT_ATTR_RDONLY, MOVE_MOUNT_F_EMPTY_PATH, MOVE_MOUNT_T_EMPTY_PATH, OPEN_TREE_CLOEXEC, OPEN_TREE_CLONE,
+    RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS,
+};
 
-#[repr(C)]
-struct OpenHow {
-    flags: u64,
-    mode: u64,
-    resolve: u64,
-}
-
-#[repr(C)]
-struct MountAttr {
-    attr_set: u64,
-    attr_clr: u64,
-    propagation: u64,
-    userns_fd: u64,
-}
+// The kernel's sizes for the structs taken from libc (a build on a libc
+// whose layout differs fails here rather than at run time).
+const _: () = {
+    assert!(std::mem::size_of::<libc::open_how>() == 24); // OPEN_HOW_SIZE_VER0
+    assert!(std::mem::size_of::<libc::mount_attr>() == 32); // MOUNT_ATTR_SIZE_VER0
+    assert!(std::mem::size_of::<libc::seccomp_data>() == 64);
+    assert!(std::mem::size_of::<libc::seccomp_notif>() == 80);
+    assert!(std::mem::size_of::<libc::seccomp_notif_resp>() == 24);
+};
 
 // ---- files -----------------------------------------------------------------
 
 /// openat2(2).
 pub fn openat2(dirfd: c_int, path: &CStr, flags: c_int, mode: u32, resolve: u64) -> SysResult<c_int> {
-    let how = OpenHow {
-        flags: flags as u64,
-        mode: u64::from(mode),
-        resolve,
-    };
+    // open_how is #[non_exhaustive] in libc, so it is built from zeroes.
+    // SAFETY: open_how is plain integers, for which all-zero is valid.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = flags as u64;
+    how.mode = u64::from(mode);
+    how.resolve = resolve;
     // SAFETY: path is NUL-terminated and `how` is a valid open_how of the size passed.
     let r = unsafe {
         libc::syscall(
             libc::SYS_openat2,
             dirfd,
             path.as_ptr(),
-            &how as *const OpenHow,
-            std::mem::size_of::<OpenHow>(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
         )
     };
     check(r).map(|fd| fd as c_int)
@@ -363,7 +343,7 @@ pub fn move_mount(from_fd: c_int, from: &CStr, to_fd: c_int, to: &CStr, flags: c
 
 /// mount_setattr(2): set the given attributes.
 pub fn mount_setattr(dirfd: c_int, path: &CStr, flags: c_uint, set: u64) -> SysResult<()> {
-    let attr = MountAttr {
+    let attr = libc::mount_attr {
         attr_set: set,
         attr_clr: 0,
         propagation: 0,
@@ -376,20 +356,17 @@ pub fn mount_setattr(dirfd: c_int, path: &CStr, flags: c_uint, set: u64) -> SysR
             dirfd,
             path.as_ptr(),
             flags,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
+            &attr as *const libc::mount_attr,
+            std::mem::size_of::<libc::mount_attr>(),
         )
     })
     .map(drop)
 }
 
-/// MOUNT_ATTR_IDMAP: the mount maps ids through a user namespace.
-pub const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
-
 /// mount_setattr(2) on a detached tree: `set` plus MOUNT_ATTR_IDMAP with the
 /// user namespace `userns_fd`, recursively.
 pub fn mount_setattr_idmap(tree: c_int, set: u64, userns_fd: c_int) -> SysResult<()> {
-    let attr = MountAttr {
+    let attr = libc::mount_attr {
         attr_set: set | MOUNT_ATTR_IDMAP,
         attr_clr: 0,
         propagation: 0,
@@ -402,8 +379,8 @@ pub fn mount_setattr_idmap(tree: c_int, set: u64, userns_fd: c_int) -> SysResult
             tree,
             EMPTY.as_ptr(),
             (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as c_uint,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
+            &attr as *const libc::mount_attr,
+            std::mem::size_of::<libc::mount_attr>(),
         )
     })
     .map(drop)
@@ -485,6 +462,8 @@ pub fn setrlimit(resource: u32, soft: u64, hard: u64) -> SysResult<()> {
 
 /// Drop every capability from the effective, permitted and inheritable sets.
 pub fn capset_zero() -> SysResult<()> {
+    // struct __user_cap_header_struct and __user_cap_data_struct, and
+    // _LINUX_CAPABILITY_VERSION_3: libc lacks them.
     #[repr(C)]
     struct Header {
         version: u32,
@@ -541,20 +520,30 @@ pub fn seccomp_install(prog: &[libc::sock_filter], listener: bool) -> SysResult<
         len,
         filter: prog.as_ptr().cast_mut(),
     };
-    // SECCOMP_FILTER_FLAG_NEW_LISTENER
-    let flags: c_ulong = if listener { 1 << 3 } else { 0 };
+    let flags: c_ulong = if listener {
+        libc::SECCOMP_FILTER_FLAG_NEW_LISTENER
+    } else {
+        0
+    };
     // SAFETY: fprog describes exactly `len` instructions of `prog`, which
     // outlives the call; the kernel only reads through the pointer.
     check(unsafe {
         libc::syscall(
             libc::SYS_seccomp,
-            1, /* SECCOMP_SET_MODE_FILTER */
+            libc::SECCOMP_SET_MODE_FILTER,
             flags,
             &fprog as *const libc::sock_fprog,
         )
     })
     .map(|fd| fd as c_int)
 }
+
+/// LANDLOCK_CREATE_RULESET_VERSION (linux/landlock.h); libc lacks it.
+const LANDLOCK_CREATE_RULESET_VERSION: u32 = 1 << 0;
+/// LANDLOCK_RULE_PATH_BENEATH (enum landlock_rule_type); libc lacks it.
+const LANDLOCK_RULE_PATH_BENEATH: u32 = 1;
+/// LANDLOCK_RULE_NET_PORT (enum landlock_rule_type); libc lacks it.
+const LANDLOCK_RULE_NET_PORT: u32 = 2;
 
 /// The Landlock ABI version (landlock_create_ruleset with
 /// LANDLOCK_CREATE_RULESET_VERSION).
@@ -565,13 +554,13 @@ pub fn landlock_abi() -> SysResult<u32> {
             libc::SYS_landlock_create_ruleset,
             std::ptr::null::<u8>(),
             0usize,
-            1u32,
+            LANDLOCK_CREATE_RULESET_VERSION,
         )
     })
     .map(|v| v as u32)
 }
 
-/// struct landlock_ruleset_attr (libc has no definition of it).
+/// struct landlock_ruleset_attr; libc lacks it.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LandlockRulesetAttr {
@@ -600,7 +589,7 @@ pub fn landlock_create_ruleset(attr: &LandlockRulesetAttr, size: usize) -> SysRe
 
 /// landlock_add_rule(2) with LANDLOCK_RULE_PATH_BENEATH.
 pub fn landlock_add_path_rule(ruleset: c_int, parent: c_int, access: u64) -> SysResult<()> {
-    // struct landlock_path_beneath_attr is packed: 12 bytes.
+    // struct landlock_path_beneath_attr (libc lacks it) is packed: 12 bytes.
     #[repr(C, packed)]
     struct PathBeneath {
         allowed_access: u64,
@@ -615,7 +604,7 @@ pub fn landlock_add_path_rule(ruleset: c_int, parent: c_int, access: u64) -> Sys
         libc::syscall(
             libc::SYS_landlock_add_rule,
             ruleset,
-            1u32,
+            LANDLOCK_RULE_PATH_BENEATH,
             &attr as *const PathBeneath,
             0u32,
         )
@@ -625,6 +614,7 @@ pub fn landlock_add_path_rule(ruleset: c_int, parent: c_int, access: u64) -> Sys
 
 /// landlock_add_rule(2) with LANDLOCK_RULE_NET_PORT.
 pub fn landlock_add_port_rule(ruleset: c_int, port: u64, access: u64) -> SysResult<()> {
+    // struct landlock_net_port_attr; libc lacks it.
     #[repr(C)]
     struct NetPort {
         allowed_access: u64,
@@ -639,7 +629,7 @@ pub fn landlock_add_port_rule(ruleset: c_int, port: u64, access: u64) -> SysResu
         libc::syscall(
             libc::SYS_landlock_add_rule,
             ruleset,
-            2u32,
+            LANDLOCK_RULE_NET_PORT,
             &attr as *const NetPort,
             0u32,
         )
@@ -681,8 +671,8 @@ pub fn seccomp_get_action_avail(action: u32) -> SysResult<()> {
     check(unsafe {
         libc::syscall(
             libc::SYS_seccomp,
-            2, /* SECCOMP_GET_ACTION_AVAIL */
-            0,
+            libc::SECCOMP_GET_ACTION_AVAIL,
+            0u32,
             &action as *const u32,
         )
     })
@@ -701,6 +691,7 @@ pub fn clone3_probe() -> SysResult<()> {
 /// lsm_list_modules(2) (Linux 6.8): fills `ids` with the ids of the active
 /// LSMs and returns how many it wrote.
 pub fn lsm_list_modules(ids: &mut [u64]) -> SysResult<usize> {
+    // libc lacks it for x86_64 and aarch64 (the number is 461 on both).
     const SYS_LSM_LIST_MODULES: c_long = 461;
     let mut size = u32::try_from(std::mem::size_of_val(ids)).unwrap_or(u32::MAX - 7);
     // SAFETY: ids has room for `size` bytes (size never exceeds its length
@@ -761,49 +752,21 @@ pub fn seccomp_handoff(nr: u32, magic: u64, listener: c_int) -> SysResult<()> {
     check(unsafe { libc::syscall(nr as c_long, magic, listener as c_long) }).map(drop)
 }
 
-/// struct seccomp_notif.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct SeccompNotif {
-    /// Cookie for the answer.
-    pub id: u64,
-    /// The caller, in the supervisor's pid namespace.
-    pub pid: u32,
-    /// Unused.
-    pub flags: u32,
-    /// Syscall number.
-    pub nr: i32,
-    /// AUDIT_ARCH_*.
-    pub arch: u32,
-    /// Instruction pointer.
-    pub ip: u64,
-    /// Arguments.
-    pub args: [u64; 6],
-}
+/// struct seccomp_notif (libc's): the call's number, architecture,
+/// instruction pointer and arguments are in its `data` (struct seccomp_data).
+pub type SeccompNotif = libc::seccomp_notif;
 
-/// struct seccomp_notif_resp.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct SeccompNotifResp {
-    /// The notification's id.
-    pub id: u64,
-    /// Return value.
-    pub val: i64,
-    /// Negative errno, or 0.
-    pub error: i32,
-    /// SECCOMP_USER_NOTIF_FLAG_CONTINUE (1): run the syscall.
-    pub flags: u32,
-}
-
-const SECCOMP_IOCTL_NOTIF_RECV: c_ulong = 0xc050_2100;
-const SECCOMP_IOCTL_NOTIF_SEND: c_ulong = 0xc018_2101;
-const SECCOMP_IOCTL_NOTIF_ID_VALID: c_ulong = 0x4008_2102;
+/// struct seccomp_notif_resp (libc's).
+pub type SeccompNotifResp = libc::seccomp_notif_resp;
 
 /// Receive one notification (SECCOMP_IOCTL_NOTIF_RECV).
 pub fn notif_recv(fd: c_int) -> SysResult<SeccompNotif> {
-    let mut n = SeccompNotif::default();
-    // SAFETY: n is a zeroed struct seccomp_notif (80 bytes) the kernel fills.
-    check(unsafe { libc::ioctl(fd, SECCOMP_IOCTL_NOTIF_RECV, &mut n as *mut SeccompNotif) } as c_long)?;
+    // SAFETY: struct seccomp_notif is plain integers, for which all-zero is
+    // valid (and the kernel wants it zeroed).
+    let mut n: SeccompNotif = unsafe { std::mem::zeroed() };
+    // SAFETY: n is a zeroed struct seccomp_notif (80 bytes, the size encoded
+    // in the request) the kernel fills.
+    check(unsafe { libc::ioctl(fd, libc::SECCOMP_IOCTL_NOTIF_RECV, &mut n as *mut SeccompNotif) } as c_long)?;
     Ok(n)
 }
 
@@ -811,15 +774,21 @@ pub fn notif_recv(fd: c_int) -> SysResult<SeccompNotif> {
 pub fn notif_send(fd: c_int, resp: &SeccompNotifResp) -> SysResult<()> {
     let mut r = *resp;
     // SAFETY: r is a struct seccomp_notif_resp (24 bytes) the kernel reads.
-    check(unsafe { libc::ioctl(fd, SECCOMP_IOCTL_NOTIF_SEND, &mut r as *mut SeccompNotifResp) } as c_long)
-        .map(drop)
+    check(unsafe {
+        libc::ioctl(
+            fd,
+            libc::SECCOMP_IOCTL_NOTIF_SEND,
+            &mut r as *mut SeccompNotifResp,
+        )
+    } as c_long)
+    .map(drop)
 }
 
 /// Whether the notification is still pending (its caller alive and waiting).
 pub fn notif_id_valid(fd: c_int, id: u64) -> bool {
     let mut id = id;
     // SAFETY: the kernel reads one u64.
-    unsafe { libc::ioctl(fd, SECCOMP_IOCTL_NOTIF_ID_VALID, &mut id as *mut u64) == 0 }
+    unsafe { libc::ioctl(fd, libc::SECCOMP_IOCTL_NOTIF_ID_VALID, &mut id as *mut u64) == 0 }
 }
 
 /// _exit(2): leave at once, without running atexit handlers.
@@ -951,13 +920,70 @@ mod tests {
         // Refused before the system call: nothing is installed on this
         // test thread (the kernel itself takes at most 4096).
         let ret_allow = libc::sock_filter {
-            code: 0x06,
+            code: (libc::BPF_RET | libc::BPF_K) as u16,
             jt: 0,
             jf: 0,
-            k: 0x7fff_0000,
+            k: libc::SECCOMP_RET_ALLOW,
         };
         let long = vec![ret_allow; usize::from(u16::MAX) + 1];
         assert_eq!(seccomp_install(&long, false), Err(Errno(libc::EINVAL)));
+    }
+
+    #[test]
+    fn the_kernel_abi_values_taken_from_libc_are_the_kernels() {
+        // The values of the local copies libc's definitions replaced
+        // (linux/mount.h, openat2.h, close_range.h, seccomp.h, pidfd.h).
+        assert_eq!(
+            [
+                MOUNT_ATTR_RDONLY,
+                MOUNT_ATTR_NOSUID,
+                MOUNT_ATTR_NODEV,
+                MOUNT_ATTR_NOEXEC,
+                MOUNT_ATTR_IDMAP
+            ],
+            [0x1, 0x2, 0x4, 0x8, 0x0010_0000]
+        );
+        assert_eq!(
+            [
+                OPEN_TREE_CLONE,
+                OPEN_TREE_CLOEXEC,
+                MOVE_MOUNT_F_EMPTY_PATH,
+                MOVE_MOUNT_T_EMPTY_PATH
+            ],
+            [1, libc::O_CLOEXEC as c_uint, 0x4, 0x40]
+        );
+        assert_eq!(
+            [RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS, RESOLVE_IN_ROOT],
+            [0x02, 0x04, 0x10]
+        );
+        assert_eq!(CLOSE_RANGE_CLOEXEC, 1 << 2);
+        assert_eq!(
+            [
+                libc::SECCOMP_IOCTL_NOTIF_RECV as c_ulong,
+                libc::SECCOMP_IOCTL_NOTIF_SEND as c_ulong,
+                libc::SECCOMP_IOCTL_NOTIF_ID_VALID as c_ulong,
+            ],
+            [0xc050_2100, 0xc018_2101, 0x4008_2102]
+        );
+        assert_eq!(libc::SECCOMP_FILTER_FLAG_NEW_LISTENER, 1 << 3);
+        assert_eq!(
+            [libc::SECCOMP_SET_MODE_FILTER, libc::SECCOMP_GET_ACTION_AVAIL],
+            [1, 2]
+        );
+        assert_eq!(libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE, 1);
+        assert_eq!(libc::PIDFD_THREAD, libc::O_EXCL as c_uint);
+        assert_eq!(libc::CLONE_NEWTIME, 0x80);
+        assert_eq!(
+            [
+                libc::SECBIT_NOROOT,
+                libc::SECBIT_NOROOT_LOCKED,
+                libc::SECBIT_NO_SETUID_FIXUP,
+                libc::SECBIT_KEEP_CAPS_LOCKED,
+                libc::SECBIT_NO_CAP_AMBIENT_RAISE,
+                libc::SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED,
+            ],
+            [1 << 0, 1 << 1, 1 << 2, 1 << 5, 1 << 6, 1 << 7]
+        );
     }
 
     #[test]

@@ -4,11 +4,10 @@ use crate::error::{ChildError, Step};
 use crate::isolate::ids::Ids;
 use crate::sys;
 
-const SECBIT_NOROOT: u64 = 1 << 0;
-const SECBIT_NOROOT_LOCKED: u64 = 1 << 1;
-const SECBIT_KEEP_CAPS_LOCKED: u64 = 1 << 5;
-const SECBIT_NO_CAP_AMBIENT_RAISE: u64 = 1 << 6;
-const SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED: u64 = 1 << 7;
+use libc::{
+    SECBIT_KEEP_CAPS_LOCKED, SECBIT_NOROOT, SECBIT_NOROOT_LOCKED, SECBIT_NO_CAP_AMBIENT_RAISE,
+    SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED,
+};
 
 /// Switch to the sandbox identity. Started by root, the child has real and
 /// saved uid 0 and, as effective ids, the sandbox's host ids (the parent
@@ -44,6 +43,7 @@ pub fn lock_securebits() -> Result<(), ChildError> {
         | SECBIT_KEEP_CAPS_LOCKED
         | SECBIT_NO_CAP_AMBIENT_RAISE
         | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED;
+    // The bits are small positive c_ints (bits 0, 1, 5, 6 and 7).
     sys::prctl(libc::PR_SET_SECUREBITS, bits as libc::c_ulong, 0)
         .map(drop)
         .map_err(|e| ChildError::new(Step::SecureBits, e, 0))

@@ -152,9 +152,6 @@ pub(crate) fn probe_pidfd() -> Probe {
     }
 }
 
-/// CLONE_NEWTIME (Linux 5.6; not in the libc crate).
-pub(crate) const CLONE_NEWTIME: c_int = 0x80;
-
 /// name, /proc/self/ns entry, unshare flag, kernel option, whether cordon uses it.
 pub(crate) const NAMESPACES: [(&str, &str, c_int, &str, bool); 8] = [
     ("user", "user", libc::CLONE_NEWUSER, "CONFIG_USER_NS", true),
@@ -164,7 +161,7 @@ pub(crate) const NAMESPACES: [(&str, &str, c_int, &str, bool); 8] = [
     ("ipc", "ipc", libc::CLONE_NEWIPC, "CONFIG_IPC_NS", true),
     ("uts", "uts", libc::CLONE_NEWUTS, "CONFIG_UTS_NS", true),
     ("cgroup", "cgroup", libc::CLONE_NEWCGROUP, "CONFIG_CGROUPS", true),
-    ("time", "time", CLONE_NEWTIME, "CONFIG_TIME_NS", false),
+    ("time", "time", libc::CLONE_NEWTIME, "CONFIG_TIME_NS", false),
 ];
 
 /// The advice for a kind cordon does not use.

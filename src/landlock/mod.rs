@@ -25,7 +25,7 @@ use std::ffi::CString;
 pub use crate::policy::landlock::{Compatibility, LandlockPolicy, Scope};
 use crate::policy::PolicyError;
 
-/// LANDLOCK_ACCESS_FS_* bits.
+/// LANDLOCK_ACCESS_FS_* bits (linux/landlock.h); libc lacks them.
 pub mod fs {
     /// Execute a file.
     pub const EXECUTE: u64 = 1 << 0;
@@ -61,7 +61,7 @@ pub mod fs {
     pub const IOCTL_DEV: u64 = 1 << 15;
 }
 
-/// LANDLOCK_ACCESS_NET_* bits (ABI 4).
+/// LANDLOCK_ACCESS_NET_* bits (ABI 4); libc lacks them.
 pub mod net {
     /// Bind a TCP socket to a port.
     pub const BIND_TCP: u64 = 1 << 0;
@@ -69,7 +69,7 @@ pub mod net {
     pub const CONNECT_TCP: u64 = 1 << 1;
 }
 
-/// LANDLOCK_SCOPE_* bits (ABI 6).
+/// LANDLOCK_SCOPE_* bits (ABI 6); libc lacks them.
 pub mod scope {
     /// Connecting to abstract unix sockets created outside the domain.
     pub const ABSTRACT_UNIX_SOCKET: u64 = 1 << 0;

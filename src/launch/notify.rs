@@ -32,6 +32,10 @@ pub const NOTIFY_BATCH: usize = 64;
 /// payload's to choose).
 const MAX_LINE: usize = 1024;
 
+/// SECCOMP_USER_NOTIF_FLAG_CONTINUE (1) as struct seccomp_notif_resp's
+/// `flags` (a u32) carries it: let the call run.
+const CONTINUE: u32 = libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32;
+
 /// learn: at most this many distinct ioctl requests and socket families
 /// are recorded (the payload chooses them: without a bound, memory and the
 /// learnt policy would grow with every new value).
@@ -183,10 +187,10 @@ impl Notifier {
             Err(e) => return Err(e),
         };
         let data = Data {
-            nr: n.nr as u32,
-            arch: n.arch,
-            ip: n.ip,
-            args: n.args,
+            nr: n.data.nr as u32,
+            arch: n.data.arch,
+            ip: n.data.instruction_pointer,
+            args: n.data.args,
         };
         let mut resp = SeccompNotifResp {
             id: n.id,
@@ -209,7 +213,7 @@ impl Notifier {
                     resp.error = -libc::EPERM;
                 } else {
                     self.learn(&data);
-                    resp.flags = 1; // SECCOMP_USER_NOTIF_FLAG_CONTINUE
+                    resp.flags = CONTINUE;
                 }
             }
             Supervise::Report(filter) => {
@@ -229,7 +233,7 @@ impl Notifier {
                         resp.error = -libc::EPERM;
                     }
                     // Not reached: only refusals are notified.
-                    _ => resp.flags = 1,
+                    _ => resp.flags = CONTINUE,
                 }
             }
         }
@@ -437,9 +441,6 @@ fn write_stderr_nowait(line: &[u8]) -> bool {
     w >= 0 && w as usize == line.len()
 }
 
-/// PIDFD_THREAD (linux/pidfd.h, since 6.9): a pidfd for a thread.
-const PIDFD_THREAD: u32 = libc::O_EXCL as u32;
-
 fn pidfd_open_flags(pid: libc::pid_t, flags: u32) -> Result<c_int, Errno> {
     // SAFETY: plain integers.
     let r = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, flags) };
@@ -464,7 +465,7 @@ fn kill_caller(fd: c_int, n: &sys::SeccompNotif) -> bool {
     if tid <= 0 {
         return false;
     }
-    let pidfd = match pidfd_open_flags(tid, PIDFD_THREAD) {
+    let pidfd = match pidfd_open_flags(tid, libc::PIDFD_THREAD) {
         Ok(p) => p,
         Err(Errno(libc::EINVAL)) => match tgid_of(tid).map(sys::pidfd_open) {
             Some(Ok(p)) => p,

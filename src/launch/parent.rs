@@ -124,8 +124,6 @@ fn userns_hint_from_sysctls() -> String {
         .to_string()
 }
 
-const SECBIT_NO_SETUID_FIXUP: libc::c_ulong = 1 << 2;
-
 /// Started by root: the calling thread (only it: raw system calls, not
 /// glibc's process-wide setxid) runs with the sandbox's host ids as its
 /// effective ids, so that the user namespace clone3 creates is owned by
@@ -170,8 +168,12 @@ impl CloneAs {
         if unsafe { libc::prctl(libc::PR_GET_PDEATHSIG, &mut pdeathsig as *mut c_int) } < 0 {
             return Err(fail("PR_GET_PDEATHSIG", Errno::last()));
         }
-        sys::prctl(libc::PR_SET_SECUREBITS, securebits | SECBIT_NO_SETUID_FIXUP, 0)
-            .map_err(|e| fail("securebits", e))?;
+        sys::prctl(
+            libc::PR_SET_SECUREBITS,
+            securebits | libc::SECBIT_NO_SETUID_FIXUP as libc::c_ulong,
+            0,
+        )
+        .map_err(|e| fail("securebits", e))?;
         // SAFETY: geteuid/getegid cannot fail.
         let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
         let guard = CloneAs {

@@ -155,7 +155,11 @@ pub struct Filter {
     pub entries: BTreeMap<u32, Entry>,
 }
 
-/// The input the kernel gives a filter (struct seccomp_data).
+/// The input the kernel gives a filter (struct seccomp_data), as the
+/// interpreter models it. Not `libc::seccomp_data`: the interpreter takes
+/// `nr` as the unsigned word a BPF load sees (libc's is a c_int), needs
+/// `Default` (libc's has none), and describes any architecture's call
+/// (`to_bytes` writes the layout explicitly), not only the host's.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Data {
     /// Syscall number.

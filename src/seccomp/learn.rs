@@ -72,15 +72,15 @@ pub fn refused_report(l: &Learned) -> Vec<String> {
     out
 }
 
-/// The namespace flags a clone() call can carry (CLONE_NEWTIME is 0x80).
+/// The namespace flags a clone() call can carry.
 pub const CLONE_NS_FLAGS: u64 = (libc::CLONE_NEWNS
     | libc::CLONE_NEWUSER
     | libc::CLONE_NEWPID
     | libc::CLONE_NEWNET
     | libc::CLONE_NEWIPC
     | libc::CLONE_NEWUTS
-    | libc::CLONE_NEWCGROUP) as u64
-    | 0x80;
+    | libc::CLONE_NEWCGROUP
+    | libc::CLONE_NEWTIME) as u64;
 
 const NS_FLAG_NAMES: &str =
     "CLONE_NEWNS|CLONE_NEWUSER|CLONE_NEWPID|CLONE_NEWNET|CLONE_NEWIPC|CLONE_NEWUTS|CLONE_NEWCGROUP|CLONE_NEWTIME";
