@@ -259,3 +259,52 @@ fn check_prints_the_effective_network() {
         assert!(v["namespaces"].as_array().unwrap().iter().any(|n| n == "net"));
     }
 }
+
+#[test]
+fn library_builder_sets_the_network() {
+    use cordon::policy::NetMode;
+    use cordon::{Error, PolicyBuilder, Sandbox};
+    let p = PolicyBuilder::default_policy()
+        .network_mode(NetMode::Host)
+        .build()
+        .unwrap();
+    assert_eq!(p.network_mode(), NetMode::Host);
+    assert!(!p.has_namespace(cordon::policy::Namespace::Net));
+    let p = PolicyBuilder::default_policy().share_net().build().unwrap();
+    assert_eq!(p.network_mode(), NetMode::Host);
+    // allow_net implies proxy, which this build refuses at spawn, naming the field.
+    let p = PolicyBuilder::default_policy()
+        .allow_net("api.example.com:443")
+        .build()
+        .unwrap();
+    assert_eq!(p.network_mode(), NetMode::Proxy);
+    match Sandbox::new(p).spawn(&["/bin/true"]) {
+        Err(Error::Policy(e)) => {
+            assert_eq!(e.path, "network.mode");
+            assert!(e.message.contains("not in this build"), "{e}");
+        }
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("a proxy-mode sandbox was spawned"),
+    }
+    // The same through the pre-exec API.
+    let p = PolicyBuilder::exec_policy()
+        .allow_net("a.example")
+        .build()
+        .unwrap();
+    assert_eq!(
+        cordon::prepare(&p).err().map(|e| e.path),
+        Some("network.mode".to_string())
+    );
+    // Contradictions and bad patterns name the builder method.
+    let e = PolicyBuilder::default_policy()
+        .network_mode(NetMode::Host)
+        .allow_net("a.example")
+        .build()
+        .unwrap_err();
+    assert!(e.message.contains("network_mode()"), "{e}");
+    let e = PolicyBuilder::default_policy()
+        .allow_net("127.1")
+        .build()
+        .unwrap_err();
+    assert_eq!(e.path, "allow_net(\"127.1\")");
+}
