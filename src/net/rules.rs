@@ -464,4 +464,97 @@ mod tests {
             "no network.allow rule matches"
         );
     }
+
+    /// xorshift64*, to spread inputs around.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+    }
+
+    /// Strings built from the pieces patterns and literals are made of: the
+    /// parsers never panic; an accepted pattern prints in a form that parses
+    /// back to it; a name the pattern grammar accepts is never an IP literal
+    /// nor a refused one for the target parser, and the reverse.
+    #[test]
+    fn parsers_agree_and_never_panic() {
+        const PIECES: &[&str] = &[
+            "a",
+            "Z",
+            "0",
+            "1",
+            "7",
+            "9",
+            "00",
+            "0x",
+            "0X",
+            "f",
+            "ff",
+            "255",
+            "256",
+            "127",
+            "4294967295",
+            ".",
+            ".",
+            ":",
+            "::",
+            "[",
+            "]",
+            "/",
+            "*",
+            "**",
+            "-",
+            "_",
+            "%",
+            "ü",
+            " ",
+            "\0",
+            "example",
+            "com",
+            "ffff",
+            "10",
+            "64",
+            "443",
+            "65536",
+            "xn--",
+            "\u{ff0e}",
+        ];
+        let mut rng = Rng(0x5eed_1234_abcd_0001);
+        let mut accepted = 0;
+        for _ in 0..60_000 {
+            let n = 1 + (rng.next() % 8) as usize;
+            let s: String = (0..n)
+                .map(|_| PIECES[(rng.next() % PIECES.len() as u64) as usize])
+                .collect();
+            if let Ok(p) = s.parse::<Pattern>() {
+                accepted += 1;
+                let shown = p.to_string();
+                assert_eq!(shown.parse::<Pattern>().as_ref(), Ok(&p), "{s:?} -> {shown:?}");
+                if let HostPattern::Exact(name) = &p.host {
+                    assert_eq!(parse_ip_literal(name), Ok(None), "{s:?}: name {name:?}");
+                }
+            }
+            let literal = parse_ip_literal(&s);
+            if parse_name(&s).is_ok() {
+                assert_eq!(literal, Ok(None), "{s:?} is a name and {literal:?}");
+            }
+            if let Ok(t) = Target::parse(&s, 443) {
+                // A target is decided without panicking, with any addresses.
+                let r = Rules::new(
+                    pats(&["**.example:443", "0.0.0.0/0", "[::]/0"]),
+                    pats(&["10.0.0.0/8"]),
+                );
+                let _ = r.decide(&t, &ips(&["10.1.1.1", "::1", "8.8.8.8"]));
+            }
+        }
+        assert!(
+            accepted > 1000,
+            "only {accepted} random patterns parsed: the generator is too narrow"
+        );
+    }
 }
