@@ -143,6 +143,12 @@ pub fn non_public_range(ip: IpAddr) -> Option<&'static str> {
             .find(|(net, len, _)| in_v4(a, *net, *len))
             .map(|r| r.2),
         IpAddr::V6(a) => {
+            if a == Ipv6Addr::LOCALHOST {
+                return Some("::1 (loopback)");
+            }
+            if a == Ipv6Addr::UNSPECIFIED {
+                return Some(":: (unspecified)");
+            }
             if let Some(v4) = unwrap_v4(a) {
                 return non_public_range(IpAddr::V4(v4))
                     .map(|_| "an IPv4-mapped or IPv4-compatible address of a non-public IPv4 address");
@@ -323,6 +329,11 @@ mod tests {
             non_public_range(ip("169.254.169.254")),
             Some("169.254.0.0/16 (link-local, cloud metadata)")
         );
+        assert_eq!(non_public_range(ip("::1")), Some("::1 (loopback)"));
+        assert_eq!(non_public_range(ip("::")), Some(":: (unspecified)"));
+        assert!(non_public_range(ip("::ffff:127.0.0.1"))
+            .unwrap()
+            .contains("IPv4-mapped"));
     }
 
     #[test]
