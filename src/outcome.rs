@@ -81,8 +81,8 @@ pub struct Outcome {
     /// The sandbox's cgroup and what it used, when the policy set cgroup limits.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<CgroupOutcome>,
-    /// The network the payload had (absent when setup failed before the
-    /// policy was planned).
+    /// The network the payload had (absent when cordon failed before it
+    /// started the sandbox).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub network: Option<NetworkOutcome>,
     /// What `cordon learn` saw (not part of the JSON).
