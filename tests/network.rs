@@ -226,6 +226,11 @@ fn proxy_mode_is_refused_until_the_proxy_is_built() {
                 "{args:?}\n{d}"
             );
             assert_eq!(r.outcome_status(), "setup_failed", "{d}");
+            assert_eq!(
+                network_mode(&r),
+                None,
+                "no sandbox, no network in the outcome\n{d}"
+            );
         }
         let r = run(mode, &["--policy", &p], &["/bin/true"]);
         assert!(
