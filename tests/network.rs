@@ -95,6 +95,21 @@ fn policy_network_section_decides_the_mode() {
             {"tmpfs": "/tmp"}, {"proc": "/proc"}, {"dev": "/dev"}],
             "network": {"mode": "host"}}"#,
     );
+    // No section and no net namespace: the host's network, recorded.
+    let no_net = write_policy(
+        &dir,
+        "nonet.json",
+        r#"{"version": 1, "namespaces": ["user", "mount", "pid", "ipc", "uts", "cgroup"],
+            "mounts": [{"bind": "/usr"}, {"symlink": "/bin", "target": "usr/bin"},
+            {"symlink": "/lib", "target": "usr/lib"}, {"symlink": "/lib64", "target": "usr/lib64"},
+            {"tmpfs": "/tmp"}, {"proc": "/proc"}, {"dev": "/dev"}]}"#,
+    );
+    for mode in modes() {
+        let r = connect(mode, &["--policy", &no_net], port);
+        let d = diag(mode, &r);
+        assert_eq!(r.stdout().trim(), "connected", "{d}");
+        assert_eq!(network_mode(&r).as_deref(), Some("host"), "{d}");
+    }
     for mode in modes() {
         let r = connect(mode, &["--policy", &host], port);
         let d = diag(mode, &r);
