@@ -599,9 +599,28 @@ impl PolicyBuilder {
         self
     }
 
-    /// Share the host's network.
+    /// Share the host's network (the same as
+    /// `.network_mode(NetMode::Host)`).
     pub fn share_net(mut self) -> Self {
         self.ov.share_net = true;
+        self
+    }
+
+    /// The network the payload gets: [`NetMode::None`](crate::policy::NetMode)
+    /// (own namespace, loopback only), `Host` (the host's network) or
+    /// `Proxy` (not in this build: refused when the sandbox is planned).
+    pub fn network_mode(mut self, mode: crate::policy::NetMode) -> Self {
+        self.ov.net = Some(("network_mode()".into(), mode));
+        self
+    }
+
+    /// Add a `network.allow` pattern such as `"api.example.com:443"`
+    /// (implies mode proxy; with another mode, [`PolicyBuilder::build`]
+    /// fails).
+    pub fn allow_net(mut self, pattern: &str) -> Self {
+        self.ov
+            .allow_net
+            .push((format!("allow_net({pattern:?})"), pattern.into()));
         self
     }
 

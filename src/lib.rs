@@ -35,6 +35,8 @@ pub mod isolate;
 pub mod landlock;
 #[doc(hidden)]
 pub mod launch;
+#[doc(hidden)]
+pub mod net;
 pub mod outcome;
 #[doc(hidden)]
 pub mod output;

@@ -167,9 +167,17 @@ struct PolicyArgs {
     /// Wall-clock limit, e.g. 500ms, 60s, 5m.
     #[arg(long = "time-limit", value_name = "DURATION")]
     time_limit: Option<Dur>,
-    /// Share the host's network namespace.
+    /// Share the host's network namespace (the same as --net host).
     #[arg(long = "share-net")]
     share_net: bool,
+    /// The network: none (own namespace, loopback only), host (the host's
+    /// network) or proxy (egress by allowlist; not in this build).
+    #[arg(long, value_name = "MODE")]
+    net: Option<cordon::policy::NetMode>,
+    /// Allow connections to PATTERN (repeatable; implies --net proxy), e.g.
+    /// api.example.com:443, *.example.org, 10.20.0.0/16:8080.
+    #[arg(long = "allow-net", value_name = "PATTERN")]
+    allow_net: Vec<String>,
     /// uid inside the sandbox.
     #[arg(long)]
     uid: Option<u32>,
@@ -288,6 +296,12 @@ fn overrides(a: &PolicyArgs, m: &ArgMatches) -> Result<Overrides, PolicyError> {
     o.hostname = a.hostname.clone();
     o.wall_time = a.time_limit;
     o.share_net = a.share_net;
+    o.net = a.net.map(|m| ("--net".to_string(), m));
+    o.allow_net = a
+        .allow_net
+        .iter()
+        .map(|p| ("--allow-net".to_string(), p.clone()))
+        .collect();
     o.uid = a.uid;
     o.gid = a.gid;
     o.landlock_read = a.landlock_read.clone();
@@ -328,6 +342,7 @@ fn failed_outcome(err: LaunchError) -> Outcome {
         limits_hit: Vec::new(),
         host_uid: None,
         host_gid: None,
+        network: None,
         violations: Vec::new(),
         violations_total: 0,
         cgroup: None,
@@ -585,6 +600,7 @@ fn check_host(l: &Loaded) -> Result<(), PolicyError> {
         cordon::isolate::hostid::IdRange::from_env().map(|r| r.start)
     })?;
     cordon::isolate::mount::MountPlan::prepare(&l.policy, &l.name, &ids)?;
+    cordon::plan::refuse_unbuilt_network(&l.policy, &l.name)?;
     Ok(())
 }
 

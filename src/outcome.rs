@@ -81,6 +81,10 @@ pub struct Outcome {
     /// The sandbox's cgroup and what it used, when the policy set cgroup limits.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<CgroupOutcome>,
+    /// The network the payload had (absent when cordon failed before it
+    /// started the sandbox).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkOutcome>,
     /// What `cordon learn` saw (not part of the JSON).
     #[serde(skip)]
     pub learned: Option<Learned>,
@@ -99,6 +103,14 @@ pub struct CgroupOutcome {
     /// What the cgroup accounted.
     #[serde(flatten)]
     pub usage: Usage,
+}
+
+/// The network section of the outcome.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NetworkOutcome {
+    /// `none` (own namespace, loopback only), `host` (the host's network)
+    /// or `proxy`.
+    pub mode: &'static str,
 }
 
 fn is_zero(n: &u64) -> bool {

@@ -23,7 +23,7 @@ const LAYERS: &[&[&str]] = &[
     // the pure policy model, and what a run reports
     &["policy", "outcome", "output"],
     // the isolation layers
-    &["landlock", "seccomp", "cgroup", "isolate"],
+    &["landlock", "seccomp", "cgroup", "isolate", "net"],
     // the child plan, compiled in the parent
     &["plan"],
     // the clone child and the supervisor

@@ -728,3 +728,51 @@ fn the_pages_render_without_warnings() {
         }
     }
 }
+
+#[test]
+fn every_network_field_and_mode_is_documented() {
+    use cordon::policy::network::{NetMode, NetworkPolicy};
+    let page = page();
+    let network = section(&page, "NETWORK");
+    let tags: Vec<String> = tp_items(&network).into_iter().map(|(t, _)| t).collect();
+    // A section with every field set, serialized: its keys are the fields.
+    let full: NetworkPolicy = serde_json::from_value(serde_json::json!({
+        "mode": "proxy", "allow": ["a.example"], "deny": ["b.example"],
+        "max_connections": 1, "connect_timeout": "1s", "idle_timeout": "1s",
+        "dns": false, "resolve": {"a.example": "10.0.0.1"}
+    }))
+    .expect("a full network section");
+    let value = serde_json::to_value(&full).unwrap();
+    let fields: Vec<&String> = value.as_object().unwrap().keys().collect();
+    assert_eq!(fields.len(), 8, "{fields:?}");
+    for f in fields {
+        assert!(
+            tags.iter()
+                .any(|t| t.split_whitespace().next() == Some(f.as_str())),
+            "NETWORK has no item for the field {f}: {tags:?}"
+        );
+    }
+    let body = text(&network);
+    for m in [NetMode::None, NetMode::Host, NetMode::Proxy] {
+        assert!(
+            body.contains(&format!("\"{}\"", m.name())),
+            "NETWORK does not describe mode {}",
+            m.name()
+        );
+    }
+    assert!(
+        body.contains("Not in this build"),
+        "NETWORK must say the proxy is not built"
+    );
+    // The FIELDS section points to it, and the example in it is a valid section.
+    let fields = section(&page, "FIELDS");
+    assert!(tp_items(&fields).iter().any(|(t, _)| t.starts_with("network ")));
+    let block = examples(&network)
+        .into_iter()
+        .find(|b| b.trim_start().starts_with("\"network\":"))
+        .expect("an example of a network section");
+    let wrapped = format!("{{\"version\": 1, {block}}}");
+    let p = cordon::policy::Policy::from_json("example", &wrapped)
+        .unwrap_or_else(|e| panic!("the network example does not load: {e}"));
+    assert_eq!(p.network_mode(), NetMode::Proxy);
+}

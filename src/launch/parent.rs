@@ -863,6 +863,9 @@ fn outcome(plan: &Plan, ended: Ended, notifier: &mut Notifier, cgroup_out: Optio
         host_uid: Some(plan.child.ids().host_uid),
         host_gid: Some(plan.child.ids().host_gid),
         cgroup: None,
+        network: Some(crate::outcome::NetworkOutcome {
+            mode: plan.supervisor.network.name(),
+        }),
         violations: std::mem::take(&mut notifier.violations),
         violations_total: notifier.violations_total,
         learned: matches!(plan.supervisor.supervise, Supervise::Learn { .. })

@@ -215,6 +215,8 @@ pub struct SupervisorPlan {
     pub cgroup: Option<crate::cgroup::CgroupPlan>,
     /// What the supervisor does with seccomp notifications.
     pub supervise: Supervise,
+    /// The network the payload gets (for the outcome).
+    pub network: crate::policy::NetMode,
 }
 
 /// What the supervisor does with seccomp notifications.
@@ -336,6 +338,21 @@ fn read_last_cap() -> u32 {
         .unwrap_or(63)
 }
 
+/// Refuse network mode `proxy`: the egress proxy is not in this build, and
+/// running without it would either cut the payload off silently or (worse)
+/// need a weaker mode. Fail closed, naming `network.mode`.
+pub fn refuse_unbuilt_network(policy: &Policy, file: &str) -> Result<(), PolicyError> {
+    if policy.network_mode() != crate::policy::NetMode::Proxy {
+        return Ok(());
+    }
+    Err(PolicyError {
+        file: file.to_string(),
+        path: "network.mode".to_string(),
+        position: None,
+        message: "mode \"proxy\" needs cordon's egress proxy, which is not in this build: use mode \"none\" (loopback only) or \"host\" (the host's network)".to_string(),
+    })
+}
+
 impl Plan {
     /// Compile a policy and a command into a plan. `file` names the policy
     /// in errors.
@@ -354,6 +371,7 @@ impl Plan {
         if argv[0].as_ref().is_empty() {
             return Err(cli("the command is an empty string"));
         }
+        refuse_unbuilt_network(policy, file)?;
         // SAFETY: geteuid/getegid cannot fail.
         let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
         let mut host_id = None;
@@ -401,6 +419,7 @@ impl Plan {
                 memfd_noexec: false,
                 cgroup: None,
                 supervise: Supervise::None,
+                network: policy.network_mode(),
             },
         };
         plan.decide_cgroup(policy, file)?;

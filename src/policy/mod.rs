@@ -6,6 +6,7 @@
 
 pub mod landlock;
 pub mod locate;
+pub mod network;
 pub mod overrides;
 pub mod units;
 
@@ -16,6 +17,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 pub use landlock::Compatibility;
+pub use network::{NetMode, NetworkPolicy};
 pub use units::{Cpus, Dur, Size};
 
 /// The built-in default policy (also shipped as `policies/default.json`).
@@ -69,6 +71,10 @@ pub struct Policy {
     /// The seccomp filter, installed last before exec (none: no filter).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seccomp: Option<crate::seccomp::SeccompPolicy>,
+    /// The network the payload gets (none: mode `none` with the `net`
+    /// namespace, `host` without it; see [`Policy::network_mode`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkPolicy>,
     /// Layers turned off for this run by command-line flags (e.g.
     /// `--no-landlock`), for the outcome.
     #[serde(skip)]
@@ -762,6 +768,8 @@ impl Policy {
                 message: "expected an object, found an array".to_string(),
             });
         }
+        let mut policy = policy;
+        policy.settle_network();
         policy.validate().map_err(|f| {
             let segs = locate::parse_path(&f.path);
             PolicyError {
@@ -980,6 +988,7 @@ impl Policy {
             sc.compile()
                 .map_err(|e| finding(format!("seccomp.{}", e.path), e.message))?;
         }
+        self.validate_network()?;
         for (i, p) in self.allow_sensitive.iter().enumerate() {
             if !p.starts_with('/') {
                 return Err(finding(
@@ -989,6 +998,47 @@ impl Policy {
             }
         }
         Ok(())
+    }
+
+    /// The network the payload gets: the section's mode, or without a
+    /// section `none` with the `net` namespace and `host` without it.
+    pub fn network_mode(&self) -> NetMode {
+        match &self.network {
+            Some(n) => n.mode,
+            None if self.has_namespace(Namespace::Net) => NetMode::None,
+            None => NetMode::Host,
+        }
+    }
+
+    /// Make the namespaces agree with an explicit `"network"` mode `host`:
+    /// the host's network means no `net` namespace. (Modes `none` and
+    /// `proxy` need it; [`Policy::check`] refuses them without it.)
+    pub fn settle_network(&mut self) {
+        if self.network.as_ref().is_some_and(|n| n.mode == NetMode::Host) {
+            self.namespaces.retain(|n| *n != Namespace::Net);
+        }
+    }
+
+    fn validate_network(&self) -> Result<(), Finding> {
+        let Some(n) = &self.network else {
+            return Ok(());
+        };
+        n.check().map_err(|(path, message)| finding(path, message))?;
+        let own = self.has_namespace(Namespace::Net);
+        match n.mode {
+            NetMode::Host if own => Err(finding(
+                "network.mode",
+                "mode host is the host's network: remove \"net\" from namespaces",
+            )),
+            NetMode::None | NetMode::Proxy if !own => Err(finding(
+                "network.mode",
+                format!(
+                    "mode {} needs the \"net\" namespace (add it to namespaces, or use mode host)",
+                    n.mode.name()
+                ),
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// Whether the policy creates namespace `ns`.
@@ -1024,7 +1074,7 @@ fn char_position(text: &str, line: usize, byte_col: usize) -> Option<(usize, usi
 }
 
 /// Where the policy format has arrays (`[]`: any element).
-const ARRAY_FIELDS: [&str; 13] = [
+const ARRAY_FIELDS: [&str; 15] = [
     "namespaces",
     "mounts",
     "env.keep",
@@ -1038,6 +1088,8 @@ const ARRAY_FIELDS: [&str; 13] = [
     "landlock.tcp_connect",
     "landlock.tcp_bind",
     "landlock.scope",
+    "network.allow",
+    "network.deny",
 ];
 
 /// The path of the first array where the format has none. `pattern` is

@@ -1,6 +1,7 @@
 //! Command-line overrides applied on top of a policy for one run, in the
 //! style bubblewrap and nsjail users know. Pure: no system calls.
 
+use super::network::{NetMode, Pattern};
 use super::{Dur, Mount, Namespace, Policy, PolicyError, Size, DEFAULT_TMPFS_SIZE};
 
 /// Name used for command-line flags in error messages.
@@ -21,8 +22,14 @@ pub struct Overrides {
     pub hostname: Option<String>,
     /// New wall-clock limit.
     pub wall_time: Option<Dur>,
-    /// Share the host's network namespace.
+    /// Share the host's network namespace (`--share-net`: the same as
+    /// `--net host`).
     pub share_net: bool,
+    /// The network mode, with the flag (or builder method) that set it.
+    pub net: Option<(String, NetMode)>,
+    /// Patterns added to `network.allow` (each with its flag), in order;
+    /// they imply mode `proxy` unless `net` says otherwise (an error).
+    pub allow_net: Vec<(String, String)>,
     /// New inner uid.
     pub uid: Option<u32>,
     /// New inner gid.
@@ -98,6 +105,75 @@ pub fn parse_tmpfs(arg: &str) -> Result<Mount, PolicyError> {
 }
 
 impl Overrides {
+    /// `--net`, `--share-net` and `--allow-net`: the mode, the namespace
+    /// that goes with it, and the added rules. Errors name the flags.
+    fn apply_network(&self, policy: &mut Policy) -> Result<(), PolicyError> {
+        let mut mode = self.net.clone();
+        if self.share_net {
+            match &mode {
+                Some((flag, m)) if *m != NetMode::Host => {
+                    return Err(cli_error(
+                        flag,
+                        format!(
+                            "{flag} {} contradicts --share-net (the same as --net host)",
+                            m.name()
+                        ),
+                    ))
+                }
+                Some(_) => {}
+                None => mode = Some(("--share-net".to_string(), NetMode::Host)),
+            }
+        }
+        let mut added = Vec::with_capacity(self.allow_net.len());
+        for (flag, text) in &self.allow_net {
+            added.push(text.parse::<Pattern>().map_err(|e| cli_error(flag, e))?);
+        }
+        if let Some((allow_flag, _)) = self.allow_net.first() {
+            match &mode {
+                Some((flag, m)) if *m != NetMode::Proxy => {
+                    return Err(cli_error(
+                        allow_flag,
+                        format!(
+                            "{allow_flag} needs mode proxy, but {flag} asks for mode {}: network rules apply only in mode proxy",
+                            m.name()
+                        ),
+                    ))
+                }
+                Some(_) => {}
+                None => mode = Some((allow_flag.clone(), NetMode::Proxy)),
+            }
+        }
+        let Some((flag, m)) = mode else {
+            return Ok(());
+        };
+        let net = policy.network.get_or_insert_with(Default::default);
+        if m != NetMode::Proxy {
+            for (field, present) in [
+                ("allow", !net.allow.is_empty()),
+                ("deny", !net.deny.is_empty()),
+                ("resolve", !net.resolve.is_empty()),
+            ] {
+                if present {
+                    return Err(cli_error(
+                        &flag,
+                        format!(
+                            "{flag} asks for mode {}, but the policy has network.{field} rules, which apply only in mode proxy",
+                            m.name()
+                        ),
+                    ));
+                }
+            }
+        }
+        net.mode = m;
+        net.allow.extend(added);
+        if m == NetMode::Host {
+            policy.namespaces.retain(|n| *n != Namespace::Net);
+        } else if !policy.namespaces.contains(&Namespace::Net) {
+            policy.namespaces.push(Namespace::Net);
+        }
+        Ok(())
+    }
+
     /// Apply to `policy` (read from `file`) and re-validate the result.
     pub fn apply(&self, policy: &mut Policy, file: &str) -> Result<(), PolicyError> {
         policy.mount_origins.resize(policy.mounts.len(), None);
@@ -150,9 +226,7 @@ impl Overrides {
         if let Some(w) = self.wall_time {
             policy.limits.wall_time = Some(w);
         }
-        if self.share_net {
-            policy.namespaces.retain(|n| *n != Namespace::Net);
-        }
+        self.apply_network(policy)?;
         if let Some(m) = self.memory {
             policy.limits.memory = Some(m);
         }

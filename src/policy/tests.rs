@@ -502,3 +502,215 @@ fn bind_owner_parses_and_round_trips() {
     let e = Policy::from_json("t", r#"{"version":1,"mounts":[{"tmpfs":"/t","owner":"1:1"}]}"#).unwrap_err();
     assert!(e.message.contains("\"owner\" does not apply"), "{e:?}");
 }
+
+#[test]
+fn network_section_parses_and_defaults() {
+    let p = parse(r#"{"version": 1}"#).unwrap();
+    assert_eq!(p.network, None);
+    assert_eq!(p.network_mode(), NetMode::None);
+    let p = parse(r#"{"version": 1, "namespaces": ["user", "mount", "pid"]}"#).unwrap();
+    assert_eq!(
+        p.network_mode(),
+        NetMode::Host,
+        "no net namespace, no section: host"
+    );
+    let p = parse(
+        r#"{"version": 1, "network": {"mode": "proxy",
+            "allow": ["api.example.com:443", "*.pythonhosted.org:443", "pypi.org", "10.20.0.0/16:8080", "[2001:db8::1]:443"],
+            "deny": ["metadata.internal"], "max_connections": 8, "connect_timeout": "2s",
+            "idle_timeout": "5m", "dns": false, "resolve": {"pypi.org": "10.0.0.5"}}}"#,
+    )
+    .unwrap();
+    let n = p.network.as_ref().unwrap();
+    assert_eq!(n.mode, NetMode::Proxy);
+    assert_eq!(n.allow.len(), 5);
+    assert_eq!(n.allow[1].to_string(), "*.pythonhosted.org:443");
+    assert_eq!(n.max_connections, 8);
+    assert!(!n.dns);
+    // The effective policy prints and parses back to the same.
+    assert_eq!(parse(&p.to_json_pretty()).unwrap(), p);
+}
+
+#[test]
+fn network_mode_host_drops_the_net_namespace() {
+    let p = parse(r#"{"version": 1, "network": {"mode": "host"}}"#).unwrap();
+    assert!(!p.has_namespace(Namespace::Net));
+    assert_eq!(p.network_mode(), NetMode::Host);
+    // none and proxy need it.
+    for mode in ["none", "proxy"] {
+        let e = parse(&format!(
+            "{{\"version\": 1, \"namespaces\": [\"user\", \"mount\", \"pid\"],\n \"network\": {{\"mode\": \"{mode}\"}}}}"
+        ))
+        .unwrap_err();
+        assert_eq!(e.path, "network.mode");
+        assert_eq!(e.position, Some((2, 22)));
+        assert!(e.message.contains("needs the \"net\" namespace"), "{}", e.message);
+    }
+    // A policy built by hand and checked says the same.
+    let mut p = parse(r#"{"version": 1}"#).unwrap();
+    p.network = Some(NetworkPolicy {
+        mode: NetMode::Host,
+        ..Default::default()
+    });
+    assert_eq!(p.check("x").unwrap_err().path, "network.mode");
+}
+
+#[test]
+fn bad_network_patterns_point_at_the_element() {
+    let e = parse("{\"version\": 1,\n \"network\": {\"mode\": \"proxy\",\n  \"allow\": [\"a.com\", \"b.com:443\",\n   \"127.1\"]}}")
+        .unwrap_err();
+    assert_eq!(e.path, "network.allow[2]");
+    assert_eq!(e.position.map(|p| p.0), Some(4));
+    assert!(e.message.contains("non-standard form"), "{}", e.message);
+    assert!(e.to_string().starts_with("p.json:4:"), "{e}");
+    let e =
+        parse("{\"version\": 1, \"network\": {\"mode\": \"proxy\", \"deny\": [\"x.com:0\"]}}").unwrap_err();
+    assert_eq!(e.path, "network.deny[0]");
+    assert!(e.message.contains("invalid port"), "{}", e.message);
+    let e = parse("{\"version\": 1, \"network\": {\"mode\": \"bridge\"}}").unwrap_err();
+    assert_eq!(e.path, "network.mode");
+    let e = parse("{\"version\": 1, \"network\": {\"allow\": \"a.com\"}}").unwrap_err();
+    assert_eq!(e.path, "network.allow");
+    let e =
+        parse("{\"version\": 1, \"network\": {\"mode\": \"proxy\", \"allow\": [\"a.com\"], \"proxy\": 1}}")
+            .unwrap_err();
+    assert!(e.message.contains("unknown field"), "{}", e.message);
+    let e =
+        parse("{\"version\": 1, \"network\": {\"mode\": \"proxy\", \"resolve\": {\"a.com\": \"127.1\"}}}")
+            .unwrap_err();
+    assert_eq!(e.path, "network.resolve.a.com");
+}
+
+#[test]
+fn network_rules_need_mode_proxy() {
+    for mode in ["none", "host"] {
+        for (field, value) in [
+            ("allow", "[\"a.com\"]"),
+            ("deny", "[\"a.com\"]"),
+            ("resolve", "{\"a.com\": \"1.2.3.4\"}"),
+        ] {
+            let e = parse(&format!(
+                "{{\"version\": 1,\n \"network\": {{\"mode\": \"{mode}\", \"{field}\": {value}}}}}"
+            ))
+            .unwrap_err();
+            assert_eq!(e.path, format!("network.{field}"));
+            assert!(
+                e.message.contains("rules apply only in mode proxy"),
+                "{}",
+                e.message
+            );
+            assert_eq!(e.position.map(|p| p.0), Some(2), "{e}");
+        }
+    }
+    // Without a mode the mode is none.
+    let e = parse(r#"{"version": 1, "network": {"allow": ["a.com"]}}"#).unwrap_err();
+    assert_eq!(e.path, "network.allow");
+}
+
+#[test]
+fn network_flags() {
+    use overrides::Overrides;
+    let base = || parse(r#"{"version": 1}"#).unwrap();
+    let apply = |o: Overrides| {
+        let mut p = base();
+        o.apply(&mut p, "p.json").map(|_| p)
+    };
+    let flag = |f: &str| f.to_string();
+    // --net host and --share-net
+    for o in [
+        Overrides {
+            net: Some((flag("--net"), NetMode::Host)),
+            ..Default::default()
+        },
+        Overrides {
+            share_net: true,
+            ..Default::default()
+        },
+        Overrides {
+            share_net: true,
+            net: Some((flag("--net"), NetMode::Host)),
+            ..Default::default()
+        },
+    ] {
+        let p = apply(o).unwrap();
+        assert_eq!(p.network_mode(), NetMode::Host);
+        assert!(!p.has_namespace(Namespace::Net));
+    }
+    // --net none brings the namespace back.
+    let mut p = parse(r#"{"version": 1, "network": {"mode": "host"}}"#).unwrap();
+    Overrides {
+        net: Some((flag("--net"), NetMode::None)),
+        ..Default::default()
+    }
+    .apply(&mut p, "p.json")
+    .unwrap();
+    assert!(p.has_namespace(Namespace::Net));
+    assert_eq!(p.network_mode(), NetMode::None);
+    // --allow-net implies proxy.
+    let p = apply(Overrides {
+        allow_net: vec![(flag("--allow-net"), "API.example.com:443".into())],
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(p.network_mode(), NetMode::Proxy);
+    assert_eq!(p.network.unwrap().allow[0].to_string(), "api.example.com:443");
+    // A bad pattern names the flag.
+    let e = apply(Overrides {
+        allow_net: vec![(flag("--allow-net"), "0x7f.1:443".into())],
+        ..Default::default()
+    })
+    .unwrap_err();
+    assert_eq!(
+        (e.file.as_str(), e.path.as_str()),
+        (overrides::CLI_SOURCE, "--allow-net")
+    );
+    assert!(e.message.contains("non-standard form"), "{}", e.message);
+    // --net host (or none, or --share-net) with --allow-net names both.
+    for o in [
+        Overrides {
+            net: Some((flag("--net"), NetMode::Host)),
+            allow_net: vec![(flag("--allow-net"), "a.com".into())],
+            ..Default::default()
+        },
+        Overrides {
+            net: Some((flag("--net"), NetMode::None)),
+            allow_net: vec![(flag("--allow-net"), "a.com".into())],
+            ..Default::default()
+        },
+        Overrides {
+            share_net: true,
+            allow_net: vec![(flag("--allow-net"), "a.com".into())],
+            ..Default::default()
+        },
+    ] {
+        let e = apply(o).unwrap_err();
+        assert_eq!(e.path, "--allow-net");
+        assert!(
+            e.message.contains("--allow-net needs mode proxy"),
+            "{}",
+            e.message
+        );
+        assert!(
+            e.message.contains("--net") || e.message.contains("--share-net"),
+            "{}",
+            e.message
+        );
+    }
+    let e = apply(Overrides {
+        share_net: true,
+        net: Some((flag("--net"), NetMode::Proxy)),
+        ..Default::default()
+    })
+    .unwrap_err();
+    assert!(e.message.contains("--share-net"), "{}", e.message);
+    // --net host on a policy with rules names the flag and the field.
+    let mut p = parse(r#"{"version": 1, "network": {"mode": "proxy", "allow": ["a.com"]}}"#).unwrap();
+    let e = Overrides {
+        net: Some((flag("--net"), NetMode::Host)),
+        ..Default::default()
+    }
+    .apply(&mut p, "p.json")
+    .unwrap_err();
+    assert_eq!(e.path, "--net");
+    assert!(e.message.contains("network.allow"), "{}", e.message);
+}

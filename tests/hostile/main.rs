@@ -13,5 +13,6 @@ mod identity;
 mod idmap;
 mod learn;
 mod mounts;
+mod network;
 mod outputs;
 mod supervisor;

@@ -1,0 +1,560 @@
+//! The egress decision: a target (a name or an address, and a port) and
+//! the addresses a name resolved to, against the policy's `allow` and
+//! `deny` rules. Pure.
+//!
+//! - `deny` wins over `allow`. A deny rule without a port denies every port.
+//!   A name deny rule matches the target's name; an IP/CIDR deny rule
+//!   matches an IP target and every address a name resolved to.
+//! - A name target is allowed only by a name rule, an IP target only by an
+//!   IP/CIDR rule. An allow rule without a port allows 80 and 443.
+//! - After resolution EVERY address must be public
+//!   ([`super::addr::is_public`]) unless an explicit IP/CIDR allow rule
+//!   (for the target's port) covers that address; a name that resolved to
+//!   nothing is refused. An IP target allowed by an IP/CIDR rule is covered
+//!   by that rule.
+//! - Addresses are compared in canonical form: an IPv4-mapped or
+//!   IPv4-compatible IPv6 address is its IPv4 address.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use super::addr::{canonical, contains, non_public_range, parse_ip_literal, Refusal};
+use crate::policy::network::{parse_name, HostPattern, NetworkPolicy, Pattern};
+
+/// The host of a connection target.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Host {
+    /// A DNS name, normalised (lower case, no trailing dot).
+    Name(String),
+    /// An IP address.
+    Ip(IpAddr),
+}
+
+/// What the payload asked to connect to.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Target {
+    /// The host.
+    pub host: Host,
+    /// The port.
+    pub port: u16,
+}
+
+impl Target {
+    /// A target from the host a client sent (a name, an IPv4 literal in
+    /// canonical form, an IPv6 literal with or without brackets), refusing
+    /// ambiguous IPv4 spellings ([`parse_ip_literal`]), names that are not
+    /// DNS names, and port 0.
+    pub fn parse(host: &str, port: u16) -> Result<Target, Refusal> {
+        if port == 0 {
+            return Err(Refusal {
+                literal: host.to_string(),
+                reason: "port 0",
+            });
+        }
+        let host = match parse_ip_literal(host)? {
+            Some(ip) => Host::Ip(ip),
+            None => Host::Name(parse_name(host).map_err(|_| Refusal {
+                literal: host.to_string(),
+                reason: "not a valid DNS name (letters, digits, '-' and '_' in ASCII labels; IDNA is not supported)",
+            })?),
+        };
+        Ok(Target { host, port })
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.host {
+            Host::Name(n) => write!(f, "{n}:{}", self.port),
+            Host::Ip(IpAddr::V4(a)) => write!(f, "{a}:{}", self.port),
+            Host::Ip(IpAddr::V6(a)) => write!(f, "[{a}]:{}", self.port),
+        }
+    }
+}
+
+/// Why a target was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DenyReason {
+    /// `deny[rule]` matched the target or one of its addresses.
+    DenyRule {
+        /// Index into `deny`.
+        rule: usize,
+    },
+    /// No `allow` rule matches the target.
+    NoAllowRule,
+    /// The name resolved to an address that is not public, and no IP/CIDR
+    /// allow rule covers it.
+    NotPublic {
+        /// The address.
+        addr: IpAddr,
+        /// The range it is in.
+        range: &'static str,
+    },
+    /// The name resolved to no address.
+    NoAddress,
+}
+
+/// The decision on one target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// `allow[rule]` matched and every check passed.
+    Allow {
+        /// Index into `allow`.
+        rule: usize,
+    },
+    /// Refused.
+    Deny {
+        /// Which rule or which check refused.
+        reason: DenyReason,
+    },
+}
+
+impl fmt::Display for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Decision::Allow { rule } => write!(f, "allowed by network.allow[{rule}]"),
+            Decision::Deny { reason } => match reason {
+                DenyReason::DenyRule { rule } => write!(f, "denied by network.deny[{rule}]"),
+                DenyReason::NoAllowRule => f.write_str("no network.allow rule matches"),
+                DenyReason::NotPublic { addr, range } => write!(
+                    f,
+                    "resolves to {addr}, not a public address ({range}), and no IP/CIDR allow rule covers it"
+                ),
+                DenyReason::NoAddress => f.write_str("the name resolved to no address"),
+            },
+        }
+    }
+}
+
+/// A policy's `allow` and `deny` lists, ready to decide.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Rules {
+    allow: Vec<Pattern>,
+    deny: Vec<Pattern>,
+}
+
+/// Whether `p` matches the port: its own, or (none given) 80 and 443 for
+/// allow, every port for deny.
+fn port_matches(p: &Pattern, port: u16, deny: bool) -> bool {
+    match p.port {
+        Some(q) => q == port,
+        None => deny || port == 80 || port == 443,
+    }
+}
+
+fn name_matches(h: &HostPattern, name: &str) -> bool {
+    let below = |d: &str| {
+        name.len() > d.len() + 1 && name.ends_with(d) && name.as_bytes()[name.len() - d.len() - 1] == b'.'
+    };
+    match h {
+        HostPattern::Exact(n) => name == n,
+        HostPattern::Subdomains(d) => below(d),
+        HostPattern::Domain(d) => name == d || below(d),
+        HostPattern::Net(..) => false,
+    }
+}
+
+fn ip_matches(h: &HostPattern, ip: IpAddr) -> bool {
+    match h {
+        HostPattern::Net(net, len) => {
+            // The rule's own address in canonical form too: a rule written
+            // as [::ffff:10.0.0.0]/104 means 10.0.0.0/8.
+            let (net, len) = match (net, canonical(*net)) {
+                (IpAddr::V6(_), IpAddr::V4(v4)) if *len >= 96 => (IpAddr::V4(v4), len - 96),
+                _ => (*net, *len),
+            };
+            contains(net, len, canonical(ip))
+        }
+        _ => false,
+    }
+}
+
+impl Rules {
+    /// Rules from the lists, in their order (indexes in decisions refer to
+    /// them).
+    pub fn new(allow: Vec<Pattern>, deny: Vec<Pattern>) -> Rules {
+        Rules { allow, deny }
+    }
+
+    /// The rules of a `"network"` section.
+    pub fn from_policy(n: &NetworkPolicy) -> Rules {
+        Rules::new(n.allow.clone(), n.deny.clone())
+    }
+
+    fn deny_ip(&self, ip: IpAddr, port: u16) -> Option<usize> {
+        self.deny
+            .iter()
+            .position(|p| port_matches(p, port, true) && ip_matches(&p.host, ip))
+    }
+
+    fn allow_ip(&self, ip: IpAddr, port: u16) -> Option<usize> {
+        self.allow
+            .iter()
+            .position(|p| port_matches(p, port, false) && ip_matches(&p.host, ip))
+    }
+
+    /// Decide on `target`, whose name resolved to `resolved` (for an IP
+    /// target: the address itself, or nothing; any other address listed is
+    /// checked like a resolved one).
+    pub fn decide(&self, target: &Target, resolved: &[IpAddr]) -> Decision {
+        let deny = |rule| Decision::Deny {
+            reason: DenyReason::DenyRule { rule },
+        };
+        let port = target.port;
+        // deny first, on the target and on every address.
+        let denied = match &target.host {
+            Host::Name(n) => self
+                .deny
+                .iter()
+                .position(|p| port_matches(p, port, true) && name_matches(&p.host, n)),
+            Host::Ip(ip) => self.deny_ip(*ip, port),
+        };
+        if let Some(rule) = denied.or_else(|| resolved.iter().find_map(|a| self.deny_ip(*a, port))) {
+            return deny(rule);
+        }
+        let allowed = match &target.host {
+            Host::Name(n) => self
+                .allow
+                .iter()
+                .position(|p| port_matches(p, port, false) && name_matches(&p.host, n)),
+            Host::Ip(ip) => self.allow_ip(*ip, port),
+        };
+        let Some(rule) = allowed else {
+            return Decision::Deny {
+                reason: DenyReason::NoAllowRule,
+            };
+        };
+        if matches!(target.host, Host::Name(_)) && resolved.is_empty() {
+            return Decision::Deny {
+                reason: DenyReason::NoAddress,
+            };
+        }
+        for &a in resolved {
+            if let Some(range) = non_public_range(a) {
+                if self.allow_ip(a, port).is_none() {
+                    return Decision::Deny {
+                        reason: DenyReason::NotPublic { addr: a, range },
+                    };
+                }
+            }
+        }
+        Decision::Allow { rule }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pats(list: &[&str]) -> Vec<Pattern> {
+        list.iter().map(|s| s.parse().unwrap()).collect()
+    }
+
+    fn ips(list: &[&str]) -> Vec<IpAddr> {
+        list.iter().map(|s| s.parse().unwrap()).collect()
+    }
+
+    fn t(host: &str, port: u16) -> Target {
+        Target::parse(host, port).unwrap()
+    }
+
+    fn allow(rule: usize) -> Decision {
+        Decision::Allow { rule }
+    }
+
+    fn by_deny(rule: usize) -> Decision {
+        Decision::Deny {
+            reason: DenyReason::DenyRule { rule },
+        }
+    }
+
+    fn no_rule() -> Decision {
+        Decision::Deny {
+            reason: DenyReason::NoAllowRule,
+        }
+    }
+
+    fn not_public(a: &str) -> Decision {
+        let addr: IpAddr = a.parse().unwrap();
+        Decision::Deny {
+            reason: DenyReason::NotPublic {
+                addr,
+                range: non_public_range(addr).unwrap(),
+            },
+        }
+    }
+
+    /// The issue's example rules.
+    fn issue_rules() -> Rules {
+        Rules::new(
+            pats(&[
+                "api.example.com:443",
+                "*.pythonhosted.org:443",
+                "pypi.org",
+                "10.20.0.0/16:8080",
+                "[2001:db8::1]:443",
+                "**.example.net",
+            ]),
+            pats(&["metadata.internal", "evil.example.net", "198.51.100.0/24"]),
+        )
+    }
+
+    #[test]
+    fn table() {
+        let r = issue_rules();
+        let public = ["93.184.216.34"];
+        let cases: Vec<(Target, Vec<IpAddr>, Decision)> = vec![
+            // exact name, port given
+            (t("api.example.com", 443), ips(&public), allow(0)),
+            (t("API.example.com.", 443), ips(&public), allow(0)),
+            (t("api.example.com", 80), ips(&public), no_rule()),
+            (t("x.api.example.com", 443), ips(&public), no_rule()),
+            (t("example.com", 443), ips(&public), no_rule()),
+            // *.x: subdomains only
+            (t("files.pythonhosted.org", 443), ips(&public), allow(1)),
+            (t("a.b.pythonhosted.org", 443), ips(&public), allow(1)),
+            (t("pythonhosted.org", 443), ips(&public), no_rule()),
+            (t("evilpythonhosted.org", 443), ips(&public), no_rule()),
+            (t("files.pythonhosted.org", 80), ips(&public), no_rule()),
+            // no port: 80 and 443
+            (t("pypi.org", 443), ips(&public), allow(2)),
+            (t("pypi.org", 80), ips(&public), allow(2)),
+            (t("pypi.org", 8080), ips(&public), no_rule()),
+            // **.x: the name and subdomains
+            (t("example.net", 80), ips(&public), allow(5)),
+            (t("www.example.net", 443), ips(&public), allow(5)),
+            (t("notexample.net", 443), ips(&public), no_rule()),
+            // deny wins, on every port for a deny rule without one
+            (t("evil.example.net", 443), ips(&public), by_deny(1)),
+            (t("metadata.internal", 80), ips(&["169.254.169.254"]), by_deny(0)),
+            (t("metadata.internal", 9999), vec![], by_deny(0)),
+            // deny CIDR covers resolved addresses of an allowed name
+            (
+                t("pypi.org", 443),
+                ips(&["93.184.216.34", "198.51.100.7"]),
+                by_deny(2),
+            ),
+            // CIDR rules for IP targets
+            (t("10.20.3.4", 8080), vec![], allow(3)),
+            (t("10.20.3.4", 443), vec![], no_rule()),
+            (t("10.21.0.1", 8080), vec![], no_rule()),
+            (t("[::ffff:10.20.0.9]", 8080), vec![], allow(3)),
+            (t("::10.20.0.9", 8080), vec![], allow(3)),
+            (t("2001:db8::1", 443), vec![], allow(4)),
+            (t("[2001:db8::1]", 443), vec![], allow(4)),
+            (t("2001:db8::2", 443), vec![], no_rule()),
+            // an IP target is matched by IP rules only
+            (t("93.184.216.34", 443), vec![], no_rule()),
+            (t("198.51.100.7", 8080), vec![], by_deny(2)),
+            (t("::ffff:198.51.100.7", 443), vec![], by_deny(2)),
+            // names resolving to non-public addresses
+            (t("pypi.org", 443), ips(&["127.0.0.1"]), not_public("127.0.0.1")),
+            (t("pypi.org", 443), ips(&["10.0.0.5"]), not_public("10.0.0.5")),
+            (
+                t("pypi.org", 443),
+                ips(&["169.254.169.254"]),
+                not_public("169.254.169.254"),
+            ),
+            (
+                t("pypi.org", 443),
+                ips(&["93.184.216.34", "192.168.0.1"]),
+                not_public("192.168.0.1"),
+            ),
+            (
+                t("pypi.org", 443),
+                ips(&["::ffff:127.0.0.1"]),
+                not_public("::ffff:127.0.0.1"),
+            ),
+            (t("pypi.org", 443), ips(&["fd00::1"]), not_public("fd00::1")),
+            (t("pypi.org", 443), ips(&["2606:4700::1111", "8.8.8.8"]), allow(2)),
+            // nothing resolved
+            (
+                t("pypi.org", 443),
+                vec![],
+                Decision::Deny {
+                    reason: DenyReason::NoAddress,
+                },
+            ),
+            // a name rule never allows a target given by address
+            (t("127.0.0.1", 443), vec![], no_rule()),
+        ];
+        for (target, resolved, want) in cases {
+            assert_eq!(r.decide(&target, &resolved), want, "{target} {resolved:?}");
+        }
+    }
+
+    #[test]
+    fn cidr_allow_covers_private_resolution() {
+        let r = Rules::new(
+            pats(&["internal.corp:8080", "10.20.0.0/16:8080", "127.0.0.1:8080"]),
+            vec![],
+        );
+        // covered: allowed by the name rule
+        assert_eq!(
+            r.decide(&t("internal.corp", 8080), &ips(&["10.20.1.1"])),
+            allow(0)
+        );
+        assert_eq!(
+            r.decide(&t("internal.corp", 8080), &ips(&["127.0.0.1"])),
+            allow(0)
+        );
+        assert_eq!(
+            r.decide(&t("internal.corp", 8080), &ips(&["::ffff:10.20.1.1"])),
+            allow(0)
+        );
+        // not covered: another private address, or the CIDR rule's port differs
+        assert_eq!(
+            r.decide(&t("internal.corp", 8080), &ips(&["10.20.1.1", "10.30.0.1"])),
+            not_public("10.30.0.1")
+        );
+        assert_eq!(
+            r.decide(&t("internal.corp", 8080), &ips(&["127.0.0.2"])),
+            not_public("127.0.0.2")
+        );
+        let r2 = Rules::new(pats(&["internal.corp", "10.20.0.0/16:8080"]), vec![]);
+        assert_eq!(
+            r2.decide(&t("internal.corp", 443), &ips(&["10.20.1.1"])),
+            not_public("10.20.1.1")
+        );
+        // an IP target allowed by its CIDR rule is covered by it
+        assert_eq!(r.decide(&t("127.0.0.1", 8080), &[]), allow(2));
+        assert_eq!(r.decide(&t("127.0.0.1", 8080), &ips(&["127.0.0.1"])), allow(2));
+    }
+
+    #[test]
+    fn empty_rules_deny_everything() {
+        let r = Rules::default();
+        assert_eq!(
+            r.decide(&t("example.com", 443), &ips(&["93.184.216.34"])),
+            no_rule()
+        );
+        assert_eq!(r.decide(&t("1.1.1.1", 443), &[]), no_rule());
+    }
+
+    #[test]
+    fn mapped_rule_spelling() {
+        let r = Rules::new(
+            pats(&["[::ffff:10.0.0.0]/104:22"]),
+            pats(&["[::ffff:10.9.0.0]/112"]),
+        );
+        assert_eq!(r.decide(&t("10.1.2.3", 22), &[]), allow(0));
+        assert_eq!(r.decide(&t("10.9.0.1", 22), &[]), by_deny(0));
+    }
+
+    #[test]
+    fn targets() {
+        assert_eq!(t("Example.COM.", 1).host, Host::Name("example.com".into()));
+        assert_eq!(t("[::1]", 1).host, Host::Ip("::1".parse().unwrap()));
+        for bad in [
+            "2130706433",
+            "0x7f.1",
+            "0177.0.0.1",
+            "127.1",
+            "bücher.de",
+            "a b",
+            "",
+            "a..b",
+        ] {
+            assert!(Target::parse(bad, 443).is_err(), "{bad}");
+        }
+        assert!(Target::parse("example.com", 0).is_err());
+        assert_eq!(t("[2001:db8::1]", 443).to_string(), "[2001:db8::1]:443");
+        assert_eq!(
+            issue_rules().decide(&t("pypi.org", 1), &[]).to_string(),
+            "no network.allow rule matches"
+        );
+    }
+
+    /// xorshift64*, to spread inputs around.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+    }
+
+    /// Strings built from the pieces patterns and literals are made of: the
+    /// parsers never panic; an accepted pattern prints in a form that parses
+    /// back to it; a name the pattern grammar accepts is never an IP literal
+    /// nor a refused one for the target parser, and the reverse.
+    #[test]
+    fn parsers_agree_and_never_panic() {
+        const PIECES: &[&str] = &[
+            "a",
+            "Z",
+            "0",
+            "1",
+            "7",
+            "9",
+            "00",
+            "0x",
+            "0X",
+            "f",
+            "ff",
+            "255",
+            "256",
+            "127",
+            "4294967295",
+            ".",
+            ".",
+            ":",
+            "::",
+            "[",
+            "]",
+            "/",
+            "*",
+            "**",
+            "-",
+            "_",
+            "%",
+            "ü",
+            " ",
+            "\0",
+            "example",
+            "com",
+            "ffff",
+            "10",
+            "64",
+            "443",
+            "65536",
+            "xn--",
+            "\u{ff0e}",
+        ];
+        let mut rng = Rng(0x5eed_1234_abcd_0001);
+        let mut accepted = 0;
+        for _ in 0..60_000 {
+            let n = 1 + (rng.next() % 8) as usize;
+            let s: String = (0..n)
+                .map(|_| PIECES[(rng.next() % PIECES.len() as u64) as usize])
+                .collect();
+            if let Ok(p) = s.parse::<Pattern>() {
+                accepted += 1;
+                let shown = p.to_string();
+                assert_eq!(shown.parse::<Pattern>().as_ref(), Ok(&p), "{s:?} -> {shown:?}");
+                if let HostPattern::Exact(name) = &p.host {
+                    assert_eq!(parse_ip_literal(name), Ok(None), "{s:?}: name {name:?}");
+                }
+            }
+            let literal = parse_ip_literal(&s);
+            if parse_name(&s).is_ok() {
+                assert_eq!(literal, Ok(None), "{s:?} is a name and {literal:?}");
+            }
+            if let Ok(t) = Target::parse(&s, 443) {
+                // A target is decided without panicking, with any addresses.
+                let r = Rules::new(
+                    pats(&["**.example:443", "0.0.0.0/0", "[::]/0"]),
+                    pats(&["10.0.0.0/8"]),
+                );
+                let _ = r.decide(&t, &ips(&["10.1.1.1", "::1", "8.8.8.8"]));
+            }
+        }
+        assert!(
+            accepted > 1000,
+            "only {accepted} random patterns parsed: the generator is too narrow"
+        );
+    }
+}
