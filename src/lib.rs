@@ -45,6 +45,7 @@ pub mod policy;
 pub mod probe;
 #[doc(hidden)]
 pub mod seccomp;
+pub mod secret;
 #[doc(hidden)]
 pub mod sensitive;
 #[doc(hidden)]
@@ -57,3 +58,4 @@ pub use outcome::Outcome;
 pub use output::WriteError;
 pub use policy::{Policy, PolicyError};
 pub use seccomp::SeccompError;
+pub use secret::{Secret, SecretError};
