@@ -163,11 +163,18 @@ fn cordon_exec_gives_the_secret_to_the_command() {
 fn with_fd(mode: Mode, file: std::fs::File, fd: i32) -> Command {
     use std::os::fd::AsRawFd;
     let mut c = cordon(mode);
-    // SAFETY: dup2 is async-signal-safe and touches no memory of ours; the
-    // closure owns `file`, so its descriptor is open when the closure runs.
+    // SAFETY: dup2 and fcntl are async-signal-safe and touch no memory of
+    // ours; the closure owns `file`, so its descriptor is open when the
+    // closure runs.
     unsafe {
         c.pre_exec(move || {
-            if libc::dup2(file.as_raw_fd(), fd) < 0 {
+            // When `file` already is `fd`, dup2 would leave it close-on-exec.
+            let r = if file.as_raw_fd() == fd {
+                libc::fcntl(fd, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(file.as_raw_fd(), fd)
+            };
+            if r < 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
@@ -261,6 +268,16 @@ fn bad_arguments_name_the_flag_and_never_the_value() {
             (vec!["--secret-env".into(), secret.arg("PATH")], "PATH"),
             (vec!["--secret-env".into(), nul.arg("T")], "NUL"),
             (twice.to_vec(), "given twice"),
+            // The outcome's descriptor is not read as a secret.
+            (
+                vec![
+                    "--status-fd".into(),
+                    "7".into(),
+                    "--secret-env".into(),
+                    "T=fd:7".into(),
+                ],
+                "also --status-fd",
+            ),
         ];
         for (args, expect) in cases {
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
