@@ -210,7 +210,8 @@ pub struct SecretEnv {
 pub struct SecretError {
     /// `--secret-env`, or the library call.
     pub origin: String,
-    /// The variable, when the input got as far as naming one.
+    /// The variable, when the input got as far as naming one (quoted when
+    /// it is not a valid name).
     pub name: Option<String>,
     /// The reason.
     pub message: String,
@@ -253,14 +254,14 @@ impl SecretEnv {
     /// in the error. Refused: an invalid name (see [`check_name`]), and a
     /// value holding a NUL byte (which the environment cannot carry).
     pub fn new(origin: &str, name: &str, value: Secret) -> Result<SecretEnv, SecretError> {
-        let err = |message: String, named: bool| SecretError {
+        let err = |message: String, shown: String| SecretError {
             origin: origin.to_string(),
-            name: named.then(|| format!("{name:?}")),
+            name: Some(shown),
             message,
         };
-        check_name(name).map_err(|m| err(m, true))?;
+        check_name(name).map_err(|m| err(m, format!("{name:?}")))?;
         if value.expose().contains(&0) {
-            return Err(err("the value contains a NUL byte".to_string(), true));
+            return Err(err("the value contains a NUL byte".to_string(), name.to_string()));
         }
         Ok(SecretEnv {
             name: name.to_string(),
@@ -300,9 +301,18 @@ pub enum Source {
 /// not be echoed).
 pub fn parse_spec(flag: &str, spec: &std::ffi::OsStr) -> Result<(String, Source), SecretError> {
     use std::os::unix::ffi::OsStrExt;
+    // A name that is not valid is quoted (it may hold anything); a valid
+    // one is shown as is.
     let err = |name: Option<&[u8]>, message: &str| SecretError {
         origin: flag.to_string(),
-        name: name.map(|n| format!("{:?}", String::from_utf8_lossy(n))),
+        name: name.map(|n| {
+            let n = String::from_utf8_lossy(n);
+            if check_name(&n).is_ok() {
+                n.into_owned()
+            } else {
+                format!("{n:?}")
+            }
+        }),
         message: message.to_string(),
     };
     let bytes = spec.as_bytes();

@@ -259,7 +259,10 @@ fn bad_arguments_name_the_flag_and_never_the_value() {
         ];
         let cases: Vec<(Vec<String>, &str)> = vec![
             // The value typed on the command line by mistake.
-            (vec!["--secret-env".into(), format!("TOKEN={VALUE}")], "\"TOKEN\""),
+            (
+                vec!["--secret-env".into(), format!("TOKEN={VALUE}")],
+                "--secret-env TOKEN: expected",
+            ),
             (vec!["--secret-env".into(), VALUE.to_string()], "--secret-env: "),
             (
                 vec!["--secret-env".into(), secret.arg("BAD-NAME")],
