@@ -41,6 +41,7 @@ use crate::launch::sequence::{self, Mode};
 use crate::outcome::Outcome;
 use crate::plan::Plan;
 use crate::policy::{Mount, Namespace, Policy, PolicyError};
+use crate::secret::{Secret, SecretEnv, SecretError};
 use crate::sys::{self, Errno};
 
 /// Why [`Prepared::apply`] failed: the step, errno and the item (mount,
@@ -148,6 +149,18 @@ pub fn prepare(policy: &Policy) -> Result<Prepared, PolicyError> {
 
 /// [`prepare`] with the command that `cordon exec` runs after applying.
 pub fn prepare_for(policy: &Policy, file: &str, argv: &[impl AsRef<OsStr>]) -> Result<Prepared, PolicyError> {
+    prepare_with_secrets(policy, file, argv, &[])
+}
+
+/// [`prepare_for`] with secrets for the command's environment (`cordon
+/// exec --secret-env`): in its `envp` only, winning over a policy variable
+/// of the same name, zeroed when the [`Prepared`] is dropped.
+pub fn prepare_with_secrets(
+    policy: &Policy,
+    file: &str,
+    argv: &[impl AsRef<OsStr>],
+    secrets: &[SecretEnv],
+) -> Result<Prepared, PolicyError> {
     let refused = supervisor_only(policy);
     if !refused.is_empty() {
         return Err(PolicyError {
@@ -168,7 +181,7 @@ pub fn prepare_for(policy: &Policy, file: &str, argv: &[impl AsRef<OsStr>]) -> R
             message: "the user namespace is required".into(),
         });
     }
-    let mut plan = Plan::build(policy, file, argv)?;
+    let mut plan = Plan::build_with_secrets(policy, file, argv, secrets)?;
     // apply() runs after fork: its panics must not reach a hook.
     sequence::install_panic_guard();
     // vm.memfd_noexec is per pid namespace, and without one of its own the
@@ -305,6 +318,8 @@ pub struct Sandbox {
     policy: Policy,
     name: String,
     stdio: [Option<OwnedFd>; 3],
+    secrets: Vec<SecretEnv>,
+    secret_error: Option<SecretError>,
 }
 
 /// cordon's one error type: each variant carries the typed error of the
@@ -329,6 +344,9 @@ pub enum Error {
     Apply(ApplyError),
     /// An output file (`--status-json`, `learn -o`) could not be written.
     Output(crate::output::WriteError),
+    /// A secret was refused (its name, its source, its value); the error
+    /// never holds the value.
+    Secret(SecretError),
 }
 
 /// What [`Sandbox::spawn`] fails with: the crate's [`Error`].
@@ -343,6 +361,7 @@ impl std::fmt::Display for Error {
             Error::Launch(e) => write!(f, "{e}"),
             Error::Apply(e) => write!(f, "{e}"),
             Error::Output(e) => write!(f, "{e}"),
+            Error::Secret(e) => write!(f, "{e}"),
         }
     }
 }
@@ -356,6 +375,7 @@ impl std::error::Error for Error {
             Error::Launch(e) => e,
             Error::Apply(e) => e,
             Error::Output(e) => e,
+            Error::Secret(e) => e,
         })
     }
 }
@@ -376,7 +396,8 @@ from_layer!(
     Cgroup(crate::cgroup::CgroupError),
     Launch(LaunchError),
     Apply(ApplyError),
-    Output(crate::output::WriteError)
+    Output(crate::output::WriteError),
+    Secret(SecretError)
 );
 
 /// A running sandbox.
@@ -394,7 +415,39 @@ impl Sandbox {
             policy,
             name: "<policy>".to_string(),
             stdio: [None, None, None],
+            secrets: Vec::new(),
+            secret_error: None,
         }
+    }
+
+    /// Give the payload the secret `value` as the environment variable
+    /// `name`, for this sandbox only. A secret is per-run input, not policy:
+    /// it never enters the [`Policy`] (nor its JSON), only the payload's
+    /// environment, where it wins over a policy variable of the same name
+    /// (a second secret of the same name replaces the first). The value is
+    /// zeroed in this process once the sandbox's plan is dropped, and no
+    /// `Debug` output or error shows it.
+    ///
+    /// `name` must be a portable shell name and not `PATH`; the value must
+    /// not hold a NUL byte. Otherwise [`Sandbox::spawn`] fails with
+    /// [`Error::Secret`].
+    ///
+    /// ```no_run
+    /// let token = cordon::Secret::read_file(std::path::Path::new("/run/token"))?;
+    /// let child = cordon::Sandbox::new(cordon::Policy::builtin_default()?)
+    ///     .secret_env("TOKEN", token)
+    ///     .spawn(&["/bin/sh", "-c", "test -n \"$TOKEN\""])?;
+    /// assert_eq!(child.wait()?.exit_code, 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn secret_env(mut self, name: &str, value: impl Into<Secret>) -> Sandbox {
+        match SecretEnv::new("Sandbox::secret_env", name, value.into()) {
+            Ok(s) => self.secrets.push(s),
+            Err(e) => {
+                self.secret_error.get_or_insert(e);
+            }
+        }
+        self
     }
 
     /// Name the policy in errors (e.g. its file name).
@@ -419,10 +472,16 @@ impl Sandbox {
     /// of this process (which also keeps the parent-death signal tied to a
     /// thread that lives as long as the sandbox); [`Child::wait`] joins it.
     pub fn spawn<S: AsRef<OsStr>>(self, argv: &[S]) -> Result<Child, SpawnError> {
+        if let Some(e) = self.secret_error {
+            return Err(SpawnError::Secret(e));
+        }
         self.policy
             .check_supervised(&self.name)
             .map_err(SpawnError::Policy)?;
-        let mut plan = Plan::build(&self.policy, &self.name, argv).map_err(SpawnError::Policy)?;
+        let mut plan = Plan::build_with_secrets(&self.policy, &self.name, argv, &self.secrets)
+            .map_err(SpawnError::Policy)?;
+        // The plan holds its own copies (zeroed with it); these are zeroed now.
+        drop(self.secrets);
         let stdio = self.stdio;
         for (i, fd) in stdio.iter().enumerate() {
             plan.child

@@ -4,7 +4,9 @@
 //! JSON or built with [`PolicyBuilder`]), a [`Sandbox`] to spawn and
 //! supervise a [`Child`] to its [`Outcome`], [`prepare`] and
 //! [`Prepared::apply`] to restrict a process in someone else's spawn
-//! (`Command::pre_exec`), the [`features`] report, and one [`Error`].
+//! (`Command::pre_exec`), the [`features`] report, and one [`Error`]. A
+//! [`Secret`] (a credential for one run, given with
+//! [`Sandbox::secret_env`]) is per-run input, never part of a policy.
 //!
 //! ```no_run
 //! let policy = cordon::Policy::builtin_default()?;
@@ -47,6 +49,7 @@ pub mod policy;
 pub mod probe;
 #[doc(hidden)]
 pub mod seccomp;
+pub mod secret;
 #[doc(hidden)]
 pub mod sensitive;
 #[doc(hidden)]
@@ -59,3 +62,4 @@ pub use outcome::Outcome;
 pub use output::WriteError;
 pub use policy::{Policy, PolicyError};
 pub use seccomp::SeccompError;
+pub use secret::{Secret, SecretError};

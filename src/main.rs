@@ -4,7 +4,7 @@ mod cli;
 
 use std::ffi::OsString;
 use std::io::Write;
-use std::os::fd::FromRawFd;
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -21,6 +21,7 @@ use cordon::seccomp::arch::Arch;
 use cordon::seccomp::bpf::{self, Insn};
 use cordon::seccomp::ir::Filter;
 use cordon::seccomp::{tools, SeccompPolicy};
+use cordon::secret::{self, Secret, SecretEnv, SecretError, Source};
 use cordon::sys::Errno;
 
 #[derive(Parser)]
@@ -161,6 +162,11 @@ struct PolicyArgs {
     /// Set NAME=VALUE, or keep NAME from cordon's environment.
     #[arg(long, value_name = "NAME[=VALUE]")]
     env: Vec<String>,
+    /// Give the payload a secret as NAME, read from FILE (@FILE: a regular
+    /// file, not a symbolic link) or from descriptor N (fd:N, read to its
+    /// end and closed): in its environment only, never in any output.
+    #[arg(long = "secret-env", value_name = "NAME=@FILE|NAME=fd:N")]
+    secret_env: Vec<OsString>,
     /// Hostname inside the sandbox.
     #[arg(long, value_name = "NAME")]
     hostname: Option<String>,
@@ -316,6 +322,62 @@ fn overrides(a: &PolicyArgs, m: &ArgMatches) -> Result<Overrides, PolicyError> {
     Ok(o)
 }
 
+/// Read every `--secret-env` before cordon opens any file of its own (so
+/// that `fd:N` can only name a descriptor cordon inherited). All arguments
+/// are parsed before anything is read; a name given twice, a descriptor
+/// given twice and `--status-fd`'s descriptor are refused. Each secret's
+/// source is described for `cordon check`.
+fn read_secrets(a: &PolicyArgs, status_fd: Option<i32>) -> Result<Vec<(SecretEnv, String)>, SecretError> {
+    const FLAG: &str = "--secret-env";
+    let err = |name: &str, message: String| SecretError {
+        origin: FLAG.to_string(),
+        name: Some(name.to_string()),
+        message,
+    };
+    let mut specs: Vec<(String, Source)> = Vec::new();
+    for spec in &a.secret_env {
+        let (name, source) = secret::parse_spec(FLAG, spec)?;
+        if specs.iter().any(|(n, _)| *n == name) {
+            return Err(err(&name, "given twice".to_string()));
+        }
+        if let Source::Fd(fd) = source {
+            if specs.iter().any(|(_, s)| *s == Source::Fd(fd)) {
+                return Err(err(&name, format!("fd:{fd} is given for another secret too")));
+            }
+            if status_fd == Some(fd) {
+                return Err(err(&name, format!("fd:{fd} is also --status-fd")));
+            }
+        }
+        specs.push((name, source));
+    }
+    let mut out = Vec::with_capacity(specs.len());
+    for (name, source) in specs {
+        let (value, from) = match &source {
+            Source::File(p) => (Secret::read_file(p), format!("@{}", p.display())),
+            Source::Fd(fd) => {
+                let fd = *fd;
+                // Not open: refused before anything takes the number.
+                if let Err(e) = cordon::sys::fstat_dev_mode(fd) {
+                    return Err(err(&name, format!("fd:{fd}: {}", e.describe())));
+                }
+                // SAFETY: fd is open and was inherited: cordon has opened no
+                // file yet (this runs first), no other secret names it and it
+                // is not --status-fd or 0-2 (parse_spec refuses those), so
+                // nothing else in this process owns it; the OwnedFd closes it
+                // after reading, before the payload starts.
+                let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+                (Secret::read_fd(owned), format!("fd:{fd}"))
+            }
+        };
+        let value = value.map_err(|m| match &source {
+            Source::File(_) => err(&name, m),
+            Source::Fd(fd) => err(&name, format!("fd:{fd}: {m}")),
+        })?;
+        out.push((SecretEnv::new(FLAG, &name, value)?, from));
+    }
+    Ok(out)
+}
+
 /// Load the policy and apply the flags.
 fn effective_policy(a: &PolicyArgs, m: &ArgMatches) -> Result<Loaded, PolicyError> {
     let Loaded {
@@ -372,6 +434,8 @@ fn write_status(a: &RunArgs, status_json: Option<&OutputFile>, out: &Outcome) {
 }
 
 fn run(a: RunArgs, m: &ArgMatches) -> i32 {
+    // Before cordon opens anything (fd:N must be an inherited descriptor).
+    let secrets = read_secrets(&a.policy, a.status_fd);
     // Opened before anything runs: the payload may be able to replace the
     // path while it runs (see cordon::output).
     let status_json = match a.status_json.as_deref().map(OutputFile::open).transpose() {
@@ -384,12 +448,26 @@ fn run(a: RunArgs, m: &ArgMatches) -> i32 {
         }
     };
     let status_json = status_json.as_ref();
+    let secrets = match secrets {
+        Ok(s) => s.into_iter().map(|(s, _)| s).collect::<Vec<_>>(),
+        Err(e) => {
+            eprintln!("cordon: {e}");
+            write_status(
+                &a,
+                status_json,
+                &failed_outcome(LaunchError::other("secret-env", e.to_string())),
+            );
+            return EXIT_SETUP;
+        }
+    };
     let prepared = effective_policy(&a.policy, m).and_then(|l| {
         l.policy
             .check_supervised(&l.name)
-            .and_then(|_| Plan::build(&l.policy, &l.name, &a.command))
+            .and_then(|_| Plan::build_with_secrets(&l.policy, &l.name, &a.command, &secrets))
             .map_err(|e| e.located_in(&l.name, &l.text))
     });
+    // The plan holds its own copy (zeroed when it is dropped).
+    drop(secrets);
     let plan = match prepared {
         Ok(plan) => plan,
         Err(e) => {
@@ -422,6 +500,8 @@ fn run(a: RunArgs, m: &ArgMatches) -> i32 {
             return EXIT_SETUP;
         }
     };
+    // The run is over: zero the plan's copy of any secret now.
+    drop(plan);
     // The outcome first: the payload may have filled our stderr (a pipe the
     // caller may read only after we exit), and the lines below may block.
     write_status(&a, status_json, &out);
@@ -448,6 +528,14 @@ fn run(a: RunArgs, m: &ArgMatches) -> i32 {
 /// `cordon exec`: everything that needs no supervisor, applied to this
 /// process, then exec in place.
 fn exec(a: ExecArgs, m: &ArgMatches) -> i32 {
+    // Before cordon opens anything (fd:N must be an inherited descriptor).
+    let secrets = match read_secrets(&a.policy, None) {
+        Ok(s) => s.into_iter().map(|(s, _)| s).collect::<Vec<_>>(),
+        Err(e) => {
+            eprintln!("cordon: exec: {e}");
+            return EXIT_SETUP;
+        }
+    };
     // Without --policy: the built-in policy for in-place use, the default
     // without the layers that need a supervisor.
     let loaded = if a.policy.policy.is_none() {
@@ -464,8 +552,11 @@ fn exec(a: ExecArgs, m: &ArgMatches) -> i32 {
         effective_policy(&a.policy, m)
     };
     let prepared = loaded.and_then(|l| {
-        cordon::embed::prepare_for(&l.policy, &l.name, &a.command).map_err(|e| e.located_in(&l.name, &l.text))
+        cordon::embed::prepare_with_secrets(&l.policy, &l.name, &a.command, &secrets)
+            .map_err(|e| e.located_in(&l.name, &l.text))
     });
+    // The Prepared holds its own copy.
+    drop(secrets);
     let prepared = match prepared {
         Ok(p) => p,
         Err(e) => {
@@ -490,6 +581,14 @@ fn exec(a: ExecArgs, m: &ArgMatches) -> i32 {
 }
 
 fn learn(a: LearnArgs, m: &ArgMatches) -> i32 {
+    // Before cordon opens anything (fd:N must be an inherited descriptor).
+    let secrets = match read_secrets(&a.policy, None) {
+        Ok(s) => s.into_iter().map(|(s, _)| s).collect::<Vec<_>>(),
+        Err(e) => {
+            eprintln!("cordon: learn: {e}");
+            return EXIT_SETUP;
+        }
+    };
     // Opened before anything runs (see cordon::output).
     let output = match a.output.as_deref().map(OutputFile::open).transpose() {
         Ok(f) => f,
@@ -501,10 +600,11 @@ fn learn(a: LearnArgs, m: &ArgMatches) -> i32 {
     let prepared = effective_policy(&a.policy, m).and_then(|l| {
         l.policy
             .check_supervised(&l.name)
-            .and_then(|_| Plan::build(&l.policy, &l.name, &a.command))
+            .and_then(|_| Plan::build_with_secrets(&l.policy, &l.name, &a.command, &secrets))
             .map_err(|e| e.located_in(&l.name, &l.text))
             .map(|p| (l, p))
     });
+    drop(secrets);
     let (mut loaded, plan) = match prepared {
         Ok(x) => x,
         Err(e) => {
@@ -605,6 +705,23 @@ fn check_host(l: &Loaded) -> Result<(), PolicyError> {
 }
 
 fn check(a: PolicyArgs, m: &ArgMatches) -> i32 {
+    // Read and checked as run reads them; only their names are shown, on
+    // standard error (standard output is the policy, which never holds
+    // them), and the values are zeroed at once.
+    let secrets = match read_secrets(&a, None) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("cordon: {e}");
+            return EXIT_SETUP;
+        }
+    };
+    for (s, from) in &secrets {
+        eprintln!(
+            "cordon: check: secret {}=<redacted> (from {from}; given to the payload's environment only)",
+            s.name()
+        );
+    }
+    drop(secrets);
     let checked = effective_policy(&a, m).and_then(|l| {
         check_host(&l)
             .map_err(|e| e.located_in(&l.name, &l.text))

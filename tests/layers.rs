@@ -19,7 +19,7 @@ const LAYERS: &[&[&str]] = &[
     // raw system calls
     &["sys"],
     // data that every layer reports or fails with
-    &["error", "probe", "sensitive"],
+    &["error", "probe", "sensitive", "secret"],
     // the pure policy model, and what a run reports
     &["policy", "outcome", "output"],
     // the isolation layers

@@ -69,6 +69,19 @@ impl CStringArray {
     }
 }
 
+impl Drop for CStringArray {
+    /// Overwrite every string with zeros before freeing it: an `envp` may
+    /// hold secrets (`--secret-env`), and the parent's copy must not
+    /// outlive the plan in freed memory.
+    fn drop(&mut self) {
+        for s in std::mem::take(&mut self.strings) {
+            // No reallocation: the same heap buffer, now a Vec.
+            let mut bytes = s.into_bytes_with_nul();
+            crate::secret::zeroize_vec(&mut bytes);
+        }
+    }
+}
+
 // SAFETY: the raw pointers point into heap buffers owned by the same value
 // (`strings`), which is private and never mutated after `new`: sending the
 // value to another thread sends the buffers with it.

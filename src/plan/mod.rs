@@ -14,6 +14,7 @@ use crate::isolate::hostid;
 pub use crate::isolate::ids::{resolve_ids, Ids};
 use crate::isolate::mount::MountPlan;
 use crate::policy::{Namespace, Policy, PolicyError};
+use crate::secret::SecretEnv;
 
 /// An rlimit to set in the payload: resource, soft and hard limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,12 +46,37 @@ pub struct Rlimit {
 /// let plan = cordon::plan::Plan::build(&policy, "p", &["/bin/true"]).unwrap();
 /// assert_eq!(plan.child.exec().argv().len(), 1);
 /// ```
-#[derive(Debug)]
+///
+/// `Debug` shows the environment's names only (`NAME=<redacted>`): it may
+/// hold secrets. Its strings are zeroed when the `Exec` is dropped.
 pub struct Exec {
     candidates: CStringArray,
     argv: CStringArray,
     envp: CStringArray,
     search_path: String,
+}
+
+impl std::fmt::Debug for Exec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        struct Redacted<'a>(&'a CStringArray);
+        impl std::fmt::Debug for Redacted<'_> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_list()
+                    .entries(self.0.iter().map(|kv| {
+                        let kv = kv.to_bytes();
+                        let name = kv.split(|&b| b == b'=').next().unwrap_or_default();
+                        format!("{}=<redacted>", String::from_utf8_lossy(name))
+                    }))
+                    .finish()
+            }
+        }
+        f.debug_struct("Exec")
+            .field("candidates", &self.candidates)
+            .field("argv", &self.argv)
+            .field("envp", &Redacted(&self.envp))
+            .field("search_path", &self.search_path)
+            .finish()
+    }
 }
 
 impl Exec {
@@ -357,6 +383,19 @@ impl Plan {
     /// Compile a policy and a command into a plan. `file` names the policy
     /// in errors.
     pub fn build(policy: &Policy, file: &str, argv: &[impl AsRef<OsStr>]) -> Result<Plan, PolicyError> {
+        Plan::build_with_secrets(policy, file, argv, &[])
+    }
+
+    /// [`Plan::build`] with secrets for the payload's environment: each
+    /// goes into `envp` only (a secret wins over a policy or host variable
+    /// of the same name; of two secrets of one name, the later), and is
+    /// zeroed with the plan. The plan's `Debug` shows their names only.
+    pub fn build_with_secrets(
+        policy: &Policy,
+        file: &str,
+        argv: &[impl AsRef<OsStr>],
+        secrets: &[SecretEnv],
+    ) -> Result<Plan, PolicyError> {
         let cli = |msg: &str| PolicyError {
             file: "<command line>".to_string(),
             path: String::new(),
@@ -386,7 +425,7 @@ impl Plan {
 
         let mounts = MountPlan::prepare(policy, file, &ids)?;
 
-        let exec = build_exec(policy, file, argv)?;
+        let exec = build_exec(policy, file, argv, secrets)?;
         let rlimits = rlimits(&policy.limits);
         let l = &policy.limits;
         let mut plan = Plan {
@@ -542,8 +581,16 @@ impl Plan {
 }
 
 /// The program: PATH candidates, argv and envp as C strings.
-fn build_exec(policy: &Policy, file: &str, argv: &[impl AsRef<OsStr>]) -> Result<Exec, PolicyError> {
-    let env = build_env(policy, std::env::vars_os());
+fn build_exec(
+    policy: &Policy,
+    file: &str,
+    argv: &[impl AsRef<OsStr>],
+    secrets: &[SecretEnv],
+) -> Result<Exec, PolicyError> {
+    let mut env = build_env(policy, std::env::vars_os());
+    // A secret wins over a variable of the same name (and cannot be PATH,
+    // which is read below and shown in messages: see secret::check_name).
+    env.retain(|(k, _)| !secrets.iter().any(|s| s.name().as_bytes() == k.as_slice()));
     let path = env.iter().find(|(k, _)| k == b"PATH").map(|(_, v)| v.as_slice());
     let cmd = argv[0].as_ref().as_bytes();
     let search_path = if cmd.contains(&b'/') {
@@ -568,8 +615,37 @@ fn build_exec(policy: &Policy, file: &str, argv: &[impl AsRef<OsStr>]) -> Result
             cstring("env", file, &kv)
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let mut envp = envp;
+    for (i, s) in secrets.iter().enumerate() {
+        if secrets[i + 1..].iter().any(|later| later.name() == s.name()) {
+            continue;
+        }
+        envp.push(secret_cstring(s)?);
+    }
 
     Ok(Exec::new(candidates, argv, envp, search_path))
+}
+
+/// `NAME=VALUE` for a secret, built in one buffer of the exact size (with
+/// room for the NUL), so that making the C string does not reallocate and
+/// leave a copy of the value in freed memory.
+fn secret_cstring(s: &SecretEnv) -> Result<CString, PolicyError> {
+    let (name, value) = (s.name().as_bytes(), s.value().expose());
+    let mut kv = Vec::with_capacity(name.len() + 1 + value.len() + 1);
+    kv.extend_from_slice(name);
+    kv.push(b'=');
+    kv.extend_from_slice(value);
+    CString::new(kv).map_err(|e| {
+        // SecretEnv::new refused NUL bytes already; zero the copy anyway.
+        let mut v = e.into_vec();
+        crate::secret::zeroize_vec(&mut v);
+        PolicyError {
+            file: "<command line>".to_string(),
+            path: format!("--secret-env {}", s.name()),
+            position: None,
+            message: "the value contains a NUL byte".to_string(),
+        }
+    })
 }
 
 /// The payload's rlimits: core dumps always, the others when the policy
@@ -725,6 +801,31 @@ mod tests {
             .find(|r| r.resource == libc::RLIMIT_FSIZE)
             .expect("fsize");
         assert_eq!((fsize.value, fsize.hard), (1 << 20, 1 << 20));
+    }
+
+    #[test]
+    fn secrets_go_into_envp_only_win_over_env_and_never_show_in_debug() {
+        use crate::secret::{Secret, SecretEnv};
+        let p = policy(r#","env":{"clear":true,"set":{"TOKEN":"policy-value","A":"1"}}"#);
+        let secrets = [
+            SecretEnv::new("t", "TOKEN", Secret::from("first-hunter2".to_string())).expect("ok"),
+            SecretEnv::new("t", "OTHER", Secret::from("other-hunter2".to_string())).expect("ok"),
+            SecretEnv::new("t", "TOKEN", Secret::from("last-hunter2".to_string())).expect("ok"),
+        ];
+        let plan = Plan::build_with_secrets(&p, "t", &["/bin/true"], &secrets).expect("plan");
+        let mut envp: Vec<String> = plan
+            .child
+            .exec()
+            .envp()
+            .iter()
+            .map(|c| c.to_string_lossy().into_owned())
+            .collect();
+        envp.sort();
+        assert_eq!(envp, ["A=1", "OTHER=other-hunter2", "TOKEN=last-hunter2"]);
+        let debug = format!("{plan:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(debug.contains("\"TOKEN=<redacted>\""), "{debug}");
+        assert!(debug.contains("\"A=<redacted>\""), "{debug}");
     }
 
     #[test]
