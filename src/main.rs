@@ -215,6 +215,9 @@ struct RunArgs {
     /// Write the outcome as JSON to this inherited file descriptor.
     #[arg(long = "status-fd", value_name = "N")]
     status_fd: Option<i32>,
+    /// Append the audit trail (JSON lines) to PATH, or write it to the inherited descriptor N (fd:N); replaces the policy's audit.path.
+    #[arg(long = "audit-log", value_name = "PATH|fd:N")]
+    audit_log: Option<String>,
     /// Print a summary of the outcome on stderr.
     #[arg(short, long)]
     verbose: bool,
@@ -333,6 +336,7 @@ fn failed_outcome(err: LaunchError) -> Outcome {
         cgroup: None,
         learned: None,
         error: Some(err),
+        audit_dropped: None,
     }
 }
 
@@ -369,10 +373,37 @@ fn run(a: RunArgs, m: &ArgMatches) -> i32 {
         }
     };
     let status_json = status_json.as_ref();
-    let prepared = effective_policy(&a.policy, m).and_then(|l| {
+    // The audit log too (see cordon::audit); --audit-log replaces the
+    // policy's audit.path, which is then never opened.
+    let audit_log = match a.audit_log.as_deref().map(|spec| {
+        cordon::audit::AuditTarget::parse(spec)
+            .and_then(|t| cordon::audit::AuditLog::open(&t, a.status_fd.as_slice()))
+    }) {
+        None => None,
+        Some(Ok(log)) => Some(log),
+        Some(Err(e)) => {
+            eprintln!("cordon: --audit-log: {e}");
+            write_status(
+                &a,
+                status_json,
+                &failed_outcome(LaunchError::other("audit-log", e)),
+            );
+            return EXIT_SETUP;
+        }
+    };
+    let prepared = effective_policy(&a.policy, m).and_then(|mut l| {
+        if audit_log.is_some() {
+            l.policy.audit = None;
+        }
         l.policy
             .check_supervised(&l.name)
             .and_then(|_| Plan::build(&l.policy, &l.name, &a.command))
+            .map(|mut plan| {
+                if let Some(log) = audit_log {
+                    plan.supervisor.audit = Some(cordon::audit::AuditRun::new(log, &l.policy, &l.name));
+                }
+                plan
+            })
             .map_err(|e| e.located_in(&l.name, &l.text))
     });
     let plan = match prepared {
@@ -410,6 +441,9 @@ fn run(a: RunArgs, m: &ArgMatches) -> i32 {
     // The outcome first: the payload may have filled our stderr (a pipe the
     // caller may read only after we exit), and the lines below may block.
     write_status(&a, status_json, &out);
+    if let Some(Err(e)) = plan.supervisor.audit.as_ref().map(|l| l.log.check_unreplaced()) {
+        eprintln!("cordon: warning: {e}");
+    }
     if let Some(err) = &out.error {
         eprintln!("cordon: {err}");
         if let Some(h) = &err.hint {

@@ -215,6 +215,10 @@ pub struct SupervisorPlan {
     pub cgroup: Option<crate::cgroup::CgroupPlan>,
     /// What the supervisor does with seccomp notifications.
     pub supervise: Supervise,
+    /// The audit trail, when one was asked for: opened by
+    /// [`Plan::build`] for the policy's `audit.path`; the command line
+    /// puts `--audit-log`'s here instead.
+    pub audit: Option<crate::audit::AuditRun>,
 }
 
 /// What the supervisor does with seccomp notifications.
@@ -401,6 +405,7 @@ impl Plan {
                 memfd_noexec: false,
                 cgroup: None,
                 supervise: Supervise::None,
+                audit: None,
             },
         };
         plan.decide_cgroup(policy, file)?;
@@ -420,6 +425,8 @@ impl Plan {
             plan.child.seccomp = Some(seccomp);
             sup.supervise = supervise;
         }
+        // Last: nothing is created on the host for a plan that fails.
+        plan.supervisor.audit = crate::audit::open_for_policy(policy, file)?;
         Ok(plan)
     }
 
