@@ -71,6 +71,9 @@ enum Kind {
     File,
     /// A pipe or FIFO opened non-blocking.
     Pipe,
+    /// A pipe cordon may not reopen (another user's): written with
+    /// `RWF_NOWAIT`, which the kernel was checked to support for it.
+    PipeNowait,
     /// A socket: written with `MSG_DONTWAIT`.
     Socket,
 }
@@ -225,6 +228,7 @@ impl AuditLog {
                 // SAFETY: as above; a pipe was opened O_NONBLOCK, a regular
                 // file does not block on space.
                 Kind::File | Kind::Pipe => unsafe { libc::write(fd, rest.as_ptr().cast(), rest.len()) },
+                Kind::PipeNowait => pwrite_nowait(fd, rest),
             };
             if r > 0 {
                 done += r as usize;
@@ -294,15 +298,33 @@ fn open_fd(n: c_int, avoid: &[c_int]) -> Result<(OwnedFd, Kind), String> {
         let proc = CString::new(format!("/proc/self/fd/{n}")).expect("no NUL in a number");
         // SAFETY: proc is NUL-terminated; the result is checked.
         let fd = unsafe { libc::open(proc.as_ptr(), libc::O_WRONLY | libc::O_NONBLOCK | libc::O_CLOEXEC) };
-        if fd < 0 {
-            let e = last_errno();
-            return Err(if e == libc::ENXIO {
-                format!("{shown}: the pipe has no reader")
-            } else {
-                format!("{shown}: cannot reopen the pipe non-blocking: {}", errno_text(e))
-            });
+        if fd >= 0 {
+            // SAFETY: fd was just opened and is owned by nothing else.
+            return Ok((unsafe { OwnedFd::from_raw_fd(fd) }, kind));
         }
-        fd
+        let e = last_errno();
+        if e == libc::ENXIO {
+            return Err(format!("{shown}: the pipe has no reader"));
+        }
+        // Another user's pipe (its /proc link is not ours to open): a copy,
+        // written with RWF_NOWAIT if this kernel has it for pipes.
+        // SAFETY: n is open; F_DUPFD_CLOEXEC returns a new descriptor or -1.
+        let fd = unsafe { libc::fcntl(n, libc::F_DUPFD_CLOEXEC, 3) };
+        if fd < 0 {
+            return Err(format!("{shown}: {}", errno_text(last_errno())));
+        }
+        // SAFETY: fd was just made and is owned by nothing else.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // An empty write: the kernel refuses RWF_NOWAIT before looking at
+        // the length when the file does not support it.
+        if pwrite_nowait(fd.as_raw_fd(), &[]) < 0 {
+            return Err(format!(
+                "{shown}: cannot reopen the pipe non-blocking ({}), and this kernel cannot write to it without blocking (RWF_NOWAIT: {}): pass a file, or a pipe of cordon's own user",
+                errno_text(e),
+                errno_text(last_errno())
+            ));
+        }
+        return Ok((fd, Kind::PipeNowait));
     } else {
         // SAFETY: n is open; F_DUPFD_CLOEXEC returns a new descriptor or -1.
         let fd = unsafe { libc::fcntl(n, libc::F_DUPFD_CLOEXEC, 3) };
@@ -313,6 +335,18 @@ fn open_fd(n: c_int, avoid: &[c_int]) -> Result<(OwnedFd, Kind), String> {
     };
     // SAFETY: fd was just made and is owned by nothing else.
     Ok((unsafe { OwnedFd::from_raw_fd(fd) }, kind))
+}
+
+/// `pwritev2(fd, buf, -1, RWF_NOWAIT)`: a write at the current position
+/// that never waits for room.
+fn pwrite_nowait(fd: c_int, buf: &[u8]) -> isize {
+    let iov = libc::iovec {
+        iov_base: buf.as_ptr() as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    // SAFETY: one iovec over a live slice, which the kernel only reads;
+    // offset -1 writes at the current position like write(2).
+    unsafe { libc::pwritev2(fd, &iov, 1, -1, libc::RWF_NOWAIT) }
 }
 
 /// The line of one event at time `t`.
