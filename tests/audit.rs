@@ -404,3 +404,49 @@ fn fd_n_takes_an_inherited_file_or_pipe() {
         }
     }
 }
+
+#[test]
+fn every_event_and_field_is_documented() {
+    let page = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/man/cordon-policy.5"))
+        .expect("man/cordon-policy.5");
+    let start = page.find(".SH \"AUDIT LOG\"").expect("an AUDIT LOG section");
+    let end = page[start + 1..]
+        .find("\n.SH ")
+        .map_or(page.len(), |e| start + 1 + e);
+    let section = page[start..end].replace("\\-", "-");
+    for f in ["ts", "sandbox", "event"] {
+        assert!(
+            section.contains(&format!(".BR {f} \"")),
+            "AUDIT LOG does not describe {f}"
+        );
+    }
+    for (event, fields) in SCHEMA {
+        let tag = format!(".TP\n.B {event}\n");
+        let at = section
+            .find(&tag)
+            .unwrap_or_else(|| panic!("AUDIT LOG has no item for {event}"));
+        // The event's block: up to the next event's item or the example.
+        let block = &section[at + tag.len()..];
+        let block_end = SCHEMA
+            .iter()
+            .filter_map(|(e, _)| block.find(&format!(".TP\n.B {e}\n")))
+            .chain(block.find("For example"))
+            .min()
+            .unwrap_or(block.len());
+        let block = &block[..block_end];
+        for (f, _, _) in *fields {
+            assert!(
+                block
+                    .lines()
+                    .any(|l| l.starts_with(".BR ") && l.split([' ', '"']).any(|w| w == *f)),
+                "AUDIT LOG: {event} does not describe {f}"
+            );
+        }
+    }
+    for l in LIMITS {
+        assert!(
+            section.contains(&format!(".BR {l}")) || section.contains(&format!(".B {l}")),
+            "{l}"
+        );
+    }
+}
