@@ -23,7 +23,10 @@ enum Ty {
 /// Every event and its fields after `ts`, `sandbox` and `event`: name,
 /// type, required. A line with another event, a missing required field or
 /// a field not listed fails.
-const SCHEMA: &[(&str, &[(&str, Ty, bool)])] = &[
+/// A field: name, type, required.
+type Field = (&'static str, Ty, bool);
+
+const SCHEMA: &[(&str, &[Field])] = &[
     (
         "sandbox.started",
         &[
