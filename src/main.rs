@@ -361,6 +361,18 @@ fn write_status(a: &RunArgs, status_json: Option<&OutputFile>, out: &Outcome) {
 }
 
 fn run(a: RunArgs, m: &ArgMatches) -> i32 {
+    // The audit log first (see cordon::audit): `fd:N` must be a descriptor
+    // cordon inherited, and before this nothing of cordon's own is open.
+    // --audit-log replaces the policy's audit.path, which is then never
+    // opened.
+    let audit_log = a
+        .audit_log
+        .as_deref()
+        .map(|spec| {
+            cordon::audit::AuditTarget::parse(spec)
+                .and_then(|t| cordon::audit::AuditLog::open(&t, a.status_fd.as_slice()))
+        })
+        .transpose();
     // Opened before anything runs: the payload may be able to replace the
     // path while it runs (see cordon::output).
     let status_json = match a.status_json.as_deref().map(OutputFile::open).transpose() {
@@ -373,15 +385,9 @@ fn run(a: RunArgs, m: &ArgMatches) -> i32 {
         }
     };
     let status_json = status_json.as_ref();
-    // The audit log too (see cordon::audit); --audit-log replaces the
-    // policy's audit.path, which is then never opened.
-    let audit_log = match a.audit_log.as_deref().map(|spec| {
-        cordon::audit::AuditTarget::parse(spec)
-            .and_then(|t| cordon::audit::AuditLog::open(&t, a.status_fd.as_slice()))
-    }) {
-        None => None,
-        Some(Ok(log)) => Some(log),
-        Some(Err(e)) => {
+    let audit_log = match audit_log {
+        Ok(log) => log,
+        Err(e) => {
             eprintln!("cordon: --audit-log: {e}");
             write_status(
                 &a,

@@ -399,6 +399,13 @@ fn fd_n_takes_an_inherited_file_or_pipe() {
                 "--status-fd",
             ),
             ("--audit-log fd:x", "", "fd:N"),
+            // A descriptor cordon opens itself (the status file would be
+            // fd 3) is not one it inherited.
+            (
+                &format!("--audit-log fd:3 --status-json {}/s.json", dir.str()) as &str,
+                "",
+                "not an open file descriptor",
+            ),
         ] {
             let o = via_shell(mode, args, redirect);
             let e = String::from_utf8_lossy(&o.stderr);

@@ -502,3 +502,19 @@ fn bind_owner_parses_and_round_trips() {
     let e = Policy::from_json("t", r#"{"version":1,"mounts":[{"tmpfs":"/t","owner":"1:1"}]}"#).unwrap_err();
     assert!(e.message.contains("\"owner\" does not apply"), "{e:?}");
 }
+
+#[test]
+fn audit_section_is_checked_and_located() {
+    let p = parse(r#"{"version": 1, "audit": {"path": "/var/log/cordon.jsonl"}}"#).expect("valid");
+    assert_eq!(p.audit.as_ref().map(|a| a.path.as_str()), Some("/var/log/cordon.jsonl"));
+    let e = parse("{\n  \"version\": 1,\n  \"audit\": {\"path\": \"a\", \"fd\": 3}\n}").unwrap_err();
+    assert_eq!(e.path, "audit.fd");
+    assert_eq!(e.position.map(|p| p.0), Some(3));
+    let e = parse("{\"version\": 1, \"audit\": {}}").unwrap_err();
+    assert!(e.message.contains("path"), "{}", e.message);
+    for bad in ["", "dir/", "a/..", "a\\u0000b"] {
+        let e = parse(&format!("{{\"version\": 1,\n \"audit\": {{\"path\": \"{bad}\"}}}}")).unwrap_err();
+        assert_eq!(e.path, "audit.path", "{bad}: {e}");
+        assert_eq!(e.position.map(|p| p.0), Some(2), "{bad}: {e}");
+    }
+}
