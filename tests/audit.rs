@@ -460,3 +460,67 @@ fn every_event_and_field_is_documented() {
         );
     }
 }
+
+#[test]
+fn a_full_pipe_drops_events_and_the_outcome_counts_them() {
+    for mode in modes() {
+        let dir = TempDir::new("audit-full");
+        let status = dir.path().join("s.json");
+        // A started line of 200 kB into a pipe of 64 kB that nobody reads:
+        // the run neither blocks nor fails, and the outcome counts what
+        // was dropped.
+        let long = "y".repeat(50_000);
+        let mut c = Command::new("/bin/sh");
+        c.env_clear().env("PATH", "/usr/bin:/bin").stdin(Stdio::null());
+        c.arg("-c")
+            .arg(
+                "{ t0=$(date +%s%N); \"$0\" run --audit-log fd:3 --status-json \"$1\" -- /bin/echo \"$2\" \"$2\" \"$2\" \"$2\" 3>&1 >/dev/null; \
+                 echo $(( ($(date +%s%N) - t0) / 1000000 )) > \"$1.ms\"; } | sleep 3",
+            )
+            .arg(cordon_bin())
+            .arg(&status)
+            .arg(&long);
+        if mode == Mode::Rootless && is_root() {
+            use std::os::unix::process::CommandExt;
+            c.uid(ROOTLESS_ID).gid(ROOTLESS_ID);
+        }
+        let o = c.output().expect("spawn");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: Value =
+            serde_json::from_str(&std::fs::read_to_string(&status).expect("outcome")).expect("json");
+        assert_eq!(v["exit_code"], 0, "{v}");
+        assert!(v["audit_dropped"].as_u64().unwrap() >= 1, "{v}");
+        // cordon ended long before the reader would have read anything.
+        let ms: u64 = std::fs::read_to_string(dir.path().join("s.json.ms"))
+            .expect("elapsed")
+            .trim()
+            .parse()
+            .expect("ms");
+        assert!(ms < 2500, "cordon took {ms} ms: it waited for the pipe");
+    }
+}
+
+#[test]
+fn cordon_exec_refuses_a_policy_with_an_audit_log() {
+    for mode in modes() {
+        let dir = TempDir::new("audit-exec");
+        let log = dir.path().join("a.jsonl");
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/policies/exec.json"))
+            .expect("exec policy");
+        let mut v: Value = serde_json::from_str(&text).expect("json");
+        v["audit"] = serde_json::json!({ "path": log });
+        let p = dir.path().join("p.json");
+        std::fs::write(&p, v.to_string()).expect("write");
+        let o = cordon(mode)
+            .arg("exec")
+            .arg("--policy")
+            .arg(&p)
+            .args(["--", "/bin/true"])
+            .output()
+            .expect("spawn");
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(125), "{e}");
+        assert!(e.contains("audit"), "{e}");
+        assert!(!log.exists(), "the log was created although nothing ran");
+    }
+}
