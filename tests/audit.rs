@@ -524,3 +524,22 @@ fn cordon_exec_refuses_a_policy_with_an_audit_log() {
         assert!(!log.exists(), "the log was created although nothing ran");
     }
 }
+
+#[test]
+fn the_library_writes_the_policy_audit_log() {
+    let dir = TempDir::new("audit-lib");
+    let log = dir.path().join("lib.jsonl");
+    let mut v: Value = serde_json::from_str(cordon::policy::DEFAULT_POLICY_JSON).expect("json");
+    v["audit"] = serde_json::json!({ "path": log });
+    let policy = cordon::Policy::from_json("lib.json", &v.to_string()).expect("policy");
+    let out = cordon::Sandbox::new(policy)
+        .spawn(&["/bin/sh", "-c", "exit 3"])
+        .expect("spawn")
+        .wait()
+        .expect("wait");
+    assert_eq!(out.exit_code, 3);
+    assert_eq!(out.audit_dropped, Some(0));
+    let lines = read_log(&log);
+    assert_eq!(events(&lines), ["sandbox.started", "sandbox.exited"]);
+    assert_eq!(lines[1]["exit_code"], 3);
+}
