@@ -67,8 +67,11 @@ impl AuditTarget {
 /// What kind of descriptor the log is written to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
-    /// A regular file (or anything else that does not fill up).
+    /// A regular file.
     File,
+    /// A character device or anything else: `RWF_NOWAIT` where the
+    /// kernel has it for that file, a plain write otherwise.
+    Device,
     /// A pipe or FIFO opened non-blocking.
     Pipe,
     /// A pipe cordon may not reopen (another user's): written with
@@ -227,8 +230,17 @@ impl AuditLog {
                 },
                 // SAFETY: as above; a pipe was opened O_NONBLOCK, a regular
                 // file does not block on space.
-                Kind::File | Kind::Pipe => unsafe { libc::write(fd, rest.as_ptr().cast(), rest.len()) },
-                Kind::PipeNowait => pwrite_nowait(fd, rest),
+                Kind::File => unsafe { libc::write(fd, rest.as_ptr().cast(), rest.len()) },
+                // SAFETY: as above.
+                Kind::Pipe => no_sigpipe(|| unsafe { libc::write(fd, rest.as_ptr().cast(), rest.len()) }),
+                Kind::PipeNowait => no_sigpipe(|| pwrite_nowait(fd, rest)),
+                Kind::Device => match pwrite_nowait(fd, rest) {
+                    // SAFETY: as above.
+                    r if r < 0 && last_errno() == libc::EOPNOTSUPP => unsafe {
+                        libc::write(fd, rest.as_ptr().cast(), rest.len())
+                    },
+                    r => r,
+                },
             };
             if r > 0 {
                 done += r as usize;
@@ -289,52 +301,96 @@ fn open_fd(n: c_int, avoid: &[c_int]) -> Result<(OwnedFd, Kind), String> {
         libc::S_IFSOCK => Kind::Socket,
         libc::S_IFIFO => Kind::Pipe,
         libc::S_IFDIR => return Err(format!("{shown}: the descriptor is a directory")),
-        _ => Kind::File,
+        libc::S_IFREG => Kind::File,
+        _ => Kind::Device,
     };
-    let fd = if kind == Kind::Pipe {
-        // A new open file description of the same pipe, non-blocking: the
-        // caller's descriptor keeps its flags, and a full pipe never blocks
-        // the supervisor.
-        let proc = CString::new(format!("/proc/self/fd/{n}")).expect("no NUL in a number");
-        // SAFETY: proc is NUL-terminated; the result is checked.
-        let fd = unsafe { libc::open(proc.as_ptr(), libc::O_WRONLY | libc::O_NONBLOCK | libc::O_CLOEXEC) };
-        if fd >= 0 {
-            // SAFETY: fd was just opened and is owned by nothing else.
-            return Ok((unsafe { OwnedFd::from_raw_fd(fd) }, kind));
-        }
-        let e = last_errno();
-        if e == libc::ENXIO {
-            return Err(format!("{shown}: the pipe has no reader"));
-        }
-        // Another user's pipe (its /proc link is not ours to open): a copy,
-        // written with RWF_NOWAIT if this kernel has it for pipes.
-        // SAFETY: n is open; F_DUPFD_CLOEXEC returns a new descriptor or -1.
-        let fd = unsafe { libc::fcntl(n, libc::F_DUPFD_CLOEXEC, 3) };
-        if fd < 0 {
-            return Err(format!("{shown}: {}", errno_text(last_errno())));
-        }
-        // SAFETY: fd was just made and is owned by nothing else.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        // An empty write: the kernel refuses RWF_NOWAIT before looking at
-        // the length when the file does not support it.
-        if pwrite_nowait(fd.as_raw_fd(), &[]) < 0 {
-            return Err(format!(
-                "{shown}: cannot reopen the pipe non-blocking ({}), and this kernel cannot write to it without blocking (RWF_NOWAIT: {}): pass a file, or a pipe of cordon's own user",
-                errno_text(e),
-                errno_text(last_errno())
-            ));
-        }
-        return Ok((fd, Kind::PipeNowait));
-    } else {
-        // SAFETY: n is open; F_DUPFD_CLOEXEC returns a new descriptor or -1.
-        let fd = unsafe { libc::fcntl(n, libc::F_DUPFD_CLOEXEC, 3) };
-        if fd < 0 {
-            return Err(format!("{shown}: {}", errno_text(last_errno())));
-        }
-        fd
-    };
+    if kind == Kind::Pipe {
+        return open_pipe(n, &shown);
+    }
+    // SAFETY: n is open; F_DUPFD_CLOEXEC returns a new descriptor or -1.
+    let fd = unsafe { libc::fcntl(n, libc::F_DUPFD_CLOEXEC, 3) };
+    if fd < 0 {
+        return Err(format!("{shown}: {}", errno_text(last_errno())));
+    }
     // SAFETY: fd was just made and is owned by nothing else.
     Ok((unsafe { OwnedFd::from_raw_fd(fd) }, kind))
+}
+
+/// The pipe `n`: a new open file description of it, non-blocking (the
+/// caller's descriptor keeps its flags, and a full pipe never blocks the
+/// supervisor); or, for another user's pipe, which cordon may not reopen, a
+/// copy written with `RWF_NOWAIT` if this kernel has it for pipes.
+fn open_pipe(n: c_int, shown: &str) -> Result<(OwnedFd, Kind), String> {
+    let proc = CString::new(format!("/proc/self/fd/{n}")).expect("no NUL in a number");
+    // SAFETY: proc is NUL-terminated; the result is checked.
+    let fd = unsafe { libc::open(proc.as_ptr(), libc::O_WRONLY | libc::O_NONBLOCK | libc::O_CLOEXEC) };
+    if fd >= 0 {
+        // SAFETY: fd was just opened and is owned by nothing else.
+        return Ok((unsafe { OwnedFd::from_raw_fd(fd) }, Kind::Pipe));
+    }
+    let e = last_errno();
+    if e == libc::ENXIO {
+        return Err(format!("{shown}: the pipe has no reader"));
+    }
+    // SAFETY: n is open; F_DUPFD_CLOEXEC returns a new descriptor or -1.
+    let fd = unsafe { libc::fcntl(n, libc::F_DUPFD_CLOEXEC, 3) };
+    if fd < 0 {
+        return Err(format!("{shown}: {}", errno_text(last_errno())));
+    }
+    // SAFETY: fd was just made and is owned by nothing else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // An empty write: the kernel refuses RWF_NOWAIT before looking at the
+    // length when the file does not support it.
+    if pwrite_nowait(fd.as_raw_fd(), &[]) < 0 {
+        return Err(format!(
+            "{shown}: cannot reopen the pipe non-blocking ({}), and this kernel cannot write to it without blocking (RWF_NOWAIT: {}): pass a file, or a pipe of cordon's own user",
+            errno_text(e),
+            errno_text(last_errno())
+        ));
+    }
+    Ok((fd, Kind::PipeNowait))
+}
+
+/// Run `write` (a write to a pipe) with SIGPIPE blocked in this thread,
+/// and discard the SIGPIPE a reader that went away raised: the write fails
+/// with EPIPE instead of killing the process whatever SIGPIPE's disposition
+/// is (a library caller may not ignore it, as Rust programs do).
+fn no_sigpipe(write: impl FnOnce() -> isize) -> isize {
+    // SAFETY: an all-zero sigset_t is valid storage; sigemptyset and
+    // sigaddset initialise it.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: set is valid storage; SIGPIPE is a valid signal.
+    unsafe {
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGPIPE);
+    }
+    // SAFETY: set is initialised; old is valid storage for the old mask.
+    if unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old) } != 0 {
+        return write();
+    }
+    let r = write();
+    let e = last_errno();
+    // SAFETY: old was filled by pthread_sigmask.
+    let was_blocked = unsafe { libc::sigismember(&old, libc::SIGPIPE) } == 1;
+    if r < 0 && e == libc::EPIPE && !was_blocked {
+        let zero = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: set is initialised, a null siginfo is allowed, zero is
+        // a valid timeout: takes the pending SIGPIPE without waiting.
+        unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &zero) };
+    }
+    // SAFETY: old is the mask saved above.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+    if r < 0 {
+        // The caller reads errno: put the write's back.
+        // SAFETY: __errno_location returns this thread's errno.
+        unsafe { *libc::__errno_location() = e };
+    }
+    r
 }
 
 /// `pwritev2(fd, buf, -1, RWF_NOWAIT)`: a write at the current position
@@ -581,6 +637,31 @@ mod tests {
         assert_eq!(a.len(), 32);
         assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn a_reader_gone_is_a_dropped_event_not_a_sigpipe() {
+        let mut p = [0; 2];
+        // SAFETY: p has room for the two descriptors pipe2 writes.
+        assert_eq!(unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        let log = AuditLog::open(&AuditTarget::Fd(p[1]), &[]).unwrap();
+        // SAFETY: closing the test's own descriptors; the log has its own.
+        unsafe {
+            libc::close(p[0]);
+            libc::close(p[1]);
+        }
+        // With SIGPIPE's default action a raised SIGPIPE would end this
+        // test process.
+        // SAFETY: setting a standard disposition, restored below.
+        let old = unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+        let written = log.emit("test", &[]);
+        // SAFETY: restoring the disposition saved above.
+        unsafe { libc::signal(libc::SIGPIPE, old) };
+        assert!(!written);
+        assert_eq!(log.dropped(), 1);
+        let null = std::fs::OpenOptions::new().write(true).open("/dev/null").unwrap();
+        let log = AuditLog::open(&AuditTarget::Fd(null.as_raw_fd()), &[]).unwrap();
+        assert!(log.emit("test", &[]), "a character device");
     }
 
     #[test]
