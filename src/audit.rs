@@ -459,11 +459,15 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 /// The policy digest in `sandbox.started`: SHA-256, in hex, of the
 /// effective policy (after the command-line flags) as compact JSON, without
 /// its `audit` section (where the log goes is not part of what is
-/// enforced). The JSON holds no environment value the caller did not put
-/// in the policy; `env.set` values are in it only through this digest.
+/// enforced) and with every `env.set` value emptied (the names stay): a
+/// digest of a value is a way to test guesses of it, and a value may be a
+/// credential.
 pub fn policy_digest(policy: &Policy) -> String {
     let mut p = policy.clone();
     p.audit = None;
+    for v in p.env.set.values_mut() {
+        v.clear();
+    }
     let json = serde_json::to_string(&p).unwrap_or_default();
     sha256_hex(json.as_bytes())
 }
@@ -592,6 +596,23 @@ mod tests {
             sha256_hex(&vec![b'a'; 1_000_000]),
             "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"
         );
+    }
+
+    #[test]
+    fn the_digest_ignores_env_values_and_the_audit_path_but_not_the_rest() {
+        let base = Policy::from_json("p", r#"{"version": 1, "env": {"set": {"TOKEN": "a"}}}"#).unwrap();
+        let d = policy_digest(&base);
+        assert_eq!(d.len(), 64);
+        let mut other = base.clone();
+        other.env.set.insert("TOKEN".into(), "guess".into());
+        other.audit = Some(crate::policy::Audit { path: "/x".into() });
+        assert_eq!(policy_digest(&other), d);
+        let mut renamed = base.clone();
+        renamed.env.set = [("OTHER".to_string(), "a".to_string())].into();
+        assert_ne!(policy_digest(&renamed), d);
+        let mut cwd = base.clone();
+        cwd.cwd = "/tmp".into();
+        assert_ne!(policy_digest(&cwd), d);
     }
 
     #[test]
