@@ -543,3 +543,50 @@ fn the_library_writes_the_policy_audit_log() {
     assert_eq!(events(&lines), ["sandbox.started", "sandbox.exited"]);
     assert_eq!(lines[1]["exit_code"], 3);
 }
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn violations_are_logged_at_most_fifty_a_second_and_the_rest_counted() {
+    if !common::have_python() {
+        eprintln!("SKIPPED: python3 is not installed");
+        return;
+    }
+    for mode in modes() {
+        let dir = TempDir::new("audit-rate");
+        let log = dir.path().join("a.jsonl");
+        let policy = default_policy_with(&dir, |v| v["seccomp"]["report"] = true.into());
+        // 500 refused keyctl calls (250 on x86_64), in well under a second.
+        let r = run(
+            mode,
+            &["--policy", &policy, "--audit-log", log.to_str().unwrap()],
+            &[
+                "/usr/bin/python3",
+                "-c",
+                "import ctypes\nc = ctypes.CDLL(None)\nfor i in range(500): c.syscall(250, 0, 0)",
+            ],
+        );
+        assert_eq!(r.code(), 0, "{}", r.stderr());
+        let lines = read_log(&log);
+        let exited = lines.last().unwrap();
+        assert_eq!(exited["event"], "sandbox.exited");
+        assert_eq!(exited["violations_total"], 500, "{exited}");
+        let logged: Vec<&Value> = lines
+            .iter()
+            .filter(|l| l["event"] == "seccomp.violation")
+            .collect();
+        assert_eq!(exited["violations_logged"], logged.len() as u64);
+        let wall = exited["wall_time_ms"].as_u64().unwrap();
+        let windows = wall / 1000 + 1;
+        assert!(
+            logged.len() as u64 >= 50 && logged.len() as u64 <= 50 * windows,
+            "{} lines in {wall} ms",
+            logged.len()
+        );
+        let suppressed: u64 = logged
+            .iter()
+            .map(|l| l["suppressed_before"].as_u64().unwrap())
+            .sum();
+        assert!(suppressed + logged.len() as u64 <= 500, "{suppressed}");
+        assert!(logged.iter().all(|l| l["syscall"] == "keyctl"));
+    }
+}
