@@ -440,7 +440,9 @@ fn run(a: RunArgs, m: &ArgMatches) -> i32 {
             if let Some(h) = &e.hint {
                 eprintln!("cordon: hint: {h}");
             }
-            write_status(&a, status_json, &failed_outcome(e.clone()));
+            let mut failed = failed_outcome(e.clone());
+            failed.audit_dropped = plan.supervisor.audit.as_ref().map(|l| l.log.dropped());
+            write_status(&a, status_json, &failed);
             return EXIT_SETUP;
         }
     };
