@@ -124,6 +124,9 @@ pub fn supervisor_only(policy: &Policy) -> Vec<String> {
     if policy.seccomp.as_ref().is_some_and(|s| s.report) {
         v.push("seccomp.report (needs a supervisor to answer notifications)".to_string());
     }
+    if policy.audit.is_some() {
+        v.push("audit (needs a supervisor to write the events)".to_string());
+    }
     v
 }
 

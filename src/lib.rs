@@ -27,6 +27,8 @@
 #![deny(missing_docs)]
 
 #[doc(hidden)]
+pub mod audit;
+#[doc(hidden)]
 pub mod cgroup;
 pub mod embed;
 pub mod error;

@@ -229,6 +229,9 @@ struct RunArgs {
     /// Write the outcome as JSON to this inherited file descriptor.
     #[arg(long = "status-fd", value_name = "N")]
     status_fd: Option<i32>,
+    /// Append the audit trail (JSON lines) to PATH, or write it to the inherited descriptor N (fd:N); replaces the policy's audit.path.
+    #[arg(long = "audit-log", value_name = "PATH|fd:N")]
+    audit_log: Option<String>,
     /// Print a summary of the outcome on stderr.
     #[arg(short, long)]
     verbose: bool,
@@ -410,6 +413,7 @@ fn failed_outcome(err: LaunchError) -> Outcome {
         cgroup: None,
         learned: None,
         error: Some(err),
+        audit_dropped: None,
     }
 }
 
@@ -434,8 +438,19 @@ fn write_status(a: &RunArgs, status_json: Option<&OutputFile>, out: &Outcome) {
 }
 
 fn run(a: RunArgs, m: &ArgMatches) -> i32 {
-    // Before cordon opens anything (fd:N must be an inherited descriptor).
+    // Before cordon opens anything of its own: the `fd:N` of --secret-env
+    // and of --audit-log must be descriptors cordon inherited. Secrets first
+    // (each fd:N is read to its end and closed); --audit-log replaces the
+    // policy's audit.path, which is then never opened (see cordon::audit).
     let secrets = read_secrets(&a.policy, a.status_fd);
+    let audit_log = a
+        .audit_log
+        .as_deref()
+        .map(|spec| {
+            cordon::audit::AuditTarget::parse(spec)
+                .and_then(|t| cordon::audit::AuditLog::open(&t, a.status_fd.as_slice()))
+        })
+        .transpose();
     // Opened before anything runs: the payload may be able to replace the
     // path while it runs (see cordon::output).
     let status_json = match a.status_json.as_deref().map(OutputFile::open).transpose() {
@@ -460,15 +475,36 @@ fn run(a: RunArgs, m: &ArgMatches) -> i32 {
             return EXIT_SETUP;
         }
     };
-    let prepared = effective_policy(&a.policy, m).and_then(|l| {
+    let audit_log = match audit_log {
+        Ok(log) => log,
+        Err(e) => {
+            eprintln!("cordon: --audit-log: {e}");
+            write_status(
+                &a,
+                status_json,
+                &failed_outcome(LaunchError::other("audit-log", e)),
+            );
+            return EXIT_SETUP;
+        }
+    };
+    let prepared = effective_policy(&a.policy, m).and_then(|mut l| {
+        if audit_log.is_some() {
+            l.policy.audit = None;
+        }
         l.policy
             .check_supervised(&l.name)
             .and_then(|_| Plan::build_with_secrets(&l.policy, &l.name, &a.command, &secrets))
+            .map(|mut plan| {
+                if let Some(log) = audit_log {
+                    plan.supervisor.audit = Some(cordon::audit::AuditRun::new(log, &l.policy, &l.name));
+                }
+                plan
+            })
             .map_err(|e| e.located_in(&l.name, &l.text))
     });
     // The plan holds its own copy (zeroed when it is dropped).
     drop(secrets);
-    let plan = match prepared {
+    let mut plan = match prepared {
         Ok(plan) => plan,
         Err(e) => {
             eprintln!("cordon: {e}");
@@ -496,15 +532,22 @@ fn run(a: RunArgs, m: &ArgMatches) -> i32 {
             if let Some(h) = &e.hint {
                 eprintln!("cordon: hint: {h}");
             }
-            write_status(&a, status_json, &failed_outcome(e.clone()));
+            let mut failed = failed_outcome(e.clone());
+            failed.audit_dropped = plan.supervisor.audit.as_ref().map(|l| l.log.dropped());
+            write_status(&a, status_json, &failed);
             return EXIT_SETUP;
         }
     };
-    // The run is over: zero the plan's copy of any secret now.
+    // The run is over: keep what the supervisor still needs (the audit log)
+    // and zero the plan's copy of any secret now.
+    let audit = plan.supervisor.audit.take();
     drop(plan);
     // The outcome first: the payload may have filled our stderr (a pipe the
     // caller may read only after we exit), and the lines below may block.
     write_status(&a, status_json, &out);
+    if let Some(Err(e)) = audit.as_ref().map(|l| l.log.check_unreplaced()) {
+        eprintln!("cordon: warning: {e}");
+    }
     if let Some(err) = &out.error {
         eprintln!("cordon: {err}");
         if let Some(h) = &err.hint {

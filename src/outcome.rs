@@ -91,6 +91,10 @@ pub struct Outcome {
     /// Why setup failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<LaunchError>,
+    /// With an audit log: how many events could not be written (a full
+    /// pipe or socket; see cordon-policy(5), AUDIT LOG).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_dropped: Option<u64>,
 }
 
 /// The sandbox's cgroup, in the outcome.

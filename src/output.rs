@@ -114,6 +114,12 @@ fn split(path: &Path) -> Result<(CString, CString), String> {
     Ok((c(dir)?, c(name)?))
 }
 
+impl AsRawFd for OutputFile {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.file.as_raw_fd()
+    }
+}
+
 impl OutputFile {
     /// Open (creating it, mode 0666 less the umask) the output file `path`
     /// before the launch. Refused, with an error naming the path: a
@@ -121,6 +127,22 @@ impl OutputFile {
     /// and a regular file with more than one link. On success the file is
     /// empty.
     pub fn open(path: &Path) -> Result<OutputFile, String> {
+        Self::open_with(path, 0, 0o666, true)
+    }
+
+    /// Open `path` as [`OutputFile::open`] does, but for appending
+    /// (`O_APPEND`) and without truncating it; `mode` (less the umask) if
+    /// it is created. The audit log.
+    pub fn open_append(path: &Path, mode: libc::mode_t) -> Result<OutputFile, String> {
+        Self::open_with(path, libc::O_APPEND, mode, false)
+    }
+
+    fn open_with(
+        path: &Path,
+        extra: libc::c_int,
+        mode: libc::mode_t,
+        truncate: bool,
+    ) -> Result<OutputFile, String> {
         let shown = path.display();
         let (dir_c, name) = split(path)?;
         // The directory part is resolved without following any symbolic
@@ -164,12 +186,13 @@ impl OutputFile {
                 dir.as_raw_fd(),
                 name.as_ptr(),
                 libc::O_WRONLY
+                    | extra
                     | libc::O_CREAT
                     | libc::O_NOFOLLOW
                     | libc::O_NONBLOCK
                     | libc::O_NOCTTY
                     | libc::O_CLOEXEC,
-                0o666 as libc::c_uint,
+                mode as libc::c_uint,
             )
         };
         if fd < 0 {
@@ -197,8 +220,10 @@ impl OutputFile {
                 st.st_nlink
             ));
         }
-        file.set_len(0)
-            .map_err(|e| format!("{shown}: cannot truncate: {}", crate::policy::io_error_text(&e)))?;
+        if truncate {
+            file.set_len(0)
+                .map_err(|e| format!("{shown}: cannot truncate: {}", crate::policy::io_error_text(&e)))?;
+        }
         Ok(OutputFile {
             path: path.to_path_buf(),
             dir,
@@ -212,6 +237,12 @@ impl OutputFile {
     /// The path as given.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Whether the path still names the file opened before the run; if
+    /// not, [`WriteError::Replaced`] says what it names now.
+    pub fn check_unreplaced(&self) -> Result<(), WriteError> {
+        self.still_there()
     }
 
     /// Whether the path still names the file opened before the run; if not,

@@ -22,6 +22,8 @@ const LAYERS: &[&[&str]] = &[
     &["error", "probe", "sensitive", "secret"],
     // the pure policy model, and what a run reports
     &["policy", "outcome", "output"],
+    // the audit trail (events of a run, written to a log opened before it)
+    &["audit"],
     // the isolation layers
     &["landlock", "seccomp", "cgroup", "isolate", "net"],
     // the child plan, compiled in the parent

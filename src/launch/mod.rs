@@ -2,6 +2,7 @@
 //! child (pid 1 of the sandbox and the payload it forks).
 
 pub mod child;
+pub mod events;
 pub mod notify;
 pub mod parent;
 pub mod sequence;

@@ -80,6 +80,12 @@ pub struct Notifier {
     pub sandbox_pidfd: c_int,
     /// learn: more distinct values were seen than [`MAX_LEARNED_VALUES`].
     learn_overflow: bool,
+    /// The audit log: each violation is a `seccomp.violation` line, at
+    /// most [`VIOLATIONS_SHOWN_PER_SECOND`] a second.
+    pub audit: Option<crate::audit::AuditLog>,
+    /// Violations written to the audit log.
+    pub audit_logged: u64,
+    audit_rate: RateLimit,
 }
 
 impl Drop for Notifier {
@@ -128,6 +134,9 @@ impl Notifier {
             rate: RateLimit::default(),
             sandbox_pidfd: -1,
             learn_overflow: false,
+            audit: None,
+            audit_logged: 0,
+            audit_rate: RateLimit::default(),
         }
     }
 
@@ -345,7 +354,8 @@ impl Notifier {
         if self.print && !show {
             self.rate.suppressed += 1;
         }
-        if !keep && !show {
+        let log = self.audit.is_some() && audit_may_log(&mut self.audit_rate);
+        if !keep && !show && !log {
             return;
         }
         let exe = std::fs::read_link(format!("/proc/{}/exe", n.pid))
@@ -388,9 +398,57 @@ impl Notifier {
                 self.rate.suppressed += 1;
             }
         }
+        if log {
+            self.log_violation(&v);
+        }
         if keep {
             self.violations.push(v);
         }
+    }
+
+    /// The `seccomp.violation` line: the outcome's record, and how many
+    /// violations were not logged since the previous line (the rate limit).
+    fn log_violation(&mut self, v: &Violation) {
+        let Some(log) = &self.audit else { return };
+        use serde_json::Value;
+        let written = log.emit(
+            "seccomp.violation",
+            &[
+                ("syscall", Value::from(v.syscall.as_str())),
+                ("nr", Value::from(v.nr)),
+                ("action", Value::from(v.action.as_str())),
+                ("pid", Value::from(v.pid)),
+                ("exe", Value::from(v.exe.as_str())),
+                ("args", Value::from(v.args.clone())),
+                ("suppressed_before", Value::from(self.audit_rate.suppressed)),
+            ],
+        );
+        if written {
+            self.audit_logged += 1;
+            self.audit_rate.suppressed = 0;
+        } else {
+            self.audit_rate.suppressed += 1;
+        }
+    }
+}
+
+/// Whether one more violation may go to the audit log in this one-second
+/// window (at most [`VIOLATIONS_SHOWN_PER_SECOND`]); if not, it is counted
+/// as suppressed.
+fn audit_may_log(r: &mut RateLimit) -> bool {
+    let now = Instant::now();
+    if r.window
+        .map_or(true, |w| now.duration_since(w) >= Duration::from_secs(1))
+    {
+        r.window = Some(now);
+        r.shown = 0;
+    }
+    if r.shown < VIOLATIONS_SHOWN_PER_SECOND {
+        r.shown += 1;
+        true
+    } else {
+        r.suppressed += 1;
+        false
     }
 }
 

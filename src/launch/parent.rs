@@ -9,6 +9,7 @@ use crate::cgroup::Cgroup;
 use crate::error::{ChildError, LaunchError, Step, WIRE_SIZE};
 use crate::isolate::mount::{self, MAX_OPS};
 use crate::launch::child::{self, exec_exit_code, Fds};
+use crate::launch::events;
 use crate::launch::notify::{Notifier, NOTIFY_BATCH};
 use crate::outcome::{CgroupOutcome, Outcome, Status, EXIT_SETUP, EXIT_TIMEOUT};
 use crate::plan::{Plan, Supervise};
@@ -372,8 +373,25 @@ pub fn run(plan: &Plan, opts: RunOptions) -> Result<Outcome, LaunchError> {
 }
 
 /// [`run`], calling `started(pid, pidfd)` once the sandbox's init exists
-/// (the pidfd stays cordon's; duplicate it to keep it).
+/// (the pidfd stays cordon's; duplicate it to keep it). With an audit log
+/// in the plan, `sandbox.started` is written before the sandbox is created
+/// and `sandbox.exited` after it ended, or failed to start.
 pub fn run_reporting(
+    plan: &Plan,
+    opts: RunOptions,
+    started: &mut dyn FnMut(libc::pid_t, c_int),
+) -> Result<Outcome, LaunchError> {
+    let Some(audit) = &plan.supervisor.audit else {
+        return supervise_plan(plan, opts, started);
+    };
+    events::started(audit, plan);
+    let start = Instant::now();
+    supervise_plan(plan, opts, started).inspect_err(|e| {
+        events::failed(audit, e, start.elapsed().as_millis() as u64);
+    })
+}
+
+fn supervise_plan(
     plan: &Plan,
     opts: RunOptions,
     started: &mut dyn FnMut(libc::pid_t, c_int),
@@ -388,6 +406,7 @@ pub fn run_reporting(
     let notifying = plan.child.seccomp().as_ref().is_some_and(|s| s.listener());
     let mut ch = Channels::open(notifying)?;
     let mut notifier = Notifier::new(plan.supervisor.supervise.clone(), opts.print_violations);
+    notifier.audit = plan.supervisor.audit.as_ref().map(|a| a.log.clone());
     let signals = if opts.forward_signals {
         Some(SignalGuard::new()?)
     } else {
@@ -458,7 +477,11 @@ pub fn run_reporting(
         timed_out: sup.timed_out,
         child_error: errors.error,
     };
-    Ok(outcome(plan, ended, &mut notifier, cgroup_out))
+    let mut out = outcome(plan, ended, &mut notifier, cgroup_out);
+    if let Some(a) = &plan.supervisor.audit {
+        events::ended(a, &mut out, notifier.audit_logged);
+    }
+    Ok(out)
 }
 
 /// The three channels between cordon and its child: the sync pipe (the
@@ -871,6 +894,7 @@ fn outcome(plan: &Plan, ended: Ended, notifier: &mut Notifier, cgroup_out: Optio
         learned: matches!(plan.supervisor.supervise, Supervise::Learn { .. })
             .then(|| std::mem::take(&mut notifier.learned)),
         error: None,
+        audit_dropped: None,
     };
     set_status(plan, &mut out, &ended);
     let oom = cgroup_out.as_ref().and_then(|c| c.usage.oom_kills).unwrap_or(0) > 0;

@@ -243,6 +243,10 @@ pub struct SupervisorPlan {
     pub supervise: Supervise,
     /// The network the payload gets (for the outcome).
     pub network: crate::policy::NetMode,
+    /// The audit trail, when one was asked for: opened by
+    /// [`Plan::build`] for the policy's `audit.path`; the command line
+    /// puts `--audit-log`'s here instead.
+    pub audit: Option<crate::audit::AuditRun>,
 }
 
 /// What the supervisor does with seccomp notifications.
@@ -459,6 +463,7 @@ impl Plan {
                 cgroup: None,
                 supervise: Supervise::None,
                 network: policy.network_mode(),
+                audit: None,
             },
         };
         plan.decide_cgroup(policy, file)?;
@@ -478,6 +483,8 @@ impl Plan {
             plan.child.seccomp = Some(seccomp);
             sup.supervise = supervise;
         }
+        // Last: nothing is created on the host for a plan that fails.
+        plan.supervisor.audit = crate::audit::open_for_policy(policy, file)?;
         Ok(plan)
     }
 

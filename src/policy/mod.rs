@@ -75,6 +75,10 @@ pub struct Policy {
     /// namespace, `host` without it; see [`Policy::network_mode`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<NetworkPolicy>,
+    /// The audit trail: where its JSON lines go (`--audit-log` takes its
+    /// place). Not part of the policy digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<Audit>,
     /// Layers turned off for this run by command-line flags (e.g.
     /// `--no-landlock`), for the outcome.
     #[serde(skip)]
@@ -83,6 +87,15 @@ pub struct Policy {
     /// policy file, or the command-line flag that added it (for errors).
     #[serde(skip)]
     pub mount_origins: Vec<Option<String>>,
+}
+
+/// The policy's `"audit"` section.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Audit {
+    /// The file the events are appended to (created mode 0600; never
+    /// through a symbolic link; a regular file with a single link).
+    pub path: String,
 }
 
 /// A Linux namespace cordon can create.
@@ -967,6 +980,21 @@ impl Policy {
                 return Err(finding(
                     "limits.cgroup_parent",
                     format!("{p:?}: expected a directory under /sys/fs/cgroup"),
+                ));
+            }
+        }
+        if let Some(a) = &self.audit {
+            let p = &a.path;
+            if p.is_empty() {
+                return Err(finding("audit.path", "the audit log path is empty"));
+            }
+            if p.contains('\0') {
+                return Err(finding("audit.path", "the audit log path contains a NUL byte"));
+            }
+            if p.ends_with('/') || std::path::Path::new(p).file_name().is_none() {
+                return Err(finding(
+                    "audit.path",
+                    format!("{p:?}: expected the path of a file, not of a directory"),
                 ));
             }
         }

@@ -714,3 +714,25 @@ fn network_flags() {
     assert_eq!(e.path, "--net");
     assert!(e.message.contains("network.allow"), "{}", e.message);
 }
+
+#[test]
+fn audit_section_is_checked_and_located() {
+    let p = parse(r#"{"version": 1, "audit": {"path": "/var/log/cordon.jsonl"}}"#).expect("valid");
+    assert_eq!(
+        p.audit.as_ref().map(|a| a.path.as_str()),
+        Some("/var/log/cordon.jsonl")
+    );
+    let e = parse("{\n  \"version\": 1,\n  \"audit\": {\"path\": \"a\", \"fd\": 3}\n}").unwrap_err();
+    assert_eq!(e.path, "audit.fd");
+    assert_eq!(e.position.map(|p| p.0), Some(3));
+    let e = parse("{\"version\": 1, \"audit\": {}}").unwrap_err();
+    assert!(e.message.contains("path"), "{}", e.message);
+    for bad in ["", "dir/", "a/..", "a\\u0000b"] {
+        let e = parse(&format!(
+            "{{\"version\": 1,\n \"audit\": {{\"path\": \"{bad}\"}}}}"
+        ))
+        .unwrap_err();
+        assert_eq!(e.path, "audit.path", "{bad}: {e}");
+        assert_eq!(e.position.map(|p| p.0), Some(2), "{bad}: {e}");
+    }
+}

@@ -6,6 +6,7 @@
 //! would write them; each test states what the host must still be able to
 //! do afterwards, not only what cordon printed.
 
+mod audit;
 mod bombs;
 #[path = "../common/mod.rs"]
 mod common;

@@ -14,7 +14,7 @@ use crate::require;
 
 /// Run `c`, killing it (by its pid) and failing the test if it takes longer
 /// than `secs`: a cordon blocked on a FIFO never ends on its own.
-fn output_within(mut c: Command, secs: u64) -> Output {
+pub(crate) fn output_within(mut c: Command, secs: u64) -> Output {
     c.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -51,34 +51,34 @@ fn output_within(mut c: Command, secs: u64) -> Output {
     }
 }
 
-fn stderr(o: &Output) -> String {
+pub(crate) fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// A root-only file (mode 0600) with known content, outside every bind.
-struct Secret {
+pub(crate) struct Secret {
     _dir: TempDir,
-    path: PathBuf,
+    pub(crate) path: PathBuf,
 }
 
-const SECRET: &str = "root-only content\n";
+pub(crate) const SECRET: &str = "root-only content\n";
 
 impl Secret {
-    fn new() -> Secret {
+    pub(crate) fn new() -> Secret {
         let dir = TempDir::new("secret");
         let path = dir.path().join("secret");
         std::fs::write(&path, SECRET).expect("write secret");
         set_mode(&path, 0o600);
         Secret { _dir: dir, path }
     }
-    fn assert_unchanged(&self, what: &str) {
+    pub(crate) fn assert_unchanged(&self, what: &str) {
         let now = std::fs::read_to_string(&self.path).expect("read secret");
         assert_eq!(now, SECRET, "{what}: cordon wrote through to the root-only file");
     }
 }
 
 /// The payload: replace /out/NAME by KIND (pointing at TARGET), then exit 7.
-const REPLACER: &str = r#"
+pub(crate) const REPLACER: &str = r#"
 import os, sys
 name, kind, target = sys.argv[1], sys.argv[2], sys.argv[3]
 p = '/out/' + name
@@ -94,9 +94,9 @@ sys.exit(7)
 "#;
 
 /// What the payload replaces the output with.
-const KINDS: [&str; 4] = ["symlink", "fifo", "dir", "dangling"];
+pub(crate) const KINDS: [&str; 4] = ["symlink", "fifo", "dir", "dangling"];
 
-fn replaced_check(
+pub(crate) fn replaced_check(
     mode: Mode,
     kind: &str,
     o: &Output,
@@ -138,7 +138,7 @@ fn replaced_check(
     }
 }
 
-fn target_for<'a>(kind: &str, secret: &'a Secret, dangling: &'a Path) -> &'a Path {
+pub(crate) fn target_for<'a>(kind: &str, secret: &'a Secret, dangling: &'a Path) -> &'a Path {
     if kind == "dangling" {
         dangling
     } else {
@@ -197,9 +197,9 @@ fn learn_output_replaced_during_the_run_is_not_followed() {
 }
 
 /// What is planted at the output path before cordon starts.
-const PLANTED: [&str; 5] = ["symlink", "fifo", "dir", "dangling", "hardlink"];
+pub(crate) const PLANTED: [&str; 5] = ["symlink", "fifo", "dir", "dangling", "hardlink"];
 
-fn plant(kind: &str, at: &Path, secret: &Secret, dangling: &Path) {
+pub(crate) fn plant(kind: &str, at: &Path, secret: &Secret, dangling: &Path) {
     match kind {
         "symlink" => std::os::unix::fs::symlink(&secret.path, at).expect("symlink"),
         "dangling" => std::os::unix::fs::symlink(dangling, at).expect("symlink"),

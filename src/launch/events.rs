@@ -1,0 +1,136 @@
+//! The supervisor's audit events (`sandbox.started`, `limit.hit`,
+//! `sandbox.exited`; `seccomp.violation` is written by
+//! [`crate::launch::notify`]). Only called when the plan has an audit log.
+
+use serde_json::Value;
+
+use crate::audit::AuditRun;
+use crate::error::LaunchError;
+use crate::outcome::{Outcome, Status};
+use crate::plan::{Plan, Supervise};
+
+/// The layers this plan turns on, by their names in `sandbox.started`'s
+/// `enforced` (documented in cordon-policy(5)).
+pub fn enforced(plan: &Plan) -> Vec<&'static str> {
+    let f = plan.child.clone_flags();
+    let mut on = Vec::new();
+    for (flag, name) in [
+        (libc::CLONE_NEWUSER, "namespace.user"),
+        (libc::CLONE_NEWNS, "namespace.mount"),
+        (libc::CLONE_NEWPID, "namespace.pid"),
+        (libc::CLONE_NEWNET, "namespace.net"),
+        (libc::CLONE_NEWIPC, "namespace.ipc"),
+        (libc::CLONE_NEWUTS, "namespace.uts"),
+        (libc::CLONE_NEWCGROUP, "namespace.cgroup"),
+    ] {
+        if f & flag as u64 != 0 {
+            on.push(name);
+        }
+    }
+    if plan.child.landlock().is_some() {
+        on.push("landlock");
+    }
+    if plan.child.seccomp().is_some() {
+        on.push("seccomp");
+        if matches!(plan.supervisor.supervise, Supervise::Report(_)) {
+            on.push("seccomp.report");
+        }
+    }
+    if plan.supervisor.cgroup.is_some() {
+        on.push("cgroup");
+    }
+    if !plan.child.rlimits().is_empty() {
+        on.push("rlimits");
+    }
+    if plan.supervisor.wall_time.is_some() {
+        on.push("wall_time");
+    }
+    if plan.supervisor.memfd_noexec {
+        on.push("memfd_noexec");
+    }
+    on
+}
+
+/// `sandbox.started`, before the sandbox is created.
+pub fn started(a: &AuditRun, plan: &Plan) {
+    let argv: Vec<Value> = plan
+        .child
+        .exec()
+        .argv()
+        .iter()
+        .map(|c| Value::from(c.to_string_lossy().into_owned()))
+        .collect();
+    let unenforced: Vec<Value> = plan
+        .supervisor
+        .unenforced
+        .iter()
+        .chain(&plan.supervisor.unenforced_quiet)
+        .map(|s| Value::from(s.as_str()))
+        .collect();
+    a.log.emit(
+        "sandbox.started",
+        &[
+            ("policy_digest", Value::from(a.policy_digest.as_str())),
+            ("policy", Value::from(a.policy.as_str())),
+            ("argv", Value::Array(argv)),
+            ("host_uid", Value::from(plan.child.ids().host_uid)),
+            ("enforced", Value::from(enforced(plan))),
+            ("unenforced", Value::Array(unenforced)),
+        ],
+    );
+}
+
+/// `limit.hit` for each limit the run ran into, then `sandbox.exited`; the
+/// outcome gets `audit_dropped`.
+pub fn ended(a: &AuditRun, out: &mut Outcome, violations_logged: u64) {
+    for limit in &out.limits_hit {
+        a.log.emit("limit.hit", &[("limit", Value::from(*limit))]);
+    }
+    let error = out.error.as_ref().map(|e| e.to_string());
+    exited(
+        a,
+        (out.status, out.exit_code, out.signal),
+        out.wall_time_ms,
+        (out.violations_total, violations_logged),
+        error,
+    );
+    out.audit_dropped = Some(a.log.dropped());
+}
+
+/// `sandbox.exited` for a run the supervisor could not carry through.
+pub fn failed(a: &AuditRun, e: &LaunchError, wall_time_ms: u64) {
+    exited(
+        a,
+        (Status::SetupFailed, crate::error::exit::SETUP, None),
+        wall_time_ms,
+        (0, 0),
+        Some(e.to_string()),
+    );
+}
+
+fn exited(
+    a: &AuditRun,
+    (status, exit_code, signal): (Status, i32, Option<i32>),
+    wall_time_ms: u64,
+    (violations_total, violations_logged): (u64, u64),
+    error: Option<String>,
+) {
+    let mut fields = vec![
+        ("status", Value::from(status.name())),
+        ("exit_code", Value::from(exit_code)),
+    ];
+    if let Some(s) = signal {
+        fields.push(("signal", Value::from(s)));
+    }
+    fields.extend([
+        ("wall_time_ms", Value::from(wall_time_ms)),
+        ("violations_total", Value::from(violations_total)),
+        ("violations_logged", Value::from(violations_logged)),
+        // Counted before this line: this one cannot count itself.
+        ("audit_dropped", Value::from(a.log.dropped())),
+    ]);
+    if let Some(e) = error {
+        fields.push(("error", Value::from(e)));
+    }
+    a.log.emit("sandbox.exited", &fields);
+}
