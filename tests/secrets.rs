@@ -93,6 +93,11 @@ fn assert_absent(what: &str, haystack: &str) {
 fn the_payload_sees_the_secret_and_no_output_of_cordon_does() {
     let secret = SecretFile::new(format!("{VALUE}\n").as_bytes());
     for mode in modes() {
+        // The audit log sees the run too (argv, the policy digest, the
+        // outcome): never the secret.
+        let dir = TempDir::new("secret-audit");
+        let log = dir.path().join("audit.jsonl");
+        let log_arg = log.to_str().expect("utf-8 path");
         // A policy variable of the same name loses to the secret.
         let args = [
             "--secret-env",
@@ -100,6 +105,8 @@ fn the_payload_sees_the_secret_and_no_output_of_cordon_does() {
             "--env",
             "TOKEN=policy-value",
             "-v",
+            "--audit-log",
+            log_arg,
         ];
         let r = run_with(
             cordon(mode),
@@ -112,6 +119,9 @@ fn the_payload_sees_the_secret_and_no_output_of_cordon_does() {
         assert_absent("cordon's stderr", &r.stderr());
         let status = r.status.as_ref().expect("outcome written");
         assert_absent("the --status-json outcome", &status.to_string());
+        let audit = std::fs::read_to_string(&log).expect("the audit log was written");
+        assert!(audit.contains("sandbox.exited"), "{mode:?}: {audit}");
+        assert_absent("the audit log", &audit);
 
         // A launch that fails (command not found) prints an error and an
         // outcome with it: neither holds the secret.
