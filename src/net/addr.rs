@@ -105,6 +105,19 @@ pub fn unwrap_v4(a: Ipv6Addr) -> Option<Ipv4Addr> {
     }
 }
 
+/// The IPv4 address a translator reaches for `a`: NAT64 `64:ff9b::/96`
+/// (its low 32 bits) and 6to4 `2002::/16` (bits 16 to 47).
+pub fn translated_v4(a: Ipv6Addr) -> Option<Ipv4Addr> {
+    let n = u128::from(a);
+    if in_v6(a, 0x0064_ff9b << 96, 96) {
+        Some(Ipv4Addr::from(n as u32))
+    } else if in_v6(a, 0x2002 << 112, 16) {
+        Some(Ipv4Addr::from((n >> 80) as u32))
+    } else {
+        None
+    }
+}
+
 /// `ip` with an IPv4-mapped or IPv4-compatible IPv6 address replaced by the
 /// IPv4 address it stands for (how rules compare addresses).
 pub fn canonical(ip: IpAddr) -> IpAddr {
@@ -153,19 +166,19 @@ pub fn non_public_range(ip: IpAddr) -> Option<&'static str> {
                 return non_public_range(IpAddr::V4(v4))
                     .map(|_| "an IPv4-mapped or IPv4-compatible address of a non-public IPv4 address");
             }
-            let n = u128::from(a);
             // NAT64 (64:ff9b::/96) and 6to4 (2002::/16) reach the IPv4
             // address they embed.
-            if in_v6(a, 0x0064_ff9b << 96, 96) {
-                return non_public_range(IpAddr::V4(Ipv4Addr::from(n as u32)))
-                    .map(|_| "a NAT64 address (64:ff9b::/96) of a non-public IPv4 address");
+            if let Some(v4) = translated_v4(a) {
+                return non_public_range(IpAddr::V4(v4)).map(|_| {
+                    if in_v6(a, 0x2002 << 112, 16) {
+                        "a 6to4 address (2002::/16) of a non-public IPv4 address"
+                    } else {
+                        "a NAT64 address (64:ff9b::/96) of a non-public IPv4 address"
+                    }
+                });
             }
             if in_v6(a, 0x0064_ff9b_0001 << 80, 48) {
                 return Some("64:ff9b:1::/48 (local-use NAT64)");
-            }
-            if in_v6(a, 0x2002 << 112, 16) {
-                return non_public_range(IpAddr::V4(Ipv4Addr::from((n >> 80) as u32)))
-                    .map(|_| "a 6to4 address (2002::/16) of a non-public IPv4 address");
             }
             V6_NOT_PUBLIC
                 .iter()

@@ -13,12 +13,14 @@
 //!   nothing is refused. An IP target allowed by an IP/CIDR rule is covered
 //!   by that rule.
 //! - Addresses are compared in canonical form: an IPv4-mapped or
-//!   IPv4-compatible IPv6 address is its IPv4 address.
+//!   IPv4-compatible IPv6 address is its IPv4 address. A deny rule also
+//!   matches a NAT64 (`64:ff9b::/96`) or 6to4 (`2002::/16`) address by the
+//!   IPv4 address it reaches.
 
 use std::fmt;
 use std::net::IpAddr;
 
-use super::addr::{canonical, contains, non_public_range, parse_ip_literal, Refusal};
+use super::addr::{canonical, contains, non_public_range, parse_ip_literal, translated_v4, Refusal};
 use crate::policy::network::{parse_name, HostPattern, NetworkPolicy, Pattern};
 
 /// The host of a connection target.
@@ -181,10 +183,18 @@ impl Rules {
         Rules::new(n.allow.clone(), n.deny.clone())
     }
 
+    /// The first deny rule for `port` that matches `ip`, or the IPv4
+    /// address a NAT64 or 6to4 spelling of it reaches (deny wins over every
+    /// spelling of a denied address).
     fn deny_ip(&self, ip: IpAddr, port: u16) -> Option<usize> {
-        self.deny
-            .iter()
-            .position(|p| port_matches(p, port, true) && ip_matches(&p.host, ip))
+        let via = match ip {
+            IpAddr::V6(a) => translated_v4(a).map(IpAddr::V4),
+            IpAddr::V4(_) => None,
+        };
+        self.deny.iter().position(|p| {
+            port_matches(p, port, true)
+                && (ip_matches(&p.host, ip) || via.is_some_and(|v4| ip_matches(&p.host, v4)))
+        })
     }
 
     fn allow_ip(&self, ip: IpAddr, port: u16) -> Option<usize> {
@@ -439,6 +449,32 @@ mod tests {
         );
         assert_eq!(r.decide(&t("10.1.2.3", 22), &[]), allow(0));
         assert_eq!(r.decide(&t("10.9.0.1", 22), &[]), by_deny(0));
+    }
+
+    /// A deny rule written for an IPv4 network also denies the IPv6
+    /// spellings that reach it through a translator: NAT64 (what DNS64
+    /// synthesises for every IPv4-only name on an IPv6-only network) and
+    /// 6to4, as `is_public` already reads them.
+    #[test]
+    fn ipv4_deny_covers_nat64_and_6to4_spellings() {
+        let r = Rules::new(
+            pats(&["pypi.org", "[64:ff9b::]/96:443", "[2002::]/16:443"]),
+            pats(&["93.184.216.0/24"]),
+        );
+        for a in [
+            "64:ff9b::5db8:d822",
+            "64:ff9b::93.184.216.34",
+            "2002:5db8:d822::1",
+        ] {
+            assert_eq!(r.decide(&t("pypi.org", 443), &ips(&[a])), by_deny(0), "{a}");
+            assert_eq!(r.decide(&t(a, 443), &[]), by_deny(0), "{a}");
+        }
+        // Other addresses in the translator prefixes are not denied.
+        assert_eq!(
+            r.decide(&t("pypi.org", 443), &ips(&["64:ff9b::808:808"])),
+            allow(0)
+        );
+        assert_eq!(r.decide(&t("64:ff9b::808:808", 443), &[]), allow(1));
     }
 
     #[test]
