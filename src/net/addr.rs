@@ -61,6 +61,15 @@ const V6_NOT_PUBLIC: &[(u128, u8, &str)] = &[
         28,
         "2001:10::/28 (ORCHID)",
     ),
+    // The rest of the IETF block. IANA lists a few globally reachable
+    // assignments inside it (anycast PCP/TURN, AMT, AS112, ORCHIDv2, drone
+    // remote ID); none is a destination a payload needs, so the whole
+    // block is refused (an explicit IP/CIDR rule still allows one).
+    (
+        0x2001_0000_0000_0000_0000_0000_0000_0000,
+        23,
+        "2001::/23 (IETF protocol assignments)",
+    ),
     (
         0x3fff_0000_0000_0000_0000_0000_0000_0000,
         20,
@@ -315,6 +324,11 @@ mod tests {
             "3fff::1",
             "5f00::1",
             "64:ff9b:1::1",
+            // the rest of 2001::/23 (IETF protocol assignments, not
+            // globally reachable unless IANA says otherwise)
+            "2001:5::1",
+            "2001:100::1",
+            "2001:1ff:ffff::1",
             "fe00::1",
             "4000::1",
             "1::1",
@@ -378,6 +392,7 @@ mod tests {
             "2a00:1450:4001::200e",
             "2001:4860:4860::8888",
             "2001:db9::1",
+            "2001:200::1",
             "3ffe:ffff::1",
             "::ffff:8.8.8.8",
             "::8.8.8.8",
