@@ -136,12 +136,13 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// Whether `net/len` contains `ip` (both of the same family).
+/// Whether `net/len` contains `ip` (both of the same family). Bits of
+/// `net` after the prefix are ignored (the pattern parser refuses them, but
+/// a [`crate::policy::network::HostPattern`] can be built with them).
 pub fn contains(net: IpAddr, len: u8, ip: IpAddr) -> bool {
+    use crate::policy::network::mask;
     match (net, ip) {
-        (IpAddr::V4(_), IpAddr::V4(_)) | (IpAddr::V6(_), IpAddr::V6(_)) => {
-            crate::policy::network::mask(ip, len) == net
-        }
+        (IpAddr::V4(_), IpAddr::V4(_)) | (IpAddr::V6(_), IpAddr::V6(_)) => mask(ip, len) == mask(net, len),
         _ => false,
     }
 }

@@ -477,6 +477,24 @@ mod tests {
         assert_eq!(r.decide(&t("64:ff9b::808:808", 443), &[]), allow(1));
     }
 
+    /// A network built through the library (the fields are public) with
+    /// bits set after its prefix still denies its whole network.
+    #[test]
+    fn a_network_with_host_bits_set_still_matches() {
+        let sloppy = |a: &str, l: u8| Pattern {
+            host: HostPattern::Net(a.parse().unwrap(), l),
+            port: None,
+        };
+        let r = Rules::new(
+            vec![sloppy("10.0.0.0", 8), sloppy("2001:db8::", 32)],
+            vec![sloppy("10.9.9.9", 16), sloppy("2001:db8:1::5", 48)],
+        );
+        assert_eq!(r.decide(&t("10.9.0.1", 443), &[]), by_deny(0));
+        assert_eq!(r.decide(&t("10.8.0.1", 443), &[]), allow(0));
+        assert_eq!(r.decide(&t("2001:db8:1::1", 443), &[]), by_deny(1));
+        assert_eq!(r.decide(&t("2001:db8:2::1", 443), &[]), allow(1));
+    }
+
     #[test]
     fn targets() {
         assert_eq!(t("Example.COM.", 1).host, Host::Name("example.com".into()));
