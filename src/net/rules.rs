@@ -519,6 +519,114 @@ mod tests {
         );
     }
 
+    /// What the C library reads `s` as, with no DNS: inet_aton's IPv4
+    /// forms, or getaddrinfo with AI_NUMERICHOST (IPv6 too).
+    fn libc_numeric(s: &str) -> Option<IpAddr> {
+        let c = std::ffi::CString::new(s).ok()?;
+        extern "C" {
+            fn inet_aton(cp: *const libc::c_char, inp: *mut libc::in_addr) -> libc::c_int;
+        }
+        let mut a = libc::in_addr { s_addr: 0 };
+        // SAFETY: c is NUL-terminated and a is a valid in_addr to write.
+        if unsafe { inet_aton(c.as_ptr(), &mut a) } != 0 {
+            return Some(IpAddr::V4(u32::from_be(a.s_addr).into()));
+        }
+        // SAFETY: an all-zero addrinfo is a valid hints value.
+        let mut hints: libc::addrinfo = unsafe { std::mem::zeroed() };
+        hints.ai_flags = libc::AI_NUMERICHOST;
+        let mut res = std::ptr::null_mut();
+        // SAFETY: c is NUL-terminated, hints is initialised, res receives a
+        // list freed below.
+        if unsafe { libc::getaddrinfo(c.as_ptr(), std::ptr::null(), &hints, &mut res) } != 0 {
+            return None;
+        }
+        // SAFETY: getaddrinfo succeeded: res is a non-empty list whose
+        // ai_addr matches ai_family; it is freed once, here.
+        unsafe {
+            let ai = &*res;
+            let ip = match ai.ai_family {
+                libc::AF_INET => {
+                    let sa = &*(ai.ai_addr as *const libc::sockaddr_in);
+                    Some(IpAddr::V4(u32::from_be(sa.sin_addr.s_addr).into()))
+                }
+                libc::AF_INET6 => {
+                    let sa = &*(ai.ai_addr as *const libc::sockaddr_in6);
+                    Some(IpAddr::V6(sa.sin6_addr.s6_addr.into()))
+                }
+                _ => None,
+            };
+            libc::freeaddrinfo(res);
+            ip
+        }
+    }
+
+    /// A target the parser takes for a name is never an address to the C
+    /// library (so resolving it cannot reach an address that skipped the
+    /// literal checks), and an address it accepts is the one the C
+    /// library reads.
+    #[test]
+    fn targets_agree_with_the_c_library() {
+        const PIECES: &[&str] = &[
+            "0",
+            "1",
+            "7",
+            "8",
+            "00",
+            "0x",
+            "0X",
+            "f",
+            "e",
+            "ff",
+            "255",
+            "256",
+            "127",
+            "4294967295",
+            ".",
+            ".",
+            ".",
+            ":",
+            "::",
+            "[",
+            "]",
+            "%",
+            " ",
+            "\t",
+            "\n",
+            "a",
+            "x",
+            "ffff",
+            "10",
+            "-",
+            "+",
+            "_",
+        ];
+        let mut rng = Rng(0x0dd_ba11_c0ff_ee00);
+        let (mut names, mut addrs) = (0, 0);
+        for _ in 0..40_000 {
+            let n = 1 + (rng.next() % 9) as usize;
+            let s: String = (0..n)
+                .map(|_| PIECES[(rng.next() % PIECES.len() as u64) as usize])
+                .collect();
+            match Target::parse(&s, 443).map(|t| t.host) {
+                Ok(Host::Name(name)) => {
+                    names += 1;
+                    assert_eq!(libc_numeric(&s), None, "{s:?} is a name to cordon");
+                    assert_eq!(libc_numeric(&name), None, "{s:?} -> {name:?}");
+                }
+                Ok(Host::Ip(ip)) => {
+                    addrs += 1;
+                    let bare = s.trim_start_matches('[').trim_end_matches(']');
+                    assert_eq!(libc_numeric(bare), Some(ip), "{s:?}");
+                }
+                Err(_) => {}
+            }
+        }
+        assert!(
+            names > 2000 && addrs > 150,
+            "{names} names, {addrs} addresses: the generator is too narrow"
+        );
+    }
+
     /// xorshift64*, to spread inputs around.
     struct Rng(u64);
 
