@@ -163,7 +163,7 @@ struct PolicyArgs {
     #[arg(long, value_name = "NAME[=VALUE]")]
     env: Vec<String>,
     /// Give the payload a secret as NAME, read from FILE (@FILE: a regular
-    /// file, not a symbolic link) or from descriptor N (fd:N, read to its
+    /// file, with no symbolic link on its path) or from descriptor N (fd:N, read to its
     /// end and closed): in its environment only, never in any output.
     #[arg(long = "secret-env", value_name = "NAME=@FILE|NAME=fd:N")]
     secret_env: Vec<OsString>,

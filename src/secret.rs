@@ -12,8 +12,9 @@
 use std::fmt;
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::OwnedFd;
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 
 /// The largest secret cordon reads (64 KiB): credentials are far smaller,
@@ -60,29 +61,40 @@ impl Secret {
     }
 
     /// Read the secret in file `path` (`--secret-env NAME=@FILE`): opened
-    /// without following a symbolic link and without blocking, a regular
+    /// without following a symbolic link (for the file or any directory on
+    /// its path) and without blocking, a regular
     /// file of at most [`MAX_SECRET_BYTES`], one trailing newline
     /// stripped; empty or holding a NUL byte is refused. The error is the
     /// reason, naming the path, never the content.
     pub fn read_file(path: &Path) -> Result<Secret, String> {
         let shown = path.display();
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            // std adds O_CLOEXEC. O_NONBLOCK: a FIFO planted at the path
-            // must not hang cordon (it is then refused as not regular).
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
-            .open(path)
-            .map_err(|e| match e.raw_os_error() {
-                Some(libc::ELOOP) => {
-                    let real = std::fs::canonicalize(path)
-                        .map(|p| format!(" (it points to {})", p.display()))
-                        .unwrap_or_default();
-                    format!(
-                        "{shown} is a symbolic link{real}: cordon does not follow links for secret files, since a link planted where a sandbox could write would hand another file to the payload; give the file's own path"
-                    )
-                }
-                _ => format!("cannot open {shown}: {}", describe(&e)),
-            })?;
+        let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| format!("{shown}: the path contains a NUL byte"))?;
+        // No symbolic link anywhere on the path (RESOLVE_NO_SYMLINKS; the
+        // /proc magic links included): a link planted where a sandbox could
+        // write, for the file or for a directory above it, would hand
+        // another file to the payload. O_NONBLOCK: a FIFO planted at the
+        // path must not hang cordon (it is then refused as not regular).
+        let fd = crate::sys::openat2(
+            libc::AT_FDCWD,
+            &c_path,
+            libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC,
+            0,
+            crate::sys::RESOLVE_NO_SYMLINKS | crate::sys::RESOLVE_NO_MAGICLINKS,
+        )
+        .map_err(|e| match e.0 {
+            libc::ELOOP => {
+                let real = std::fs::canonicalize(path)
+                    .map(|p| format!(" (the file it reaches is {})", p.display()))
+                    .unwrap_or_default();
+                format!(
+                    "{shown} is a symbolic link or its path goes through one{real}: cordon does not follow links for secret files, since a link planted where a sandbox could write would hand another file to the payload; give the file's own path"
+                )
+            }
+            _ => format!("cannot open {shown}: {}", e.describe()),
+        })?;
+        // SAFETY: fd was just opened by openat2 and is owned by nothing else.
+        let file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
         let meta = file
             .metadata()
             .map_err(|e| format!("cannot stat {shown}: {}", describe(&e)))?;
@@ -448,6 +460,30 @@ mod tests {
             .expect_err("link")
             .contains("symbolic link"));
         assert!(Secret::read_file(&dir).expect_err("dir").contains("directory"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A symbolic link planted for a directory on the path (`out/sub ->
+    /// /root/.ssh`) would hand another file to the payload just as a link
+    /// for the file itself would.
+    #[test]
+    fn a_link_in_the_directory_path_is_refused() {
+        let dir = std::env::temp_dir().join(format!("cordon-secret-dirlink-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("real")).expect("dir");
+        std::fs::write(dir.join("real/tok"), "hunter2value").expect("write");
+        std::os::unix::fs::symlink(dir.join("real"), dir.join("via")).expect("symlink");
+        assert_eq!(
+            Secret::read_file(&dir.join("real/tok")).expect("direct").expose(),
+            b"hunter2value"
+        );
+        let e = Secret::read_file(&dir.join("via/tok")).expect_err("through a link");
+        assert!(e.contains("symbolic link"), "{e}");
+        assert!(!e.contains("hunter2value"), "{e}");
+        for magic in ["/proc/self/fd/0", "/dev/stdin", "/proc/self/root/etc/hostname"] {
+            let e = Secret::read_file(Path::new(magic)).expect_err(magic);
+            assert!(e.contains("symbolic link"), "{magic}: {e}");
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
