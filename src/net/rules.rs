@@ -14,8 +14,9 @@
 //!   by that rule.
 //! - Addresses are compared in canonical form: an IPv4-mapped or
 //!   IPv4-compatible IPv6 address is its IPv4 address. A deny rule also
-//!   matches a NAT64 (`64:ff9b::/96`) or 6to4 (`2002::/16`) address by the
-//!   IPv4 address it reaches.
+//!   matches an address as written (an IPv6 network shorter than /96 holds
+//!   mapped and compatible addresses), and a NAT64 (`64:ff9b::/96`) or
+//!   6to4 (`2002::/16`) address by the IPv4 address it reaches.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -183,9 +184,10 @@ impl Rules {
         Rules::new(n.allow.clone(), n.deny.clone())
     }
 
-    /// The first deny rule for `port` that matches `ip`, or the IPv4
-    /// address a NAT64 or 6to4 spelling of it reaches (deny wins over every
-    /// spelling of a denied address).
+    /// The first deny rule for `port` that matches `ip` in canonical form,
+    /// as written (an IPv6 network shorter than /96 holds IPv4-mapped and
+    /// -compatible addresses), or by the IPv4 address a NAT64 or 6to4
+    /// spelling reaches: deny wins over every spelling of a denied address.
     fn deny_ip(&self, ip: IpAddr, port: u16) -> Option<usize> {
         let via = match ip {
             IpAddr::V6(a) => translated_v4(a).map(IpAddr::V4),
@@ -193,7 +195,9 @@ impl Rules {
         };
         self.deny.iter().position(|p| {
             port_matches(p, port, true)
-                && (ip_matches(&p.host, ip) || via.is_some_and(|v4| ip_matches(&p.host, v4)))
+                && (ip_matches(&p.host, ip)
+                    || matches!(p.host, HostPattern::Net(net, len) if contains(net, len, ip))
+                    || via.is_some_and(|v4| ip_matches(&p.host, v4)))
         })
     }
 
@@ -475,6 +479,22 @@ mod tests {
             allow(0)
         );
         assert_eq!(r.decide(&t("64:ff9b::808:808", 443), &[]), allow(1));
+    }
+
+    /// An IPv6 deny network shorter than /96 covers the IPv4-mapped and
+    /// IPv4-compatible addresses inside it as written, although rules
+    /// compare those as IPv4: deny wins over every spelling.
+    #[test]
+    fn an_ipv6_deny_network_covers_its_mapped_addresses() {
+        let r = Rules::new(pats(&["1.2.3.0/24:443", "pypi.org"]), pats(&["[::]/0"]));
+        assert_eq!(r.decide(&t("1.2.3.4", 443), &[]), allow(0));
+        assert_eq!(r.decide(&t("::ffff:1.2.3.4", 443), &[]), by_deny(0));
+        assert_eq!(r.decide(&t("::1.2.3.4", 443), &[]), by_deny(0));
+        assert_eq!(r.decide(&t("pypi.org", 443), &ips(&["8.8.8.8"])), allow(1));
+        assert_eq!(
+            r.decide(&t("pypi.org", 443), &ips(&["::ffff:8.8.8.8"])),
+            by_deny(0)
+        );
     }
 
     /// A network built through the library (the fields are public) with
