@@ -12,7 +12,7 @@
 use std::fmt;
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
@@ -127,13 +127,25 @@ impl Secret {
 
     /// Read a secret from `fd` to its end (`--secret-env NAME=fd:N`), at
     /// most [`MAX_SECRET_BYTES`], one trailing newline stripped; `fd` is
-    /// closed. Blocks until the writer closes a pipe. A directory, an empty
-    /// value or one holding a NUL byte is refused.
+    /// closed. Blocks until the writer closes a pipe. A directory, a FIFO
+    /// open for writing too (cordon would be a writer itself and wait
+    /// forever), an empty value or one holding a NUL byte is refused.
     pub fn read_fd(fd: OwnedFd) -> Result<Secret, String> {
         let file = File::from(fd);
         let meta = file.metadata().map_err(|e| describe(&e))?;
         if meta.is_dir() {
             return Err("is a directory".to_string());
+        }
+        if meta.file_type().is_fifo() {
+            // SAFETY: F_GETFL only reads the flags of `file`'s descriptor,
+            // which is open for as long as `file` lives.
+            let flags = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETFL) };
+            if flags >= 0 && flags & libc::O_ACCMODE == libc::O_RDWR {
+                return Err(
+                    "is a FIFO open for writing too (3<>FIFO): cordon would hold a write end itself and wait forever for the end of the value; open it for reading only (3<FIFO)"
+                        .to_string(),
+                );
+            }
         }
         Self::read_bounded(file)
     }
@@ -460,6 +472,36 @@ mod tests {
             .expect_err("link")
             .contains("symbolic link"));
         assert!(Secret::read_file(&dir).expect_err("dir").contains("directory"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A FIFO opened for reading and writing (`fd:3 3<>FIFO`) makes cordon
+    /// itself a writer: reading it to its end would never end.
+    #[test]
+    fn a_fifo_open_for_writing_too_is_refused_without_hanging() {
+        let dir = std::env::temp_dir().join(format!("cordon-secret-fifo-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let fifo = dir.join("fifo");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_bytes()).expect("path");
+        // SAFETY: c is a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+        let mut rw = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&fifo)
+            .expect("open rw");
+        std::io::Write::write_all(&mut rw, b"hunter2value\n").expect("write");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(Secret::read_fd(OwnedFd::from(rw)).map(|_| ()));
+        });
+        let e = rx
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("read_fd hangs on a FIFO it holds the write end of")
+            .expect_err("refused");
+        assert!(e.contains("FIFO"), "{e}");
+        assert!(!e.contains("hunter2value"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 
