@@ -169,6 +169,23 @@ impl Secret {
                 Ok(0) => break,
                 Ok(k) => n += k,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                // A non-blocking descriptor with nothing to read yet: wait
+                // for the writer, as a blocking one would.
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    let mut p = libc::pollfd {
+                        fd: file.as_raw_fd(),
+                        events: libc::POLLIN,
+                        revents: 0,
+                    };
+                    // SAFETY: p is one valid pollfd for an fd `file` keeps
+                    // open; poll only writes its revents.
+                    if unsafe { libc::poll(&mut p, 1, -1) } < 0 {
+                        let e = std::io::Error::last_os_error();
+                        if e.kind() != std::io::ErrorKind::Interrupted {
+                            return Err(format!("cannot wait for data: {}", describe(&e)));
+                        }
+                    }
+                }
                 Err(e) => return Err(format!("cannot read: {}", describe(&e))),
             }
         }
@@ -503,6 +520,27 @@ mod tests {
         assert!(e.contains("FIFO"), "{e}");
         assert!(!e.contains("hunter2value"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A pipe whose read end is non-blocking (as a parent written in an
+    /// event loop hands it over) is waited on, not refused because the
+    /// writer has not written yet.
+    #[test]
+    fn a_non_blocking_pipe_is_waited_on() {
+        let mut fds = [0; 2];
+        // SAFETY: fds is an array of two ints for pipe2 to fill.
+        let r = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) };
+        assert_eq!(r, 0, "pipe2");
+        // SAFETY: pipe2 just opened both; each is owned once, here.
+        let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            let mut w = File::from(w);
+            std::io::Write::write_all(&mut w, b"late").expect("write");
+        });
+        let got = Secret::read_fd(r).expect("read");
+        assert_eq!(got.expose(), b"late");
+        writer.join().expect("writer");
     }
 
     /// A symbolic link planted for a directory on the path (`out/sub ->
