@@ -338,8 +338,9 @@ pub enum Source {
 
 /// Parse a `--secret-env` argument, `NAME=@FILE` or `NAME=fd:N`, without
 /// reading anything. The error names the flag and, once it is known, the
-/// NAME; never what follows the `=` (a value typed there by mistake must
-/// not be echoed).
+/// NAME; never what follows the `=`, and no name where the argument may be
+/// a value that holds a '=' (base64 padding): a value typed there by
+/// mistake must not be echoed.
 pub fn parse_spec(flag: &str, spec: &std::ffi::OsStr) -> Result<(String, Source), SecretError> {
     use std::os::unix::ffi::OsStrExt;
     // A name that is not valid is quoted (it may hold anything); a valid
@@ -364,31 +365,54 @@ pub fn parse_spec(flag: &str, spec: &std::ffi::OsStr) -> Result<(String, Source)
         ));
     };
     let (name, rest) = (&bytes[..eq], &bytes[eq + 1..]);
-    let name_str = std::str::from_utf8(name).map_err(|_| err(Some(name), "the name is not UTF-8"))?;
-    check_name(name_str).map_err(|m| err(Some(name), &m))?;
-    let source = if let Some(path) = rest.strip_prefix(b"@") {
-        if path.is_empty() {
-            return Err(err(Some(name), "@FILE needs a file name"));
-        }
-        Source::File(std::path::PathBuf::from(std::ffi::OsStr::from_bytes(path)))
-    } else if let Some(n) = rest.strip_prefix(b"fd:") {
-        let fd = std::str::from_utf8(n)
-            .ok()
-            .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-            .and_then(|s| s.parse::<i32>().ok())
-            .ok_or_else(|| err(Some(name), "fd:N needs a descriptor number"))?;
-        if fd < 3 {
+    // An argument of another shape may be the value itself, given by
+    // mistake, and a value can hold '=': base64 ends with one or two, which
+    // would make all of it but the padding look like a name. Its name is
+    // shown only when it is a valid name followed by more than padding
+    // (NAME=VALUE typed by mistake: the NAME says which flag was wrong).
+    enum Shape<'a> {
+        File(&'a [u8]),
+        Fd(&'a [u8]),
+    }
+    let shape = match (rest.strip_prefix(b"@"), rest.strip_prefix(b"fd:")) {
+        (Some(path), _) => Shape::File(path),
+        (None, Some(n)) => Shape::Fd(n),
+        (None, None) => {
+            let named = !rest.iter().all(|&b| b == b'=')
+                && std::str::from_utf8(name).is_ok_and(|n| check_name(n).is_ok());
             return Err(err(
-                Some(name),
-                "fd:N takes a descriptor above 2 (e.g. fd:3 with 3<FILE): standard input, output and error stay the payload's",
+                named.then_some(name),
+                if named {
+                    "expected NAME=@FILE or NAME=fd:N: a secret's value is never taken from the command line, where other users can read it (the text after '=' is not shown)"
+                } else {
+                    "expected NAME=@FILE or NAME=fd:N: a secret's value is never taken from the command line, where other users can read it (the argument is not shown, in case it is the value)"
+                },
             ));
         }
-        Source::Fd(fd)
-    } else {
-        return Err(err(
-            Some(name),
-            "expected NAME=@FILE or NAME=fd:N: a secret's value is never taken from the command line, where other users can read it (the text after '=' is not shown)",
-        ));
+    };
+    let name_str = std::str::from_utf8(name).map_err(|_| err(Some(name), "the name is not UTF-8"))?;
+    check_name(name_str).map_err(|m| err(Some(name), &m))?;
+    let source = match shape {
+        Shape::File(path) => {
+            if path.is_empty() {
+                return Err(err(Some(name), "@FILE needs a file name"));
+            }
+            Source::File(std::path::PathBuf::from(std::ffi::OsStr::from_bytes(path)))
+        }
+        Shape::Fd(n) => {
+            let fd = std::str::from_utf8(n)
+                .ok()
+                .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|s| s.parse::<i32>().ok())
+                .ok_or_else(|| err(Some(name), "fd:N needs a descriptor number"))?;
+            if fd < 3 {
+                return Err(err(
+                    Some(name),
+                    "fd:N takes a descriptor above 2 (e.g. fd:3 with 3<FILE): standard input, output and error stay the payload's",
+                ));
+            }
+            Source::Fd(fd)
+        }
     };
     Ok((name_str.to_string(), source))
 }
@@ -426,6 +450,24 @@ mod tests {
         }
         let e = parse_spec("--secret-env", OsStr::new("A-B=@/f")).expect_err("bad name");
         assert_eq!(e.name.as_deref(), Some("\"A-B\""));
+    }
+
+    /// A value given by mistake in place of NAME=@FILE (a base64 token
+    /// ends in '=') is not echoed as if it were a name.
+    #[test]
+    fn a_value_mistaken_for_the_argument_is_not_echoed_as_a_name() {
+        for bad in [
+            "aHVudGVyMnZhbHVl=",
+            "aHVudGVyMnZhbHVl==",
+            "hunter2value+/x=",
+            "hunter2value=",
+        ] {
+            let e = parse_spec("--secret-env", OsStr::new(bad)).expect_err(bad);
+            let text = e.to_string();
+            assert!(!text.contains("aHVudGVyMnZhbHVl"), "{bad}: {text}");
+            assert!(!text.contains("hunter2value"), "{bad}: {text}");
+            assert_eq!(e.name, None, "{bad}");
+        }
     }
 
     #[test]
