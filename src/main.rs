@@ -165,7 +165,14 @@ struct PolicyArgs {
     /// Give the payload a secret as NAME, read from FILE (@FILE: a regular
     /// file, with no symbolic link on its path) or from descriptor N (fd:N, read to its
     /// end and closed): in its environment only, never in any output.
-    #[arg(long = "secret-env", value_name = "NAME=@FILE|NAME=fd:N")]
+    // allow_hyphen_values: a value starting with '-' typed here by mistake
+    // is refused by secret::parse_spec without being shown, rather than
+    // echoed by clap as an unknown option.
+    #[arg(
+        long = "secret-env",
+        value_name = "NAME=@FILE|NAME=fd:N",
+        allow_hyphen_values = true
+    )]
     secret_env: Vec<OsString>,
     /// Hostname inside the sandbox.
     #[arg(long, value_name = "NAME")]

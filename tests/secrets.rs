@@ -336,3 +336,28 @@ fn the_library_gives_the_secret_to_the_payload_only() {
     assert_absent("the error", &err.to_string());
     assert_absent("the error's Debug", &format!("{err:?}"));
 }
+
+/// A value that starts with '-' (URL-safe base64 can), typed by mistake in
+/// place of NAME=@FILE, is taken as the flag's argument and refused without
+/// being shown, not reported by the argument parser as an unknown option
+/// (which would print it).
+#[test]
+fn a_value_starting_with_a_dash_is_not_echoed_by_the_argument_parser() {
+    for mode in modes() {
+        for value in [format!("-{VALUE}"), format!("--{VALUE}")] {
+            let r = run_with(cordon(mode), &["--secret-env", &value], &["/bin/echo", "ran"]);
+            assert_eq!(r.code(), 125, "{mode:?} {value}: {}", r.stderr());
+            assert!(r.stdout().is_empty(), "the payload ran");
+            assert!(r.stderr().contains("--secret-env"), "{}", r.stderr());
+            assert_absent("the error", &r.stderr());
+            if let Some(status) = &r.status {
+                assert_absent("the outcome", &status.to_string());
+            }
+        }
+        let mut c = cordon(mode);
+        c.args(["check", "--secret-env", &format!("--{VALUE}")]);
+        let out = c.output().expect("spawn cordon");
+        assert_eq!(out.status.code(), Some(125));
+        assert_absent("check's error", &String::from_utf8_lossy(&out.stderr));
+    }
+}
