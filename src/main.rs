@@ -858,7 +858,19 @@ fn main() -> ExitCode {
     let (cli, matches) = match parsed {
         Ok(x) => x,
         Err(e) => {
-            let _ = e.print();
+            // clap's errors quote the argument they stumbled on. With
+            // --secret-env on the command line that may be a secret's value
+            // typed by mistake (`--secret-env TOKEN VALUE`): only the kind
+            // of error is shown then.
+            let secret_env = std::env::args_os().any(|a| a.as_encoded_bytes().starts_with(b"--secret-env"));
+            if e.use_stderr() && secret_env {
+                eprintln!(
+                    "error: {} (the argument is not shown: the command line has --secret-env, and a value typed there by mistake must not be echoed)\n\nFor more information, try '--help'.",
+                    e.kind().as_str().unwrap_or("invalid command line")
+                );
+            } else {
+                let _ = e.print();
+            }
             return ExitCode::from(if e.use_stderr() { EXIT_SETUP as u8 } else { 0 });
         }
     };

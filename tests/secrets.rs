@@ -340,7 +340,8 @@ fn the_library_gives_the_secret_to_the_payload_only() {
 /// A value that starts with '-' (URL-safe base64 can), typed by mistake in
 /// place of NAME=@FILE, is taken as the flag's argument and refused without
 /// being shown, not reported by the argument parser as an unknown option
-/// (which would print it).
+/// (which would print it); a value typed after the flag's argument is not
+/// shown by the parser's error either.
 #[test]
 fn a_value_starting_with_a_dash_is_not_echoed_by_the_argument_parser() {
     for mode in modes() {
@@ -354,6 +355,17 @@ fn a_value_starting_with_a_dash_is_not_echoed_by_the_argument_parser() {
                 assert_absent("the outcome", &status.to_string());
             }
         }
+        // NAME VALUE with a space: the value is a stray argument, which the
+        // parser's error must not show either.
+        let r = run_with(
+            cordon(mode),
+            &["--secret-env", "TOKEN", VALUE],
+            &["/bin/echo", "ran"],
+        );
+        assert_eq!(r.code(), 125, "{mode:?}: {}", r.stderr());
+        assert!(r.stdout().is_empty(), "the payload ran");
+        assert!(r.stderr().contains("--secret-env"), "{}", r.stderr());
+        assert_absent("the error", &r.stderr());
         let mut c = cordon(mode);
         c.args(["check", "--secret-env", &format!("--{VALUE}")]);
         let out = c.output().expect("spawn cordon");
