@@ -357,6 +357,24 @@ fn read_secrets(a: &PolicyArgs, status_fd: Option<i32>) -> Result<Vec<(SecretEnv
         }
         specs.push((name, source));
     }
+    if !specs.is_empty() {
+        // cordon holds the values in memory until the payload ends: a crash
+        // must not write them to a core file. Only the soft limit (inherited
+        // by the clone child, which sets the payload's own from the policy).
+        let mut r = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes one rlimit through a valid pointer.
+        let got = unsafe { libc::getrlimit(libc::RLIMIT_CORE, &mut r) };
+        if got != 0 || cordon::sys::setrlimit(libc::RLIMIT_CORE, 0, r.rlim_max).is_err() {
+            return Err(SecretError {
+                origin: FLAG.to_string(),
+                name: None,
+                message: "cannot turn off core dumps of cordon, which would hold the secret".to_string(),
+            });
+        }
+    }
     let mut out = Vec::with_capacity(specs.len());
     for (name, source) in specs {
         let (value, from) = match &source {

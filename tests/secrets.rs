@@ -373,3 +373,79 @@ fn a_value_starting_with_a_dash_is_not_echoed_by_the_argument_parser() {
         assert_absent("check's error", &String::from_utf8_lossy(&out.stderr));
     }
 }
+
+/// The soft core size limit of process `pid`, from /proc.
+fn core_limit(pid: u32) -> String {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max core file size"))
+        .expect("core line")
+        .to_string();
+    line.split_whitespace().nth(4).expect("soft").to_string()
+}
+
+/// `c` with core dumps on (soft core limit at the hard one), as on a host
+/// that collects cores.
+fn with_cores(mut c: Command) -> Command {
+    // SAFETY: getrlimit and setrlimit are async-signal-safe and touch only
+    // the struct on this stack frame.
+    unsafe {
+        c.pre_exec(|| {
+            let mut r = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            libc::getrlimit(libc::RLIMIT_CORE, &mut r);
+            r.rlim_cur = r.rlim_max;
+            libc::setrlimit(libc::RLIMIT_CORE, &r);
+            Ok(())
+        });
+    }
+    c
+}
+
+/// cordon holds a secret in memory while the payload runs: a crash of the
+/// supervisor must not write it to a core file, so its own core limit is 0
+/// then. The payload's core limit is the policy's, as without a secret.
+#[test]
+fn the_supervisor_holding_a_secret_dumps_no_core() {
+    let secret = SecretFile::new(VALUE.as_bytes());
+    for mode in modes() {
+        let mut c = cordon(mode);
+        c.args([
+            "run",
+            "--secret-env",
+            &secret.arg("TOKEN"),
+            "--",
+            "/bin/sleep",
+            "3",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        let mut c = with_cores(c);
+        let mut child = c.spawn().expect("spawn cordon");
+        std::thread::sleep(common::scaled(Duration::from_millis(500)));
+        let during = core_limit(child.id());
+        // SIGTERM, which cordon forwards to the payload, so that it ends
+        // and cleans up as usual.
+        // SAFETY: kill has no memory effects; the pid is our child, not yet
+        // waited for.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        let _ = child.wait();
+        assert_eq!(
+            during, "0",
+            "{mode:?}: the supervisor's core limit while it holds a secret"
+        );
+        let payload = |args: &[&str]| {
+            run_with(with_cores(cordon(mode)), args, &["/bin/sh", "-c", "ulimit -c"])
+                .stdout()
+                .to_string()
+        };
+        assert_eq!(
+            payload(&["--secret-env", &secret.arg("TOKEN")]),
+            payload(&[]),
+            "{mode:?}: the payload's core limit"
+        );
+    }
+}
