@@ -163,9 +163,16 @@ struct PolicyArgs {
     #[arg(long, value_name = "NAME[=VALUE]")]
     env: Vec<String>,
     /// Give the payload a secret as NAME, read from FILE (@FILE: a regular
-    /// file, not a symbolic link) or from descriptor N (fd:N, read to its
+    /// file, with no symbolic link on its path) or from descriptor N (fd:N, read to its
     /// end and closed): in its environment only, never in any output.
-    #[arg(long = "secret-env", value_name = "NAME=@FILE|NAME=fd:N")]
+    // allow_hyphen_values: a value starting with '-' typed here by mistake
+    // is refused by secret::parse_spec without being shown, rather than
+    // echoed by clap as an unknown option.
+    #[arg(
+        long = "secret-env",
+        value_name = "NAME=@FILE|NAME=fd:N",
+        allow_hyphen_values = true
+    )]
     secret_env: Vec<OsString>,
     /// Hostname inside the sandbox.
     #[arg(long, value_name = "NAME")]
@@ -352,6 +359,24 @@ fn read_secrets(a: &PolicyArgs, status_fd: Option<i32>) -> Result<Vec<(SecretEnv
             }
         }
         specs.push((name, source));
+    }
+    if !specs.is_empty() {
+        // cordon holds the values in memory until the payload ends: a crash
+        // must not write them to a core file. Only the soft limit (inherited
+        // by the clone child, which sets the payload's own from the policy).
+        let mut r = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes one rlimit through a valid pointer.
+        let got = unsafe { libc::getrlimit(libc::RLIMIT_CORE, &mut r) };
+        if got != 0 || cordon::sys::setrlimit(libc::RLIMIT_CORE, 0, r.rlim_max).is_err() {
+            return Err(SecretError {
+                origin: FLAG.to_string(),
+                name: None,
+                message: "cannot turn off core dumps of cordon, which would hold the secret".to_string(),
+            });
+        }
     }
     let mut out = Vec::with_capacity(specs.len());
     for (name, source) in specs {
@@ -894,7 +919,19 @@ fn main() -> ExitCode {
     let (cli, matches) = match parsed {
         Ok(x) => x,
         Err(e) => {
-            let _ = e.print();
+            // clap's errors quote the argument they stumbled on. With
+            // --secret-env on the command line that may be a secret's value
+            // typed by mistake (`--secret-env TOKEN VALUE`): only the kind
+            // of error is shown then.
+            let secret_env = std::env::args_os().any(|a| a.as_encoded_bytes().starts_with(b"--secret-env"));
+            if e.use_stderr() && secret_env {
+                eprintln!(
+                    "error: {} (the argument is not shown: the command line has --secret-env, and a value typed there by mistake must not be echoed)\n\nFor more information, try '--help'.",
+                    e.kind().as_str().unwrap_or("invalid command line")
+                );
+            } else {
+                let _ = e.print();
+            }
             return ExitCode::from(if e.use_stderr() { EXIT_SETUP as u8 } else { 0 });
         }
     };

@@ -12,8 +12,9 @@
 use std::fmt;
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::OwnedFd;
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 
 /// The largest secret cordon reads (64 KiB): credentials are far smaller,
@@ -60,29 +61,40 @@ impl Secret {
     }
 
     /// Read the secret in file `path` (`--secret-env NAME=@FILE`): opened
-    /// without following a symbolic link and without blocking, a regular
+    /// without following a symbolic link (for the file or any directory on
+    /// its path) and without blocking, a regular
     /// file of at most [`MAX_SECRET_BYTES`], one trailing newline
     /// stripped; empty or holding a NUL byte is refused. The error is the
     /// reason, naming the path, never the content.
     pub fn read_file(path: &Path) -> Result<Secret, String> {
         let shown = path.display();
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            // std adds O_CLOEXEC. O_NONBLOCK: a FIFO planted at the path
-            // must not hang cordon (it is then refused as not regular).
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
-            .open(path)
-            .map_err(|e| match e.raw_os_error() {
-                Some(libc::ELOOP) => {
-                    let real = std::fs::canonicalize(path)
-                        .map(|p| format!(" (it points to {})", p.display()))
-                        .unwrap_or_default();
-                    format!(
-                        "{shown} is a symbolic link{real}: cordon does not follow links for secret files, since a link planted where a sandbox could write would hand another file to the payload; give the file's own path"
-                    )
-                }
-                _ => format!("cannot open {shown}: {}", describe(&e)),
-            })?;
+        let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| format!("{shown}: the path contains a NUL byte"))?;
+        // No symbolic link anywhere on the path (RESOLVE_NO_SYMLINKS; the
+        // /proc magic links included): a link planted where a sandbox could
+        // write, for the file or for a directory above it, would hand
+        // another file to the payload. O_NONBLOCK: a FIFO planted at the
+        // path must not hang cordon (it is then refused as not regular).
+        let fd = crate::sys::openat2(
+            libc::AT_FDCWD,
+            &c_path,
+            libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC,
+            0,
+            crate::sys::RESOLVE_NO_SYMLINKS | crate::sys::RESOLVE_NO_MAGICLINKS,
+        )
+        .map_err(|e| match e.0 {
+            libc::ELOOP => {
+                let real = std::fs::canonicalize(path)
+                    .map(|p| format!(" (the file it reaches is {})", p.display()))
+                    .unwrap_or_default();
+                format!(
+                    "{shown} is a symbolic link or its path goes through one{real}: cordon does not follow links for secret files, since a link planted where a sandbox could write would hand another file to the payload; give the file's own path"
+                )
+            }
+            _ => format!("cannot open {shown}: {}", e.describe()),
+        })?;
+        // SAFETY: fd was just opened by openat2 and is owned by nothing else.
+        let file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
         let meta = file
             .metadata()
             .map_err(|e| format!("cannot stat {shown}: {}", describe(&e)))?;
@@ -115,13 +127,25 @@ impl Secret {
 
     /// Read a secret from `fd` to its end (`--secret-env NAME=fd:N`), at
     /// most [`MAX_SECRET_BYTES`], one trailing newline stripped; `fd` is
-    /// closed. Blocks until the writer closes a pipe. A directory, an empty
-    /// value or one holding a NUL byte is refused.
+    /// closed. Blocks until the writer closes a pipe. A directory, a FIFO
+    /// open for writing too (cordon would be a writer itself and wait
+    /// forever), an empty value or one holding a NUL byte is refused.
     pub fn read_fd(fd: OwnedFd) -> Result<Secret, String> {
         let file = File::from(fd);
         let meta = file.metadata().map_err(|e| describe(&e))?;
         if meta.is_dir() {
             return Err("is a directory".to_string());
+        }
+        if meta.file_type().is_fifo() {
+            // SAFETY: F_GETFL only reads the flags of `file`'s descriptor,
+            // which is open for as long as `file` lives.
+            let flags = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETFL) };
+            if flags >= 0 && flags & libc::O_ACCMODE == libc::O_RDWR {
+                return Err(
+                    "is a FIFO open for writing too (3<>FIFO): cordon would hold a write end itself and wait forever for the end of the value; open it for reading only (3<FIFO)"
+                        .to_string(),
+                );
+            }
         }
         Self::read_bounded(file)
     }
@@ -145,6 +169,23 @@ impl Secret {
                 Ok(0) => break,
                 Ok(k) => n += k,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                // A non-blocking descriptor with nothing to read yet: wait
+                // for the writer, as a blocking one would.
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    let mut p = libc::pollfd {
+                        fd: file.as_raw_fd(),
+                        events: libc::POLLIN,
+                        revents: 0,
+                    };
+                    // SAFETY: p is one valid pollfd for an fd `file` keeps
+                    // open; poll only writes its revents.
+                    if unsafe { libc::poll(&mut p, 1, -1) } < 0 {
+                        let e = std::io::Error::last_os_error();
+                        if e.kind() != std::io::ErrorKind::Interrupted {
+                            return Err(format!("cannot wait for data: {}", describe(&e)));
+                        }
+                    }
+                }
                 Err(e) => return Err(format!("cannot read: {}", describe(&e))),
             }
         }
@@ -297,8 +338,9 @@ pub enum Source {
 
 /// Parse a `--secret-env` argument, `NAME=@FILE` or `NAME=fd:N`, without
 /// reading anything. The error names the flag and, once it is known, the
-/// NAME; never what follows the `=` (a value typed there by mistake must
-/// not be echoed).
+/// NAME; never what follows the `=`, and no name where the argument may be
+/// a value that holds a '=' (base64 padding): a value typed there by
+/// mistake must not be echoed.
 pub fn parse_spec(flag: &str, spec: &std::ffi::OsStr) -> Result<(String, Source), SecretError> {
     use std::os::unix::ffi::OsStrExt;
     // A name that is not valid is quoted (it may hold anything); a valid
@@ -323,31 +365,54 @@ pub fn parse_spec(flag: &str, spec: &std::ffi::OsStr) -> Result<(String, Source)
         ));
     };
     let (name, rest) = (&bytes[..eq], &bytes[eq + 1..]);
-    let name_str = std::str::from_utf8(name).map_err(|_| err(Some(name), "the name is not UTF-8"))?;
-    check_name(name_str).map_err(|m| err(Some(name), &m))?;
-    let source = if let Some(path) = rest.strip_prefix(b"@") {
-        if path.is_empty() {
-            return Err(err(Some(name), "@FILE needs a file name"));
-        }
-        Source::File(std::path::PathBuf::from(std::ffi::OsStr::from_bytes(path)))
-    } else if let Some(n) = rest.strip_prefix(b"fd:") {
-        let fd = std::str::from_utf8(n)
-            .ok()
-            .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-            .and_then(|s| s.parse::<i32>().ok())
-            .ok_or_else(|| err(Some(name), "fd:N needs a descriptor number"))?;
-        if fd < 3 {
+    // An argument of another shape may be the value itself, given by
+    // mistake, and a value can hold '=': base64 ends with one or two, which
+    // would make all of it but the padding look like a name. Its name is
+    // shown only when it is a valid name followed by more than padding
+    // (NAME=VALUE typed by mistake: the NAME says which flag was wrong).
+    enum Shape<'a> {
+        File(&'a [u8]),
+        Fd(&'a [u8]),
+    }
+    let shape = match (rest.strip_prefix(b"@"), rest.strip_prefix(b"fd:")) {
+        (Some(path), _) => Shape::File(path),
+        (None, Some(n)) => Shape::Fd(n),
+        (None, None) => {
+            let named = !rest.iter().all(|&b| b == b'=')
+                && std::str::from_utf8(name).is_ok_and(|n| check_name(n).is_ok());
             return Err(err(
-                Some(name),
-                "fd:N takes a descriptor above 2 (e.g. fd:3 with 3<FILE): standard input, output and error stay the payload's",
+                named.then_some(name),
+                if named {
+                    "expected NAME=@FILE or NAME=fd:N: a secret's value is never taken from the command line, where other users can read it (the text after '=' is not shown)"
+                } else {
+                    "expected NAME=@FILE or NAME=fd:N: a secret's value is never taken from the command line, where other users can read it (the argument is not shown, in case it is the value)"
+                },
             ));
         }
-        Source::Fd(fd)
-    } else {
-        return Err(err(
-            Some(name),
-            "expected NAME=@FILE or NAME=fd:N: a secret's value is never taken from the command line, where other users can read it (the text after '=' is not shown)",
-        ));
+    };
+    let name_str = std::str::from_utf8(name).map_err(|_| err(Some(name), "the name is not UTF-8"))?;
+    check_name(name_str).map_err(|m| err(Some(name), &m))?;
+    let source = match shape {
+        Shape::File(path) => {
+            if path.is_empty() {
+                return Err(err(Some(name), "@FILE needs a file name"));
+            }
+            Source::File(std::path::PathBuf::from(std::ffi::OsStr::from_bytes(path)))
+        }
+        Shape::Fd(n) => {
+            let fd = std::str::from_utf8(n)
+                .ok()
+                .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|s| s.parse::<i32>().ok())
+                .ok_or_else(|| err(Some(name), "fd:N needs a descriptor number"))?;
+            if fd < 3 {
+                return Err(err(
+                    Some(name),
+                    "fd:N takes a descriptor above 2 (e.g. fd:3 with 3<FILE): standard input, output and error stay the payload's",
+                ));
+            }
+            Source::Fd(fd)
+        }
     };
     Ok((name_str.to_string(), source))
 }
@@ -385,6 +450,24 @@ mod tests {
         }
         let e = parse_spec("--secret-env", OsStr::new("A-B=@/f")).expect_err("bad name");
         assert_eq!(e.name.as_deref(), Some("\"A-B\""));
+    }
+
+    /// A value given by mistake in place of NAME=@FILE (a base64 token
+    /// ends in '=') is not echoed as if it were a name.
+    #[test]
+    fn a_value_mistaken_for_the_argument_is_not_echoed_as_a_name() {
+        for bad in [
+            "aHVudGVyMnZhbHVl=",
+            "aHVudGVyMnZhbHVl==",
+            "hunter2value+/x=",
+            "hunter2value=",
+        ] {
+            let e = parse_spec("--secret-env", OsStr::new(bad)).expect_err(bad);
+            let text = e.to_string();
+            assert!(!text.contains("aHVudGVyMnZhbHVl"), "{bad}: {text}");
+            assert!(!text.contains("hunter2value"), "{bad}: {text}");
+            assert_eq!(e.name, None, "{bad}");
+        }
     }
 
     #[test]
@@ -448,6 +531,81 @@ mod tests {
             .expect_err("link")
             .contains("symbolic link"));
         assert!(Secret::read_file(&dir).expect_err("dir").contains("directory"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A FIFO opened for reading and writing (`fd:3 3<>FIFO`) makes cordon
+    /// itself a writer: reading it to its end would never end.
+    #[test]
+    fn a_fifo_open_for_writing_too_is_refused_without_hanging() {
+        let dir = std::env::temp_dir().join(format!("cordon-secret-fifo-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let fifo = dir.join("fifo");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_bytes()).expect("path");
+        // SAFETY: c is a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+        let mut rw = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&fifo)
+            .expect("open rw");
+        std::io::Write::write_all(&mut rw, b"hunter2value\n").expect("write");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(Secret::read_fd(OwnedFd::from(rw)).map(|_| ()));
+        });
+        let e = rx
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("read_fd hangs on a FIFO it holds the write end of")
+            .expect_err("refused");
+        assert!(e.contains("FIFO"), "{e}");
+        assert!(!e.contains("hunter2value"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A pipe whose read end is non-blocking (as a parent written in an
+    /// event loop hands it over) is waited on, not refused because the
+    /// writer has not written yet.
+    #[test]
+    fn a_non_blocking_pipe_is_waited_on() {
+        let mut fds = [0; 2];
+        // SAFETY: fds is an array of two ints for pipe2 to fill.
+        let r = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) };
+        assert_eq!(r, 0, "pipe2");
+        // SAFETY: pipe2 just opened both; each is owned once, here.
+        let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            let mut w = File::from(w);
+            std::io::Write::write_all(&mut w, b"late").expect("write");
+        });
+        let got = Secret::read_fd(r).expect("read");
+        assert_eq!(got.expose(), b"late");
+        writer.join().expect("writer");
+    }
+
+    /// A symbolic link planted for a directory on the path (`out/sub ->
+    /// /root/.ssh`) would hand another file to the payload just as a link
+    /// for the file itself would.
+    #[test]
+    fn a_link_in_the_directory_path_is_refused() {
+        let dir = std::env::temp_dir().join(format!("cordon-secret-dirlink-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("real")).expect("dir");
+        std::fs::write(dir.join("real/tok"), "hunter2value").expect("write");
+        std::os::unix::fs::symlink(dir.join("real"), dir.join("via")).expect("symlink");
+        assert_eq!(
+            Secret::read_file(&dir.join("real/tok")).expect("direct").expose(),
+            b"hunter2value"
+        );
+        let e = Secret::read_file(&dir.join("via/tok")).expect_err("through a link");
+        assert!(e.contains("symbolic link"), "{e}");
+        assert!(!e.contains("hunter2value"), "{e}");
+        for magic in ["/proc/self/fd/0", "/dev/stdin", "/proc/self/root/etc/hostname"] {
+            let e = Secret::read_file(Path::new(magic)).expect_err(magic);
+            assert!(e.contains("symbolic link"), "{magic}: {e}");
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

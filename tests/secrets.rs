@@ -346,3 +346,116 @@ fn the_library_gives_the_secret_to_the_payload_only() {
     assert_absent("the error", &err.to_string());
     assert_absent("the error's Debug", &format!("{err:?}"));
 }
+
+/// A value that starts with '-' (URL-safe base64 can), typed by mistake in
+/// place of NAME=@FILE, is taken as the flag's argument and refused without
+/// being shown, not reported by the argument parser as an unknown option
+/// (which would print it); a value typed after the flag's argument is not
+/// shown by the parser's error either.
+#[test]
+fn a_value_starting_with_a_dash_is_not_echoed_by_the_argument_parser() {
+    for mode in modes() {
+        for value in [format!("-{VALUE}"), format!("--{VALUE}")] {
+            let r = run_with(cordon(mode), &["--secret-env", &value], &["/bin/echo", "ran"]);
+            assert_eq!(r.code(), 125, "{mode:?} {value}: {}", r.stderr());
+            assert!(r.stdout().is_empty(), "the payload ran");
+            assert!(r.stderr().contains("--secret-env"), "{}", r.stderr());
+            assert_absent("the error", &r.stderr());
+            if let Some(status) = &r.status {
+                assert_absent("the outcome", &status.to_string());
+            }
+        }
+        // NAME VALUE with a space: the value is a stray argument, which the
+        // parser's error must not show either.
+        let r = run_with(
+            cordon(mode),
+            &["--secret-env", "TOKEN", VALUE],
+            &["/bin/echo", "ran"],
+        );
+        assert_eq!(r.code(), 125, "{mode:?}: {}", r.stderr());
+        assert!(r.stdout().is_empty(), "the payload ran");
+        assert!(r.stderr().contains("--secret-env"), "{}", r.stderr());
+        assert_absent("the error", &r.stderr());
+        let mut c = cordon(mode);
+        c.args(["check", "--secret-env", &format!("--{VALUE}")]);
+        let out = c.output().expect("spawn cordon");
+        assert_eq!(out.status.code(), Some(125));
+        assert_absent("check's error", &String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+/// The soft core size limit of process `pid`, from /proc.
+fn core_limit(pid: u32) -> String {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max core file size"))
+        .expect("core line")
+        .to_string();
+    line.split_whitespace().nth(4).expect("soft").to_string()
+}
+
+/// `c` with core dumps on (soft core limit at the hard one), as on a host
+/// that collects cores.
+fn with_cores(mut c: Command) -> Command {
+    // SAFETY: getrlimit and setrlimit are async-signal-safe and touch only
+    // the struct on this stack frame.
+    unsafe {
+        c.pre_exec(|| {
+            let mut r = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            libc::getrlimit(libc::RLIMIT_CORE, &mut r);
+            r.rlim_cur = r.rlim_max;
+            libc::setrlimit(libc::RLIMIT_CORE, &r);
+            Ok(())
+        });
+    }
+    c
+}
+
+/// cordon holds a secret in memory while the payload runs: a crash of the
+/// supervisor must not write it to a core file, so its own core limit is 0
+/// then. The payload's core limit is the policy's, as without a secret.
+#[test]
+fn the_supervisor_holding_a_secret_dumps_no_core() {
+    let secret = SecretFile::new(VALUE.as_bytes());
+    for mode in modes() {
+        let mut c = cordon(mode);
+        c.args([
+            "run",
+            "--secret-env",
+            &secret.arg("TOKEN"),
+            "--",
+            "/bin/sleep",
+            "3",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        let mut c = with_cores(c);
+        let mut child = c.spawn().expect("spawn cordon");
+        std::thread::sleep(common::scaled(Duration::from_millis(500)));
+        let during = core_limit(child.id());
+        // SIGTERM, which cordon forwards to the payload, so that it ends
+        // and cleans up as usual.
+        // SAFETY: kill has no memory effects; the pid is our child, not yet
+        // waited for.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        let _ = child.wait();
+        assert_eq!(
+            during, "0",
+            "{mode:?}: the supervisor's core limit while it holds a secret"
+        );
+        let payload = |args: &[&str]| {
+            run_with(with_cores(cordon(mode)), args, &["/bin/sh", "-c", "ulimit -c"])
+                .stdout()
+                .to_string()
+        };
+        assert_eq!(
+            payload(&["--secret-env", &secret.arg("TOKEN")]),
+            payload(&[]),
+            "{mode:?}: the payload's core limit"
+        );
+    }
+}

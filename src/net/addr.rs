@@ -61,6 +61,15 @@ const V6_NOT_PUBLIC: &[(u128, u8, &str)] = &[
         28,
         "2001:10::/28 (ORCHID)",
     ),
+    // The rest of the IETF block. IANA lists a few globally reachable
+    // assignments inside it (anycast PCP/TURN, AMT, AS112, ORCHIDv2, drone
+    // remote ID); none is a destination a payload needs, so the whole
+    // block is refused (an explicit IP/CIDR rule still allows one).
+    (
+        0x2001_0000_0000_0000_0000_0000_0000_0000,
+        23,
+        "2001::/23 (IETF protocol assignments)",
+    ),
     (
         0x3fff_0000_0000_0000_0000_0000_0000_0000,
         20,
@@ -105,6 +114,19 @@ pub fn unwrap_v4(a: Ipv6Addr) -> Option<Ipv4Addr> {
     }
 }
 
+/// The IPv4 address a translator reaches for `a`: NAT64 `64:ff9b::/96`
+/// (its low 32 bits) and 6to4 `2002::/16` (bits 16 to 47).
+pub fn translated_v4(a: Ipv6Addr) -> Option<Ipv4Addr> {
+    let n = u128::from(a);
+    if in_v6(a, 0x0064_ff9b << 96, 96) {
+        Some(Ipv4Addr::from(n as u32))
+    } else if in_v6(a, 0x2002 << 112, 16) {
+        Some(Ipv4Addr::from((n >> 80) as u32))
+    } else {
+        None
+    }
+}
+
 /// `ip` with an IPv4-mapped or IPv4-compatible IPv6 address replaced by the
 /// IPv4 address it stands for (how rules compare addresses).
 pub fn canonical(ip: IpAddr) -> IpAddr {
@@ -114,12 +136,13 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// Whether `net/len` contains `ip` (both of the same family).
+/// Whether `net/len` contains `ip` (both of the same family). Bits of
+/// `net` after the prefix are ignored (the pattern parser refuses them, but
+/// a [`crate::policy::network::HostPattern`] can be built with them).
 pub fn contains(net: IpAddr, len: u8, ip: IpAddr) -> bool {
+    use crate::policy::network::mask;
     match (net, ip) {
-        (IpAddr::V4(_), IpAddr::V4(_)) | (IpAddr::V6(_), IpAddr::V6(_)) => {
-            crate::policy::network::mask(ip, len) == net
-        }
+        (IpAddr::V4(_), IpAddr::V4(_)) | (IpAddr::V6(_), IpAddr::V6(_)) => mask(ip, len) == mask(net, len),
         _ => false,
     }
 }
@@ -153,19 +176,19 @@ pub fn non_public_range(ip: IpAddr) -> Option<&'static str> {
                 return non_public_range(IpAddr::V4(v4))
                     .map(|_| "an IPv4-mapped or IPv4-compatible address of a non-public IPv4 address");
             }
-            let n = u128::from(a);
             // NAT64 (64:ff9b::/96) and 6to4 (2002::/16) reach the IPv4
             // address they embed.
-            if in_v6(a, 0x0064_ff9b << 96, 96) {
-                return non_public_range(IpAddr::V4(Ipv4Addr::from(n as u32)))
-                    .map(|_| "a NAT64 address (64:ff9b::/96) of a non-public IPv4 address");
+            if let Some(v4) = translated_v4(a) {
+                return non_public_range(IpAddr::V4(v4)).map(|_| {
+                    if in_v6(a, 0x2002 << 112, 16) {
+                        "a 6to4 address (2002::/16) of a non-public IPv4 address"
+                    } else {
+                        "a NAT64 address (64:ff9b::/96) of a non-public IPv4 address"
+                    }
+                });
             }
             if in_v6(a, 0x0064_ff9b_0001 << 80, 48) {
                 return Some("64:ff9b:1::/48 (local-use NAT64)");
-            }
-            if in_v6(a, 0x2002 << 112, 16) {
-                return non_public_range(IpAddr::V4(Ipv4Addr::from((n >> 80) as u32)))
-                    .map(|_| "a 6to4 address (2002::/16) of a non-public IPv4 address");
             }
             V6_NOT_PUBLIC
                 .iter()
@@ -302,6 +325,11 @@ mod tests {
             "3fff::1",
             "5f00::1",
             "64:ff9b:1::1",
+            // the rest of 2001::/23 (IETF protocol assignments, not
+            // globally reachable unless IANA says otherwise)
+            "2001:5::1",
+            "2001:100::1",
+            "2001:1ff:ffff::1",
             "fe00::1",
             "4000::1",
             "1::1",
@@ -365,6 +393,7 @@ mod tests {
             "2a00:1450:4001::200e",
             "2001:4860:4860::8888",
             "2001:db9::1",
+            "2001:200::1",
             "3ffe:ffff::1",
             "::ffff:8.8.8.8",
             "::8.8.8.8",

@@ -13,12 +13,15 @@
 //!   nothing is refused. An IP target allowed by an IP/CIDR rule is covered
 //!   by that rule.
 //! - Addresses are compared in canonical form: an IPv4-mapped or
-//!   IPv4-compatible IPv6 address is its IPv4 address.
+//!   IPv4-compatible IPv6 address is its IPv4 address. A deny rule also
+//!   matches an address as written (an IPv6 network shorter than /96 holds
+//!   mapped and compatible addresses), and a NAT64 (`64:ff9b::/96`) or
+//!   6to4 (`2002::/16`) address by the IPv4 address it reaches.
 
 use std::fmt;
 use std::net::IpAddr;
 
-use super::addr::{canonical, contains, non_public_range, parse_ip_literal, Refusal};
+use super::addr::{canonical, contains, non_public_range, parse_ip_literal, translated_v4, Refusal};
 use crate::policy::network::{parse_name, HostPattern, NetworkPolicy, Pattern};
 
 /// The host of a connection target.
@@ -181,10 +184,21 @@ impl Rules {
         Rules::new(n.allow.clone(), n.deny.clone())
     }
 
+    /// The first deny rule for `port` that matches `ip` in canonical form,
+    /// as written (an IPv6 network shorter than /96 holds IPv4-mapped and
+    /// -compatible addresses), or by the IPv4 address a NAT64 or 6to4
+    /// spelling reaches: deny wins over every spelling of a denied address.
     fn deny_ip(&self, ip: IpAddr, port: u16) -> Option<usize> {
-        self.deny
-            .iter()
-            .position(|p| port_matches(p, port, true) && ip_matches(&p.host, ip))
+        let via = match ip {
+            IpAddr::V6(a) => translated_v4(a).map(IpAddr::V4),
+            IpAddr::V4(_) => None,
+        };
+        self.deny.iter().position(|p| {
+            port_matches(p, port, true)
+                && (ip_matches(&p.host, ip)
+                    || matches!(p.host, HostPattern::Net(net, len) if contains(net, len, ip))
+                    || via.is_some_and(|v4| ip_matches(&p.host, v4)))
+        })
     }
 
     fn allow_ip(&self, ip: IpAddr, port: u16) -> Option<usize> {
@@ -441,6 +455,66 @@ mod tests {
         assert_eq!(r.decide(&t("10.9.0.1", 22), &[]), by_deny(0));
     }
 
+    /// A deny rule written for an IPv4 network also denies the IPv6
+    /// spellings that reach it through a translator: NAT64 (what DNS64
+    /// synthesises for every IPv4-only name on an IPv6-only network) and
+    /// 6to4, as `is_public` already reads them.
+    #[test]
+    fn ipv4_deny_covers_nat64_and_6to4_spellings() {
+        let r = Rules::new(
+            pats(&["pypi.org", "[64:ff9b::]/96:443", "[2002::]/16:443"]),
+            pats(&["93.184.216.0/24"]),
+        );
+        for a in [
+            "64:ff9b::5db8:d822",
+            "64:ff9b::93.184.216.34",
+            "2002:5db8:d822::1",
+        ] {
+            assert_eq!(r.decide(&t("pypi.org", 443), &ips(&[a])), by_deny(0), "{a}");
+            assert_eq!(r.decide(&t(a, 443), &[]), by_deny(0), "{a}");
+        }
+        // Other addresses in the translator prefixes are not denied.
+        assert_eq!(
+            r.decide(&t("pypi.org", 443), &ips(&["64:ff9b::808:808"])),
+            allow(0)
+        );
+        assert_eq!(r.decide(&t("64:ff9b::808:808", 443), &[]), allow(1));
+    }
+
+    /// An IPv6 deny network shorter than /96 covers the IPv4-mapped and
+    /// IPv4-compatible addresses inside it as written, although rules
+    /// compare those as IPv4: deny wins over every spelling.
+    #[test]
+    fn an_ipv6_deny_network_covers_its_mapped_addresses() {
+        let r = Rules::new(pats(&["1.2.3.0/24:443", "pypi.org"]), pats(&["[::]/0"]));
+        assert_eq!(r.decide(&t("1.2.3.4", 443), &[]), allow(0));
+        assert_eq!(r.decide(&t("::ffff:1.2.3.4", 443), &[]), by_deny(0));
+        assert_eq!(r.decide(&t("::1.2.3.4", 443), &[]), by_deny(0));
+        assert_eq!(r.decide(&t("pypi.org", 443), &ips(&["8.8.8.8"])), allow(1));
+        assert_eq!(
+            r.decide(&t("pypi.org", 443), &ips(&["::ffff:8.8.8.8"])),
+            by_deny(0)
+        );
+    }
+
+    /// A network built through the library (the fields are public) with
+    /// bits set after its prefix still denies its whole network.
+    #[test]
+    fn a_network_with_host_bits_set_still_matches() {
+        let sloppy = |a: &str, l: u8| Pattern {
+            host: HostPattern::Net(a.parse().unwrap(), l),
+            port: None,
+        };
+        let r = Rules::new(
+            vec![sloppy("10.0.0.0", 8), sloppy("2001:db8::", 32)],
+            vec![sloppy("10.9.9.9", 16), sloppy("2001:db8:1::5", 48)],
+        );
+        assert_eq!(r.decide(&t("10.9.0.1", 443), &[]), by_deny(0));
+        assert_eq!(r.decide(&t("10.8.0.1", 443), &[]), allow(0));
+        assert_eq!(r.decide(&t("2001:db8:1::1", 443), &[]), by_deny(1));
+        assert_eq!(r.decide(&t("2001:db8:2::1", 443), &[]), allow(1));
+    }
+
     #[test]
     fn targets() {
         assert_eq!(t("Example.COM.", 1).host, Host::Name("example.com".into()));
@@ -462,6 +536,114 @@ mod tests {
         assert_eq!(
             issue_rules().decide(&t("pypi.org", 1), &[]).to_string(),
             "no network.allow rule matches"
+        );
+    }
+
+    /// What the C library reads `s` as, with no DNS: inet_aton's IPv4
+    /// forms, or getaddrinfo with AI_NUMERICHOST (IPv6 too).
+    fn libc_numeric(s: &str) -> Option<IpAddr> {
+        let c = std::ffi::CString::new(s).ok()?;
+        extern "C" {
+            fn inet_aton(cp: *const libc::c_char, inp: *mut libc::in_addr) -> libc::c_int;
+        }
+        let mut a = libc::in_addr { s_addr: 0 };
+        // SAFETY: c is NUL-terminated and a is a valid in_addr to write.
+        if unsafe { inet_aton(c.as_ptr(), &mut a) } != 0 {
+            return Some(IpAddr::V4(u32::from_be(a.s_addr).into()));
+        }
+        // SAFETY: an all-zero addrinfo is a valid hints value.
+        let mut hints: libc::addrinfo = unsafe { std::mem::zeroed() };
+        hints.ai_flags = libc::AI_NUMERICHOST;
+        let mut res = std::ptr::null_mut();
+        // SAFETY: c is NUL-terminated, hints is initialised, res receives a
+        // list freed below.
+        if unsafe { libc::getaddrinfo(c.as_ptr(), std::ptr::null(), &hints, &mut res) } != 0 {
+            return None;
+        }
+        // SAFETY: getaddrinfo succeeded: res is a non-empty list whose
+        // ai_addr matches ai_family; it is freed once, here.
+        unsafe {
+            let ai = &*res;
+            let ip = match ai.ai_family {
+                libc::AF_INET => {
+                    let sa = &*(ai.ai_addr as *const libc::sockaddr_in);
+                    Some(IpAddr::V4(u32::from_be(sa.sin_addr.s_addr).into()))
+                }
+                libc::AF_INET6 => {
+                    let sa = &*(ai.ai_addr as *const libc::sockaddr_in6);
+                    Some(IpAddr::V6(sa.sin6_addr.s6_addr.into()))
+                }
+                _ => None,
+            };
+            libc::freeaddrinfo(res);
+            ip
+        }
+    }
+
+    /// A target the parser takes for a name is never an address to the C
+    /// library (so resolving it cannot reach an address that skipped the
+    /// literal checks), and an address it accepts is the one the C
+    /// library reads.
+    #[test]
+    fn targets_agree_with_the_c_library() {
+        const PIECES: &[&str] = &[
+            "0",
+            "1",
+            "7",
+            "8",
+            "00",
+            "0x",
+            "0X",
+            "f",
+            "e",
+            "ff",
+            "255",
+            "256",
+            "127",
+            "4294967295",
+            ".",
+            ".",
+            ".",
+            ":",
+            "::",
+            "[",
+            "]",
+            "%",
+            " ",
+            "\t",
+            "\n",
+            "a",
+            "x",
+            "ffff",
+            "10",
+            "-",
+            "+",
+            "_",
+        ];
+        let mut rng = Rng(0x0dd_ba11_c0ff_ee00);
+        let (mut names, mut addrs) = (0, 0);
+        for _ in 0..40_000 {
+            let n = 1 + (rng.next() % 9) as usize;
+            let s: String = (0..n)
+                .map(|_| PIECES[(rng.next() % PIECES.len() as u64) as usize])
+                .collect();
+            match Target::parse(&s, 443).map(|t| t.host) {
+                Ok(Host::Name(name)) => {
+                    names += 1;
+                    assert_eq!(libc_numeric(&s), None, "{s:?} is a name to cordon");
+                    assert_eq!(libc_numeric(&name), None, "{s:?} -> {name:?}");
+                }
+                Ok(Host::Ip(ip)) => {
+                    addrs += 1;
+                    let bare = s.trim_start_matches('[').trim_end_matches(']');
+                    assert_eq!(libc_numeric(bare), Some(ip), "{s:?}");
+                }
+                Err(_) => {}
+            }
+        }
+        assert!(
+            names > 2000 && addrs > 150,
+            "{names} names, {addrs} addresses: the generator is too narrow"
         );
     }
 
