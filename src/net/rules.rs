@@ -7,11 +7,12 @@
 //!   matches an IP target and every address a name resolved to.
 //! - A name target is allowed only by a name rule, an IP target only by an
 //!   IP/CIDR rule. An allow rule without a port allows 80 and 443.
-//! - After resolution EVERY address must be public
-//!   ([`super::addr::is_public`]) unless an explicit IP/CIDR allow rule
-//!   (for the target's port) covers that address; a name that resolved to
-//!   nothing is refused. An IP target allowed by an IP/CIDR rule is covered
-//!   by that rule.
+//! - After resolution EVERY address, and an IP target itself, must be
+//!   public ([`super::addr::is_public`]) unless an explicit IP/CIDR allow
+//!   rule (for the target's port) covers it on purpose: the rule's whole
+//!   network lies in one non-public range. A wide rule that merely contains
+//!   the address (`0.0.0.0/0:443`) allows public addresses only. A name
+//!   that resolved to nothing is refused.
 //! - Addresses are compared in canonical form: an IPv4-mapped or
 //!   IPv4-compatible IPv6 address is its IPv4 address. A deny rule also
 //!   matches an address as written (an IPv6 network shorter than /96 holds
@@ -172,6 +173,31 @@ fn ip_matches(h: &HostPattern, ip: IpAddr) -> bool {
     }
 }
 
+/// Whether the network `net/len` (in canonical form) lies wholly inside one
+/// non-public range: its first and last addresses are non-public for the
+/// same reason.
+fn within_one_non_public_range(net: IpAddr, len: u8) -> bool {
+    let (net, len) = match (net, canonical(net)) {
+        (IpAddr::V6(_), IpAddr::V4(v4)) if len >= 96 => (IpAddr::V4(v4), len - 96),
+        _ => (net, len),
+    };
+    let first = crate::policy::network::mask(net, len);
+    let last = match first {
+        IpAddr::V4(a) => {
+            let host = u32::MAX.checked_shr(u32::from(len.min(32))).unwrap_or(0);
+            IpAddr::V4(std::net::Ipv4Addr::from(u32::from(a) | host))
+        }
+        IpAddr::V6(a) => {
+            let host = u128::MAX.checked_shr(u32::from(len.min(128))).unwrap_or(0);
+            IpAddr::V6(std::net::Ipv6Addr::from(u128::from(a) | host))
+        }
+    };
+    match (non_public_range(first), non_public_range(last)) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
+    }
+}
+
 impl Rules {
     /// Rules from the lists, in their order (indexes in decisions refer to
     /// them).
@@ -198,6 +224,20 @@ impl Rules {
                 && (ip_matches(&p.host, ip)
                     || matches!(p.host, HostPattern::Net(net, len) if contains(net, len, ip))
                     || via.is_some_and(|v4| ip_matches(&p.host, v4)))
+        })
+    }
+
+    /// The first allow rule for `port` that covers the non-public address
+    /// `ip` on purpose: an IP/CIDR rule whose whole network lies in one
+    /// non-public range (`10.20.0.0/16`, `169.254.169.254`, `[fd00::]/8`).
+    /// A wide rule that merely contains it (`0.0.0.0/0:443`, `::/0`,
+    /// `172.0.0.0/8`) allows public addresses only: a name resolving to a
+    /// private or metadata address is not reached through it.
+    fn allow_non_public(&self, ip: IpAddr, port: u16) -> Option<usize> {
+        self.allow.iter().position(|p| {
+            port_matches(p, port, false)
+                && ip_matches(&p.host, ip)
+                && matches!(p.host, HostPattern::Net(net, len) if within_one_non_public_range(net, len))
         })
     }
 
@@ -243,9 +283,15 @@ impl Rules {
                 reason: DenyReason::NoAddress,
             };
         }
-        for &a in resolved {
+        // An IP target is checked like a resolved address, whether or not
+        // the caller listed it.
+        let own = match target.host {
+            Host::Ip(ip) => Some(ip),
+            Host::Name(_) => None,
+        };
+        for a in own.into_iter().chain(resolved.iter().copied()) {
             if let Some(range) = non_public_range(a) {
-                if self.allow_ip(a, port).is_none() {
+                if self.allow_non_public(a, port).is_none() {
                     return Decision::Deny {
                         reason: DenyReason::NotPublic { addr: a, range },
                     };
@@ -395,6 +441,45 @@ mod tests {
         for (target, resolved, want) in cases {
             assert_eq!(r.decide(&target, &resolved), want, "{target} {resolved:?}");
         }
+    }
+
+    #[test]
+    fn a_wide_cidr_allows_public_addresses_only() {
+        let r = Rules::new(pats(&["0.0.0.0/0:443", "[::]/0:443", "172.0.0.0/8:443"]), vec![]);
+        // Public addresses: through the wide rules.
+        assert_eq!(r.decide(&t("93.184.216.34", 443), &[]), allow(0));
+        assert_eq!(r.decide(&t("[2606:4700::1]", 443), &[]), allow(1));
+        assert_eq!(r.decide(&t("172.1.2.3", 443), &[]), allow(0));
+        // Non-public ones: not through a rule that merely contains them.
+        for a in [
+            "169.254.169.254",
+            "10.0.0.5",
+            "127.0.0.1",
+            "172.16.0.1",
+            "[fd00::1]",
+            "[::1]",
+        ] {
+            let ip = a.trim_matches(|c| c == '[' || c == ']');
+            assert_eq!(r.decide(&t(a, 443), &[]), not_public(ip), "{a}");
+        }
+        // A rule inside one non-public range covers it on purpose.
+        let r = Rules::new(
+            pats(&[
+                "169.254.169.254:80",
+                "10.20.0.0/16:8080",
+                "[fd00::]/8:443",
+                "[::ffff:10.0.0.0]/104:22",
+            ]),
+            vec![],
+        );
+        assert_eq!(r.decide(&t("169.254.169.254", 80), &[]), allow(0));
+        assert_eq!(r.decide(&t("10.20.3.4", 8080), &[]), allow(1));
+        assert_eq!(r.decide(&t("[fd00::5]", 443), &[]), allow(2));
+        assert_eq!(r.decide(&t("10.1.1.1", 22), &[]), allow(3));
+        // 10.0.0.0/7 spans 10/8 and the public 11/8: not one range.
+        let r = Rules::new(pats(&["10.0.0.0/7:443"]), vec![]);
+        assert_eq!(r.decide(&t("10.0.0.1", 443), &[]), not_public("10.0.0.1"));
+        assert_eq!(r.decide(&t("11.0.0.1", 443), &[]), allow(0));
     }
 
     #[test]
