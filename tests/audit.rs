@@ -50,7 +50,39 @@ const SCHEMA: &[(&str, &[Field])] = &[
             ("suppressed_before", Ty::Uint, true),
         ],
     ),
-    ("limit.hit", &[("limit", Ty::Str, true)]),
+    ("limit.hit", &[("limit", Ty::Str, true), ("max", Ty::Uint, false)]),
+    (
+        "network.allowed",
+        &[
+            ("protocol", Ty::Str, true),
+            ("target", Ty::Str, true),
+            ("port", Ty::Uint, true),
+            ("resolved", Ty::Strings, true),
+            ("rule", Ty::Str, true),
+        ],
+    ),
+    (
+        "network.denied",
+        &[
+            ("protocol", Ty::Str, true),
+            ("target", Ty::Str, false),
+            ("port", Ty::Uint, false),
+            ("resolved", Ty::Strings, true),
+            ("reason", Ty::Str, true),
+        ],
+    ),
+    (
+        "network.closed",
+        &[
+            ("protocol", Ty::Str, true),
+            ("target", Ty::Str, true),
+            ("port", Ty::Uint, true),
+            ("bytes_up", Ty::Uint, true),
+            ("bytes_down", Ty::Uint, true),
+            ("duration_ms", Ty::Uint, true),
+            ("error", Ty::Str, false),
+        ],
+    ),
     (
         "sandbox.exited",
         &[
@@ -66,7 +98,14 @@ const SCHEMA: &[(&str, &[Field])] = &[
     ),
 ];
 
-const LIMITS: &[&str] = &["memory", "pids", "wall_time", "cpu_time", "file_size"];
+const LIMITS: &[&str] = &[
+    "memory",
+    "pids",
+    "wall_time",
+    "cpu_time",
+    "file_size",
+    "connections",
+];
 
 fn is_ts(s: &str) -> bool {
     // 2026-12-04T13:10:50.123Z

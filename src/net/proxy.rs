@@ -432,8 +432,6 @@ fn serve(sh: &Shared, mut client: TcpStream) {
                 "network.denied",
                 &[
                     ("protocol", Value::from(PROTOCOL)),
-                    ("target", Value::Null),
-                    ("port", Value::Null),
                     ("resolved", Value::Array(Vec::new())),
                     ("reason", Value::from(reason)),
                 ],
@@ -442,29 +440,28 @@ fn serve(sh: &Shared, mut client: TcpStream) {
             return;
         }
     };
-    let denied = |target: Value, port: Value, resolved: &[IpAddr], code: u16, text: &str, reason: &str| {
+    // `target`: the host and port, when the request named them.
+    let denied = |target: Option<(&str, u16)>, resolved: &[IpAddr], code: u16, text: &str, reason: &str| {
         sh.counters.denied.fetch_add(1, Ordering::Relaxed);
-        sh.emit(
-            "network.denied",
-            &[
-                ("protocol", Value::from(PROTOCOL)),
-                ("target", target),
-                ("port", port),
-                ("resolved", ips_value(resolved)),
-                ("reason", Value::from(reason)),
-            ],
-        );
+        let mut fields = vec![("protocol", Value::from(PROTOCOL))];
+        if let Some((host, port)) = target {
+            fields.push(("target", Value::from(host)));
+            fields.push(("port", Value::from(port)));
+        }
+        fields.push(("resolved", ips_value(resolved)));
+        fields.push(("reason", Value::from(reason)));
+        sh.emit("network.denied", &fields);
         respond(&client, code, text, reason);
     };
     let (host, port) = match parse_connect(&buf[..head_len]) {
         Ok(x) => x,
-        Err(why) => return denied(Value::Null, Value::Null, &[], 400, "Bad Request", why),
+        Err(why) => return denied(None, &[], 400, "Bad Request", why),
     };
     let target = match Target::parse(&host, port) {
         Ok(t) => t,
         Err(r) => {
             let why = format!("target {:?} refused: {}", r.literal, r.reason);
-            return denied(Value::from(host), Value::from(port), &[], 403, "Forbidden", &why);
+            return denied(Some((&host, port)), &[], 403, "Forbidden", &why);
         }
     };
     let host_text = match &target.host {
@@ -478,8 +475,7 @@ fn serve(sh: &Shared, mut client: TcpStream) {
     } = early
     {
         return denied(
-            Value::from(host_text),
-            Value::from(port),
+            Some((&host_text, port)),
             &[],
             403,
             "Forbidden",
@@ -495,8 +491,7 @@ fn serve(sh: &Shared, mut client: TcpStream) {
         Decision::Allow { rule } => rule,
         Decision::Deny { .. } => {
             return denied(
-                Value::from(host_text),
-                Value::from(port),
+                Some((&host_text, port)),
                 &resolved,
                 403,
                 "Forbidden",
