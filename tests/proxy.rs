@@ -101,7 +101,8 @@ fn connect_reaches_an_allowed_address_rule_only() {
             mode,
             &["--allow-net", &rule, "--audit-log", log.to_str().unwrap()],
             &format!(
-                "{}; curl -sS --noproxy '*' -m 5 {url} >/dev/null 2>&1; echo direct=$?",
+                "{}; curl -sS --noproxy '' -x http://127.0.0.1:3128 -m 20 {url}; echo; \
+                 curl -sS --noproxy '*' -m 5 {url} >/dev/null 2>&1; echo direct=$?",
                 curl(&url)
             ),
         );
@@ -109,25 +110,29 @@ fn connect_reaches_an_allowed_address_rule_only() {
         let d = format!("{mode:?}\n{}", diag(&r, &lines));
         assert_eq!(r.code(), 0, "{d}");
         let out = r.stdout();
-        assert!(out.contains("hello\ncode=0"), "{d}");
+        assert!(out.contains("hello\ncode=0\nhello\n"), "{d}");
         // Without the proxy there is no route to the host.
         assert!(!out.contains("direct=0"), "{d}");
         let allowed = events(&lines, "network.allowed");
-        assert_eq!(allowed.len(), 1, "{d}");
+        assert_eq!(allowed.len(), 2, "{d}");
+        // The second: plain HTTP in absolute form, without CONNECT.
+        assert_eq!(allowed[1]["protocol"], "http", "{d}");
+        assert_eq!(allowed[1]["target"], "127.0.0.1", "{d}");
         assert_eq!(allowed[0]["protocol"], "http-connect", "{d}");
         assert_eq!(allowed[0]["target"], "127.0.0.1", "{d}");
         assert_eq!(allowed[0]["port"], port, "{d}");
         assert_eq!(allowed[0]["resolved"], serde_json::json!(["127.0.0.1"]), "{d}");
         assert_eq!(allowed[0]["rule"], "network.allow[0]", "{d}");
         let closed = events(&lines, "network.closed");
-        assert_eq!(closed.len(), 1, "{d}");
+        assert_eq!(closed.len(), 2, "{d}");
         assert!(closed[0]["bytes_down"].as_u64().unwrap() > 5, "{d}");
         assert!(closed[0]["bytes_up"].as_u64().unwrap() > 0, "{d}");
         let net = &r.status.as_ref().expect("outcome")["network"];
         assert_eq!(net["mode"], "proxy", "{d}");
-        assert_eq!(net["connections_allowed"], 1, "{d}");
+        assert_eq!(net["connections_allowed"], 2, "{d}");
         assert_eq!(net["connections_denied"], 0, "{d}");
-        assert_eq!(net["bytes_down"], closed[0]["bytes_down"], "{d}");
+        let down = closed[0]["bytes_down"].as_u64().unwrap() + closed[1]["bytes_down"].as_u64().unwrap();
+        assert_eq!(net["bytes_down"], down, "{d}");
         // The events come before sandbox.exited.
         assert_eq!(lines.last().unwrap()["event"], "sandbox.exited", "{d}");
     }
@@ -278,15 +283,11 @@ fn python_urllib_uses_the_environment() {
                 "resolve": {"svc.test": "127.0.0.1"}
             }),
         );
-        // urllib tunnels with CONNECT for https only; for this plain-HTTP
-        // server, ask for a tunnel through the environment's proxy.
+        // urllib.request takes the proxy from HTTP_PROXY and sends the
+        // plain-HTTP request in absolute form.
         let script = format!(
-            "import os, urllib.parse, http.client\n\
-             p = urllib.parse.urlsplit(os.environ['HTTP_PROXY'])\n\
-             c = http.client.HTTPConnection(p.hostname, p.port, timeout=20)\n\
-             c.set_tunnel('svc.test', {port})\n\
-             c.request('GET', '/')\n\
-             print(c.getresponse().read().decode())\n"
+            "import urllib.request\n\
+             print(urllib.request.urlopen('http://svc.test:{port}/', timeout=20).read().decode())\n"
         );
         let r = py(mode, &["--policy", &policy], &script);
         let d = format!("{mode:?}\n{}", diag(&r, &[]));

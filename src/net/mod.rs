@@ -4,8 +4,9 @@
 //! Address classification and strict IP literal parsing ([`addr`]), the
 //! allow/deny decision ([`rules`]), the listeners the clone child makes in
 //! the sandbox's netns and hands to the supervisor ([`listen`]), and the
-//! supervisor's HTTP CONNECT proxy ([`proxy`]). Not yet built: SOCKS5, the
-//! DNS stub, the transparent relay, `cordon connect`.
+//! supervisor's HTTP proxy: CONNECT and plain HTTP in absolute form
+//! ([`proxy`]). Not yet built: SOCKS5, the DNS stub, the transparent relay,
+//! `cordon connect`.
 
 pub mod addr;
 pub mod listen;

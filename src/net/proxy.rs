@@ -1,5 +1,6 @@
 //! The egress proxy, in the supervisor (the parent process, which has the
-//! host's network): HTTP `CONNECT` on the listener the child made in the
+//! host's network): HTTP `CONNECT`, and plain HTTP requests in absolute
+//! form (sent on in origin form), on the listener the child made in the
 //! sandbox's netns (see [`super::listen`]). Nothing here runs unless the
 //! plan's mode is `proxy`.
 //!
@@ -238,6 +239,8 @@ fn accept_main(sh: &Arc<Shared>, handoff: OwnedFd) {
     // This build serves one listener (HTTP); any other is closed.
     let listener = TcpListener::from(owned.remove(0));
     drop(owned);
+    // Never block in accept (a client gone between poll and accept).
+    let _ = listener.set_nonblocking(true);
     let mut workers: Vec<JoinHandle<()>> = Vec::new();
     loop {
         match wait(listener.as_raw_fd(), stop, None) {
@@ -375,8 +378,39 @@ fn split_authority(a: &str) -> Option<(&str, u16)> {
     Some((host, port.parse().ok()?))
 }
 
-/// Parse a CONNECT request head: the target's host and port.
-fn parse_connect(head: &[u8]) -> Result<(String, u16), &'static str> {
+/// What the client asked for.
+#[derive(Debug, PartialEq, Eq)]
+struct Request {
+    host: String,
+    port: u16,
+    /// `None` for CONNECT; for a plain HTTP request in absolute form, the
+    /// head to send to the target: the request line in origin form and
+    /// the client's headers without the hop-by-hop ones, with
+    /// `Connection: close`.
+    forward: Option<Vec<u8>>,
+}
+
+impl Request {
+    fn protocol(&self) -> &'static str {
+        if self.forward.is_some() {
+            "http"
+        } else {
+            PROTOCOL
+        }
+    }
+}
+
+/// Headers that concern the hop to the proxy, not the target.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authorization",
+];
+
+/// Parse a request head: `CONNECT host:port HTTP/1.x`, or a plain HTTP
+/// request in absolute form (`GET http://host[:port]/path HTTP/1.x`).
+fn parse_request(head: &[u8]) -> Result<Request, &'static str> {
     let line_end = head
         .windows(2)
         .position(|w| w == b"\r\n")
@@ -388,14 +422,64 @@ fn parse_connect(head: &[u8]) -> Result<(String, u16), &'static str> {
     else {
         return Err("malformed request line");
     };
-    if !version.starts_with("HTTP/1.") {
+    if !matches!(version, "HTTP/1.0" | "HTTP/1.1") {
         return Err("not an HTTP/1 request");
     }
-    if method != "CONNECT" {
-        return Err("only CONNECT is supported by this build's proxy (use https://, or curl -p)");
+    if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err("malformed method");
     }
-    let (host, port) = split_authority(target).ok_or("CONNECT target is not host:port")?;
-    Ok((host.to_string(), port))
+    if method == "CONNECT" {
+        let (host, port) = split_authority(target).ok_or("CONNECT target is not host:port")?;
+        return Ok(Request {
+            host: host.to_string(),
+            port,
+            forward: None,
+        });
+    }
+    let Some(rest) = target.strip_prefix("http://") else {
+        return Err("only CONNECT and absolute http:// requests are proxied (https:// goes through CONNECT)");
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(end);
+    if authority.contains('@') {
+        return Err("user information in the URL is refused");
+    }
+    let (host, port) = match split_authority(authority) {
+        Some(hp) => hp,
+        None if !authority.contains(':') || (authority.starts_with('[') && authority.ends_with(']')) => {
+            (authority.trim_start_matches('[').trim_end_matches(']'), 80)
+        }
+        None => return Err("malformed host in the URL"),
+    };
+    if host.is_empty() {
+        return Err("no host in the URL");
+    }
+    let path = path.split('#').next().unwrap_or_default();
+    let path = if path.starts_with('/') {
+        path.to_string()
+    } else {
+        format!("/{path}")
+    };
+    let mut fwd = format!("{method} {path} {version}\r\n").into_bytes();
+    let headers = &head[line_end + 2..];
+    for h in headers.split(|&b| b == b'\n') {
+        let h = h.strip_suffix(b"\r").unwrap_or(h);
+        if h.is_empty() {
+            continue;
+        }
+        let name = h.split(|&b| b == b':').next().unwrap_or_default();
+        if HOP_BY_HOP.iter().any(|n| name.eq_ignore_ascii_case(n.as_bytes())) {
+            continue;
+        }
+        fwd.extend_from_slice(h);
+        fwd.extend_from_slice(b"\r\n");
+    }
+    fwd.extend_from_slice(b"Connection: close\r\n\r\n");
+    Ok(Request {
+        host: host.to_string(),
+        port,
+        forward: Some(fwd),
+    })
 }
 
 fn deny_reason(d: &Decision) -> String {
@@ -440,10 +524,12 @@ fn serve(sh: &Shared, mut client: TcpStream) {
             return;
         }
     };
+    let request = parse_request(&buf[..head_len]);
+    let protocol = request.as_ref().map_or(PROTOCOL, Request::protocol);
     // `target`: the host and port, when the request named them.
     let denied = |target: Option<(&str, u16)>, resolved: &[IpAddr], code: u16, text: &str, reason: &str| {
         sh.counters.denied.fetch_add(1, Ordering::Relaxed);
-        let mut fields = vec![("protocol", Value::from(PROTOCOL))];
+        let mut fields = vec![("protocol", Value::from(protocol))];
         if let Some((host, port)) = target {
             fields.push(("target", Value::from(host)));
             fields.push(("port", Value::from(port)));
@@ -453,8 +539,8 @@ fn serve(sh: &Shared, mut client: TcpStream) {
         sh.emit("network.denied", &fields);
         respond(&client, code, text, reason);
     };
-    let (host, port) = match parse_connect(&buf[..head_len]) {
-        Ok(x) => x,
+    let Request { host, port, forward } = match request {
+        Ok(r) => r,
         Err(why) => return denied(None, &[], 400, "Bad Request", why),
     };
     let target = match Target::parse(&host, port) {
@@ -503,7 +589,7 @@ fn serve(sh: &Shared, mut client: TcpStream) {
     sh.emit(
         "network.allowed",
         &[
-            ("protocol", Value::from(PROTOCOL)),
+            ("protocol", Value::from(protocol)),
             ("target", Value::from(host_text.clone())),
             ("port", Value::from(port)),
             ("resolved", ips_value(&resolved)),
@@ -524,11 +610,18 @@ fn serve(sh: &Shared, mut client: TcpStream) {
         Ok(mut upstream) => {
             let _ = upstream.set_nodelay(true);
             let _ = upstream.set_write_timeout(Some(sh.cfg.idle_timeout.max(Duration::from_millis(100))));
-            let ok = client
-                .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
-                .and_then(|_| upstream.write_all(&buf[head_len..read]));
+            // CONNECT: the tunnel is open; plain HTTP: the request goes
+            // on in origin form.
+            let (ok, pre) = match &forward {
+                None => (
+                    client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n"),
+                    0,
+                ),
+                Some(head) => (upstream.write_all(head), head.len() as u64),
+            };
+            let ok = ok.and_then(|_| upstream.write_all(&buf[head_len..read]));
             if ok.is_ok() {
-                let pre = (read - head_len) as u64;
+                let pre = pre + (read - head_len) as u64;
                 let (u, d) = relay(sh, &mut client, &mut upstream);
                 (u + pre, d, None)
             } else {
@@ -539,7 +632,7 @@ fn serve(sh: &Shared, mut client: TcpStream) {
     sh.counters.up.fetch_add(up, Ordering::Relaxed);
     sh.counters.down.fetch_add(down, Ordering::Relaxed);
     let mut fields = vec![
-        ("protocol", Value::from(PROTOCOL)),
+        ("protocol", Value::from(protocol)),
         ("target", Value::from(host_text)),
         ("port", Value::from(port)),
         ("bytes_up", Value::from(up)),
@@ -637,15 +730,40 @@ mod tests {
     }
 
     #[test]
-    fn connect_heads() {
+    fn request_heads() {
+        let c = |h: &[u8]| {
+            parse_request(h).map(|r| (r.host, r.port, r.forward.map(|f| String::from_utf8(f).unwrap())))
+        };
         assert_eq!(
-            parse_connect(b"CONNECT a.example:443 HTTP/1.1\r\nHost: x\r\n\r\n"),
-            Ok(("a.example".to_string(), 443))
+            c(b"CONNECT a.example:443 HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Ok(("a.example".to_string(), 443, None))
         );
-        assert!(parse_connect(b"GET http://a/ HTTP/1.1\r\n\r\n").is_err());
-        assert!(parse_connect(b"CONNECT a:1 HTTP/2\r\n\r\n").is_err());
-        assert!(parse_connect(b"CONNECT a:1  HTTP/1.1\r\n\r\n").is_err());
-        assert!(parse_connect(b"CONNECT a:1 HTTP/1.1").is_err());
+        assert!(c(b"CONNECT a:1 HTTP/2\r\n\r\n").is_err());
+        assert!(c(b"CONNECT a:1  HTTP/1.1\r\n\r\n").is_err());
+        assert!(c(b"CONNECT a:1 HTTP/1.1").is_err());
+        assert!(c(b"connect a:1 HTTP/1.1\r\n\r\n").is_err());
+        assert_eq!(
+            c(b"GET http://a.example/x?y=1#frag HTTP/1.1\r\nHost: a.example\r\nProxy-Connection: keep-alive\r\nconnection: keep-alive\r\nAccept: */*\r\n\r\n"),
+            Ok((
+                "a.example".to_string(),
+                80,
+                Some("GET /x?y=1 HTTP/1.1\r\nHost: a.example\r\nAccept: */*\r\nConnection: close\r\n\r\n".to_string())
+            ))
+        );
+        assert_eq!(
+            c(b"GET http://[::1]:8080 HTTP/1.0\r\n\r\n"),
+            Ok((
+                "::1".to_string(),
+                8080,
+                Some("GET / HTTP/1.0\r\nConnection: close\r\n\r\n".to_string())
+            ))
+        );
+        assert_eq!(c(b"GET http://h?q HTTP/1.1\r\n\r\n").unwrap().1, 80);
+        assert!(c(b"GET http://u:p@h/ HTTP/1.1\r\n\r\n").is_err());
+        assert!(c(b"GET https://h/ HTTP/1.1\r\n\r\n").is_err());
+        assert!(c(b"GET /relative HTTP/1.1\r\n\r\n").is_err());
+        assert!(c(b"GET http://h:x/ HTTP/1.1\r\n\r\n").is_err());
+        assert!(c(b"GET http:///x HTTP/1.1\r\n\r\n").is_err());
     }
 
     #[test]
