@@ -881,6 +881,45 @@ mod tests {
     }
 
     #[test]
+    fn proxy_mode_sets_the_proxy_variables_and_refuses_overrides() {
+        use crate::secret::{Secret, SecretEnv};
+        let net = r#","namespaces":["user","mount","pid","net"],"network":{"mode":"proxy","dns":false}"#;
+        let p = policy(&format!(r#"{net},"env":{{"clear":true,"set":{{"A":"1"}}}}"#));
+        let plan = Plan::build(&p, "t", &["/bin/true"]).expect("plan");
+        let envp: Vec<String> = plan
+            .child
+            .exec()
+            .envp()
+            .iter()
+            .map(|c| c.to_string_lossy().into_owned())
+            .collect();
+        for (k, v) in PROXY_ENV {
+            assert!(envp.contains(&format!("{k}={v}")), "{k}: {envp:?}");
+        }
+        assert!(envp.contains(&"A=1".to_string()));
+        assert_eq!(plan.child.listeners().ports(), [crate::net::listen::HTTP_PORT]);
+        assert!(plan.supervisor.proxy.is_some());
+        // A policy value for one of them is an error naming it.
+        let p = policy(&format!(
+            r#"{net},"env":{{"set":{{"https_proxy":"http://x:1"}}}}"#
+        ));
+        let e = Plan::build(&p, "t", &["/bin/true"]).unwrap_err();
+        assert_eq!(e.path, "env.set.https_proxy");
+        // So is a secret of one of these names.
+        let p = policy(net);
+        let secrets =
+            [SecretEnv::new("t", "HTTP_PROXY", Secret::from("http://x:1".to_string())).expect("ok")];
+        let e = Plan::build_with_secrets(&p, "t", &["/bin/true"], &secrets).unwrap_err();
+        assert_eq!(e.path, "--secret-env HTTP_PROXY");
+        // Other modes: nothing of the proxy.
+        let p = policy(r#","namespaces":["user","mount","pid","net"],"env":{"clear":true}"#);
+        let plan = Plan::build(&p, "t", &["/bin/true"]).expect("plan");
+        assert_eq!(plan.child.exec().envp().iter().count(), 0);
+        assert!(plan.child.listeners().is_empty());
+        assert!(plan.supervisor.proxy.is_none());
+    }
+
+    #[test]
     fn secrets_go_into_envp_only_win_over_env_and_never_show_in_debug() {
         use crate::secret::{Secret, SecretEnv};
         let p = policy(r#","env":{"clear":true,"set":{"TOKEN":"policy-value","A":"1"}}"#);
