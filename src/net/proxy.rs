@@ -280,7 +280,7 @@ fn accept_main(sh: &Arc<Shared>, handoff: OwnedFd) {
         let worker_sh = sh.clone();
         let spawned = std::thread::Builder::new()
             .name("cordon-proxy-conn".to_string())
-            .stack_size(128 * 1024)
+            .stack_size(256 * 1024)
             .spawn(move || {
                 serve(&worker_sh, conn);
                 worker_sh.active.fetch_sub(1, Ordering::AcqRel);
