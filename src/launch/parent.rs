@@ -330,6 +330,7 @@ pub fn describe_child_error(plan: &Plan, e: ChildError) -> LaunchError {
             }
         }
         Step::Chdir => plan.child.cwd().to_string_lossy().into_owned(),
+        Step::ProxyListen => format!("127.0.0.1:{idx}"),
         Step::LandlockRule => plan
             .child
             .landlock()
