@@ -125,8 +125,14 @@ impl std::fmt::Debug for Proxy {
     }
 }
 
-fn own(fd: RawFd) -> OwnedFd {
-    // SAFETY: callers pass an fd they just received or created and own.
+/// Take ownership of `fd`.
+///
+/// # Safety
+///
+/// `fd` is open and owned by the caller, who never uses or closes it
+/// again.
+unsafe fn own(fd: RawFd) -> OwnedFd {
+    // SAFETY: the caller hands over an fd it owns (see the contract above).
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
@@ -137,7 +143,8 @@ impl Proxy {
     /// serves the first.
     pub fn start(cfg: ProxyConfig, handoff: OwnedFd, audit: Option<AuditLog>) -> std::io::Result<Proxy> {
         let (r, w) = sys::pipe().map_err(|e| std::io::Error::from_raw_os_error(e.0))?;
-        let (r, w) = (own(r), own(w));
+        // SAFETY: pipe2 just made both fds; nothing else holds them.
+        let (r, w) = unsafe { (own(r), own(w)) };
         let shared = Arc::new(Shared {
             cfg,
             audit,
@@ -232,7 +239,9 @@ fn accept_main(sh: &Arc<Shared>, handoff: OwnedFd) {
         Err(_) => return,
     };
     drop(handoff);
-    let mut owned: Vec<OwnedFd> = fds[..n].iter().map(|&fd| own(fd)).collect();
+    // SAFETY: recv_fds just installed these fds in this process (the
+    // first `n` of `fds`); nothing else holds them.
+    let mut owned: Vec<OwnedFd> = fds[..n].iter().map(|&fd| unsafe { own(fd) }).collect();
     if owned.is_empty() {
         return;
     }
