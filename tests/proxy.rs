@@ -324,3 +324,50 @@ fn the_listener_never_reaches_the_payload() {
         assert_eq!(r.stdout().trim(), "0", "{mode:?}: the payload holds a socket");
     }
 }
+
+#[test]
+fn a_silent_tunnel_is_closed_after_idle_timeout() {
+    let port = server();
+    for mode in modes() {
+        let dir = TempDir::new("proxy-idle");
+        let log = dir.path().join("audit.log");
+        let policy = policy_with_network(
+            mode,
+            &dir,
+            serde_json::json!({
+                "mode": "proxy",
+                "allow": [format!("127.0.0.1/32:{port}")],
+                "idle_timeout": "1s"
+            }),
+        );
+        // The tunnel opens, then nothing moves (the server waits for a
+        // request): the proxy closes it, and the payload reads EOF long
+        // before its own 20 s timeout.
+        let script = format!(
+            "exec 3<>/dev/tcp/127.0.0.1/3128; printf 'CONNECT 127.0.0.1:{port} HTTP/1.1\\r\\n\\r\\n' >&3; \
+             read -r line <&3; echo first=$line; start=$SECONDS; timeout 20 cat <&3 >/dev/null; echo waited=$((SECONDS - start))"
+        );
+        let r = run(
+            mode,
+            &["--policy", &policy, "--audit-log", log.to_str().unwrap()],
+            &["/usr/bin/bash", "-c", &script],
+        );
+        let lines = audit_lines(&log);
+        let d = format!("{mode:?}\n{}", diag(&r, &lines));
+        assert_eq!(r.code(), 0, "{d}");
+        assert!(
+            r.stdout().contains("first=HTTP/1.1 200 Connection established"),
+            "{d}"
+        );
+        let waited: u64 = r
+            .stdout()
+            .lines()
+            .find_map(|l| l.strip_prefix("waited="))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{d}"));
+        assert!(waited <= 5 * u64::from(slow_factor()), "{d}");
+        let closed = events(&lines, "network.closed");
+        assert_eq!(closed.len(), 1, "{d}");
+        assert!(closed[0]["duration_ms"].as_u64().unwrap() >= 1000, "{d}");
+    }
+}
