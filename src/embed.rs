@@ -164,6 +164,14 @@ pub fn prepare_with_secrets(
     argv: &[impl AsRef<OsStr>],
     secrets: &[SecretEnv],
 ) -> Result<Prepared, PolicyError> {
+    if policy.network_mode() == crate::policy::NetMode::Proxy {
+        return Err(PolicyError {
+            file: file.to_string(),
+            path: "network.mode".to_string(),
+            position: None,
+            message: "mode \"proxy\" needs cordon's supervisor, which runs the egress proxy: cordon exec and the library's pre-exec step have none; use cordon run (or Sandbox), or mode \"none\" or \"host\"".to_string(),
+        });
+    }
     let refused = supervisor_only(policy);
     if !refused.is_empty() {
         return Err(PolicyError {
@@ -670,7 +678,8 @@ impl PolicyBuilder {
 
     /// The network the payload gets: [`NetMode::None`](crate::policy::NetMode)
     /// (own namespace, loopback only), `Host` (the host's network) or
-    /// `Proxy` (not in this build: refused when the sandbox is planned).
+    /// `Proxy` (egress through cordon's proxy; needs a supervisor, so
+    /// [`prepare`] refuses it).
     pub fn network_mode(mut self, mode: crate::policy::NetMode) -> Self {
         self.ov.net = Some(("network_mode()".into(), mode));
         self

@@ -104,10 +104,15 @@ pub enum Step {
     IdMapSelf,
     /// Making a writable bind's idmapped mount, in the parent (`index` = mount op).
     BindIdmap,
+    /// Creating an egress proxy listener in the sandbox's network namespace
+    /// (`index` = port).
+    ProxyListen,
+    /// Handing the proxy listeners to the supervisor (SCM_RIGHTS).
+    ProxyHandoff,
 }
 
 impl Step {
-    const ALL: [Step; 38] = [
+    const ALL: [Step; 40] = [
         Step::SyncWait,
         Step::ParentDeathSignal,
         Step::Identity,
@@ -146,6 +151,8 @@ impl Step {
         Step::Unshare,
         Step::IdMapSelf,
         Step::BindIdmap,
+        Step::ProxyListen,
+        Step::ProxyHandoff,
     ];
 
     /// The step's name as printed and written to the outcome.
@@ -189,6 +196,8 @@ impl Step {
             Step::Stdio => "stdio",
             Step::Unshare => "unshare",
             Step::IdMapSelf => "id maps",
+            Step::ProxyListen => "proxy listener",
+            Step::ProxyHandoff => "proxy hand-off",
         }
     }
 

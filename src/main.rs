@@ -184,7 +184,8 @@ struct PolicyArgs {
     #[arg(long = "share-net")]
     share_net: bool,
     /// The network: none (own namespace, loopback only), host (the host's
-    /// network) or proxy (egress by allowlist; not in this build).
+    /// network) or proxy (egress by allowlist through cordon's HTTP CONNECT
+    /// proxy on the sandbox's 127.0.0.1:3128).
     #[arg(long, value_name = "MODE")]
     net: Option<cordon::policy::NetMode>,
     /// Allow connections to PATTERN (repeatable; implies --net proxy), e.g.
@@ -768,7 +769,7 @@ fn check_host(l: &Loaded) -> Result<(), PolicyError> {
         cordon::isolate::hostid::IdRange::from_env().map(|r| r.start)
     })?;
     cordon::isolate::mount::MountPlan::prepare(&l.policy, &l.name, &ids)?;
-    cordon::plan::refuse_unbuilt_network(&l.policy, &l.name)?;
+    cordon::plan::proxy_env(&l.policy, &l.name)?;
     Ok(())
 }
 

@@ -115,6 +115,23 @@ pub struct NetworkOutcome {
     /// `none` (own namespace, loopback only), `host` (the host's network)
     /// or `proxy`.
     pub mode: &'static str,
+    /// What the egress proxy did (mode `proxy` only).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<ProxyCounts>,
+}
+
+/// The egress proxy's counts, in the outcome's network section.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ProxyCounts {
+    /// Connections let through.
+    pub connections_allowed: u64,
+    /// Requests refused: by the rules or checks, malformed, or over
+    /// `network.max_connections`.
+    pub connections_denied: u64,
+    /// Bytes from the payload to its targets.
+    pub bytes_up: u64,
+    /// Bytes from the targets to the payload.
+    pub bytes_down: u64,
 }
 
 fn is_zero(n: &u64) -> bool {

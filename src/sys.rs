@@ -234,6 +234,139 @@ pub fn recv_with_pid(fd: c_int, buf: &mut [u8]) -> SysResult<(usize, Option<libc
     Ok((n as usize, pid))
 }
 
+/// A TCP socket listening on 127.0.0.1:`port` in this process's network
+/// namespace, close-on-exec. Allocation-free (the clone child calls it).
+pub fn tcp_listen_loopback(port: u16, backlog: c_int) -> SysResult<c_int> {
+    // SAFETY: socket(2) takes integers only.
+    let fd = check_int(unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) })?;
+    let addr = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_be_bytes([127, 0, 0, 1]).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: `addr` is a valid sockaddr_in that lives for the call, and its
+    // size is passed with it.
+    let bound = check_int(unsafe {
+        libc::bind(
+            fd,
+            (&addr as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        )
+    })
+    // SAFETY: listen(2) takes integers only.
+    .and_then(|_| check_int(unsafe { libc::listen(fd, backlog) }));
+    if let Err(e) = bound {
+        // SAFETY: `fd` was opened above and is not used after this close.
+        unsafe { close(fd) };
+        return Err(e);
+    }
+    Ok(fd)
+}
+
+/// The most fds [`send_fds`] and [`recv_fds`] carry in one message.
+pub const MAX_PASSED_FDS: usize = 4;
+
+/// Room for one SCM_RIGHTS message of [`MAX_PASSED_FDS`] ints: a u64 array,
+/// so that the buffer is aligned for `cmsghdr`.
+type FdControl = [u64; 8];
+
+/// Send `fds` (at most [`MAX_PASSED_FDS`]) over the unix socket `sock` in
+/// one message with SCM_RIGHTS and a one-byte payload. Allocation-free:
+/// the message and control buffers are on the stack.
+pub fn send_fds(sock: c_int, fds: &[c_int]) -> SysResult<()> {
+    if fds.is_empty() || fds.len() > MAX_PASSED_FDS {
+        return Err(Errno(libc::EINVAL));
+    }
+    let bytes = std::mem::size_of_val(fds) as u32;
+    let mut control: FdControl = [0; 8];
+    let mut byte = [b'L'; 1];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    // SAFETY: a zeroed msghdr is a valid value (null pointers, zero lengths).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    // SAFETY: CMSG_SPACE is arithmetic on its argument.
+    let space = unsafe { libc::CMSG_SPACE(bytes) } as usize;
+    msg.msg_controllen = space;
+    // SAFETY: the control buffer is 64 bytes, aligned for cmsghdr, and at
+    // least CMSG_SPACE(4 * MAX_PASSED_FDS) = 32 bytes long (checked above),
+    // so the first header and its data fit; `fds` is `bytes` long.
+    unsafe {
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        if c.is_null() {
+            return Err(Errno(libc::EINVAL));
+        }
+        (*c).cmsg_level = libc::SOL_SOCKET;
+        (*c).cmsg_type = libc::SCM_RIGHTS;
+        (*c).cmsg_len = libc::CMSG_LEN(bytes) as usize;
+        std::ptr::copy_nonoverlapping(fds.as_ptr().cast::<u8>(), libc::CMSG_DATA(c), bytes as usize);
+    }
+    // SAFETY: msg points at the iovec and control buffer above, both alive
+    // for the call.
+    retry(|| check(unsafe { libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) } as c_long)).map(drop)
+}
+
+/// Receive one message from the unix socket `sock` and the fds it carries
+/// (SCM_RIGHTS, close-on-exec) into `out`; returns how many. `Ok(0)` at EOF
+/// or for a message without fds. Fds beyond `out`'s room are closed.
+pub fn recv_fds(sock: c_int, out: &mut [c_int; MAX_PASSED_FDS]) -> SysResult<usize> {
+    let mut control: FdControl = [0; 8];
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    // SAFETY: a zeroed msghdr is a valid value.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control);
+    // SAFETY: msg describes the buffers above, alive for the call.
+    retry(|| check(unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) } as c_long))?;
+    let mut n = 0;
+    // SAFETY: CMSG_* walk the control buffer the kernel filled, within
+    // msg_controllen; each SCM_RIGHTS header holds (cmsg_len - CMSG_LEN(0))
+    // bytes of ints, read unaligned. Every fd received is ours: kept in
+    // `out` or closed here.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(c);
+                let count = ((*c).cmsg_len as usize).saturating_sub(libc::CMSG_LEN(0) as usize)
+                    / std::mem::size_of::<c_int>();
+                for i in 0..count {
+                    let fd: c_int = std::ptr::read_unaligned(data.cast::<c_int>().add(i));
+                    if n < out.len() {
+                        out[n] = fd;
+                        n += 1;
+                    } else {
+                        close(fd);
+                    }
+                }
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    Ok(n)
+}
+
+/// poll(2) on `fds` for at most `timeout_ms` (-1: no limit), restarted on
+/// EINTR; returns how many fds have events.
+pub fn poll(fds: &mut [libc::pollfd], timeout_ms: c_int) -> SysResult<usize> {
+    // SAFETY: `fds` is a valid array of `fds.len()` pollfds for the call.
+    retry(|| check_int(unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) }))
+        .map(|n| n as usize)
+}
+
 /// dup2(2).
 ///
 /// # Safety

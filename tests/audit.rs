@@ -50,7 +50,39 @@ const SCHEMA: &[(&str, &[Field])] = &[
             ("suppressed_before", Ty::Uint, true),
         ],
     ),
-    ("limit.hit", &[("limit", Ty::Str, true)]),
+    ("limit.hit", &[("limit", Ty::Str, true), ("max", Ty::Uint, false)]),
+    (
+        "network.allowed",
+        &[
+            ("protocol", Ty::Str, true),
+            ("target", Ty::Str, true),
+            ("port", Ty::Uint, true),
+            ("resolved", Ty::Strings, true),
+            ("rule", Ty::Str, true),
+        ],
+    ),
+    (
+        "network.denied",
+        &[
+            ("protocol", Ty::Str, true),
+            ("target", Ty::Str, false),
+            ("port", Ty::Uint, false),
+            ("resolved", Ty::Strings, true),
+            ("reason", Ty::Str, true),
+        ],
+    ),
+    (
+        "network.closed",
+        &[
+            ("protocol", Ty::Str, true),
+            ("target", Ty::Str, true),
+            ("port", Ty::Uint, true),
+            ("bytes_up", Ty::Uint, true),
+            ("bytes_down", Ty::Uint, true),
+            ("duration_ms", Ty::Uint, true),
+            ("error", Ty::Str, false),
+        ],
+    ),
     (
         "sandbox.exited",
         &[
@@ -66,7 +98,14 @@ const SCHEMA: &[(&str, &[Field])] = &[
     ),
 ];
 
-const LIMITS: &[&str] = &["memory", "pids", "wall_time", "cpu_time", "file_size"];
+const LIMITS: &[&str] = &[
+    "memory",
+    "pids",
+    "wall_time",
+    "cpu_time",
+    "file_size",
+    "connections",
+];
 
 fn is_ts(s: &str) -> bool {
     // 2026-12-04T13:10:50.123Z
@@ -590,5 +629,57 @@ fn violations_are_logged_at_most_fifty_a_second_and_the_rest_counted() {
             .sum();
         assert!(suppressed + logged.len() as u64 <= 500, "{suppressed}");
         assert!(logged.iter().all(|l| l["syscall"] == "keyctl"));
+    }
+}
+
+#[test]
+fn proxy_decisions_validate_against_the_schema() {
+    if !std::path::Path::new("/usr/bin/curl").exists() {
+        eprintln!("SKIPPED: curl is not installed (curl)");
+        return;
+    }
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for mut c in l.incoming().flatten() {
+            let mut b = [0u8; 1024];
+            let _ = c.read(&mut b);
+            let _ = c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+        }
+    });
+    for mode in modes() {
+        let dir = TempDir::new("audit-proxy");
+        let log = dir.path().join("a.log");
+        let curl = |url: String| format!("curl -sS -p --noproxy '' -x http://127.0.0.1:3128 -m 10 {url}");
+        let script = format!(
+            "{}; {}; printf 'GET / HTTP/1.1\\r\\n\\r\\n' | curl -sS -m 5 telnet://127.0.0.1:3128; true",
+            curl(format!("http://127.0.0.1:{port}/")),
+            curl(format!("http://denied.example:{port}/")),
+        );
+        let rule = format!("127.0.0.1/32:{port}");
+        let r = run(
+            mode,
+            &["--allow-net", &rule, "--audit-log", log.to_str().unwrap()],
+            &["/bin/sh", "-c", &script],
+        );
+        assert_eq!(r.code(), 0, "{mode:?}: {}", r.stderr());
+        let text = std::fs::read_to_string(&log).unwrap();
+        let events: Vec<String> = text
+            .lines()
+            .map(|l| validate(l)["event"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            events,
+            [
+                "sandbox.started",
+                "network.allowed",
+                "network.closed",
+                "network.denied",
+                "network.denied",
+                "sandbox.exited"
+            ],
+            "{mode:?}: {text}"
+        );
     }
 }

@@ -134,6 +134,17 @@ fn the_clone_child_of_run_allocates_nothing() {
     // payload's own exit code comes back.
     let outcome = run_default(&["/bin/sh", "-c", "exit 42"]).expect("run");
     assert_eq!(outcome.exit_code, 42, "{outcome:?}");
+    // Mode proxy: init also makes the proxy's listener and sends it to
+    // the supervisor (SCM_RIGHTS), without allocating.
+    let policy = cordon::PolicyBuilder::default_policy()
+        .allow_net("127.0.0.1/32:9")
+        .build()
+        .expect("proxy policy");
+    let plan = cordon::plan::Plan::build(&policy, "proxy", &["/bin/sh", "-c", "exit 43"]).expect("plan");
+    arm();
+    let outcome = cordon::launch::run(&plan, cordon::launch::RunOptions::default()).expect("run");
+    assert_eq!(outcome.exit_code, 43, "{outcome:?}");
+    assert_eq!(outcome.network.map(|n| n.mode), Some("proxy"));
     // The error path: every PATH candidate fails, the payload reports
     // through the error pipe, still without allocating (127, not 99).
     let r = run_default(&["cordon-no-such-command"]);

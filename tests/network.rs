@@ -1,8 +1,9 @@
 //! The network section and its flags: `--net none` has no route out,
 //! `--net host` and `--share-net` reach the host's network and say so in the
 //! outcome, bad patterns are refused with their position (policy file) or
-//! their flag, and mode proxy is refused clearly while the proxy is not in
-//! this build. Every case as root and rootless.
+//! their flag, and mode proxy has no direct route out (and is refused by
+//! `cordon exec`, which has no supervisor). Every case as root and
+//! rootless.
 
 mod common;
 use common::*;
@@ -216,47 +217,43 @@ fn bad_allow_net_names_the_flag() {
 }
 
 #[test]
-fn proxy_mode_is_refused_until_the_proxy_is_built() {
+fn proxy_mode_runs_without_a_direct_route() {
+    // Mode proxy is built (tests/proxy.rs tests the proxy itself): it
+    // keeps the sandbox's own netns, so the host's listener is out of
+    // reach without the proxy, and the outcome says so.
     let (_l, port) = listener();
-    let dir = TempDir::new("netproxy");
-    let p = write_policy(
-        &dir,
-        "proxy.json",
-        "{\"version\": 1,\n \"network\": {\"mode\": \"proxy\", \"allow\": [\"127.0.0.1\"]}}",
-    );
     for mode in modes() {
-        for args in [
-            &["--net", "proxy"][..],
-            &["--allow-net", "example.com:443"][..],
-            &["--policy", &p][..],
-        ] {
+        for args in [&["--net", "proxy"][..], &["--allow-net", "example.com:443"][..]] {
             let r = connect(mode, args, port);
             let d = diag(mode, &r);
-            assert_eq!(r.code(), 125, "{args:?}\n{d}");
-            assert!(r.stdout().is_empty(), "the payload ran\n{d}");
-            assert!(
-                r.stderr().contains(
-                    "network.mode: mode \"proxy\" needs cordon's egress proxy, which is not in this build"
-                ),
-                "{args:?}\n{d}"
-            );
-            assert_eq!(r.outcome_status(), "setup_failed", "{d}");
+            assert_eq!(r.code(), 0, "{args:?}\n{d}");
             assert_eq!(
-                network_mode(&r),
-                None,
-                "no sandbox, no network in the outcome\n{d}"
+                r.stdout().trim(),
+                "failed",
+                "{args:?}: reached the host directly\n{d}"
             );
+            assert_eq!(network_mode(&r).as_deref(), Some("proxy"), "{d}");
         }
-        let r = run(mode, &["--policy", &p], &["/bin/true"]);
-        assert!(
-            r.stderr().contains(&format!("{p}:2:22: network.mode")),
-            "{}",
-            r.stderr()
-        );
-        // cordon check refuses it as well.
+        // cordon check accepts it.
         let out = cordon(mode).args(["check", "--net", "proxy"]).output().unwrap();
-        assert_eq!(out.status.code(), Some(125));
-        assert!(String::from_utf8_lossy(&out.stderr).contains("not in this build"));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // cordon exec has no supervisor to run the proxy: refused, naming
+        // the field.
+        let out = cordon(mode)
+            .args(["exec", "--net", "proxy", "--", "/bin/true"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(125), "{err}");
+        assert!(
+            err.contains("network.mode") && err.contains("supervisor"),
+            "{err}"
+        );
     }
 }
 
@@ -283,7 +280,7 @@ fn check_prints_the_effective_network() {
 #[test]
 fn library_builder_sets_the_network() {
     use cordon::policy::NetMode;
-    use cordon::{Error, PolicyBuilder, Sandbox};
+    use cordon::{PolicyBuilder, Sandbox};
     let p = PolicyBuilder::default_policy()
         .network_mode(NetMode::Host)
         .build()
@@ -292,21 +289,23 @@ fn library_builder_sets_the_network() {
     assert!(!p.has_namespace(cordon::policy::Namespace::Net));
     let p = PolicyBuilder::default_policy().share_net().build().unwrap();
     assert_eq!(p.network_mode(), NetMode::Host);
-    // allow_net implies proxy, which this build refuses at spawn, naming the field.
+    // allow_net implies proxy, which needs the supervisor.
     let p = PolicyBuilder::default_policy()
         .allow_net("api.example.com:443")
         .build()
         .unwrap();
     assert_eq!(p.network_mode(), NetMode::Proxy);
-    match Sandbox::new(p).spawn(&["/bin/true"]) {
-        Err(Error::Policy(e)) => {
-            assert_eq!(e.path, "network.mode");
-            assert!(e.message.contains("not in this build"), "{e}");
-        }
-        Err(e) => panic!("wrong error: {e}"),
-        Ok(_) => panic!("a proxy-mode sandbox was spawned"),
-    }
-    // The same through the pre-exec API.
+    // A sandbox runs it.
+    let child = Sandbox::new(p)
+        .spawn(&["/bin/true"])
+        .expect("a proxy-mode sandbox");
+    let out = child.wait().expect("wait");
+    assert_eq!(out.network.as_ref().map(|n| n.mode), Some("proxy"));
+    assert_eq!(
+        out.network.and_then(|n| n.proxy),
+        Some(cordon::outcome::ProxyCounts::default())
+    );
+    // The pre-exec API has no supervisor: refused, naming the field.
     let p = PolicyBuilder::exec_policy()
         .allow_net("a.example")
         .build()

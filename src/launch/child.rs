@@ -19,7 +19,9 @@
 //! 6. mounts and pivot_root: needs the namespace's capabilities, and must
 //!    precede Landlock (which forbids mounting).
 //! 7. hostname, loopback, setsid ([`super::sequence::host_and_session`]):
-//!    in the namespaces made at clone, still privileged.
+//!    in the namespaces made at clone, still privileged; in mode `proxy`,
+//!    the proxy's listeners on 127.0.0.1, sent to the supervisor and
+//!    closed ([`crate::net::listen`]).
 //! 8. bounding set and securebits: inherited by the payload, dropped once
 //!    here, while CAP_SETPCAP is still there.
 //! 9. (v1 cgroups) wait for the second byte: the payload starts only once
@@ -58,6 +60,12 @@ pub struct Fds {
     pub status_read: c_int,
     /// Write end of the status pipe: init reports the payload's wait status.
     pub status_write: c_int,
+    /// The parent's end of the proxy hand-off socket (-1: no proxy),
+    /// closed at once.
+    pub net_read: c_int,
+    /// The child's end of the proxy hand-off socket (-1: no proxy): init
+    /// sends the listeners on it, then closes it.
+    pub net_write: c_int,
 }
 
 /// Exit code of a child that could not set up the sandbox.
@@ -114,6 +122,12 @@ fn init(plan: &ChildPlan, fds: Fds, premade: &[c_int]) -> Result<Never, ChildErr
     mount::apply(plan.mounts(), plan.staging(), premade)?;
     // Hostname, loopback and a new session, shared with `cordon exec`.
     sequence::host_and_session(plan, Mode::Payload)?;
+    // The egress proxy's listeners: in the sandbox's netns with lo up,
+    // before the payload exists; handed to the supervisor and closed here,
+    // so the payload never holds them.
+    if !plan.listeners().is_empty() {
+        crate::net::listen::make_and_send(plan.listeners(), fds.net_write)?;
+    }
 
     // The bounding set and securebits are inherited by the payload: drop
     // and lock them once, here. Effective capabilities stay until each
@@ -168,6 +182,10 @@ fn close_parent_ends(fds: Fds) {
     unsafe { sys::close(fds.err_read) };
     // SAFETY: `fds.status_read` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
     unsafe { sys::close(fds.status_read) };
+    if fds.net_read >= 0 {
+        // SAFETY: `fds.net_read` is the parent's end of the hand-off socket, this child's copy; nothing uses it after this close.
+        unsafe { sys::close(fds.net_read) };
+    }
 }
 
 /// Wait for the parent's byte on the sync pipe (`idx` 0: the id maps are

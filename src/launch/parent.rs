@@ -2,6 +2,7 @@
 //! maps, release the child, then supervise: forward signals, enforce the
 //! wall-clock limit, collect the outcome.
 
+use std::os::fd::FromRawFd;
 use std::os::raw::c_int;
 use std::time::{Duration, Instant};
 
@@ -329,6 +330,7 @@ pub fn describe_child_error(plan: &Plan, e: ChildError) -> LaunchError {
             }
         }
         Step::Chdir => plan.child.cwd().to_string_lossy().into_owned(),
+        Step::ProxyListen => format!("127.0.0.1:{idx}"),
         Step::LandlockRule => plan
             .child
             .landlock()
@@ -404,7 +406,7 @@ fn supervise_plan(
         ));
     }
     let notifying = plan.child.seccomp().as_ref().is_some_and(|s| s.listener());
-    let mut ch = Channels::open(notifying)?;
+    let mut ch = Channels::open(notifying, plan.supervisor.proxy.is_some())?;
     let mut notifier = Notifier::new(plan.supervisor.supervise.clone(), opts.print_violations);
     notifier.audit = plan.supervisor.audit.as_ref().map(|a| a.log.clone());
     let signals = if opts.forward_signals {
@@ -419,6 +421,32 @@ fn supervise_plan(
     let start = Instant::now();
     let (pid, pidfd) = start_child(plan, &mut ch, cgroup.as_ref().and_then(|g| g.0.as_ref()))?;
     started(pid, pidfd.0);
+    // The egress proxy waits for the listeners the child makes in the
+    // sandbox's netns (EOF: the child failed first); it stops with the
+    // sandbox, or when this function returns early (drop).
+    let proxy = match &plan.supervisor.proxy {
+        Some(cfg) => {
+            let handoff = ch.net_r.take();
+            // SAFETY: `handoff` was just taken out of its `Fd`, so this
+            // `OwnedFd` is its only owner.
+            let handoff = unsafe { std::os::fd::OwnedFd::from_raw_fd(handoff) };
+            let audit = plan.supervisor.audit.as_ref().map(|a| a.log.clone());
+            match crate::net::proxy::Proxy::start(cfg.clone(), handoff, audit) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    let _ = sys::pidfd_send_signal(pidfd.0, libc::SIGKILL);
+                    // SAFETY: reaping our own child; null status is allowed.
+                    unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+                    return Err(LaunchError::sys(
+                        "proxy",
+                        "start the egress proxy",
+                        Errno(e.raw_os_error().unwrap_or(libc::EIO)),
+                    ));
+                }
+            }
+        }
+        None => None,
+    };
     let kill_and_reap = |e: LaunchError| {
         let _ = sys::pidfd_send_signal(pidfd.0, libc::SIGKILL);
         // SAFETY: reaping our own child; null status is allowed.
@@ -448,6 +476,15 @@ fn supervise_plan(
 
     let (status, ru) = reap(pid)?;
     let wall = start.elapsed();
+    let proxy_counts = proxy.map(|p| {
+        let s = p.stop();
+        crate::outcome::ProxyCounts {
+            connections_allowed: s.connections_allowed,
+            connections_denied: s.connections_denied,
+            bytes_up: s.bytes_up,
+            bytes_down: s.bytes_down,
+        }
+    });
     notifier.finish();
     errors.drain();
     let mut sbuf = [0u8; 4];
@@ -478,6 +515,9 @@ fn supervise_plan(
         child_error: errors.error,
     };
     let mut out = outcome(plan, ended, &mut notifier, cgroup_out);
+    if let Some(n) = out.network.as_mut() {
+        n.proxy = proxy_counts;
+    }
     if let Some(a) = &plan.supervisor.audit {
         events::ended(a, &mut out, notifier.audit_logged);
     }
@@ -496,10 +536,14 @@ struct Channels {
     err_w: Fd,
     status_r: Fd,
     status_w: Fd,
+    /// The proxy hand-off socket (parent's end, child's end); -1 without
+    /// a proxy.
+    net_r: Fd,
+    net_w: Fd,
 }
 
 impl Channels {
-    fn open(notifying: bool) -> Result<Channels, LaunchError> {
+    fn open(notifying: bool, proxy: bool) -> Result<Channels, LaunchError> {
         let pipe = |what: &str| {
             sys::pipe()
                 .map(|(r, w)| (Fd(r), Fd(w)))
@@ -515,6 +559,13 @@ impl Channels {
             pipe("error")?
         };
         let (status_r, status_w) = pipe("status")?;
+        let (net_r, net_w) = if proxy {
+            let pair =
+                sys::seqpacket_pair().map_err(|e| LaunchError::sys("socketpair", "proxy hand-off", e))?;
+            (Fd(pair.0), Fd(pair.1))
+        } else {
+            (Fd(-1), Fd(-1))
+        };
         Ok(Channels {
             sync_r,
             sync_w,
@@ -522,6 +573,8 @@ impl Channels {
             err_w,
             status_r,
             status_w,
+            net_r,
+            net_w,
         })
     }
 
@@ -533,6 +586,8 @@ impl Channels {
             err_write: self.err_w.0,
             status_read: self.status_r.0,
             status_write: self.status_w.0,
+            net_read: self.net_r.0,
+            net_write: self.net_w.0,
         }
     }
 }
@@ -563,6 +618,7 @@ fn start_child(
     drop(Fd(ch.sync_r.take()));
     drop(Fd(ch.err_w.take()));
     drop(Fd(ch.status_w.take()));
+    drop(Fd(ch.net_w.take()));
     Ok((pid, Fd(pidfd)))
 }
 
@@ -888,6 +944,7 @@ fn outcome(plan: &Plan, ended: Ended, notifier: &mut Notifier, cgroup_out: Optio
         cgroup: None,
         network: Some(crate::outcome::NetworkOutcome {
             mode: plan.supervisor.network.name(),
+            proxy: None,
         }),
         violations: std::mem::take(&mut notifier.violations),
         violations_total: notifier.violations_total,

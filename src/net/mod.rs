@@ -1,10 +1,14 @@
-//! The network layer: which targets the payload may reach in mode `proxy`.
+//! The network layer: which targets the payload may reach in mode `proxy`,
+//! and the proxy that enforces it.
 //!
-//! This round holds the pure half: address classification and strict IP
-//! literal parsing ([`addr`]) and the allow/deny decision ([`rules`]). The
-//! proxy that uses them (listeners made in the child, the supervisor's
-//! CONNECT/SOCKS5 relay and DNS stub) is not in this build: a policy with
-//! mode `proxy` is refused when its plan is built.
+//! Address classification and strict IP literal parsing ([`addr`]), the
+//! allow/deny decision ([`rules`]), the listeners the clone child makes in
+//! the sandbox's netns and hands to the supervisor ([`listen`]), and the
+//! supervisor's HTTP proxy: CONNECT and plain HTTP in absolute form
+//! ([`proxy`]). Not yet built: SOCKS5, the DNS stub, the transparent relay,
+//! `cordon connect`.
 
 pub mod addr;
+pub mod listen;
+pub mod proxy;
 pub mod rules;

@@ -142,6 +142,7 @@ pub struct ChildPlan {
     second_sync: bool,
     landlock: Option<crate::landlock::LandlockPlan>,
     seccomp: Option<SeccompPlan>,
+    listeners: crate::net::listen::Listeners,
 }
 
 impl ChildPlan {
@@ -216,6 +217,12 @@ impl ChildPlan {
     pub fn seccomp(&self) -> Option<&SeccompPlan> {
         self.seccomp.as_ref()
     }
+    /// The egress proxy's listeners, which init makes in the sandbox's
+    /// netns and hands to the supervisor before the payload is forked
+    /// (empty outside mode `proxy`).
+    pub fn listeners(&self) -> &crate::net::listen::Listeners {
+        &self.listeners
+    }
 }
 
 /// What only the supervisor uses.
@@ -247,6 +254,9 @@ pub struct SupervisorPlan {
     /// [`Plan::build`] for the policy's `audit.path`; the command line
     /// puts `--audit-log`'s here instead.
     pub audit: Option<crate::audit::AuditRun>,
+    /// The egress proxy (mode `proxy`): started by the supervisor on the
+    /// listeners the child hands over.
+    pub proxy: Option<crate::net::proxy::ProxyConfig>,
 }
 
 /// What the supervisor does with seccomp notifications.
@@ -368,19 +378,44 @@ fn read_last_cap() -> u32 {
         .unwrap_or(63)
 }
 
-/// Refuse network mode `proxy`: the egress proxy is not in this build, and
-/// running without it would either cut the payload off silently or (worse)
-/// need a weaker mode. Fail closed, naming `network.mode`.
-pub fn refuse_unbuilt_network(policy: &Policy, file: &str) -> Result<(), PolicyError> {
+/// The proxy address the payload's environment names (the HTTP proxy's
+/// listener on the sandbox's loopback).
+pub const PROXY_URL: &str = "http://127.0.0.1:3128";
+
+/// The variables cordon sets in the payload's environment in mode `proxy`
+/// (a policy's `env.set` of one of them is refused: see [`proxy_env`]).
+pub const PROXY_ENV: &[(&str, &str)] = &[
+    ("HTTP_PROXY", PROXY_URL),
+    ("HTTPS_PROXY", PROXY_URL),
+    ("http_proxy", PROXY_URL),
+    ("https_proxy", PROXY_URL),
+    ("NO_PROXY", "localhost,127.0.0.1,::1"),
+    ("no_proxy", "localhost,127.0.0.1,::1"),
+    ("NODE_USE_ENV_PROXY", "1"),
+    ("PIP_PROXY", PROXY_URL),
+];
+
+/// In mode `proxy`, the proxy variables for the payload, refusing a policy
+/// that sets one of them itself (cordon's value is the only one that
+/// reaches its proxy; fail closed rather than pick one).
+pub fn proxy_env(
+    policy: &Policy,
+    file: &str,
+) -> Result<&'static [(&'static str, &'static str)], PolicyError> {
     if policy.network_mode() != crate::policy::NetMode::Proxy {
-        return Ok(());
+        return Ok(&[]);
     }
-    Err(PolicyError {
-        file: file.to_string(),
-        path: "network.mode".to_string(),
-        position: None,
-        message: "mode \"proxy\" needs cordon's egress proxy, which is not in this build: use mode \"none\" (loopback only) or \"host\" (the host's network)".to_string(),
-    })
+    if let Some((name, _)) = PROXY_ENV.iter().find(|(n, _)| policy.env.set.contains_key(*n)) {
+        return Err(PolicyError {
+            file: file.to_string(),
+            path: format!("env.set.{name}"),
+            position: None,
+            message: format!(
+                "in network mode proxy cordon sets {name} itself (to its proxy inside the sandbox): remove it from env.set"
+            ),
+        });
+    }
+    Ok(PROXY_ENV)
 }
 
 impl Plan {
@@ -414,7 +449,20 @@ impl Plan {
         if argv[0].as_ref().is_empty() {
             return Err(cli("the command is an empty string"));
         }
-        refuse_unbuilt_network(policy, file)?;
+        let proxy_vars = proxy_env(policy, file)?;
+        if let Some(s) = secrets
+            .iter()
+            .find(|s| proxy_vars.iter().any(|(n, _)| s.name() == *n))
+        {
+            return Err(PolicyError {
+                file: "<command line>".to_string(),
+                path: format!("--secret-env {}", s.name()),
+                position: None,
+                message:
+                    "in network mode proxy cordon sets this variable itself (to its proxy inside the sandbox)"
+                        .to_string(),
+            });
+        }
         // SAFETY: geteuid/getegid cannot fail.
         let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
         let mut host_id = None;
@@ -429,7 +477,7 @@ impl Plan {
 
         let mounts = MountPlan::prepare(policy, file, &ids)?;
 
-        let exec = build_exec(policy, file, argv, secrets)?;
+        let exec = build_exec(policy, file, argv, secrets, proxy_vars)?;
         let rlimits = rlimits(&policy.limits);
         let l = &policy.limits;
         let mut plan = Plan {
@@ -453,6 +501,7 @@ impl Plan {
                 second_sync: false,
                 landlock: None,
                 seccomp: None,
+                listeners: crate::net::listen::Listeners::NONE,
             },
             supervisor: SupervisorPlan {
                 host_id,
@@ -464,8 +513,22 @@ impl Plan {
                 supervise: Supervise::None,
                 network: policy.network_mode(),
                 audit: None,
+                proxy: None,
             },
         };
+        if let Some(n) = policy
+            .network
+            .as_ref()
+            .filter(|n| n.mode == crate::policy::NetMode::Proxy)
+        {
+            plan.child.listeners = crate::net::listen::Listeners::proxy();
+            plan.supervisor.proxy = Some(crate::net::proxy::ProxyConfig::from_policy(n));
+            if n.dns {
+                plan.supervisor.unenforced_quiet.push(
+                    "network.dns: the DNS stub is not in this build: the payload resolves no names itself; clients that use the proxy variables send names to the proxy, which resolves them".to_string(),
+                );
+            }
+        }
         plan.decide_cgroup(policy, file)?;
         plan.memfd_hardening(policy);
         let sup = &mut plan.supervisor;
@@ -593,8 +656,15 @@ fn build_exec(
     file: &str,
     argv: &[impl AsRef<OsStr>],
     secrets: &[SecretEnv],
+    proxy_vars: &[(&str, &str)],
 ) -> Result<Exec, PolicyError> {
     let mut env = build_env(policy, std::env::vars_os());
+    // cordon's proxy variables win over the host's (a policy's were
+    // refused by `proxy_env`).
+    for (k, v) in proxy_vars {
+        env.retain(|(name, _)| name.as_slice() != k.as_bytes());
+        env.push((k.as_bytes().to_vec(), v.as_bytes().to_vec()));
+    }
     // A secret wins over a variable of the same name (and cannot be PATH,
     // which is read below and shown in messages: see secret::check_name).
     env.retain(|(k, _)| !secrets.iter().any(|s| s.name().as_bytes() == k.as_slice()));
@@ -808,6 +878,45 @@ mod tests {
             .find(|r| r.resource == libc::RLIMIT_FSIZE)
             .expect("fsize");
         assert_eq!((fsize.value, fsize.hard), (1 << 20, 1 << 20));
+    }
+
+    #[test]
+    fn proxy_mode_sets_the_proxy_variables_and_refuses_overrides() {
+        use crate::secret::{Secret, SecretEnv};
+        let net = r#","namespaces":["user","mount","pid","net"],"network":{"mode":"proxy","dns":false}"#;
+        let p = policy(&format!(r#"{net},"env":{{"clear":true,"set":{{"A":"1"}}}}"#));
+        let plan = Plan::build(&p, "t", &["/bin/true"]).expect("plan");
+        let envp: Vec<String> = plan
+            .child
+            .exec()
+            .envp()
+            .iter()
+            .map(|c| c.to_string_lossy().into_owned())
+            .collect();
+        for (k, v) in PROXY_ENV {
+            assert!(envp.contains(&format!("{k}={v}")), "{k}: {envp:?}");
+        }
+        assert!(envp.contains(&"A=1".to_string()));
+        assert_eq!(plan.child.listeners().ports(), [crate::net::listen::HTTP_PORT]);
+        assert!(plan.supervisor.proxy.is_some());
+        // A policy value for one of them is an error naming it.
+        let p = policy(&format!(
+            r#"{net},"env":{{"set":{{"https_proxy":"http://x:1"}}}}"#
+        ));
+        let e = Plan::build(&p, "t", &["/bin/true"]).unwrap_err();
+        assert_eq!(e.path, "env.set.https_proxy");
+        // So is a secret of one of these names.
+        let p = policy(net);
+        let secrets =
+            [SecretEnv::new("t", "HTTP_PROXY", Secret::from("http://x:1".to_string())).expect("ok")];
+        let e = Plan::build_with_secrets(&p, "t", &["/bin/true"], &secrets).unwrap_err();
+        assert_eq!(e.path, "--secret-env HTTP_PROXY");
+        // Other modes: nothing of the proxy.
+        let p = policy(r#","namespaces":["user","mount","pid","net"],"env":{"clear":true}"#);
+        let plan = Plan::build(&p, "t", &["/bin/true"]).expect("plan");
+        assert_eq!(plan.child.exec().envp().iter().count(), 0);
+        assert!(plan.child.listeners().is_empty());
+        assert!(plan.supervisor.proxy.is_none());
     }
 
     #[test]

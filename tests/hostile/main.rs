@@ -16,4 +16,5 @@ mod learn;
 mod mounts;
 mod network;
 mod outputs;
+mod proxy;
 mod supervisor;

@@ -1,0 +1,141 @@
+//! A payload in network mode `proxy` that attacks the proxy itself: a
+//! request head that never ends, one that never completes, and a flood of
+//! connections. The proxy cuts each at its bound (8 KiB, the connect
+//! timeout, `max_connections` threads), cordon's thread count stays
+//! bounded, and the sandbox's deadline still holds.
+
+use std::time::{Duration, Instant};
+
+use crate::common::{cordon, have_python, modes, scaled, time_limit, TempDir};
+use crate::require;
+
+const ENDLESS: &str = r#"
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", 3128))
+s.settimeout(30)
+sent = 0
+try:
+    while sent < 64 * 1024:
+        sent += s.send(b"A" * 1024)
+except OSError:
+    pass
+resp = b""
+try:
+    while True:
+        b = s.recv(4096)
+        if not b:
+            break
+        resp += b
+except OSError:
+    pass
+print(resp.split(b"\r\n")[0].decode())
+slow = socket.create_connection(("127.0.0.1", 3128))
+slow.settimeout(30)
+slow.send(b"CONNECT ")
+t = time.time()
+resp = slow.recv(4096)
+print(resp.split(b"\r\n")[0].decode(), round(time.time() - t))
+"#;
+
+const FLOOD: &str = r#"
+import socket, time
+held = []
+for i in range(1000):
+    try:
+        held.append(socket.create_connection(("127.0.0.1", 3128), timeout=5))
+    except OSError as e:
+        pass
+print("opened", len(held), flush=True)
+time.sleep(3600)
+"#;
+
+fn policy(mode: crate::common::Mode, dir: &TempDir, network: serde_json::Value) -> String {
+    let out = cordon(mode).args(["check"]).output().expect("cordon check");
+    let mut p: serde_json::Value = serde_json::from_slice(&out.stdout).expect("policy JSON");
+    p["network"] = network;
+    let path = dir.path().join("p.json");
+    std::fs::write(&path, p.to_string()).unwrap();
+    crate::common::set_mode(&path, 0o644);
+    path.to_str().unwrap().to_string()
+}
+
+#[test]
+fn an_endless_or_unfinished_request_head_is_cut() {
+    require!("python3", have_python(), "python3 is not installed");
+    for mode in modes() {
+        let dir = TempDir::new("hostile-proxy-head");
+        let p = policy(
+            mode,
+            &dir,
+            serde_json::json!({"mode": "proxy", "connect_timeout": "1s"}),
+        );
+        let r = crate::common::py(mode, &["--policy", &p], ENDLESS);
+        assert_eq!(r.code(), 0, "{mode:?}: {}", r.stderr());
+        let out = r.stdout();
+        let mut lines = out.lines();
+        assert_eq!(
+            lines.next(),
+            Some("HTTP/1.1 431 Request Header Fields Too Large"),
+            "{mode:?}: {out}"
+        );
+        let slow = lines.next().unwrap_or_default();
+        assert!(
+            slow.starts_with("HTTP/1.1 408 Request Timeout "),
+            "{mode:?}: {out}"
+        );
+        let secs: u64 = slow.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(
+            secs <= 3 * u64::from(crate::common::slow_factor()),
+            "{mode:?}: {out}"
+        );
+        let net = &r.status.as_ref().unwrap()["network"];
+        assert_eq!(net["connections_denied"], 2, "{mode:?}: {net}");
+    }
+}
+
+/// Threads of process `pid`.
+fn threads(pid: u32) -> Option<u32> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[test]
+fn a_connection_flood_is_bounded_and_the_deadline_holds() {
+    require!("python3", have_python(), "python3 is not installed");
+    for mode in modes() {
+        let dir = TempDir::new("hostile-proxy-flood");
+        let status = dir.path().join("s.json");
+        let limit = time_limit(4);
+        let mut child = cordon(mode)
+            .args(["run", "--net", "proxy", "--time-limit", &limit, "--status-json"])
+            .arg(&status)
+            .args(["--", "/usr/bin/python3", "-c", FLOOD])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn cordon");
+        let pid = child.id();
+        let start = Instant::now();
+        let mut most = 0;
+        while child.try_wait().unwrap().is_none() {
+            most = most.max(threads(pid).unwrap_or(0));
+            assert!(
+                start.elapsed() < scaled(Duration::from_secs(30)),
+                "{mode:?}: cordon outlived its deadline"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        // 64 connection threads (the default max_connections), the accept
+        // thread and the main thread at most, plus a little slack.
+        assert!(most <= 64 + 4, "{mode:?}: {most} threads");
+        let s: serde_json::Value = serde_json::from_slice(&std::fs::read(&status).unwrap()).unwrap();
+        assert_eq!(s["status"], "timed_out", "{mode:?}: {s}\n{stdout}");
+        assert!(stdout.contains("opened"), "{mode:?}: {stdout}");
+        let denied = s["network"]["connections_denied"].as_u64().unwrap();
+        assert!(denied >= 900, "{mode:?}: {s}");
+    }
+}
