@@ -588,10 +588,7 @@ fn the_library_writes_the_policy_audit_log() {
 #[cfg(target_arch = "x86_64")]
 #[test]
 fn violations_are_logged_at_most_fifty_a_second_and_the_rest_counted() {
-    if !common::have_python() {
-        eprintln!("SKIPPED: python3 is not installed");
-        return;
-    }
+    require!("python3", common::have_python(), "needs /usr/bin/python3");
     for mode in modes() {
         let dir = TempDir::new("audit-rate");
         let log = dir.path().join("a.jsonl");
@@ -634,10 +631,7 @@ fn violations_are_logged_at_most_fifty_a_second_and_the_rest_counted() {
 
 #[test]
 fn proxy_decisions_validate_against_the_schema() {
-    if !std::path::Path::new("/usr/bin/curl").exists() {
-        eprintln!("SKIPPED: curl is not installed (curl)");
-        return;
-    }
+    require!("curl", std::path::Path::new("/usr/bin/curl").exists(), "needs /usr/bin/curl");
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     std::thread::spawn(move || {

@@ -87,10 +87,7 @@ fn have_curl() -> bool {
 
 #[test]
 fn connect_reaches_an_allowed_address_rule_only() {
-    if !have_curl() {
-        eprintln!("SKIPPED: curl is not installed (curl)");
-        return;
-    }
+    require!("curl", have_curl(), "needs /usr/bin/curl");
     let port = server();
     for mode in modes() {
         let dir = TempDir::new("proxy-allow");
@@ -140,10 +137,7 @@ fn connect_reaches_an_allowed_address_rule_only() {
 
 #[test]
 fn denied_targets_get_403_and_one_audit_line_each() {
-    if !have_curl() {
-        eprintln!("SKIPPED: curl is not installed (curl)");
-        return;
-    }
+    require!("curl", have_curl(), "needs /usr/bin/curl");
     let port = server();
     for mode in modes() {
         let dir = TempDir::new("proxy-deny");
@@ -219,10 +213,7 @@ fn denied_targets_get_403_and_one_audit_line_each() {
 
 #[test]
 fn max_connections_is_enforced() {
-    if !have_curl() {
-        eprintln!("SKIPPED: curl is not installed (curl)");
-        return;
-    }
+    require!("curl", have_curl(), "needs /usr/bin/curl");
     let port = server();
     for mode in modes() {
         let dir = TempDir::new("proxy-max");
