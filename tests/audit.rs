@@ -631,7 +631,11 @@ fn violations_are_logged_at_most_fifty_a_second_and_the_rest_counted() {
 
 #[test]
 fn proxy_decisions_validate_against_the_schema() {
-    require!("curl", std::path::Path::new("/usr/bin/curl").exists(), "needs /usr/bin/curl");
+    require!(
+        "curl",
+        std::path::Path::new("/usr/bin/curl").exists(),
+        "needs /usr/bin/curl"
+    );
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     std::thread::spawn(move || {
