@@ -180,8 +180,13 @@ impl Proxy {
         self.stop_w = None;
         if let Some(main) = self.main.take() {
             let end = Instant::now() + JOIN_BOUND;
+            let mut pause = Duration::from_micros(50);
             while !main.is_finished() && Instant::now() < end {
-                std::thread::sleep(Duration::from_millis(5));
+                // Short pauses first: with no connection open the thread
+                // ends within microseconds, and this wait is part of every
+                // proxy-mode run.
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(5));
             }
             if main.is_finished() {
                 let _ = main.join();
@@ -303,8 +308,10 @@ fn accept_main(sh: &Arc<Shared>, handoff: OwnedFd) {
     }
     drop(listener);
     let end = Instant::now() + JOIN_BOUND;
+    let mut pause = Duration::from_micros(50);
     while workers.iter().any(|w| !w.is_finished()) && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(5));
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(5));
     }
     for w in workers.into_iter().filter(|w| w.is_finished()) {
         let _ = w.join();
