@@ -424,29 +424,7 @@ fn supervise_plan(
     // The egress proxy waits for the listeners the child makes in the
     // sandbox's netns (EOF: the child failed first); it stops with the
     // sandbox, or when this function returns early (drop).
-    let proxy = match &plan.supervisor.proxy {
-        Some(cfg) => {
-            let handoff = ch.net_r.take();
-            // SAFETY: `handoff` was just taken out of its `Fd`, so this
-            // `OwnedFd` is its only owner.
-            let handoff = unsafe { std::os::fd::OwnedFd::from_raw_fd(handoff) };
-            let audit = plan.supervisor.audit.as_ref().map(|a| a.log.clone());
-            match crate::net::proxy::Proxy::start(cfg.clone(), handoff, audit) {
-                Ok(p) => Some(p),
-                Err(e) => {
-                    let _ = sys::pidfd_send_signal(pidfd.0, libc::SIGKILL);
-                    // SAFETY: reaping our own child; null status is allowed.
-                    unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
-                    return Err(LaunchError::sys(
-                        "proxy",
-                        "start the egress proxy",
-                        Errno(e.raw_os_error().unwrap_or(libc::EIO)),
-                    ));
-                }
-            }
-        }
-        None => None,
-    };
+    let proxy = start_proxy(plan, &mut ch, pid, pidfd.0)?;
     let kill_and_reap = |e: LaunchError| {
         let _ = sys::pidfd_send_signal(pidfd.0, libc::SIGKILL);
         // SAFETY: reaping our own child; null status is allowed.
@@ -476,15 +454,7 @@ fn supervise_plan(
 
     let (status, ru) = reap(pid)?;
     let wall = start.elapsed();
-    let proxy_counts = proxy.map(|p| {
-        let s = p.stop();
-        crate::outcome::ProxyCounts {
-            connections_allowed: s.connections_allowed,
-            connections_denied: s.connections_denied,
-            bytes_up: s.bytes_up,
-            bytes_down: s.bytes_down,
-        }
-    });
+    let proxy_counts = proxy.map(proxy_outcome);
     notifier.finish();
     errors.drain();
     let mut sbuf = [0u8; 4];
@@ -495,17 +465,7 @@ fn supervise_plan(
     drop(signals);
     // Every process of the sandbox is gone (the pid namespace died with its
     // init): read what the cgroup accounted, then remove it.
-    let cgroup_out = cgroup.and_then(|mut g| g.0.take()).map(|cg| {
-        let out = CgroupOutcome {
-            version: cg.version().to_string(),
-            paths: cg.paths().iter().map(|p| p.display().to_string()).collect(),
-            usage: cg.usage(),
-        };
-        for e in cg.destroy() {
-            eprintln!("cordon: warning: {e}");
-        }
-        out
-    });
+    let cgroup_out = cgroup.and_then(|mut g| g.0.take()).map(cgroup_outcome);
     let ended = Ended {
         wall,
         ru,
@@ -522,6 +482,63 @@ fn supervise_plan(
         events::ended(a, &mut out, notifier.audit_logged);
     }
     Ok(out)
+}
+
+/// What the cgroup accounted, read once every process of the sandbox is
+/// gone; then the cgroup is removed.
+fn cgroup_outcome(cg: Cgroup) -> CgroupOutcome {
+    let out = CgroupOutcome {
+        version: cg.version().to_string(),
+        paths: cg.paths().iter().map(|p| p.display().to_string()).collect(),
+        usage: cg.usage(),
+    };
+    for e in cg.destroy() {
+        eprintln!("cordon: warning: {e}");
+    }
+    out
+}
+
+/// Stop the egress proxy (the sandbox has ended) and take its counts.
+fn proxy_outcome(p: crate::net::proxy::Proxy) -> crate::outcome::ProxyCounts {
+    let s = p.stop();
+    crate::outcome::ProxyCounts {
+        connections_allowed: s.connections_allowed,
+        connections_denied: s.connections_denied,
+        bytes_up: s.bytes_up,
+        bytes_down: s.bytes_down,
+    }
+}
+
+/// The egress proxy of mode `proxy`, started on the hand-off socket the
+/// child sends its listeners over; on failure the child is killed and
+/// reaped. `None` outside mode `proxy`.
+fn start_proxy(
+    plan: &Plan,
+    ch: &mut Channels,
+    pid: libc::pid_t,
+    pidfd: c_int,
+) -> Result<Option<crate::net::proxy::Proxy>, LaunchError> {
+    let Some(cfg) = &plan.supervisor.proxy else {
+        return Ok(None);
+    };
+    let handoff = ch.net_r.take();
+    // SAFETY: `handoff` was just taken out of its `Fd`, so this
+    // `OwnedFd` is its only owner.
+    let handoff = unsafe { std::os::fd::OwnedFd::from_raw_fd(handoff) };
+    let audit = plan.supervisor.audit.as_ref().map(|a| a.log.clone());
+    match crate::net::proxy::Proxy::start(cfg.clone(), handoff, audit) {
+        Ok(p) => Ok(Some(p)),
+        Err(e) => {
+            let _ = sys::pidfd_send_signal(pidfd, libc::SIGKILL);
+            // SAFETY: reaping our own child; null status is allowed.
+            unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+            Err(LaunchError::sys(
+                "proxy",
+                "start the egress proxy",
+                Errno(e.raw_os_error().unwrap_or(libc::EIO)),
+            ))
+        }
+    }
 }
 
 /// The three channels between cordon and its child: the sync pipe (the

@@ -524,21 +524,8 @@ fn serve(sh: &Shared, mut client: TcpStream) {
     let deadline = started + sh.cfg.connect_timeout;
     let _ = client.set_write_timeout(Some(sh.cfg.idle_timeout.max(Duration::from_millis(100))));
     let mut buf = vec![0u8; MAX_HEAD];
-    let (head_len, read) = match read_head(sh, &mut client, &mut buf, deadline) {
-        Ok(x) => x,
-        Err((code, text, reason)) => {
-            sh.counters.denied.fetch_add(1, Ordering::Relaxed);
-            sh.emit(
-                "network.denied",
-                &[
-                    ("protocol", Value::from(PROTOCOL)),
-                    ("resolved", Value::Array(Vec::new())),
-                    ("reason", Value::from(reason)),
-                ],
-            );
-            respond(&client, code, text, reason);
-            return;
-        }
+    let Some((head_len, read)) = head_or_refusal(sh, &mut client, &mut buf, deadline) else {
+        return;
     };
     let request = parse_request(&buf[..head_len]);
     let protocol = request.as_ref().map_or(PROTOCOL, Request::protocol);
@@ -601,50 +588,20 @@ fn serve(sh: &Shared, mut client: TcpStream) {
             )
         }
     };
-    sh.counters.allowed.fetch_add(1, Ordering::Relaxed);
-    sh.emit(
-        "network.allowed",
-        &[
-            ("protocol", Value::from(protocol)),
-            ("target", Value::from(host_text.clone())),
-            ("port", Value::from(port)),
-            ("resolved", ips_value(&resolved)),
-            ("rule", Value::from(format!("network.allow[{rule}]"))),
-        ],
-    );
+    allowed(sh, protocol, &host_text, port, &resolved, rule);
     // Exactly the first checked address, never resolved again.
     let addr = SocketAddr::new(resolved[0], port);
     let left = deadline
         .saturating_duration_since(Instant::now())
         .max(Duration::from_millis(1));
-    let (up, down, error) = match TcpStream::connect_timeout(&addr, left) {
-        Err(e) => {
-            let why = format!("connecting to {addr}: {e}");
-            respond(&client, 502, "Bad Gateway", &why);
-            (0, 0, Some(why))
-        }
-        Ok(mut upstream) => {
-            let _ = upstream.set_nodelay(true);
-            let _ = upstream.set_write_timeout(Some(sh.cfg.idle_timeout.max(Duration::from_millis(100))));
-            // CONNECT: the tunnel is open; plain HTTP: the request goes
-            // on in origin form.
-            let (ok, pre) = match &forward {
-                None => (
-                    client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n"),
-                    0,
-                ),
-                Some(head) => (upstream.write_all(head), head.len() as u64),
-            };
-            let ok = ok.and_then(|_| upstream.write_all(&buf[head_len..read]));
-            if ok.is_ok() {
-                let pre = pre + (read - head_len) as u64;
-                let (u, d) = relay(sh, &mut client, &mut upstream);
-                (u + pre, d, None)
-            } else {
-                (0, 0, None)
-            }
-        }
-    };
+    let (up, down, error) = connect_and_relay(
+        sh,
+        &mut client,
+        addr,
+        left,
+        forward.as_deref(),
+        &buf[head_len..read],
+    );
     sh.counters.up.fetch_add(up, Ordering::Relaxed);
     sh.counters.down.fetch_add(down, Ordering::Relaxed);
     let mut fields = vec![
@@ -659,6 +616,83 @@ fn serve(sh: &Shared, mut client: TcpStream) {
         fields.push(("error", Value::from(e)));
     }
     sh.emit("network.closed", &fields);
+}
+
+/// Count and log an allowed connection.
+fn allowed(sh: &Shared, protocol: &str, host: &str, port: u16, resolved: &[IpAddr], rule: usize) {
+    sh.counters.allowed.fetch_add(1, Ordering::Relaxed);
+    sh.emit(
+        "network.allowed",
+        &[
+            ("protocol", Value::from(protocol)),
+            ("target", Value::from(host)),
+            ("port", Value::from(port)),
+            ("resolved", ips_value(resolved)),
+            ("rule", Value::from(format!("network.allow[{rule}]"))),
+        ],
+    );
+}
+
+/// Read the request head; on a refusal (too long, too slow, closed) answer
+/// it, count it, log it, and return `None`.
+fn head_or_refusal(
+    sh: &Shared,
+    client: &mut TcpStream,
+    buf: &mut [u8],
+    deadline: Instant,
+) -> Option<(usize, usize)> {
+    match read_head(sh, client, buf, deadline) {
+        Ok(x) => Some(x),
+        Err((code, text, reason)) => {
+            sh.counters.denied.fetch_add(1, Ordering::Relaxed);
+            sh.emit(
+                "network.denied",
+                &[
+                    ("protocol", Value::from(PROTOCOL)),
+                    ("resolved", Value::Array(Vec::new())),
+                    ("reason", Value::from(reason)),
+                ],
+            );
+            respond(client, code, text, reason);
+            None
+        }
+    }
+}
+
+/// Connect to exactly `addr` (within `left`), open the tunnel (CONNECT:
+/// `forward` is `None`) or send the request on in origin form, pass on
+/// what the client sent after its head (`early`), and relay both ways:
+/// (bytes up, bytes down, the connect error).
+fn connect_and_relay(
+    sh: &Shared,
+    client: &mut TcpStream,
+    addr: SocketAddr,
+    left: Duration,
+    forward: Option<&[u8]>,
+    early: &[u8],
+) -> (u64, u64, Option<String>) {
+    let mut upstream = match TcpStream::connect_timeout(&addr, left) {
+        Ok(u) => u,
+        Err(e) => {
+            let why = format!("connecting to {addr}: {e}");
+            respond(client, 502, "Bad Gateway", &why);
+            return (0, 0, Some(why));
+        }
+    };
+    let _ = upstream.set_nodelay(true);
+    let _ = upstream.set_write_timeout(Some(sh.cfg.idle_timeout.max(Duration::from_millis(100))));
+    let (ok, pre) = match forward {
+        None => (
+            client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n"),
+            0,
+        ),
+        Some(head) => (upstream.write_all(head), head.len() as u64),
+    };
+    if ok.and_then(|_| upstream.write_all(early)).is_err() {
+        return (0, 0, None);
+    }
+    let (u, d) = relay(sh, client, &mut upstream);
+    (u + pre + early.len() as u64, d, None)
 }
 
 fn ips_value(ips: &[IpAddr]) -> Value {

@@ -378,6 +378,45 @@ fn read_last_cap() -> u32 {
         .unwrap_or(63)
 }
 
+/// The command must name a program; in mode `proxy` the proxy variables
+/// cordon sets (returned) may not be set by the policy or a secret too.
+fn check_command_and_proxy_env(
+    policy: &Policy,
+    file: &str,
+    argv: &[impl AsRef<OsStr>],
+    secrets: &[SecretEnv],
+) -> Result<&'static [(&'static str, &'static str)], PolicyError> {
+    let cli = |msg: &str| PolicyError {
+        file: "<command line>".to_string(),
+        path: String::new(),
+        position: None,
+        message: msg.to_string(),
+    };
+    if argv.is_empty() {
+        return Err(cli(
+            "no command given: put it after --, e.g. cordon run -- /bin/sh -c 'echo hi'",
+        ));
+    }
+    if argv[0].as_ref().is_empty() {
+        return Err(cli("the command is an empty string"));
+    }
+    let proxy_vars = proxy_env(policy, file)?;
+    if let Some(s) = secrets
+        .iter()
+        .find(|s| proxy_vars.iter().any(|(n, _)| s.name() == *n))
+    {
+        return Err(PolicyError {
+            file: "<command line>".to_string(),
+            path: format!("--secret-env {}", s.name()),
+            position: None,
+            message:
+                "in network mode proxy cordon sets this variable itself (to its proxy inside the sandbox)"
+                    .to_string(),
+        });
+    }
+    Ok(proxy_vars)
+}
+
 /// The proxy address the payload's environment names (the HTTP proxy's
 /// listener on the sandbox's loopback).
 pub const PROXY_URL: &str = "http://127.0.0.1:3128";
@@ -435,34 +474,7 @@ impl Plan {
         argv: &[impl AsRef<OsStr>],
         secrets: &[SecretEnv],
     ) -> Result<Plan, PolicyError> {
-        let cli = |msg: &str| PolicyError {
-            file: "<command line>".to_string(),
-            path: String::new(),
-            position: None,
-            message: msg.to_string(),
-        };
-        if argv.is_empty() {
-            return Err(cli(
-                "no command given: put it after --, e.g. cordon run -- /bin/sh -c 'echo hi'",
-            ));
-        }
-        if argv[0].as_ref().is_empty() {
-            return Err(cli("the command is an empty string"));
-        }
-        let proxy_vars = proxy_env(policy, file)?;
-        if let Some(s) = secrets
-            .iter()
-            .find(|s| proxy_vars.iter().any(|(n, _)| s.name() == *n))
-        {
-            return Err(PolicyError {
-                file: "<command line>".to_string(),
-                path: format!("--secret-env {}", s.name()),
-                position: None,
-                message:
-                    "in network mode proxy cordon sets this variable itself (to its proxy inside the sandbox)"
-                        .to_string(),
-            });
-        }
+        let proxy_vars = check_command_and_proxy_env(policy, file, argv, secrets)?;
         // SAFETY: geteuid/getegid cannot fail.
         let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
         let mut host_id = None;
@@ -516,19 +528,7 @@ impl Plan {
                 proxy: None,
             },
         };
-        if let Some(n) = policy
-            .network
-            .as_ref()
-            .filter(|n| n.mode == crate::policy::NetMode::Proxy)
-        {
-            plan.child.listeners = crate::net::listen::Listeners::proxy();
-            plan.supervisor.proxy = Some(crate::net::proxy::ProxyConfig::from_policy(n));
-            if n.dns {
-                plan.supervisor.unenforced_quiet.push(
-                    "network.dns: the DNS stub is not in this build: the payload resolves no names itself; clients that use the proxy variables send names to the proxy, which resolves them".to_string(),
-                );
-            }
-        }
+        plan.network_proxy(policy);
         plan.decide_cgroup(policy, file)?;
         plan.memfd_hardening(policy);
         let sup = &mut plan.supervisor;
@@ -549,6 +549,25 @@ impl Plan {
         // Last: nothing is created on the host for a plan that fails.
         plan.supervisor.audit = crate::audit::open_for_policy(policy, file)?;
         Ok(plan)
+    }
+
+    /// Mode `proxy`: the listeners the child makes and the proxy the
+    /// supervisor runs on them.
+    fn network_proxy(&mut self, policy: &Policy) {
+        let Some(n) = policy
+            .network
+            .as_ref()
+            .filter(|n| n.mode == crate::policy::NetMode::Proxy)
+        else {
+            return;
+        };
+        self.child.listeners = crate::net::listen::Listeners::proxy();
+        self.supervisor.proxy = Some(crate::net::proxy::ProxyConfig::from_policy(n));
+        if n.dns {
+            self.supervisor.unenforced_quiet.push(
+                "network.dns: the DNS stub is not in this build: the payload resolves no names itself; clients that use the proxy variables send names to the proxy, which resolves them".to_string(),
+            );
+        }
     }
 
     /// Decide the cgroup plan, or record why the limits go unenforced
