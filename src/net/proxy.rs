@@ -509,7 +509,11 @@ fn resolve(cfg: &ProxyConfig, name: &str, port: u16) -> Vec<IpAddr> {
         return vec![*ip];
     }
     let mut out: Vec<IpAddr> = Vec::new();
-    if let Ok(addrs) = (name, port).to_socket_addrs() {
+    // Fully qualified (a trailing dot): the resolver's search domains must
+    // not turn an allowed name into another one (`api.example.com` into
+    // `api.example.com.corp.internal`).
+    let absolute = format!("{}.", name.trim_end_matches('.'));
+    if let Ok(addrs) = (absolute.as_str(), port).to_socket_addrs() {
         for a in addrs {
             if !out.contains(&a.ip()) {
                 out.push(a.ip());
