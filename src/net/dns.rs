@@ -19,8 +19,13 @@
 //! is never over 512 bytes ([`MAX_MESSAGE`], checked at compile time).
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, TcpStream, UdpSocket};
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::sys;
 
 /// The largest DNS message the stub reads or writes (the classic UDP
 /// limit; no EDNS buffer size is honoured: our replies are tiny).
@@ -385,6 +390,166 @@ impl FakeMap {
     }
 }
 
+/// How many queries one TCP connection may send; then it is closed.
+pub const TCP_MAX_QUERIES: usize = 16;
+
+/// The longest a TCP connection may last, whatever deadline is given.
+const TCP_MAX_LIFETIME: Duration = Duration::from_secs(3600);
+
+/// The reply to one message (a query or not), built with `handle`'s
+/// answer; `None` when it gets none (see [`ParseError::Drop`]).
+pub fn answer_message(msg: &[u8], handle: &dyn Fn(&Query) -> Answer) -> Option<Vec<u8>> {
+    match parse_query(msg) {
+        Ok(q) => Some(reply(&q, handle(&q))),
+        Err(e) => error_reply(msg, e.rcode()?),
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Wait {
+    Ready,
+    Timeout,
+    Stop,
+}
+
+/// Wait until `fd` is readable (or has an error or hang-up to report),
+/// `stop` is readable or hung up (`Stop`), or `timeout` passes. A poll
+/// failure or an invalid fd is `Stop`.
+fn wait(fd: RawFd, stop: RawFd, timeout: Option<Duration>) -> Wait {
+    let ms = timeout.map_or(-1, |t| t.as_millis().clamp(1, i32::MAX as u128) as i32);
+    let mut p = [
+        libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: stop,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    match sys::poll(&mut p, ms) {
+        Ok(0) => Wait::Timeout,
+        Ok(_) if p[1].revents != 0 || p[0].revents & libc::POLLNVAL != 0 => Wait::Stop,
+        Ok(_) => Wait::Ready,
+        Err(_) => Wait::Stop,
+    }
+}
+
+/// Serve DNS over UDP on `sock` until `stop` is readable or hung up (the
+/// write end of a pipe closed), or the socket fails.
+///
+/// One datagram at a time: it is read into a buffer one byte larger than
+/// [`MAX_MESSAGE`] (a longer datagram, which the kernel truncates, gets
+/// FORMERR), answered through [`answer_message`] (`handle` decides every
+/// well-formed query) and the reply is sent to the sender. The socket is
+/// made nonblocking: the loop blocks only in poll(2), and a reply that
+/// cannot be sent at once is dropped (the client asks again).
+pub fn serve_udp(sock: &UdpSocket, stop: RawFd, handle: &dyn Fn(&Query) -> Answer) {
+    if sock.set_nonblocking(true).is_err() {
+        return;
+    }
+    let mut buf = [0u8; MAX_MESSAGE + 1];
+    loop {
+        if wait(sock.as_raw_fd(), stop, None) != Wait::Ready {
+            return;
+        }
+        let (n, from) = match sock.recv_from(&mut buf) {
+            Ok(got) => got,
+            Err(e) => match e.kind() {
+                ErrorKind::WouldBlock
+                | ErrorKind::Interrupted
+                | ErrorKind::ConnectionRefused
+                | ErrorKind::ConnectionReset => continue,
+                _ => return,
+            },
+        };
+        let msg = &buf[..n];
+        let out = if n > MAX_MESSAGE {
+            error_reply(msg, RCODE_FORMERR)
+        } else {
+            answer_message(msg, handle)
+        };
+        if let Some(out) = out {
+            // Nonblocking: a full socket buffer drops the reply.
+            let _ = sock.send_to(&out, from);
+        }
+    }
+}
+
+/// Serve one DNS-over-TCP connection (RFC 7766 framing: each message
+/// preceded by its length, 2 bytes big-endian), then close it.
+///
+/// Bounded in every way: at most [`TCP_MAX_QUERIES`] queries; a message
+/// longer than [`MAX_MESSAGE`] (or empty) closes the connection, as does
+/// one that gets no reply ([`ParseError::Drop`]); `deadline` bounds the
+/// whole connection (every read waits at most until it passes, and every
+/// write is bounded by a write timeout of the time left), at most an
+/// hour; `stop` readable or hung up ends it at once. Reads happen only
+/// after poll(2) said the socket is readable.
+pub fn serve_tcp(conn: TcpStream, stop: RawFd, deadline: Duration, handle: &dyn Fn(&Query) -> Answer) {
+    let end = Instant::now() + deadline.min(TCP_MAX_LIFETIME);
+    // Blocking, so that the write timeout applies.
+    if conn.set_nonblocking(false).is_err() {
+        return;
+    }
+    let _ = conn.set_nodelay(true);
+    let mut buf = [0u8; MAX_MESSAGE];
+    for _ in 0..TCP_MAX_QUERIES {
+        let mut len = [0u8; 2];
+        if !read_until(&conn, &mut len, stop, end) {
+            return;
+        }
+        let n = usize::from(u16::from_be_bytes(len));
+        if n == 0 || n > MAX_MESSAGE {
+            return;
+        }
+        if !read_until(&conn, &mut buf[..n], stop, end) {
+            return;
+        }
+        let Some(out) = answer_message(&buf[..n], handle) else {
+            return;
+        };
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() || conn.set_write_timeout(Some(left)).is_err() {
+            return;
+        }
+        let mut framed = Vec::with_capacity(2 + out.len());
+        // out.len() <= MAX_MESSAGE: fits in the 2-byte length.
+        framed.extend_from_slice(&(out.len() as u16).to_be_bytes());
+        framed.extend_from_slice(&out);
+        if (&conn).write_all(&framed).is_err() {
+            return;
+        }
+    }
+}
+
+/// Fill `buf` from `conn`, reading only when poll(2) says it is readable;
+/// false on EOF, an error, `stop`, or `end` passing first.
+fn read_until(conn: &TcpStream, buf: &mut [u8], stop: RawFd, end: Instant) -> bool {
+    let mut got = 0;
+    while got < buf.len() {
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() || wait(conn.as_raw_fd(), stop, Some(left)) != Wait::Ready {
+            return false;
+        }
+        // A backstop: the read cannot block past the deadline even if
+        // the readiness poll(2) saw went away.
+        if conn.set_read_timeout(Some(left)).is_err() {
+            return false;
+        }
+        let mut r: &TcpStream = conn;
+        match r.read(&mut buf[got..]) {
+            Ok(0) => return false,
+            Ok(k) => got += k,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
 /// A reply as [`check_reply`] read it.
 #[doc(hidden)]
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -711,5 +876,176 @@ mod tests {
         assert_eq!(m.addr_for("c"), None);
         assert_eq!(m.addr_for("b"), Some(Ipv4Addr::new(127, 1, 0, 2)));
         assert_eq!(FakeMap::with_limit(usize::MAX).limit, FAKE_CAPACITY);
+    }
+
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::sync::mpsc;
+
+    fn stop_pipe() -> (OwnedFd, OwnedFd) {
+        let (r, w) = sys::pipe().unwrap();
+        // SAFETY: pipe() just made both fds; nothing else owns them.
+        unsafe { (OwnedFd::from_raw_fd(r), OwnedFd::from_raw_fd(w)) }
+    }
+
+    fn decide(q: &Query) -> Answer {
+        match q.name.as_str() {
+            "allowed.test" => Answer::A(Ipv4Addr::new(127, 1, 0, 1)),
+            _ => Answer::NxDomain,
+        }
+    }
+
+    /// Runs `serve` in a thread; the receiver gets a message when it returns.
+    fn spawn(serve: impl FnOnce() + Send + 'static) -> (mpsc::Receiver<()>, std::thread::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel();
+        let t = std::thread::spawn(move || {
+            serve();
+            let _ = tx.send(());
+        });
+        (rx, t)
+    }
+
+    const LONG: Duration = Duration::from_secs(10);
+
+    #[test]
+    fn udp_loop() {
+        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = server.local_addr().unwrap();
+        let (stop_r, stop_w) = stop_pipe();
+        let (done, t) = spawn(move || serve_udp(&server, stop_r.as_raw_fd(), &decide));
+
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        client.connect(addr).unwrap();
+        client.set_read_timeout(Some(LONG)).unwrap();
+        let mut buf = [0u8; 1024];
+        let mut ask = |m: &[u8]| {
+            client.send(m).unwrap();
+            let n = client.recv(&mut buf).unwrap();
+            check_reply(&buf[..n]).unwrap()
+        };
+        let r = ask(&query(&[b"Allowed", b"TEST"], TYPE_A, 1));
+        assert_eq!(
+            (r.id, r.rcode, r.answers.as_slice()),
+            (0x1234, RCODE_NOERROR, &[Ipv4Addr::new(127, 1, 0, 1)][..])
+        );
+        let r = ask(&query(&[b"denied", b"test"], TYPE_A, 0));
+        assert_eq!((r.rcode, r.answers.len()), (RCODE_NXDOMAIN, 0));
+        // Malformed: FORMERR, no question.
+        let mut m = query(&[b"x"], TYPE_A, 0);
+        m[5] = 2;
+        let r = ask(&m);
+        assert_eq!((r.rcode, r.question.len()), (RCODE_FORMERR, 0));
+        // Longer than 512 bytes: FORMERR.
+        let mut m = query(&[b"allowed", b"test"], TYPE_A, 0);
+        m.resize(600, 0);
+        assert_eq!(ask(&m).rcode, RCODE_FORMERR);
+        // Too short for a header: no reply, and the loop goes on.
+        client.send(&[1, 2, 3]).unwrap();
+        let r = ask(&query(&[b"allowed", b"test"], TYPE_AAAA, 0));
+        assert_eq!((r.rcode, r.answers.len()), (RCODE_NOERROR, 0));
+
+        assert!(done.try_recv().is_err());
+        drop(stop_w);
+        done.recv_timeout(LONG)
+            .expect("serve_udp ends when the stop pipe closes");
+        t.join().unwrap();
+    }
+
+    fn framed(m: &[u8]) -> Vec<u8> {
+        let mut f = (m.len() as u16).to_be_bytes().to_vec();
+        f.extend_from_slice(m);
+        f
+    }
+
+    /// Reads framed replies until EOF (or the read timeout).
+    fn read_replies(mut c: &TcpStream) -> (Vec<CheckedReply>, bool) {
+        let mut all = Vec::new();
+        let _ = c.read_to_end(&mut all);
+        let mut out = Vec::new();
+        let mut rest = &all[..];
+        while rest.len() >= 2 {
+            let n = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
+            out.push(check_reply(&rest[2..2 + n]).unwrap());
+            rest = &rest[2 + n..];
+        }
+        (out, rest.is_empty())
+    }
+
+    /// A served TCP connection: the client's end, and when the loop ends.
+    fn tcp(
+        deadline: Duration,
+    ) -> (
+        TcpStream,
+        OwnedFd,
+        mpsc::Receiver<()>,
+        std::thread::JoinHandle<()>,
+    ) {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        c.set_read_timeout(Some(LONG)).unwrap();
+        let (conn, _) = l.accept().unwrap();
+        let (stop_r, stop_w) = stop_pipe();
+        let (done, t) = spawn(move || serve_tcp(conn, stop_r.as_raw_fd(), deadline, &decide));
+        (c, stop_w, done, t)
+    }
+
+    #[test]
+    fn tcp_loop() {
+        // Two queries in one write, one split across writes, then EOF.
+        let (mut c, _stop, done, t) = tcp(LONG);
+        let mut two = framed(&query(&[b"allowed", b"test"], TYPE_A, 0));
+        two.extend(framed(&query(&[b"other", b"test"], TYPE_A, 0)));
+        c.write_all(&two).unwrap();
+        let third = framed(&query(&[b"allowed", b"test"], TYPE_AAAA, 0));
+        c.write_all(&third[..1]).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        c.write_all(&third[1..]).unwrap();
+        c.shutdown(std::net::Shutdown::Write).unwrap();
+        let (r, whole) = read_replies(&c);
+        assert!(whole);
+        assert_eq!(r.len(), 3);
+        assert_eq!(r[0].answers, [Ipv4Addr::new(127, 1, 0, 1)]);
+        assert_eq!(r[1].rcode, RCODE_NXDOMAIN);
+        assert_eq!((r[2].rcode, r[2].answers.len()), (RCODE_NOERROR, 0));
+        done.recv_timeout(LONG).unwrap();
+        t.join().unwrap();
+
+        // At most 16 queries, then the connection is closed.
+        let (mut c, _stop, done, t) = tcp(LONG);
+        let q = framed(&query(&[b"allowed", b"test"], TYPE_A, 0));
+        c.write_all(&q.repeat(TCP_MAX_QUERIES + 1)).unwrap();
+        let (r, whole) = read_replies(&c);
+        assert!(whole);
+        assert_eq!(r.len(), TCP_MAX_QUERIES);
+        done.recv_timeout(LONG).unwrap();
+        t.join().unwrap();
+
+        // A message over 512 bytes: closed without a reply.
+        let (mut c, _stop, done, t) = tcp(LONG);
+        c.write_all(&[0x02, 0x01]).unwrap();
+        c.write_all(&[0; 513]).unwrap();
+        assert!(read_replies(&c).0.is_empty());
+        done.recv_timeout(LONG).unwrap();
+        t.join().unwrap();
+
+        // Silence: closed when the deadline passes.
+        let start = Instant::now();
+        let (mut c, _stop, done, t) = tcp(Duration::from_millis(200));
+        c.write_all(&[0]).unwrap(); // half a length prefix, then nothing
+        assert!(read_replies(&c).0.is_empty());
+        done.recv_timeout(LONG).unwrap();
+        let took = start.elapsed();
+        assert!(
+            took >= Duration::from_millis(200) && took < Duration::from_secs(5),
+            "{took:?}"
+        );
+        t.join().unwrap();
+
+        // The stop pipe closing ends a connection at once.
+        let (_c, stop, done, t) = tcp(LONG);
+        assert!(done.recv_timeout(Duration::from_millis(100)).is_err());
+        drop(stop);
+        done.recv_timeout(LONG)
+            .expect("serve_tcp ends when the stop pipe closes");
+        t.join().unwrap();
     }
 }
