@@ -109,10 +109,13 @@ pub enum Step {
     ProxyListen,
     /// Handing the proxy listeners to the supervisor (SCM_RIGHTS).
     ProxyHandoff,
+    /// Placing the sandbox's /etc/resolv.conf, which names the DNS stub
+    /// (`index` = mount op).
+    ResolvConf,
 }
 
 impl Step {
-    const ALL: [Step; 40] = [
+    const ALL: [Step; 41] = [
         Step::SyncWait,
         Step::ParentDeathSignal,
         Step::Identity,
@@ -153,6 +156,7 @@ impl Step {
         Step::BindIdmap,
         Step::ProxyListen,
         Step::ProxyHandoff,
+        Step::ResolvConf,
     ];
 
     /// The step's name as printed and written to the outcome.
@@ -198,6 +202,7 @@ impl Step {
             Step::IdMapSelf => "id maps",
             Step::ProxyListen => "proxy listener",
             Step::ProxyHandoff => "proxy hand-off",
+            Step::ResolvConf => "/etc/resolv.conf for the DNS stub",
         }
     }
 

@@ -1102,7 +1102,7 @@ fn char_position(text: &str, line: usize, byte_col: usize) -> Option<(usize, usi
 }
 
 /// Where the policy format has arrays (`[]`: any element).
-const ARRAY_FIELDS: [&str; 15] = [
+const ARRAY_FIELDS: [&str; 16] = [
     "namespaces",
     "mounts",
     "env.keep",
@@ -1118,6 +1118,7 @@ const ARRAY_FIELDS: [&str; 15] = [
     "landlock.scope",
     "network.allow",
     "network.deny",
+    "network.transparent_ports",
 ];
 
 /// The path of the first array where the format has none. `pattern` is
