@@ -416,7 +416,13 @@ enum Wait {
 /// `stop` is readable or hung up (`Stop`), or `timeout` passes. A poll
 /// failure or an invalid fd is `Stop`.
 fn wait(fd: RawFd, stop: RawFd, timeout: Option<Duration>) -> Wait {
-    let ms = timeout.map_or(-1, |t| t.as_millis().clamp(1, i32::MAX as u128) as i32);
+    // Rounded up: poll never wakes before the deadline (a caller that
+    // checks the time afterwards would otherwise loop once more, or not
+    // at all).
+    let ms = timeout.map_or(-1, |t| {
+        let up = t.as_micros().div_ceil(1000);
+        up.clamp(1, i32::MAX as u128) as i32
+    });
     let mut p = [
         libc::pollfd {
             fd,
