@@ -1,0 +1,436 @@
+//! Real clients through the egress proxy (mode `proxy`): curl and python's
+//! `urllib` over HTTPS (CONNECT) with a test CA whose certificate is
+//! verified, python `requests`, `git clone` over dumb HTTP, two concurrent
+//! sandboxes that cannot reach each other, the uniform denial, and
+//! `cordon connect` (ssh's ProxyCommand). The servers run on the host's
+//! 127.0.0.1 and are reachable only through explicit address rules. Every
+//! case as root and rootless.
+
+mod common;
+use common::*;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+const PYTHON: &str = "/usr/bin/python3";
+
+/// A host server that serves the files of a directory over HTTP, or over
+/// HTTPS with a certificate (python3's `http.server`), on 127.0.0.1. Killed
+/// by its pid when dropped.
+struct FileServer {
+    child: Child,
+    port: u16,
+}
+
+const FILE_SERVER: &str = r#"
+import functools, http.server, ssl, sys
+class H(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *a):
+        pass
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(H, directory=sys.argv[1]))
+if len(sys.argv) == 4:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(sys.argv[2], sys.argv[3])
+    s.socket = ctx.wrap_socket(s.socket, server_side=True)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+"#;
+
+impl FileServer {
+    /// Serve `dir`; with `tls` = (certificate chain, key), over HTTPS.
+    fn start(dir: &Path, tls: Option<(&Path, &Path)>) -> FileServer {
+        let mut c = Command::new(PYTHON);
+        c.arg("-c").arg(FILE_SERVER).arg(dir);
+        if let Some((cert, key)) = tls {
+            c.arg(cert).arg(key);
+        }
+        let mut child = c
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the python3 file server");
+        let mut line = String::new();
+        let _ = BufReader::new(child.stdout.take().unwrap()).read_line(&mut line);
+        let Ok(port) = line.trim().parse() else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the file server did not report its port: {line:?}");
+        };
+        FileServer { child, port }
+    }
+}
+
+impl Drop for FileServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A test CA and a server certificate for `localhost`, `svc.test` and
+/// 127.0.0.1 that it signed, made with `openssl`. The CA certificate alone
+/// is in `ca_dir` (world-readable, bound at /ca in the sandbox).
+struct TestPki {
+    dir: TempDir,
+}
+
+impl TestPki {
+    fn new() -> TestPki {
+        let dir = TempDir::new("pki");
+        let d = dir.path();
+        std::fs::create_dir(d.join("ca")).unwrap();
+        set_mode(&d.join("ca"), 0o755);
+        std::fs::write(
+            d.join("ext.cnf"),
+            "subjectAltName=DNS:localhost,DNS:svc.test,IP:127.0.0.1\n\
+             basicConstraints=critical,CA:FALSE\n\
+             keyUsage=critical,digitalSignature\n\
+             extendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        let steps: [Vec<&str>; 3] = [
+            [
+                &["req", "-x509"][..],
+                &ec[..],
+                &[
+                    "-keyout",
+                    "ca.key",
+                    "-out",
+                    "ca/ca.pem",
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=cordon test CA",
+                    "-addext",
+                    "basicConstraints=critical,CA:TRUE",
+                    "-addext",
+                    "keyUsage=critical,keyCertSign,cRLSign",
+                ][..],
+            ]
+            .concat(),
+            [
+                &["req"][..],
+                &ec[..],
+                &[
+                    "-keyout",
+                    "server.key",
+                    "-out",
+                    "server.csr",
+                    "-subj",
+                    "/CN=localhost",
+                ][..],
+            ]
+            .concat(),
+            vec![
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca/ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "server.pem",
+                "-days",
+                "2",
+                "-extfile",
+                "ext.cnf",
+            ],
+        ];
+        for args in steps {
+            let out = Command::new("openssl")
+                .args(&args)
+                .current_dir(d)
+                .stdin(Stdio::null())
+                .output()
+                .expect("run openssl");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        set_mode(&d.join("ca/ca.pem"), 0o644);
+        TestPki { dir }
+    }
+    /// The directory holding only ca.pem.
+    fn ca_dir(&self) -> String {
+        format!("{}/ca", self.dir.str())
+    }
+    fn cert(&self) -> PathBuf {
+        self.dir.path().join("server.pem")
+    }
+    fn key(&self) -> PathBuf {
+        self.dir.path().join("server.key")
+    }
+}
+
+/// A directory of files for the file server: `hello.txt` holds `body`.
+fn web_root(body: &str) -> TempDir {
+    let dir = TempDir::new("www");
+    std::fs::write(dir.path().join("hello.txt"), body).unwrap();
+    set_mode(&dir.path().join("hello.txt"), 0o644);
+    dir
+}
+
+/// The effective default policy with `network` replaced, written to a
+/// file (a policy file inherits nothing, so it starts from what `cordon
+/// check` prints).
+fn policy_with_network(mode: Mode, dir: &TempDir, network: serde_json::Value) -> String {
+    let out = cordon(mode).args(["check"]).output().expect("cordon check");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut p: serde_json::Value = serde_json::from_slice(&out.stdout).expect("policy JSON");
+    p["network"] = network;
+    write_policy(
+        dir,
+        "proxy-policy.json",
+        &serde_json::to_string_pretty(&p).unwrap(),
+    )
+}
+
+/// The audit log's lines as JSON.
+fn audit_lines(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("audit line is JSON"))
+        .collect()
+}
+
+fn events<'a>(lines: &'a [serde_json::Value], name: &str) -> Vec<&'a serde_json::Value> {
+    lines.iter().filter(|l| l["event"] == name).collect()
+}
+
+fn diag(mode: Mode, r: &Run, log: &[serde_json::Value]) -> String {
+    format!(
+        "{mode:?}\nexit: {:?}\nstdout:\n{}\nstderr:\n{}\noutcome: {:?}\naudit: {log:#?}",
+        r.output.status,
+        r.stdout(),
+        r.stderr(),
+        r.status
+    )
+}
+
+fn have(path: &str) -> bool {
+    Path::new(path).exists()
+}
+
+fn have_requests() -> bool {
+    have(PYTHON)
+        && Command::new(PYTHON)
+            .args(["-c", "import requests"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+}
+
+/// curl inside the sandbox through its proxy (ignoring NO_PROXY, which
+/// covers 127.0.0.1), verbose on stderr; prints the body and then
+/// `code=N`.
+fn curl(args: &str, url: &str) -> String {
+    format!("curl -sS -v --noproxy '' -x http://127.0.0.1:3128 -m 20 {args} {url}; c=$?; echo; echo code=$c")
+}
+
+#[test]
+fn curl_https_through_connect_verifies_the_test_ca() {
+    require!("curl", have("/usr/bin/curl"), "needs /usr/bin/curl");
+    require!("openssl", have("/usr/bin/openssl"), "needs /usr/bin/openssl");
+    require!("python3", have_python(), "needs /usr/bin/python3");
+    let pki = TestPki::new();
+    let www = web_root("secure hello");
+    let srv = FileServer::start(www.path(), Some((&pki.cert(), &pki.key())));
+    let url = format!("https://127.0.0.1:{}/hello.txt", srv.port);
+    let ca_bind = format!("{}:/ca", pki.ca_dir());
+    for mode in modes() {
+        let dir = TempDir::new("tls-allow");
+        let log = dir.path().join("audit.log");
+        let rule = format!("127.0.0.1/32:{}", srv.port);
+        // Verified against the test CA (no -k); without it, curl refuses
+        // the certificate.
+        let script = format!(
+            "{}; curl -sS --noproxy '' -x http://127.0.0.1:3128 -m 20 {url} >/dev/null 2>&1; echo unverified=$?",
+            curl("--cacert /ca/ca.pem", &url)
+        );
+        let r = sh(
+            mode,
+            &[
+                "--allow-net",
+                &rule,
+                "--ro-bind",
+                &ca_bind,
+                "--audit-log",
+                log.to_str().unwrap(),
+            ],
+            &script,
+        );
+        let lines = audit_lines(&log);
+        let d = diag(mode, &r, &lines);
+        assert_eq!(r.code(), 0, "{d}");
+        assert!(r.stdout().contains("secure hello\ncode=0\n"), "{d}");
+        assert!(r.stderr().contains("SSL certificate verify ok"), "{d}");
+        assert!(!r.stdout().contains("unverified=0"), "{d}");
+        let allowed = events(&lines, "network.allowed");
+        assert_eq!(allowed.len(), 2, "{d}");
+        assert!(allowed.iter().all(|a| a["protocol"] == "http-connect"), "{d}");
+        assert!(allowed.iter().all(|a| a["port"] == srv.port), "{d}");
+
+        // The same URL with a rule for another port only: 403 from the proxy.
+        let dir = TempDir::new("tls-deny");
+        let log = dir.path().join("audit.log");
+        let other = format!("127.0.0.1/32:{}", srv.port ^ 1);
+        let r = sh(
+            mode,
+            &[
+                "--allow-net",
+                &other,
+                "--ro-bind",
+                &ca_bind,
+                "--audit-log",
+                log.to_str().unwrap(),
+            ],
+            &curl("--cacert /ca/ca.pem", &url),
+        );
+        let lines = audit_lines(&log);
+        let d = diag(mode, &r, &lines);
+        assert_eq!(r.code(), 0, "{d}");
+        assert!(!r.stdout().contains("secure hello"), "{d}");
+        assert!(!r.stdout().contains("code=0"), "{d}");
+        assert!(r.stderr().contains("< HTTP/1.1 403 Forbidden"), "{d}");
+        assert!(
+            r.stderr()
+                .contains("< X-Cordon-Denied: no network.allow rule matches"),
+            "{d}"
+        );
+        assert_eq!(events(&lines, "network.denied").len(), 1, "{d}");
+        assert!(events(&lines, "network.allowed").is_empty(), "{d}");
+    }
+}
+
+/// A policy that maps `svc.test` to the host's 127.0.0.1 (a name:
+/// NO_PROXY covers 127.0.0.1 and localhost, so clients that follow the
+/// environment would not use the proxy for them) and allows it on `ports`.
+fn svc_policy(mode: Mode, dir: &TempDir, ports: &[u16]) -> String {
+    let allow: Vec<String> = ports
+        .iter()
+        .flat_map(|p| [format!("svc.test:{p}"), format!("127.0.0.1/32:{p}")])
+        .collect();
+    policy_with_network(
+        mode,
+        dir,
+        serde_json::json!({
+            "mode": "proxy",
+            "allow": allow,
+            "resolve": {"svc.test": "127.0.0.1"}
+        }),
+    )
+}
+
+#[test]
+fn python_urllib_https_through_the_environment() {
+    require!("openssl", have("/usr/bin/openssl"), "needs /usr/bin/openssl");
+    require!("python3", have_python(), "needs /usr/bin/python3");
+    let pki = TestPki::new();
+    let www = web_root("secure hello");
+    let srv = FileServer::start(www.path(), Some((&pki.cert(), &pki.key())));
+    let ca_bind = format!("{}:/ca", pki.ca_dir());
+    for mode in modes() {
+        let dir = TempDir::new("tls-py");
+        let log = dir.path().join("audit.log");
+        let policy = svc_policy(mode, &dir, &[srv.port]);
+        // urllib takes the proxy from HTTPS_PROXY and tunnels with CONNECT;
+        // the default context (the system's CAs only) refuses the server.
+        let script = format!(
+            "import os, ssl, urllib.request\n\
+             assert os.environ['HTTPS_PROXY'] == 'http://127.0.0.1:3128', os.environ\n\
+             url = 'https://svc.test:{}/hello.txt'\n\
+             ctx = ssl.create_default_context(cafile='/ca/ca.pem')\n\
+             print(urllib.request.urlopen(url, context=ctx, timeout=20).read().decode())\n\
+             try:\n    urllib.request.urlopen(url, timeout=20)\n    print('unverified')\n\
+             except Exception as e:\n    print('refused:', type(e).__name__)\n",
+            srv.port
+        );
+        let r = py(
+            mode,
+            &[
+                "--policy",
+                &policy,
+                "--ro-bind",
+                &ca_bind,
+                "--audit-log",
+                log.to_str().unwrap(),
+            ],
+            &script,
+        );
+        let lines = audit_lines(&log);
+        let d = diag(mode, &r, &lines);
+        assert_eq!(r.code(), 0, "{d}");
+        assert_eq!(r.stdout(), "secure hello\nrefused: URLError\n", "{d}");
+        let allowed = events(&lines, "network.allowed");
+        assert_eq!(allowed.len(), 2, "{d}");
+        assert_eq!(allowed[0]["protocol"], "http-connect", "{d}");
+        assert_eq!(allowed[0]["target"], "svc.test", "{d}");
+    }
+}
+
+#[test]
+fn python_requests_through_the_environment() {
+    require!("openssl", have("/usr/bin/openssl"), "needs /usr/bin/openssl");
+    require!(
+        "python3-requests",
+        have_requests(),
+        "needs python3 with requests (python3-requests)"
+    );
+    let pki = TestPki::new();
+    let www = web_root("secure hello");
+    let tls = FileServer::start(www.path(), Some((&pki.cert(), &pki.key())));
+    let plain = FileServer::start(www.path(), None);
+    let ca_bind = format!("{}:/ca", pki.ca_dir());
+    for mode in modes() {
+        let dir = TempDir::new("requests");
+        let log = dir.path().join("audit.log");
+        let policy = svc_policy(mode, &dir, &[tls.port, plain.port]);
+        // requests takes both proxies from the environment: plain HTTP in
+        // absolute form, HTTPS through CONNECT.
+        let script = format!(
+            "import requests\n\
+             r = requests.get('http://svc.test:{}/hello.txt', timeout=20)\n\
+             print(r.status_code, r.text)\n\
+             r = requests.get('https://svc.test:{}/hello.txt', verify='/ca/ca.pem', timeout=20)\n\
+             print(r.status_code, r.text)\n",
+            plain.port, tls.port
+        );
+        let r = py(
+            mode,
+            &[
+                "--policy",
+                &policy,
+                "--ro-bind",
+                &ca_bind,
+                "--audit-log",
+                log.to_str().unwrap(),
+            ],
+            &script,
+        );
+        let lines = audit_lines(&log);
+        let d = diag(mode, &r, &lines);
+        assert_eq!(r.code(), 0, "{d}");
+        assert_eq!(r.stdout(), "200 secure hello\n200 secure hello\n", "{d}");
+        let allowed = events(&lines, "network.allowed");
+        assert_eq!(allowed.len(), 2, "{d}");
+        assert_eq!(allowed[0]["protocol"], "http", "{d}");
+        assert_eq!(allowed[0]["port"], plain.port, "{d}");
+        assert_eq!(allowed[1]["protocol"], "http-connect", "{d}");
+        assert_eq!(allowed[1]["port"], tls.port, "{d}");
+    }
+}
