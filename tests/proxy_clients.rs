@@ -9,9 +9,11 @@
 mod common;
 use common::*;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 const PYTHON: &str = "/usr/bin/python3";
 
@@ -432,5 +434,266 @@ fn python_requests_through_the_environment() {
         assert_eq!(allowed[0]["port"], plain.port, "{d}");
         assert_eq!(allowed[1]["protocol"], "http-connect", "{d}");
         assert_eq!(allowed[1]["port"], tls.port, "{d}");
+    }
+}
+
+/// Run a host git command (no system or global configuration).
+fn host_git(home: &Path, cwd: &Path, args: &[&str]) {
+    let out = Command::new("/usr/bin/git")
+        .args([
+            "-c",
+            "user.name=cordon test",
+            "-c",
+            "user.email=test@cordon.invalid",
+        ])
+        .args(args)
+        .current_dir(cwd)
+        .env("HOME", home)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn git_clone_over_dumb_http() {
+    require!("git", have("/usr/bin/git"), "needs /usr/bin/git");
+    require!("python3", have_python(), "needs /usr/bin/python3");
+    // A bare repository with one commit, served as files (git's dumb HTTP
+    // protocol).
+    let tmp = TempDir::new("git-src");
+    let t = tmp.path();
+    let www = t.join("www");
+    std::fs::create_dir(&www).unwrap();
+    host_git(t, &www, &["init", "-q", "--bare", "-b", "main", "repo.git"]);
+    host_git(t, t, &["init", "-q", "-b", "main", "work"]);
+    std::fs::write(t.join("work/README"), "cloned through cordon\n").unwrap();
+    host_git(t, &t.join("work"), &["add", "README"]);
+    host_git(t, &t.join("work"), &["commit", "-q", "-m", "first"]);
+    host_git(t, &t.join("work"), &["push", "-q", "../www/repo.git", "main"]);
+    host_git(t, &www.join("repo.git"), &["update-server-info"]);
+    let srv = FileServer::start(&www, None);
+    let url = format!("http://127.0.0.1:{}/repo.git", srv.port);
+    for mode in modes() {
+        let dir = TempDir::new("git-clone");
+        let log = dir.path().join("audit.log");
+        let rule = format!("127.0.0.1/32:{}", srv.port);
+        // git follows http_proxy once NO_PROXY (which covers 127.0.0.1) is
+        // gone; with it, git connects directly and finds nothing.
+        let script = format!(
+            "cd /tmp; export HOME=/tmp GIT_CONFIG_NOSYSTEM=1; \
+             git clone -q {url} /tmp/direct 2>/dev/null; echo direct=$?; \
+             env -u NO_PROXY -u no_proxy git clone -q {url} /tmp/x; echo clone=$?; \
+             cat /tmp/x/README; git -C /tmp/x log --format=%s"
+        );
+        let r = sh(
+            mode,
+            &["--allow-net", &rule, "--audit-log", log.to_str().unwrap()],
+            &script,
+        );
+        let lines = audit_lines(&log);
+        let d = diag(mode, &r, &lines);
+        assert_eq!(r.code(), 0, "{d}");
+        assert!(!r.stdout().contains("direct=0"), "{d}");
+        assert!(
+            r.stdout().ends_with("clone=0\ncloned through cordon\nfirst\n"),
+            "{d}"
+        );
+        let allowed = events(&lines, "network.allowed");
+        assert!(!allowed.is_empty(), "{d}");
+        assert!(allowed.iter().all(|a| a["protocol"] == "http"), "{d}");
+        assert!(events(&lines, "network.denied").is_empty(), "{d}");
+    }
+}
+/// A host server on 127.0.0.1 that answers every request with `hello`
+/// (a thread of this test process).
+fn hello_server() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("host listener");
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut c) = c else { continue };
+            std::thread::spawn(move || {
+                let _ = c.set_read_timeout(Some(Duration::from_secs(20)));
+                let mut buf = Vec::new();
+                let mut b = [0u8; 1024];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match c.read(&mut b) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&b[..n]),
+                    }
+                }
+                let _ =
+                    c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello");
+            });
+        }
+    });
+    port
+}
+
+/// A port of the host's 127.0.0.1 that nothing listens on (bound, then
+/// released).
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("host listener");
+    l.local_addr().unwrap().port()
+}
+
+/// Sandbox A of the isolation test: listens on its own 127.0.0.1:PORT,
+/// checks its listener and its own proxy (which allows the host's hello
+/// server), writes what it saw to /shared/ready, then answers `from-A` to
+/// anyone until /shared/stop appears and prints how many it served.
+const LISTENER_A: &str = r#"
+import os, socket, sys, time
+port, hello = int(sys.argv[1]), int(sys.argv[2])
+s = socket.socket()
+s.bind(("127.0.0.1", port))
+s.listen(16)
+c = socket.create_connection(("127.0.0.1", port), timeout=10)
+a, _ = s.accept()
+a.sendall(b"from-A\n")
+a.close()
+mine = c.recv(64).decode().strip()
+c.close()
+p = socket.create_connection(("127.0.0.1", 3128), timeout=10)
+p.sendall(f"GET http://127.0.0.1:{hello}/ HTTP/1.1\r\nHost: 127.0.0.1:{hello}\r\n\r\n".encode())
+via = b""
+while True:
+    b = p.recv(4096)
+    if not b:
+        break
+    via += b
+with open("/shared/ready.tmp", "w") as f:
+    f.write(f"{mine} {via.decode().split(chr(10))[-1]}\n")
+os.rename("/shared/ready.tmp", "/shared/ready")
+s.settimeout(0.1)
+served = 0
+end = time.monotonic() + 120
+while not os.path.exists("/shared/stop") and time.monotonic() < end:
+    try:
+        a, _ = s.accept()
+    except socket.timeout:
+        continue
+    a.sendall(b"from-A\n")
+    a.close()
+    served += 1
+print("served", served)
+"#;
+
+/// Sandbox B of the isolation test: A's port directly, A's port through
+/// B's proxy (which allows it), and the hello server A's proxy allows
+/// through B's (which does not).
+const PROBE_B: &str = r#"
+import socket, sys
+port, hello = int(sys.argv[1]), int(sys.argv[2])
+try:
+    c = socket.create_connection(("127.0.0.1", port), timeout=10)
+    print("direct=connected", c.recv(64))
+except ConnectionRefusedError:
+    print("direct=refused")
+def ask(req):
+    p = socket.create_connection(("127.0.0.1", 3128), timeout=10)
+    p.sendall(req.encode())
+    got = b""
+    try:
+        while True:
+            b = p.recv(4096)
+            if not b:
+                break
+            got += b
+    except socket.timeout:
+        got += b" (timeout)"
+    return got.decode(errors="replace")
+r = ask(f"CONNECT 127.0.0.1:{port} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n")
+print("proxied=" + r.splitlines()[0], "from-A" in r)
+r = ask(f"GET http://127.0.0.1:{hello}/ HTTP/1.1\r\nHost: 127.0.0.1:{hello}\r\n\r\n")
+print("hello=" + r.splitlines()[0], "X-Cordon-Denied: no network.allow rule matches" in r)
+"#;
+
+#[test]
+fn concurrent_sandboxes_cannot_reach_each_other() {
+    require!("python3", have_python(), "needs /usr/bin/python3");
+    let hello = hello_server();
+    for mode in modes() {
+        let shared = TempDir::new("iso-shared");
+        let logs = TempDir::new("iso-logs");
+        let (log_a, log_b) = (logs.path().join("a.log"), logs.path().join("b.log"));
+        let port = free_port();
+        let (p, h) = (port.to_string(), hello.to_string());
+        let mut a = cordon(mode);
+        a.args(["run", "--allow-net", &format!("127.0.0.1/32:{hello}")])
+            .args(["--bind", &format!("{}:/shared", shared.str())])
+            .args([
+                "--audit-log",
+                log_a.to_str().unwrap(),
+                "--time-limit",
+                &time_limit(120),
+            ])
+            .args(["--", PYTHON, "-c", LISTENER_A, &p, &h])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut a = a.spawn().expect("start sandbox A");
+        let ready = shared.path().join("ready");
+        let up = wait_until(30.0 * f64::from(slow_factor()), || ready.exists());
+        if !up {
+            let _ = a.kill();
+            let out = a.wait_with_output().unwrap();
+            panic!("{mode:?}: sandbox A is not ready: {out:?}");
+        }
+        let seen = std::fs::read_to_string(&ready).unwrap();
+
+        // While A runs: B (its own 127.0.0.1 and its own proxy) and the host.
+        let b = run(
+            mode,
+            &[
+                "--allow-net",
+                &format!("127.0.0.1/32:{port}"),
+                "--audit-log",
+                log_b.to_str().unwrap(),
+            ],
+            &[PYTHON, "-c", PROBE_B, &p, &h],
+        );
+        let host = TcpStream::connect(("127.0.0.1", port));
+        let host_refused = matches!(&host, Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused);
+
+        std::fs::write(shared.path().join("stop"), "").unwrap();
+        let done = wait_until(30.0 * f64::from(slow_factor()), || {
+            a.try_wait().unwrap().is_some()
+        });
+        if !done {
+            let _ = a.kill();
+        }
+        let out_a = a.wait_with_output().unwrap();
+        let lines_b = audit_lines(&log_b);
+        let lines_a = audit_lines(&log_a);
+        let d = format!(
+            "{}\nA: {out_a:?}\nA saw: {seen}\nA audit: {lines_a:#?}\nhost: {host:?}",
+            diag(mode, &b, &lines_b)
+        );
+        // A's listener and A's proxy work...
+        assert_eq!(seen, "from-A hello\n", "{d}");
+        // ...but B reaches neither A's port (its own loopback, then the
+        // host's, where nothing listens) nor A's proxy (B's 3128 is B's).
+        assert_eq!(b.code(), 0, "{d}");
+        assert_eq!(
+            b.stdout(),
+            "direct=refused\nproxied=HTTP/1.1 502 Bad Gateway False\nhello=HTTP/1.1 403 Forbidden True\n",
+            "{d}"
+        );
+        assert!(host_refused, "{d}");
+        // A ended cleanly, having served nobody but itself.
+        assert!(done, "{d}");
+        assert_eq!(out_a.status.code(), Some(0), "{d}");
+        assert_eq!(String::from_utf8_lossy(&out_a.stdout), "served 0\n", "{d}");
+        // Each proxy logged only its own sandbox's connections.
+        assert_eq!(events(&lines_a, "network.allowed").len(), 1, "{d}");
+        assert!(events(&lines_a, "network.denied").is_empty(), "{d}");
+        assert_eq!(events(&lines_b, "network.allowed").len(), 1, "{d}");
+        assert_eq!(events(&lines_b, "network.denied").len(), 1, "{d}");
+        assert_eq!(events(&lines_b, "network.denied")[0]["port"], hello, "{d}");
     }
 }
