@@ -697,3 +697,82 @@ fn concurrent_sandboxes_cannot_reach_each_other() {
         assert_eq!(events(&lines_b, "network.denied")[0]["port"], hello, "{d}");
     }
 }
+
+/// Send each request of argv (a JSON list) to the proxy on its own
+/// connection; print the answers, read to EOF, as a JSON list.
+const RAW_REQUESTS: &str = r#"
+import json, socket, sys
+out = []
+for req in json.loads(sys.argv[1]):
+    p = socket.create_connection(("127.0.0.1", 3128), timeout=10)
+    p.sendall(req.encode())
+    got = b""
+    try:
+        while True:
+            b = p.recv(4096)
+            if not b:
+                break
+            got += b
+    except socket.timeout:
+        got += b" (timeout)"
+    out.append(got.decode(errors="replace"))
+print(json.dumps(out))
+"#;
+
+#[test]
+fn a_denied_target_is_one_audit_line_and_a_uniform_403() {
+    require!("python3", have_python(), "needs /usr/bin/python3");
+    let hello = hello_server();
+    for mode in modes() {
+        let dir = TempDir::new("deny-uniform");
+        let log = dir.path().join("audit.log");
+        // Two ports without a rule, one through CONNECT and one as plain
+        // HTTP; the allowed hello server between them.
+        let (d1, d2) = (free_port(), free_port());
+        let reqs = serde_json::json!([
+            format!("CONNECT 127.0.0.1:{d1} HTTP/1.1\r\nHost: 127.0.0.1:{d1}\r\n\r\n"),
+            format!("GET http://127.0.0.1:{hello}/ HTTP/1.1\r\nHost: 127.0.0.1:{hello}\r\n\r\n"),
+            format!("GET http://127.0.0.1:{d2}/x HTTP/1.1\r\nHost: 127.0.0.1:{d2}\r\n\r\n"),
+        ]);
+        let r = run(
+            mode,
+            &[
+                "--allow-net",
+                &format!("127.0.0.1/32:{hello}"),
+                "--audit-log",
+                log.to_str().unwrap(),
+            ],
+            &[PYTHON, "-c", RAW_REQUESTS, &reqs.to_string()],
+        );
+        let lines = audit_lines(&log);
+        let d = diag(mode, &r, &lines);
+        assert_eq!(r.code(), 0, "{d}");
+        let answers: Vec<String> = serde_json::from_str(&r.stdout()).unwrap_or_else(|e| panic!("{e}: {d}"));
+        assert_eq!(answers.len(), 3, "{d}");
+        assert!(answers[1].ends_with("\r\n\r\nhello"), "{d}");
+        // The same answer, byte for byte, whatever the protocol and port.
+        let body = "cordon: no network.allow rule matches\n";
+        let expected = format!(
+            "HTTP/1.1 403 Forbidden\r\nX-Cordon-Denied: no network.allow rule matches\r\n\
+             Content-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        assert_eq!(answers[0], expected, "{d}");
+        assert_eq!(answers[2], expected, "{d}");
+        // Exactly one audit line per denied target.
+        let denied = events(&lines, "network.denied");
+        assert_eq!(denied.len(), 2, "{d}");
+        assert_eq!(denied[0]["port"], d1, "{d}");
+        assert_eq!(denied[0]["protocol"], "http-connect", "{d}");
+        assert_eq!(denied[1]["port"], d2, "{d}");
+        assert_eq!(denied[1]["protocol"], "http", "{d}");
+        for x in &denied {
+            assert_eq!(x["target"], "127.0.0.1", "{d}");
+            assert_eq!(x["reason"], "no network.allow rule matches", "{d}");
+        }
+        assert_eq!(events(&lines, "network.allowed").len(), 1, "{d}");
+        let net = &r.status.as_ref().expect("outcome")["network"];
+        assert_eq!(net["connections_denied"], 2, "{d}");
+        assert_eq!(net["connections_allowed"], 1, "{d}");
+    }
+}
