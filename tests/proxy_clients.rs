@@ -776,3 +776,174 @@ fn a_denied_target_is_one_audit_line_and_a_uniform_403() {
         assert_eq!(net["connections_allowed"], 1, "{d}");
     }
 }
+
+/// A host server on 127.0.0.1 that echoes what it reads, until EOF, then
+/// closes.
+fn echo_server() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("host listener");
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut c) = c else { continue };
+            std::thread::spawn(move || {
+                let _ = c.set_read_timeout(Some(Duration::from_secs(20)));
+                let mut w = c.try_clone().expect("clone");
+                let _ = std::io::copy(&mut c, &mut w);
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn cordon_connect_relays_and_reports_a_refusal() {
+    let echo = echo_server();
+    let denied = free_port();
+    // A copy of cordon (statically linked) every test identity can run.
+    let bin = TempDir::new("connect-bin");
+    std::fs::copy(cordon_bin(), bin.path().join("cordon")).expect("copy cordon");
+    set_mode(&bin.path().join("cordon"), 0o755);
+    let bind = format!("{}:/opt/cordon", bin.str());
+    for mode in modes() {
+        let dir = TempDir::new("connect");
+        let log = dir.path().join("audit.log");
+        // Through the tunnel and back, half-closed at the end of input; a
+        // port without a rule; a host given as IPv6 (the proxy refuses ::1,
+        // which is not public and has no rule); an invalid host.
+        let script = format!(
+            "printf 'ping\\n' | /opt/cordon/cordon connect 127.0.0.1 {echo}; echo code=$?; \
+             /opt/cordon/cordon connect 127.0.0.1 {denied} </dev/null; echo code=$?; \
+             /opt/cordon/cordon connect ::1 {echo} </dev/null; echo code=$?; \
+             /opt/cordon/cordon connect 2130706433 {echo} </dev/null; echo code=$?"
+        );
+        let r = sh(
+            mode,
+            &[
+                "--allow-net",
+                &format!("127.0.0.1/32:{echo}"),
+                "--ro-bind",
+                &bind,
+                "--audit-log",
+                log.to_str().unwrap(),
+            ],
+            &script,
+        );
+        let lines = audit_lines(&log);
+        let d = diag(mode, &r, &lines);
+        assert_eq!(r.code(), 0, "{d}");
+        assert_eq!(r.stdout(), "ping\ncode=0\ncode=1\ncode=1\ncode=125\n", "{d}");
+        let err = without_landlock_warnings(&r.stderr());
+        let err: Vec<&str> = err.lines().collect();
+        assert_eq!(err.len(), 3, "{d}");
+        assert_eq!(
+            err[0],
+            format!("cordon connect: 127.0.0.1:{denied} refused by the proxy: no network.allow rule matches"),
+            "{d}"
+        );
+        assert!(
+            err[1].starts_with(&format!("cordon connect: [::1]:{echo} refused by the proxy: ")),
+            "{d}"
+        );
+        assert!(
+            err[2].starts_with("cordon connect: invalid host \"2130706433\": not an IPv4 address"),
+            "{d}"
+        );
+        // The invalid host never reached the proxy.
+        let allowed = events(&lines, "network.allowed");
+        assert_eq!(allowed.len(), 1, "{d}");
+        assert_eq!(allowed[0]["protocol"], "http-connect", "{d}");
+        assert_eq!(events(&lines, "network.closed")[0]["bytes_up"], 5, "{d}");
+        assert_eq!(events(&lines, "network.denied").len(), 2, "{d}");
+    }
+}
+
+/// A one-shot host "proxy" on 127.0.0.1 that reads a request head, hands
+/// it back through the returned receiver and answers `reply`.
+fn fake_proxy(reply: &'static [u8]) -> (u16, std::sync::mpsc::Receiver<String>) {
+    let l = TcpListener::bind("127.0.0.1:0").expect("host listener");
+    let port = l.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let Ok((mut c, _)) = l.accept() else { return };
+        let _ = c.set_read_timeout(Some(Duration::from_secs(20)));
+        let mut buf = Vec::new();
+        let mut b = [0u8; 1024];
+        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+            match c.read(&mut b) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => buf.extend_from_slice(&b[..n]),
+            }
+        }
+        let _ = tx.send(String::from_utf8_lossy(&buf).into_owned());
+        let _ = c.write_all(reply);
+    });
+    (port, rx)
+}
+
+#[test]
+fn cordon_connect_on_the_host_follows_cordon_proxy() {
+    let connect = |proxy: &str, args: &[&str]| {
+        Command::new(cordon_bin())
+            .arg("connect")
+            .args(args)
+            .env_clear()
+            .env("CORDON_PROXY", proxy)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run cordon connect")
+    };
+    // The request names the target in the request line and in Host, an
+    // IPv6 address in brackets; an answer other than 200 without
+    // X-Cordon-Denied is reported by its status line.
+    let (port, rx) = fake_proxy(b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n");
+    let out = connect(&format!("127.0.0.1:{port}"), &["2001:db8::1", "22"]);
+    let req = rx.recv_timeout(Duration::from_secs(20)).expect("the request");
+    assert_eq!(
+        req,
+        "CONNECT [2001:db8::1]:22 HTTP/1.1\r\nHost: [2001:db8::1]:22\r\n\r\n"
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "cordon connect: [2001:db8::1]:22 refused by the proxy: HTTP/1.1 407 Proxy Authentication Required\n"
+    );
+    // The bytes after the 200 head are the tunnel's first bytes.
+    let (port, rx) = fake_proxy(b"HTTP/1.1 200 Connection established\r\n\r\nSSH-2.0-test\r\n");
+    let out = connect(&format!("127.0.0.1:{port}"), &["git.example", "22"]);
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(20)).unwrap(),
+        "CONNECT git.example:22 HTTP/1.1\r\nHost: git.example:22\r\n\r\n"
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(out.stdout, b"SSH-2.0-test\r\n");
+    // Not HTTP; nobody listening; bad arguments.
+    let (port, _rx) = fake_proxy(b"SSH-2.0-not-a-proxy\r\n\r\n");
+    let out = connect(&format!("127.0.0.1:{port}"), &["git.example", "22"]);
+    assert_eq!(out.status.code(), Some(125), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not HTTP"),
+        "{out:?}"
+    );
+    let out = connect(&format!("127.0.0.1:{}", free_port()), &["git.example", "22"]);
+    assert_eq!(out.status.code(), Some(125), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot connect to the proxy"),
+        "{out:?}"
+    );
+    for (proxy, host, port, why) in [
+        ("127.0.0.1:1", "git.example", "0", "invalid port \"0\""),
+        ("127.0.0.1:1", "a b", "22", "invalid host \"a b\""),
+        (
+            "localhost:3128",
+            "git.example",
+            "22",
+            "CORDON_PROXY=\"localhost:3128\"",
+        ),
+    ] {
+        let out = connect(proxy, &[host, port]);
+        assert_eq!(out.status.code(), Some(125), "{out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.starts_with(&format!("cordon connect: {why}")), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+}
