@@ -786,7 +786,7 @@ fn echo_server() -> u16 {
         for c in l.incoming() {
             let Ok(mut c) = c else { continue };
             std::thread::spawn(move || {
-                let _ = c.set_read_timeout(Some(Duration::from_secs(20)));
+                let _ = c.set_read_timeout(Some(Duration::from_secs(120)));
                 let mut w = c.try_clone().expect("clone");
                 let _ = std::io::copy(&mut c, &mut w);
             });
@@ -807,14 +807,16 @@ fn cordon_connect_relays_and_reports_a_refusal() {
     for mode in modes() {
         let dir = TempDir::new("connect");
         let log = dir.path().join("audit.log");
-        // Through the tunnel and back, half-closed at the end of input; a
+        // Through the tunnel and back, half-closed at the end of input (the
+        // echo server ends only then, long after `timeout`); a
         // port without a rule; a host given as IPv6 (the proxy refuses ::1,
         // which is not public and has no rule); an invalid host.
         let script = format!(
-            "printf 'ping\\n' | /opt/cordon/cordon connect 127.0.0.1 {echo}; echo code=$?; \
+            "printf 'ping\\n' | timeout {t} /opt/cordon/cordon connect 127.0.0.1 {echo}; echo code=$?; \
              /opt/cordon/cordon connect 127.0.0.1 {denied} </dev/null; echo code=$?; \
              /opt/cordon/cordon connect ::1 {echo} </dev/null; echo code=$?; \
-             /opt/cordon/cordon connect 2130706433 {echo} </dev/null; echo code=$?"
+             /opt/cordon/cordon connect 2130706433 {echo} </dev/null; echo code=$?",
+            t = 10 * slow_factor()
         );
         let r = sh(
             mode,
