@@ -224,6 +224,12 @@ fn diag(mode: Mode, r: &Run, log: &[serde_json::Value]) -> String {
     )
 }
 
+/// `n` seconds scaled by [`slow_factor`] (the VM lane), for the clients'
+/// own timeouts.
+fn secs(n: u64) -> u64 {
+    n * u64::from(slow_factor())
+}
+
 fn have(path: &str) -> bool {
     Path::new(path).exists()
 }
@@ -241,7 +247,8 @@ fn have_requests() -> bool {
 /// covers 127.0.0.1), verbose on stderr; prints the body and then
 /// `code=N`.
 fn curl(args: &str, url: &str) -> String {
-    format!("curl -sS -v --noproxy '' -x http://127.0.0.1:3128 -m 20 {args} {url}; c=$?; echo; echo code=$c")
+    let t = secs(20);
+    format!("curl -sS -v --noproxy '' -x http://127.0.0.1:3128 -m {t} {args} {url}; c=$?; echo; echo code=$c")
 }
 
 #[test]
@@ -261,8 +268,9 @@ fn curl_https_through_connect_verifies_the_test_ca() {
         // Verified against the test CA (no -k); without it, curl refuses
         // the certificate.
         let script = format!(
-            "{}; curl -sS --noproxy '' -x http://127.0.0.1:3128 -m 20 {url} >/dev/null 2>&1; echo unverified=$?",
-            curl("--cacert /ca/ca.pem", &url)
+            "{}; curl -sS --noproxy '' -x http://127.0.0.1:3128 -m {} {url} >/dev/null 2>&1; echo unverified=$?",
+            curl("--cacert /ca/ca.pem", &url),
+            secs(20)
         );
         let r = sh(
             mode,
@@ -357,10 +365,11 @@ fn python_urllib_https_through_the_environment() {
              assert os.environ['HTTPS_PROXY'] == 'http://127.0.0.1:3128', os.environ\n\
              url = 'https://svc.test:{}/hello.txt'\n\
              ctx = ssl.create_default_context(cafile='/ca/ca.pem')\n\
-             print(urllib.request.urlopen(url, context=ctx, timeout=20).read().decode())\n\
-             try:\n    urllib.request.urlopen(url, timeout=20)\n    print('unverified')\n\
+             print(urllib.request.urlopen(url, context=ctx, timeout={t}).read().decode())\n\
+             try:\n    urllib.request.urlopen(url, timeout={t})\n    print('unverified')\n\
              except Exception as e:\n    print('refused:', type(e).__name__)\n",
-            srv.port
+            srv.port,
+            t = secs(20)
         );
         let r = py(
             mode,
@@ -406,11 +415,13 @@ fn python_requests_through_the_environment() {
         // absolute form, HTTPS through CONNECT.
         let script = format!(
             "import requests\n\
-             r = requests.get('http://svc.test:{}/hello.txt', timeout=20)\n\
+             r = requests.get('http://svc.test:{}/hello.txt', timeout={t})\n\
              print(r.status_code, r.text)\n\
-             r = requests.get('https://svc.test:{}/hello.txt', verify='/ca/ca.pem', timeout=20)\n\
+             r = requests.get('https://svc.test:{}/hello.txt', verify='/ca/ca.pem', timeout={t})\n\
              print(r.status_code, r.text)\n",
-            plain.port, tls.port
+            plain.port,
+            tls.port,
+            t = secs(20)
         );
         let r = py(
             mode,
@@ -549,17 +560,17 @@ fn free_port() -> u16 {
 /// anyone until /shared/stop appears and prints how many it served.
 const LISTENER_A: &str = r#"
 import os, socket, sys, time
-port, hello = int(sys.argv[1]), int(sys.argv[2])
+port, hello, T = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 s = socket.socket()
 s.bind(("127.0.0.1", port))
 s.listen(16)
-c = socket.create_connection(("127.0.0.1", port), timeout=10)
+c = socket.create_connection(("127.0.0.1", port), timeout=T)
 a, _ = s.accept()
 a.sendall(b"from-A\n")
 a.close()
 mine = c.recv(64).decode().strip()
 c.close()
-p = socket.create_connection(("127.0.0.1", 3128), timeout=10)
+p = socket.create_connection(("127.0.0.1", 3128), timeout=T)
 p.sendall(f"GET http://127.0.0.1:{hello}/ HTTP/1.1\r\nHost: 127.0.0.1:{hello}\r\n\r\n".encode())
 via = b""
 while True:
@@ -589,14 +600,14 @@ print("served", served)
 /// through B's (which does not).
 const PROBE_B: &str = r#"
 import socket, sys
-port, hello = int(sys.argv[1]), int(sys.argv[2])
+port, hello, T = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 try:
-    c = socket.create_connection(("127.0.0.1", port), timeout=10)
+    c = socket.create_connection(("127.0.0.1", port), timeout=T)
     print("direct=connected", c.recv(64))
 except ConnectionRefusedError:
     print("direct=refused")
 def ask(req):
-    p = socket.create_connection(("127.0.0.1", 3128), timeout=10)
+    p = socket.create_connection(("127.0.0.1", 3128), timeout=T)
     p.sendall(req.encode())
     got = b""
     try:
@@ -623,7 +634,7 @@ fn concurrent_sandboxes_cannot_reach_each_other() {
         let logs = TempDir::new("iso-logs");
         let (log_a, log_b) = (logs.path().join("a.log"), logs.path().join("b.log"));
         let port = free_port();
-        let (p, h) = (port.to_string(), hello.to_string());
+        let (p, h, t) = (port.to_string(), hello.to_string(), secs(10).to_string());
         let mut a = cordon(mode);
         a.args(["run", "--allow-net", &format!("127.0.0.1/32:{hello}")])
             .args(["--bind", &format!("{}:/shared", shared.str())])
@@ -633,7 +644,7 @@ fn concurrent_sandboxes_cannot_reach_each_other() {
                 "--time-limit",
                 &time_limit(120),
             ])
-            .args(["--", PYTHON, "-c", LISTENER_A, &p, &h])
+            .args(["--", PYTHON, "-c", LISTENER_A, &p, &h, &t])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut a = a.spawn().expect("start sandbox A");
@@ -655,7 +666,7 @@ fn concurrent_sandboxes_cannot_reach_each_other() {
                 "--audit-log",
                 log_b.to_str().unwrap(),
             ],
-            &[PYTHON, "-c", PROBE_B, &p, &h],
+            &[PYTHON, "-c", PROBE_B, &p, &h, &t],
         );
         let host = TcpStream::connect(("127.0.0.1", port));
         let host_refused = matches!(&host, Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused);
@@ -703,8 +714,9 @@ fn concurrent_sandboxes_cannot_reach_each_other() {
 const RAW_REQUESTS: &str = r#"
 import json, socket, sys
 out = []
+T = int(sys.argv[2])
 for req in json.loads(sys.argv[1]):
-    p = socket.create_connection(("127.0.0.1", 3128), timeout=10)
+    p = socket.create_connection(("127.0.0.1", 3128), timeout=T)
     p.sendall(req.encode())
     got = b""
     try:
@@ -742,7 +754,13 @@ fn a_denied_target_is_one_audit_line_and_a_uniform_403() {
                 "--audit-log",
                 log.to_str().unwrap(),
             ],
-            &[PYTHON, "-c", RAW_REQUESTS, &reqs.to_string()],
+            &[
+                PYTHON,
+                "-c",
+                RAW_REQUESTS,
+                &reqs.to_string(),
+                &secs(10).to_string(),
+            ],
         );
         let lines = audit_lines(&log);
         let d = diag(mode, &r, &lines);
