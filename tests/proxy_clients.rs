@@ -967,3 +967,70 @@ fn cordon_connect_on_the_host_follows_cordon_proxy() {
         assert_eq!(err.lines().count(), 1, "{err}");
     }
 }
+
+#[test]
+fn ssh_proxy_command_through_cordon_connect() {
+    require!("ssh", have("/usr/bin/ssh"), "needs /usr/bin/ssh (openssh-client)");
+    // A host "ssh server" that sends its banner, reports the client's and
+    // closes: the client's banner crossed the tunnel, and ssh must then
+    // see the end (cordon connect ends its standard output) and exit.
+    let l = TcpListener::bind("127.0.0.1:0").expect("host listener");
+    let port = l.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut c) = c else { continue };
+            let _ = c.set_read_timeout(Some(Duration::from_secs(60)));
+            let _ = c.write_all(b"SSH-2.0-cordon-test\r\n");
+            let mut line = Vec::new();
+            let mut b = [0u8; 1];
+            while line.len() < 255 && !line.ends_with(b"\n") {
+                match c.read(&mut b) {
+                    Ok(1) => line.push(b[0]),
+                    _ => break,
+                }
+            }
+            let _ = tx.send(String::from_utf8_lossy(&line).into_owned());
+        }
+    });
+    let bin = TempDir::new("ssh-bin");
+    std::fs::copy(cordon_bin(), bin.path().join("cordon")).expect("copy cordon");
+    set_mode(&bin.path().join("cordon"), 0o755);
+    // ssh refuses to run for a uid without a passwd entry.
+    std::fs::write(
+        bin.path().join("passwd"),
+        "root:x:0:0::/root:/bin/sh\nsandbox:x:1000:1000::/tmp:/bin/sh\n",
+    )
+    .unwrap();
+    set_mode(&bin.path().join("passwd"), 0o644);
+    for mode in modes() {
+        let script = format!(
+            "id -u; timeout {t} ssh -F /dev/null -o ProxyCommand='/opt/cordon/cordon connect %h %p' \
+             -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+             -p {port} sandbox@127.0.0.1 true; echo ssh=$?",
+            t = secs(20)
+        );
+        let r = sh(
+            mode,
+            &[
+                "--allow-net",
+                &format!("127.0.0.1/32:{port}"),
+                "--ro-bind",
+                &format!("{}/cordon:/opt/cordon/cordon", bin.str()),
+                "--ro-bind",
+                &format!("{}/passwd:/etc/passwd", bin.str()),
+            ],
+            &script,
+        );
+        let d = diag(mode, &r, &[]);
+        let banner = rx.recv_timeout(Duration::from_secs(u64::from(slow_factor()) * 30));
+        assert_eq!(r.code(), 0, "{d}");
+        assert!(
+            banner.as_deref().is_ok_and(|b| b.starts_with("SSH-2.0-OpenSSH")),
+            "{banner:?}\n{d}"
+        );
+        // 255: ssh's own error (the server closed), not timeout's 124.
+        assert_eq!(r.stdout(), "1000\nssh=255\n", "{d}");
+        assert!(r.stderr().contains("Connection closed"), "{d}");
+    }
+}

@@ -6,12 +6,15 @@
 //! 127.0.0.1:3128, where a sandbox in network mode `proxy` has it), asks
 //! for `CONNECT HOST:PORT`, and on `200` relays standard input to the
 //! tunnel and the tunnel to standard output until both directions have
-//! ended (end of input half-closes the tunnel). The proxy's answer is read
-//! with bounds ([`MAX_HEAD`], [`HEAD_TIMEOUT`]): the proxy is trusted no
-//! more than the network behind it.
+//! ended: the end of input half-closes the tunnel, and the end of the
+//! tunnel ends standard output (its reader, such as ssh, waits for that
+//! before it ends our input). The proxy's answer is read with bounds
+//! ([`MAX_HEAD`], [`HEAD_TIMEOUT`]): the proxy is trusted no more than the
+//! network behind it.
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 /// The proxy's address when `CORDON_PROXY` is unset or empty.
@@ -266,6 +269,23 @@ fn downstream(mut sock: &TcpStream, first: &[u8]) -> io::Result<()> {
     }
 }
 
+/// End standard output for its reader while fd 1 stays open (on
+/// /dev/null), so that nothing else can come to be fd 1.
+fn end_stdout() -> io::Result<()> {
+    io::stdout().lock().flush()?;
+    let null = std::fs::OpenOptions::new().write(true).open("/dev/null")?;
+    // SAFETY: dup2 changes only the fd table: `null` is an open fd we own
+    // and keep until after the call, and fd 1 is standard output, which no
+    // Rust object owns (the global Stdout borrows it and goes on writing to
+    // fd 1, now /dev/null; it was flushed above). Nothing is freed or
+    // aliased in memory.
+    let r = unsafe { libc::dup2(null.as_raw_fd(), 1) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Copy standard input into the tunnel; at its end, half-close the tunnel
 /// (the other side sees EOF and may still answer).
 fn upstream(mut sock: &TcpStream) -> io::Result<()> {
@@ -324,6 +344,11 @@ pub fn main(host: &str, port: &str) -> i32 {
     // wait for the input thread, which may be blocked reading).
     if let Err(e) = downstream(&sock, &first) {
         return fail(&format!("{}: receiving: {e}", target.authority()));
+    }
+    // The reader of standard output (ssh) waits for its end before it ends
+    // our input: end it now. Where that fails, returning ends it.
+    if let Err(e) = end_stdout() {
+        return fail(&format!("ending standard output: {e}"));
     }
     match up.join() {
         Ok(Ok(())) => 0,
