@@ -653,7 +653,10 @@ fn landlock_walls_tcp_connect_to_the_proxy_ports() {
         assert_eq!(r.code(), 0, "{d}");
         let unenforced = r.status.as_ref().expect("outcome")["unenforced"].to_string();
         if walled {
-            assert!(r.stdout().contains(&format!("local {} proxy ok", libc::EACCES)), "{d}");
+            assert!(
+                r.stdout().contains(&format!("local {} proxy ok", libc::EACCES)),
+                "{d}"
+            );
             assert!(!unenforced.contains("tcp_connect wall"), "{d}");
         } else {
             assert!(r.stdout().contains("local ok proxy ok"), "{d}");

@@ -636,7 +636,11 @@ fn concurrent_sandboxes_cannot_reach_each_other() {
         let port = free_port();
         let (p, h, t) = (port.to_string(), hello.to_string(), secs(10).to_string());
         let mut a = cordon(mode);
+        // Both may connect to the port on their own loopback (mode proxy's
+        // Landlock wall would refuse it first): what is tested is that
+        // their network namespaces keep them apart.
         a.args(["run", "--allow-net", &format!("127.0.0.1/32:{hello}")])
+            .args(["--landlock-connect", &p])
             .args(["--bind", &format!("{}:/shared", shared.str())])
             .args([
                 "--audit-log",
@@ -663,6 +667,8 @@ fn concurrent_sandboxes_cannot_reach_each_other() {
             &[
                 "--allow-net",
                 &format!("127.0.0.1/32:{port}"),
+                "--landlock-connect",
+                &p,
                 "--audit-log",
                 log_b.to_str().unwrap(),
             ],
