@@ -767,27 +767,7 @@ fn connect_checked(
     let left = deadline
         .saturating_duration_since(Instant::now())
         .max(Duration::from_millis(1));
-    let (up, down, error) = match TcpStream::connect_timeout(&addr, left) {
-        Err(e) => {
-            let why = format!("connecting to {addr}: {e}");
-            front.refuse(&client, Refusal::Unreachable, &why);
-            (0, 0, Some(why))
-        }
-        Ok(mut upstream) => {
-            let _ = upstream.set_nodelay(true);
-            let _ = upstream.set_write_timeout(Some(sh.cfg.idle_timeout.max(Duration::from_millis(100))));
-            match front
-                .established(&mut client, &mut upstream)
-                .and_then(|pre| upstream.write_all(early).map(|_| pre))
-            {
-                Err(_) => (0, 0, None),
-                Ok(pre) => {
-                    let (u, d) = relay(sh, &mut client, &mut upstream);
-                    (u + pre + early.len() as u64, d, None)
-                }
-            }
-        }
-    };
+    let (up, down, error) = connect_and_relay(sh, &mut client, &front, addr, left, early);
     sh.counters.up.fetch_add(up, Ordering::Relaxed);
     sh.counters.down.fetch_add(down, Ordering::Relaxed);
     let mut fields = vec![
@@ -802,6 +782,40 @@ fn connect_checked(
         fields.push(("error", Value::from(e)));
     }
     sh.emit("network.closed", &fields);
+}
+
+/// Connect to exactly `addr` (within `left`), tell the client (or send the
+/// request on), pass on `early`, and relay both ways: (bytes up, bytes
+/// down, the connect error).
+fn connect_and_relay(
+    sh: &Shared,
+    client: &mut TcpStream,
+    front: &Front,
+    addr: SocketAddr,
+    left: Duration,
+    early: &[u8],
+) -> (u64, u64, Option<String>) {
+    match TcpStream::connect_timeout(&addr, left) {
+        Err(e) => {
+            let why = format!("connecting to {addr}: {e}");
+            front.refuse(client, Refusal::Unreachable, &why);
+            (0, 0, Some(why))
+        }
+        Ok(mut upstream) => {
+            let _ = upstream.set_nodelay(true);
+            let _ = upstream.set_write_timeout(Some(sh.cfg.idle_timeout.max(Duration::from_millis(100))));
+            match front
+                .established(client, &mut upstream)
+                .and_then(|pre| upstream.write_all(early).map(|_| pre))
+            {
+                Err(_) => (0, 0, None),
+                Ok(pre) => {
+                    let (u, d) = relay(sh, client, &mut upstream);
+                    (u + pre + early.len() as u64, d, None)
+                }
+            }
+        }
+    }
 }
 
 /// Count and log an allowed connection.
