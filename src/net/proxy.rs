@@ -630,7 +630,10 @@ fn serve_socks(sh: &Shared, mut client: TcpStream) {
 
 /// A connection to `port` on the sandbox's loopback: to a fake address
 /// from the DNS stub it goes to the name the address stands for;
-/// anything else is closed.
+/// anything else is closed (and audited). The sandbox's own 127.0.0.1 is
+/// not the host's: an address rule for the host's loopback is reached
+/// through the HTTP or SOCKS5 proxy, never by connecting to the same
+/// address inside.
 fn serve_transparent(sh: &Shared, client: TcpStream, port: u16) {
     let started = Instant::now();
     let _ = client.set_write_timeout(Some(sh.cfg.idle_timeout.max(Duration::from_millis(100))));
@@ -639,6 +642,21 @@ fn serve_transparent(sh: &Shared, client: TcpStream, port: u16) {
         Err(_) => return,
     };
     let host = local.to_string();
+    if !dns::is_fake(local) {
+        let why = format!(
+            "{local} is not a fake address of the DNS stub (127.1.0.0/16): the transparent relay takes only those"
+        );
+        let target = Some((host.as_str(), port));
+        return deny(
+            sh,
+            &client,
+            &Front::Transparent,
+            target,
+            &[],
+            Refusal::Forbidden,
+            &why,
+        );
+    }
     connect_checked(sh, client, Front::Transparent, &host, port, &[], started);
 }
 

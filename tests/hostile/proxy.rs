@@ -157,3 +157,101 @@ fn a_connection_flood_is_bounded_and_the_deadline_holds() {
         );
     }
 }
+
+/// A host server on 127.0.0.1 that answers `HOSTLOOP` and counts the
+/// connections it took.
+fn host_server() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("host listener");
+    let port = l.local_addr().unwrap().port();
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let h = hits.clone();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut c) = c else { continue };
+            h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _ = c.set_read_timeout(Some(Duration::from_millis(500)));
+            let _ = c.read(&mut [0u8; 1024]);
+            let _ = c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\nConnection: close\r\n\r\nHOSTLOOP");
+        }
+    });
+    (port, hits)
+}
+
+const LOOPBACK_PROBE: &str = r#"
+import socket, sys
+port = int(sys.argv[1])
+def get(host, via_proxy=False):
+    try:
+        s = socket.create_connection((host, 3128 if via_proxy else port), timeout=5)
+        if via_proxy:
+            s.sendall(("CONNECT 127.0.0.1:%d HTTP/1.1\r\n\r\n" % port).encode())
+            s.recv(4096)
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        got = b""
+        while True:
+            b = s.recv(4096)
+            if not b:
+                break
+            got += b
+        return "HOSTLOOP" if b"HOSTLOOP" in got else "nothing"
+    except OSError as e:
+        return "error"
+for host in ["127.0.0.1", "127.0.0.2", "127.9.9.9"]:
+    print(host, get(host))
+print("proxy", get("127.0.0.1", True))
+"#;
+
+/// The transparent relay takes connections on every address of the
+/// sandbox's loopback, but only the DNS stub's fake addresses stand for
+/// anything: a connection to the sandbox's own 127.0.0.1 (or 127.0.0.2,
+/// or any other 127/8 address) on a transparent port is closed, even when
+/// an address rule allows the host's loopback on that port. (It was
+/// relayed to the same address on the host: the sandbox's loopback
+/// turned into the host's.)
+#[test]
+fn the_transparent_relay_never_turns_the_sandbox_loopback_into_the_hosts() {
+    require!("python3", have_python(), "python3 is not installed");
+    let (port, hits) = host_server();
+    for mode in modes() {
+        let dir = TempDir::new("hostile-proxy-loopback");
+        let log = dir.path().join("audit.log");
+        let p = policy(
+            mode,
+            &dir,
+            serde_json::json!({
+                "mode": "proxy",
+                "allow": [format!("127.0.0.0/8:{port}")],
+                "transparent_ports": [port]
+            }),
+        );
+        let before = hits.load(std::sync::atomic::Ordering::SeqCst);
+        let r = crate::common::run(
+            mode,
+            &["--policy", &p, "--audit-log", log.to_str().unwrap()],
+            &["/usr/bin/python3", "-c", LOOPBACK_PROBE, &port.to_string()],
+        );
+        let out = r.stdout();
+        let audit = std::fs::read_to_string(&log).unwrap_or_default();
+        let d = format!("{mode:?}\n{out}\n{}\n{audit}", r.stderr());
+        assert_eq!(r.code(), 0, "{d}");
+        // The rule itself works through the proxy: the one host connection.
+        assert!(out.contains("proxy HOSTLOOP\n"), "{d}");
+        for host in ["127.0.0.1", "127.0.0.2", "127.9.9.9"] {
+            assert!(out.contains(&format!("{host} nothing\n")), "{d}");
+        }
+        assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst) - before, 1, "{d}");
+        let denied: Vec<serde_json::Value> = audit
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .filter(|l: &serde_json::Value| l["event"] == "network.denied" && l["protocol"] == "transparent")
+            .collect();
+        assert_eq!(denied.len(), 3, "{d}");
+        assert!(
+            denied
+                .iter()
+                .all(|l| l["reason"].as_str().unwrap().contains("not a fake address")),
+            "{d}"
+        );
+    }
+}
