@@ -255,3 +255,99 @@ fn the_transparent_relay_never_turns_the_sandbox_loopback_into_the_hosts() {
         );
     }
 }
+
+const REFUSAL_FLOOD: &str = r#"
+import socket, time
+tried = 0
+# Malformed requests to the HTTP and SOCKS5 fronts, as fast as they go.
+end = time.monotonic() + 1.5
+while time.monotonic() < end:
+    for port, req in ((3128, b"X\r\n\r\n"), (1080, b"\x04\x01")):
+        try:
+            s = socket.create_connection(("127.0.0.1", port), timeout=2)
+            s.sendall(req)
+            s.recv(64)
+            s.close()
+        except OSError:
+            pass
+        tried += 1
+# One connection held open (max_connections is 1): every other is refused.
+held = socket.create_connection(("127.0.0.1", 3128), timeout=2)
+held.sendall(b"CONNECT ")
+time.sleep(0.2)
+end = time.monotonic() + 1.5
+while time.monotonic() < end:
+    try:
+        s = socket.create_connection(("127.0.0.1", 1080), timeout=2)
+        s.recv(64)
+        s.close()
+    except OSError:
+        pass
+    tried += 1
+held.close()
+print("tried", tried, flush=True)
+"#;
+
+/// Refusals a payload can repeat as fast as it connects (a malformed
+/// request, a connection over `max_connections`) are audited at most 50
+/// lines a second each, like `dns.denied`: the audit log is a host file
+/// and a payload must not be able to grow it at its own pace. The lines
+/// left out are counted (`left_out`, and the outcome's
+/// `connections_denied`). (Every refusal was a line: hundreds a second
+/// from one python loop.)
+#[test]
+fn a_refusal_flood_does_not_flood_the_audit_log() {
+    require!("python3", have_python(), "python3 is not installed");
+    for mode in modes() {
+        let dir = TempDir::new("hostile-proxy-audit-flood");
+        let log = dir.path().join("audit.log");
+        let p = policy(
+            mode,
+            &dir,
+            serde_json::json!({"mode": "proxy", "max_connections": 1, "connect_timeout": "20s"}),
+        );
+        let r = crate::common::py(
+            mode,
+            &["--policy", &p, "--audit-log", log.to_str().unwrap()],
+            REFUSAL_FLOOD,
+        );
+        let audit = std::fs::read_to_string(&log).unwrap_or_default();
+        let lines: Vec<serde_json::Value> = audit.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let count = |event: &str| {
+            let of: Vec<&serde_json::Value> = lines.iter().filter(|l| l["event"] == event).collect();
+            let left_out: u64 = of.iter().filter_map(|l| l["left_out"].as_u64()).sum();
+            (of.len() as u64, left_out)
+        };
+        let (denied, denied_left_out) = count("network.denied");
+        let (hits, hits_left_out) = count("limit.hit");
+        let d = format!(
+            "{mode:?}: {denied} network.denied (+{denied_left_out}), {hits} limit.hit (+{hits_left_out})\n{}\n{}",
+            r.stdout(),
+            r.stderr()
+        );
+        assert_eq!(r.code(), 0, "{d}");
+        let tried: u64 = r
+            .stdout()
+            .strip_prefix("tried ")
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no report: {d}"));
+        let s = r.status.as_ref().expect("outcome");
+        let secs = s["wall_time_ms"].as_u64().unwrap() / 1000;
+        // Lines fall in at most secs + 2 one-second windows.
+        let bound = 50 * (secs + 2);
+        assert!(
+            tried > 2 * bound,
+            "{mode:?}: the flood was too slow to test anything ({tried} tried, bound {bound}): {d}"
+        );
+        assert!(denied <= bound && hits <= bound, "{d}");
+        assert!(denied > 0 && hits > 0, "{d}");
+        // Nothing is lost from the counts: every refusal is counted, and
+        // the lines and the ones they say were left out never exceed it.
+        let total = s["network"]["connections_denied"].as_u64().unwrap();
+        assert!(total >= tried, "{d}: {total} counted");
+        assert!(
+            denied + denied_left_out + hits + hits_left_out <= total + 1,
+            "{d}: {total} counted"
+        );
+    }
+}
