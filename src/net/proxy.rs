@@ -718,13 +718,9 @@ fn target_of(sh: &Shared, host: &str, port: u16) -> Result<Target, String> {
     let mut target =
         Target::parse(host, port).map_err(|r| format!("target {:?} refused: {}", r.literal, r.reason))?;
     if let Host::Ip(ip) = target.host {
-        if dns::is_fake(ip) {
-            let v4 = match ip {
-                IpAddr::V4(a) => Some(a),
-                IpAddr::V6(a) => a.to_ipv4_mapped(),
-            };
+        if let Some(v4) = dns::fake_v4(ip) {
             let fake = sh.fake.lock().unwrap_or_else(|p| p.into_inner());
-            match v4.and_then(|a| fake.name_for(a)) {
+            match fake.name_for(v4) {
                 Some(name) => target.host = Host::Name(name.to_string()),
                 None => {
                     return Err(format!(

@@ -351,3 +351,81 @@ fn a_refusal_flood_does_not_flood_the_audit_log() {
         );
     }
 }
+
+const COMPAT_PROBE: &str = r#"
+import socket, struct, sys
+port = int(sys.argv[1])
+def socks(addr):
+    s = socket.create_connection(("127.0.0.1", 1080), 5)
+    s.sendall(bytes([5, 1, 0]))
+    s.recv(2)
+    s.sendall(bytes([5, 1, 0, 4]) + socket.inet_pton(socket.AF_INET6, addr) + struct.pack(">H", port))
+    r = s.recv(10)
+    if r[1] != 0:
+        return "reply %d" % r[1]
+    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    got = b""
+    while True:
+        b = s.recv(4096)
+        if not b:
+            break
+        got += b
+    return "HOSTLOOP" if b"HOSTLOOP" in got else "nothing"
+print("fake", socket.gethostbyname("svc.test"))
+for a in ["::ffff:127.1.0.1", "::127.1.0.1", "::ffff:127.1.0.9", "::127.1.0.9"]:
+    print(a, socks(a))
+"#;
+
+/// Every IPv6 spelling of a fake address stands for its name, as the
+/// rules read it: the IPv4-mapped `::ffff:127.1.0.1` and the
+/// IPv4-compatible `::127.1.0.1` both reach the name the stub gave
+/// 127.1.0.1, and both spellings of an address it never gave are refused
+/// as such, even when an address rule covers the host's 127/8. (The
+/// compatible spelling was no fake address to the proxy but 127.1.0.1 to
+/// the rules: allowed by the address rule and connected as written.)
+#[test]
+fn every_spelling_of_a_fake_address_stands_for_its_name() {
+    require!("python3", have_python(), "python3 is not installed");
+    let (port, _) = host_server();
+    for mode in modes() {
+        let dir = TempDir::new("hostile-proxy-compat");
+        let log = dir.path().join("audit.log");
+        let p = policy(
+            mode,
+            &dir,
+            serde_json::json!({
+                "mode": "proxy",
+                "allow": [format!("svc.test:{port}"), format!("127.0.0.0/8:{port}")],
+                "resolve": {"svc.test": "127.0.0.1"}
+            }),
+        );
+        let r = crate::common::run(
+            mode,
+            &["--policy", &p, "--audit-log", log.to_str().unwrap()],
+            &["/usr/bin/python3", "-c", COMPAT_PROBE, &port.to_string()],
+        );
+        let out = r.stdout();
+        let audit = std::fs::read_to_string(&log).unwrap_or_default();
+        let d = format!("{mode:?}\n{out}\n{}\n{audit}", r.stderr());
+        assert_eq!(r.code(), 0, "{d}");
+        assert!(out.contains("fake 127.1.0.1\n"), "{d}");
+        assert!(out.contains("::ffff:127.1.0.1 HOSTLOOP\n"), "{d}");
+        assert!(out.contains("::127.1.0.1 HOSTLOOP\n"), "{d}");
+        // Reply 2: not allowed by the ruleset.
+        assert!(out.contains("::ffff:127.1.0.9 reply 2\n"), "{d}");
+        assert!(out.contains("::127.1.0.9 reply 2\n"), "{d}");
+        let lines: Vec<serde_json::Value> = audit.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let allowed: Vec<&serde_json::Value> =
+            lines.iter().filter(|l| l["event"] == "network.allowed").collect();
+        assert_eq!(allowed.len(), 2, "{d}");
+        assert!(allowed.iter().all(|l| l["target"] == "svc.test"), "{d}");
+        let no_name = lines
+            .iter()
+            .filter(|l| {
+                l["event"] == "network.denied"
+                    && l["reason"].as_str().unwrap_or("").contains("gave it to no name")
+            })
+            .count();
+        assert_eq!(no_name, 2, "{d}");
+    }
+}
