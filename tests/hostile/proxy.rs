@@ -429,3 +429,124 @@ fn every_spelling_of_a_fake_address_stands_for_its_name() {
         assert_eq!(no_name, 2, "{d}");
     }
 }
+
+const SANDBOX_A: &str = r#"
+import socket, sys
+port = int(sys.argv[1])
+l = socket.socket()
+l.bind(("127.0.0.1", port))
+l.listen(8)
+l.settimeout(float(sys.argv[2]))
+print("fake", socket.gethostbyname("svc.test"), flush=True)
+print("listening", flush=True)
+n = 0
+try:
+    while True:
+        c, _ = l.accept()
+        n += 1
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\nConnection: close\r\n\r\nSANDBOXA\n")
+        c.close()
+except OSError:
+    pass
+print("accepted", n, flush=True)
+"#;
+
+const SANDBOX_B: &str = r#"
+import socket, struct, sys
+port, fake = int(sys.argv[1]), sys.argv[2]
+def read(s):
+    got = b""
+    while True:
+        b = s.recv(4096)
+        if not b:
+            break
+        got += b
+    for w in (b"SANDBOXA", b"HOSTLOOP"):
+        if w in got:
+            return w.decode()
+    return "nothing"
+def direct(host):
+    try:
+        s = socket.create_connection((host, port), timeout=3)
+        s.sendall(b"GET / HTTP/1.1\r\n\r\n")
+        return read(s)
+    except OSError:
+        return "error"
+def connect(target):
+    s = socket.create_connection(("127.0.0.1", 3128), timeout=5)
+    s.sendall(("CONNECT %s:%d HTTP/1.1\r\n\r\n" % (target, port)).encode())
+    head = s.recv(4096).split(b"\r\n")[0].decode()
+    if " 200 " not in head:
+        return head.split(" ")[1]
+    s.sendall(b"GET / HTTP/1.1\r\n\r\n")
+    return read(s)
+print("direct", direct("127.0.0.1"))
+print("fake-direct", direct(fake))
+print("connect", connect("127.0.0.1"))
+print("connect-fake", connect(fake))
+"#;
+
+/// Two sandboxes in mode proxy at once share nothing: one's listener on
+/// its own 127.0.0.1 is out of the other's reach, directly or through
+/// the other's proxy (whose address rule for 127.0.0.1 reaches the host's
+/// loopback, not a sandbox's), and a fake address the first sandbox's
+/// stub handed out means nothing to the second's.
+#[test]
+fn two_sandboxes_share_no_listener_and_no_fake_address() {
+    use std::io::BufRead;
+    require!("python3", have_python(), "python3 is not installed");
+    let (port, hits) = host_server();
+    for mode in modes() {
+        let dir = TempDir::new("hostile-proxy-two");
+        let p = policy(
+            mode,
+            &dir,
+            serde_json::json!({
+                "mode": "proxy",
+                "allow": [format!("svc.test:{port}"), format!("127.0.0.1/32:{port}")],
+                "resolve": {"svc.test": "127.0.0.1"},
+                "transparent_ports": []
+            }),
+        );
+        let wait = scaled(Duration::from_secs(4)).as_secs().to_string();
+        let mut a = cordon(mode)
+            .args(["run", "--policy", &p, "--", "/usr/bin/python3", "-c", SANDBOX_A])
+            .args([&port.to_string(), &wait])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn cordon");
+        let mut a_out = std::io::BufReader::new(a.stdout.take().unwrap());
+        let mut line = String::new();
+        a_out.read_line(&mut line).unwrap();
+        let fake = line
+            .trim()
+            .strip_prefix("fake ")
+            .unwrap_or_else(|| panic!("{mode:?}: {line}"))
+            .to_string();
+        line.clear();
+        a_out.read_line(&mut line).unwrap();
+        assert_eq!(line, "listening\n", "{mode:?}");
+        let before = hits.load(std::sync::atomic::Ordering::SeqCst);
+        // The other sandbox resolves nothing: the fake address is the
+        // first one's.
+        let b = crate::common::run(
+            mode,
+            &["--policy", &p],
+            &["/usr/bin/python3", "-c", SANDBOX_B, &port.to_string(), &fake],
+        );
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut a_out, &mut rest).unwrap();
+        let a_status = a.wait().unwrap();
+        let out = b.stdout();
+        let d = format!("{mode:?}\nA: {rest} {a_status:?}\nB: {out}\n{}", b.stderr());
+        assert_eq!(b.code(), 0, "{d}");
+        assert_eq!(rest, "accepted 0\n", "{d}");
+        assert!(out.contains("direct error\n"), "{d}");
+        assert!(out.contains("fake-direct error\n"), "{d}");
+        // The address rule reaches the host's 127.0.0.1, once.
+        assert!(out.contains("connect HOSTLOOP\n"), "{d}");
+        assert!(out.contains("connect-fake 403\n"), "{d}");
+        assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst) - before, 1, "{d}");
+    }
+}
