@@ -16,9 +16,8 @@
 //! [`Rules::decide`] — the only place decisions are made — and the
 //! connection goes to exactly the first checked address, never
 //! re-resolved. Every decision is one audit line (`network.allowed` /
-//! `network.denied`, `dns.denied`; refusals at most
-//! [`REFUSALS_AUDITED_PER_SECOND`] a second of each kind), every relayed
-//! connection one more (`network.closed`).
+//! `network.denied`, `dns.denied`; refusals at most 50 a second of each
+//! kind), every relayed connection one more (`network.closed`).
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
