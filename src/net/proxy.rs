@@ -121,6 +121,8 @@ struct Shared {
     audit: Option<AuditLog>,
     counters: Counters,
     active: AtomicUsize,
+    /// Resolver threads running ([`resolve_by`]).
+    resolving: Arc<AtomicUsize>,
     /// Names the DNS stub answered, and their fake addresses.
     fake: Mutex<FakeMap>,
     /// `dns.denied` lines.
@@ -215,6 +217,7 @@ impl Proxy {
             audit,
             counters: Counters::default(),
             active: AtomicUsize::new(0),
+            resolving: Arc::new(AtomicUsize::new(0)),
             fake: Mutex::new(FakeMap::new()),
             dns_audit: Mutex::new(LineBudget::default()),
             deny_audit: Mutex::new(LineBudget::default()),
@@ -782,7 +785,10 @@ fn connect_checked(
     }
     let resolved = match &target.host {
         Host::Ip(ip) => vec![*ip],
-        Host::Name(n) => resolve(&sh.cfg, n, port),
+        Host::Name(n) => match resolve_by(sh, n, port, deadline) {
+            Ok(r) => r,
+            Err(why) => return deny(sh, &client, &front, named, &[], Refusal::Unreachable, why),
+        },
     };
     let decision = sh.cfg.rules.decide(&target, &resolved);
     let rule = match decision {
@@ -898,12 +904,43 @@ fn read_head(
     }
 }
 
-/// Resolve a name once: the test map first, else getaddrinfo (the
-/// parent's network). Duplicates removed, order kept.
-fn resolve(cfg: &ProxyConfig, name: &str, port: u16) -> Vec<IpAddr> {
-    if let Some(ip) = cfg.resolve.get(name) {
-        return vec![*ip];
+/// Resolve a name once, within `deadline`: the test map first, else
+/// [`lookup`]. getaddrinfo cannot be cancelled and a
+/// slow or silent resolver holds it for its own timeouts (seconds each),
+/// so it runs on a thread of its own, which may outlive the connection
+/// that asked; at most `max_connections` such threads at once. `Err`: why
+/// there is no answer in time.
+fn resolve_by(sh: &Shared, name: &str, port: u16, deadline: Instant) -> Result<Vec<IpAddr>, &'static str> {
+    if let Some(ip) = sh.cfg.resolve.get(name) {
+        return Ok(vec![*ip]);
     }
+    let max = sh.cfg.max_connections as usize;
+    if sh.resolving.fetch_add(1, Ordering::AcqRel) >= max {
+        sh.resolving.fetch_sub(1, Ordering::AcqRel);
+        return Err("too many names being resolved at once (network.max_connections)");
+    }
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let (owned, count) = (name.to_string(), Arc::clone(&sh.resolving));
+    let spawned = std::thread::Builder::new()
+        .name("cordon-resolve".to_string())
+        .stack_size(256 * 1024)
+        .spawn(move || {
+            let r = lookup(&owned, port);
+            count.fetch_sub(1, Ordering::AcqRel);
+            let _ = tx.send(r);
+        });
+    if spawned.is_err() {
+        sh.resolving.fetch_sub(1, Ordering::AcqRel);
+        return Err("could not start resolving the name");
+    }
+    let left = deadline.saturating_duration_since(Instant::now());
+    rx.recv_timeout(left)
+        .map_err(|_| "the name was not resolved within network.connect_timeout")
+}
+
+/// Resolve a name once with getaddrinfo (the parent's network).
+/// Duplicates removed, order kept.
+fn lookup(name: &str, port: u16) -> Vec<IpAddr> {
     let mut out: Vec<IpAddr> = Vec::new();
     // Fully qualified (a trailing dot): the resolver's search domains must
     // not turn an allowed name into another one (`api.example.com` into

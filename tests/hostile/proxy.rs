@@ -550,3 +550,104 @@ fn two_sandboxes_share_no_listener_and_no_fake_address() {
         assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst) - before, 1, "{d}");
     }
 }
+
+const SILENT_RESOLVER: &str = r#"
+set -e
+mount --make-rprivate /
+ip link set lo up
+mount --bind "$DIR/resolv.conf" /etc/resolv.conf
+# A resolver that never answers, on the private netns's 127.0.0.1:53.
+python3 -c '
+import socket, sys, time
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("127.0.0.1", 53))
+t = socket.socket(); t.bind(("127.0.0.1", 53)); t.listen(64)
+open(sys.argv[1], "w").write("ready")
+time.sleep(120)' "$DIR/ready" &
+i=0; while [ ! -s "$DIR/ready" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
+"$@"
+kill $!
+"#;
+
+const SLOW_NAME: &str = r#"
+import socket, time
+t = time.monotonic()
+s = socket.create_connection(("127.0.0.1", 3128), timeout=5)
+s.sendall(b"CONNECT slow.example.com:443 HTTP/1.1\r\n\r\n")
+s.settimeout(20)
+try:
+    head = s.recv(4096).split(b"\r\n")[0].decode()
+except OSError:
+    head = "no answer"
+print(head, "after", round(time.monotonic() - t, 1), flush=True)
+"#;
+
+/// `connect_timeout` bounds resolving too: a name whose resolver never
+/// answers is refused once the timeout passes (502), not when the host's
+/// resolver gives up (seconds per try, more than one try), and the
+/// supervisor's thread is free again. (getaddrinfo ran on the
+/// connection's thread: the payload waited out the resolver's timeouts
+/// whatever connect_timeout said.) The supervisor runs in a private
+/// network namespace whose /etc/resolv.conf names a silent server.
+#[test]
+fn a_silent_resolver_is_cut_at_connect_timeout() {
+    require!("python3", have_python(), "python3 is not installed");
+    if !crate::common::is_root() {
+        eprintln!("SKIPPED: needs root for a private network namespace");
+        return;
+    }
+    let have = |tools: &[&str]| tools.iter().any(|t| std::path::Path::new(t).exists());
+    require!(
+        "unshare",
+        have(&["/usr/bin/unshare", "/bin/unshare"])
+            && have(&["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"])
+            && have(&["/usr/bin/setpriv", "/bin/setpriv"]),
+        "needs unshare, ip and setpriv"
+    );
+    for mode in modes() {
+        let dir = TempDir::new("hostile-proxy-silent-dns");
+        std::fs::write(
+            dir.path().join("resolv.conf"),
+            "nameserver 127.0.0.1\noptions timeout:5 attempts:2\n",
+        )
+        .unwrap();
+        crate::common::set_mode(&dir.path().join("resolv.conf"), 0o644);
+        let log = dir.path().join("audit.log");
+        let p = policy(
+            mode,
+            &dir,
+            serde_json::json!({"mode": "proxy", "allow": ["**.example.com"], "connect_timeout": "1s"}),
+        );
+        let mut cmd = std::process::Command::new("unshare");
+        cmd.env_clear()
+            .env("PATH", "/usr/bin:/bin:/usr/sbin:/sbin")
+            .env("DIR", dir.path())
+            .args(["-m", "-n", "--", "/bin/sh", "-c", SILENT_RESOLVER, "sh"]);
+        if mode == crate::common::Mode::Rootless {
+            let id = crate::common::ROOTLESS_ID.to_string();
+            cmd.args(["setpriv", "--reuid", &id, "--regid", &id, "--clear-groups", "--"]);
+        }
+        cmd.arg(crate::common::cordon_bin())
+            .args(["run", "--policy", &p, "--audit-log", log.to_str().unwrap()])
+            .args(["--", "/usr/bin/python3", "-c", SLOW_NAME]);
+        let out = cmd.output().expect("unshare");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let audit = std::fs::read_to_string(&log).unwrap_or_default();
+        let d = format!(
+            "{mode:?}\n{stdout}\n{}\n{audit}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{d}");
+        let secs: f64 = stdout
+            .trim()
+            .rsplit(' ')
+            .next()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no report: {d}"));
+        assert!(stdout.starts_with("HTTP/1.1 502 "), "{d}");
+        assert!(secs < 1.0 + 2.0 * f64::from(crate::common::slow_factor()), "{d}");
+        assert!(
+            audit.contains("the name was not resolved within network.connect_timeout"),
+            "{d}"
+        );
+    }
+}
