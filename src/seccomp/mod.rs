@@ -662,12 +662,22 @@ const IPPROTO_SMC: u64 = 256;
 /// that does not speak it) or an SMC one makes a TCP connection to any
 /// port. socket(2) with `IPPROTO_MPTCP` or `IPPROTO_SMC` fails with
 /// EPROTONOSUPPORT, as on a kernel without them (clients fall back to
-/// TCP). The guard's rules go before the filter's own; a filter that never
-/// lets socket(2) through is left alone.
+/// TCP), and io_uring_setup gets ENOSYS (io_uring makes sockets without
+/// socket(2), past seccomp). The guard's rules go before the filter's own;
+/// a filter that never lets socket(2) through is left alone.
 pub fn tcp_wall_guard(f: &Filter) -> Filter {
     let mut f = f.clone();
     let permits = |a: Action| matches!(a, Action::Allow | Action::Log | Action::Notify);
     let arch = f.arch;
+    if let Some(nr) = arch.syscall_nr("io_uring_setup") {
+        f.entries.insert(
+            nr,
+            Entry {
+                rules: Vec::new(),
+                fallback: Action::Errno(libc::ENOSYS as u16),
+            },
+        );
+    }
     let Some(nr) = arch.syscall_nr("socket") else {
         return f;
     };

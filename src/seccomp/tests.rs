@@ -752,6 +752,10 @@ fn tcp_wall_guard_refuses_mptcp_and_smc_sockets_and_keeps_the_rest() {
         }
         let d = Data::x86_64(nr("connect"), [3, 0, 16, 0, 0, 0]);
         assert_eq!(both(d), f.decide(&d));
+        assert_eq!(
+            both(Data::x86_64(nr("io_uring_setup"), [8, 0, 0, 0, 0, 0])),
+            Action::Errno(libc::ENOSYS as u16)
+        );
     }
     assert_eq!(
         alone.decide(&Data::x86_64(nr("socket"), [inet, stream, 0, 0, 0, 0])),
