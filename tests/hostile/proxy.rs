@@ -355,11 +355,14 @@ fn a_refusal_flood_does_not_flood_the_audit_log() {
 const COMPAT_PROBE: &str = r#"
 import socket, struct, sys
 port = int(sys.argv[1])
-def socks(addr):
+def socks(addr, to=port):
     s = socket.create_connection(("127.0.0.1", 1080), 5)
     s.sendall(bytes([5, 1, 0]))
     s.recv(2)
-    s.sendall(bytes([5, 1, 0, 4]) + socket.inet_pton(socket.AF_INET6, addr) + struct.pack(">H", port))
+    if ":" in addr:
+        s.sendall(bytes([5, 1, 0, 4]) + socket.inet_pton(socket.AF_INET6, addr) + struct.pack(">H", to))
+    else:
+        s.sendall(bytes([5, 1, 0, 1]) + socket.inet_aton(addr) + struct.pack(">H", to))
     r = s.recv(10)
     if r[1] != 0:
         return "reply %d" % r[1]
@@ -374,6 +377,9 @@ def socks(addr):
 print("fake", socket.gethostbyname("svc.test"))
 for a in ["::ffff:127.1.0.1", "::127.1.0.1", "::ffff:127.1.0.9", "::127.1.0.9"]:
     print(a, socks(a))
+# The name's rule is for one port: its fake address on another is refused,
+# though the address rule covers the host's 127/8 on both.
+print("other-port", socks("127.1.0.1", port + 1))
 "#;
 
 /// Every IPv6 spelling of a fake address stands for its name, as the
@@ -395,7 +401,11 @@ fn every_spelling_of_a_fake_address_stands_for_its_name() {
             &dir,
             serde_json::json!({
                 "mode": "proxy",
-                "allow": [format!("svc.test:{port}"), format!("127.0.0.0/8:{port}")],
+                "allow": [
+                    format!("svc.test:{port}"),
+                    format!("127.0.0.0/8:{port}"),
+                    format!("127.0.0.0/8:{}", port.checked_add(1).unwrap_or(1))
+                ],
                 "resolve": {"svc.test": "127.0.0.1"}
             }),
         );
@@ -414,6 +424,7 @@ fn every_spelling_of_a_fake_address_stands_for_its_name() {
         // Reply 2: not allowed by the ruleset.
         assert!(out.contains("::ffff:127.1.0.9 reply 2\n"), "{d}");
         assert!(out.contains("::127.1.0.9 reply 2\n"), "{d}");
+        assert!(out.contains("other-port reply 2\n"), "{d}");
         let lines: Vec<serde_json::Value> = audit.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         let allowed: Vec<&serde_json::Value> =
             lines.iter().filter(|l| l["event"] == "network.allowed").collect();
