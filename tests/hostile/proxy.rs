@@ -662,3 +662,130 @@ fn a_silent_resolver_is_cut_at_connect_timeout() {
         );
     }
 }
+
+const WATCHED_RESOLVER: &str = r#"
+set -e
+mount --make-rprivate /
+ip link set lo up
+mount --bind "$DIR/resolv.conf" /etc/resolv.conf
+# The host's resolver, as far as cordon's supervisor can tell: it answers
+# nothing and writes down every datagram and connection it gets.
+python3 -c '
+import select, socket, sys
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("127.0.0.1", 53))
+t = socket.socket(); t.bind(("127.0.0.1", 53)); t.listen(64)
+seen = open(sys.argv[1] + "/seen", "w")
+open(sys.argv[1] + "/ready", "w").write("ready")
+while True:
+    r, _, _ = select.select([u, t], [], [], 120)
+    if not r:
+        break
+    for s in r:
+        if s is u:
+            d = u.recv(4096)
+            seen.write("udp control\n" if d == b"control" else "udp query\n")
+        else:
+            t.accept()[0].close()
+            seen.write("tcp\n")
+        seen.flush()' "$DIR" &
+i=0; while [ ! -s "$DIR/ready" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
+"$@" || true
+# The watcher works: a datagram from here reaches it.
+python3 -c 'import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"control", ("127.0.0.1", 53))'
+sleep 0.3
+kill $!
+"#;
+
+const ASK_THE_STUB: &str = r#"
+import random, socket, struct
+def q(name, qtype, tcp):
+    m = struct.pack(">HHHHHH", random.randint(0, 65535), 0x0100, 1, 0, 0, 0)
+    for l in name.split("."):
+        m += bytes([len(l)]) + l.encode()
+    m += b"\0" + struct.pack(">HH", qtype, 1)
+    if tcp:
+        s = socket.create_connection(("127.0.0.1", 53), 3)
+        s.sendall(struct.pack(">H", len(m)) + m)
+        return s.recv(600)[2:][3] & 15
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(3)
+    s.sendto(m, ("127.0.0.1", 53))
+    return s.recv(600)[3] & 15
+codes = set()
+for name in ["a.example.com", "evil.org", "example.com", "x.y.example.com", "localhost", "host.internal"]:
+    for qtype in (1, 28, 16, 33, 12, 255, 65):
+        for tcp in (False, True):
+            codes.add(q(name, qtype, tcp))
+for name in ["b.example.com", "other.test"]:
+    try:
+        socket.getaddrinfo(name, 443)
+    except OSError:
+        pass
+print("rcodes", sorted(codes))
+"#;
+
+/// The DNS stub never forwards a query: whatever the payload asks, over
+/// UDP or TCP, for allowed names, refused ones and every record type,
+/// cordon's supervisor sends nothing to the host's resolver (a watcher on
+/// 127.0.0.1:53 of a private network namespace, which /etc/resolv.conf
+/// names, sees only the test's own control datagram). Held; the
+/// regression guard issue 12 asks for ("it never forwards a query").
+#[test]
+fn the_dns_stub_never_forwards_a_query_to_the_hosts_resolver() {
+    require!("python3", have_python(), "python3 is not installed");
+    if !crate::common::is_root() {
+        eprintln!("SKIPPED: needs root for a private network namespace");
+        return;
+    }
+    let have = |tools: &[&str]| tools.iter().any(|t| std::path::Path::new(t).exists());
+    require!(
+        "unshare",
+        have(&["/usr/bin/unshare", "/bin/unshare"])
+            && have(&["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"])
+            && have(&["/usr/bin/setpriv", "/bin/setpriv"]),
+        "needs unshare, ip and setpriv"
+    );
+    for mode in modes() {
+        let dir = TempDir::new("hostile-proxy-no-forward");
+        std::fs::write(
+            dir.path().join("resolv.conf"),
+            "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n",
+        )
+        .unwrap();
+        crate::common::set_mode(&dir.path().join("resolv.conf"), 0o644);
+        let p = policy(
+            mode,
+            &dir,
+            serde_json::json!({"mode": "proxy", "allow": ["**.example.com"]}),
+        );
+        let mut cmd = std::process::Command::new("unshare");
+        cmd.env_clear()
+            .env("PATH", "/usr/bin:/bin:/usr/sbin:/sbin")
+            .env("DIR", dir.path())
+            .args(["-m", "-n", "--", "/bin/sh", "-c", WATCHED_RESOLVER, "sh"]);
+        if mode == crate::common::Mode::Rootless {
+            let id = crate::common::ROOTLESS_ID.to_string();
+            cmd.args(["setpriv", "--reuid", &id, "--regid", &id, "--clear-groups", "--"]);
+        }
+        cmd.arg(crate::common::cordon_bin()).args([
+            "run",
+            "--policy",
+            &p,
+            "--",
+            "/usr/bin/python3",
+            "-c",
+            ASK_THE_STUB,
+        ]);
+        let out = cmd.output().expect("unshare");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let seen = std::fs::read_to_string(dir.path().join("seen")).unwrap_or_default();
+        let d = format!(
+            "{mode:?}\n{stdout}\n{}\nseen:\n{seen}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{d}");
+        // NOERROR (allowed names, localhost) and NXDOMAIN (the others).
+        assert!(stdout.contains("rcodes [0, 3]\n"), "{d}");
+        assert_eq!(seen, "udp control\n", "{d}");
+    }
+}
