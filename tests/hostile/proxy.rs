@@ -789,3 +789,71 @@ fn the_dns_stub_never_forwards_a_query_to_the_hosts_resolver() {
         assert_eq!(seen, "udp control\n", "{d}");
     }
 }
+
+const DNS_FLOOD: &str = r#"
+import socket, struct, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(2)
+answered = 0
+end = time.monotonic() + 1.5
+i = 0
+while time.monotonic() < end:
+    i += 1
+    m = struct.pack(">HHHHHH", i & 0xffff, 0x0100, 1, 0, 0, 0)
+    for l in ("n%d" % i, "flood", "test"):
+        m += bytes([len(l)]) + l.encode()
+    s.sendto(m + b"\0" + struct.pack(">HH", 1, 1), ("127.0.0.1", 53))
+    try:
+        if s.recv(600)[3] & 15 == 3:
+            answered += 1
+    except OSError:
+        pass
+print("nxdomain", answered, flush=True)
+"#;
+
+/// A flood of queries for refused names gets NXDOMAIN for each, all
+/// counted in the outcome's `dns_denied`, but at most 50 `dns.denied`
+/// lines a second in the host's audit log. Held; a regression guard.
+#[test]
+fn a_dns_flood_does_not_flood_the_audit_log() {
+    require!("python3", have_python(), "python3 is not installed");
+    for mode in modes() {
+        let dir = TempDir::new("hostile-proxy-dns-flood");
+        let log = dir.path().join("audit.log");
+        let p = policy(mode, &dir, serde_json::json!({"mode": "proxy"}));
+        let r = crate::common::py(
+            mode,
+            &["--policy", &p, "--audit-log", log.to_str().unwrap()],
+            DNS_FLOOD,
+        );
+        let audit = std::fs::read_to_string(&log).unwrap_or_default();
+        let lines: Vec<serde_json::Value> = audit.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let denied: Vec<&serde_json::Value> = lines.iter().filter(|l| l["event"] == "dns.denied").collect();
+        let left_out: u64 = denied.iter().filter_map(|l| l["left_out"].as_u64()).sum();
+        let d = format!(
+            "{mode:?}: {} dns.denied (+{left_out})\n{}\n{}",
+            denied.len(),
+            r.stdout(),
+            r.stderr()
+        );
+        assert_eq!(r.code(), 0, "{d}");
+        let answered: u64 = r
+            .stdout()
+            .strip_prefix("nxdomain ")
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no report: {d}"));
+        let s = r.status.as_ref().expect("outcome");
+        let bound = 50 * (s["wall_time_ms"].as_u64().unwrap() / 1000 + 2);
+        assert!(
+            answered > 2 * bound,
+            "{mode:?}: the flood was too slow ({answered}, bound {bound}): {d}"
+        );
+        assert!(!denied.is_empty() && denied.len() as u64 <= bound, "{d}");
+        let counted = s["network"]["dns_denied"].as_u64().unwrap();
+        assert!(counted >= answered, "{d}: {counted} counted");
+        assert!(
+            denied.len() as u64 + left_out <= counted,
+            "{d}: {counted} counted"
+        );
+    }
+}
