@@ -50,7 +50,14 @@ const SCHEMA: &[(&str, &[Field])] = &[
             ("suppressed_before", Ty::Uint, true),
         ],
     ),
-    ("limit.hit", &[("limit", Ty::Str, true), ("max", Ty::Uint, false)]),
+    (
+        "limit.hit",
+        &[
+            ("limit", Ty::Str, true),
+            ("max", Ty::Uint, false),
+            ("left_out", Ty::Uint, false),
+        ],
+    ),
     (
         "network.allowed",
         &[
@@ -69,6 +76,7 @@ const SCHEMA: &[(&str, &[Field])] = &[
             ("port", Ty::Uint, false),
             ("resolved", Ty::Strings, true),
             ("reason", Ty::Str, true),
+            ("left_out", Ty::Uint, false),
         ],
     ),
     (

@@ -299,17 +299,21 @@ pub const FAKE_PREFIX: u8 = 16;
 /// How many names the fake range holds: 127.1.0.1 ..= 127.1.255.254.
 pub const FAKE_CAPACITY: usize = 65534;
 
-/// Whether `ip` is in the fake range (127.1.0.0/16, or the same as an
-/// IPv4-mapped IPv6 address), handed out or not.
+/// The IPv4 fake address `ip` spells, handed out or not: 127.1.0.0/16 as
+/// IPv4, or in an IPv6 spelling the rules read as that IPv4 address
+/// (IPv4-mapped `::ffff:127.1.x.y` and IPv4-compatible `::127.1.x.y`,
+/// [`super::addr::canonical`]), so that no spelling of a fake address is
+/// decided as a plain address.
+pub fn fake_v4(ip: IpAddr) -> Option<Ipv4Addr> {
+    match super::addr::canonical(ip) {
+        IpAddr::V4(v4) if v4.octets()[..2] == FAKE_NET.octets()[..2] => Some(v4),
+        _ => None,
+    }
+}
+
+/// Whether `ip` is in the fake range ([`fake_v4`]), handed out or not.
 pub fn is_fake(ip: IpAddr) -> bool {
-    let v4 = match ip {
-        IpAddr::V4(v4) => v4,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4,
-            None => return false,
-        },
-    };
-    v4.octets()[..2] == FAKE_NET.octets()[..2]
+    fake_v4(ip).is_some()
 }
 
 /// Names and their fake addresses, both ways: the stub hands out
@@ -868,8 +872,17 @@ mod tests {
         assert!(!is_fake(IpAddr::V4(Ipv4Addr::new(127, 2, 0, 1))));
         assert!(!is_fake(IpAddr::V4(Ipv4Addr::new(128, 1, 0, 1))));
         assert!(is_fake(IpAddr::V6("::ffff:127.1.3.4".parse().unwrap())));
-        assert!(!is_fake(IpAddr::V6("::127.1.3.4".parse().unwrap())));
+        // IPv4-compatible: the rules read it as 127.1.3.4, so it is fake
+        // too (it was not, and an address rule for 127/8 decided it).
+        assert!(is_fake(IpAddr::V6("::127.1.3.4".parse().unwrap())));
+        assert_eq!(
+            fake_v4(IpAddr::V6("::127.1.3.4".parse().unwrap())),
+            Some(Ipv4Addr::new(127, 1, 3, 4))
+        );
         assert!(!is_fake(IpAddr::V6("::1".parse().unwrap())));
+        assert!(!is_fake(IpAddr::V6("::7f00:1".parse().unwrap())));
+        // NAT64 and 6to4 spellings reach a translator, not this range.
+        assert!(!is_fake(IpAddr::V6("64:ff9b::127.1.3.4".parse().unwrap())));
     }
 
     #[test]

@@ -16,8 +16,8 @@
 //! [`Rules::decide`] — the only place decisions are made — and the
 //! connection goes to exactly the first checked address, never
 //! re-resolved. Every decision is one audit line (`network.allowed` /
-//! `network.denied`, `dns.denied`), every relayed connection one more
-//! (`network.closed`).
+//! `network.denied`, `dns.denied`; refusals at most 50 a second of each
+//! kind), every relayed connection one more (`network.closed`).
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -43,10 +43,13 @@ use crate::sys;
 /// them to end on their own (each ends at its next wake-up).
 const JOIN_BOUND: Duration = Duration::from_secs(2);
 
-/// At most this many `dns.denied` audit lines a second (a payload can send
-/// queries far faster than anyone reads them); the next line after a gap
-/// says how many were left out.
-const DNS_AUDIT_PER_SECOND: u64 = 50;
+/// At most this many audit lines a second of each kind of refusal a
+/// payload can repeat as fast as it likes (`dns.denied`, `network.denied`,
+/// `limit.hit` for connections): it can send queries and open connections
+/// far faster than anyone reads them, and the log is a host file. The next
+/// line after a gap says how many were left out; the outcome's counts
+/// hold them all.
+const REFUSALS_AUDITED_PER_SECOND: u64 = 50;
 
 /// What the proxy enforces, from the policy's `network` section.
 #[derive(Clone, Debug)]
@@ -104,10 +107,10 @@ struct Counters {
     dns_denied: AtomicU64,
 }
 
-/// The `dns.denied` line budget: the second it counts in, lines written in
-/// it, lines left out since the last one written.
+/// The line budget of one kind of refusal: the second it counts in, lines
+/// written in it, lines left out since the last one written.
 #[derive(Default)]
-struct DnsAudit {
+struct LineBudget {
     second: u64,
     written: u64,
     left_out: u64,
@@ -118,9 +121,16 @@ struct Shared {
     audit: Option<AuditLog>,
     counters: Counters,
     active: AtomicUsize,
+    /// Resolver threads running ([`resolve_by`]).
+    resolving: Arc<AtomicUsize>,
     /// Names the DNS stub answered, and their fake addresses.
     fake: Mutex<FakeMap>,
-    dns_audit: Mutex<DnsAudit>,
+    /// `dns.denied` lines.
+    dns_audit: Mutex<LineBudget>,
+    /// `network.denied` lines.
+    deny_audit: Mutex<LineBudget>,
+    /// `limit.hit` lines for connections.
+    limit_audit: Mutex<LineBudget>,
     started: Instant,
     /// Read end of the stop pipe: hung up when the proxy stops.
     stop: OwnedFd,
@@ -131,6 +141,40 @@ impl Shared {
         if let Some(a) = &self.audit {
             a.emit(event, fields);
         }
+    }
+
+    /// Emit a line of a rate-limited kind (at most
+    /// [`REFUSALS_AUDITED_PER_SECOND`] a second from `budget`), with
+    /// `left_out` when lines were left out since the last one written.
+    /// `fields` are made only for a line that is written.
+    fn emit_limited(
+        &self,
+        budget: &Mutex<LineBudget>,
+        event: &str,
+        fields: impl FnOnce() -> Vec<(&'static str, Value)>,
+    ) {
+        if self.audit.is_none() {
+            return;
+        }
+        let now = self.started.elapsed().as_secs();
+        let left_out = {
+            let mut b = budget.lock().unwrap_or_else(|p| p.into_inner());
+            if b.second != now {
+                b.second = now;
+                b.written = 0;
+            }
+            if b.written >= REFUSALS_AUDITED_PER_SECOND {
+                b.left_out += 1;
+                return;
+            }
+            b.written += 1;
+            std::mem::take(&mut b.left_out)
+        };
+        let mut fields = fields();
+        if left_out > 0 {
+            fields.push(("left_out", Value::from(left_out)));
+        }
+        self.emit(event, &fields);
     }
 }
 
@@ -173,8 +217,11 @@ impl Proxy {
             audit,
             counters: Counters::default(),
             active: AtomicUsize::new(0),
+            resolving: Arc::new(AtomicUsize::new(0)),
             fake: Mutex::new(FakeMap::new()),
-            dns_audit: Mutex::new(DnsAudit::default()),
+            dns_audit: Mutex::new(LineBudget::default()),
+            deny_audit: Mutex::new(LineBudget::default()),
+            limit_audit: Mutex::new(LineBudget::default()),
             started: Instant::now(),
             stop: r,
         });
@@ -370,13 +417,12 @@ fn dispatch(sh: &Arc<Shared>, l: Listener, conn: TcpStream) -> Option<JoinHandle
     let max = sh.cfg.max_connections as usize;
     if sh.active.load(Ordering::Acquire) >= max {
         sh.counters.denied.fetch_add(1, Ordering::Relaxed);
-        sh.emit(
-            "limit.hit",
-            &[
+        sh.emit_limited(&sh.limit_audit, "limit.hit", || {
+            vec![
                 ("limit", Value::from("connections")),
                 ("max", Value::from(max as u64)),
-            ],
-        );
+            ]
+        });
         let _ = conn.set_write_timeout(Some(Duration::from_millis(100)));
         let _ = conn.set_nonblocking(true);
         let why = format!("too many connections (network.max_connections = {max})");
@@ -418,7 +464,7 @@ fn dispatch(sh: &Arc<Shared>, l: Listener, conn: TcpStream) -> Option<JoinHandle
 /// The DNS stub's answer: an allowed name gets its fake address (A) or no
 /// data (other types; AAAA too, so clients use the IPv4 fake address);
 /// `localhost` is 127.0.0.1; every other name NXDOMAIN and one audit line
-/// (at most [`DNS_AUDIT_PER_SECOND`] a second). Nothing is forwarded.
+/// (at most [`REFUSALS_AUDITED_PER_SECOND`] a second). Nothing is forwarded.
 fn dns_answer(sh: &Shared, q: &Query, transport: &str) -> Answer {
     const A: u16 = 1;
     if q.name == "localhost" {
@@ -446,33 +492,14 @@ fn dns_answer(sh: &Shared, q: &Query, transport: &str) -> Answer {
 }
 
 fn dns_denied_line(sh: &Shared, q: &Query, transport: &str, d: &Decision) {
-    if sh.audit.is_none() {
-        return;
-    }
-    let now = sh.started.elapsed().as_secs();
-    let left_out = {
-        let mut b = sh.dns_audit.lock().unwrap_or_else(|p| p.into_inner());
-        if b.second != now {
-            b.second = now;
-            b.written = 0;
-        }
-        if b.written >= DNS_AUDIT_PER_SECOND {
-            b.left_out += 1;
-            return;
-        }
-        b.written += 1;
-        std::mem::take(&mut b.left_out)
-    };
-    let mut fields = vec![
-        ("protocol", Value::from(format!("dns-{transport}"))),
-        ("name", Value::from(q.name.as_str())),
-        ("qtype", Value::from(q.qtype)),
-        ("reason", Value::from(d.to_string())),
-    ];
-    if left_out > 0 {
-        fields.push(("left_out", Value::from(left_out)));
-    }
-    sh.emit("dns.denied", &fields);
+    sh.emit_limited(&sh.dns_audit, "dns.denied", || {
+        vec![
+            ("protocol", Value::from(format!("dns-{transport}"))),
+            ("name", Value::from(q.name.as_str())),
+            ("qtype", Value::from(q.qtype)),
+            ("reason", Value::from(d.to_string())),
+        ]
+    });
 }
 
 /// How a front answers: the refusal it sends, and what it sends once the
@@ -556,14 +583,16 @@ fn deny(
     reason: &str,
 ) {
     sh.counters.denied.fetch_add(1, Ordering::Relaxed);
-    let mut fields = vec![("protocol", Value::from(front.protocol()))];
-    if let Some((host, port)) = target {
-        fields.push(("target", Value::from(host)));
-        fields.push(("port", Value::from(port)));
-    }
-    fields.push(("resolved", ips_value(resolved)));
-    fields.push(("reason", Value::from(reason)));
-    sh.emit("network.denied", &fields);
+    sh.emit_limited(&sh.deny_audit, "network.denied", || {
+        let mut fields = vec![("protocol", Value::from(front.protocol()))];
+        if let Some((host, port)) = target {
+            fields.push(("target", Value::from(host)));
+            fields.push(("port", Value::from(port)));
+        }
+        fields.push(("resolved", ips_value(resolved)));
+        fields.push(("reason", Value::from(reason)));
+        fields
+    });
     front.refuse(client, how, reason);
 }
 
@@ -576,14 +605,13 @@ fn serve_http(sh: &Shared, mut client: TcpStream) {
         Ok(x) => x,
         Err((code, text, reason)) => {
             sh.counters.denied.fetch_add(1, Ordering::Relaxed);
-            sh.emit(
-                "network.denied",
-                &[
+            sh.emit_limited(&sh.deny_audit, "network.denied", || {
+                vec![
                     ("protocol", Value::from(http::CONNECT)),
                     ("resolved", Value::Array(Vec::new())),
                     ("reason", Value::from(reason)),
-                ],
-            );
+                ]
+            });
             http::respond(&client, code, text, reason);
             return;
         }
@@ -613,14 +641,13 @@ fn serve_socks(sh: &Shared, mut client: TcpStream) {
         Ok(r) => connect_checked(sh, client, Front::Socks, &r.host, r.port, &[], started),
         Err(e) => {
             sh.counters.denied.fetch_add(1, Ordering::Relaxed);
-            sh.emit(
-                "network.denied",
-                &[
+            sh.emit_limited(&sh.deny_audit, "network.denied", || {
+                vec![
                     ("protocol", Value::from(socks::PROTOCOL)),
                     ("resolved", Value::Array(Vec::new())),
                     ("reason", Value::from(e.reason)),
-                ],
-            );
+                ]
+            });
             if let Some(code) = e.code {
                 let _ = client.write_all(&socks::reply_bytes(code));
             }
@@ -630,7 +657,10 @@ fn serve_socks(sh: &Shared, mut client: TcpStream) {
 
 /// A connection to `port` on the sandbox's loopback: to a fake address
 /// from the DNS stub it goes to the name the address stands for;
-/// anything else is closed.
+/// anything else is closed (and audited). The sandbox's own 127.0.0.1 is
+/// not the host's: an address rule for the host's loopback is reached
+/// through the HTTP or SOCKS5 proxy, never by connecting to the same
+/// address inside.
 fn serve_transparent(sh: &Shared, client: TcpStream, port: u16) {
     let started = Instant::now();
     let _ = client.set_write_timeout(Some(sh.cfg.idle_timeout.max(Duration::from_millis(100))));
@@ -639,6 +669,21 @@ fn serve_transparent(sh: &Shared, client: TcpStream, port: u16) {
         Err(_) => return,
     };
     let host = local.to_string();
+    if !dns::is_fake(local) {
+        let why = format!(
+            "{local} is not a fake address of the DNS stub (127.1.0.0/16): the transparent relay takes only those"
+        );
+        let target = Some((host.as_str(), port));
+        return deny(
+            sh,
+            &client,
+            &Front::Transparent,
+            target,
+            &[],
+            Refusal::Forbidden,
+            &why,
+        );
+    }
     connect_checked(sh, client, Front::Transparent, &host, port, &[], started);
 }
 
@@ -675,13 +720,9 @@ fn target_of(sh: &Shared, host: &str, port: u16) -> Result<Target, String> {
     let mut target =
         Target::parse(host, port).map_err(|r| format!("target {:?} refused: {}", r.literal, r.reason))?;
     if let Host::Ip(ip) = target.host {
-        if dns::is_fake(ip) {
-            let v4 = match ip {
-                IpAddr::V4(a) => Some(a),
-                IpAddr::V6(a) => a.to_ipv4_mapped(),
-            };
+        if let Some(v4) = dns::fake_v4(ip) {
             let fake = sh.fake.lock().unwrap_or_else(|p| p.into_inner());
-            match v4.and_then(|a| fake.name_for(a)) {
+            match fake.name_for(v4) {
                 Some(name) => target.host = Host::Name(name.to_string()),
                 None => {
                     return Err(format!(
@@ -744,7 +785,10 @@ fn connect_checked(
     }
     let resolved = match &target.host {
         Host::Ip(ip) => vec![*ip],
-        Host::Name(n) => resolve(&sh.cfg, n, port),
+        Host::Name(n) => match resolve_by(sh, n, port, deadline) {
+            Ok(r) => r,
+            Err(why) => return deny(sh, &client, &front, named, &[], Refusal::Unreachable, why),
+        },
     };
     let decision = sh.cfg.rules.decide(&target, &resolved);
     let rule = match decision {
@@ -874,12 +918,43 @@ fn read_head(
     }
 }
 
-/// Resolve a name once: the test map first, else getaddrinfo (the
-/// parent's network). Duplicates removed, order kept.
-fn resolve(cfg: &ProxyConfig, name: &str, port: u16) -> Vec<IpAddr> {
-    if let Some(ip) = cfg.resolve.get(name) {
-        return vec![*ip];
+/// Resolve a name once, within `deadline`: the test map first, else
+/// [`lookup`]. getaddrinfo cannot be cancelled and a
+/// slow or silent resolver holds it for its own timeouts (seconds each),
+/// so it runs on a thread of its own, which may outlive the connection
+/// that asked; at most `max_connections` such threads at once. `Err`: why
+/// there is no answer in time.
+fn resolve_by(sh: &Shared, name: &str, port: u16, deadline: Instant) -> Result<Vec<IpAddr>, &'static str> {
+    if let Some(ip) = sh.cfg.resolve.get(name) {
+        return Ok(vec![*ip]);
     }
+    let max = sh.cfg.max_connections as usize;
+    if sh.resolving.fetch_add(1, Ordering::AcqRel) >= max {
+        sh.resolving.fetch_sub(1, Ordering::AcqRel);
+        return Err("too many names being resolved at once (network.max_connections)");
+    }
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let (owned, count) = (name.to_string(), Arc::clone(&sh.resolving));
+    let spawned = std::thread::Builder::new()
+        .name("cordon-resolve".to_string())
+        .stack_size(256 * 1024)
+        .spawn(move || {
+            let r = lookup(&owned, port);
+            count.fetch_sub(1, Ordering::AcqRel);
+            let _ = tx.send(r);
+        });
+    if spawned.is_err() {
+        sh.resolving.fetch_sub(1, Ordering::AcqRel);
+        return Err("could not start resolving the name");
+    }
+    let left = deadline.saturating_duration_since(Instant::now());
+    rx.recv_timeout(left)
+        .map_err(|_| "the name was not resolved within network.connect_timeout")
+}
+
+/// Resolve a name once with getaddrinfo (the parent's network).
+/// Duplicates removed, order kept.
+fn lookup(name: &str, port: u16) -> Vec<IpAddr> {
     let mut out: Vec<IpAddr> = Vec::new();
     // Fully qualified (a trailing dot): the resolver's search domains must
     // not turn an allowed name into another one (`api.example.com` into

@@ -586,14 +586,20 @@ impl Plan {
             abi,
             &mut sup.unenforced_quiet,
         );
+        let mut tcp_wall = false;
         if let Some(ll) = walled.as_ref().or(policy.landlock.as_ref()) {
             let (prepared, missing) = ll.prepare(abi, file)?;
             plan.child.landlock = prepared;
             sup.unenforced.extend(missing);
+            // Landlock's TCP rules miss MPTCP and SMC sockets: seccomp
+            // refuses them wherever TCP ports are limited.
+            tcp_wall = ll.tcp_connect.is_some() || ll.tcp_bind.is_some();
         }
-        if let Some((seccomp, supervise)) =
-            seccomp_plan(policy, file, plan.child.mounts.setid_guard, &mut sup.unenforced)?
-        {
+        let guards = Guards {
+            setid: plan.child.mounts.setid_guard,
+            tcp_wall,
+        };
+        if let Some((seccomp, supervise)) = seccomp_plan(policy, file, guards, &mut sup.unenforced)? {
             plan.child.seccomp = Some(seccomp);
             sup.supervise = supervise;
         }
@@ -837,24 +843,43 @@ fn rlimits(l: &crate::policy::Limits) -> Vec<Rlimit> {
     rlimits
 }
 
-/// The seccomp filter, compiled (with the set-id guard where the mounts
-/// need it), and whether the supervisor watches it.
+/// The guards cordon adds to the seccomp filter (or installs alone).
+#[derive(Clone, Copy)]
+struct Guards {
+    /// [`crate::seccomp::setid_guard`]: a writable bind is idmapped.
+    setid: bool,
+    /// [`crate::seccomp::tcp_wall_guard`]: Landlock limits TCP ports.
+    tcp_wall: bool,
+}
+
+impl Guards {
+    fn apply(self, mut filter: crate::seccomp::ir::Filter) -> crate::seccomp::ir::Filter {
+        if self.setid {
+            filter = crate::seccomp::setid_guard(&filter);
+        }
+        if self.tcp_wall {
+            filter = crate::seccomp::tcp_wall_guard(&filter);
+        }
+        filter
+    }
+}
+
+/// The seccomp filter, compiled (with the guards the plan needs), and
+/// whether the supervisor watches it.
 fn seccomp_plan(
     policy: &Policy,
     file: &str,
-    setid_guard: bool,
+    guards: Guards,
     unenforced: &mut Vec<String>,
 ) -> Result<Option<(SeccompPlan, Supervise)>, PolicyError> {
     if let Some(sc) = &policy.seccomp {
-        let mut filter = sc.compile().map_err(|e| PolicyError {
+        let filter = sc.compile().map_err(|e| PolicyError {
             file: file.to_string(),
             path: format!("seccomp.{}", e.path),
             position: None,
             message: e.message,
         })?;
-        if setid_guard {
-            filter = crate::seccomp::setid_guard(&filter);
-        }
+        let filter = guards.apply(filter);
         let mut supervise = Supervise::None;
         let mut program = None;
         if sc.report {
@@ -874,8 +899,20 @@ fn seccomp_plan(
         };
         let listener = !matches!(supervise, Supervise::None);
         Ok(Some((SeccompPlan { program, listener }, supervise)))
-    } else if setid_guard {
-        let guard = crate::seccomp::guard_only_filter().map_err(|message| PolicyError {
+    } else if guards.setid || guards.tcp_wall {
+        // Each alone is an allow-all filter with its guard.
+        let guard = if guards.setid {
+            crate::seccomp::guard_only_filter().map(|f| {
+                Guards {
+                    setid: false,
+                    ..guards
+                }
+                .apply(f)
+            })
+        } else {
+            crate::seccomp::tcp_wall_only_filter()
+        };
+        let guard = guard.map_err(|message| PolicyError {
             file: file.to_string(),
             path: "seccomp".to_string(),
             position: None,

@@ -652,6 +652,81 @@ pub fn setid_guard(f: &Filter) -> Filter {
     f
 }
 
+/// `IPPROTO_SMC`: SMC over an AF_INET/AF_INET6 socket (Linux 6.11).
+const IPPROTO_SMC: u64 = 256;
+
+/// The filter with cordon's TCP-wall guard, which the plan adds whenever
+/// Landlock limits TCP ports (`landlock.tcp_connect` or `tcp_bind`, or the
+/// wall around the proxy's ports): Landlock's TCP rules cover TCP sockets
+/// only, while an MPTCP socket (which falls back to plain TCP with a peer
+/// that does not speak it) or an SMC one makes a TCP connection to any
+/// port. socket(2) with `IPPROTO_MPTCP` or `IPPROTO_SMC` fails with
+/// EPROTONOSUPPORT, as on a kernel without them (clients fall back to
+/// TCP), and io_uring_setup gets ENOSYS (io_uring makes sockets without
+/// socket(2), past seccomp). The guard's rules go before the filter's own;
+/// a filter that never lets socket(2) through is left alone.
+pub fn tcp_wall_guard(f: &Filter) -> Filter {
+    let mut f = f.clone();
+    let permits = |a: Action| matches!(a, Action::Allow | Action::Log | Action::Notify);
+    let arch = f.arch;
+    if let Some(nr) = arch.syscall_nr("io_uring_setup") {
+        f.entries.insert(
+            nr,
+            Entry {
+                rules: Vec::new(),
+                fallback: Action::Errno(libc::ENOSYS as u16),
+            },
+        );
+    }
+    let Some(nr) = arch.syscall_nr("socket") else {
+        return f;
+    };
+    let mut e = f.entries.get(&nr).cloned().unwrap_or(Entry {
+        rules: Vec::new(),
+        fallback: if nr > f.known_max { f.unknown } else { f.default },
+    });
+    if !permits(e.fallback) && !e.rules.iter().any(|r| permits(r.action)) {
+        return f;
+    }
+    let mut guard: Vec<Rule> = [libc::IPPROTO_MPTCP as u64, IPPROTO_SMC]
+        .into_iter()
+        .map(|proto| Rule {
+            conds: vec![Cond {
+                arg: 2,
+                cmp: Cmp::Eq,
+                value: proto,
+                low32: is_low32(arch, nr, 2),
+            }],
+            action: Action::Errno(libc::EPROTONOSUPPORT as u16),
+        })
+        .collect();
+    guard.append(&mut e.rules);
+    e.rules = guard;
+    f.entries.insert(nr, e);
+    f
+}
+
+/// A filter that allows everything, for a plan without a seccomp section
+/// that needs only [`tcp_wall_guard`]: foreign architectures kill the
+/// process, x32 numbers and numbers above cordon's table get ENOSYS (as in
+/// [`guard_only_filter`]). Built for an architecture without a syscall
+/// table, an error.
+pub fn tcp_wall_only_filter() -> Result<Filter, String> {
+    Ok(tcp_wall_guard(&allow_all_for(Arch::native_or_err()?)))
+}
+
+fn allow_all_for(arch: Arch) -> Filter {
+    Filter {
+        arch,
+        foreign_arch: Action::KillProcess,
+        x32: Action::Errno(libc::ENOSYS as u16),
+        default: Action::Allow,
+        unknown: Action::Errno(libc::ENOSYS as u16),
+        known_max: arch.known_max(),
+        entries: BTreeMap::new(),
+    }
+}
+
 /// The filter a plan without a seccomp section installs when it needs the
 /// set-id guard: everything allowed but what the guard refuses; foreign
 /// architectures kill the process, x32 numbers and numbers above cordon's
@@ -663,15 +738,7 @@ pub fn guard_only_filter() -> Result<Filter, String> {
 
 /// [`guard_only_filter`] for the given architecture.
 pub fn guard_only_filter_for(arch: Arch) -> Filter {
-    setid_guard(&Filter {
-        arch,
-        foreign_arch: Action::KillProcess,
-        x32: Action::Errno(libc::ENOSYS as u16),
-        default: Action::Allow,
-        unknown: Action::Errno(libc::ENOSYS as u16),
-        known_max: arch.known_max(),
-        entries: BTreeMap::new(),
-    })
+    setid_guard(&allow_all_for(arch))
 }
 
 #[cfg(test)]

@@ -695,3 +695,70 @@ fn learn_and_guard_filters_exist_for_every_arch() {
         );
     }
 }
+
+#[test]
+fn tcp_wall_guard_refuses_mptcp_and_smc_sockets_and_keeps_the_rest() {
+    let policy = crate::policy::Policy::builtin_default().expect("default");
+    let base = policy
+        .seccomp
+        .as_ref()
+        .expect("seccomp")
+        .compile()
+        .expect("compiles");
+    let alone = crate::seccomp::tcp_wall_only_filter().expect("native");
+    let nr = |n: &str| names::syscall_nr(n).expect(n);
+    let refused = Action::Errno(libc::EPROTONOSUPPORT as u16);
+    let (inet, inet6, stream) = (
+        libc::AF_INET as u64,
+        libc::AF_INET6 as u64,
+        libc::SOCK_STREAM as u64,
+    );
+    for (f, guarded) in [
+        (base.clone(), crate::seccomp::tcp_wall_guard(&base)),
+        (
+            crate::seccomp::learn_filter_for(Arch::X86_64),
+            crate::seccomp::tcp_wall_guard(&crate::seccomp::learn_filter_for(Arch::X86_64)),
+        ),
+        (crate::seccomp::guard_only_filter_for(Arch::X86_64), alone.clone()),
+    ] {
+        let prog = crate::seccomp::bpf::compile(&guarded);
+        let both = |d: Data| {
+            let model = guarded.decide(&d);
+            let bpf = Action::from_ret(interp::run(&prog, &d).expect("runs").ret).expect("action");
+            assert_eq!(model, bpf, "{d:?}");
+            model
+        };
+        for (fam, proto) in [
+            (inet, 262),
+            (inet6, 262),
+            (inet, 256),
+            (inet6, 256),
+            (inet, 262 | 1 << 40),
+        ] {
+            assert_eq!(
+                both(Data::x86_64(nr("socket"), [fam, stream, proto, 0, 0, 0])),
+                refused,
+                "{fam} {proto}"
+            );
+        }
+        // TCP and everything else are decided as before.
+        for args in [
+            [inet, stream, 0, 0, 0, 0],
+            [inet6, stream, 6, 0, 0, 0],
+            [inet, libc::SOCK_DGRAM as u64, 0, 0, 0, 0],
+        ] {
+            let d = Data::x86_64(nr("socket"), args);
+            assert_eq!(both(d), f.decide(&d), "{args:?}");
+        }
+        let d = Data::x86_64(nr("connect"), [3, 0, 16, 0, 0, 0]);
+        assert_eq!(both(d), f.decide(&d));
+        assert_eq!(
+            both(Data::x86_64(nr("io_uring_setup"), [8, 0, 0, 0, 0, 0])),
+            Action::Errno(libc::ENOSYS as u16)
+        );
+    }
+    assert_eq!(
+        alone.decide(&Data::x86_64(nr("socket"), [inet, stream, 0, 0, 0, 0])),
+        Action::Allow
+    );
+}

@@ -160,3 +160,81 @@ fn py_args(mode: Mode, flags: &[&str], argv: &[&str]) -> crate::common::Run {
     cmd.extend_from_slice(argv);
     crate::common::run(mode, flags, &cmd)
 }
+
+const WALL_PROBE: &str = r#"
+import socket, sys
+port = int(sys.argv[1])
+if sys.argv[2] == "own":
+    # A server of the payload's own, on its sandbox's loopback.
+    srv = socket.create_server(("127.0.0.1", port))
+for name, fam, proto, host in (("tcp", socket.AF_INET, 0, "127.0.0.1"),
+                               ("mptcp", socket.AF_INET, 262, "127.0.0.1"),
+                               ("mptcp6", socket.AF_INET6, 262, "::ffff:127.0.0.1"),
+                               ("smc", socket.AF_INET, 256, "127.0.0.1")):
+    try:
+        s = socket.socket(fam, socket.SOCK_STREAM, proto)
+        s.settimeout(3)
+        s.connect((host, port))
+        print(name, "open")
+    except OSError as e:
+        print(name, "closed", e.errno)
+"#;
+
+/// The running kernel's Landlock ABI (0: none).
+fn landlock_abi() -> u32 {
+    // SAFETY: a version query: null attr, size 0, flag 1.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<u8>(),
+            0usize,
+            1u32,
+        )
+    };
+    r.max(0) as u32
+}
+
+/// Landlock's TCP rules cover TCP sockets only: an MPTCP socket
+/// (`IPPROTO_MPTCP`, which falls back to plain TCP with a peer that does
+/// not speak it) or an SMC one connects to any port. Wherever cordon's
+/// Landlock section limits TCP ports (`landlock.tcp_connect`, and the
+/// wall around the proxy's ports in mode proxy), such sockets are refused.
+/// (An MPTCP socket reached a host server on a port `--net host
+/// --landlock-connect 1` walled off, and the payload's own server past
+/// the proxy's wall.)
+#[test]
+fn no_socket_protocol_steps_around_the_landlock_tcp_wall() {
+    require!("python3", have_python(), "python3 is not installed");
+    require!(
+        "landlock-net",
+        landlock_abi() >= 4,
+        "needs Landlock ABI 4 (TCP rules)"
+    );
+    let host = TcpListener::bind("127.0.0.1:0").expect("host listener");
+    let port = host.local_addr().unwrap().port().to_string();
+    for mode in modes() {
+        for (flags, which) in [
+            (&["--net", "host", "--landlock-connect", "1"][..], "host"),
+            (&["--net", "proxy"][..], "own"),
+        ] {
+            let r = crate::common::run(mode, flags, &["/usr/bin/python3", "-c", WALL_PROBE, &port, which]);
+            let out = r.stdout();
+            let d = format!("{mode:?} {flags:?}\n{out}\n{}", r.stderr());
+            assert_eq!(r.code(), 0, "{d}");
+            assert!(out.contains(&format!("tcp closed {}\n", libc::EACCES)), "{d}");
+            assert_eq!(out.matches(" closed ").count(), 4, "{d}");
+        }
+        // The probe works: without the wall MPTCP reaches the host (where
+        // the kernel has it), and TCP does.
+        let r = crate::common::run(
+            mode,
+            &["--net", "host"],
+            &["/usr/bin/python3", "-c", WALL_PROBE, &port, "host"],
+        );
+        let out = r.stdout();
+        assert!(out.contains("tcp open\n"), "{mode:?}\n{out}\n{}", r.stderr());
+        if !out.contains("mptcp open\n") {
+            eprintln!("SKIPPED (part): this kernel has no MPTCP: {out}");
+        }
+    }
+}
