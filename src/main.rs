@@ -225,6 +225,18 @@ struct PolicyArgs {
     /// The cgroup under which the sandbox's cgroup is made (a directory under /sys/fs/cgroup).
     #[arg(long = "cgroup-parent", value_name = "DIR")]
     cgroup_parent: Option<String>,
+    /// A writable overlay of host directory SRC at DST (default SRC) whose
+    /// changes stay on a tmpfs of SIZE (default 512M) until applied.
+    #[arg(long, value_name = "SRC[:DST][:SIZE]")]
+    workspace: Vec<String>,
+    /// When the workspaces' changes are copied onto the host: never,
+    /// on_success (exit 0, no timeout or kill) or always.
+    #[arg(long, value_name = "WHEN")]
+    apply: Option<String>,
+    /// Write the workspace's changes (files and manifest.json) to the
+    /// directory PATH (created; or empty).
+    #[arg(long = "export-changes", value_name = "PATH")]
+    export_changes: Option<String>,
 }
 
 #[derive(Args)]
@@ -330,6 +342,27 @@ fn overrides(a: &PolicyArgs, m: &ArgMatches) -> Result<Overrides, PolicyError> {
     o.pids = a.pids;
     o.cpus = a.cpus;
     o.cgroup_parent = a.cgroup_parent.clone();
+    for w in &a.workspace {
+        let ws = cordon::policy::workspace::parse_flag(w).map_err(|message| PolicyError {
+            file: cordon::policy::overrides::CLI_SOURCE.to_string(),
+            path: "--workspace".to_string(),
+            position: None,
+            message,
+        })?;
+        o.workspaces.push((format!("--workspace {w}"), ws));
+    }
+    o.apply = a
+        .apply
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(|message| PolicyError {
+            file: cordon::policy::overrides::CLI_SOURCE.to_string(),
+            path: "--apply".to_string(),
+            position: None,
+            message,
+        })?;
+    o.export_changes = a.export_changes.clone();
     Ok(o)
 }
 
