@@ -109,10 +109,14 @@ pub enum Step {
     ProxyListen,
     /// Handing the proxy listeners to the supervisor (SCM_RIGHTS).
     ProxyHandoff,
+    /// Building a workspace's overlay (`index` = mount op).
+    Workspace,
+    /// Handing the workspaces' upper directories to the supervisor.
+    WorkspaceHandoff,
 }
 
 impl Step {
-    const ALL: [Step; 40] = [
+    const ALL: [Step; 42] = [
         Step::SyncWait,
         Step::ParentDeathSignal,
         Step::Identity,
@@ -153,6 +157,8 @@ impl Step {
         Step::BindIdmap,
         Step::ProxyListen,
         Step::ProxyHandoff,
+        Step::Workspace,
+        Step::WorkspaceHandoff,
     ];
 
     /// The step's name as printed and written to the outcome.
@@ -198,6 +204,8 @@ impl Step {
             Step::IdMapSelf => "id maps",
             Step::ProxyListen => "proxy listener",
             Step::ProxyHandoff => "proxy hand-off",
+            Step::Workspace => "workspace",
+            Step::WorkspaceHandoff => "workspace hand-off",
         }
     }
 

@@ -473,6 +473,7 @@ fn failed_outcome(err: LaunchError) -> Outcome {
         learned: None,
         error: Some(err),
         audit_dropped: None,
+        workspaces: Vec::new(),
     }
 }
 
