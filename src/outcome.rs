@@ -114,7 +114,8 @@ pub struct WorkspaceOutcome {
     pub bytes: u64,
     /// Bytes in use on the workspace's tmpfs at the end.
     pub upper_bytes: u64,
-    /// Every change was applied to the host directory.
+    /// Every change was applied to the host directory, and nothing was
+    /// refused.
     pub applied: bool,
     /// When only part was applied: exactly the paths that were.
     #[serde(skip_serializing_if = "Vec::is_empty")]

@@ -219,6 +219,15 @@ fn dir(
     }
     let opaque = fs::xattr(fd.as_raw_fd(), c"user.overlay.opaque").is_some_and(|v| v == b"y");
     let low_dir = lst.is_some_and(|l| ftype(l) == libc::S_IFDIR);
+    if !opaque && lst.is_some() && !low_dir {
+        // The overlay makes a directory over a host non-directory only
+        // opaque (after a whiteout): the host's entry changed since (a
+        // symlink swapped in?). Refused with everything below it.
+        return set.refuse(
+            &path,
+            "the host's entry is no longer the directory the sandbox saw (changed during the run): not applied",
+        );
+    }
     let mode = st.st_mode & 0o7777;
     let mut low_fd: Option<OwnedFd> = None;
     if low_dir && !opaque {

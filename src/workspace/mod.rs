@@ -168,8 +168,8 @@ fn one(w: &Opened, upper: &OwnedFd, end: Ending) -> WorkspaceOutcome {
     if wanted && set.truncated.is_none() {
         let done = apply::apply(&set, upper.as_raw_fd(), w.host.as_raw_fd(), w.owner);
         let complete = done.refused.is_empty() && set.refused.is_empty();
-        out.applied = done.done.len() == set.changes.len();
-        if !complete || !out.applied {
+        out.applied = complete && done.done.len() == set.changes.len();
+        if !out.applied {
             out.applied_paths = done.done.iter().map(|p| changes::shown(p)).collect();
         }
         out.refused.extend(done.refused.iter().map(|r| Refusal {
