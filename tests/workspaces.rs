@@ -11,6 +11,14 @@ use std::path::Path;
 
 use common::{modes, sh, Mode, TempDir, ROOTLESS_ID};
 
+/// [`sh`] with the flags [`common::workspace_mode_args`] gives `mode`.
+fn ws_sh(mode: Mode, tmp: &TempDir, args: &[&str], script: &str) -> common::Run {
+    let mut all = common::workspace_mode_args(mode, tmp);
+    all.extend(args.iter().map(|a| a.to_string()));
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
+    sh(mode, &all, script)
+}
+
 /// The host directory of a workspace: owned by [`ROOTLESS_ID`] (the
 /// rootless caller; started by root, an ordinary user whose files the
 /// payload may change through the idmapped lower layer), holding
@@ -101,8 +109,9 @@ fn writes_past_the_quota_get_enospc_and_never_reach_the_host() {
         let before = tree(&proj);
         let free = free_bytes(&proj);
         let arg = format!("{}:/work:64M", proj.display());
-        let r = sh(
+        let r = ws_sh(
             mode,
+            &tmp,
             &["--workspace", &arg, "--apply", "always"],
             "head -c 200M /dev/zero > /work/big; echo rc=$?; stat -c size=%s /work/big",
         );
@@ -143,7 +152,7 @@ fn during_the_run_the_host_directory_is_not_written() {
         let arg = format!("{}:/work", proj.display());
         let script =
             format!("{EDITS}; cat /proc/self/mountinfo | grep -c cordon-workspace; ls -a / | grep -c cordon");
-        let r = sh(mode, &["--workspace", &arg], &script);
+        let r = ws_sh(mode, &tmp, &["--workspace", &arg], &script);
         let d = format!("{mode:?}\n{}\n{}", r.stdout(), r.stderr());
         assert!(r.stdout().contains("EDITED"), "{d}");
         // The staging mounts are gone: only the overlay reaches the upper dir.
@@ -177,8 +186,9 @@ fn changes_are_exported_and_applied_on_success() {
         let proj = project(&tmp);
         let export = tmp.path().join("export");
         let arg = format!("{}:/work", proj.display());
-        let r = sh(
+        let r = ws_sh(
             mode,
+            &tmp,
             &[
                 "--workspace",
                 &arg,
@@ -265,8 +275,9 @@ fn on_success_and_a_failing_payload_change_nothing() {
         let before = tree(&proj);
         let export = tmp.path().join("export");
         let arg = format!("{}:/work", proj.display());
-        let r = sh(
+        let r = ws_sh(
             mode,
+            &tmp,
             &[
                 "--workspace",
                 &arg,
@@ -300,8 +311,9 @@ fn a_non_empty_export_directory_or_a_missing_workspace_refuses_the_run() {
         std::fs::write(export.join("old"), "x").unwrap();
         chown_tree(&export);
         let arg = format!("{}:/work", proj.display());
-        let r = sh(
+        let r = ws_sh(
             mode,
+            &tmp,
             &["--workspace", &arg, "--export-changes", export.to_str().unwrap()],
             "echo RAN",
         );
@@ -309,7 +321,7 @@ fn a_non_empty_export_directory_or_a_missing_workspace_refuses_the_run() {
         assert!(!r.stdout().contains("RAN"));
         assert!(r.stderr().contains("not empty"), "{}", r.stderr());
         let missing = format!("{}/nope:/work", tmp.path().display());
-        let r = sh(mode, &["--workspace", &missing], "echo RAN");
+        let r = ws_sh(mode, &tmp, &["--workspace", &missing], "echo RAN");
         assert_eq!(r.code(), 125, "{mode:?} {}", r.stderr());
         assert!(r.stderr().contains("workspaces[0].path"), "{}", r.stderr());
     }

@@ -470,11 +470,13 @@ impl MountPlan {
         let c = path_cstr(&real);
         // Started by root, the lower layer is idmapped to its owner (as a
         // writable bind's "owner": "source"), except for a root-owned
-        // directory: the payload must not own root's files.
+        // directory (the payload must not own root's files) and one that
+        // already belongs to the sandbox's host ids (identity.host_uid).
         let owner = (meta.uid(), meta.gid());
         let mut how = String::new();
         let mut idmap = -1;
-        if !cx.ids.rootless && owner.0 != 0 && owner.1 != 0 {
+        let own_ids = owner == (cx.ids.host_uid, cx.ids.host_gid);
+        if !cx.ids.rootless && owner.0 != 0 && owner.1 != 0 && !own_ids {
             let map = crate::isolate::idmap::Map {
                 owner,
                 host: (cx.ids.host_uid, cx.ids.host_gid),

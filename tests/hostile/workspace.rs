@@ -49,7 +49,10 @@ fn links_out_special_files_set_id_bits_and_hard_links_are_refused_or_stripped() 
         let script = "cd /work && ln -s /etc/passwd abs && ln -s ../../../../etc up && ln -s sub/../a.txt ok \
             && mkfifo fifo && printf 'x\\n' > suid && chmod 6755 suid && printf 'y\\n' > sticky && chmod 1644 sticky \
             && ln a.txt hard && mkdir sub/deep && ln -s ../../.. sub/deep/esc && echo PLANTED";
-        let r = sh(mode, &["--workspace", &arg, "--apply", "always"], script);
+        let mut args = common::workspace_mode_args(mode, &tmp);
+        args.extend(["--workspace", &arg, "--apply", "always"].map(String::from));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let r = sh(mode, &args, script);
         let d = format!("{mode:?}\n{}\n{}", r.stdout(), r.stderr());
         assert!(r.stdout().contains("PLANTED"), "{d}");
         let w = r.status.as_ref().expect("outcome")["workspaces"][0].clone();
@@ -149,7 +152,9 @@ fn a_symlink_swapped_into_the_host_tree_during_apply_redirects_nothing() {
         // 2000 new files in the host's existing sub/; "ready" once written:
         // the apply starts when the payload ends.
         let mut child = common::cordon(mode)
-            .args(["run", "--workspace", &arg, "--apply", "always", "--status-json"])
+            .arg("run")
+            .args(common::workspace_mode_args(mode, &tmp))
+            .args(["--workspace", &arg, "--apply", "always", "--status-json"])
             .arg(&status)
             .args([
                 "--",
