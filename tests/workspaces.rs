@@ -326,3 +326,56 @@ fn a_non_empty_export_directory_or_a_missing_workspace_refuses_the_run() {
         assert!(r.stderr().contains("workspaces[0].path"), "{}", r.stderr());
     }
 }
+
+/// Whether the kernel is at least `major.minor`.
+fn kernel_at_least(major: u32, minor: u32) -> bool {
+    let r = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut it = r.trim().split(['.', '-']).map(|p| p.parse::<u32>().unwrap_or(0));
+    let (a, b) = (it.next().unwrap_or(0), it.next().unwrap_or(0));
+    (a, b) >= (major, minor)
+}
+
+#[test]
+fn renames_and_a_directory_made_again_apply_as_deletions_and_creations() {
+    for mode in modes() {
+        let tmp = TempDir::new("ws-rename");
+        let proj = project(&tmp);
+        std::fs::create_dir(proj.join("old")).unwrap();
+        std::fs::write(proj.join("old/x"), "x\n").unwrap();
+        std::fs::write(proj.join("old/y"), "y\n").unwrap();
+        chown_tree(&proj);
+        let arg = format!("{}:/work", proj.display());
+        // A file renamed, a host directory renamed (overlayfs refuses with
+        // EXDEV, mv copies), and, with tmpfs xattrs (6.6), a directory
+        // removed and made again (opaque in the upper layer).
+        let again = kernel_at_least(6, 6);
+        let script = format!(
+            "cd /work && mv a.txt moved.txt && mv sub sub2 && {} echo DONE",
+            if again {
+                "rm -r old && mkdir old && echo z > old/z &&"
+            } else {
+                ""
+            }
+        );
+        let r = ws_sh(
+            mode,
+            &tmp,
+            &["--workspace", &arg, "--apply", "on_success"],
+            &script,
+        );
+        let d = format!("{mode:?}\n{}\n{}", r.stdout(), r.stderr());
+        assert!(r.stdout().contains("DONE"), "{d}");
+        let w = workspace_outcome(&r);
+        assert_eq!(w["applied"], true, "{w}");
+        let t = tree(&proj);
+        assert!(!t.contains_key("a.txt") && !t.contains_key("sub"), "{t:?}");
+        assert_eq!(t["moved.txt"], "file 644 hello\n", "{t:?}");
+        assert_eq!(t["sub2/b.txt"], "file 644 keep\n", "{t:?}");
+        if again {
+            let old: Vec<_> = t.keys().filter(|k| k.starts_with("old/")).collect();
+            assert_eq!(old, ["old/z"], "the old contents are gone: {t:?}");
+        } else {
+            assert!(t.contains_key("old/x") && t.contains_key("old/y"), "{t:?}");
+        }
+    }
+}
