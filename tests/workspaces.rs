@@ -112,7 +112,7 @@ fn writes_past_the_quota_get_enospc_and_never_reach_the_host() {
         let r = ws_sh(
             mode,
             &tmp,
-            &["--workspace", &arg, "--apply", "always"],
+            &["--workspace", &arg],
             "head -c 200M /dev/zero > /work/big; echo rc=$?; stat -c size=%s /work/big",
         );
         let d = format!("{mode:?}\n{}\n{}", r.stdout(), r.stderr());
@@ -129,17 +129,12 @@ fn writes_past_the_quota_get_enospc_and_never_reach_the_host() {
         let w = workspace_outcome(&r);
         assert!(w["upper_bytes"].as_u64().unwrap() > 60 << 20, "{w}");
         assert_eq!(w["files_changed"], 1, "{w}");
-        // apply always: the one big file is applied, nothing else changes.
-        let after = tree(&proj);
-        let mut expected = before.clone();
-        expected.remove("big");
-        let mut got = after.clone();
-        let big = got.remove("big").expect("applied big file");
-        assert!(big.starts_with("file 644"), "{}", &big[..20]);
-        assert_eq!(got, expected, "{d}");
-        // Nothing else of the host disk went: at most the applied file.
+        // The host directory is as it was, and the host disk lost nothing
+        // (a margin for other writers on this machine, below the 60M+ the
+        // payload wrote).
+        assert_eq!(tree(&proj), before, "{d}");
         let used = free.saturating_sub(free_bytes(&proj));
-        assert!(used < (64 << 20) + (16 << 20), "host disk lost {used} bytes\n{d}");
+        assert!(used < 48 << 20, "host disk lost {used} bytes\n{d}");
     }
 }
 
