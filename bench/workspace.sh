@@ -11,7 +11,8 @@
 # For each run: cordon's wall clock, the outcome's wall_time_ms (up to the
 # sandbox's end), and their difference, the time spent after the sandbox
 # ended (change set, apply, outcome). Medians go to stdout. Run as root or
-# not; the directory is made under $TMPDIR (default /tmp) and removed.
+# not (as root the directory belongs to uid 4321); it is made under $TMPDIR
+# (default /tmp) and removed.
 set -euo pipefail
 
 runs=20
@@ -39,12 +40,21 @@ proj = os.path.join(base, "proj")
 status = os.path.join(base, "status.json")
 script = f"i=0; while [ $i -lt {files} ]; do echo changed > /work/f$i; i=$((i+1)); done"
 
+# Started by root, cordon idmaps the lower layer to the directory's owner;
+# a root-owned one is not (the payload could not write): an ordinary owner.
+OWNER = 4321
+
 def fresh():
     shutil.rmtree(proj, ignore_errors=True)
     os.mkdir(proj)
     for i in range(files):
-        with open(os.path.join(proj, f"f{i}"), "w") as f:
+        p = os.path.join(proj, f"f{i}")
+        with open(p, "w") as f:
             f.write("original\n")
+        if os.geteuid() == 0:
+            os.chown(p, OWNER, OWNER)
+    if os.geteuid() == 0:
+        os.chown(proj, OWNER, OWNER)
 
 def one(apply):
     fresh()
