@@ -614,6 +614,47 @@ fn run(a: RunArgs, m: &ArgMatches) -> i32 {
             eprintln!("cordon: hint: {h}");
         }
     }
+    for w in &out.workspaces {
+        if let Some(e) = &w.error {
+            eprintln!("cordon: workspace {}: {e}", w.path);
+        }
+        if !w.refused.is_empty() {
+            let shown: Vec<String> = w
+                .refused
+                .iter()
+                .take(5)
+                .map(|r| format!("{} ({})", r.path, r.reason))
+                .collect();
+            let more = w.refused.len().saturating_sub(shown.len());
+            eprintln!(
+                "cordon: warning: workspace {}: not applied: {}{}",
+                w.path,
+                shown.join("; "),
+                if more > 0 {
+                    format!("; and {more} more (see the outcome)")
+                } else {
+                    String::new()
+                }
+            );
+        }
+        if a.verbose {
+            eprintln!(
+                "cordon: workspace {} -> {}: {} changed, {} bytes, {} bytes on its tmpfs, {}",
+                w.path,
+                w.to,
+                w.files_changed,
+                w.bytes,
+                w.upper_bytes,
+                if w.applied {
+                    "applied"
+                } else if w.applied_paths.is_empty() {
+                    "not applied"
+                } else {
+                    "partly applied"
+                }
+            );
+        }
+    }
     if a.verbose {
         eprintln!(
             "cordon: {} exit_code={} wall={}ms user={}ms sys={}ms max_rss={}KiB",
