@@ -117,6 +117,14 @@ fn one(ch: &Change, n: usize, upper: RawFd, host: RawFd, owner: Option<(u32, u32
             if t != libc::S_IFREG && t != libc::S_IFDIR {
                 return Err("the host's entry is not a file or directory".to_string());
             }
+            // A host file with another name elsewhere (a hard link) may be
+            // any file of its owner: its mode is not changed through here.
+            if t == libc::S_IFREG && st.st_nlink > 1 {
+                return Err(format!(
+                    "the host file has {} hard links: its mode is not changed",
+                    st.st_nlink
+                ));
+            }
             fs::fchmod(f.as_raw_fd(), mode).map_err(|e| text("chmod", e))
         }
         Kind::Dir => {
@@ -125,7 +133,13 @@ fn one(ch: &Change, n: usize, upper: RawFd, host: RawFd, owner: Option<(u32, u32
             }
             match fs::mkdir_at(d, &cname, 0o700) {
                 Ok(()) => {}
-                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                    // Made on the host meanwhile: used as it is (never
+                    // through a link), its owner and mode left alone.
+                    return fs::open_beneath(d, name, libc::O_PATH | libc::O_DIRECTORY)
+                        .map(drop)
+                        .map_err(|e| text("open", e));
+                }
                 Err(e) => return Err(text("mkdir", e)),
             }
             let f =

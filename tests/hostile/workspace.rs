@@ -227,3 +227,47 @@ fn a_symlink_swapped_into_the_host_tree_during_apply_redirects_nothing() {
         }
     }
 }
+
+#[test]
+fn host_files_hard_linked_outside_the_workspace_are_never_written_through() {
+    for mode in modes() {
+        let tmp = TempDir::new("ws-hostlinks");
+        let proj = project(&tmp);
+        // Two files outside the workspace, each with a second name inside
+        // it (planted by whoever could write the host directory).
+        let outside = tmp.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        for n in ["m", "c"] {
+            let f = outside.join(n);
+            std::fs::write(&f, "outside\n").unwrap();
+            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+            std::fs::hard_link(&f, proj.join(format!("link-{n}"))).unwrap();
+            if common::is_root() {
+                std::os::unix::fs::chown(&f, Some(ROOTLESS_ID), Some(ROOTLESS_ID)).unwrap();
+            }
+        }
+        let arg = format!("{}:/work", proj.display());
+        let mut args = common::workspace_mode_args(mode, &tmp);
+        args.extend(["--workspace", &arg, "--apply", "always"].map(String::from));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let r = sh(
+            mode,
+            &args,
+            "cd /work && chmod 777 link-m && echo changed > link-c && echo EDITED",
+        );
+        let d = format!("{mode:?}\n{}\n{}", r.stdout(), r.stderr());
+        assert!(r.stdout().contains("EDITED"), "{d}");
+        let w = r.status.as_ref().expect("outcome")["workspaces"][0].clone();
+        // The mode change is refused (the host file has two links); the new
+        // content replaces the name, not the file behind it.
+        assert_eq!(refused(&w), BTreeSet::from(["link-m".to_string()]), "{w}");
+        for n in ["m", "c"] {
+            let f = outside.join(n);
+            assert_eq!(std::fs::read_to_string(&f).unwrap(), "outside\n", "{n}\n{d}");
+            assert_eq!(std::fs::metadata(&f).unwrap().mode() & 0o7777, 0o644, "{n}\n{d}");
+        }
+        let c = std::fs::metadata(proj.join("link-c")).unwrap();
+        assert_eq!(c.nlink(), 1, "{d}");
+        assert_eq!(std::fs::read_to_string(proj.join("link-c")).unwrap(), "changed\n");
+    }
+}
