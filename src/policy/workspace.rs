@@ -247,6 +247,71 @@ mod tests {
     }
 
     #[test]
+    fn flags_add_workspaces_set_apply_and_export_and_open_landlock() {
+        use crate::policy::overrides::Overrides;
+        let base = || crate::policy::Policy::builtin_default().unwrap();
+        let ws = |arg: &str| (format!("--workspace {arg}"), parse_flag(arg).unwrap());
+        let mut p = base();
+        let o = Overrides {
+            workspaces: vec![ws("/src/p:/work:64M")],
+            apply: Some(ApplyWhen::OnSuccess),
+            export_changes: Some("/out".to_string()),
+            ..Overrides::default()
+        };
+        o.apply(&mut p, "p.json").unwrap();
+        assert_eq!(p.workspaces.len(), 1);
+        let w = &p.workspaces[0];
+        assert_eq!(
+            (w.dst(), w.apply, w.export.as_deref()),
+            ("/work", ApplyWhen::OnSuccess, Some("/out"))
+        );
+        assert!(p.landlock.as_ref().unwrap().write.contains(&"/work".to_string()));
+        // --apply and --export-changes need a workspace; --export-changes
+        // exactly one.
+        for (o, flag) in [
+            (
+                Overrides {
+                    apply: Some(ApplyWhen::Always),
+                    ..Overrides::default()
+                },
+                "--apply",
+            ),
+            (
+                Overrides {
+                    export_changes: Some("/out".to_string()),
+                    ..Overrides::default()
+                },
+                "--export-changes",
+            ),
+            (
+                Overrides {
+                    workspaces: vec![ws("/a:/1"), ws("/a:/2")],
+                    export_changes: Some("/out".to_string()),
+                    ..Overrides::default()
+                },
+                "--export-changes",
+            ),
+            (
+                Overrides {
+                    workspaces: vec![ws("/a:/1"), ws("/a:/2"), ws("/a:/3"), ws("/a:/4"), ws("/a:/5")],
+                    ..Overrides::default()
+                },
+                "--workspace /a:/5",
+            ),
+            (
+                Overrides {
+                    workspaces: vec![ws("/a:/tmp")],
+                    ..Overrides::default()
+                },
+                "workspaces[0].to",
+            ),
+        ] {
+            let e = o.apply(&mut base(), "p.json").unwrap_err();
+            assert_eq!(e.path, flag, "{e}");
+        }
+    }
+
+    #[test]
     fn apply_spellings_round_trip() {
         for a in [ApplyWhen::Never, ApplyWhen::OnSuccess, ApplyWhen::Always] {
             assert_eq!(a.name().parse::<ApplyWhen>(), Ok(a));

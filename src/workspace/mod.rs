@@ -182,3 +182,87 @@ fn one(w: &Opened, upper: &OwnedFd, end: Ending) -> WorkspaceOutcome {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    use std::path::{Path, PathBuf};
+
+    struct Tmp(PathBuf);
+    impl Drop for Tmp {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    fn tmp(tag: &str) -> Tmp {
+        let p = std::env::temp_dir().join(format!("cordon-ws-unit-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(p.join("upper")).unwrap();
+        std::fs::create_dir_all(p.join("lower")).unwrap();
+        Tmp(p)
+    }
+    fn dirfd(p: &Path) -> OwnedFd {
+        OwnedFd::from(std::fs::File::open(p).unwrap())
+    }
+
+    #[test]
+    fn names_of_any_bytes_are_read_and_applied_by_component() {
+        let t = tmp("names");
+        let (up, low) = (t.0.join("upper"), t.0.join("lower"));
+        // A name with a newline, one with bytes that are not UTF-8, one that
+        // looks like a path, and a subdirectory named like a parent.
+        let weird = [&b"new\nline"[..], b"\xff\xfe", b"..x", b"-rf"];
+        for n in weird {
+            std::fs::write(up.join(OsStr::from_bytes(n)), n).unwrap();
+        }
+        std::fs::create_dir(up.join("...")).unwrap();
+        std::fs::write(up.join(".../f"), "f").unwrap();
+        let set = changes::read(dirfd(&up).as_raw_fd(), dirfd(&low).as_raw_fd());
+        assert!(set.refused.is_empty() && set.truncated.is_none(), "{set:?}");
+        assert_eq!(set.changes.len(), weird.len() + 2, "{set:?}");
+        let done = apply::apply(&set, dirfd(&up).as_raw_fd(), dirfd(&low).as_raw_fd(), None);
+        assert!(done.refused.is_empty(), "{done:?}");
+        for n in weird {
+            assert_eq!(std::fs::read(low.join(OsStr::from_bytes(n))).unwrap(), n);
+        }
+        assert_eq!(std::fs::read_to_string(low.join(".../f")).unwrap(), "f");
+        // Nothing left behind: no temporary names, nothing outside.
+        let mut names: Vec<_> = std::fs::read_dir(&low)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        names.sort();
+        assert_eq!(names.len(), weird.len() + 1, "{names:?}");
+        assert!(!t.0.join("f").exists());
+    }
+
+    #[test]
+    fn an_unchanged_copy_is_no_change_and_a_mode_only_copy_is_a_mode_change() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tmp("copyup");
+        let (up, low) = (t.0.join("upper"), t.0.join("lower"));
+        for d in [&up, &low] {
+            std::fs::write(d.join("same"), "x").unwrap();
+            std::fs::write(d.join("chmod"), "y").unwrap();
+            std::fs::set_permissions(d.join("same"), std::fs::Permissions::from_mode(0o644)).unwrap();
+            std::fs::set_permissions(d.join("chmod"), std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        std::fs::set_permissions(up.join("chmod"), std::fs::Permissions::from_mode(0o4755)).unwrap();
+        let set = changes::read(dirfd(&up).as_raw_fd(), dirfd(&low).as_raw_fd());
+        assert_eq!(set.changes.len(), 1, "{set:?}");
+        assert_eq!(
+            (set.changes[0].path.as_slice(), &set.changes[0].kind),
+            (&b"chmod"[..], &changes::Kind::Mode)
+        );
+        let done = apply::apply(&set, dirfd(&up).as_raw_fd(), dirfd(&low).as_raw_fd(), None);
+        assert!(done.refused.is_empty(), "{done:?}");
+        // setuid dropped.
+        assert_eq!(
+            std::fs::metadata(low.join("chmod")).unwrap().permissions().mode() & 0o7777,
+            0o755
+        );
+    }
+}
