@@ -32,7 +32,7 @@ fi
 # --target explicitly. Do not export RUSTFLAGS with +crt-static here.
 cargo +nightly fuzz build
 
-for target in policy_parse seccomp_compile; do
+for target in policy_parse seccomp_compile dns_parse; do
 	mkdir -p "fuzz/corpus/$target"
 	seeds=
 	[ -d "fuzz/seeds/$target" ] && seeds="fuzz/seeds/$target"
@@ -40,6 +40,8 @@ for target in policy_parse seccomp_compile; do
 	policy_parse) opts=-dict=fuzz/dicts/policy_parse.dict ;;
 	# Room for sections big enough to need far jumps.
 	seccomp_compile) opts=-max_len=8192 ;;
+	# A datagram: 512 bytes and a little more (oversized ones are refused).
+	dns_parse) opts=-max_len=600 ;;
 	esac
 	echo "== $target: ${secs}s"
 	# shellcheck disable=SC2086 # $seeds and $opts are empty or one word

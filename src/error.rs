@@ -109,6 +109,9 @@ pub enum Step {
     ProxyListen,
     /// Handing the proxy listeners to the supervisor (SCM_RIGHTS).
     ProxyHandoff,
+    /// Placing the sandbox's /etc/resolv.conf, which names the DNS stub
+    /// (`index` = mount op).
+    ResolvConf,
     /// Building a workspace's overlay (`index` = mount op).
     Workspace,
     /// Handing the workspaces' upper directories to the supervisor.
@@ -116,7 +119,7 @@ pub enum Step {
 }
 
 impl Step {
-    const ALL: [Step; 42] = [
+    const ALL: [Step; 43] = [
         Step::SyncWait,
         Step::ParentDeathSignal,
         Step::Identity,
@@ -157,6 +160,7 @@ impl Step {
         Step::BindIdmap,
         Step::ProxyListen,
         Step::ProxyHandoff,
+        Step::ResolvConf,
         Step::Workspace,
         Step::WorkspaceHandoff,
     ];
@@ -204,6 +208,7 @@ impl Step {
             Step::IdMapSelf => "id maps",
             Step::ProxyListen => "proxy listener",
             Step::ProxyHandoff => "proxy hand-off",
+            Step::ResolvConf => "/etc/resolv.conf for the DNS stub",
             Step::Workspace => "workspace",
             Step::WorkspaceHandoff => "workspace hand-off",
         }

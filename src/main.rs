@@ -54,6 +54,19 @@ enum Command {
         #[arg(long = "cgroup-parent", value_name = "DIR")]
         cgroup_parent: Option<PathBuf>,
     },
+    /// Open a tunnel through cordon's egress proxy on standard input and
+    /// output (for ssh: -o ProxyCommand='cordon connect %h %p').
+    ///
+    /// Exits with 0 when both directions ended, 1 when the proxy refused the
+    /// target, 125 on any other error. The proxy is $CORDON_PROXY
+    /// (ADDRESS:PORT) if set, else 127.0.0.1:3128.
+    Connect {
+        /// The target: a host name, an IPv4 address (dotted decimal) or an
+        /// IPv6 address.
+        host: String,
+        /// The target's port (1 to 65535).
+        port: String,
+    },
     /// Report what this kernel and host offer, and what to do about what is missing.
     Features {
         /// Print JSON instead of text.
@@ -1026,6 +1039,7 @@ fn main() -> ExitCode {
             eprintln!("cordon: gc: removed {} stale cgroup(s)", removed.len());
             0
         }
+        Command::Connect { host, port } => cli::connect::main(&host, &port),
         Command::Features { json } => {
             let f = cordon::features::probe();
             if json {

@@ -175,6 +175,8 @@ pub struct ProxyCounts {
     pub bytes_up: u64,
     /// Bytes from the targets to the payload.
     pub bytes_down: u64,
+    /// DNS queries the stub answered NXDOMAIN (names no rule allows).
+    pub dns_denied: u64,
 }
 
 fn is_zero(n: &u64) -> bool {

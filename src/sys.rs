@@ -116,6 +116,12 @@ pub fn mkdirat(dirfd: c_int, path: &CStr, mode: u32) -> SysResult<()> {
     check_int(unsafe { libc::mkdirat(dirfd, path.as_ptr(), mode) }).map(drop)
 }
 
+/// unlinkat(2) of a file (`flags` 0) or an empty directory (`AT_REMOVEDIR`).
+pub fn unlinkat(dirfd: c_int, path: &CStr, flags: c_int) -> SysResult<()> {
+    // SAFETY: path is NUL-terminated.
+    check_int(unsafe { libc::unlinkat(dirfd, path.as_ptr(), flags) }).map(drop)
+}
+
 /// symlinkat(2).
 pub fn symlinkat(target: &CStr, dirfd: c_int, path: &CStr) -> SysResult<()> {
     // SAFETY: both strings are NUL-terminated.
@@ -234,30 +240,35 @@ pub fn recv_with_pid(fd: c_int, buf: &mut [u8]) -> SysResult<(usize, Option<libc
     Ok((n as usize, pid))
 }
 
-/// A TCP socket listening on 127.0.0.1:`port` in this process's network
-/// namespace, close-on-exec. Allocation-free (the clone child calls it).
-pub fn tcp_listen_loopback(port: u16, backlog: c_int) -> SysResult<c_int> {
+/// A socket bound to `addr`:`port` (IPv4, network byte order from the
+/// array) in this process's network namespace, close-on-exec: a listening
+/// TCP socket (`udp` false, with `backlog`) or a UDP socket. Allocation-free
+/// (the clone child calls it).
+pub fn inet_bind(udp: bool, addr: [u8; 4], port: u16, backlog: c_int) -> SysResult<c_int> {
+    let ty = if udp { libc::SOCK_DGRAM } else { libc::SOCK_STREAM };
     // SAFETY: socket(2) takes integers only.
-    let fd = check_int(unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) })?;
-    let addr = libc::sockaddr_in {
+    let fd = check_int(unsafe { libc::socket(libc::AF_INET, ty | libc::SOCK_CLOEXEC, 0) })?;
+    let sa = libc::sockaddr_in {
         sin_family: libc::AF_INET as libc::sa_family_t,
         sin_port: port.to_be(),
         sin_addr: libc::in_addr {
-            s_addr: u32::from_be_bytes([127, 0, 0, 1]).to_be(),
+            s_addr: u32::from_be_bytes(addr).to_be(),
         },
         sin_zero: [0; 8],
     };
-    // SAFETY: `addr` is a valid sockaddr_in that lives for the call, and its
+    // SAFETY: `sa` is a valid sockaddr_in that lives for the call, and its
     // size is passed with it.
-    let bound = check_int(unsafe {
+    let mut bound = check_int(unsafe {
         libc::bind(
             fd,
-            (&addr as *const libc::sockaddr_in).cast(),
+            (&sa as *const libc::sockaddr_in).cast(),
             std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
         )
-    })
-    // SAFETY: listen(2) takes integers only.
-    .and_then(|_| check_int(unsafe { libc::listen(fd, backlog) }));
+    });
+    if !udp {
+        // SAFETY: listen(2) takes integers only.
+        bound = bound.and_then(|_| check_int(unsafe { libc::listen(fd, backlog) }));
+    }
     if let Err(e) = bound {
         // SAFETY: `fd` was opened above and is not used after this close.
         unsafe { close(fd) };
@@ -266,12 +277,23 @@ pub fn tcp_listen_loopback(port: u16, backlog: c_int) -> SysResult<c_int> {
     Ok(fd)
 }
 
+/// A TCP socket listening on 127.0.0.1:`port` in this process's network
+/// namespace, close-on-exec. Allocation-free (the clone child calls it).
+pub fn tcp_listen_loopback(port: u16, backlog: c_int) -> SysResult<c_int> {
+    inet_bind(false, [127, 0, 0, 1], port, backlog)
+}
+
 /// The most fds [`send_fds`] and [`recv_fds`] carry in one message.
-pub const MAX_PASSED_FDS: usize = 4;
+pub const MAX_PASSED_FDS: usize = 12;
 
 /// Room for one SCM_RIGHTS message of [`MAX_PASSED_FDS`] ints: a u64 array,
 /// so that the buffer is aligned for `cmsghdr`.
-type FdControl = [u64; 8];
+type FdControl = [u64; 10];
+
+// The control buffer holds one SCM_RIGHTS message of MAX_PASSED_FDS ints:
+// CMSG_SPACE(n) = CMSG_ALIGN(sizeof(cmsghdr)) + CMSG_ALIGN(n) = 16 + n on
+// 64-bit Linux.
+const _: () = assert!(std::mem::size_of::<FdControl>() >= 16 + ((4 * MAX_PASSED_FDS + 7) & !7));
 
 /// Send `fds` (at most [`MAX_PASSED_FDS`]) over the unix socket `sock` in
 /// one message with SCM_RIGHTS and a one-byte payload. Allocation-free:
@@ -281,7 +303,7 @@ pub fn send_fds(sock: c_int, fds: &[c_int]) -> SysResult<()> {
         return Err(Errno(libc::EINVAL));
     }
     let bytes = std::mem::size_of_val(fds) as u32;
-    let mut control: FdControl = [0; 8];
+    let mut control: FdControl = [0; 10];
     let mut byte = [b'L'; 1];
     let mut iov = libc::iovec {
         iov_base: byte.as_mut_ptr().cast(),
@@ -295,8 +317,9 @@ pub fn send_fds(sock: c_int, fds: &[c_int]) -> SysResult<()> {
     // SAFETY: CMSG_SPACE is arithmetic on its argument.
     let space = unsafe { libc::CMSG_SPACE(bytes) } as usize;
     msg.msg_controllen = space;
-    // SAFETY: the control buffer is 64 bytes, aligned for cmsghdr, and at
-    // least CMSG_SPACE(4 * MAX_PASSED_FDS) = 32 bytes long (checked above),
+    // SAFETY: the control buffer is 80 bytes, aligned for cmsghdr, and at
+    // least CMSG_SPACE(4 * MAX_PASSED_FDS) = 64 bytes long (see the
+    // assertion below `FdControl`; `fds.len()` is checked above),
     // so the first header and its data fit; `fds` is `bytes` long.
     unsafe {
         let c = libc::CMSG_FIRSTHDR(&msg);
@@ -317,7 +340,7 @@ pub fn send_fds(sock: c_int, fds: &[c_int]) -> SysResult<()> {
 /// (SCM_RIGHTS, close-on-exec) into `out`; returns how many. `Ok(0)` at EOF
 /// or for a message without fds. Fds beyond `out`'s room are closed.
 pub fn recv_fds(sock: c_int, out: &mut [c_int; MAX_PASSED_FDS]) -> SysResult<usize> {
-    let mut control: FdControl = [0; 8];
+    let mut control: FdControl = [0; 10];
     let mut byte = [0u8; 1];
     let mut iov = libc::iovec {
         iov_base: byte.as_mut_ptr().cast(),
@@ -1039,6 +1062,39 @@ pub fn loopback_up() -> SysResult<()> {
     req.ifr_ifru.ifru_flags = (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
     // SAFETY: req is a valid ifreq naming "lo".
     let r = check_int(unsafe { libc::ioctl(fd, libc::SIOCSIFFLAGS, &req) });
+    // SAFETY: `fd` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+    unsafe { close(fd) };
+    r.map(drop)
+}
+
+/// Give `lo` a second IPv4 address, `addr` (labelled `lo:1`, the class A
+/// netmask of 127/8). Allocation-free (the clone child calls it).
+pub fn loopback_alias(addr: [u8; 4]) -> SysResult<()> {
+    // SAFETY: socket takes integers.
+    let fd = check_int(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
+    // SAFETY: a zeroed ifreq is valid.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in req.ifr_name.iter_mut().zip(b"lo:1\0") {
+        *d = *s as c_char;
+    }
+    let sin = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: 0,
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_be_bytes(addr).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: ifru_addr is a sockaddr (16 bytes), as large as sockaddr_in;
+    // the write fills it with a valid sockaddr_in.
+    unsafe {
+        std::ptr::write_unaligned(
+            (&mut req.ifr_ifru.ifru_addr as *mut libc::sockaddr).cast::<libc::sockaddr_in>(),
+            sin,
+        )
+    };
+    // SAFETY: req is a valid ifreq naming "lo:1" with an AF_INET address.
+    let r = check_int(unsafe { libc::ioctl(fd, libc::SIOCSIFADDR, &req) });
     // SAFETY: `fd` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
     unsafe { close(fd) };
     r.map(drop)

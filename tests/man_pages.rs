@@ -739,12 +739,12 @@ fn every_network_field_and_mode_is_documented() {
     let full: NetworkPolicy = serde_json::from_value(serde_json::json!({
         "mode": "proxy", "allow": ["a.example"], "deny": ["b.example"],
         "max_connections": 1, "connect_timeout": "1s", "idle_timeout": "1s",
-        "dns": false, "resolve": {"a.example": "10.0.0.1"}
+        "dns": false, "transparent_ports": [8080], "resolve": {"a.example": "10.0.0.1"}
     }))
     .expect("a full network section");
     let value = serde_json::to_value(&full).unwrap();
     let fields: Vec<&String> = value.as_object().unwrap().keys().collect();
-    assert_eq!(fields.len(), 8, "{fields:?}");
+    assert_eq!(fields.len(), 9, "{fields:?}");
     for f in fields {
         assert!(
             tags.iter()
@@ -760,9 +760,19 @@ fn every_network_field_and_mode_is_documented() {
             m.name()
         );
     }
+    // Every listener of mode proxy is described, and nothing is left as
+    // "not built".
+    for listener in [
+        "127.0.0.1:3128",
+        "127.0.0.1:1080",
+        "127.0.0.1:53",
+        "transparent relay",
+    ] {
+        assert!(body.contains(listener), "NETWORK does not describe {listener}");
+    }
     assert!(
-        body.contains("Not in this build"),
-        "NETWORK must say the proxy is not built"
+        !body.contains("Not in this build"),
+        "NETWORK still says a part is not built"
     );
     // The FIELDS section points to it, and the example in it is a valid section.
     let fields = section(&page, "FIELDS");

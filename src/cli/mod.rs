@@ -1,5 +1,6 @@
 //! The command line's presentation of the library's reports.
 
+pub mod connect;
 pub mod features;
 
 use cordon::features::{Features, Status};

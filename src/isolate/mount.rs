@@ -80,6 +80,15 @@ pub enum Op {
         /// Mount attributes to set (MOUNT_ATTR_*).
         attrs: u64,
     },
+    /// A regular file with fixed contents (mode 0644), made on cordon's own
+    /// tmpfs; when the path is in a host bind (a bind of the host's /etc)
+    /// or already exists, a file made on the root tmpfs is bound over it.
+    File {
+        /// Path, relative to the new root.
+        dst: CString,
+        /// What the file holds.
+        contents: &'static [u8],
+    },
     /// A symlink.
     Symlink {
         /// Link path, relative to the new root.
@@ -138,6 +147,14 @@ pub struct MountPlan {
     pub workspaces: Vec<WorkspaceSpec>,
 }
 
+/// The sandbox's /etc/resolv.conf in mode `proxy`: the DNS stub on the
+/// sandbox's loopback, one server, no search list.
+pub const RESOLV_CONF: &[u8] = b"# cordon: the DNS stub of the egress proxy (network mode proxy)\nnameserver 127.0.0.1\noptions attempts:2 timeout:2\n";
+
+/// Where the root tmpfs holds a file while it is bound over a path in a
+/// host bind (unlinked at once).
+const FILE_STAGING: &CStr = c".cordon-file";
+
 const ROOT_TMPFS_SIZE: u64 = 1 << 20;
 /// Inodes of cordon's root tmpfs: its mount points and symlinks, at most
 /// one per step of the plan, and the root itself.
@@ -186,6 +203,21 @@ impl MountPlan {
         };
         for (i, m) in policy.mounts.iter().enumerate() {
             plan.entry(&cx, i, m)?;
+        }
+        // Last, over whatever the policy put there: the sandbox's resolver
+        // is the DNS stub on its own loopback.
+        if policy
+            .network
+            .as_ref()
+            .is_some_and(|n| n.mode == crate::policy::NetMode::Proxy && n.dns)
+        {
+            plan.push(
+                Op::File {
+                    dst: rel("/etc/resolv.conf"),
+                    contents: RESOLV_CONF,
+                },
+                "/etc/resolv.conf (nameserver 127.0.0.1, the DNS stub)".to_string(),
+            );
         }
         for (i, w) in policy.workspaces.iter().enumerate() {
             plan.workspace(&cx, i, w)?;
@@ -1197,6 +1229,7 @@ fn apply_op(
                 }
             }
         }
+        Op::File { dst, contents } => file(&at, dst, contents),
     }
 }
 
@@ -1315,6 +1348,80 @@ fn overlay(at: &At, dst: &CStr, stage: &CStr, flags: libc::c_ulong) -> Result<c_
             Err(e)
         }
     }
+}
+
+/// Create `name` under `dir` (no symlink followed, nothing replaced) with
+/// `contents`.
+fn write_new(dir: c_int, name: &CStr, contents: &[u8]) -> SysResult<()> {
+    let fd = sys::openat(
+        dir,
+        name,
+        libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        0o644,
+    )?;
+    let r = sys::write_all(fd, contents);
+    // SAFETY: `fd` was opened above and is not used after this close.
+    unsafe { sys::close(fd) };
+    r
+}
+
+/// Make the file `dst` with `contents`: directly when its directory is on
+/// one of cordon's own filesystems and nothing is there yet; otherwise a
+/// file made on the root tmpfs is bound over what is there (resolved in
+/// the new root; a host symlink pointing outside it fails) and unlinked
+/// from the root at once.
+fn file(at: &At, dst: &CStr, contents: &[u8]) -> Result<(), ChildError> {
+    let idx = at.idx;
+    let err = |e| ChildError::new(Step::ResolvConf, e, idx);
+    let parent = mount_point(at.root, dst, None, at.ours).map_err(|(e, c)| point_error(e, c, idx))?;
+    let direct = match sys::fstat_dev_mode(parent) {
+        Ok((dev, _)) if at.ours.contains(dev) => {
+            let mut b = PathBuf4k { buf: [0; 4096] };
+            match write_new(parent, leaf_name(dst, &mut b), contents) {
+                Ok(()) => Ok(true),
+                Err(sys::Errno(libc::EEXIST)) => Ok(false),
+                Err(e) => Err(err(e)),
+            }
+        }
+        Ok(_) => Ok(false),
+        Err(e) => Err(err(e)),
+    };
+    // SAFETY: `parent` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
+    unsafe { sys::close(parent) };
+    if direct? {
+        return Ok(());
+    }
+    write_new(at.root, FILE_STAGING, contents).map_err(err)?;
+    let r = sys::open_tree(
+        at.root,
+        FILE_STAGING,
+        sys::OPEN_TREE_CLONE | sys::OPEN_TREE_CLOEXEC,
+    )
+    .map_err(err)
+    .and_then(|tree| {
+        // Every failure here is this step's: a dangling host symlink at
+        // `dst` is no mount point to create (the parent is a host bind).
+        let r = mount_point(at.root, dst, Some(Kind::File), at.ours)
+            .map_err(|(e, _)| err(e))
+            .and_then(|target| {
+                let r = sys::move_mount(
+                    tree,
+                    sys::EMPTY,
+                    target,
+                    sys::EMPTY,
+                    sys::MOVE_MOUNT_F_EMPTY_PATH | sys::MOVE_MOUNT_T_EMPTY_PATH,
+                );
+                // SAFETY: `target` was opened above and is not used after this close.
+                unsafe { sys::close(target) };
+                r.map_err(err)
+            });
+        // SAFETY: `tree` was opened above and is not used after this close.
+        unsafe { sys::close(tree) };
+        r
+    });
+    // The bind holds the file; its name on the root goes either way.
+    let _ = sys::unlinkat(at.root, FILE_STAGING, 0);
+    r
 }
 
 /// Attach a host bind's detached `tree` at `dst`, and close it.

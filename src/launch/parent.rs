@@ -320,6 +320,10 @@ pub fn describe_child_error(plan: &Plan, e: ChildError) -> LaunchError {
             "{}: it would have to be created inside a host directory, and cordon creates mount points and symlinks only on its own tmpfs mounts; create it on the host, or mount a tmpfs above it",
             plan.child.mounts().describe.get(idx).cloned().unwrap_or_default()
         ),
+        Step::ResolvConf => format!(
+            "{}: a host bind holds /etc/resolv.conf as a symlink to a path that is not in the sandbox, or as something other than a file; do not bind it, or set network.dns to false",
+            plan.child.mounts().describe.get(idx).cloned().unwrap_or_default()
+        ),
         Step::Rlimit => plan.child.rlimits().get(idx).map(|r| r.field.to_string()).unwrap_or_default(),
         Step::Exec => {
             let cmd = plan.child.exec().argv().get(0).map(|c| c.to_string_lossy().into_owned()).unwrap_or_default();
@@ -524,6 +528,7 @@ fn proxy_outcome(p: crate::net::proxy::Proxy) -> crate::outcome::ProxyCounts {
         connections_denied: s.connections_denied,
         bytes_up: s.bytes_up,
         bytes_down: s.bytes_down,
+        dns_denied: s.dns_denied,
     }
 }
 

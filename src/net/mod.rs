@@ -4,11 +4,14 @@
 //! Address classification and strict IP literal parsing ([`addr`]), the
 //! allow/deny decision ([`rules`]), the listeners the clone child makes in
 //! the sandbox's netns and hands to the supervisor ([`listen`]), and the
-//! supervisor's HTTP proxy: CONNECT and plain HTTP in absolute form
-//! ([`proxy`]). Not yet built: SOCKS5, the DNS stub, the transparent relay,
-//! `cordon connect`.
+//! supervisor's proxy ([`proxy`]) with its fronts: HTTP CONNECT and plain
+//! HTTP in absolute form ([`http`]), SOCKS5 ([`socks`]), the DNS stub's
+//! wire protocol and fake addresses ([`dns`]), and the transparent relay.
 
 pub mod addr;
+pub mod dns;
+pub mod http;
 pub mod listen;
 pub mod proxy;
 pub mod rules;
+pub mod socks;

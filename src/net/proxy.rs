@@ -1,57 +1,63 @@
 //! The egress proxy, in the supervisor (the parent process, which has the
-//! host's network): HTTP `CONNECT`, and plain HTTP requests in absolute
-//! form (sent on in origin form), on the listener the child made in the
-//! sandbox's netns (see [`super::listen`]). Nothing here runs unless the
-//! plan's mode is `proxy`.
+//! host's network), on the listeners the child made in the sandbox's
+//! netns (see [`super::listen`]): HTTP `CONNECT` and plain HTTP in
+//! absolute form ([`super::http`]), SOCKS5 ([`super::socks`]), the DNS stub
+//! ([`super::dns`]) and the transparent relay of connections to the stub's
+//! fake addresses. Nothing here runs unless the plan's mode is `proxy`.
 //!
-//! One accept thread, one thread per connection (at most
-//! `max_connections` at once; beyond that a 503). Per connection: the
-//! request head is read with a size bound ([`MAX_HEAD`]) and a deadline
-//! (`connect_timeout`); the target is parsed strictly
-//! ([`Target::parse`]: ambiguous IPv4 literals refused); a name no rule
-//! allows is never resolved; an allowed name is resolved once (the
-//! policy's test-only `resolve` map first, else getaddrinfo), every
-//! address goes through [`Rules::decide`] — the only place decisions are
-//! made — and the connection goes to exactly the first checked address,
-//! never re-resolved. Every decision is one audit line
-//! (`network.allowed` / `network.denied`), every relayed connection one
-//! more (`network.closed`).
+//! One accept thread for the TCP listeners, one thread for DNS over UDP,
+//! one thread per connection (at most `max_connections` at once; beyond
+//! that a refusal). Per connection: the request is read with a size bound
+//! and a deadline (`connect_timeout`); the target is parsed strictly
+//! ([`Target::parse`]: ambiguous IPv4 literals refused); a fake address
+//! from the DNS stub stands for its name; a name no rule allows is never
+//! resolved; an allowed name is resolved once (the policy's test-only
+//! `resolve` map first, else getaddrinfo), every address goes through
+//! [`Rules::decide`] — the only place decisions are made — and the
+//! connection goes to exactly the first checked address, never
+//! re-resolved. Every decision is one audit line (`network.allowed` /
+//! `network.denied`, `dns.denied`), every relayed connection one more
+//! (`network.closed`).
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use super::dns::{self, Answer, FakeMap, Query};
+use super::http::{self, Request};
+use super::listen::{Listener, Listeners, Service};
 use super::rules::{Decision, DenyReason, Host, Rules, Target};
+use super::socks;
 use crate::audit::AuditLog;
 use crate::policy::network::NetworkPolicy;
 use crate::sys;
-
-/// The longest request head the proxy reads (request line and headers);
-/// a longer one gets 431 and the connection is closed.
-pub const MAX_HEAD: usize = 8192;
 
 /// How long stopping the proxy waits for its threads before it leaves
 /// them to end on their own (each ends at its next wake-up).
 const JOIN_BOUND: Duration = Duration::from_secs(2);
 
-/// The protocol name in audit lines.
-const PROTOCOL: &str = "http-connect";
+/// At most this many `dns.denied` audit lines a second (a payload can send
+/// queries far faster than anyone reads them); the next line after a gap
+/// says how many were left out.
+const DNS_AUDIT_PER_SECOND: u64 = 50;
 
 /// What the proxy enforces, from the policy's `network` section.
 #[derive(Clone, Debug)]
 pub struct ProxyConfig {
     /// allow/deny.
     pub rules: Rules,
+    /// The listeners the child makes, in the order their fds arrive.
+    pub listeners: Listeners,
     /// Connections open at once.
     pub max_connections: u32,
-    /// Bound on reading the request head, resolving and connecting.
+    /// Bound on reading the request, resolving and connecting.
     pub connect_timeout: Duration,
     /// A relayed connection with no traffic for this long is closed.
     pub idle_timeout: Duration,
@@ -64,6 +70,7 @@ impl ProxyConfig {
     pub fn from_policy(n: &NetworkPolicy) -> ProxyConfig {
         ProxyConfig {
             rules: Rules::from_policy(n),
+            listeners: Listeners::proxy(n.dns, &n.transparent_ports),
             max_connections: n.max_connections,
             connect_timeout: n.connect_timeout.as_duration(),
             idle_timeout: n.idle_timeout.as_duration(),
@@ -84,6 +91,8 @@ pub struct ProxyStats {
     pub bytes_up: u64,
     /// Bytes from the targets to the payload.
     pub bytes_down: u64,
+    /// DNS queries answered NXDOMAIN (names no rule allows).
+    pub dns_denied: u64,
 }
 
 #[derive(Default)]
@@ -92,6 +101,16 @@ struct Counters {
     denied: AtomicU64,
     up: AtomicU64,
     down: AtomicU64,
+    dns_denied: AtomicU64,
+}
+
+/// The `dns.denied` line budget: the second it counts in, lines written in
+/// it, lines left out since the last one written.
+#[derive(Default)]
+struct DnsAudit {
+    second: u64,
+    written: u64,
+    left_out: u64,
 }
 
 struct Shared {
@@ -99,6 +118,10 @@ struct Shared {
     audit: Option<AuditLog>,
     counters: Counters,
     active: AtomicUsize,
+    /// Names the DNS stub answered, and their fake addresses.
+    fake: Mutex<FakeMap>,
+    dns_audit: Mutex<DnsAudit>,
+    started: Instant,
     /// Read end of the stop pipe: hung up when the proxy stops.
     stop: OwnedFd,
 }
@@ -140,7 +163,7 @@ impl Proxy {
     /// Start the accept thread: it waits for the child's listeners on
     /// `handoff` (the parent's end of the hand-off socket; EOF: the child
     /// failed before sending them, and the proxy has nothing to do), then
-    /// serves the first.
+    /// serves them.
     pub fn start(cfg: ProxyConfig, handoff: OwnedFd, audit: Option<AuditLog>) -> std::io::Result<Proxy> {
         let (r, w) = sys::pipe().map_err(|e| std::io::Error::from_raw_os_error(e.0))?;
         // SAFETY: pipe2 just made both fds; nothing else holds them.
@@ -150,6 +173,9 @@ impl Proxy {
             audit,
             counters: Counters::default(),
             active: AtomicUsize::new(0),
+            fake: Mutex::new(FakeMap::new()),
+            dns_audit: Mutex::new(DnsAudit::default()),
+            started: Instant::now(),
             stop: r,
         });
         let sh = shared.clone();
@@ -171,6 +197,7 @@ impl Proxy {
             connections_denied: c.denied.load(Ordering::Relaxed),
             bytes_up: c.up.load(Ordering::Relaxed),
             bytes_down: c.down.load(Ordering::Relaxed),
+            dns_denied: c.dns_denied.load(Ordering::Relaxed),
         }
     }
 
@@ -246,92 +273,564 @@ fn accept_main(sh: &Arc<Shared>, handoff: OwnedFd) {
     drop(handoff);
     // SAFETY: recv_fds just installed these fds in this process (the
     // first `n` of `fds`); nothing else holds them.
-    let mut owned: Vec<OwnedFd> = fds[..n].iter().map(|&fd| unsafe { own(fd) }).collect();
-    if owned.is_empty() {
+    let owned: Vec<OwnedFd> = fds[..n].iter().map(|&fd| unsafe { own(fd) }).collect();
+    let expected = sh.cfg.listeners.list();
+    if owned.len() != expected.len() {
+        // Not what the plan made: serve nothing (the fds close here).
         return;
     }
-    // This build serves one listener (HTTP); any other is closed.
-    let listener = TcpListener::from(owned.remove(0));
-    drop(owned);
-    // Never block in accept (a client gone between poll and accept).
-    let _ = listener.set_nonblocking(true);
-    let mut workers: Vec<JoinHandle<()>> = Vec::new();
-    loop {
-        match wait(listener.as_raw_fd(), stop, None) {
-            Wait::Stop => break,
-            Wait::Timeout => continue,
-            Wait::Ready => {}
-        }
-        workers.retain(|w| !w.is_finished());
-        let conn = match listener.accept() {
-            Ok((c, _)) => c,
-            Err(_) => {
-                // EMFILE and the like: do not spin.
-                std::thread::sleep(Duration::from_millis(20));
-                continue;
-            }
-        };
-        let max = sh.cfg.max_connections as usize;
-        if sh.active.load(Ordering::Acquire) >= max {
-            sh.counters.denied.fetch_add(1, Ordering::Relaxed);
-            sh.emit(
-                "limit.hit",
-                &[
-                    ("limit", Value::from("connections")),
-                    ("max", Value::from(max as u64)),
-                ],
-            );
-            let _ = conn.set_write_timeout(Some(Duration::from_millis(100)));
-            respond(
-                &conn,
-                503,
-                "Service Unavailable",
-                &format!("too many connections (network.max_connections = {max})"),
-            );
+    let mut tcp: Vec<(Listener, TcpListener)> = Vec::new();
+    let mut udp_thread = None;
+    for (l, fd) in expected.iter().zip(owned) {
+        if l.service == Service::DnsUdp {
+            let sock = UdpSocket::from(fd);
+            let dsh = sh.clone();
+            udp_thread = std::thread::Builder::new()
+                .name("cordon-dns".to_string())
+                .stack_size(256 * 1024)
+                .spawn(move || {
+                    dns::serve_udp(&sock, dsh.stop.as_raw_fd(), &|q: &Query| {
+                        dns_answer(&dsh, q, "udp")
+                    })
+                })
+                .ok();
             continue;
         }
-        sh.active.fetch_add(1, Ordering::AcqRel);
-        let worker_sh = sh.clone();
-        let spawned = std::thread::Builder::new()
-            .name("cordon-proxy-conn".to_string())
-            .stack_size(256 * 1024)
-            .spawn(move || {
-                serve(&worker_sh, conn);
-                worker_sh.active.fetch_sub(1, Ordering::AcqRel);
-            });
-        match spawned {
-            Ok(h) => workers.push(h),
-            Err(_) => {
-                sh.active.fetch_sub(1, Ordering::AcqRel);
-            }
-        }
+        let listener = TcpListener::from(fd);
+        // Never block in accept (a client gone between poll and accept).
+        let _ = listener.set_nonblocking(true);
+        tcp.push((*l, listener));
     }
-    drop(listener);
+    let workers = accept_loop(sh, &tcp);
+    drop(tcp);
     let end = Instant::now() + JOIN_BOUND;
     let mut pause = Duration::from_micros(50);
-    while workers.iter().any(|w| !w.is_finished()) && Instant::now() < end {
+    let busy = |w: &Vec<JoinHandle<()>>, u: &Option<JoinHandle<()>>| {
+        w.iter().any(|w| !w.is_finished()) || u.as_ref().is_some_and(|u| !u.is_finished())
+    };
+    while busy(&workers, &udp_thread) && Instant::now() < end {
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(5));
     }
-    for w in workers.into_iter().filter(|w| w.is_finished()) {
+    for w in workers.into_iter().chain(udp_thread).filter(|w| w.is_finished()) {
         let _ = w.join();
     }
 }
 
-/// Write a short response with `X-Cordon-Denied: <reason>` (for 4xx/5xx).
-fn respond(mut conn: &TcpStream, code: u16, text: &str, reason: &str) {
-    // One line: no CR or LF from a target the client sent.
-    let reason: String = reason
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
+/// Accept on every TCP listener until the proxy stops; one thread per
+/// connection, at most `max_connections` at once. Returns the workers.
+fn accept_loop(sh: &Arc<Shared>, tcp: &[(Listener, TcpListener)]) -> Vec<JoinHandle<()>> {
+    let stop = sh.stop.as_raw_fd();
+    let mut workers: Vec<JoinHandle<()>> = Vec::new();
+    let mut polls: Vec<libc::pollfd> = tcp
+        .iter()
+        .map(|(_, l)| l.as_raw_fd())
+        .chain([stop])
+        .map(|fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
         .collect();
-    let body = format!("cordon: {reason}\n");
-    let msg = format!(
-        "HTTP/1.1 {code} {text}\r\nX-Cordon-Denied: {reason}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
+    loop {
+        for p in polls.iter_mut() {
+            p.revents = 0;
+        }
+        match sys::poll(&mut polls, -1) {
+            Ok(_) => {}
+            Err(e) if e.0 == libc::EINTR => continue,
+            Err(_) => break,
+        }
+        if polls.last().is_some_and(|p| p.revents != 0) {
+            break;
+        }
+        workers.retain(|w| !w.is_finished());
+        for (i, (l, listener)) in tcp.iter().enumerate() {
+            if polls[i].revents == 0 {
+                continue;
+            }
+            let conn = match listener.accept() {
+                Ok((c, _)) => c,
+                Err(_) => {
+                    // EMFILE and the like: do not spin.
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                }
+            };
+            if let Some(w) = dispatch(sh, *l, conn) {
+                workers.push(w);
+            }
+        }
+    }
+    workers
+}
+
+/// Start a worker for `conn`, or refuse it when `max_connections` are open.
+fn dispatch(sh: &Arc<Shared>, l: Listener, conn: TcpStream) -> Option<JoinHandle<()>> {
+    let max = sh.cfg.max_connections as usize;
+    if sh.active.load(Ordering::Acquire) >= max {
+        sh.counters.denied.fetch_add(1, Ordering::Relaxed);
+        sh.emit(
+            "limit.hit",
+            &[
+                ("limit", Value::from("connections")),
+                ("max", Value::from(max as u64)),
+            ],
+        );
+        let _ = conn.set_write_timeout(Some(Duration::from_millis(100)));
+        let _ = conn.set_nonblocking(true);
+        let why = format!("too many connections (network.max_connections = {max})");
+        // Other fronts see the close (a SOCKS greeting is not read yet).
+        if l.service == Service::Http {
+            http::respond(&conn, 503, "Service Unavailable", &why);
+        }
+        return None;
+    }
+    sh.active.fetch_add(1, Ordering::AcqRel);
+    let worker_sh = sh.clone();
+    let spawned = std::thread::Builder::new()
+        .name("cordon-proxy-conn".to_string())
+        .stack_size(256 * 1024)
+        .spawn(move || {
+            match l.service {
+                Service::Http => serve_http(&worker_sh, conn),
+                Service::Socks => serve_socks(&worker_sh, conn),
+                Service::Transparent => serve_transparent(&worker_sh, conn, l.port),
+                Service::DnsTcp => dns::serve_tcp(
+                    conn,
+                    worker_sh.stop.as_raw_fd(),
+                    worker_sh.cfg.connect_timeout,
+                    &|q: &Query| dns_answer(&worker_sh, q, "tcp"),
+                ),
+                Service::DnsUdp => {}
+            }
+            worker_sh.active.fetch_sub(1, Ordering::AcqRel);
+        });
+    match spawned {
+        Ok(h) => Some(h),
+        Err(_) => {
+            sh.active.fetch_sub(1, Ordering::AcqRel);
+            None
+        }
+    }
+}
+
+/// The DNS stub's answer: an allowed name gets its fake address (A) or no
+/// data (other types; AAAA too, so clients use the IPv4 fake address);
+/// `localhost` is 127.0.0.1; every other name NXDOMAIN and one audit line
+/// (at most [`DNS_AUDIT_PER_SECOND`] a second). Nothing is forwarded.
+fn dns_answer(sh: &Shared, q: &Query, transport: &str) -> Answer {
+    const A: u16 = 1;
+    if q.name == "localhost" {
+        return if q.qtype == A {
+            Answer::A(Ipv4Addr::LOCALHOST)
+        } else {
+            Answer::NoData
+        };
+    }
+    match sh.cfg.rules.decide_name(&q.name) {
+        Decision::Allow { .. } if q.qtype == A => {
+            let mut fake = sh.fake.lock().unwrap_or_else(|p| p.into_inner());
+            match fake.addr_for(&q.name) {
+                Some(ip) => Answer::A(ip),
+                None => Answer::ServFail,
+            }
+        }
+        Decision::Allow { .. } => Answer::NoData,
+        d @ Decision::Deny { .. } => {
+            sh.counters.dns_denied.fetch_add(1, Ordering::Relaxed);
+            dns_denied_line(sh, q, transport, &d);
+            Answer::NxDomain
+        }
+    }
+}
+
+fn dns_denied_line(sh: &Shared, q: &Query, transport: &str, d: &Decision) {
+    if sh.audit.is_none() {
+        return;
+    }
+    let now = sh.started.elapsed().as_secs();
+    let left_out = {
+        let mut b = sh.dns_audit.lock().unwrap_or_else(|p| p.into_inner());
+        if b.second != now {
+            b.second = now;
+            b.written = 0;
+        }
+        if b.written >= DNS_AUDIT_PER_SECOND {
+            b.left_out += 1;
+            return;
+        }
+        b.written += 1;
+        std::mem::take(&mut b.left_out)
+    };
+    let mut fields = vec![
+        ("protocol", Value::from(format!("dns-{transport}"))),
+        ("name", Value::from(q.name.as_str())),
+        ("qtype", Value::from(q.qtype)),
+        ("reason", Value::from(d.to_string())),
+    ];
+    if left_out > 0 {
+        fields.push(("left_out", Value::from(left_out)));
+    }
+    sh.emit("dns.denied", &fields);
+}
+
+/// How a front answers: the refusal it sends, and what it sends once the
+/// target is connected.
+enum Front {
+    /// HTTP: CONNECT (`None`) or a plain request with this head to send on.
+    Http(Option<Vec<u8>>),
+    /// SOCKS5: reply codes.
+    Socks,
+    /// The transparent relay: nothing to say either way.
+    Transparent,
+}
+
+/// Why a request was refused, for the front's answer.
+#[derive(Clone, Copy)]
+enum Refusal {
+    /// A malformed request.
+    Bad,
+    /// The rules or a check.
+    Forbidden,
+    /// Connecting to the target failed.
+    Unreachable,
+}
+
+impl Front {
+    fn protocol(&self) -> &'static str {
+        match self {
+            Front::Http(None) => http::CONNECT,
+            Front::Http(Some(_)) => "http",
+            Front::Socks => socks::PROTOCOL,
+            Front::Transparent => "transparent",
+        }
+    }
+
+    fn refuse(&self, client: &TcpStream, how: Refusal, reason: &str) {
+        match (self, how) {
+            (Front::Http(_), Refusal::Bad) => http::respond(client, 400, "Bad Request", reason),
+            (Front::Http(_), Refusal::Forbidden) => http::respond(client, 403, "Forbidden", reason),
+            (Front::Http(_), Refusal::Unreachable) => http::respond(client, 502, "Bad Gateway", reason),
+            (Front::Socks, how) => {
+                let code = match how {
+                    Refusal::Bad => socks::reply::GENERAL_FAILURE,
+                    Refusal::Forbidden => socks::reply::NOT_ALLOWED,
+                    Refusal::Unreachable => socks::reply::HOST_UNREACHABLE,
+                };
+                let mut c = client;
+                let _ = c.write_all(&socks::reply_bytes(code));
+                let _ = client.shutdown(Shutdown::Both);
+            }
+            (Front::Transparent, _) => {
+                let _ = client.shutdown(Shutdown::Both);
+            }
+        }
+    }
+
+    /// Tell the client the tunnel is open (CONNECT, SOCKS5), or send the
+    /// request on (plain HTTP): bytes sent upstream.
+    fn established(&self, client: &mut TcpStream, upstream: &mut TcpStream) -> std::io::Result<u64> {
+        match self {
+            Front::Http(None) => client
+                .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                .map(|_| 0),
+            Front::Http(Some(head)) => upstream.write_all(head).map(|_| head.len() as u64),
+            Front::Socks => client
+                .write_all(&socks::reply_bytes(socks::reply::SUCCEEDED))
+                .map(|_| 0),
+            Front::Transparent => Ok(0),
+        }
+    }
+}
+
+/// Count, log and answer a refusal. `target`: the host and port, when the
+/// request named them.
+fn deny(
+    sh: &Shared,
+    client: &TcpStream,
+    front: &Front,
+    target: Option<(&str, u16)>,
+    resolved: &[IpAddr],
+    how: Refusal,
+    reason: &str,
+) {
+    sh.counters.denied.fetch_add(1, Ordering::Relaxed);
+    let mut fields = vec![("protocol", Value::from(front.protocol()))];
+    if let Some((host, port)) = target {
+        fields.push(("target", Value::from(host)));
+        fields.push(("port", Value::from(port)));
+    }
+    fields.push(("resolved", ips_value(resolved)));
+    fields.push(("reason", Value::from(reason)));
+    sh.emit("network.denied", &fields);
+    front.refuse(client, how, reason);
+}
+
+fn serve_http(sh: &Shared, mut client: TcpStream) {
+    let started = Instant::now();
+    let deadline = started + sh.cfg.connect_timeout;
+    let _ = client.set_write_timeout(Some(sh.cfg.idle_timeout.max(Duration::from_millis(100))));
+    let mut buf = vec![0u8; http::MAX_HEAD];
+    let (head_len, read) = match read_head(sh, &mut client, &mut buf, deadline) {
+        Ok(x) => x,
+        Err((code, text, reason)) => {
+            sh.counters.denied.fetch_add(1, Ordering::Relaxed);
+            sh.emit(
+                "network.denied",
+                &[
+                    ("protocol", Value::from(http::CONNECT)),
+                    ("resolved", Value::Array(Vec::new())),
+                    ("reason", Value::from(reason)),
+                ],
+            );
+            http::respond(&client, code, text, reason);
+            return;
+        }
+    };
+    let Request { host, port, forward } = match http::parse_request(&buf[..head_len]) {
+        Ok(r) => r,
+        Err(why) => return deny(sh, &client, &Front::Http(None), None, &[], Refusal::Bad, why),
+    };
+    let early = buf[head_len..read].to_vec();
+    drop(buf);
+    connect_checked(sh, client, Front::Http(forward), &host, port, &early, started);
+}
+
+fn serve_socks(sh: &Shared, mut client: TcpStream) {
+    let started = Instant::now();
+    let deadline = started + sh.cfg.connect_timeout;
+    let _ = client.set_write_timeout(Some(sh.cfg.idle_timeout.max(Duration::from_millis(100))));
+    let req = {
+        let mut d = Deadlined {
+            conn: &mut client,
+            deadline,
+        };
+        socks::handshake(&mut d)
+    };
+    let _ = client.set_read_timeout(None);
+    match req {
+        Ok(r) => connect_checked(sh, client, Front::Socks, &r.host, r.port, &[], started),
+        Err(e) => {
+            sh.counters.denied.fetch_add(1, Ordering::Relaxed);
+            sh.emit(
+                "network.denied",
+                &[
+                    ("protocol", Value::from(socks::PROTOCOL)),
+                    ("resolved", Value::Array(Vec::new())),
+                    ("reason", Value::from(e.reason)),
+                ],
+            );
+            if let Some(code) = e.code {
+                let _ = client.write_all(&socks::reply_bytes(code));
+            }
+        }
+    }
+}
+
+/// A connection to `port` on the sandbox's loopback: to a fake address
+/// from the DNS stub it goes to the name the address stands for;
+/// anything else is closed.
+fn serve_transparent(sh: &Shared, client: TcpStream, port: u16) {
+    let started = Instant::now();
+    let _ = client.set_write_timeout(Some(sh.cfg.idle_timeout.max(Duration::from_millis(100))));
+    let local = match client.local_addr() {
+        Ok(a) => a.ip(),
+        Err(_) => return,
+    };
+    let host = local.to_string();
+    connect_checked(sh, client, Front::Transparent, &host, port, &[], started);
+}
+
+/// A reader whose every read ends by `deadline` (SO_RCVTIMEO set to what
+/// is left before each read).
+struct Deadlined<'a> {
+    conn: &'a mut TcpStream,
+    deadline: Instant,
+}
+
+impl Read for Deadlined<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        self.conn.set_read_timeout(Some(left))?;
+        self.conn.read(buf)
+    }
+}
+
+impl Write for Deadlined<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.conn.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.conn.flush()
+    }
+}
+
+/// The target the payload named: a fake address from the DNS stub stands
+/// for its name. `Err`: the reason for the refusal.
+fn target_of(sh: &Shared, host: &str, port: u16) -> Result<Target, String> {
+    let mut target =
+        Target::parse(host, port).map_err(|r| format!("target {:?} refused: {}", r.literal, r.reason))?;
+    if let Host::Ip(ip) = target.host {
+        if dns::is_fake(ip) {
+            let v4 = match ip {
+                IpAddr::V4(a) => Some(a),
+                IpAddr::V6(a) => a.to_ipv4_mapped(),
+            };
+            let fake = sh.fake.lock().unwrap_or_else(|p| p.into_inner());
+            match v4.and_then(|a| fake.name_for(a)) {
+                Some(name) => target.host = Host::Name(name.to_string()),
+                None => {
+                    return Err(format!(
+                    "{ip} is in cordon's fake address range 127.1.0.0/16 but the DNS stub gave it to no name"
+                ))
+                }
+            }
+        }
+    }
+    Ok(target)
+}
+
+/// Decide on the target, connect to exactly the checked address and relay:
+/// the part every front shares. `early`: bytes the client sent after its
+/// request, passed on first.
+fn connect_checked(
+    sh: &Shared,
+    mut client: TcpStream,
+    front: Front,
+    host: &str,
+    port: u16,
+    early: &[u8],
+    started: Instant,
+) {
+    let deadline = started + sh.cfg.connect_timeout;
+    let target = match target_of(sh, host, port) {
+        Ok(t) => t,
+        Err(why) => {
+            return deny(
+                sh,
+                &client,
+                &front,
+                Some((host, port)),
+                &[],
+                Refusal::Forbidden,
+                &why,
+            )
+        }
+    };
+    let host_text = match &target.host {
+        Host::Name(n) => n.clone(),
+        Host::Ip(ip) => ip.to_string(),
+    };
+    let named = Some((host_text.as_str(), port));
+    // A name no rule allows (or a rule denies) is never resolved.
+    let early_decision = sh.cfg.rules.decide(&target, &[]);
+    if let Decision::Deny {
+        reason: DenyReason::NoAllowRule | DenyReason::DenyRule { .. },
+    } = early_decision
+    {
+        return deny(
+            sh,
+            &client,
+            &front,
+            named,
+            &[],
+            Refusal::Forbidden,
+            &early_decision.to_string(),
+        );
+    }
+    let resolved = match &target.host {
+        Host::Ip(ip) => vec![*ip],
+        Host::Name(n) => resolve(&sh.cfg, n, port),
+    };
+    let decision = sh.cfg.rules.decide(&target, &resolved);
+    let rule = match decision {
+        Decision::Allow { rule } => rule,
+        Decision::Deny { .. } => {
+            return deny(
+                sh,
+                &client,
+                &front,
+                named,
+                &resolved,
+                Refusal::Forbidden,
+                &decision.to_string(),
+            )
+        }
+    };
+    allowed(sh, front.protocol(), &host_text, port, &resolved, rule);
+    // Exactly the first checked address, never resolved again.
+    let addr = SocketAddr::new(resolved[0], port);
+    let left = deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(1));
+    let (up, down, error) = connect_and_relay(sh, &mut client, &front, addr, left, early);
+    sh.counters.up.fetch_add(up, Ordering::Relaxed);
+    sh.counters.down.fetch_add(down, Ordering::Relaxed);
+    let mut fields = vec![
+        ("protocol", Value::from(front.protocol())),
+        ("target", Value::from(host_text)),
+        ("port", Value::from(port)),
+        ("bytes_up", Value::from(up)),
+        ("bytes_down", Value::from(down)),
+        ("duration_ms", Value::from(started.elapsed().as_millis() as u64)),
+    ];
+    if let Some(e) = error {
+        fields.push(("error", Value::from(e)));
+    }
+    sh.emit("network.closed", &fields);
+}
+
+/// Connect to exactly `addr` (within `left`), tell the client (or send the
+/// request on), pass on `early`, and relay both ways: (bytes up, bytes
+/// down, the connect error).
+fn connect_and_relay(
+    sh: &Shared,
+    client: &mut TcpStream,
+    front: &Front,
+    addr: SocketAddr,
+    left: Duration,
+    early: &[u8],
+) -> (u64, u64, Option<String>) {
+    match TcpStream::connect_timeout(&addr, left) {
+        Err(e) => {
+            let why = format!("connecting to {addr}: {e}");
+            front.refuse(client, Refusal::Unreachable, &why);
+            (0, 0, Some(why))
+        }
+        Ok(mut upstream) => {
+            let _ = upstream.set_nodelay(true);
+            let _ = upstream.set_write_timeout(Some(sh.cfg.idle_timeout.max(Duration::from_millis(100))));
+            match front
+                .established(client, &mut upstream)
+                .and_then(|pre| upstream.write_all(early).map(|_| pre))
+            {
+                Err(_) => (0, 0, None),
+                Ok(pre) => {
+                    let (u, d) = relay(sh, client, &mut upstream);
+                    (u + pre + early.len() as u64, d, None)
+                }
+            }
+        }
+    }
+}
+
+/// Count and log an allowed connection.
+fn allowed(sh: &Shared, protocol: &str, host: &str, port: u16, resolved: &[IpAddr], rule: usize) {
+    sh.counters.allowed.fetch_add(1, Ordering::Relaxed);
+    sh.emit(
+        "network.allowed",
+        &[
+            ("protocol", Value::from(protocol)),
+            ("target", Value::from(host)),
+            ("port", Value::from(port)),
+            ("resolved", ips_value(resolved)),
+            ("rule", Value::from(format!("network.allow[{rule}]"))),
+        ],
     );
-    let _ = conn.write_all(msg.as_bytes());
-    let _ = conn.shutdown(Shutdown::Write);
 }
 
 /// Read the request head (through the blank line) into `buf`: its length
@@ -344,7 +843,7 @@ fn read_head(
 ) -> Result<(usize, usize), (u16, &'static str, &'static str)> {
     let mut n = 0;
     loop {
-        if let Some(end) = find_head_end(&buf[..n]) {
+        if let Some(end) = http::find_head_end(&buf[..n]) {
             return Ok((end, n));
         }
         if n == buf.len() {
@@ -375,133 +874,6 @@ fn read_head(
     }
 }
 
-/// Where the head ends (after `\r\n\r\n`), if it does.
-fn find_head_end(b: &[u8]) -> Option<usize> {
-    b.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
-}
-
-/// `host:port` of a CONNECT request (IPv6 in brackets).
-fn split_authority(a: &str) -> Option<(&str, u16)> {
-    let (host, port) = if let Some(rest) = a.strip_prefix('[') {
-        let (h, p) = rest.split_once(']')?;
-        (h, p.strip_prefix(':')?)
-    } else {
-        a.rsplit_once(':')?
-    };
-    if host.is_empty() || port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    Some((host, port.parse().ok()?))
-}
-
-/// What the client asked for.
-#[derive(Debug, PartialEq, Eq)]
-struct Request {
-    host: String,
-    port: u16,
-    /// `None` for CONNECT; for a plain HTTP request in absolute form, the
-    /// head to send to the target: the request line in origin form and
-    /// the client's headers without the hop-by-hop ones, with
-    /// `Connection: close`.
-    forward: Option<Vec<u8>>,
-}
-
-impl Request {
-    fn protocol(&self) -> &'static str {
-        if self.forward.is_some() {
-            "http"
-        } else {
-            PROTOCOL
-        }
-    }
-}
-
-/// Headers that concern the hop to the proxy, not the target.
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authorization",
-];
-
-/// Parse a request head: `CONNECT host:port HTTP/1.x`, or a plain HTTP
-/// request in absolute form (`GET http://host[:port]/path HTTP/1.x`).
-fn parse_request(head: &[u8]) -> Result<Request, &'static str> {
-    let line_end = head
-        .windows(2)
-        .position(|w| w == b"\r\n")
-        .ok_or("malformed request line")?;
-    let line = std::str::from_utf8(&head[..line_end]).map_err(|_| "request line is not UTF-8")?;
-    let mut parts = line.split(' ');
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err("malformed request line");
-    };
-    if !matches!(version, "HTTP/1.0" | "HTTP/1.1") {
-        return Err("not an HTTP/1 request");
-    }
-    if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
-        return Err("malformed method");
-    }
-    if method == "CONNECT" {
-        let (host, port) = split_authority(target).ok_or("CONNECT target is not host:port")?;
-        return Ok(Request {
-            host: host.to_string(),
-            port,
-            forward: None,
-        });
-    }
-    let Some(rest) = target.strip_prefix("http://") else {
-        return Err("only CONNECT and absolute http:// requests are proxied (https:// goes through CONNECT)");
-    };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(end);
-    if authority.contains('@') {
-        return Err("user information in the URL is refused");
-    }
-    let (host, port) = match split_authority(authority) {
-        Some(hp) => hp,
-        None if !authority.contains(':') || (authority.starts_with('[') && authority.ends_with(']')) => {
-            (authority.trim_start_matches('[').trim_end_matches(']'), 80)
-        }
-        None => return Err("malformed host in the URL"),
-    };
-    if host.is_empty() {
-        return Err("no host in the URL");
-    }
-    let path = path.split('#').next().unwrap_or_default();
-    let path = if path.starts_with('/') {
-        path.to_string()
-    } else {
-        format!("/{path}")
-    };
-    let mut fwd = format!("{method} {path} {version}\r\n").into_bytes();
-    let headers = &head[line_end + 2..];
-    for h in headers.split(|&b| b == b'\n') {
-        let h = h.strip_suffix(b"\r").unwrap_or(h);
-        if h.is_empty() {
-            continue;
-        }
-        let name = h.split(|&b| b == b':').next().unwrap_or_default();
-        if HOP_BY_HOP.iter().any(|n| name.eq_ignore_ascii_case(n.as_bytes())) {
-            continue;
-        }
-        fwd.extend_from_slice(h);
-        fwd.extend_from_slice(b"\r\n");
-    }
-    fwd.extend_from_slice(b"Connection: close\r\n\r\n");
-    Ok(Request {
-        host: host.to_string(),
-        port,
-        forward: Some(fwd),
-    })
-}
-
-fn deny_reason(d: &Decision) -> String {
-    d.to_string()
-}
-
 /// Resolve a name once: the test map first, else getaddrinfo (the
 /// parent's network). Duplicates removed, order kept.
 fn resolve(cfg: &ProxyConfig, name: &str, port: u16) -> Vec<IpAddr> {
@@ -521,182 +893,6 @@ fn resolve(cfg: &ProxyConfig, name: &str, port: u16) -> Vec<IpAddr> {
         }
     }
     out
-}
-
-fn serve(sh: &Shared, mut client: TcpStream) {
-    let started = Instant::now();
-    let deadline = started + sh.cfg.connect_timeout;
-    let _ = client.set_write_timeout(Some(sh.cfg.idle_timeout.max(Duration::from_millis(100))));
-    let mut buf = vec![0u8; MAX_HEAD];
-    let Some((head_len, read)) = head_or_refusal(sh, &mut client, &mut buf, deadline) else {
-        return;
-    };
-    let request = parse_request(&buf[..head_len]);
-    let protocol = request.as_ref().map_or(PROTOCOL, Request::protocol);
-    // `target`: the host and port, when the request named them.
-    let denied = |target: Option<(&str, u16)>, resolved: &[IpAddr], code: u16, text: &str, reason: &str| {
-        sh.counters.denied.fetch_add(1, Ordering::Relaxed);
-        let mut fields = vec![("protocol", Value::from(protocol))];
-        if let Some((host, port)) = target {
-            fields.push(("target", Value::from(host)));
-            fields.push(("port", Value::from(port)));
-        }
-        fields.push(("resolved", ips_value(resolved)));
-        fields.push(("reason", Value::from(reason)));
-        sh.emit("network.denied", &fields);
-        respond(&client, code, text, reason);
-    };
-    let Request { host, port, forward } = match request {
-        Ok(r) => r,
-        Err(why) => return denied(None, &[], 400, "Bad Request", why),
-    };
-    let target = match Target::parse(&host, port) {
-        Ok(t) => t,
-        Err(r) => {
-            let why = format!("target {:?} refused: {}", r.literal, r.reason);
-            return denied(Some((&host, port)), &[], 403, "Forbidden", &why);
-        }
-    };
-    let host_text = match &target.host {
-        Host::Name(n) => n.clone(),
-        Host::Ip(ip) => ip.to_string(),
-    };
-    // A name no rule allows (or a rule denies) is never resolved.
-    let early = sh.cfg.rules.decide(&target, &[]);
-    if let Decision::Deny {
-        reason: DenyReason::NoAllowRule | DenyReason::DenyRule { .. },
-    } = early
-    {
-        return denied(
-            Some((&host_text, port)),
-            &[],
-            403,
-            "Forbidden",
-            &deny_reason(&early),
-        );
-    }
-    let resolved = match &target.host {
-        Host::Ip(ip) => vec![*ip],
-        Host::Name(n) => resolve(&sh.cfg, n, port),
-    };
-    let decision = sh.cfg.rules.decide(&target, &resolved);
-    let rule = match decision {
-        Decision::Allow { rule } => rule,
-        Decision::Deny { .. } => {
-            return denied(
-                Some((&host_text, port)),
-                &resolved,
-                403,
-                "Forbidden",
-                &deny_reason(&decision),
-            )
-        }
-    };
-    allowed(sh, protocol, &host_text, port, &resolved, rule);
-    // Exactly the first checked address, never resolved again.
-    let addr = SocketAddr::new(resolved[0], port);
-    let left = deadline
-        .saturating_duration_since(Instant::now())
-        .max(Duration::from_millis(1));
-    let (up, down, error) = connect_and_relay(
-        sh,
-        &mut client,
-        addr,
-        left,
-        forward.as_deref(),
-        &buf[head_len..read],
-    );
-    sh.counters.up.fetch_add(up, Ordering::Relaxed);
-    sh.counters.down.fetch_add(down, Ordering::Relaxed);
-    let mut fields = vec![
-        ("protocol", Value::from(protocol)),
-        ("target", Value::from(host_text)),
-        ("port", Value::from(port)),
-        ("bytes_up", Value::from(up)),
-        ("bytes_down", Value::from(down)),
-        ("duration_ms", Value::from(started.elapsed().as_millis() as u64)),
-    ];
-    if let Some(e) = error {
-        fields.push(("error", Value::from(e)));
-    }
-    sh.emit("network.closed", &fields);
-}
-
-/// Count and log an allowed connection.
-fn allowed(sh: &Shared, protocol: &str, host: &str, port: u16, resolved: &[IpAddr], rule: usize) {
-    sh.counters.allowed.fetch_add(1, Ordering::Relaxed);
-    sh.emit(
-        "network.allowed",
-        &[
-            ("protocol", Value::from(protocol)),
-            ("target", Value::from(host)),
-            ("port", Value::from(port)),
-            ("resolved", ips_value(resolved)),
-            ("rule", Value::from(format!("network.allow[{rule}]"))),
-        ],
-    );
-}
-
-/// Read the request head; on a refusal (too long, too slow, closed) answer
-/// it, count it, log it, and return `None`.
-fn head_or_refusal(
-    sh: &Shared,
-    client: &mut TcpStream,
-    buf: &mut [u8],
-    deadline: Instant,
-) -> Option<(usize, usize)> {
-    match read_head(sh, client, buf, deadline) {
-        Ok(x) => Some(x),
-        Err((code, text, reason)) => {
-            sh.counters.denied.fetch_add(1, Ordering::Relaxed);
-            sh.emit(
-                "network.denied",
-                &[
-                    ("protocol", Value::from(PROTOCOL)),
-                    ("resolved", Value::Array(Vec::new())),
-                    ("reason", Value::from(reason)),
-                ],
-            );
-            respond(client, code, text, reason);
-            None
-        }
-    }
-}
-
-/// Connect to exactly `addr` (within `left`), open the tunnel (CONNECT:
-/// `forward` is `None`) or send the request on in origin form, pass on
-/// what the client sent after its head (`early`), and relay both ways:
-/// (bytes up, bytes down, the connect error).
-fn connect_and_relay(
-    sh: &Shared,
-    client: &mut TcpStream,
-    addr: SocketAddr,
-    left: Duration,
-    forward: Option<&[u8]>,
-    early: &[u8],
-) -> (u64, u64, Option<String>) {
-    let mut upstream = match TcpStream::connect_timeout(&addr, left) {
-        Ok(u) => u,
-        Err(e) => {
-            let why = format!("connecting to {addr}: {e}");
-            respond(client, 502, "Bad Gateway", &why);
-            return (0, 0, Some(why));
-        }
-    };
-    let _ = upstream.set_nodelay(true);
-    let _ = upstream.set_write_timeout(Some(sh.cfg.idle_timeout.max(Duration::from_millis(100))));
-    let (ok, pre) = match forward {
-        None => (
-            client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n"),
-            0,
-        ),
-        Some(head) => (upstream.write_all(head), head.len() as u64),
-    };
-    if ok.and_then(|_| upstream.write_all(early)).is_err() {
-        return (0, 0, None);
-    }
-    let (u, d) = relay(sh, client, &mut upstream);
-    (u + pre + early.len() as u64, d, None)
 }
 
 fn ips_value(ips: &[IpAddr]) -> Value {
@@ -765,64 +961,4 @@ fn relay(sh: &Shared, client: &mut TcpStream, upstream: &mut TcpStream) -> (u64,
         }
     }
     (up, down)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn authority_forms() {
-        assert_eq!(split_authority("example.com:443"), Some(("example.com", 443)));
-        assert_eq!(split_authority("[2001:db8::1]:443"), Some(("2001:db8::1", 443)));
-        assert_eq!(split_authority("example.com"), None);
-        assert_eq!(split_authority("example.com:"), None);
-        assert_eq!(split_authority("example.com:+1"), None);
-        assert_eq!(split_authority("example.com:99999"), None);
-        assert_eq!(split_authority("[::1]443"), None);
-        assert_eq!(split_authority(":443"), None);
-    }
-
-    #[test]
-    fn request_heads() {
-        let c = |h: &[u8]| {
-            parse_request(h).map(|r| (r.host, r.port, r.forward.map(|f| String::from_utf8(f).unwrap())))
-        };
-        assert_eq!(
-            c(b"CONNECT a.example:443 HTTP/1.1\r\nHost: x\r\n\r\n"),
-            Ok(("a.example".to_string(), 443, None))
-        );
-        assert!(c(b"CONNECT a:1 HTTP/2\r\n\r\n").is_err());
-        assert!(c(b"CONNECT a:1  HTTP/1.1\r\n\r\n").is_err());
-        assert!(c(b"CONNECT a:1 HTTP/1.1").is_err());
-        assert!(c(b"connect a:1 HTTP/1.1\r\n\r\n").is_err());
-        assert_eq!(
-            c(b"GET http://a.example/x?y=1#frag HTTP/1.1\r\nHost: a.example\r\nProxy-Connection: keep-alive\r\nconnection: keep-alive\r\nAccept: */*\r\n\r\n"),
-            Ok((
-                "a.example".to_string(),
-                80,
-                Some("GET /x?y=1 HTTP/1.1\r\nHost: a.example\r\nAccept: */*\r\nConnection: close\r\n\r\n".to_string())
-            ))
-        );
-        assert_eq!(
-            c(b"GET http://[::1]:8080 HTTP/1.0\r\n\r\n"),
-            Ok((
-                "::1".to_string(),
-                8080,
-                Some("GET / HTTP/1.0\r\nConnection: close\r\n\r\n".to_string())
-            ))
-        );
-        assert_eq!(c(b"GET http://h?q HTTP/1.1\r\n\r\n").unwrap().1, 80);
-        assert!(c(b"GET http://u:p@h/ HTTP/1.1\r\n\r\n").is_err());
-        assert!(c(b"GET https://h/ HTTP/1.1\r\n\r\n").is_err());
-        assert!(c(b"GET /relative HTTP/1.1\r\n\r\n").is_err());
-        assert!(c(b"GET http://h:x/ HTTP/1.1\r\n\r\n").is_err());
-        assert!(c(b"GET http:///x HTTP/1.1\r\n\r\n").is_err());
-    }
-
-    #[test]
-    fn head_end() {
-        assert_eq!(find_head_end(b"a\r\n\r\nxyz"), Some(5));
-        assert_eq!(find_head_end(b"a\r\n\r"), None);
-    }
 }

@@ -247,6 +247,28 @@ impl Rules {
             .position(|p| port_matches(p, port, false) && ip_matches(&p.host, ip))
     }
 
+    /// The DNS stub's decision on a name, for any port: refused by a deny
+    /// rule for every port (a name rule without a port), allowed by any
+    /// name allow rule (whatever its port; the proxy decides on the port
+    /// and the addresses when the payload connects). Nothing is resolved.
+    pub fn decide_name(&self, name: &str) -> Decision {
+        if let Some(rule) = self
+            .deny
+            .iter()
+            .position(|p| p.port.is_none() && name_matches(&p.host, name))
+        {
+            return Decision::Deny {
+                reason: DenyReason::DenyRule { rule },
+            };
+        }
+        match self.allow.iter().position(|p| name_matches(&p.host, name)) {
+            Some(rule) => Decision::Allow { rule },
+            None => Decision::Deny {
+                reason: DenyReason::NoAllowRule,
+            },
+        }
+    }
+
     /// Decide on `target`, whose name resolved to `resolved` (for an IP
     /// target: the address itself, or nothing; any other address listed is
     /// checked like a resolved one).
@@ -305,6 +327,44 @@ impl Rules {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_for_the_dns_stub() {
+        let r = Rules::new(
+            pats(&[
+                "api.example.com:8443",
+                "**.pypi.org",
+                "*.hosted.net",
+                "10.0.0.0/8:80",
+            ]),
+            pats(&["bad.pypi.org", "x.hosted.net:9999"]),
+        );
+        assert_eq!(r.decide_name("api.example.com"), allow(0));
+        assert_eq!(r.decide_name("pypi.org"), allow(1));
+        assert_eq!(r.decide_name("files.pypi.org"), allow(1));
+        assert_eq!(r.decide_name("bad.pypi.org"), by_deny(0));
+        assert_eq!(r.decide_name("a.bad.pypi.org"), allow(1));
+        assert_eq!(
+            r.decide_name("hosted.net"),
+            Decision::Deny {
+                reason: DenyReason::NoAllowRule
+            }
+        );
+        // A deny rule for one port leaves the name resolvable.
+        assert_eq!(r.decide_name("x.hosted.net"), allow(2));
+        assert_eq!(
+            r.decide_name("example.com"),
+            Decision::Deny {
+                reason: DenyReason::NoAllowRule
+            }
+        );
+        assert_eq!(
+            r.decide_name("10.0.0.1"),
+            Decision::Deny {
+                reason: DenyReason::NoAllowRule
+            }
+        );
+    }
 
     fn pats(list: &[&str]) -> Vec<Pattern> {
         list.iter().map(|s| s.parse().unwrap()).collect()

@@ -417,6 +417,42 @@ fn check_command_and_proxy_env(
     Ok(proxy_vars)
 }
 
+/// Mode `proxy`'s second wall: the payload may connect over TCP only to
+/// cordon's listeners on its loopback (and the ports the policy's own
+/// `landlock.tcp_connect` lists), where the kernel has Landlock network
+/// rules (ABI 4). The policy's Landlock section with the wall added, or
+/// `None` when it stays as it is (not mode proxy, or no ABI 4: then a quiet
+/// note says the wall is missing; the netns, which has only `lo`, is the
+/// first wall).
+fn proxy_wall(
+    ll: Option<&crate::landlock::LandlockPolicy>,
+    listeners: &crate::net::listen::Listeners,
+    abi: u32,
+    quiet: &mut Vec<String>,
+) -> Option<crate::landlock::LandlockPolicy> {
+    if listeners.is_empty() {
+        return None;
+    }
+    if abi < 4 {
+        quiet.push(format!(
+            "network: the Landlock tcp_connect wall around the proxy ports needs Landlock ABI 4 (this kernel: {abi}); the sandbox's own network namespace still has no route out"
+        ));
+        return None;
+    }
+    let mut out = ll.cloned().unwrap_or_else(|| crate::landlock::LandlockPolicy {
+        // Only the wall: nothing else in the section needs more than ABI 4.
+        compatibility: crate::landlock::Compatibility::BestEffort,
+        ..Default::default()
+    });
+    let ports = out.tcp_connect.get_or_insert_with(Vec::new);
+    for p in listeners.tcp_ports() {
+        if !ports.contains(&p) {
+            ports.push(p);
+        }
+    }
+    Some(out)
+}
+
 /// The proxy address the payload's environment names (the HTTP proxy's
 /// listener on the sandbox's loopback).
 pub const PROXY_URL: &str = "http://127.0.0.1:3128";
@@ -430,9 +466,17 @@ pub const PROXY_ENV: &[(&str, &str)] = &[
     ("https_proxy", PROXY_URL),
     ("NO_PROXY", "localhost,127.0.0.1,::1"),
     ("no_proxy", "localhost,127.0.0.1,::1"),
+    ("ALL_PROXY", SOCKS_URL),
+    ("all_proxy", SOCKS_URL),
     ("NODE_USE_ENV_PROXY", "1"),
     ("PIP_PROXY", PROXY_URL),
+    ("npm_config_proxy", PROXY_URL),
+    ("npm_config_https_proxy", PROXY_URL),
 ];
+
+/// The SOCKS5 proxy the payload's `ALL_PROXY` names (`socks5h`: the proxy
+/// resolves names).
+pub const SOCKS_URL: &str = "socks5h://127.0.0.1:1080";
 
 /// In mode `proxy`, the proxy variables for the payload, refusing a policy
 /// that sets one of them itself (cordon's value is the only one that
@@ -535,8 +579,15 @@ impl Plan {
         sup.unenforced.extend(policy.disabled.iter().cloned());
         sup.unenforced
             .extend(plan.child.mounts.unenforced.iter().cloned());
-        if let Some(ll) = &policy.landlock {
-            let (prepared, missing) = ll.prepare(crate::landlock::abi_version(), file)?;
+        let abi = crate::landlock::abi_version();
+        let walled = proxy_wall(
+            policy.landlock.as_ref(),
+            &plan.child.listeners,
+            abi,
+            &mut sup.unenforced_quiet,
+        );
+        if let Some(ll) = walled.as_ref().or(policy.landlock.as_ref()) {
+            let (prepared, missing) = ll.prepare(abi, file)?;
             plan.child.landlock = prepared;
             sup.unenforced.extend(missing);
         }
@@ -561,13 +612,8 @@ impl Plan {
         else {
             return;
         };
-        self.child.listeners = crate::net::listen::Listeners::proxy();
+        self.child.listeners = crate::net::listen::Listeners::proxy(n.dns, &n.transparent_ports);
         self.supervisor.proxy = Some(crate::net::proxy::ProxyConfig::from_policy(n));
-        if n.dns {
-            self.supervisor.unenforced_quiet.push(
-                "network.dns: the DNS stub is not in this build: the payload resolves no names itself; clients that use the proxy variables send names to the proxy, which resolves them".to_string(),
-            );
-        }
     }
 
     /// Decide the cgroup plan, or record why the limits go unenforced
@@ -916,7 +962,11 @@ mod tests {
             assert!(envp.contains(&format!("{k}={v}")), "{k}: {envp:?}");
         }
         assert!(envp.contains(&"A=1".to_string()));
-        assert_eq!(plan.child.listeners().ports(), [crate::net::listen::HTTP_PORT]);
+        // "dns": false: no stub, no transparent relay.
+        assert_eq!(
+            plan.child.listeners().tcp_ports().collect::<Vec<_>>(),
+            [3128, 1080]
+        );
         assert!(plan.supervisor.proxy.is_some());
         // A policy value for one of them is an error naming it.
         let p = policy(&format!(

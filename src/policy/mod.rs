@@ -1144,7 +1144,7 @@ fn char_position(text: &str, line: usize, byte_col: usize) -> Option<(usize, usi
 }
 
 /// Where the policy format has arrays (`[]`: any element).
-const ARRAY_FIELDS: [&str; 16] = [
+const ARRAY_FIELDS: [&str; 17] = [
     "namespaces",
     "mounts",
     "workspaces",
@@ -1161,6 +1161,7 @@ const ARRAY_FIELDS: [&str; 16] = [
     "landlock.scope",
     "network.allow",
     "network.deny",
+    "network.transparent_ports",
 ];
 
 /// The path of the first array where the format has none. `pattern` is

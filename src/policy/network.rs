@@ -67,6 +67,19 @@ fn default_idle_timeout() -> Dur {
     Dur(std::time::Duration::from_secs(60))
 }
 
+/// The ports of the transparent relay by default: HTTP and HTTPS.
+pub fn default_transparent_ports() -> Vec<u16> {
+    vec![80, 443]
+}
+
+/// The most transparent ports (the listeners' hand-off has room for this
+/// many besides the fixed four).
+pub const MAX_TRANSPARENT_PORTS: usize = 8;
+
+/// Ports of cordon's own listeners in the sandbox (HTTP proxy, SOCKS5,
+/// DNS): no transparent port may be one of them.
+pub const RESERVED_PORTS: [u16; 3] = [3128, 1080, 53];
+
 fn default_true() -> bool {
     true
 }
@@ -93,9 +106,17 @@ pub struct NetworkPolicy {
     /// How long a relayed connection may stay silent in both directions.
     #[serde(default = "default_idle_timeout")]
     pub idle_timeout: Dur,
-    /// Answer allowed names from the proxy's DNS stub.
+    /// Serve the DNS stub on the sandbox's 127.0.0.1:53 (allowed names get
+    /// fake addresses from 127.1.0.0/16, every other name NXDOMAIN; nothing
+    /// is forwarded) and the transparent relay on `transparent_ports`.
     #[serde(default = "default_true")]
     pub dns: bool,
+    /// Ports on which a connection to a fake address from the DNS stub is
+    /// relayed to the name it stands for (for clients that ignore the proxy
+    /// variables). The relay listens on every address of the sandbox's
+    /// loopback at these ports, so the payload cannot serve on them itself.
+    #[serde(default = "default_transparent_ports")]
+    pub transparent_ports: Vec<u16>,
     /// FOR TESTING ONLY: names the proxy resolves to these addresses instead
     /// of asking the host's resolver.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -112,6 +133,7 @@ impl Default for NetworkPolicy {
             connect_timeout: default_connect_timeout(),
             idle_timeout: default_idle_timeout(),
             dns: true,
+            transparent_ports: default_transparent_ports(),
             resolve: BTreeMap::new(),
         }
     }
@@ -150,6 +172,31 @@ impl NetworkPolicy {
         ] {
             if d.as_duration().is_zero() {
                 return Err((format!("network.{field}"), "expected a duration above 0".into()));
+            }
+        }
+        if self.transparent_ports.len() > MAX_TRANSPARENT_PORTS {
+            return Err((
+                "network.transparent_ports".into(),
+                format!(
+                    "{} ports; at most {MAX_TRANSPARENT_PORTS}",
+                    self.transparent_ports.len()
+                ),
+            ));
+        }
+        for (i, port) in self.transparent_ports.iter().enumerate() {
+            let why = if *port == 0 {
+                Some("port 0 is not a port: expected 1 to 65535".to_string())
+            } else if RESERVED_PORTS.contains(port) {
+                Some(format!(
+                    "port {port} is one of cordon's own listeners in the sandbox (3128 HTTP proxy, 1080 SOCKS5, 53 DNS)"
+                ))
+            } else if self.transparent_ports[..i].contains(port) {
+                Some(format!("port {port} is listed twice"))
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                return Err((format!("network.transparent_ports[{i}]"), why));
             }
         }
         for name in self.resolve.keys() {
