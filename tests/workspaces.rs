@@ -340,14 +340,15 @@ fn renames_and_a_directory_made_again_apply_as_deletions_and_creations() {
         std::fs::write(proj.join("old/y"), "y\n").unwrap();
         chown_tree(&proj);
         let arg = format!("{}:/work", proj.display());
-        // A file renamed, a host directory renamed (overlayfs refuses with
-        // EXDEV, mv copies), and, with tmpfs xattrs (6.6), a directory
-        // removed and made again (opaque in the upper layer).
+        // A file renamed and, with tmpfs xattrs (6.6; before, removing a
+        // host directory fails with EIO inside), a host directory renamed
+        // (overlayfs refuses with EXDEV, mv copies and removes) and a
+        // directory removed and made again (opaque in the upper layer).
         let again = kernel_at_least(6, 6);
         let script = format!(
-            "cd /work && mv a.txt moved.txt && mv sub sub2 && {} echo DONE",
+            "cd /work && mv a.txt moved.txt && {} echo DONE",
             if again {
-                "rm -r old && mkdir old && echo z > old/z &&"
+                "mv sub sub2 && rm -r old && mkdir old && echo z > old/z &&"
             } else {
                 ""
             }
@@ -363,14 +364,16 @@ fn renames_and_a_directory_made_again_apply_as_deletions_and_creations() {
         let w = workspace_outcome(&r);
         assert_eq!(w["applied"], true, "{w}");
         let t = tree(&proj);
-        assert!(!t.contains_key("a.txt") && !t.contains_key("sub"), "{t:?}");
+        assert!(!t.contains_key("a.txt"), "{t:?}");
         assert_eq!(t["moved.txt"], "file 644 hello\n", "{t:?}");
-        assert_eq!(t["sub2/b.txt"], "file 644 keep\n", "{t:?}");
         if again {
+            assert!(!t.contains_key("sub"), "{t:?}");
+            assert_eq!(t["sub2/b.txt"], "file 644 keep\n", "{t:?}");
             let old: Vec<_> = t.keys().filter(|k| k.starts_with("old/")).collect();
             assert_eq!(old, ["old/z"], "the old contents are gone: {t:?}");
         } else {
             assert!(t.contains_key("old/x") && t.contains_key("old/y"), "{t:?}");
+            assert_eq!(t["sub/b.txt"], "file 644 keep\n", "{t:?}");
         }
     }
 }
