@@ -243,7 +243,7 @@ struct PolicyArgs {
     #[arg(long, value_name = "SRC[:DST][:SIZE]")]
     workspace: Vec<String>,
     /// When the workspaces' changes are copied onto the host: never,
-    /// on_success (exit 0, no timeout or kill) or always.
+    /// on_success (exit 0, no timeout, kill or limit hit) or always.
     #[arg(long, value_name = "WHEN")]
     apply: Option<String>,
     /// Write the workspace's changes (files and manifest.json) to the

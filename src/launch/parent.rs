@@ -415,16 +415,7 @@ fn supervise_plan(
     }
     let notifying = plan.child.seccomp().as_ref().is_some_and(|s| s.listener());
     let mut ch = Channels::open(notifying, plan.supervisor.proxy.is_some())?;
-    // Workspaces: the host and export directories are opened before the
-    // launch; the child hands the upper directories over on their socket.
-    let workspaces = crate::workspace::Session::open(&plan.child.mounts().workspaces)
-        .map_err(|e| LaunchError::other("workspace", e))?;
-    if !workspaces.is_empty() {
-        let pair =
-            sys::seqpacket_pair().map_err(|e| LaunchError::sys("socketpair", "workspace hand-off", e))?;
-        ch.ws_r = Fd(pair.0);
-        ch.ws_w = Fd(pair.1);
-    }
+    let workspaces = open_workspaces(plan, &mut ch)?;
     let mut notifier = Notifier::new(plan.supervisor.supervise.clone(), opts.print_violations);
     notifier.audit = plan.supervisor.audit.as_ref().map(|a| a.log.clone());
     let signals = if opts.forward_signals {
@@ -497,13 +488,29 @@ fn supervise_plan(
         n.proxy = proxy_counts;
     }
     if !workspaces.is_empty() {
-        let success = out.status == Status::Exited && out.exit_code == 0;
+        // on_success: the payload exited 0, and nothing timed out, was
+        // killed or ran into a limit.
+        let success = out.status == Status::Exited && out.exit_code == 0 && out.limits_hit.is_empty();
         out.workspaces = workspaces.finish(ch.ws_r.0, crate::workspace::Ending { success });
     }
     if let Some(a) = &plan.supervisor.audit {
         events::ended(a, &mut out, notifier.audit_logged);
     }
     Ok(out)
+}
+
+/// The workspaces: their host and export directories opened before the
+/// launch, and the socket the child hands the upper directories over on.
+fn open_workspaces(plan: &Plan, ch: &mut Channels) -> Result<crate::workspace::Session, LaunchError> {
+    let workspaces = crate::workspace::Session::open(&plan.child.mounts().workspaces)
+        .map_err(|e| LaunchError::other("workspace", e))?;
+    if !workspaces.is_empty() {
+        let pair =
+            sys::seqpacket_pair().map_err(|e| LaunchError::sys("socketpair", "workspace hand-off", e))?;
+        ch.ws_r = Fd(pair.0);
+        ch.ws_w = Fd(pair.1);
+    }
+    Ok(workspaces)
 }
 
 /// What the cgroup accounted, read once every process of the sandbox is

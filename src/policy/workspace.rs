@@ -22,7 +22,8 @@ pub enum ApplyWhen {
     /// Never (the default): the changes are only reported and exported.
     #[default]
     Never,
-    /// When the payload exited 0 and nothing timed out or was killed.
+    /// When the payload exited 0 and nothing timed out, was killed or ran
+    /// into a limit (the outcome's `limits_hit` is empty).
     OnSuccess,
     /// Whatever the payload's end.
     Always,
