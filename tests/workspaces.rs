@@ -377,3 +377,36 @@ fn renames_and_a_directory_made_again_apply_as_deletions_and_creations() {
         }
     }
 }
+
+#[test]
+fn on_success_and_a_timed_out_payload_change_nothing() {
+    for mode in modes() {
+        let tmp = TempDir::new("ws-timeout");
+        let proj = project(&tmp);
+        let before = tree(&proj);
+        let arg = format!("{}:/work", proj.display());
+        let limit = common::time_limit(1);
+        let r = ws_sh(
+            mode,
+            &tmp,
+            &[
+                "--workspace",
+                &arg,
+                "--apply",
+                "on_success",
+                "--time-limit",
+                &limit,
+            ],
+            &format!("{EDITS}; exec sleep 60"),
+        );
+        let d = format!("{mode:?}\n{}\n{}", r.stdout(), r.stderr());
+        assert_eq!(r.outcome_status(), "timed_out", "{d}");
+        assert_eq!(tree(&proj), before, "{d}");
+        let w = workspace_outcome(&r);
+        assert_eq!(
+            (w["applied"].as_bool(), w["files_changed"].as_u64()),
+            (Some(false), Some(7)),
+            "{w}"
+        );
+    }
+}
