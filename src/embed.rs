@@ -127,6 +127,9 @@ pub fn supervisor_only(policy: &Policy) -> Vec<String> {
     if policy.audit.is_some() {
         v.push("audit (needs a supervisor to write the events)".to_string());
     }
+    if !policy.workspaces.is_empty() {
+        v.push("workspaces (need a supervisor to read, export and apply the changes)".to_string());
+    }
     v
 }
 

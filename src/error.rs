@@ -112,10 +112,14 @@ pub enum Step {
     /// Placing the sandbox's /etc/resolv.conf, which names the DNS stub
     /// (`index` = mount op).
     ResolvConf,
+    /// Building a workspace's overlay (`index` = mount op).
+    Workspace,
+    /// Handing the workspaces' upper directories to the supervisor.
+    WorkspaceHandoff,
 }
 
 impl Step {
-    const ALL: [Step; 41] = [
+    const ALL: [Step; 43] = [
         Step::SyncWait,
         Step::ParentDeathSignal,
         Step::Identity,
@@ -157,6 +161,8 @@ impl Step {
         Step::ProxyListen,
         Step::ProxyHandoff,
         Step::ResolvConf,
+        Step::Workspace,
+        Step::WorkspaceHandoff,
     ];
 
     /// The step's name as printed and written to the outcome.
@@ -203,6 +209,8 @@ impl Step {
             Step::ProxyListen => "proxy listener",
             Step::ProxyHandoff => "proxy hand-off",
             Step::ResolvConf => "/etc/resolv.conf for the DNS stub",
+            Step::Workspace => "workspace",
+            Step::WorkspaceHandoff => "workspace hand-off",
         }
     }
 

@@ -56,6 +56,8 @@ pub mod secret;
 pub mod sensitive;
 #[doc(hidden)]
 pub mod sys;
+#[doc(hidden)]
+pub mod workspace;
 
 pub use cgroup::CgroupError;
 pub use embed::{prepare, ApplyError, Child, Error, PolicyBuilder, Prepared, Sandbox, SpawnError};

@@ -238,6 +238,18 @@ struct PolicyArgs {
     /// The cgroup under which the sandbox's cgroup is made (a directory under /sys/fs/cgroup).
     #[arg(long = "cgroup-parent", value_name = "DIR")]
     cgroup_parent: Option<String>,
+    /// A writable overlay of host directory SRC at DST (default SRC) whose
+    /// changes stay on a tmpfs of SIZE (default 512M) until applied.
+    #[arg(long, value_name = "SRC[:DST][:SIZE]")]
+    workspace: Vec<String>,
+    /// When the workspaces' changes are copied onto the host: never,
+    /// on_success (exit 0, no timeout, kill or limit hit) or always.
+    #[arg(long, value_name = "WHEN")]
+    apply: Option<String>,
+    /// Write the workspace's changes (files and manifest.json) to the
+    /// directory PATH (created; or empty).
+    #[arg(long = "export-changes", value_name = "PATH")]
+    export_changes: Option<String>,
 }
 
 #[derive(Args)]
@@ -343,6 +355,27 @@ fn overrides(a: &PolicyArgs, m: &ArgMatches) -> Result<Overrides, PolicyError> {
     o.pids = a.pids;
     o.cpus = a.cpus;
     o.cgroup_parent = a.cgroup_parent.clone();
+    for w in &a.workspace {
+        let ws = cordon::policy::workspace::parse_flag(w).map_err(|message| PolicyError {
+            file: cordon::policy::overrides::CLI_SOURCE.to_string(),
+            path: "--workspace".to_string(),
+            position: None,
+            message,
+        })?;
+        o.workspaces.push((format!("--workspace {w}"), ws));
+    }
+    o.apply = a
+        .apply
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(|message| PolicyError {
+            file: cordon::policy::overrides::CLI_SOURCE.to_string(),
+            path: "--apply".to_string(),
+            position: None,
+            message,
+        })?;
+    o.export_changes = a.export_changes.clone();
     Ok(o)
 }
 
@@ -453,6 +486,7 @@ fn failed_outcome(err: LaunchError) -> Outcome {
         learned: None,
         error: Some(err),
         audit_dropped: None,
+        workspaces: Vec::new(),
     }
 }
 
@@ -591,6 +625,47 @@ fn run(a: RunArgs, m: &ArgMatches) -> i32 {
         eprintln!("cordon: {err}");
         if let Some(h) = &err.hint {
             eprintln!("cordon: hint: {h}");
+        }
+    }
+    for w in &out.workspaces {
+        if let Some(e) = &w.error {
+            eprintln!("cordon: workspace {}: {e}", w.path);
+        }
+        if !w.refused.is_empty() {
+            let shown: Vec<String> = w
+                .refused
+                .iter()
+                .take(5)
+                .map(|r| format!("{} ({})", r.path, r.reason))
+                .collect();
+            let more = w.refused.len().saturating_sub(shown.len());
+            eprintln!(
+                "cordon: warning: workspace {}: not applied: {}{}",
+                w.path,
+                shown.join("; "),
+                if more > 0 {
+                    format!("; and {more} more (see the outcome)")
+                } else {
+                    String::new()
+                }
+            );
+        }
+        if a.verbose {
+            eprintln!(
+                "cordon: workspace {} -> {}: {} changed, {} bytes, {} bytes on its tmpfs, {}",
+                w.path,
+                w.to,
+                w.files_changed,
+                w.bytes,
+                w.upper_bytes,
+                if w.applied {
+                    "applied"
+                } else if w.applied_paths.is_empty() {
+                    "not applied"
+                } else {
+                    "partly applied"
+                }
+            );
         }
     }
     if a.verbose {

@@ -95,6 +95,49 @@ pub struct Outcome {
     /// pipe or socket; see cordon-policy(5), AUDIT LOG).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audit_dropped: Option<u64>,
+    /// Each workspace: its changes, and what was applied.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub workspaces: Vec<WorkspaceOutcome>,
+}
+
+/// One workspace in the outcome.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct WorkspaceOutcome {
+    /// The host directory.
+    pub path: String,
+    /// Where the sandbox saw it.
+    pub to: String,
+    /// How many paths changed (created, modified, deleted, new
+    /// directories, mode changes, symlinks).
+    pub files_changed: u64,
+    /// Bytes of new file content in the change set.
+    pub bytes: u64,
+    /// Bytes in use on the workspace's tmpfs at the end.
+    pub upper_bytes: u64,
+    /// Every change was applied to the host directory, and nothing was
+    /// refused.
+    pub applied: bool,
+    /// When only part was applied: exactly the paths that were.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub applied_paths: Vec<String>,
+    /// What was not (or will never be) applied, and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<Refusal>,
+    /// The export directory, when the changes were written there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub export: Option<String>,
+    /// What went wrong (reading, exporting or applying the changes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A change that was not applied.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Refusal {
+    /// Path relative to the workspace.
+    pub path: String,
+    /// Why.
+    pub reason: String,
 }
 
 /// The sandbox's cgroup, in the outcome.

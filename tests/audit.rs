@@ -18,6 +18,7 @@ enum Ty {
     Uint,
     Int,
     Strings,
+    Bool,
 }
 
 /// Every event and its fields after `ts`, `sandbox` and `event`: name,
@@ -102,6 +103,21 @@ const SCHEMA: &[(&str, &[Field])] = &[
         ],
     ),
     (
+        "workspace.applied",
+        &[
+            ("path", Ty::Str, true),
+            ("to", Ty::Str, true),
+            ("files_changed", Ty::Uint, true),
+            ("bytes", Ty::Uint, true),
+            ("upper_bytes", Ty::Uint, true),
+            ("applied", Ty::Bool, true),
+            ("applied_count", Ty::Uint, true),
+            ("refused", Ty::Uint, true),
+            ("export", Ty::Str, false),
+            ("error", Ty::Str, false),
+        ],
+    ),
+    (
         "sandbox.exited",
         &[
             ("status", Ty::Str, true),
@@ -168,6 +184,7 @@ fn validate(line: &str) -> Value {
             Ty::Uint => val.is_u64(),
             Ty::Int => val.is_i64(),
             Ty::Strings => val.as_array().is_some_and(|a| a.iter().all(Value::is_string)),
+            Ty::Bool => val.is_boolean(),
         };
         assert!(ok, "{event}.{k} is not {ty:?}: {line}");
     }
@@ -701,5 +718,59 @@ fn proxy_decisions_validate_against_the_schema() {
             ],
             "{mode:?}: {text}"
         );
+    }
+}
+
+#[test]
+fn a_workspace_logs_what_it_applied() {
+    for mode in modes() {
+        let tmp = TempDir::new("audit-ws");
+        let proj = tmp.path().join("proj");
+        std::fs::create_dir(&proj).unwrap();
+        if is_root() {
+            std::os::unix::fs::chown(&proj, Some(ROOTLESS_ID), Some(ROOTLESS_ID)).unwrap();
+        }
+        let log = tmp.path().join("audit.log");
+        let arg = format!("{}:/work", proj.display());
+        let mut args = common::workspace_mode_args(mode, &tmp);
+        args.extend(
+            [
+                "--workspace",
+                &arg,
+                "--apply",
+                "on_success",
+                "--audit-log",
+                log.to_str().unwrap(),
+            ]
+            .map(String::from),
+        );
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let r = run(
+            mode,
+            &args,
+            &["/bin/sh", "-c", "echo x > /work/a && mkfifo /work/p"],
+        );
+        assert_eq!(r.code(), 0, "{mode:?} {}", r.stderr());
+        let lines = read_log(&log);
+        assert_eq!(
+            events(&lines),
+            ["sandbox.started", "workspace.applied", "sandbox.exited"],
+            "{mode:?}"
+        );
+        let w = &lines[1];
+        assert_eq!(w["path"], proj.to_str().unwrap(), "{w}");
+        assert_eq!(w["to"], "/work");
+        assert_eq!(
+            (w["files_changed"].as_u64(), w["applied_count"].as_u64()),
+            (Some(1), Some(1)),
+            "{w}"
+        );
+        // The FIFO was refused: not everything was applied.
+        assert_eq!(
+            (w["applied"].as_bool(), w["refused"].as_u64()),
+            (Some(false), Some(1)),
+            "{w}"
+        );
+        assert_eq!(std::fs::read_to_string(proj.join("a")).unwrap(), "x\n");
     }
 }

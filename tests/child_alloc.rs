@@ -145,6 +145,27 @@ fn the_clone_child_of_run_allocates_nothing() {
     let outcome = cordon::launch::run(&plan, cordon::launch::RunOptions::default()).expect("run");
     assert_eq!(outcome.exit_code, 43, "{outcome:?}");
     assert_eq!(outcome.network.map(|n| n.mode), Some("proxy"));
+    // A workspace: init mounts its overlay and sends the upper directory
+    // to the supervisor (SCM_RIGHTS), without allocating; the payload
+    // writes there.
+    let dir = std::env::temp_dir().join(format!("cordon-child-alloc-ws-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("workspace dir");
+    let mut policy = cordon::Policy::builtin_default().expect("default policy");
+    let mut ws = cordon::policy::Workspace::new(dir.to_str().expect("utf-8"));
+    ws.to = Some("/tmp/ws".to_string());
+    policy.workspaces.push(ws);
+    let plan = cordon::plan::Plan::build(
+        &policy,
+        "workspace",
+        &["/bin/sh", "-c", "echo x > /tmp/ws/f; exit 44"],
+    )
+    .expect("plan");
+    arm();
+    let outcome = cordon::launch::run(&plan, cordon::launch::RunOptions::default()).expect("run");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(outcome.exit_code, 44, "{outcome:?}");
+    assert_eq!(outcome.workspaces.len(), 1, "{outcome:?}");
+    assert_eq!(outcome.workspaces[0].error, None, "{outcome:?}");
     // The error path: every PATH candidate fails, the payload reports
     // through the error pipe, still without allocating (127, not 99).
     let r = run_default(&["cordon-no-such-command"]);

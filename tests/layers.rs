@@ -24,8 +24,8 @@ const LAYERS: &[&[&str]] = &[
     &["policy", "outcome", "output"],
     // the audit trail (events of a run, written to a log opened before it)
     &["audit"],
-    // the isolation layers
-    &["landlock", "seccomp", "cgroup", "isolate", "net"],
+    // the isolation layers (and workspaces: read, export, apply)
+    &["landlock", "seccomp", "cgroup", "isolate", "net", "workspace"],
     // the child plan, compiled in the parent
     &["plan"],
     // the clone child and the supervisor

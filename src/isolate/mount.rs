@@ -96,6 +96,35 @@ pub enum Op {
         /// Link target, verbatim.
         target: CString,
     },
+    /// A workspace's overlay at `dst`: the lower layer is the bind at
+    /// `<stage>/lower`, upper and work dirs are made on the tmpfs at
+    /// `<stage>/rw`; both staging mounts are detached once the overlay
+    /// holds them, and the upper directory's fd is kept for the supervisor.
+    Overlay {
+        /// Mount point, relative to the new root.
+        dst: CString,
+        /// The staging directory on cordon's root tmpfs, relative to it.
+        stage: CString,
+        /// mount(2) flags of the overlay (MS_NOSUID, MS_NODEV, MS_NOEXEC).
+        flags: libc::c_ulong,
+        /// Which workspace (its slot in the fds handed to the supervisor).
+        slot: usize,
+    },
+}
+
+/// A workspace as the supervisor needs it after the run.
+#[derive(Clone, Debug)]
+pub struct WorkspaceSpec {
+    /// The canonical host directory.
+    pub host: PathBuf,
+    /// Where the sandbox saw it.
+    pub dst: String,
+    /// When its changes are applied.
+    pub apply: crate::policy::ApplyWhen,
+    /// Where its changes are exported.
+    pub export: Option<PathBuf>,
+    /// The policy field that names it, for messages.
+    pub field: String,
 }
 
 /// The prepared filesystem: every op, and a description of each for errors.
@@ -114,6 +143,8 @@ pub struct MountPlan {
     pub setid_guard: bool,
     /// Idmaps that this host could not make (best effort).
     pub unenforced: Vec<String>,
+    /// The workspaces, in slot order (their overlays are the plan's last ops).
+    pub workspaces: Vec<WorkspaceSpec>,
 }
 
 /// The sandbox's /etc/resolv.conf in mode `proxy`: the DNS stub on the
@@ -161,6 +192,7 @@ impl MountPlan {
             userns: Default::default(),
             setid_guard: false,
             unenforced: Vec::new(),
+            workspaces: Vec::new(),
         };
         let cx = Entries {
             policy,
@@ -186,6 +218,9 @@ impl MountPlan {
                 },
                 "/etc/resolv.conf (nameserver 127.0.0.1, the DNS stub)".to_string(),
             );
+        }
+        for (i, w) in policy.workspaces.iter().enumerate() {
+            plan.workspace(&cx, i, w)?;
         }
         if plan.ops.len() > MAX_OPS {
             return Err(PolicyError {
@@ -426,6 +461,120 @@ impl MountPlan {
                 )))
             }
         }
+    }
+
+    /// A workspace: its host directory bound read-only (idmapped to its
+    /// owner when started by root, so the payload may change the owner's
+    /// files in the overlay), a tmpfs of its size for the upper layer, and
+    /// the overlay.
+    fn workspace(&mut self, cx: &Entries, i: usize, w: &crate::policy::Workspace) -> Result<(), PolicyError> {
+        use std::os::unix::fs::MetadataExt;
+        let err = |field: &str, message: String| PolicyError {
+            file: cx.file.to_string(),
+            path: format!("workspaces[{i}].{field}"),
+            position: None,
+            message,
+        };
+        let real = std::fs::canonicalize(&w.path).map_err(|e| {
+            err(
+                "path",
+                format!(
+                    "cannot resolve host path {}: {}",
+                    w.path,
+                    crate::policy::io_error_text(&e)
+                ),
+            )
+        })?;
+        if let Some(why) = cx.deny.check(&real, &cx.policy.allow_sensitive) {
+            return Err(err("path", why));
+        }
+        let meta = std::fs::metadata(&real).map_err(|e| {
+            err(
+                "path",
+                format!("{}: {}", real.display(), crate::policy::io_error_text(&e)),
+            )
+        })?;
+        if !meta.is_dir() {
+            return Err(err("path", format!("{}: not a directory", real.display())));
+        }
+        let noexec = if w.exec { 0 } else { sys::MOUNT_ATTR_NOEXEC };
+        let attrs = sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV | noexec;
+        let c = path_cstr(&real);
+        // Started by root, the lower layer is idmapped to its owner (as a
+        // writable bind's "owner": "source"), except for a root-owned
+        // directory (the payload must not own root's files) and one that
+        // already belongs to the sandbox's host ids (identity.host_uid).
+        let owner = (meta.uid(), meta.gid());
+        let mut how = String::new();
+        let mut idmap = -1;
+        let own_ids = owner == (cx.ids.host_uid, cx.ids.host_gid);
+        if !cx.ids.rootless && owner.0 != 0 && owner.1 != 0 && !own_ids {
+            let map = crate::isolate::idmap::Map {
+                owner,
+                host: (cx.ids.host_uid, cx.ids.host_gid),
+            };
+            match self.idmap_ns(&c, attrs, map) {
+                Ok(ns) => {
+                    idmap = ns;
+                    how = format!(", idmapped: owner {}:{}", owner.0, owner.1);
+                }
+                Err(Unmade::Source(t) | Unmade::Host(t)) => {
+                    return Err(err(
+                        "path",
+                        format!("{}: cannot make its idmapped lower layer: {t}", real.display()),
+                    ))
+                }
+            }
+        }
+        let stage = format!(".cordon-workspace-{i}");
+        self.push(
+            Op::Bind {
+                src: Source::Host(c),
+                dst: cstr(&format!("{stage}/lower")),
+                kind: Kind::Dir,
+                attrs,
+                optional: false,
+                idmap,
+            },
+            format!("workspace {} (lower layer{how})", real.display()),
+        );
+        let inodes = w.inode_limit();
+        let ms_noexec = if w.exec { 0 } else { libc::MS_NOEXEC };
+        self.push(
+            Op::Fs {
+                fstype: c"tmpfs",
+                dst: cstr(&format!("{stage}/rw")),
+                data: cstr(&format!("size={},nr_inodes={inodes},mode=755", w.size.bytes())),
+                flags: libc::MS_NOSUID | libc::MS_NODEV | ms_noexec,
+                ours: true,
+            },
+            format!(
+                "workspace {} (tmpfs of {}, {inodes} inodes)",
+                real.display(),
+                w.size
+            ),
+        );
+        self.push(
+            Op::Overlay {
+                dst: rel(w.dst()),
+                stage: cstr(&stage),
+                flags: libc::MS_NOSUID | libc::MS_NODEV | ms_noexec,
+                slot: i,
+            },
+            format!(
+                "workspace {} -> {} (overlay; needs kernel 5.11 or later)",
+                real.display(),
+                w.dst()
+            ),
+        );
+        self.workspaces.push(WorkspaceSpec {
+            host: real,
+            dst: w.dst().to_string(),
+            apply: w.apply,
+            export: w.export.as_ref().map(PathBuf::from),
+            field: format!("workspaces[{i}]"),
+        });
+        Ok(())
     }
 
     fn push(&mut self, op: Op, what: String) {
@@ -1026,7 +1175,14 @@ struct At<'a> {
 
 /// Apply op `i`. `tree`: its detached tree (a host bind's; -1 otherwise
 /// or when an optional source is missing), owned and closed here.
-fn apply_op(root: c_int, i: usize, op: &Op, tree: c_int, ours: &mut Ours) -> Result<(), ChildError> {
+fn apply_op(
+    root: c_int,
+    i: usize,
+    op: &Op,
+    tree: c_int,
+    ours: &mut Ours,
+    uppers: &mut [c_int; MAX_WORKSPACES],
+) -> Result<(), ChildError> {
     let mut at = At {
         root,
         ours,
@@ -1054,7 +1210,143 @@ fn apply_op(root: c_int, i: usize, op: &Op, tree: c_int, ours: &mut Ours) -> Res
         } => mount_fs(&mut at, fstype, dst, data, *flags, *is_ours),
         Op::Attrs { dst, attrs } => set_attrs(&at, dst, *attrs),
         Op::Symlink { dst, target } => symlink(&at, dst, target),
+        Op::Overlay {
+            dst,
+            stage,
+            flags,
+            slot,
+        } => {
+            let upper = overlay(&at, dst, stage, *flags)?;
+            match uppers.get_mut(*slot) {
+                Some(u) => {
+                    *u = upper;
+                    Ok(())
+                }
+                None => {
+                    // SAFETY: `upper` was just opened by `overlay` and is used no more.
+                    unsafe { sys::close(upper) };
+                    Err(ChildError::new(Step::Workspace, sys::Errno(libc::E2BIG), at.idx))
+                }
+            }
+        }
         Op::File { dst, contents } => file(&at, dst, contents),
+    }
+}
+
+/// Most workspaces (slots for their upper directories' fds).
+pub const MAX_WORKSPACES: usize = crate::policy::workspace::MAX_WORKSPACES;
+
+/// Write `parts` one after the other into `buf`, NUL-terminated; `None`
+/// when they do not fit.
+fn join_into<'a>(buf: &'a mut [u8], parts: &[&[u8]]) -> Option<&'a CStr> {
+    let mut n = 0;
+    for p in parts {
+        buf.get_mut(n..n + p.len())?.copy_from_slice(p);
+        n += p.len();
+    }
+    *buf.get_mut(n)? = 0;
+    CStr::from_bytes_with_nul(&buf[..=n]).ok()
+}
+
+/// The fd's `/proc/self/fd/N` path without its NUL.
+fn fd_bytes(fd: c_int, buf: &mut [u8; 32]) -> &[u8] {
+    sys::fd_path(fd, buf).to_bytes()
+}
+
+/// Remove the empty directory `name` under `dir` (best effort: a leftover
+/// empty directory on the read-only root is harmless).
+fn rmdir_at(dir: c_int, name: &CStr) {
+    // SAFETY: unlinkat with a valid NUL-terminated name and a dir fd owned
+    // by the caller; no memory is passed back.
+    unsafe { libc::unlinkat(dir, name.as_ptr(), libc::AT_REMOVEDIR) };
+}
+
+/// Close each of `fds` that is open.
+fn close_each(fds: &[c_int]) {
+    for &fd in fds {
+        if fd >= 0 {
+            // SAFETY: each fd was opened by `overlay` and is used no more.
+            unsafe { sys::close(fd) };
+        }
+    }
+}
+
+/// Mount a workspace's overlay at `dst` from the staging mounts under
+/// `stage` (see [`Op::Overlay`]), detach them, and return an fd of the
+/// upper directory (O_RDONLY, close-on-exec). Allocation-free.
+fn overlay(at: &At, dst: &CStr, stage: &CStr, flags: libc::c_ulong) -> Result<c_int, ChildError> {
+    let idx = at.idx;
+    let fail = |code: u32| move |e: sys::Errno| ChildError::new(Step::Workspace, e, idx | code << 16);
+    let dir = libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC;
+    let beneath = sys::RESOLVE_NO_SYMLINKS | sys::RESOLVE_BENEATH;
+    let stage_fd = open_in_root(at.root, stage, libc::O_PATH | libc::O_DIRECTORY).map_err(fail(0))?;
+    // [lower, rw, upper, work, target]
+    let mut fds: [c_int; 5] = [-1; 5];
+    let r = (|| {
+        fds[0] = sys::openat2(stage_fd, c"lower", dir, 0, beneath).map_err(fail(1))?;
+        fds[1] = sys::openat2(stage_fd, c"rw", dir, 0, beneath).map_err(fail(1))?;
+        sys::mkdirat(fds[1], c"upper", 0o755).map_err(fail(2))?;
+        sys::mkdirat(fds[1], c"work", 0o700).map_err(fail(2))?;
+        fds[2] = sys::openat2(
+            fds[1],
+            c"upper",
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            0,
+            beneath,
+        )
+        .map_err(fail(2))?;
+        fds[3] = sys::openat2(fds[1], c"work", dir, 0, beneath).map_err(fail(2))?;
+        let (mut b0, mut b1, mut b2) = ([0u8; 32], [0u8; 32], [0u8; 32]);
+        let mut data = [0u8; 160];
+        let data = join_into(
+            &mut data,
+            &[
+                b"lowerdir=",
+                fd_bytes(fds[0], &mut b0),
+                b",upperdir=",
+                fd_bytes(fds[2], &mut b1),
+                b",workdir=",
+                fd_bytes(fds[3], &mut b2),
+                b",userxattr",
+            ],
+        )
+        .ok_or_else(|| fail(3)(sys::Errno(libc::ENAMETOOLONG)))?;
+        fds[4] =
+            mount_point(at.root, dst, Some(Kind::Dir), at.ours).map_err(|(e, c)| point_error(e, c, idx))?;
+        let mut tb = [0u8; 32];
+        sys::mount(
+            Some(c"overlay"),
+            sys::fd_path(fds[4], &mut tb),
+            Some(c"overlay"),
+            flags,
+            Some(data),
+        )
+        .map_err(fail(3))?;
+        // The overlay holds its own references to its layers: the staging
+        // mounts go, so that nothing but the overlay reaches the upper dir.
+        let mut lb = [0u8; 32];
+        sys::umount2(sys::fd_path(fds[0], &mut lb), libc::MNT_DETACH).map_err(fail(4))?;
+        sys::umount2(sys::fd_path(fds[1], &mut lb), libc::MNT_DETACH).map_err(fail(4))?;
+        Ok(())
+    })();
+    let upper = fds[2];
+    fds[2] = -1;
+    close_each(&fds);
+    if r.is_ok() {
+        rmdir_at(stage_fd, c"lower");
+        rmdir_at(stage_fd, c"rw");
+    }
+    // SAFETY: `stage_fd` was opened above and is used no more.
+    unsafe { sys::close(stage_fd) };
+    if r.is_ok() {
+        rmdir_at(at.root, stage);
+    }
+    match r {
+        Ok(()) => Ok(upper),
+        Err(e) => {
+            close_each(&[upper]);
+            Err(e)
+        }
     }
 }
 
@@ -1328,6 +1620,21 @@ pub fn idmapped_trees(plan: &MountPlan, trees: &mut [c_int; MAX_OPS]) -> Result<
 /// by [`idmapped_trees`] (empty when the plan has none); `apply` owns and
 /// closes them. Child side: allocates nothing.
 pub fn apply(plan: &MountPlan, staging: &CStr, premade: &[c_int]) -> Result<(), ChildError> {
+    let mut uppers = [-1 as c_int; MAX_WORKSPACES];
+    let r = apply_keeping(plan, staging, premade, &mut uppers);
+    close_each(&uppers);
+    r
+}
+
+/// [`apply`], keeping in `uppers` (by workspace slot) an fd of each
+/// workspace's upper directory for the supervisor; they are the caller's
+/// to close, also on error. Allocation-free.
+pub fn apply_keeping(
+    plan: &MountPlan,
+    staging: &CStr,
+    premade: &[c_int],
+    uppers: &mut [c_int; MAX_WORKSPACES],
+) -> Result<(), ChildError> {
     let n = plan.ops.len().min(MAX_OPS);
     let mut trees = [-1 as c_int; MAX_OPS];
     for (t, &p) in trees[..n].iter_mut().zip(premade) {
@@ -1382,7 +1689,7 @@ pub fn apply(plan: &MountPlan, staging: &CStr, premade: &[c_int]) -> Result<(), 
     for (i, op) in plan.ops[..n].iter().enumerate() {
         let tree = trees[i];
         trees[i] = -1; // apply_op takes ownership
-        if let Err(e) = apply_op(root, i, op, tree, &mut ours) {
+        if let Err(e) = apply_op(root, i, op, tree, &mut ours, uppers) {
             close_trees(&trees[i + 1..n]);
             // SAFETY: `root` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
             unsafe { sys::close(root) };

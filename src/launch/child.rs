@@ -66,6 +66,12 @@ pub struct Fds {
     /// The child's end of the proxy hand-off socket (-1: no proxy): init
     /// sends the listeners on it, then closes it.
     pub net_write: c_int,
+    /// The parent's end of the workspace hand-off socket (-1: no
+    /// workspace), closed at once.
+    pub ws_read: c_int,
+    /// The child's end of the workspace hand-off socket (-1: no
+    /// workspace): init sends the upper directories on it, then closes it.
+    pub ws_write: c_int,
 }
 
 /// Exit code of a child that could not set up the sandbox.
@@ -119,7 +125,28 @@ fn init(plan: &ChildPlan, fds: Fds, premade: &[c_int]) -> Result<Never, ChildErr
 
     // The root: all mount work before Landlock, with the namespace's
     // capabilities (kept across the identity switch above).
-    mount::apply(plan.mounts(), plan.staging(), premade)?;
+    if fds.ws_write >= 0 {
+        // The workspaces' upper directories go to the supervisor, which
+        // reads the changes through them once the sandbox is gone.
+        let mut uppers = [-1 as c_int; mount::MAX_WORKSPACES];
+        let r = mount::apply_keeping(plan.mounts(), plan.staging(), premade, &mut uppers);
+        let n = plan.mounts().workspaces.len().min(mount::MAX_WORKSPACES);
+        let sent = r.and_then(|_| {
+            sys::send_fds(fds.ws_write, &uppers[..n])
+                .map_err(|e| ChildError::new(Step::WorkspaceHandoff, e, 0))
+        });
+        for &fd in &uppers {
+            if fd >= 0 {
+                // SAFETY: the upper directories' fds are init's own, sent (or not) and used no more.
+                unsafe { sys::close(fd) };
+            }
+        }
+        // SAFETY: `fds.ws_write` is init's end of the hand-off socket, used no more.
+        unsafe { sys::close(fds.ws_write) };
+        sent?;
+    } else {
+        mount::apply(plan.mounts(), plan.staging(), premade)?;
+    }
     // Hostname, loopback and a new session, shared with `cordon exec`.
     sequence::host_and_session(plan, Mode::Payload)?;
     // The egress proxy's listeners: in the sandbox's netns with lo up,
@@ -185,6 +212,10 @@ fn close_parent_ends(fds: Fds) {
     if fds.net_read >= 0 {
         // SAFETY: `fds.net_read` is the parent's end of the hand-off socket, this child's copy; nothing uses it after this close.
         unsafe { sys::close(fds.net_read) };
+    }
+    if fds.ws_read >= 0 {
+        // SAFETY: `fds.ws_read` is the parent's end of the workspace hand-off socket, this child's copy; nothing uses it after this close.
+        unsafe { sys::close(fds.ws_read) };
     }
 }
 

@@ -1,5 +1,5 @@
 //! The supervisor's audit events (`sandbox.started`, `limit.hit`,
-//! `sandbox.exited`; `seccomp.violation` is written by
+//! `workspace.applied`, `sandbox.exited`; `seccomp.violation` is written by
 //! [`crate::launch::notify`]). Only called when the plan has an audit log.
 
 use serde_json::Value;
@@ -86,6 +86,9 @@ pub fn ended(a: &AuditRun, out: &mut Outcome, violations_logged: u64) {
     for limit in &out.limits_hit {
         a.log.emit("limit.hit", &[("limit", Value::from(*limit))]);
     }
+    for w in &out.workspaces {
+        workspace(a, w);
+    }
     let error = out.error.as_ref().map(|e| e.to_string());
     exited(
         a,
@@ -95,6 +98,35 @@ pub fn ended(a: &AuditRun, out: &mut Outcome, violations_logged: u64) {
         error,
     );
     out.audit_dropped = Some(a.log.dropped());
+}
+
+/// `workspace.applied`: one workspace's change set and what of it reached
+/// the host (`applied` false: nothing, or only `applied_count` changes).
+fn workspace(a: &AuditRun, w: &crate::outcome::WorkspaceOutcome) {
+    let mut fields = vec![
+        ("path", Value::from(w.path.as_str())),
+        ("to", Value::from(w.to.as_str())),
+        ("files_changed", Value::from(w.files_changed)),
+        ("bytes", Value::from(w.bytes)),
+        ("upper_bytes", Value::from(w.upper_bytes)),
+        ("applied", Value::from(w.applied)),
+        (
+            "applied_count",
+            Value::from(if w.applied {
+                w.files_changed
+            } else {
+                w.applied_paths.len() as u64
+            }),
+        ),
+        ("refused", Value::from(w.refused.len() as u64)),
+    ];
+    if let Some(e) = &w.export {
+        fields.push(("export", Value::from(e.as_str())));
+    }
+    if let Some(e) = &w.error {
+        fields.push(("error", Value::from(e.as_str())));
+    }
+    a.log.emit("workspace.applied", &fields);
 }
 
 /// `sandbox.exited` for a run the supervisor could not carry through.

@@ -349,6 +349,7 @@ pub fn describe_child_error(plan: &Plan, e: ChildError) -> LaunchError {
         Step::Hostname => plan.child.hostname().as_ref().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default(),
         Step::Identity => format!("uid {} gid {}", plan.child.ids().uid, plan.child.ids().gid),
         Step::RootTmpfs => plan.child.staging().to_string_lossy().into_owned(),
+        Step::Workspace => plan.child.mounts().describe.get(idx & 0xffff).cloned().unwrap_or_default(),
         _ => String::new(),
     };
     let hint = match (e.step, e.errno.0) {
@@ -362,6 +363,9 @@ pub fn describe_child_error(plan: &Plan, e: ChildError) -> LaunchError {
         )),
         (Step::FsMount, libc::EPERM) if plan.child.mounts().describe.get(idx).is_some_and(|d| d.starts_with("proc")) => Some(
             "a fresh proc needs a fully visible /proc on the host (no overmounts below /proc, as some container runtimes add)".to_string(),
+        ),
+        (Step::Workspace, _) if e.index >> 16 == 3 => Some(
+            "the kernel refused the workspace's overlay (overlayfs in a user namespace needs Linux 5.11 or later, tmpfs user xattrs 6.6 or later, and a lower filesystem overlayfs accepts); cordon does not fall back to a copy".to_string(),
         ),
         _ => None,
     };
@@ -411,6 +415,7 @@ fn supervise_plan(
     }
     let notifying = plan.child.seccomp().as_ref().is_some_and(|s| s.listener());
     let mut ch = Channels::open(notifying, plan.supervisor.proxy.is_some())?;
+    let workspaces = open_workspaces(plan, &mut ch)?;
     let mut notifier = Notifier::new(plan.supervisor.supervise.clone(), opts.print_violations);
     notifier.audit = plan.supervisor.audit.as_ref().map(|a| a.log.clone());
     let signals = if opts.forward_signals {
@@ -482,10 +487,30 @@ fn supervise_plan(
     if let Some(n) = out.network.as_mut() {
         n.proxy = proxy_counts;
     }
+    if !workspaces.is_empty() {
+        // on_success: the payload exited 0, and nothing timed out, was
+        // killed or ran into a limit.
+        let success = out.status == Status::Exited && out.exit_code == 0 && out.limits_hit.is_empty();
+        out.workspaces = workspaces.finish(ch.ws_r.0, crate::workspace::Ending { success });
+    }
     if let Some(a) = &plan.supervisor.audit {
         events::ended(a, &mut out, notifier.audit_logged);
     }
     Ok(out)
+}
+
+/// The workspaces: their host and export directories opened before the
+/// launch, and the socket the child hands the upper directories over on.
+fn open_workspaces(plan: &Plan, ch: &mut Channels) -> Result<crate::workspace::Session, LaunchError> {
+    let workspaces = crate::workspace::Session::open(&plan.child.mounts().workspaces)
+        .map_err(|e| LaunchError::other("workspace", e))?;
+    if !workspaces.is_empty() {
+        let pair =
+            sys::seqpacket_pair().map_err(|e| LaunchError::sys("socketpair", "workspace hand-off", e))?;
+        ch.ws_r = Fd(pair.0);
+        ch.ws_w = Fd(pair.1);
+    }
+    Ok(workspaces)
 }
 
 /// What the cgroup accounted, read once every process of the sandbox is
@@ -562,6 +587,10 @@ struct Channels {
     /// a proxy.
     net_r: Fd,
     net_w: Fd,
+    /// The workspace hand-off socket (parent's end, child's end); -1
+    /// without a workspace.
+    ws_r: Fd,
+    ws_w: Fd,
 }
 
 impl Channels {
@@ -597,6 +626,8 @@ impl Channels {
             status_w,
             net_r,
             net_w,
+            ws_r: Fd(-1),
+            ws_w: Fd(-1),
         })
     }
 
@@ -610,6 +641,8 @@ impl Channels {
             status_write: self.status_w.0,
             net_read: self.net_r.0,
             net_write: self.net_w.0,
+            ws_read: self.ws_r.0,
+            ws_write: self.ws_w.0,
         }
     }
 }
@@ -641,6 +674,7 @@ fn start_child(
     drop(Fd(ch.err_w.take()));
     drop(Fd(ch.status_w.take()));
     drop(Fd(ch.net_w.take()));
+    drop(Fd(ch.ws_w.take()));
     Ok((pid, Fd(pidfd)))
 }
 
@@ -974,6 +1008,7 @@ fn outcome(plan: &Plan, ended: Ended, notifier: &mut Notifier, cgroup_out: Optio
             .then(|| std::mem::take(&mut notifier.learned)),
         error: None,
         audit_dropped: None,
+        workspaces: Vec::new(),
     };
     set_status(plan, &mut out, &ended);
     let oom = cgroup_out.as_ref().and_then(|c| c.usage.oom_kills).unwrap_or(0) > 0;

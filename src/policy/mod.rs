@@ -9,6 +9,7 @@ pub mod locate;
 pub mod network;
 pub mod overrides;
 pub mod units;
+pub mod workspace;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 pub use landlock::Compatibility;
 pub use network::{NetMode, NetworkPolicy};
 pub use units::{Cpus, Dur, Size};
+pub use workspace::{ApplyWhen, Workspace};
 
 /// The built-in default policy (also shipped as `policies/default.json`).
 pub const DEFAULT_POLICY_JSON: &str = include_str!("../../policies/default.json");
@@ -79,6 +81,10 @@ pub struct Policy {
     /// place). Not part of the policy digest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit: Option<Audit>,
+    /// Writable overlays of host directories whose changes are kept on a
+    /// tmpfs of the sandbox, exported and applied only as each says.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workspaces: Vec<Workspace>,
     /// Layers turned off for this run by command-line flags (e.g.
     /// `--no-landlock`), for the outcome.
     #[serde(skip)]
@@ -931,6 +937,7 @@ impl Policy {
             }
             seen.push(m.dst());
         }
+        self.validate_workspaces()?;
         check_sandbox_path(&self.cwd).map_err(|e| finding("cwd", e))?;
         for (i, k) in self.env.keep.iter().enumerate() {
             check_env_name(k).map_err(|e| finding(format!("env.keep[{i}]"), e))?;
@@ -1003,7 +1010,10 @@ impl Policy {
             // Every path must lie inside the sandbox's filesystem.
             for (kind, list) in [("read", &ll.read), ("write", &ll.write), ("execute", &ll.execute)] {
                 for (i, p) in list.iter().enumerate() {
-                    if !self.mounts.iter().any(|m| under(p, m.dst())) && p != "/" {
+                    if !self.mounts.iter().any(|m| under(p, m.dst()))
+                        && !self.workspaces.iter().any(|w| under(p, w.dst()))
+                        && p != "/"
+                    {
                         return Err(finding(
                             format!("landlock.{kind}[{i}]"),
                             format!("{p} is not inside any mount of the sandbox: a Landlock rule can only grant access to what the sandbox has"),
@@ -1045,6 +1055,38 @@ impl Policy {
         if self.network.as_ref().is_some_and(|n| n.mode == NetMode::Host) {
             self.namespaces.retain(|n| *n != Namespace::Net);
         }
+    }
+
+    fn validate_workspaces(&self) -> Result<(), Finding> {
+        if self.workspaces.len() > workspace::MAX_WORKSPACES {
+            return Err(finding(
+                format!("workspaces[{}]", workspace::MAX_WORKSPACES),
+                format!("at most {} workspaces", workspace::MAX_WORKSPACES),
+            ));
+        }
+        for (i, w) in self.workspaces.iter().enumerate() {
+            w.check()
+                .map_err(|(field, m)| finding(format!("workspaces[{i}].{field}"), m))?;
+            let key = if w.to.is_some() { "to" } else { "path" };
+            let clash = self
+                .mounts
+                .iter()
+                .map(|m| m.dst())
+                .chain(self.workspaces[..i].iter().map(|o| o.dst()));
+            for d in clash {
+                // A mount at or below the workspace would be hidden by it.
+                if under(d, w.dst()) {
+                    return Err(finding(
+                        format!("workspaces[{i}].{key}"),
+                        format!(
+                            "{d} is mounted at or below {}, which the workspace would hide",
+                            w.dst()
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     fn validate_network(&self) -> Result<(), Finding> {
@@ -1102,9 +1144,10 @@ fn char_position(text: &str, line: usize, byte_col: usize) -> Option<(usize, usi
 }
 
 /// Where the policy format has arrays (`[]`: any element).
-const ARRAY_FIELDS: [&str; 16] = [
+const ARRAY_FIELDS: [&str; 17] = [
     "namespaces",
     "mounts",
+    "workspaces",
     "env.keep",
     "allow_sensitive",
     "seccomp.allow",

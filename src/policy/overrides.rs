@@ -52,6 +52,13 @@ pub struct Overrides {
     pub cpus: Option<super::Cpus>,
     /// New parent cgroup.
     pub cgroup_parent: Option<String>,
+    /// Workspaces added by `--workspace` (each with its flag), after the
+    /// policy's own; one at a destination the policy already has replaces it.
+    pub workspaces: Vec<(String, super::Workspace)>,
+    /// `--apply`: when every workspace's changes are applied.
+    pub apply: Option<super::ApplyWhen>,
+    /// `--export-changes`: where the (single) workspace's changes go.
+    pub export_changes: Option<String>,
 }
 
 fn cli_error(flag: &str, message: String) -> PolicyError {
@@ -279,6 +286,54 @@ impl Overrides {
                     .extend(self.landlock_connect.iter().copied());
             }
         }
+        self.apply_workspaces(policy)?;
         policy.check(&format!("{file} (with command-line flags)"))
+    }
+
+    /// `--workspace`, `--apply` and `--export-changes`.
+    fn apply_workspaces(&self, policy: &mut Policy) -> Result<(), PolicyError> {
+        for (flag, w) in &self.workspaces {
+            policy.workspaces.retain(|old| old.dst() != w.dst());
+            policy.workspaces.push(w.clone());
+            // Meant to be used: with Landlock on, it can be written.
+            if let Some(ll) = policy.landlock.as_mut() {
+                ll.write.push(w.dst().to_string());
+            }
+            if policy.workspaces.len() > super::workspace::MAX_WORKSPACES {
+                return Err(cli_error(
+                    flag,
+                    format!("at most {} workspaces", super::workspace::MAX_WORKSPACES),
+                ));
+            }
+        }
+        if let Some(a) = self.apply {
+            if policy.workspaces.is_empty() {
+                return Err(cli_error(
+                    "--apply",
+                    "there is no workspace to apply (add --workspace)".to_string(),
+                ));
+            }
+            for w in &mut policy.workspaces {
+                w.apply = a;
+            }
+        }
+        if let Some(e) = &self.export_changes {
+            match policy.workspaces.as_mut_slice() {
+                [w] => w.export = Some(e.clone()),
+                [] => {
+                    return Err(cli_error(
+                        "--export-changes",
+                        "there is no workspace to export (add --workspace)".to_string(),
+                    ))
+                }
+                _ => {
+                    return Err(cli_error(
+                        "--export-changes",
+                        "the run has several workspaces: give each its \"export\" in the policy".to_string(),
+                    ))
+                }
+            }
+        }
+        Ok(())
     }
 }

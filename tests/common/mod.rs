@@ -378,3 +378,34 @@ pub fn cgroup2_with(controller: &str) -> bool {
     std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
         .is_ok_and(|s| s.split_whitespace().any(|c| c == controller))
 }
+
+/// Flags for a workspace test in `mode` whose host directories belong to
+/// [`ROOTLESS_ID`]. Started by root, cordon idmaps a workspace's lower
+/// layer to the directory's owner; where /tmp cannot make idmapped mounts
+/// (tmpfs before Linux 6.3: the VM lane), the payload instead runs as host
+/// id [`ROOTLESS_ID`] itself (`identity.host_uid`/`host_gid` in a policy
+/// written into `dir`), which needs no idmap. Empty otherwise.
+pub fn workspace_mode_args(mode: Mode, dir: &TempDir) -> Vec<String> {
+    static IDMAP: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if mode == Mode::Rootless {
+        return Vec::new();
+    }
+    let idmap = *IDMAP.get_or_init(|| {
+        let probe = TempDir::new("ws-idmap-probe");
+        std::os::unix::fs::chown(probe.path(), Some(ROOTLESS_ID), Some(ROOTLESS_ID)).expect("chown");
+        let r = run(Mode::Root, &["--workspace", probe.str()], &["/bin/true"]);
+        !r.stderr().contains("idmapped lower layer")
+    });
+    if idmap {
+        return Vec::new();
+    }
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/policies/default.json"))
+        .expect("default policy");
+    let mut v: serde_json::Value = serde_json::from_str(&text).expect("default policy is JSON");
+    v["identity"]["host_uid"] = ROOTLESS_ID.into();
+    v["identity"]["host_gid"] = ROOTLESS_ID.into();
+    vec![
+        "--policy".to_string(),
+        write_policy(dir, "ws-identity.json", &v.to_string()),
+    ]
+}

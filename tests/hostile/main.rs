@@ -18,3 +18,4 @@ mod network;
 mod outputs;
 mod proxy;
 mod supervisor;
+mod workspace;
