@@ -55,6 +55,8 @@ pub mod secret;
 #[doc(hidden)]
 pub mod sensitive;
 #[doc(hidden)]
+pub mod sha256;
+#[doc(hidden)]
 pub mod sys;
 #[doc(hidden)]
 pub mod workspace;

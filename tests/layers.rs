@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 /// The declared layering, lowest first. A module may depend on modules of its
 /// own layer or of a lower one. Every library module must be listed.
 const LAYERS: &[&[&str]] = &[
-    // raw system calls
-    &["sys"],
+    // raw system calls, and a digest
+    &["sys", "sha256"],
     // data that every layer reports or fails with
     &["error", "probe", "sensitive", "secret"],
     // the pure policy model, and what a run reports

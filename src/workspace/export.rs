@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use super::changes::{shown, ChangeSet, Kind};
 use super::fs;
-use super::sha256::Sha256;
+use crate::sha256::Sha256;
 
 /// An export directory opened before the run.
 #[derive(Debug)]

@@ -9,7 +9,6 @@ pub mod apply;
 pub mod changes;
 pub mod export;
 mod fs;
-pub mod sha256;
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;

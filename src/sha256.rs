@@ -1,4 +1,6 @@
-//! SHA-256 (FIPS 180-4), for the export manifest's digests.
+//! SHA-256 (FIPS 180-4), streaming: the policy digest of the audit log and
+//! the workspace export's file digests. (Small and tested against the FIPS
+//! vectors, rather than another dependency.)
 
 const K: [u32; 64] = [
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
