@@ -52,6 +52,19 @@ pub struct Overrides {
     pub cpus: Option<super::Cpus>,
     /// New parent cgroup.
     pub cgroup_parent: Option<String>,
+    /// Host paths added to `allow_sensitive` (`--allow-sensitive`).
+    pub allow_sensitive: Vec<String>,
+    /// `--best-effort`: the cgroup limits and the Landlock section run with
+    /// what the host can enforce (`compatibility: best_effort`), the rest
+    /// listed under `unenforced`.
+    pub best_effort: bool,
+    /// New `identity.host_uid` (`--host-uid`).
+    pub host_uid: Option<u32>,
+    /// New `identity.host_gid` (`--host-gid`).
+    pub host_gid: Option<u32>,
+    /// `--seccomp-report`: set `seccomp.report` (refusals recorded in the
+    /// outcome's `violations`).
+    pub seccomp_report: bool,
 }
 
 fn cli_error(flag: &str, message: String) -> PolicyError {
@@ -279,6 +292,50 @@ impl Overrides {
                     .extend(self.landlock_connect.iter().copied());
             }
         }
+        self.apply_forgiving(policy)?;
         policy.check(&format!("{file} (with command-line flags)"))
+    }
+
+    /// The flags for the fields cordon's errors tell people to set:
+    /// `--allow-sensitive`, `--best-effort`, `--host-uid`/`--host-gid`,
+    /// `--seccomp-report`.
+    fn apply_forgiving(&self, policy: &mut Policy) -> Result<(), PolicyError> {
+        for p in &self.allow_sensitive {
+            if !p.starts_with('/') {
+                return Err(cli_error(
+                    &format!("--allow-sensitive {p}"),
+                    "expected an absolute host path".to_string(),
+                ));
+            }
+            if !policy.allow_sensitive.contains(p) {
+                policy.allow_sensitive.push(p.clone());
+            }
+        }
+        if self.best_effort {
+            // After the cgroup flags, which ask for strict limits: the
+            // explicit --best-effort wins.
+            policy.limits.compatibility = super::Compatibility::BestEffort;
+            if let Some(ll) = policy.landlock.as_mut() {
+                ll.compatibility = super::Compatibility::BestEffort;
+            }
+        }
+        if let Some(u) = self.host_uid {
+            policy.identity.host_uid = Some(u);
+        }
+        if let Some(g) = self.host_gid {
+            policy.identity.host_gid = Some(g);
+        }
+        if self.seccomp_report {
+            match policy.seccomp.as_mut() {
+                Some(sc) => sc.report = true,
+                None => {
+                    return Err(cli_error(
+                        "--seccomp-report",
+                        "the policy has no \"seccomp\" section: there is no filter whose refusals could be reported".to_string(),
+                    ))
+                }
+            }
+        }
+        Ok(())
     }
 }
