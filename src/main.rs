@@ -1067,7 +1067,13 @@ fn import(profile: &std::path::Path, base: &Option<PathBuf>, output: &Option<Pat
 }
 
 /// The flags that take bwrap's two-argument form `FLAG SRC DST`.
-const BIND_FLAGS: [&str; 5] = ["--ro-bind", "--bind", "--bind-nofollow", "--ro-bind-try", "--bind-try"];
+const BIND_FLAGS: [&str; 5] = [
+    "--ro-bind",
+    "--bind",
+    "--bind-nofollow",
+    "--ro-bind-try",
+    "--bind-try",
+];
 
 /// bwrap's `--ro-bind SRC DST` (and `--bind`...) as cordon's
 /// `--ro-bind SRC:DST`. Only before a `--` that ends the options: without
@@ -1085,8 +1091,12 @@ fn bwrap_pairs(args: Vec<OsString>) -> Vec<OsString> {
         let pair = i < end
             && i + 2 < end
             && BIND_FLAGS.iter().any(|f| a == f)
-            && args[i + 1].to_str().is_some_and(|s| !s.contains(':') && !s.starts_with('-'))
-            && args[i + 2].to_str().is_some_and(|d| d.starts_with('/') && !d.contains(':'));
+            && args[i + 1]
+                .to_str()
+                .is_some_and(|s| !s.contains(':') && !s.starts_with('-'))
+            && args[i + 2]
+                .to_str()
+                .is_some_and(|d| d.starts_with('/') && !d.contains(':'));
         if pair {
             let mut joined = args[i + 1].clone();
             joined.push(":");

@@ -10,7 +10,11 @@ use cordon::seccomp::arch::{Arch, SYSCALL_TABLE_LINUX};
 /// The man pages, as shipped in `man/`.
 const MAN_PAGES: [(&str, &str, &str); 2] = [
     ("man1", "cordon.1", include_str!("../../man/cordon.1")),
-    ("man5", "cordon-policy.5", include_str!("../../man/cordon-policy.5")),
+    (
+        "man5",
+        "cordon-policy.5",
+        include_str!("../../man/cordon-policy.5"),
+    ),
 ];
 
 /// `--version`: the release, the git commit it was built from, and what of
@@ -53,7 +57,9 @@ fn completion_path(prefix: &Path, shell: Shell) -> Option<PathBuf> {
 /// Write `bytes` to `path` through a new file renamed into place: a file
 /// (or a symbolic link) already there is replaced, never written through.
 fn install_file(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    let dir = path.parent().ok_or_else(|| format!("{}: no parent directory", path.display()))?;
+    let dir = path
+        .parent()
+        .ok_or_else(|| format!("{}: no parent directory", path.display()))?;
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
     let tmp = dir.join(format!(".{name}.cordon-install.{}", std::process::id()));
@@ -78,7 +84,12 @@ fn install_file(path: &Path, bytes: &[u8]) -> Result<(), String> {
 pub fn install_man(cmd: &mut clap::Command, prefix: &Path) -> i32 {
     let mut files: Vec<(PathBuf, Vec<u8>)> = MAN_PAGES
         .iter()
-        .map(|(section, name, text)| (prefix.join("share/man").join(section).join(name), text.as_bytes().to_vec()))
+        .map(|(section, name, text)| {
+            (
+                prefix.join("share/man").join(section).join(name),
+                text.as_bytes().to_vec(),
+            )
+        })
         .collect();
     for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
         if let Some(p) = completion_path(prefix, shell) {

@@ -57,8 +57,7 @@ pub struct Landlock {
 }
 
 /// The first Linux release of each Landlock ABI (index = ABI).
-pub const LANDLOCK_ABI_LINUX: [&str; 9] =
-    ["", "5.13", "5.19", "6.2", "6.7", "6.10", "6.12", "6.15", "7.0"];
+pub const LANDLOCK_ABI_LINUX: [&str; 9] = ["", "5.13", "5.19", "6.2", "6.7", "6.10", "6.12", "6.15", "7.0"];
 
 /// Every right, scope and flag, with the ABI that introduced it
 /// (Documentation/userspace-api/landlock.rst, include/uapi/linux/landlock.h).
