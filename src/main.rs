@@ -1076,21 +1076,50 @@ const BIND_FLAGS: [&str; 5] = [
 ];
 
 /// bwrap's `--ro-bind SRC DST` (and `--bind`...) as cordon's
-/// `--ro-bind SRC:DST`. Only before a `--` that ends the options: without
-/// it, the word after SRC may be the command (`cordon run --ro-bind /data
-/// /bin/ls`), and is left to be one. SRC must hold no ':' and DST must be
-/// an absolute path.
-fn bwrap_pairs(args: Vec<OsString>) -> Vec<OsString> {
+/// `--ro-bind SRC:DST`, among the options of a subcommand only: the walk
+/// follows clap's own model (which options take a value) and stops at the
+/// first word that is not an option, where the command begins, or at `--`.
+/// And only when a `--` follows: without it, the word after SRC may be the
+/// command (`cordon run --ro-bind /data /bin/ls`), and is left to be one.
+/// SRC must hold no ':' nor start with '-', DST must be an absolute path.
+fn bwrap_pairs(cmd: &clap::Command, args: Vec<OsString>) -> Vec<OsString> {
     let Some(end) = args.iter().position(|a| a == "--") else {
         return args;
     };
-    let mut out = Vec::with_capacity(args.len());
-    let mut i = 0;
-    while i < args.len() {
-        let a = &args[i];
-        let pair = i < end
-            && i + 2 < end
-            && BIND_FLAGS.iter().any(|f| a == f)
+    // The subcommand: the first word after the program's name (cordon has
+    // no options before it but --help and --version).
+    let Some(sub) = args
+        .get(1)
+        .and_then(|a| a.to_str())
+        .and_then(|name| cmd.find_subcommand(name))
+    else {
+        return args;
+    };
+    let takes_value = |word: &str| -> bool {
+        let arg = if let Some(long) = word.strip_prefix("--") {
+            if long.contains('=') {
+                return false;
+            }
+            sub.get_arguments().find(|a| a.get_long() == Some(long))
+        } else {
+            let mut chars = word.chars().skip(1);
+            match (chars.next(), chars.next()) {
+                // -o FILE; -oFILE and grouped flags carry their value.
+                (Some(c), None) => sub.get_arguments().find(|a| a.get_short() == Some(c)),
+                _ => None,
+            }
+        };
+        arg.is_some_and(|a| a.get_action().takes_values())
+    };
+    let mut out: Vec<OsString> = args[..2].to_vec();
+    let mut i = 2;
+    while i < end {
+        let Some(word) = args[i].to_str().filter(|w| w.starts_with('-')) else {
+            // The command begins: the rest is its own.
+            break;
+        };
+        let pair = i + 2 < end
+            && BIND_FLAGS.contains(&word)
             && args[i + 1]
                 .to_str()
                 .is_some_and(|s| !s.contains(':') && !s.starts_with('-'))
@@ -1101,23 +1130,28 @@ fn bwrap_pairs(args: Vec<OsString>) -> Vec<OsString> {
             let mut joined = args[i + 1].clone();
             joined.push(":");
             joined.push(&args[i + 2]);
-            out.push(a.clone());
+            out.push(args[i].clone());
             out.push(joined);
             i += 3;
+        } else if takes_value(word) && i + 1 < end {
+            out.extend_from_slice(&args[i..i + 2]);
+            i += 2;
         } else {
-            out.push(a.clone());
+            out.push(args[i].clone());
             i += 1;
         }
     }
+    out.extend_from_slice(&args[i..]);
     out
 }
 
 fn main() -> ExitCode {
     // Made once, kept for the life of the process (clap takes a &'static str).
     let version: &'static str = Box::leak(cli::install::version().into_boxed_str());
+    let args = bwrap_pairs(&Cli::command(), std::env::args_os().collect());
     let parsed = Cli::command()
         .version(version)
-        .try_get_matches_from(bwrap_pairs(std::env::args_os().collect()))
+        .try_get_matches_from(args)
         .and_then(|m| Cli::from_arg_matches(&m).map(|c| (c, m)));
     let (cli, matches) = match parsed {
         Ok(x) => x,

@@ -100,6 +100,39 @@ fn bubblewraps_two_argument_binds_are_accepted_before_double_dash() {
             assert_eq!(o.status.code(), Some(0), "{mode:?} {flag}: {}", diag(&o));
             assert_eq!(text(&o.stdout), "two\n", "{mode:?} {flag}");
         }
+        // After an option that takes a value, still an option.
+        let o = cordon_args(
+            mode,
+            &[
+                "run",
+                "--chdir",
+                "/w",
+                "--ro-bind",
+                d.str(),
+                "/w",
+                "--",
+                "/bin/cat",
+                "f",
+            ],
+        );
+        assert_eq!(text(&o.stdout), "two\n", "{mode:?}: {}", diag(&o));
+        // The command's own words are never rewritten, even with a `--` among them.
+        let o = cordon_args(
+            mode,
+            &[
+                "run",
+                "/bin/sh",
+                "-c",
+                "echo \"$@\"",
+                "x",
+                "--bind",
+                "/a",
+                "/b",
+                "--",
+                "z",
+            ],
+        );
+        assert_eq!(text(&o.stdout), "--bind /a /b -- z\n", "{mode:?}: {}", diag(&o));
         // Without `--` the word after SRC is the command, as documented.
         let o = cordon_args(
             mode,
