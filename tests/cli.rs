@@ -625,3 +625,63 @@ fn install_man_puts_pages_and_completions_where_man_and_shells_look() {
         diag(&o)
     );
 }
+
+/// The long options `cordon SUB --help` lists.
+fn help_options(sub: &[&str]) -> Vec<String> {
+    let o = Command::new(cordon_bin())
+        .args(sub)
+        .arg("--help")
+        .output()
+        .expect("spawn");
+    assert_eq!(o.status.code(), Some(0), "{sub:?}: {}", diag(&o));
+    let mut found = Vec::new();
+    for word in text(&o.stdout).split(|c: char| c.is_whitespace() || c == ',' || c == '[' || c == ']') {
+        if let Some(name) = word.strip_prefix("--") {
+            let name: String = name
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .collect();
+            if !name.is_empty() && name != "help" && !found.contains(&name) {
+                found.push(name);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn every_option_and_command_of_the_help_is_in_the_manual_page() {
+    let page = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("man/cordon.1"))
+        .expect("man/cordon.1")
+        .replace("\\-", "-")
+        .replace("\\%", "");
+    let mut missing = Vec::new();
+    for sub in [
+        &["run"][..],
+        &["exec"],
+        &["check"],
+        &["learn"],
+        &["gc"],
+        &["features"],
+        &["install-man"],
+        &["seccomp", "compile"],
+        &["seccomp", "explain"],
+        &["seccomp", "import"],
+    ] {
+        for name in help_options(sub) {
+            if !page.contains(&format!("--{name}")) {
+                missing.push(format!("{sub:?}: --{name}"));
+            }
+        }
+    }
+    for name in ["completions", "install-man"] {
+        if !page.contains(&format!(".B {name}"))
+            && !page.contains(&format!(".BI {name}"))
+            && !page.contains(&format!(".BR {name}"))
+        {
+            missing.push(format!("command {name}"));
+        }
+    }
+    assert!(missing.is_empty(), "not in man/cordon.1: {missing:?}");
+    assert!(help_options(&["run"]).contains(&"seccomp-report".to_string()));
+}
