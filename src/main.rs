@@ -714,6 +714,11 @@ fn run(a: RunArgs, m: &ArgMatches) -> i32 {
         if let Some(h) = &err.hint {
             eprintln!("cordon: hint: {h}");
         }
+        if matches!(out.exit_code, 126 | 127) {
+            if let Some(h) = bwrap_pair_hint(&a.command) {
+                eprintln!("cordon: hint: {h}");
+            }
+        }
     }
     if a.verbose {
         eprintln!(
@@ -727,6 +732,27 @@ fn run(a: RunArgs, m: &ArgMatches) -> i32 {
         );
     }
     out.exit_code
+}
+
+/// When the command that was not found (or not executable) is the word
+/// after a one-argument bind (`--ro-bind SRC /dst CMD` without `--`): the
+/// bwrap form was meant. None otherwise.
+fn bwrap_pair_hint(command: &[OsString]) -> Option<String> {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    if args.iter().any(|a| a == "--") {
+        return None;
+    }
+    let first = command.first()?;
+    let p = args.iter().position(|a| a == first)?;
+    let flag = args.get(p.checked_sub(2)?)?.to_str()?;
+    let src = args.get(p - 1)?.to_str()?;
+    if !BIND_FLAGS.contains(&flag) || src.contains(':') || !first.to_str()?.starts_with('/') {
+        return None;
+    }
+    let dst = first.to_string_lossy();
+    Some(format!(
+        "{dst} was taken as the command: for bubblewrap's two-argument form put -- before the command ({flag} {src} {dst} -- CMD), or write {flag} {src}:{dst}"
+    ))
 }
 
 /// The one line a run that cordon ended prints even without `-v`: the

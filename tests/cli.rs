@@ -133,6 +133,17 @@ fn bubblewraps_two_argument_binds_are_accepted_before_double_dash() {
             ],
         );
         assert_eq!(text(&o.stdout), "--bind /a /b -- z\n", "{mode:?}: {}", diag(&o));
+        // Without `--`, a bwrap-style DST taken as the command is explained.
+        let o = cordon_args(mode, &["run", "--ro-bind", d.str(), "/w", "/bin/cat", "/w/f"]);
+        assert_eq!(o.status.code(), Some(127), "{mode:?}: {}", diag(&o));
+        assert!(
+            text(&o.stderr).contains(&format!(
+                "cordon: hint: /w was taken as the command: for bubblewrap's two-argument form put -- before the command (--ro-bind {0} /w -- CMD), or write --ro-bind {0}:/w",
+                d.str()
+            )),
+            "{mode:?}: {}",
+            diag(&o)
+        );
         // Without `--` the word after SRC is the command, as documented.
         let o = cordon_args(
             mode,
