@@ -339,3 +339,95 @@ impl Overrides {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod forgiving_tests {
+    use super::*;
+
+    fn default_policy() -> Policy {
+        Policy::builtin_default().expect("built-in policy")
+    }
+
+    #[test]
+    fn a_flag_made_mount_that_fails_validation_is_named_by_the_flag() {
+        let mut p = default_policy();
+        let o = Overrides {
+            mounts: vec![(
+                "--ro-bind job.py:/w/job.py".into(),
+                parse_bind("--ro-bind", "job.py:/w/job.py", true, false).unwrap(),
+            )],
+            ..Overrides::default()
+        };
+        let e = o.apply(&mut p, "p.json").unwrap_err();
+        assert_eq!(e.file, CLI_SOURCE);
+        assert_eq!(e.path, "--ro-bind job.py:/w/job.py");
+        assert_eq!(e.message, "expected an absolute host path");
+        assert_eq!(
+            e.to_string(),
+            "<command line>: --ro-bind job.py:/w/job.py: expected an absolute host path"
+        );
+        // The policy's own entries keep their index.
+        let mut p = default_policy();
+        p.mounts.push(parse_tmpfs("rel").unwrap());
+        let e = Overrides::default().apply(&mut p, "p.json").unwrap_err();
+        assert_eq!(e.file, "p.json (with command-line flags)");
+        assert!(e.path.starts_with("mounts["), "{}", e.path);
+    }
+
+    #[test]
+    fn the_flags_for_the_fields_errors_mention_set_those_fields() {
+        let mut p = default_policy();
+        Overrides {
+            allow_sensitive: vec!["/root".into(), "/root".into()],
+            best_effort: true,
+            memory: Some("64M".parse().unwrap()),
+            host_uid: Some(123_456),
+            host_gid: Some(123_457),
+            seccomp_report: true,
+            ..Overrides::default()
+        }
+        .apply(&mut p, "p.json")
+        .unwrap();
+        assert_eq!(p.allow_sensitive, ["/root"]);
+        assert_eq!(p.limits.compatibility, super::super::Compatibility::BestEffort);
+        assert_eq!(
+            p.landlock.as_ref().map(|l| l.compatibility),
+            Some(super::super::Compatibility::BestEffort)
+        );
+        assert_eq!(
+            (p.identity.host_uid, p.identity.host_gid),
+            (Some(123_456), Some(123_457))
+        );
+        assert!(p.seccomp.as_ref().is_some_and(|s| s.report));
+
+        let e = Overrides {
+            allow_sensitive: vec!["root".into()],
+            ..Overrides::default()
+        }
+        .apply(&mut default_policy(), "p.json")
+        .unwrap_err();
+        assert_eq!(
+            (e.path.as_str(), e.message.as_str()),
+            ("--allow-sensitive root", "expected an absolute host path")
+        );
+
+        let mut bare = Policy::from_json("p.json", r#"{"version": 1}"#).unwrap();
+        let e = Overrides {
+            seccomp_report: true,
+            ..Overrides::default()
+        }
+        .apply(&mut bare, "p.json")
+        .unwrap_err();
+        assert_eq!(e.path, "--seccomp-report");
+        assert!(e.message.contains("no \"seccomp\" section"), "{}", e.message);
+
+        // host id 0 still needs allow_host_root.
+        let e = Overrides {
+            host_uid: Some(0),
+            ..Overrides::default()
+        }
+        .apply(&mut default_policy(), "p.json")
+        .unwrap_err();
+        assert_eq!(e.path, "identity.host_uid");
+    }
+}
