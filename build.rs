@@ -1,37 +1,41 @@
 //! Records, for `cordon --version`, the git commit the binary was built
 //! from ("unknown" outside a git checkout or without git).
 
+use std::path::Path;
 use std::process::Command;
 
+/// `git ARGS` in the package directory, its trimmed output if it succeeded.
+fn git(args: &[&str]) -> Option<String> {
+    let o = Command::new("git").args(args).output().ok()?;
+    if !o.status.success() {
+        return None;
+    }
+    let s = String::from_utf8(o.stdout).ok()?.trim().to_string();
+    (!s.is_empty()).then_some(s)
+}
+
 fn main() {
-    let commit = Command::new("git")
-        .args(["rev-parse", "--short", "HEAD"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric()))
+    println!("cargo:rerun-if-changed=build.rs");
+    let commit = git(&["rev-parse", "--short", "HEAD"])
+        .filter(|s| s.bytes().all(|b| b.is_ascii_alphanumeric()))
         .unwrap_or_else(|| "unknown".to_string());
     println!("cargo:rustc-env=CORDON_GIT_COMMIT={commit}");
-    // Rebuilt when HEAD moves (a worktree's .git is a file naming the real
-    // directory; both are watched when they exist).
-    for p in [".git/HEAD", ".git"] {
-        if std::path::Path::new(p).exists() {
+    // Built again when HEAD moves: HEAD itself (a checkout of another
+    // branch), the branch's ref and packed-refs (a commit). In a worktree
+    // HEAD is in its own git directory and the refs in the common one.
+    let mut watch = Vec::new();
+    if let Some(dir) = git(&["rev-parse", "--git-dir"]) {
+        watch.push(format!("{dir}/HEAD"));
+    }
+    if let Some(common) = git(&["rev-parse", "--git-common-dir"]) {
+        watch.push(format!("{common}/packed-refs"));
+        if let Some(r) = git(&["rev-parse", "--symbolic-full-name", "HEAD"]) {
+            watch.push(format!("{common}/{r}"));
+        }
+    }
+    for p in watch {
+        if Path::new(&p).exists() {
             println!("cargo:rerun-if-changed={p}");
         }
     }
-    if let Ok(o) = Command::new("git").args(["rev-parse", "--git-dir"]).output() {
-        if let Ok(dir) = String::from_utf8(o.stdout) {
-            let head = format!("{}/HEAD", dir.trim());
-            if std::path::Path::new(&head).exists() {
-                println!("cargo:rerun-if-changed={head}");
-            }
-            let refs = format!("{}/refs", dir.trim());
-            if std::path::Path::new(&refs).exists() {
-                println!("cargo:rerun-if-changed={refs}");
-            }
-        }
-    }
-    println!("cargo:rerun-if-changed=build.rs");
 }

@@ -696,3 +696,47 @@ fn every_option_and_command_of_the_help_is_in_the_manual_page() {
     assert!(missing.is_empty(), "not in man/cordon.1: {missing:?}");
     assert!(help_options(&["run"]).contains(&"seccomp-report".to_string()));
 }
+
+#[test]
+fn the_package_metadata_is_complete_for_cargo_install_and_packaging() {
+    let toml = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
+        .expect("Cargo.toml");
+    let package = toml.split("\n[").next().unwrap_or("");
+    for key in [
+        "description",
+        "license",
+        "repository",
+        "readme",
+        "keywords",
+        "categories",
+    ] {
+        assert!(
+            package.lines().any(|l| l.starts_with(&format!("{key} = "))),
+            "[package] has no {key}"
+        );
+    }
+    let release = toml
+        .split("\n[profile.release]\n")
+        .nth(1)
+        .and_then(|s| s.split("\n[").next())
+        .expect("[profile.release]");
+    assert!(
+        release.lines().any(|l| l.trim() == "strip = true"),
+        "the release binary is not stripped"
+    );
+    // The cargo-deb recipe ships the binary, both pages and the three completions.
+    let deb = toml
+        .split("\n[package.metadata.deb]\n")
+        .nth(1)
+        .expect("[package.metadata.deb]");
+    for asset in [
+        "target/release/cordon",
+        "man/man1/cordon.1",
+        "man/man5/cordon-policy.5",
+        "bash-completion/completions/cordon",
+        "site-functions/_cordon",
+        "vendor_completions.d/cordon.fish",
+    ] {
+        assert!(deb.contains(asset), "the deb recipe lacks {asset}");
+    }
+}
