@@ -268,8 +268,11 @@ fn make_fixtures(dir: &Path, ex: &Example, mode: Mode) {
         let p = dir.join(d);
         std::fs::create_dir_all(&p).expect("fixture dir");
         common::set_mode(&p, 0o755);
-        // The host's nobody: any id but root's.
-        std::os::unix::fs::chown(&p, Some(65534), Some(65534)).expect("chown");
+        // The host's nobody: any id but root's (rootless, the caller's own
+        // below; run by a user, the directory is that user's already).
+        if mode == Mode::Root {
+            std::os::unix::fs::chown(&p, Some(65534), Some(65534)).expect("chown");
+        }
     }
     if mode == Mode::Rootless && is_root() {
         chown_tree(dir, ROOTLESS_ID);
