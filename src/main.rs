@@ -734,6 +734,15 @@ fn run(a: RunArgs, m: &ArgMatches) -> i32 {
     out.exit_code
 }
 
+/// Whether `command` is what follows the first `--` of cordon's own
+/// command line.
+fn after_double_dash(command: &[OsString]) -> bool {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    args.iter()
+        .position(|a| a == "--")
+        .is_some_and(|i| args[i + 1..] == *command)
+}
+
 /// When the command that was not found (or not executable) is the word
 /// after a one-argument bind (`--ro-bind SRC /dst CMD` without `--`): the
 /// bwrap form was meant. None otherwise.
@@ -1199,6 +1208,21 @@ fn main() -> ExitCode {
         }
     };
     let sub = |name: &str| matches.subcommand_matches(name).cloned().unwrap_or_default();
+    let command = match &cli.command {
+        Command::Run(a) => Some((&a.policy, &a.command)),
+        Command::Exec(a) => Some((&a.policy, &a.command)),
+        Command::Learn(a) => Some((&a.policy, &a.command)),
+        _ => None,
+    };
+    if let Some((policy, command)) = command {
+        if !policy.secret_env.is_empty() && !after_double_dash(command) {
+            // A command shows in errors ("exec: NAME: not found"); after
+            // `--secret-env NAME=@FILE` a stray word may be a value typed
+            // by mistake.
+            eprintln!("cordon: with --secret-env, put -- before the command (a word taken as the command is shown in errors, and it may be a secret's value typed by mistake)");
+            return ExitCode::from(EXIT_SETUP as u8);
+        }
+    }
     let code = match cli.command {
         Command::Run(a) => run(a, &sub("run")),
         Command::Check(a) => check(a, &sub("check")),

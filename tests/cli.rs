@@ -71,6 +71,37 @@ fn a_command_without_double_dash_runs_and_keeps_its_own_options() {
 }
 
 #[test]
+fn with_secret_env_the_command_must_follow_double_dash() {
+    let d = dir_with_file("secretcmd", "s3cret");
+    let tok = format!("TOKEN=@{}/f", d.str());
+    // A stray word after the spec would be taken as the command, and a
+    // command is shown in errors: refused without showing it.
+    let o = cordon_args(
+        Mode::Rootless,
+        &["run", "--secret-env", &tok, "hunter2", "--", "true"],
+    );
+    assert_eq!(o.status.code(), Some(125), "{}", diag(&o));
+    assert_eq!(
+        text(&o.stderr),
+        "cordon: with --secret-env, put -- before the command (a word taken as the command is shown in errors, and it may be a secret's value typed by mistake)\n"
+    );
+    let o = cordon_args(
+        Mode::Rootless,
+        &[
+            "run",
+            "--secret-env",
+            &tok,
+            "--",
+            "/bin/sh",
+            "-c",
+            "echo ${#TOKEN}",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", diag(&o));
+    assert_eq!(text(&o.stdout), "6\n");
+}
+
+#[test]
 fn a_misspelt_option_gets_the_nearest_one() {
     let o = cordon_args(Mode::Rootless, &["run", "--ro-bnd", "/usr", "--", "true"]);
     assert_eq!(o.status.code(), Some(125), "{}", diag(&o));
