@@ -37,7 +37,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a command in a sandbox: cordon run [OPTIONS] -- CMD [ARGS...]
+    /// Run a command in a sandbox: cordon run [OPTIONS] [--] CMD [ARGS...]
     Run(RunArgs),
     /// Validate a policy (with any overrides) and print the effective policy.
     Check(PolicyArgs),
@@ -67,6 +67,23 @@ enum Command {
         /// The target's port (1 to 65535).
         port: String,
     },
+    /// Print a completion script for a shell: bash, zsh or fish
+    /// (e.g. `cordon completions bash > /etc/bash_completion.d/cordon`).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Install the man pages and the shell completions under a prefix, where
+    /// `man` and the shells look for them.
+    #[command(name = "install-man")]
+    InstallMan {
+        /// The prefix: PREFIX/share/man/man1, PREFIX/share/man/man5,
+        /// PREFIX/share/bash-completion/completions,
+        /// PREFIX/share/zsh/site-functions, PREFIX/share/fish/vendor_completions.d.
+        #[arg(long, value_name = "DIR", default_value = "/usr/local")]
+        prefix: PathBuf,
+    },
     /// Report what this kernel and host offer, and what to do about what is missing.
     Features {
         /// Print JSON instead of text.
@@ -79,8 +96,12 @@ enum Command {
 struct ExecArgs {
     #[command(flatten)]
     policy: PolicyArgs,
-    /// The command and its arguments.
-    #[arg(last = true, required = true, value_name = "CMD")]
+    /// No warnings on stderr; errors are still printed.
+    #[arg(short, long)]
+    quiet: bool,
+    /// The command and its arguments: after `--`, or after the last option
+    /// (every word from the command's name on belongs to the command).
+    #[arg(trailing_var_arg = true, required = true, num_args = 1.., value_name = "CMD")]
     command: Vec<OsString>,
 }
 
@@ -96,8 +117,9 @@ struct LearnArgs {
     /// the learnt policy.
     #[arg(long = "allow-dangerous")]
     allow_dangerous: bool,
-    /// The command and its arguments.
-    #[arg(last = true, required = true, value_name = "CMD")]
+    /// The command and its arguments: after `--`, or after the last option
+    /// (every word from the command's name on belongs to the command).
+    #[arg(trailing_var_arg = true, required = true, num_args = 1.., value_name = "CMD")]
     command: Vec<OsString>,
 }
 
@@ -250,6 +272,35 @@ struct PolicyArgs {
     /// directory PATH (created; or empty).
     #[arg(long = "export-changes", value_name = "PATH")]
     export_changes: Option<String>,
+    /// Bind a host path read-only if it exists, skip it if it does not
+    /// (SRC or SRC:DST; an optional bind).
+    #[arg(long = "ro-bind-try", value_name = "SRC[:DST]")]
+    ro_bind_try: Vec<String>,
+    /// Bind a host path read-write if it exists, skip it if it does not
+    /// (SRC or SRC:DST; an optional bind).
+    #[arg(long = "bind-try", value_name = "SRC[:DST]")]
+    bind_try: Vec<String>,
+    /// Allow binding PATH although it is on the sensitive list (adds to
+    /// allow_sensitive), e.g. a project under /root.
+    #[arg(long = "allow-sensitive", value_name = "PATH")]
+    allow_sensitive: Vec<String>,
+    /// Run with what this host can enforce of the cgroup limits and of
+    /// Landlock (compatibility best_effort); the rest is listed under
+    /// unenforced.
+    #[arg(long = "best-effort")]
+    best_effort: bool,
+    /// The host uid the sandbox's uid maps to when cordon runs as root
+    /// (identity.host_uid).
+    #[arg(long = "host-uid", value_name = "UID")]
+    host_uid: Option<u32>,
+    /// The host gid the sandbox's gid maps to when cordon runs as root
+    /// (identity.host_gid).
+    #[arg(long = "host-gid", value_name = "GID")]
+    host_gid: Option<u32>,
+    /// Record the calls the seccomp filter refuses in the outcome's
+    /// violations (seccomp.report).
+    #[arg(long = "seccomp-report")]
+    seccomp_report: bool,
 }
 
 #[derive(Args)]
@@ -268,8 +319,13 @@ struct RunArgs {
     /// Print a summary of the outcome on stderr.
     #[arg(short, long)]
     verbose: bool,
-    /// The command and its arguments.
-    #[arg(last = true, required = true, value_name = "CMD")]
+    /// No warnings and no notices (timeout, out of memory) on stderr; errors
+    /// are still printed.
+    #[arg(short, long, conflicts_with = "verbose")]
+    quiet: bool,
+    /// The command and its arguments: after `--`, or after the last option
+    /// (every word from the command's name on belongs to the command).
+    #[arg(trailing_var_arg = true, required = true, num_args = 1.., value_name = "CMD")]
     command: Vec<OsString>,
 }
 
@@ -297,8 +353,60 @@ fn mount_flags(a: &PolicyArgs, m: &ArgMatches) -> Result<Vec<(String, cordon::po
     for (v, i) in a.tmpfs.iter().zip(idx("tmpfs")) {
         out.push((i, format!("--tmpfs {v}"), parse_tmpfs(v)?));
     }
+    for (flag, id, values, readonly) in [
+        ("--ro-bind-try", "ro_bind_try", &a.ro_bind_try, true),
+        ("--bind-try", "bind_try", &a.bind_try, false),
+    ] {
+        for (v, i) in values.iter().zip(idx(id)) {
+            let mut m = parse_bind(flag, v, readonly, false)?;
+            if let cordon::policy::Mount::Bind { optional, .. } = &mut m {
+                *optional = true;
+            }
+            out.push((i, format!("{flag} {v}"), m));
+        }
+    }
     out.sort_by_key(|x| x.0);
-    Ok(out.into_iter().map(|(_, f, m)| (f, m)).collect())
+    out.into_iter()
+        .map(|(_, f, m)| Ok((f.clone(), absolute_source(&f, m)?)))
+        .collect()
+}
+
+/// A bind's relative source (`./job.py`, `data`) resolved against the
+/// current directory, lexically (symbolic links are resolved later, as for
+/// any source). Without a destination the sandbox path is the resolved one.
+fn absolute_source(flag: &str, m: cordon::policy::Mount) -> Result<cordon::policy::Mount, PolicyError> {
+    let cordon::policy::Mount::Bind { src, dst, .. } = &m else {
+        return Ok(m);
+    };
+    if src.starts_with('/') {
+        return Ok(m);
+    }
+    let cwd = std::env::current_dir().map_err(|e| PolicyError {
+        file: cordon::policy::overrides::CLI_SOURCE.to_string(),
+        path: flag.to_string(),
+        position: None,
+        message: format!("a relative source needs the current directory, which cannot be read: {e}"),
+    })?;
+    let mut abs = PathBuf::new();
+    for c in cwd.join(src).components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                abs.pop();
+            }
+            c => abs.push(c),
+        }
+    }
+    let abs = abs.to_string_lossy().into_owned();
+    let same = dst == src;
+    let mut m = m;
+    if let cordon::policy::Mount::Bind { src, dst, .. } = &mut m {
+        if same {
+            *dst = abs.clone();
+        }
+        *src = abs;
+    }
+    Ok(m)
 }
 
 /// A policy as loaded: the model, its name and its text.
@@ -376,6 +484,11 @@ fn overrides(a: &PolicyArgs, m: &ArgMatches) -> Result<Overrides, PolicyError> {
             message,
         })?;
     o.export_changes = a.export_changes.clone();
+    o.allow_sensitive = a.allow_sensitive.clone();
+    o.best_effort = a.best_effort;
+    o.host_uid = a.host_uid;
+    o.host_gid = a.host_gid;
+    o.seccomp_report = a.seccomp_report;
     Ok(o)
 }
 
@@ -589,8 +702,10 @@ fn run(a: RunArgs, m: &ArgMatches) -> i32 {
             return EXIT_SETUP;
         }
     };
-    for item in &plan.supervisor.unenforced {
-        eprintln!("cordon: warning: not enforced: {item}");
+    if !a.quiet {
+        for item in &plan.supervisor.unenforced {
+            eprintln!("cordon: warning: not enforced: {item}");
+        }
     }
     let out = match launch::run(
         &plan,
@@ -619,12 +734,24 @@ fn run(a: RunArgs, m: &ArgMatches) -> i32 {
     // caller may read only after we exit), and the lines below may block.
     write_status(&a, status_json, &out);
     if let Some(Err(e)) = audit.as_ref().map(|l| l.log.check_unreplaced()) {
-        eprintln!("cordon: warning: {e}");
+        if !a.quiet {
+            eprintln!("cordon: warning: {e}");
+        }
+    }
+    if !a.quiet {
+        if let Some(line) = ending_notice(&out) {
+            eprintln!("cordon: {line}");
+        }
     }
     if let Some(err) = &out.error {
         eprintln!("cordon: {err}");
         if let Some(h) = &err.hint {
             eprintln!("cordon: hint: {h}");
+        }
+        if matches!(out.exit_code, 126 | 127) {
+            if let Some(h) = bwrap_pair_hint(&a.command) {
+                eprintln!("cordon: hint: {h}");
+            }
         }
     }
     for w in &out.workspaces {
@@ -682,6 +809,52 @@ fn run(a: RunArgs, m: &ArgMatches) -> i32 {
     out.exit_code
 }
 
+/// Whether `command` is what follows the first `--` of cordon's own
+/// command line.
+fn after_double_dash(command: &[OsString]) -> bool {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    args.iter()
+        .position(|a| a == "--")
+        .is_some_and(|i| args[i + 1..] == *command)
+}
+
+/// When the command that was not found (or not executable) is the word
+/// after a one-argument bind (`--ro-bind SRC /dst CMD` without `--`): the
+/// bwrap form was meant. None otherwise.
+fn bwrap_pair_hint(command: &[OsString]) -> Option<String> {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    if args.iter().any(|a| a == "--") {
+        return None;
+    }
+    let first = command.first()?;
+    let p = args.iter().position(|a| a == first)?;
+    let flag = args.get(p.checked_sub(2)?)?.to_str()?;
+    let src = args.get(p - 1)?.to_str()?;
+    if !BIND_FLAGS.contains(&flag) || src.contains(':') || !first.to_str()?.starts_with('/') {
+        return None;
+    }
+    let dst = first.to_string_lossy();
+    Some(format!(
+        "{dst} was taken as the command: for bubblewrap's two-argument form put -- before the command ({flag} {src} {dst} -- CMD), or write {flag} {src}:{dst}"
+    ))
+}
+
+/// The one line a run that cordon ended prints even without `-v`: the
+/// wall-clock limit (exit code 124) or the out-of-memory kill (137).
+fn ending_notice(out: &Outcome) -> Option<String> {
+    match out.status {
+        Status::TimedOut => Some(format!(
+            "timed out: the wall-clock limit expired after {} ms and the sandbox was killed (exit code {})",
+            out.wall_time_ms, out.exit_code
+        )),
+        Status::OomKilled => Some(format!(
+            "out of memory: the payload was killed at the sandbox's memory limit (exit code {})",
+            out.exit_code
+        )),
+        _ => None,
+    }
+}
+
 /// `cordon exec`: everything that needs no supervisor, applied to this
 /// process, then exec in place.
 fn exec(a: ExecArgs, m: &ArgMatches) -> i32 {
@@ -721,8 +894,10 @@ fn exec(a: ExecArgs, m: &ArgMatches) -> i32 {
             return EXIT_SETUP;
         }
     };
-    for item in prepared.unenforced() {
-        eprintln!("cordon: warning: not enforced: {item}");
+    if !a.quiet {
+        for item in prepared.unenforced() {
+            eprintln!("cordon: warning: not enforced: {item}");
+        }
     }
     let e = prepared.apply_and_exec();
     let d = prepared.describe(e);
@@ -1001,9 +1176,92 @@ fn import(profile: &std::path::Path, base: &Option<PathBuf>, output: &Option<Pat
     write_output(output, (l.policy.to_json_pretty() + "\n").as_bytes())
 }
 
+/// The flags that take bwrap's two-argument form `FLAG SRC DST`.
+const BIND_FLAGS: [&str; 5] = [
+    "--ro-bind",
+    "--bind",
+    "--bind-nofollow",
+    "--ro-bind-try",
+    "--bind-try",
+];
+
+/// bwrap's `--ro-bind SRC DST` (and `--bind`...) as cordon's
+/// `--ro-bind SRC:DST`, among the options of a subcommand only: the walk
+/// follows clap's own model (which options take a value) and stops at the
+/// first word that is not an option, where the command begins, or at `--`.
+/// And only when a `--` follows: without it, the word after SRC may be the
+/// command (`cordon run --ro-bind /data /bin/ls`), and is left to be one.
+/// SRC must hold no ':' nor start with '-', DST must be an absolute path.
+fn bwrap_pairs(cmd: &clap::Command, args: Vec<OsString>) -> Vec<OsString> {
+    let Some(end) = args.iter().position(|a| a == "--") else {
+        return args;
+    };
+    // The subcommand: the first word after the program's name (cordon has
+    // no options before it but --help and --version).
+    let Some(sub) = args
+        .get(1)
+        .and_then(|a| a.to_str())
+        .and_then(|name| cmd.find_subcommand(name))
+    else {
+        return args;
+    };
+    let takes_value = |word: &str| -> bool {
+        let arg = if let Some(long) = word.strip_prefix("--") {
+            if long.contains('=') {
+                return false;
+            }
+            sub.get_arguments().find(|a| a.get_long() == Some(long))
+        } else {
+            let mut chars = word.chars().skip(1);
+            match (chars.next(), chars.next()) {
+                // -o FILE; -oFILE and grouped flags carry their value.
+                (Some(c), None) => sub.get_arguments().find(|a| a.get_short() == Some(c)),
+                _ => None,
+            }
+        };
+        arg.is_some_and(|a| a.get_action().takes_values())
+    };
+    let mut out: Vec<OsString> = args[..2].to_vec();
+    let mut i = 2;
+    while i < end {
+        let Some(word) = args[i].to_str().filter(|w| w.starts_with('-')) else {
+            // The command begins: the rest is its own.
+            break;
+        };
+        let pair = i + 2 < end
+            && BIND_FLAGS.contains(&word)
+            && args[i + 1]
+                .to_str()
+                .is_some_and(|s| !s.contains(':') && !s.starts_with('-'))
+            && args[i + 2]
+                .to_str()
+                .is_some_and(|d| d.starts_with('/') && !d.contains(':'));
+        if pair {
+            let mut joined = args[i + 1].clone();
+            joined.push(":");
+            joined.push(&args[i + 2]);
+            out.push(args[i].clone());
+            out.push(joined);
+            i += 3;
+        } else if takes_value(word) && i + 1 < end {
+            out.extend_from_slice(&args[i..i + 2]);
+            i += 2;
+        } else {
+            out.push(args[i].clone());
+            i += 1;
+        }
+    }
+    out.extend_from_slice(&args[i..]);
+    out
+}
+
 fn main() -> ExitCode {
+    // Made once, kept for the life of the process (clap takes a &'static str).
+    let version: &'static str = Box::leak(cli::install::version().into_boxed_str());
+    let args = bwrap_pairs(&Cli::command(), std::env::args_os().collect());
     let parsed = Cli::command()
-        .try_get_matches()
+        .version(version)
+        .try_get_matches_from(args)
         .and_then(|m| Cli::from_arg_matches(&m).map(|c| (c, m)));
     let (cli, matches) = match parsed {
         Ok(x) => x,
@@ -1025,6 +1283,21 @@ fn main() -> ExitCode {
         }
     };
     let sub = |name: &str| matches.subcommand_matches(name).cloned().unwrap_or_default();
+    let command = match &cli.command {
+        Command::Run(a) => Some((&a.policy, &a.command)),
+        Command::Exec(a) => Some((&a.policy, &a.command)),
+        Command::Learn(a) => Some((&a.policy, &a.command)),
+        _ => None,
+    };
+    if let Some((policy, command)) = command {
+        if !policy.secret_env.is_empty() && !after_double_dash(command) {
+            // A command shows in errors ("exec: NAME: not found"); after
+            // `--secret-env NAME=@FILE` a stray word may be a value typed
+            // by mistake.
+            eprintln!("cordon: with --secret-env, put -- before the command (a word taken as the command is shown in errors, and it may be a secret's value typed by mistake)");
+            return ExitCode::from(EXIT_SETUP as u8);
+        }
+    }
     let code = match cli.command {
         Command::Run(a) => run(a, &sub("run")),
         Command::Check(a) => check(a, &sub("check")),
@@ -1040,6 +1313,17 @@ fn main() -> ExitCode {
             0
         }
         Command::Connect { host, port } => cli::connect::main(&host, &port),
+        Command::Completions { shell } => {
+            let script = cli::install::completion(&mut Cli::command(), shell);
+            match std::io::stdout().write_all(&script) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("cordon: standard output: {e}");
+                    EXIT_SETUP
+                }
+            }
+        }
+        Command::InstallMan { prefix } => cli::install::install_man(&mut Cli::command(), &prefix),
         Command::Features { json } => {
             let f = cordon::features::probe();
             if json {

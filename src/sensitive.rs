@@ -241,7 +241,7 @@ impl DenyList {
         }
         let hint = |what: &Path| {
             format!(
-                "add \"{}\" to \"allow_sensitive\" if the sandbox really needs it",
+                "add \"{0}\" to \"allow_sensitive\" (on the command line: --allow-sensitive {0}) if the sandbox really needs it",
                 what.display()
             )
         };

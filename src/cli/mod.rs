@@ -2,5 +2,6 @@
 
 pub mod connect;
 pub mod features;
+pub mod install;
 
 use cordon::features::{Features, Status};

@@ -278,7 +278,7 @@ impl LandlockPolicy {
                 file,
                 "landlock".into(),
                 format!(
-                    "{have}, which cannot enforce: {}; set \"compatibility\": \"best_effort\" to run anyway with those parts listed as unenforced, or use a newer kernel",
+                    "{have}, which cannot enforce: {}; set \"compatibility\": \"best_effort\" (--best-effort) to run anyway with those parts listed as unenforced, or use a newer kernel",
                     missing.iter().map(|m| m.trim_start_matches("landlock: ")).collect::<Vec<_>>().join(", ")
                 ),
             ));

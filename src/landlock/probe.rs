@@ -57,8 +57,7 @@ pub struct Landlock {
 }
 
 /// The first Linux release of each Landlock ABI (index = ABI).
-pub(crate) const LANDLOCK_ABI_LINUX: [&str; 9] =
-    ["", "5.13", "5.19", "6.2", "6.7", "6.10", "6.12", "6.15", "7.0"];
+pub const LANDLOCK_ABI_LINUX: [&str; 9] = ["", "5.13", "5.19", "6.2", "6.7", "6.10", "6.12", "6.15", "7.0"];
 
 /// Every right, scope and flag, with the ABI that introduced it
 /// (Documentation/userspace-api/landlock.rst, include/uapi/linux/landlock.h).
@@ -90,7 +89,7 @@ pub(crate) const LANDLOCK_FEATURES: [(&str, u32); 24] = [
 ];
 
 /// The highest Landlock ABI this table knows.
-pub(crate) const LANDLOCK_MAX_KNOWN_ABI: u32 = 8;
+pub const LANDLOCK_MAX_KNOWN_ABI: u32 = 8;
 
 pub(crate) fn landlock_feature(name: &'static str, abi: u32) -> LandlockFeature {
     LandlockFeature {

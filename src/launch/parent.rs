@@ -356,9 +356,9 @@ pub fn describe_child_error(plan: &Plan, e: ChildError) -> LaunchError {
         (Step::Exec, libc::ENOENT) => Some("the program is not inside the sandbox: bind the directory that holds it (and its libraries), or give its full path".to_string()),
         (Step::Exec, libc::EACCES) if plan.child.landlock().is_some() => Some("the file is not executable, sits on a mount without exec permission, or is not under a landlock.execute path".to_string()),
         (Step::Exec, libc::EACCES) => Some("the file is not executable, or it sits on a mount without exec permission".to_string()),
-        (Step::Landlock, libc::EOPNOTSUPP) | (Step::Landlock, libc::ENOSYS) => Some(crate::landlock::probe::landlock_advice().unwrap_or_else(|| "Landlock is not enabled in this kernel: boot with lsm=...,landlock (cordon features shows the LSM list), or set landlock.compatibility to best_effort".to_string())),
+        (Step::Landlock, libc::EOPNOTSUPP) | (Step::Landlock, libc::ENOSYS) => Some(crate::landlock::probe::landlock_advice().unwrap_or_else(|| "Landlock is not enabled in this kernel: boot with lsm=...,landlock (cordon features shows the LSM list), or set landlock.compatibility to best_effort (--best-effort)".to_string())),
         (Step::BindSource, libc::EACCES) => Some(format!(
-            "the sandbox's host identity (uid {}) cannot reach the source; make it readable for that uid or choose identity.host_uid",
+            "the sandbox's host identity (uid {}) cannot reach the source; make it readable for that uid or choose identity.host_uid (--host-uid)",
             plan.child.ids().host_uid
         )),
         (Step::FsMount, libc::EPERM) if plan.child.mounts().describe.get(idx).is_some_and(|d| d.starts_with("proc")) => Some(

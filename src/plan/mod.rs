@@ -670,7 +670,7 @@ impl Plan {
                         path: "limits".to_string(),
                         position: None,
                         message: format!(
-                            "{why}; or set limits.compatibility to best_effort to run without these limits"
+                            "{why}; or set limits.compatibility to best_effort (--best-effort) to run without these limits"
                         ),
                     })
                 }

@@ -819,12 +819,30 @@ impl Policy {
     /// Check the rules that the types alone do not express; `file` names
     /// the policy in errors.
     pub fn check(&self, file: &str) -> Result<(), PolicyError> {
-        self.validate().map_err(|f| PolicyError {
-            file: file.to_string(),
-            path: f.path,
-            position: None,
-            message: f.message,
+        self.validate().map_err(|f| match self.mount_origin(&f.path) {
+            // An entry a command-line flag made is named by that flag
+            // (`--ro-bind ./job.py:/w/job.py`), not by its index.
+            Some(flag) => PolicyError {
+                file: overrides::CLI_SOURCE.to_string(),
+                path: flag.to_string(),
+                position: None,
+                message: f.message,
+            },
+            None => PolicyError {
+                file: file.to_string(),
+                path: f.path,
+                position: None,
+                message: f.message,
+            },
         })
+    }
+
+    /// The command-line flag that made the mount a finding's `mounts[i]…`
+    /// path points at, if a flag made it.
+    fn mount_origin(&self, path: &str) -> Option<&str> {
+        let rest = path.strip_prefix("mounts[")?;
+        let i: usize = rest.split(']').next()?.parse().ok()?;
+        self.mount_origins.get(i)?.as_deref()
     }
 
     fn validate(&self) -> Result<(), Finding> {

@@ -59,6 +59,19 @@ pub struct Overrides {
     pub apply: Option<super::ApplyWhen>,
     /// `--export-changes`: where the (single) workspace's changes go.
     pub export_changes: Option<String>,
+    /// Host paths added to `allow_sensitive` (`--allow-sensitive`).
+    pub allow_sensitive: Vec<String>,
+    /// `--best-effort`: the cgroup limits and the Landlock section run with
+    /// what the host can enforce (`compatibility: best_effort`), the rest
+    /// listed under `unenforced`.
+    pub best_effort: bool,
+    /// New `identity.host_uid` (`--host-uid`).
+    pub host_uid: Option<u32>,
+    /// New `identity.host_gid` (`--host-gid`).
+    pub host_gid: Option<u32>,
+    /// `--seccomp-report`: set `seccomp.report` (refusals recorded in the
+    /// outcome's `violations`).
+    pub seccomp_report: bool,
 }
 
 fn cli_error(flag: &str, message: String) -> PolicyError {
@@ -287,6 +300,7 @@ impl Overrides {
             }
         }
         self.apply_workspaces(policy)?;
+        self.apply_forgiving(policy)?;
         policy.check(&format!("{file} (with command-line flags)"))
     }
 
@@ -335,5 +349,140 @@ impl Overrides {
             }
         }
         Ok(())
+    }
+
+    /// The flags for the fields cordon's errors tell people to set:
+    /// `--allow-sensitive`, `--best-effort`, `--host-uid`/`--host-gid`,
+    /// `--seccomp-report`.
+    fn apply_forgiving(&self, policy: &mut Policy) -> Result<(), PolicyError> {
+        for p in &self.allow_sensitive {
+            if !p.starts_with('/') {
+                return Err(cli_error(
+                    &format!("--allow-sensitive {p}"),
+                    "expected an absolute host path".to_string(),
+                ));
+            }
+            if !policy.allow_sensitive.contains(p) {
+                policy.allow_sensitive.push(p.clone());
+            }
+        }
+        if self.best_effort {
+            // After the cgroup flags, which ask for strict limits: the
+            // explicit --best-effort wins.
+            policy.limits.compatibility = super::Compatibility::BestEffort;
+            if let Some(ll) = policy.landlock.as_mut() {
+                ll.compatibility = super::Compatibility::BestEffort;
+            }
+        }
+        if let Some(u) = self.host_uid {
+            policy.identity.host_uid = Some(u);
+        }
+        if let Some(g) = self.host_gid {
+            policy.identity.host_gid = Some(g);
+        }
+        if self.seccomp_report {
+            match policy.seccomp.as_mut() {
+                Some(sc) => sc.report = true,
+                None => {
+                    return Err(cli_error(
+                        "--seccomp-report",
+                        "the policy has no \"seccomp\" section: there is no filter whose refusals could be reported".to_string(),
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod forgiving_tests {
+    use super::*;
+
+    fn default_policy() -> Policy {
+        Policy::builtin_default().expect("built-in policy")
+    }
+
+    #[test]
+    fn a_flag_made_mount_that_fails_validation_is_named_by_the_flag() {
+        let mut p = default_policy();
+        let o = Overrides {
+            mounts: vec![(
+                "--ro-bind job.py:/w/job.py".into(),
+                parse_bind("--ro-bind", "job.py:/w/job.py", true, false).unwrap(),
+            )],
+            ..Overrides::default()
+        };
+        let e = o.apply(&mut p, "p.json").unwrap_err();
+        assert_eq!(e.file, CLI_SOURCE);
+        assert_eq!(e.path, "--ro-bind job.py:/w/job.py");
+        assert_eq!(e.message, "expected an absolute host path");
+        assert_eq!(
+            e.to_string(),
+            "<command line>: --ro-bind job.py:/w/job.py: expected an absolute host path"
+        );
+        // The policy's own entries keep their index.
+        let mut p = default_policy();
+        p.mounts.push(parse_tmpfs("rel").unwrap());
+        let e = Overrides::default().apply(&mut p, "p.json").unwrap_err();
+        assert_eq!(e.file, "p.json (with command-line flags)");
+        assert!(e.path.starts_with("mounts["), "{}", e.path);
+    }
+
+    #[test]
+    fn the_flags_for_the_fields_errors_mention_set_those_fields() {
+        let mut p = default_policy();
+        Overrides {
+            allow_sensitive: vec!["/root".into(), "/root".into()],
+            best_effort: true,
+            memory: Some("64M".parse().unwrap()),
+            host_uid: Some(123_456),
+            host_gid: Some(123_457),
+            seccomp_report: true,
+            ..Overrides::default()
+        }
+        .apply(&mut p, "p.json")
+        .unwrap();
+        assert_eq!(p.allow_sensitive, ["/root"]);
+        assert_eq!(p.limits.compatibility, super::super::Compatibility::BestEffort);
+        assert_eq!(
+            p.landlock.as_ref().map(|l| l.compatibility),
+            Some(super::super::Compatibility::BestEffort)
+        );
+        assert_eq!(
+            (p.identity.host_uid, p.identity.host_gid),
+            (Some(123_456), Some(123_457))
+        );
+        assert!(p.seccomp.as_ref().is_some_and(|s| s.report));
+
+        let e = Overrides {
+            allow_sensitive: vec!["root".into()],
+            ..Overrides::default()
+        }
+        .apply(&mut default_policy(), "p.json")
+        .unwrap_err();
+        assert_eq!(
+            (e.path.as_str(), e.message.as_str()),
+            ("--allow-sensitive root", "expected an absolute host path")
+        );
+
+        let mut bare = Policy::from_json("p.json", r#"{"version": 1}"#).unwrap();
+        let e = Overrides {
+            seccomp_report: true,
+            ..Overrides::default()
+        }
+        .apply(&mut bare, "p.json")
+        .unwrap_err();
+        assert_eq!(e.path, "--seccomp-report");
+        assert!(e.message.contains("no \"seccomp\" section"), "{}", e.message);
+
+        // host id 0 still needs allow_host_root.
+        let e = Overrides {
+            host_uid: Some(0),
+            ..Overrides::default()
+        }
+        .apply(&mut default_policy(), "p.json")
+        .unwrap_err();
+        assert_eq!(e.path, "identity.host_uid");
     }
 }

@@ -8,6 +8,10 @@
 //! and is told apart by [`X32_SYSCALL_BIT`] in the number; aarch64 has no
 //! such second ABI.
 
+/// The Linux release the `syscalls` crate's tables are current to (its
+/// generator's kernel; the crate does not export it: update with the crate).
+pub const SYSCALL_TABLE_LINUX: &str = "6.18";
+
 /// AUDIT_ARCH_X86_64 (`EM_X86_64 | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE`,
 /// linux/audit.h; libc does not define the AUDIT_ARCH_* constants).
 pub const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
