@@ -165,7 +165,7 @@ impl Chain {
         for (i, (_, text)) in files.iter().enumerate().rev() {
             // Parsed once already, in `follow`.
             let value: Value = serde_json::from_str(text).unwrap_or_default();
-            let prov = track(&value, i, &mut Vec::new());
+            let prov = track(&value, i, 0);
             merged = Some(merge(merged, value, prov));
         }
         let (mut value, mut tree) = merged.expect("a chain has a policy");
@@ -177,7 +177,11 @@ impl Chain {
             files,
             tree: Some(tree),
         };
-        let mut policy: Policy = serde_path_to_error::deserialize(value.clone()).map_err(|e| {
+        // Read from text, as a single file is: deserializing from a Value
+        // would compile the whole model's deserializers a second time.
+        let merged_text = value.to_string();
+        let mut de = serde_json::Deserializer::from_str(&merged_text);
+        let mut policy: Policy = serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let path = e.path().to_string();
             let message = strip_position(&e.into_inner().to_string());
             sources.place(&path, message)
@@ -262,11 +266,14 @@ fn parsed(mut doc: Doc) -> Result<Doc, PolicyError> {
 }
 
 /// Where a value of the merged policy came from: the file (its index in the
-/// chain) and its path there.
-#[derive(Clone, Debug)]
+/// chain) and, for a list element, its index in that file's list. Objects
+/// merge only with objects at the same keys and list elements never merge,
+/// so the value's path in its file is the merged path with each list index
+/// replaced by the element's own.
+#[derive(Clone, Copy, Debug)]
 struct Origin {
     file: usize,
-    path: Vec<Seg>,
+    index: usize,
 }
 
 /// The merged policy's shape, with the origin of every value.
@@ -278,50 +285,45 @@ enum Prov {
 }
 
 impl Prov {
-    fn origin(&self) -> &Origin {
+    fn origin(&self) -> Origin {
         match self {
-            Prov::Leaf(o) | Prov::Arr(o, _) | Prov::Obj(o, _) => o,
+            Prov::Leaf(o) | Prov::Arr(o, _) | Prov::Obj(o, _) => *o,
         }
     }
 
-    /// The origin of the value at `path` of the merged policy.
-    fn find(&self, path: &[Seg]) -> Option<&Origin> {
+    /// The file of the value at `path` of the merged policy, and its path there.
+    fn find(&self, path: &[Seg]) -> Option<(usize, Vec<Seg>)> {
         let mut node = self;
+        let mut there = Vec::with_capacity(path.len());
         for seg in path {
             node = match (node, seg) {
-                (Prov::Obj(_, m), Seg::Key(k)) => m.get(k)?,
-                (Prov::Arr(_, v), Seg::Index(i)) => v.get(*i)?,
+                (Prov::Obj(_, m), Seg::Key(k)) => {
+                    there.push(Seg::Key(k.clone()));
+                    m.get(k)?
+                }
+                (Prov::Arr(_, v), Seg::Index(i)) => {
+                    let n = v.get(*i)?;
+                    there.push(Seg::Index(n.origin().index));
+                    n
+                }
                 _ => return None,
             };
         }
-        Some(node.origin())
+        Some((node.origin().file, there))
     }
 }
 
-fn track(v: &Value, file: usize, path: &mut Vec<Seg>) -> Prov {
-    let origin = Origin {
-        file,
-        path: path.clone(),
-    };
+fn track(v: &Value, file: usize, index: usize) -> Prov {
+    let origin = Origin { file, index };
     match v {
-        Value::Object(m) => {
-            let mut out = BTreeMap::new();
-            for (k, x) in m {
-                path.push(Seg::Key(k.clone()));
-                out.insert(k.clone(), track(x, file, path));
-                path.pop();
-            }
-            Prov::Obj(origin, out)
-        }
-        Value::Array(a) => {
-            let mut out = Vec::with_capacity(a.len());
-            for (i, x) in a.iter().enumerate() {
-                path.push(Seg::Index(i));
-                out.push(track(x, file, path));
-                path.pop();
-            }
-            Prov::Arr(origin, out)
-        }
+        Value::Object(m) => Prov::Obj(
+            origin,
+            m.iter().map(|(k, x)| (k.clone(), track(x, file, 0))).collect(),
+        ),
+        Value::Array(a) => Prov::Arr(
+            origin,
+            a.iter().enumerate().map(|(i, x)| track(x, file, i)).collect(),
+        ),
         _ => Prov::Leaf(origin),
     }
 }
@@ -426,14 +428,25 @@ impl Sources {
     /// An error at `path` of the merged policy, in the file its value came from.
     fn place(&self, path: &str, message: String) -> PolicyError {
         let path = if path == "." || path == "?" { "" } else { path };
-        let segs = locate::parse_path(path);
+        let mut segs = locate::parse_path(path);
+        // An unknown field is reported at its object: point at the field.
+        if let Some(key) = message
+            .strip_prefix("unknown field `")
+            .and_then(|rest| rest.split_once('`'))
+            .map(|(key, _)| key.to_string())
+        {
+            segs.push(Seg::Key(key));
+            if self.tree.as_ref().and_then(|t| t.find(&segs)).is_none() {
+                segs.pop();
+            }
+        }
         match self.tree.as_ref().and_then(|t| t.find(&segs)) {
-            Some(o) => {
-                let (file, text) = &self.files[o.file];
+            Some((f, there)) => {
+                let (file, text) = &self.files[f];
                 PolicyError {
                     file: file.clone(),
-                    path: render(&o.path),
-                    position: locate::locate(text, &o.path),
+                    path: render(&there),
+                    position: locate::locate(text, &there),
                     message,
                 }
             }
@@ -558,7 +571,8 @@ mod tests {
         let e = load(&top, &none()).unwrap_err();
         assert_eq!(e.file, top.display().to_string());
         assert!(e.message.contains("unknown field `memroy`"), "{e}");
-        assert_eq!(e.position.map(|p| p.0), Some(2), "{e}");
+        assert_eq!(e.path, "limits.memroy", "{e}");
+        assert_eq!(e.position, Some((2, 23)), "{e}");
 
         // Validation findings too, and later errors through Sources.
         d.write(
