@@ -633,3 +633,26 @@ open(os.environ['HOME'] + '/f', 'w').write('x'); print('home')\n"
         );
     }
 }
+
+#[test]
+fn every_built_in_policy_is_in_the_manual_and_a_file() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let page = std::fs::read_to_string(format!("{root}/man/cordon-policy.5")).unwrap();
+    let named = &page[page.find(".SH \"NAMED POLICIES\"").expect("NAMED POLICIES")..];
+    let tiers = &page[page.find(".SH TIERS").expect("TIERS")..];
+    for (name, text) in cordon::policy::named::BUILTIN {
+        let roff = name.replace('-', "\\-");
+        assert!(
+            named.contains(&format!(".B {roff}\n")) || named.contains(&format!(".BR {roff} ")),
+            "NAMED POLICIES does not describe {name}"
+        );
+        let file = std::fs::read_to_string(format!("{root}/policies/{name}.json")).unwrap();
+        assert_eq!(&file, text, "{name}: the built-in text is policies/{name}.json");
+    }
+    for tier in ["untrusted", "sandboxed", "limited", "standard"] {
+        assert!(
+            tiers.contains(&format!(".TP\n.B {tier}\n")),
+            "TIERS has no {tier}"
+        );
+    }
+}
