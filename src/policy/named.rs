@@ -64,6 +64,9 @@ pub fn builtin_label(name: &str) -> String {
 /// Longest policy name.
 const MAX_NAME: usize = 64;
 
+/// The largest file the listing reads for its description (1 MiB).
+const MAX_DESCRIBED: u64 = 1 << 20;
+
 /// Most entries read from one directory when listing.
 const MAX_LISTED: usize = 1000;
 
@@ -286,6 +289,13 @@ fn builtin_description(name: &str, text: &str) -> String {
 
 /// The description of a policy file: its `description`, or what it extends.
 fn describe_file(path: &Path) -> Result<String, String> {
+    // Listing reads every file of the directories: real policies are a few KiB.
+    let len = std::fs::metadata(path)
+        .map_err(|e| super::io_error_text(&e))?
+        .len();
+    if len > MAX_DESCRIBED {
+        return Err(format!("{len} bytes, more than the listing reads"));
+    }
     let text = read_bounded(path)?;
     let v: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
     describe(&v)
