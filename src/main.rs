@@ -84,6 +84,10 @@ enum Command {
         #[arg(long, value_name = "DIR", default_value = "/usr/local")]
         prefix: PathBuf,
     },
+    /// List the policies --policy NAME finds: ./NAME.json,
+    /// $XDG_CONFIG_HOME/cordon/policies, /etc/cordon/policies, then the
+    /// built-in ones; each with where it is from and what it is for.
+    Policies,
     /// Report what this kernel and host offer, and what to do about what is missing.
     Features {
         /// Print JSON instead of text.
@@ -127,7 +131,7 @@ struct LearnArgs {
 enum SeccompCommand {
     /// Compile a policy's seccomp section and export the BPF program.
     Compile {
-        /// Policy file (default: the built-in default policy).
+        /// Policy: a name (`cordon policies` lists them) or a file (default: the built-in default policy).
         #[arg(long, value_name = "FILE")]
         policy: Option<PathBuf>,
         /// raw (struct sock_filter array), c (an initialiser) or disasm.
@@ -142,7 +146,7 @@ enum SeccompCommand {
     },
     /// Print the decision for one call by running the compiled program.
     Explain {
-        /// Policy file (default: the built-in default policy).
+        /// Policy: a name (`cordon policies` lists them) or a file (default: the built-in default policy).
         #[arg(long, value_name = "FILE")]
         policy: Option<PathBuf>,
         /// The call's architecture: x86_64, i386 (an int 0x80 call), x32 or
@@ -175,7 +179,7 @@ enum SeccompCommand {
 
 #[derive(Args, Default)]
 struct PolicyArgs {
-    /// Policy file (default: the built-in default policy).
+    /// Policy: a name (`cordon policies` lists them) or a file (default: the built-in default policy).
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
     /// Bind a host path read-only (SRC or SRC:DST).
@@ -409,28 +413,32 @@ fn absolute_source(flag: &str, m: cordon::policy::Mount) -> Result<cordon::polic
     Ok(m)
 }
 
-/// A policy as loaded: the model, its name and its text.
+/// A policy as loaded: the model, its name and its sources (the files it
+/// came from, to place errors found later).
 struct Loaded {
     policy: Policy,
     name: String,
-    text: String,
+    sources: cordon::policy::extends::Sources,
 }
 
-/// Load a policy file, or the built-in default.
+/// Load a policy by name or path (with what it extends), or the built-in default.
 fn load_policy(path: &Option<PathBuf>) -> Result<Loaded, PolicyError> {
     Ok(match path {
         Some(p) => {
-            let (policy, text) = Policy::from_file_with_text(p)?;
+            let (policy, sources) = Policy::load(p)?;
             Loaded {
                 policy,
-                name: p.display().to_string(),
-                text,
+                name: sources.label().to_string(),
+                sources,
             }
         }
         None => Loaded {
             policy: Policy::builtin_default()?,
             name: DEFAULT_POLICY_NAME.to_string(),
-            text: cordon::policy::DEFAULT_POLICY_JSON.to_string(),
+            sources: cordon::policy::extends::Sources::single(
+                DEFAULT_POLICY_NAME,
+                cordon::policy::DEFAULT_POLICY_JSON,
+            ),
         },
     })
 }
@@ -571,11 +579,15 @@ fn effective_policy(a: &PolicyArgs, m: &ArgMatches) -> Result<Loaded, PolicyErro
     let Loaded {
         mut policy,
         name,
-        text,
+        sources,
     } = load_policy(&a.policy)?;
     let o = overrides(a, m)?;
     o.apply(&mut policy, &name)?;
-    Ok(Loaded { policy, name, text })
+    Ok(Loaded {
+        policy,
+        name,
+        sources,
+    })
 }
 
 fn failed_outcome(err: LaunchError) -> Outcome {
@@ -686,7 +698,7 @@ fn run(a: RunArgs, m: &ArgMatches) -> i32 {
                 }
                 plan
             })
-            .map_err(|e| e.located_in(&l.name, &l.text))
+            .map_err(|e| l.sources.locate(e))
     });
     // The plan holds its own copy (zeroed when it is dropped).
     drop(secrets);
@@ -875,7 +887,10 @@ fn exec(a: ExecArgs, m: &ArgMatches) -> i32 {
             Ok(Loaded {
                 policy: p,
                 name: "<built-in exec policy>".to_string(),
-                text: cordon::policy::EXEC_POLICY_JSON.to_string(),
+                sources: cordon::policy::extends::Sources::single(
+                    "<built-in exec policy>",
+                    cordon::policy::EXEC_POLICY_JSON,
+                ),
             })
         })
     } else {
@@ -883,7 +898,7 @@ fn exec(a: ExecArgs, m: &ArgMatches) -> i32 {
     };
     let prepared = loaded.and_then(|l| {
         cordon::embed::prepare_with_secrets(&l.policy, &l.name, &a.command, &secrets)
-            .map_err(|e| e.located_in(&l.name, &l.text))
+            .map_err(|e| l.sources.locate(e))
     });
     // The Prepared holds its own copy.
     drop(secrets);
@@ -933,7 +948,7 @@ fn learn(a: LearnArgs, m: &ArgMatches) -> i32 {
         l.policy
             .check_supervised(&l.name)
             .and_then(|_| Plan::build_with_secrets(&l.policy, &l.name, &a.command, &secrets))
-            .map_err(|e| e.located_in(&l.name, &l.text))
+            .map_err(|e| l.sources.locate(e))
             .map(|p| (l, p))
     });
     drop(secrets);
@@ -1054,11 +1069,8 @@ fn check(a: PolicyArgs, m: &ArgMatches) -> i32 {
         );
     }
     drop(secrets);
-    let checked = effective_policy(&a, m).and_then(|l| {
-        check_host(&l)
-            .map_err(|e| e.located_in(&l.name, &l.text))
-            .map(|_| l)
-    });
+    let checked =
+        effective_policy(&a, m).and_then(|l| check_host(&l).map_err(|e| l.sources.locate(e)).map(|_| l));
     match checked {
         Ok(l) => {
             println!("{}", l.policy.to_json_pretty());
@@ -1086,14 +1098,13 @@ fn compiled_seccomp(
         return Err(format!("{}: the policy has no \"seccomp\" section", l.name));
     };
     let filter = section.compile_for(arch).map_err(|e| {
-        PolicyError {
+        let e = PolicyError {
             file: l.name.clone(),
             path: format!("seccomp.{}", e.path),
             position: None,
             message: e.message,
-        }
-        .located_in(&l.name, &l.text)
-        .to_string()
+        };
+        l.sources.locate(e).to_string()
     })?;
     let prog = bpf::compile(&filter);
     Ok((section, filter, prog))
@@ -1324,6 +1335,11 @@ fn main() -> ExitCode {
             }
         }
         Command::InstallMan { prefix } => cli::install::install_man(&mut Cli::command(), &prefix),
+        Command::Policies => {
+            let list = cordon::policy::named::SearchPath::from_env().list();
+            print!("{}", cordon::policy::named::listing_text(&list));
+            0
+        }
         Command::Features { json } => {
             let f = cordon::features::probe();
             if json {

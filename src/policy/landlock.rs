@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// An IPC scope.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "schema"), derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
     /// Abstract unix sockets created outside the sandbox are unreachable.
@@ -15,6 +16,7 @@ pub enum Scope {
 
 /// What to do when the kernel cannot enforce part of the section.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "schema"), derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Compatibility {
     /// Refuse to run.
@@ -26,6 +28,7 @@ pub enum Compatibility {
 
 /// The `landlock` section of a policy.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "schema"), derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LandlockPolicy {
     /// Paths (as the sandbox sees them) that may be read.

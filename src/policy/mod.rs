@@ -4,10 +4,14 @@
 //! overrides, and never makes a system call beyond reading the policy file.
 //! Every error names the file, the field path and the line:column it refers to.
 
+pub mod extends;
 pub mod landlock;
 pub mod locate;
+pub mod named;
 pub mod network;
 pub mod overrides;
+#[cfg(any(test, feature = "schema"))]
+pub mod schema;
 pub mod units;
 pub mod workspace;
 
@@ -38,8 +42,23 @@ pub const POLICY_VERSION: u32 = 1;
 
 /// A complete sandbox description.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "schema"), derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Policy {
+    /// The JSON Schema an editor checks the file against (`"$schema"`);
+    /// accepted and ignored.
+    #[serde(rename = "$schema", default, skip_serializing, deserialize_with = "ignore")]
+    #[cfg_attr(any(test, feature = "schema"), schemars(with = "Option<String>"))]
+    pub schema: (),
+    /// One line saying what the policy is for (`cordon policies` shows it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The policy this one is based on: a name or a path (see
+    /// [`extends`]). Merged when the policy is loaded, so a loaded policy
+    /// has nothing here.
+    #[serde(default, skip_serializing, deserialize_with = "ignore")]
+    #[cfg_attr(any(test, feature = "schema"), schemars(with = "Option<String>"))]
+    pub extends: (),
     /// Format version; must be 1.
     pub version: u32,
     /// Namespaces to create. `user`, `mount` and `pid` are required.
@@ -97,6 +116,7 @@ pub struct Policy {
 
 /// The policy's `"audit"` section.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "schema"), derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Audit {
     /// The file the events are appended to (created mode 0600; never
@@ -106,6 +126,7 @@ pub struct Audit {
 
 /// A Linux namespace cordon can create.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "schema"), derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Namespace {
     /// User namespace (ids and capabilities).
@@ -150,6 +171,11 @@ impl Namespace {
     }
 }
 
+/// Consumes any value: for `"$schema"`, and for `"extends"` once it is merged.
+fn ignore<'de, D: serde::Deserializer<'de>>(d: D) -> Result<(), D::Error> {
+    serde::de::IgnoredAny::deserialize(d).map(drop)
+}
+
 fn default_namespaces() -> Vec<Namespace> {
     Namespace::ALL.to_vec()
 }
@@ -160,6 +186,7 @@ fn default_cwd() -> String {
 
 /// Who the payload is, inside and (when cordon runs as root) outside.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "schema"), derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Identity {
     /// uid inside the sandbox.
@@ -201,6 +228,7 @@ impl Default for Identity {
 
 /// One entry of the sandbox's filesystem.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "schema"), derive(schemars::JsonSchema))]
 #[serde(try_from = "RawMount", into = "RawMount")]
 pub enum Mount {
     /// A host path bound into the sandbox.
@@ -332,6 +360,7 @@ pub fn default_tmpfs_inodes(size: Size) -> u64 {
 
 /// The on-disk shape of a mount entry: exactly one of the kind keys is set.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "schema"), derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 struct RawMount {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -549,6 +578,7 @@ impl Mount {
 
 /// The payload's environment.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "schema"), derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Env {
     /// Start from an empty environment (the default) instead of cordon's own.
@@ -578,6 +608,7 @@ impl Default for Env {
 
 /// Resource limits. rlimits are set as both soft and hard limit.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "schema"), derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
     /// Wall-clock limit; on expiry every process of the sandbox is killed.
@@ -634,6 +665,7 @@ pub struct Limits {
 
 /// The cgroup versions that may enforce a policy's cgroup limits.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "schema"), derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CgroupVersions {
     /// cgroup v2 where it offers the controllers, else cgroup v1.
@@ -730,20 +762,32 @@ impl Policy {
     }
 
     /// Read and validate a policy file; also return its text, so that later
-    /// errors can be located in it ([`PolicyError::located_in`]).
+    /// errors can be located in it ([`PolicyError::located_in`]). The
+    /// policies it `extends` are looked up as [`named::SearchPath::from_env`]
+    /// says (for errors in those, see [`Policy::load`]).
     pub fn from_file_with_text(path: &Path) -> Result<(Policy, String), PolicyError> {
-        let name = path.display().to_string();
-        let text = read_bounded(path).map_err(|message| PolicyError {
-            file: name.clone(),
-            path: String::new(),
-            position: None,
-            message,
-        })?;
-        Policy::from_json(&name, &text).map(|p| (p, text))
+        let (policy, sources) = extends::Chain::from_file(path, &named::SearchPath::from_env())
+            .and_then(extends::Chain::into_policy)?;
+        Ok((policy, sources.text().to_string()))
     }
 
-    /// Parse and validate policy JSON; `file` names it in errors.
+    /// Load the policy `spec` names: a policy name (`shell`, see
+    /// [`named`]) or a path, with what it `extends`. The sources place
+    /// errors found later in the file they come from.
+    pub fn load(spec: &Path) -> Result<(Policy, extends::Sources), PolicyError> {
+        named::load(spec, &named::SearchPath::from_env())
+    }
+
+    /// Parse and validate policy JSON; `file` names it in errors. Its
+    /// `extends` may name built-in policies only (no file is read).
     pub fn from_json(file: &str, text: &str) -> Result<Policy, PolicyError> {
+        extends::Chain::from_text(file, text, None, &named::SearchPath::builtin_only())
+            .and_then(extends::Chain::into_policy)
+            .map(|(p, _)| p)
+    }
+
+    /// [`Policy::from_json`] for a policy without `extends`.
+    fn from_json_single(file: &str, text: &str) -> Result<Policy, PolicyError> {
         let mut de = serde_json::Deserializer::from_str(text);
         let policy: Policy = serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let path = e.path().to_string();

@@ -13,6 +13,7 @@ use super::units::Dur;
 
 /// Which network the payload gets.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "schema"), derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum NetMode {
     /// Its own network namespace with only loopback (the default).
@@ -86,6 +87,7 @@ fn default_true() -> bool {
 
 /// The `"network"` section.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "schema"), derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NetworkPolicy {
     /// `none` (default), `host` or `proxy`.

@@ -17,6 +17,7 @@ pub const DEFAULT_WORKSPACE_SIZE: Size = Size(512 << 20);
 
 /// When a workspace's changes are copied onto the host directory.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "schema"), derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ApplyWhen {
     /// Never (the default): the changes are only reported and exported.
@@ -57,6 +58,7 @@ impl std::str::FromStr for ApplyWhen {
 
 /// One workspace.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "schema"), derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Workspace {
     /// The host directory (the overlay's read-only lower layer; never

@@ -43,6 +43,7 @@ use ir::{Action, Cmp, Cond, Entry, Filter, Rule};
 
 /// The `seccomp` section of a policy.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "schema"), derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SeccompPolicy {
     /// What a syscall that is not allowed gets (default: errno EPERM).
@@ -143,6 +144,7 @@ fn parse_action(v: &serde_json::Value) -> Result<Action, String> {
 
 /// One argument rule.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "schema"), derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RuleSpec {
     /// The syscall's name.
@@ -156,6 +158,7 @@ pub struct RuleSpec {
 
 /// A condition on one argument.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "schema"), derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ArgSpec {
     /// Argument index, 0 to 5.
@@ -171,6 +174,7 @@ pub struct ArgSpec {
 
 /// Comparison operators.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "schema"), derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum OpSpec {
     /// equal
