@@ -112,10 +112,17 @@ pub enum Step {
     /// Placing the sandbox's /etc/resolv.conf, which names the DNS stub
     /// (`index` = mount op).
     ResolvConf,
+    /// The payload's pty (interactive use): opening the sandbox's ptmx,
+    /// unlocking it, opening its slave, setting its modes and size, or
+    /// handing the master to the supervisor (`index`: which of these).
+    Pty,
+    /// Making the pty's slave the payload's controlling terminal and its
+    /// stdin, stdout and stderr (`index`: 0 setsid, 1 TIOCSCTTY, 2-4 dup2).
+    ControllingTty,
 }
 
 impl Step {
-    const ALL: [Step; 41] = [
+    const ALL: [Step; 43] = [
         Step::SyncWait,
         Step::ParentDeathSignal,
         Step::Identity,
@@ -157,6 +164,8 @@ impl Step {
         Step::ProxyListen,
         Step::ProxyHandoff,
         Step::ResolvConf,
+        Step::Pty,
+        Step::ControllingTty,
     ];
 
     /// The step's name as printed and written to the outcome.
@@ -203,6 +212,8 @@ impl Step {
             Step::ProxyListen => "proxy listener",
             Step::ProxyHandoff => "proxy hand-off",
             Step::ResolvConf => "/etc/resolv.conf for the DNS stub",
+            Step::Pty => "pty",
+            Step::ControllingTty => "controlling terminal",
         }
     }
 
