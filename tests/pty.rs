@@ -334,3 +334,37 @@ fn the_terminal_is_restored_when_cordon_is_killed_by_sigterm_and_on_a_timeout() 
         assert_eq!(r["modes_same"], true, "{mode:?}: {r}");
     }
 }
+
+#[test]
+fn verbose_lines_keep_their_carriage_return_on_the_raw_terminal() {
+    need_python!();
+    // Violations shown live (-v with seccomp.report) go to the caller's
+    // terminal while it is raw: each line still starts at column 0.
+    let dir = TempDir::new("pty-verbose");
+    let mut p: Value = serde_json::from_str(include_str!("../policies/default.json")).unwrap();
+    p["seccomp"]["report"] = json!(true);
+    let policy = write_policy(&dir, "report.json", &p.to_string());
+    for mode in modes() {
+        let r = drive(
+            mode,
+            &["-v", "--policy", &policy],
+            &[
+                "/usr/bin/python3",
+                "-c",
+                "import ctypes\nprint('unshare', ctypes.CDLL(None).unshare(0x10000000), flush=True)",
+            ],
+            json!([]),
+            30,
+        );
+        let o = out(&r);
+        assert!(o.contains("unshare -1\r\n"), "{mode:?}: {o:?}");
+        assert!(o.contains("unshare(0x10000000"), "{mode:?}: {o:?}");
+        for line in o.split('\n').filter(|l| l.contains("cordon: ")) {
+            assert!(
+                line.ends_with('\r'),
+                "{mode:?}: a bare LF after {line:?} in {o:?}"
+            );
+        }
+        assert_eq!(r["modes_same"], true, "{mode:?}: {r}");
+    }
+}
