@@ -354,6 +354,21 @@ pub fn describe_child_error(plan: &Plan, e: ChildError) -> LaunchError {
         Step::Hostname => plan.child.hostname().as_ref().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default(),
         Step::Identity => format!("uid {} gid {}", plan.child.ids().uid, plan.child.ids().gid),
         Step::RootTmpfs => plan.child.staging().to_string_lossy().into_owned(),
+        Step::Pty => {
+            let ptmx = plan.child.ptmx().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+            match idx {
+                0 => format!("open {ptmx}"),
+                1 => format!("unlock {ptmx} and open its slave (TIOCGPTPEER)"),
+                2 => "the caller's terminal modes onto the slave".to_string(),
+                3 => "the caller's window size onto the pty".to_string(),
+                _ => "send the master to cordon".to_string(),
+            }
+        }
+        Step::ControllingTty => match idx {
+            0 => "setsid".to_string(),
+            1 => "TIOCSCTTY".to_string(),
+            i => format!("the pty's slave onto fd {}", i - 2),
+        },
         _ => String::new(),
     };
     let hint = match (e.step, e.errno.0) {
