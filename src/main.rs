@@ -270,8 +270,9 @@ struct RunArgs {
 }
 
 /// `--tty`, `--no-tty`, or by default a pty when cordon's stdin and
-/// stdout are terminals and the sandbox has a /dev for it. `Err`: `--tty`
-/// asked for one the sandbox cannot have.
+/// stdout are terminals, cordon is in the foreground (a background job
+/// would stop on the raw mode) and the sandbox has a /dev for it. `Err`:
+/// `--tty` asked for one the sandbox cannot have.
 fn choose_tty(a: &RunArgs, plan: &mut Plan) -> Result<(), String> {
     if a.no_tty {
         return Ok(());
@@ -279,7 +280,7 @@ fn choose_tty(a: &RunArgs, plan: &mut Plan) -> Result<(), String> {
     if a.tty {
         return plan.child.set_tty(true).map_err(|e| format!("--tty: {e}"));
     }
-    if cordon::sys::isatty(0) && cordon::sys::isatty(1) {
+    if cordon::sys::isatty(0) && cordon::sys::isatty(1) && cordon::sys::in_foreground(0) {
         // Without a /dev in the sandbox: pipes, as with --no-tty.
         let _ = plan.child.set_tty(true);
     }

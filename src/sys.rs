@@ -1113,6 +1113,17 @@ pub fn isatty(fd: c_int) -> bool {
     tcgetattr(fd).is_ok()
 }
 
+/// Whether this process's group is the foreground group of the terminal
+/// `fd` (a background job that changed the terminal's modes or read from
+/// it would be stopped).
+pub fn in_foreground(fd: c_int) -> bool {
+    let mut pgrp: libc::pid_t = 0;
+    // SAFETY: TIOCGPGRP writes one pid_t through the pointer, valid for it.
+    let r = unsafe { libc::ioctl(fd, libc::TIOCGPGRP, &mut pgrp as *mut libc::pid_t) };
+    // SAFETY: getpgrp cannot fail.
+    r == 0 && pgrp == unsafe { libc::getpgrp() }
+}
+
 /// The terminal attributes of `fd` (TCGETS).
 pub fn tcgetattr(fd: c_int) -> SysResult<libc::termios> {
     // SAFETY: termios is plain integers, for which all-zero is valid.

@@ -12,11 +12,26 @@ use serde_json::{json, Value};
 /// One session on a fresh pty: cordon run ARGS -- CMD, with these
 /// keystrokes (wait-for text, bytes to send, delay).
 fn drive(mode: Mode, args: &[&str], cmd: &[&str], steps: Value, limit_s: u64) -> Value {
-    let mut argv = vec![s(cordon_bin()), "run".to_string()];
+    drive_with(mode, &[], args, cmd, steps, limit_s, json!({}))
+}
+
+/// [`drive`] with a command line before cordon's (`wrap`: cordon and its
+/// arguments follow as "$0" "$@") and more of the driver's settings.
+fn drive_with(
+    mode: Mode,
+    wrap: &[&str],
+    args: &[&str],
+    cmd: &[&str],
+    steps: Value,
+    limit_s: u64,
+    extra: Value,
+) -> Value {
+    let mut argv: Vec<String> = wrap.iter().map(|a| a.to_string()).collect();
+    argv.extend([s(cordon_bin()), "run".to_string()]);
     argv.extend(args.iter().map(|a| a.to_string()));
     argv.push("--".to_string());
     argv.extend(cmd.iter().map(|a| a.to_string()));
-    let spec = json!({
+    let mut spec = json!({
         "argv": argv,
         "env": {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent", "TERM": "dumb"},
         "uid": if mode == Mode::Rootless && is_root() { Some(ROOTLESS_ID) } else { None },
@@ -25,6 +40,9 @@ fn drive(mode: Mode, args: &[&str], cmd: &[&str], steps: Value, limit_s: u64) ->
         "steps": steps,
         "limit": limit_s * u64::from(slow_factor()),
     });
+    for (k, v) in extra.as_object().unwrap() {
+        spec[k] = v.clone();
+    }
     let driver = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/pty_driver.py");
     let o = std::process::Command::new("/usr/bin/python3")
         .arg(driver)
@@ -365,6 +383,57 @@ fn verbose_lines_keep_their_carriage_return_on_the_raw_terminal() {
                 "{mode:?}: a bare LF after {line:?} in {o:?}"
             );
         }
+        assert_eq!(r["modes_same"], true, "{mode:?}: {r}");
+    }
+}
+
+#[test]
+fn a_redirected_stderr_stays_the_callers() {
+    need_python!();
+    let dir = TempDir::new("pty-stderr");
+    for mode in modes() {
+        let log = dir.path().join(format!("{mode:?}.log"));
+        let r = drive_with(
+            mode,
+            &[],
+            &[],
+            &[
+                "/bin/sh",
+                "-c",
+                "tty; echo to-stderr >&2; tty <&2 || echo stderr-not-a-tty",
+            ],
+            json!([]),
+            30,
+            json!({"stderr_file": s(&log)}),
+        );
+        let o = out(&r);
+        assert!(o.contains("/dev/pts/0\r\n"), "{mode:?}: {o:?}");
+        assert!(o.contains("stderr-not-a-tty"), "{mode:?}: {o:?}");
+        assert!(!o.contains("to-stderr"), "{mode:?}: {o:?}");
+        let logged = std::fs::read_to_string(&log).unwrap();
+        assert_eq!(logged, "to-stderr\n", "{mode:?}");
+    }
+}
+
+#[test]
+fn a_background_cordon_keeps_pipes_rather_than_stop() {
+    need_python!();
+    for mode in modes() {
+        // A job-control shell starts cordon as a background job of the
+        // terminal: raw mode would stop it (SIGTTOU), so no pty.
+        let r = drive_with(
+            mode,
+            &["/bin/sh", "-c", "set -m; \"$0\" \"$@\" & wait $!"],
+            &[],
+            &["/bin/sh", "-c", "tty; echo end"],
+            json!([]),
+            30,
+            json!({}),
+        );
+        let o = out(&r);
+        assert!(o.contains("not a tty"), "{mode:?}: {o:?}");
+        assert!(o.contains("end"), "{mode:?}: {o:?}");
+        assert_eq!(r["code"], 0, "{mode:?}: {r}");
         assert_eq!(r["modes_same"], true, "{mode:?}: {r}");
     }
 }

@@ -161,7 +161,7 @@ fn init(plan: &ChildPlan, fds: Fds, premade: &[c_int], term: &TermInit) -> Resul
     // SAFETY: `fds.sync_read` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
     unsafe { sys::close(fds.sync_read) };
     // Fork the payload; init then drops what it does not need and reaps.
-    let payload_pid = fork_payload(plan, fds, slave)?;
+    let payload_pid = fork_payload(plan, fds, slave, term)?;
     drop_init_privileges(fds, payload_pid)?;
     reap_loop(payload_pid, fds.status_write)
 }
@@ -224,11 +224,17 @@ fn sync_wait(sync_read: c_int, idx: u32) -> Result<(), ChildError> {
 
 /// Fork the payload and return its pid; the payload itself never returns
 /// from here (it execs or exits, reporting its error).
-/// `slave`: the pty's slave for the payload (-1: none).
-fn fork_payload(plan: &ChildPlan, fds: Fds, slave: c_int) -> Result<libc::pid_t, ChildError> {
+/// `slave`: the pty's slave for the payload (-1: none), attached as `term`
+/// says.
+fn fork_payload(
+    plan: &ChildPlan,
+    fds: Fds,
+    slave: c_int,
+    term: &TermInit,
+) -> Result<libc::pid_t, ChildError> {
     let payload_pid = sys::fork_raw().map_err(at(Step::Fork))?;
     if payload_pid == 0 {
-        let e = match payload(plan, fds, slave) {
+        let e = match payload(plan, fds, slave, term) {
             Ok(never) => match never {},
             Err(e) => e,
         };
@@ -318,11 +324,11 @@ fn reap_loop(payload: libc::pid_t, status_fd: c_int) -> ! {
     }
 }
 
-fn payload(plan: &ChildPlan, fds: Fds, slave: c_int) -> Result<Never, ChildError> {
+fn payload(plan: &ChildPlan, fds: Fds, slave: c_int, term: &TermInit) -> Result<Never, ChildError> {
     // SAFETY: `fds.status_write` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
     unsafe { sys::close(fds.status_write) };
     if slave >= 0 {
-        tty::attach_in_payload(slave)?;
+        tty::attach_in_payload(slave, term)?;
     }
     sequence::restrict(plan, Mode::Payload, fds.err_write)?;
     Err(sequence::exec_search(plan.exec()))

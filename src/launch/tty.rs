@@ -32,6 +32,10 @@ use crate::sys::{self, Errno};
 pub struct TermInit {
     termios: Option<libc::termios>,
     winsize: Option<libc::winsize>,
+    /// cordon's stderr is a terminal: the payload's goes to the pty too;
+    /// otherwise (redirected to a file or pipe) it stays cordon's, as on
+    /// the host.
+    stderr_to_pty: bool,
 }
 
 impl TermInit {
@@ -39,13 +43,18 @@ impl TermInit {
     pub const NONE: TermInit = TermInit {
         termios: None,
         winsize: None,
+        stderr_to_pty: true,
     };
 
     /// The modes and size of cordon's stdin, else of its stdout.
     pub fn capture() -> TermInit {
         let termios = sys::tcgetattr(0).or_else(|_| sys::tcgetattr(1)).ok();
         let winsize = caller_winsize();
-        TermInit { termios, winsize }
+        TermInit {
+            termios,
+            winsize,
+            stderr_to_pty: sys::isatty(2),
+        }
     }
 }
 
@@ -100,14 +109,16 @@ pub fn open_in_child(ptmx: &std::ffi::CStr, init: &TermInit, sock: c_int) -> Res
 
 /// The payload, first thing: a session of its own with the slave as its
 /// controlling terminal (its process group is then the foreground one),
-/// and the slave as stdin, stdout and stderr. No allocation.
-pub fn attach_in_payload(slave: c_int) -> Result<(), ChildError> {
+/// and the slave as stdin, stdout and (when cordon's is a terminal, see
+/// [`TermInit`]) stderr. No allocation.
+pub fn attach_in_payload(slave: c_int, init: &TermInit) -> Result<(), ChildError> {
     let err = |i: u32| move |e: Errno| ChildError::new(Step::ControllingTty, e, i);
     // init leads the session made at clone; the payload, a member of
     // init's process group, is no group leader, so setsid succeeds.
     sys::setsid().map_err(err(0))?;
     sys::set_controlling_tty(slave).map_err(err(1))?;
-    for target in 0..3 {
+    let last = if init.stderr_to_pty { 2 } else { 1 };
+    for target in 0..=last {
         if slave != target {
             // SAFETY: `target` is 0, 1 or 2, the payload's stdio, which the
             // pty replaces; nothing else in this process uses those numbers.

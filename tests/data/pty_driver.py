@@ -13,6 +13,7 @@ argv[1] is a JSON object:
          (or, with "signal": N instead of "send", send signal N to it;
          with "resize": [ROWS, COLS], give the pty that size)
   limit  seconds after which the command is killed
+  stderr_file  the command's stderr goes to this file (default: the pty)
 The report: out (latin-1), code (negative: signal), sent_at (seconds
 since the start, per step), exited_at, modes_same (the pty's termios after
 == before), pending (bytes left in the pty's input queue), killed.
@@ -44,7 +45,8 @@ def child_setup():
 
 
 start = time.monotonic()
-p = subprocess.Popen(spec["argv"], stdin=slave, stdout=slave, stderr=slave,
+stderr = open(spec["stderr_file"], "wb") if spec.get("stderr_file") else slave
+p = subprocess.Popen(spec["argv"], stdin=slave, stdout=slave, stderr=stderr,
                      preexec_fn=child_setup, env=spec["env"], close_fds=True)
 out = b""
 sent_at = []
