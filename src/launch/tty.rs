@@ -158,10 +158,13 @@ impl RawMode {
                 raw.termios = Some(t);
             }
         }
-        for fd in 0..2 {
-            if let Ok(fl) = sys::get_fl(fd) {
-                if fl & libc::O_NONBLOCK != 0 || sys::set_fl(fd, fl | libc::O_NONBLOCK).is_ok() {
-                    raw.flags[fd as usize] = Some(fl);
+        // Both read before either is set: stdin and stdout are often one
+        // open file (a login terminal), whose flags setting one changes.
+        let before = [sys::get_fl(0).ok(), sys::get_fl(1).ok()];
+        for (fd, fl) in before.into_iter().enumerate() {
+            if let Some(fl) = fl {
+                if fl & libc::O_NONBLOCK != 0 || sys::set_fl(fd as c_int, fl | libc::O_NONBLOCK).is_ok() {
+                    raw.flags[fd] = Some(fl);
                 }
             }
         }
@@ -171,7 +174,7 @@ impl RawMode {
 
 impl Drop for RawMode {
     fn drop(&mut self) {
-        for (fd, fl) in self.flags.iter().enumerate() {
+        for (fd, fl) in self.flags.iter().enumerate().rev() {
             if let Some(fl) = fl {
                 let _ = sys::set_fl(fd as c_int, *fl);
             }

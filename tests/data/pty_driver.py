@@ -15,8 +15,9 @@ argv[1] is a JSON object:
   limit  seconds after which the command is killed
   stderr_file  the command's stderr goes to this file (default: the pty)
 The report: out (latin-1), code (negative: signal), sent_at (seconds
-since the start, per step), exited_at, modes_same (the pty's termios after
-== before), pending (bytes left in the pty's input queue), killed.
+since the start, per step), exited_at, modes_same (the pty's termios and
+its open file's status flags, which the command's stdin and stdout share,
+after == before), pending (bytes left in the pty's input queue), killed.
 """
 import fcntl
 import json
@@ -32,6 +33,7 @@ spec = json.loads(sys.argv[1])
 master, slave = os.openpty()
 fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", spec["rows"], spec["cols"], 0, 0))
 before = termios.tcgetattr(slave)
+flags_before = fcntl.fcntl(slave, fcntl.F_GETFL)
 uid = spec.get("uid")
 
 
@@ -94,13 +96,14 @@ end = time.monotonic() + 0.5
 while time.monotonic() < end:
     read_some(0.05)
 after = termios.tcgetattr(slave)
+flags_after = fcntl.fcntl(slave, fcntl.F_GETFL)
 pending = struct.unpack("i", fcntl.ioctl(slave, termios.FIONREAD, b"\0\0\0\0"))[0]
 print(json.dumps({
     "out": out.decode("latin-1"),
     "code": p.returncode,
     "sent_at": sent_at,
     "exited_at": exited_at,
-    "modes_same": before == after,
+    "modes_same": before == after and flags_before == flags_after,
     "before": repr(before),
     "after": repr(after),
     "pending": pending,
