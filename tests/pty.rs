@@ -39,6 +39,8 @@ fn drive_with(
         "cols": 101,
         "steps": steps,
         "limit": limit_s * u64::from(slow_factor()),
+        "step_wait": 10 * slow_factor(),
+        "slow": slow_factor(),
     });
     for (k, v) in extra.as_object().unwrap() {
         spec[k] = v.clone();

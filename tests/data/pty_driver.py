@@ -9,10 +9,12 @@ argv[1] is a JSON object:
   uid    run it as this uid and gid (null: as is)
   rows, cols   the pty's window size
   steps  [{"wait": TEXT or null, "send": TEXT, "delay": SECONDS}]: wait
-         until TEXT has come out (at most 10 s), then `delay`, then send
+         until TEXT has come out (at most step_wait seconds, default 10),
+         then `delay`, then send
          (or, with "signal": N instead of "send", send signal N to it;
          with "resize": [ROWS, COLS], give the pty that size)
   limit  seconds after which the command is killed
+  slow   every delay is multiplied by this (default 1)
   stderr_file  the command's stderr goes to this file (default: the pty)
 The report: out (latin-1), code (negative: signal), sent_at (seconds
 since the start, per step), exited_at, modes_same (the pty's termios and
@@ -77,8 +79,8 @@ while p.poll() is None:
     if steps:
         st = steps[0]
         waited = st.get("wait") is None or st["wait"].encode("latin-1") in out
-        if waited or now - step_since > 10:
-            time.sleep(st.get("delay", 0))
+        if waited or now - step_since > spec.get("step_wait", 10):
+            time.sleep(st.get("delay", 0) * spec.get("slow", 1))
             if "signal" in st:
                 p.send_signal(st["signal"])
             elif "resize" in st:
