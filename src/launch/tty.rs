@@ -135,45 +135,23 @@ pub fn attach_in_payload(slave: c_int, init: &TermInit) -> Result<(), ChildError
 /// The caller's terminal in raw mode and its stdin and stdout
 /// non-blocking, for the duration of the relay; dropping it puts back
 /// what was there (termios at once, without waiting for output to drain,
-/// and the file status flags).
+/// and the file status flags). A panic of the supervisor puts it back too
+/// ([`restore_on_panic`], from cordon's panic hook), even where panics
+/// abort rather than unwind.
 pub struct RawMode {
+    saved: Saved,
+}
+
+/// What [`RawMode`] changed, as it was before.
+#[derive(Clone, Copy)]
+struct Saved {
     termios: Option<libc::termios>,
     /// The file status flags of fds 0 and 1 before (None: left alone).
     flags: [Option<c_int>; 2],
 }
 
-impl RawMode {
-    /// cfmakeraw on stdin when it is a terminal, O_NONBLOCK on stdin and
-    /// stdout. Best effort: what cannot be changed is left as it is.
-    pub fn enter() -> RawMode {
-        let mut raw = RawMode {
-            termios: None,
-            flags: [None, None],
-        };
-        if let Ok(t) = sys::tcgetattr(0) {
-            let mut r = t;
-            // SAFETY: `r` is a valid termios; cfmakeraw only changes its fields.
-            unsafe { libc::cfmakeraw(&mut r) };
-            if sys::tcsetattr(0, &r).is_ok() {
-                raw.termios = Some(t);
-            }
-        }
-        // Both read before either is set: stdin and stdout are often one
-        // open file (a login terminal), whose flags setting one changes.
-        let before = [sys::get_fl(0).ok(), sys::get_fl(1).ok()];
-        for (fd, fl) in before.into_iter().enumerate() {
-            if let Some(fl) = fl {
-                if fl & libc::O_NONBLOCK != 0 || sys::set_fl(fd as c_int, fl | libc::O_NONBLOCK).is_ok() {
-                    raw.flags[fd] = Some(fl);
-                }
-            }
-        }
-        raw
-    }
-}
-
-impl Drop for RawMode {
-    fn drop(&mut self) {
+impl Saved {
+    fn restore(&self) {
         for (fd, fl) in self.flags.iter().enumerate().rev() {
             if let Some(fl) = fl {
                 let _ = sys::set_fl(fd as c_int, *fl);
@@ -182,6 +160,59 @@ impl Drop for RawMode {
         if let Some(t) = &self.termios {
             let _ = sys::tcsetattr(0, t);
         }
+    }
+}
+
+/// The terminal state to put back if the supervisor panics while a
+/// [`RawMode`] lives (the first one's: the caller's own).
+static ACTIVE: std::sync::Mutex<Option<Saved>> = std::sync::Mutex::new(None);
+
+/// Called by cordon's panic hook in the supervisor: put the caller's
+/// terminal back if a [`RawMode`] holds it. Never blocks (try_lock).
+pub fn restore_on_panic() {
+    if let Ok(mut active) = ACTIVE.try_lock() {
+        if let Some(saved) = active.take() {
+            saved.restore();
+        }
+    }
+}
+
+impl RawMode {
+    /// cfmakeraw on stdin when it is a terminal, O_NONBLOCK on stdin and
+    /// stdout. Best effort: what cannot be changed is left as it is.
+    pub fn enter() -> RawMode {
+        let mut saved = Saved {
+            termios: None,
+            flags: [None, None],
+        };
+        if let Ok(t) = sys::tcgetattr(0) {
+            let mut r = t;
+            // SAFETY: `r` is a valid termios; cfmakeraw only changes its fields.
+            unsafe { libc::cfmakeraw(&mut r) };
+            if sys::tcsetattr(0, &r).is_ok() {
+                saved.termios = Some(t);
+            }
+        }
+        // Both read before either is set: stdin and stdout are often one
+        // open file (a login terminal), whose flags setting one changes.
+        let before = [sys::get_fl(0).ok(), sys::get_fl(1).ok()];
+        for (fd, fl) in before.into_iter().enumerate() {
+            if let Some(fl) = fl {
+                if fl & libc::O_NONBLOCK != 0 || sys::set_fl(fd as c_int, fl | libc::O_NONBLOCK).is_ok() {
+                    saved.flags[fd] = Some(fl);
+                }
+            }
+        }
+        let mut active = ACTIVE.lock().unwrap_or_else(|e| e.into_inner());
+        active.get_or_insert(saved);
+        RawMode { saved }
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        self.saved.restore();
+        *ACTIVE.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 }
 
