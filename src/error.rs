@@ -116,10 +116,17 @@ pub enum Step {
     Workspace,
     /// Handing the workspaces' upper directories to the supervisor.
     WorkspaceHandoff,
+    /// The payload's pty (interactive use): opening the sandbox's ptmx,
+    /// unlocking it, opening its slave, setting its modes and size, or
+    /// handing the master to the supervisor (`index`: which of these).
+    Pty,
+    /// Making the pty's slave the payload's controlling terminal and its
+    /// stdin, stdout and stderr (`index`: 0 setsid, 1 TIOCSCTTY, 2-4 dup2).
+    ControllingTty,
 }
 
 impl Step {
-    const ALL: [Step; 43] = [
+    const ALL: [Step; 45] = [
         Step::SyncWait,
         Step::ParentDeathSignal,
         Step::Identity,
@@ -163,6 +170,8 @@ impl Step {
         Step::ResolvConf,
         Step::Workspace,
         Step::WorkspaceHandoff,
+        Step::Pty,
+        Step::ControllingTty,
     ];
 
     /// The step's name as printed and written to the outcome.
@@ -211,6 +220,8 @@ impl Step {
             Step::ResolvConf => "/etc/resolv.conf for the DNS stub",
             Step::Workspace => "workspace",
             Step::WorkspaceHandoff => "workspace hand-off",
+            Step::Pty => "pty",
+            Step::ControllingTty => "controlling terminal",
         }
     }
 

@@ -327,10 +327,36 @@ struct RunArgs {
     /// are still printed.
     #[arg(short, long, conflicts_with = "verbose")]
     quiet: bool,
+    /// Run the command on a pty of the sandbox's own (default when cordon's
+    /// stdin and stdout are terminals): job control, Ctrl-C, window size.
+    #[arg(long, conflicts_with = "no_tty")]
+    tty: bool,
+    /// No pty: the command's stdio are cordon's own, in a session without a
+    /// controlling terminal.
+    #[arg(long = "no-tty")]
+    no_tty: bool,
     /// The command and its arguments: after `--`, or after the last option
     /// (every word from the command's name on belongs to the command).
     #[arg(trailing_var_arg = true, required = true, num_args = 1.., value_name = "CMD")]
     command: Vec<OsString>,
+}
+
+/// `--tty`, `--no-tty`, or by default a pty when cordon's stdin and
+/// stdout are terminals, cordon is in the foreground (a background job
+/// would stop on the raw mode) and the sandbox has a /dev for it. `Err`:
+/// `--tty` asked for one the sandbox cannot have.
+fn choose_tty(a: &RunArgs, plan: &mut Plan) -> Result<(), String> {
+    if a.no_tty {
+        return Ok(());
+    }
+    if a.tty {
+        return plan.child.set_tty(true).map_err(|e| format!("--tty: {e}"));
+    }
+    if cordon::sys::isatty(0) && cordon::sys::isatty(1) && cordon::sys::in_foreground(0) {
+        // Without a /dev in the sandbox: pipes, as with --no-tty.
+        let _ = plan.child.set_tty(true);
+    }
+    Ok(())
 }
 
 /// The mount flags in the order they were given on the command line.
@@ -714,6 +740,11 @@ fn run(a: RunArgs, m: &ArgMatches) -> i32 {
             return EXIT_SETUP;
         }
     };
+    if let Err(e) = choose_tty(&a, &mut plan) {
+        eprintln!("cordon: {e}");
+        write_status(&a, status_json, &failed_outcome(LaunchError::other("tty", e)));
+        return EXIT_SETUP;
+    }
     if !a.quiet {
         for item in &plan.supervisor.unenforced {
             eprintln!("cordon: warning: not enforced: {item}");

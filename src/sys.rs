@@ -1100,6 +1100,99 @@ pub fn loopback_alias(addr: [u8; 4]) -> SysResult<()> {
     r.map(drop)
 }
 
+// ---- terminals: the sandbox's pty (interactive use) ----
+
+/// write(2) once, retrying on EINTR: how many bytes were written.
+pub fn write(fd: c_int, buf: &[u8]) -> SysResult<usize> {
+    // SAFETY: buf is valid for buf.len() bytes.
+    retry(|| check(unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) } as c_long)).map(|n| n as usize)
+}
+
+/// Whether `fd` is a terminal (TCGETS succeeds).
+pub fn isatty(fd: c_int) -> bool {
+    tcgetattr(fd).is_ok()
+}
+
+/// Whether this process's group is the foreground group of the terminal
+/// `fd` (a background job that changed the terminal's modes or read from
+/// it would be stopped).
+pub fn in_foreground(fd: c_int) -> bool {
+    let mut pgrp: libc::pid_t = 0;
+    // SAFETY: TIOCGPGRP writes one pid_t through the pointer, valid for it.
+    let r = unsafe { libc::ioctl(fd, libc::TIOCGPGRP, &mut pgrp as *mut libc::pid_t) };
+    // SAFETY: getpgrp cannot fail.
+    r == 0 && pgrp == unsafe { libc::getpgrp() }
+}
+
+/// The terminal attributes of `fd` (TCGETS).
+pub fn tcgetattr(fd: c_int) -> SysResult<libc::termios> {
+    // SAFETY: termios is plain integers, for which all-zero is valid.
+    let mut t: libc::termios = unsafe { std::mem::zeroed() };
+    // SAFETY: TCGETS writes one termios through the pointer, valid for it.
+    check_int(unsafe { libc::ioctl(fd, libc::TCGETS, &mut t as *mut libc::termios) })?;
+    Ok(t)
+}
+
+/// Set the terminal attributes of `fd` at once (TCSETS, tcsetattr's TCSANOW).
+pub fn tcsetattr(fd: c_int, t: &libc::termios) -> SysResult<()> {
+    // SAFETY: TCSETS reads one termios through the pointer.
+    retry(|| check_int(unsafe { libc::ioctl(fd, libc::TCSETS, t as *const libc::termios) })).map(drop)
+}
+
+/// The window size of the terminal `fd` (TIOCGWINSZ).
+pub fn get_winsize(fd: c_int) -> SysResult<libc::winsize> {
+    let mut w = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one winsize through the pointer, valid for it.
+    check_int(unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut w as *mut libc::winsize) })?;
+    Ok(w)
+}
+
+/// Set the window size of the terminal `fd` (TIOCSWINSZ; the kernel sends
+/// SIGWINCH to its foreground group when it changes).
+pub fn set_winsize(fd: c_int, w: &libc::winsize) -> SysResult<()> {
+    // SAFETY: TIOCSWINSZ reads one winsize through the pointer.
+    check_int(unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, w as *const libc::winsize) }).map(drop)
+}
+
+/// Unlock the slave of the pty master `fd` (TIOCSPTLCK 0: unlockpt).
+pub fn pty_unlock(fd: c_int) -> SysResult<()> {
+    let zero: c_int = 0;
+    // SAFETY: TIOCSPTLCK reads one int through the pointer.
+    check_int(unsafe { libc::ioctl(fd, libc::TIOCSPTLCK, &zero as *const c_int) }).map(drop)
+}
+
+/// Open the slave of the pty master `fd` through the master itself
+/// (TIOCGPTPEER, Linux 4.13): no path lookup, no race with whoever could
+/// change /dev/pts. `flags` as for open (O_RDWR | O_NOCTTY | O_CLOEXEC).
+pub fn pty_peer(fd: c_int, flags: c_int) -> SysResult<c_int> {
+    // SAFETY: TIOCGPTPEER takes its open flags by value and returns a new fd.
+    check_int(unsafe { libc::ioctl(fd, libc::TIOCGPTPEER, flags as libc::c_ulong) })
+}
+
+/// Make the terminal `fd` the calling session leader's controlling
+/// terminal (TIOCSCTTY 0: never steal one from another session).
+pub fn set_controlling_tty(fd: c_int) -> SysResult<()> {
+    // SAFETY: TIOCSCTTY takes an integer argument.
+    check_int(unsafe { libc::ioctl(fd, libc::TIOCSCTTY, 0 as libc::c_ulong) }).map(drop)
+}
+
+/// The file status flags of `fd` (F_GETFL).
+pub fn get_fl(fd: c_int) -> SysResult<c_int> {
+    // SAFETY: F_GETFL takes no argument.
+    check_int(unsafe { libc::fcntl(fd, libc::F_GETFL) })
+}
+
+/// Set the file status flags of `fd` (F_SETFL).
+pub fn set_fl(fd: c_int, flags: c_int) -> SysResult<()> {
+    // SAFETY: F_SETFL takes an int argument.
+    check_int(unsafe { libc::fcntl(fd, libc::F_SETFL, flags) }).map(drop)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -166,6 +166,16 @@ fn the_clone_child_of_run_allocates_nothing() {
     assert_eq!(outcome.exit_code, 44, "{outcome:?}");
     assert_eq!(outcome.workspaces.len(), 1, "{outcome:?}");
     assert_eq!(outcome.workspaces[0].error, None, "{outcome:?}");
+
+    // A pty: init opens it in the sandbox's devpts and sends the master to
+    // the supervisor, the payload makes the slave its controlling terminal
+    // and stdio, all without allocating.
+    let policy = cordon::Policy::builtin_default().expect("default policy");
+    let mut plan = cordon::plan::Plan::build(&policy, "tty", &["/bin/sh", "-c", "exit 44"]).expect("plan");
+    plan.child.set_tty(true).expect("the default policy has a /dev");
+    arm();
+    let outcome = cordon::launch::run(&plan, cordon::launch::RunOptions::default()).expect("run");
+    assert_eq!(outcome.exit_code, 44, "{outcome:?}");
     // The error path: every PATH candidate fails, the payload reports
     // through the error pipe, still without allocating (127, not 99).
     let r = run_default(&["cordon-no-such-command"]);

@@ -21,7 +21,9 @@
 //! 7. hostname, loopback, setsid ([`super::sequence::host_and_session`]):
 //!    in the namespaces made at clone, still privileged; in mode `proxy`,
 //!    the proxy's listeners on 127.0.0.1, sent to the supervisor and
-//!    closed ([`crate::net::listen`]).
+//!    closed ([`crate::net::listen`]); with a pty, init opens it in the
+//!    sandbox's devpts and sends its master to the supervisor
+//!    ([`super::tty`]).
 //! 8. bounding set and securebits: inherited by the payload, dropped once
 //!    here, while CAP_SETPCAP is still there.
 //! 9. (v1 cgroups) wait for the second byte: the payload starts only once
@@ -29,7 +31,8 @@
 //! 10. fork the payload; init then drops its own privileges and fds and
 //!     reaps until the payload ends.
 //!
-//! the payload ([`super::sequence::restrict`], then
+//! the payload (with a pty: a session of its own, the slave its
+//! controlling terminal and stdio; then [`super::sequence::restrict`], then
 //! [`super::sequence::exec_search`]): signals reset → chdir → rlimits
 //! (raising a hard limit needs CAP_SYS_RESOURCE) → identity and the
 //! parent-death signal again → capabilities → no_new_privs → fds
@@ -42,6 +45,7 @@ use std::os::raw::c_int;
 use crate::error::{ChildError, Step};
 use crate::isolate::{creds, mount};
 use crate::launch::sequence::{self, Mode};
+use crate::launch::tty::{self, TermInit};
 use crate::plan::ChildPlan;
 use crate::sys::{self, Errno};
 
@@ -72,6 +76,12 @@ pub struct Fds {
     /// The child's end of the workspace hand-off socket (-1: no
     /// workspace): init sends the upper directories on it, then closes it.
     pub ws_write: c_int,
+    /// The parent's end of the pty hand-off socket (-1: no pty), closed
+    /// at once.
+    pub tty_read: c_int,
+    /// The child's end of the pty hand-off socket (-1: no pty): init sends
+    /// the pty's master on it, then closes it.
+    pub tty_write: c_int,
 }
 
 /// Exit code of a child that could not set up the sandbox.
@@ -84,11 +94,13 @@ fn report(fd: c_int, e: ChildError) {
 /// Entry point of the clone3 child. Never returns.
 /// `premade`: the idmapped trees the parent made (see
 /// [`mount::idmapped_trees`]), indexed like the mount ops.
-pub fn main(plan: &ChildPlan, fds: Fds, premade: &[c_int]) -> ! {
+/// `term`: the caller's terminal modes and size for the payload's pty
+/// (read only when the plan asks for one).
+pub fn main(plan: &ChildPlan, fds: Fds, premade: &[c_int], term: &TermInit) -> ! {
     // First of all: a panic from here on exits at once (the parent
     // installed the guard before clone).
     sequence::mark_child();
-    match init(plan, fds, premade) {
+    match init(plan, fds, premade, term) {
         Ok(never) => match never {},
         Err(e) => {
             report(fds.err_write, e);
@@ -103,7 +115,7 @@ fn at(step: Step) -> impl Fn(Errno) -> ChildError {
 
 enum Never {}
 
-fn init(plan: &ChildPlan, fds: Fds, premade: &[c_int]) -> Result<Never, ChildError> {
+fn init(plan: &ChildPlan, fds: Fds, premade: &[c_int], term: &TermInit) -> Result<Never, ChildError> {
     // Block every signal: init takes them synchronously with sigwaitinfo,
     // so signals from outside are queued rather than ignored (pid 1 ignores
     // signals it has no handler for).
@@ -155,6 +167,12 @@ fn init(plan: &ChildPlan, fds: Fds, premade: &[c_int]) -> Result<Never, ChildErr
     if !plan.listeners().is_empty() {
         crate::net::listen::make_and_send(plan.listeners(), fds.net_write)?;
     }
+    // The payload's pty, in the sandbox's own devpts: its master goes to
+    // the supervisor now, its slave to the payload at fork.
+    let slave = match (plan.tty(), plan.ptmx()) {
+        (true, Some(ptmx)) if fds.tty_write >= 0 => tty::open_in_child(ptmx, term, fds.tty_write)?,
+        _ => -1,
+    };
 
     // The bounding set and securebits are inherited by the payload: drop
     // and lock them once, here. Effective capabilities stay until each
@@ -170,7 +188,7 @@ fn init(plan: &ChildPlan, fds: Fds, premade: &[c_int]) -> Result<Never, ChildErr
     // SAFETY: `fds.sync_read` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
     unsafe { sys::close(fds.sync_read) };
     // Fork the payload; init then drops what it does not need and reaps.
-    let payload_pid = fork_payload(plan, fds)?;
+    let payload_pid = fork_payload(plan, fds, slave, term)?;
     drop_init_privileges(fds, payload_pid)?;
     reap_loop(payload_pid, fds.status_write)
 }
@@ -217,6 +235,10 @@ fn close_parent_ends(fds: Fds) {
         // SAFETY: `fds.ws_read` is the parent's end of the workspace hand-off socket, this child's copy; nothing uses it after this close.
         unsafe { sys::close(fds.ws_read) };
     }
+    if fds.tty_read >= 0 {
+        // SAFETY: `fds.tty_read` is the parent's end of the pty hand-off socket, this child's copy; nothing uses it after this close.
+        unsafe { sys::close(fds.tty_read) };
+    }
 }
 
 /// Wait for the parent's byte on the sync pipe (`idx` 0: the id maps are
@@ -233,10 +255,17 @@ fn sync_wait(sync_read: c_int, idx: u32) -> Result<(), ChildError> {
 
 /// Fork the payload and return its pid; the payload itself never returns
 /// from here (it execs or exits, reporting its error).
-fn fork_payload(plan: &ChildPlan, fds: Fds) -> Result<libc::pid_t, ChildError> {
+/// `slave`: the pty's slave for the payload (-1: none), attached as `term`
+/// says.
+fn fork_payload(
+    plan: &ChildPlan,
+    fds: Fds,
+    slave: c_int,
+    term: &TermInit,
+) -> Result<libc::pid_t, ChildError> {
     let payload_pid = sys::fork_raw().map_err(at(Step::Fork))?;
     if payload_pid == 0 {
-        let e = match payload(plan, fds) {
+        let e = match payload(plan, fds, slave, term) {
             Ok(never) => match never {},
             Err(e) => e,
         };
@@ -326,9 +355,12 @@ fn reap_loop(payload: libc::pid_t, status_fd: c_int) -> ! {
     }
 }
 
-fn payload(plan: &ChildPlan, fds: Fds) -> Result<Never, ChildError> {
+fn payload(plan: &ChildPlan, fds: Fds, slave: c_int, term: &TermInit) -> Result<Never, ChildError> {
     // SAFETY: `fds.status_write` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
     unsafe { sys::close(fds.status_write) };
+    if slave >= 0 {
+        tty::attach_in_payload(slave, term)?;
+    }
     sequence::restrict(plan, Mode::Payload, fds.err_write)?;
     Err(sequence::exec_search(plan.exec()))
 }

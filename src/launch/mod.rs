@@ -6,5 +6,6 @@ pub mod events;
 pub mod notify;
 pub mod parent;
 pub mod sequence;
+pub mod tty;
 
 pub use parent::{run, RunOptions};

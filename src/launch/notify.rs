@@ -468,6 +468,17 @@ fn readable(fd: c_int) -> bool {
 /// payload, which can fill a pipe behind it; a supervisor blocked in a
 /// write would enforce nothing. Whether the whole line was written.
 fn write_stderr_nowait(line: &[u8]) -> bool {
+    // A terminal in raw mode (cordon's pty relay holds the caller's so)
+    // does not turn "\n" into "\r\n" itself.
+    if let Some(body) = line.strip_suffix(b"\n") {
+        if crate::sys::tcgetattr(2).is_ok_and(|t| t.c_oflag & libc::OPOST == 0) {
+            return write_stderr_nowait_as_is(&[body, b"\r\n"].concat());
+        }
+    }
+    write_stderr_nowait_as_is(line)
+}
+
+fn write_stderr_nowait_as_is(line: &[u8]) -> bool {
     let iov = libc::iovec {
         iov_base: line.as_ptr() as *mut libc::c_void,
         iov_len: line.len(),

@@ -12,6 +12,7 @@ use crate::isolate::mount::{self, MAX_OPS};
 use crate::launch::child::{self, exec_exit_code, Fds};
 use crate::launch::events;
 use crate::launch::notify::{Notifier, NOTIFY_BATCH};
+use crate::launch::tty::{Relay, TermInit, RELAY_FDS};
 use crate::outcome::{CgroupOutcome, Outcome, Status, EXIT_SETUP, EXIT_TIMEOUT};
 use crate::plan::{Plan, Supervise};
 use crate::sys::{self, Errno};
@@ -75,9 +76,12 @@ struct SignalGuard {
 }
 
 impl SignalGuard {
-    fn new() -> Result<SignalGuard, LaunchError> {
+    /// `forward`: the signals forwarded to the sandbox; `winch`: SIGWINCH,
+    /// for the pty's window size.
+    fn new(forward: bool, winch: bool) -> Result<SignalGuard, LaunchError> {
         let mut set = sys::sigset_empty();
-        for s in FORWARDED {
+        let winch = winch.then_some(libc::SIGWINCH);
+        for s in FORWARDED.iter().filter(|_| forward).copied().chain(winch) {
             // SAFETY: set is initialised and s is a valid signal.
             unsafe { libc::sigaddset(&mut set, s) };
         }
@@ -214,6 +218,7 @@ fn clone_child(
     fds: Fds,
     cgroup: Option<&std::os::fd::OwnedFd>,
     premade: &[c_int],
+    term: &TermInit,
 ) -> Result<(libc::pid_t, c_int), LaunchError> {
     let ids = &plan.child.ids();
     let _as_host_id = if !ids.rootless && ids.host_uid != 0 && ids.host_gid != 0 {
@@ -259,7 +264,7 @@ fn clone_child(
     // allocate and takes no locks, so it is sound even if other threads of
     // this process held locks at the time of the clone.
     match unsafe { c.call() } {
-        Ok(0) => child::main(&plan.child, fds, premade),
+        Ok(0) => child::main(&plan.child, fds, premade, term),
         Ok(pid) => Ok((pid, pidfd)),
         Err(e) => Err(LaunchError::sys("clone3", "create namespaces", Errno(e.0)).with_hint(userns_hint())),
     }
@@ -350,6 +355,21 @@ pub fn describe_child_error(plan: &Plan, e: ChildError) -> LaunchError {
         Step::Identity => format!("uid {} gid {}", plan.child.ids().uid, plan.child.ids().gid),
         Step::RootTmpfs => plan.child.staging().to_string_lossy().into_owned(),
         Step::Workspace => plan.child.mounts().describe.get(idx & 0xffff).cloned().unwrap_or_default(),
+        Step::Pty => {
+            let ptmx = plan.child.ptmx().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+            match idx {
+                0 => format!("open {ptmx}"),
+                1 => format!("unlock {ptmx} and open its slave (TIOCGPTPEER)"),
+                2 => "the caller's terminal modes onto the slave".to_string(),
+                3 => "the caller's window size onto the pty".to_string(),
+                _ => "send the master to cordon".to_string(),
+            }
+        }
+        Step::ControllingTty => match idx {
+            0 => "setsid".to_string(),
+            1 => "TIOCSCTTY".to_string(),
+            i => format!("the pty's slave onto fd {}", i - 2),
+        },
         _ => String::new(),
     };
     let hint = match (e.step, e.errno.0) {
@@ -414,12 +434,13 @@ fn supervise_plan(
         ));
     }
     let notifying = plan.child.seccomp().as_ref().is_some_and(|s| s.listener());
-    let mut ch = Channels::open(notifying, plan.supervisor.proxy.is_some())?;
+    let tty = plan.child.tty();
+    let mut ch = Channels::open(notifying, plan.supervisor.proxy.is_some(), tty)?;
     let workspaces = open_workspaces(plan, &mut ch)?;
     let mut notifier = Notifier::new(plan.supervisor.supervise.clone(), opts.print_violations);
     notifier.audit = plan.supervisor.audit.as_ref().map(|a| a.log.clone());
-    let signals = if opts.forward_signals {
-        Some(SignalGuard::new()?)
+    let signals = if opts.forward_signals || tty {
+        Some(SignalGuard::new(opts.forward_signals, tty)?)
     } else {
         None
     };
@@ -457,9 +478,18 @@ fn supervise_plan(
         timed_out: false,
         grace_end: None,
         grace_killed: false,
+        tty_sock: Fd(ch.tty_r.take()),
+        relay: None,
     };
-    sup.run(signals.as_ref(), &mut notifier, &mut errors)
-        .map_err(kill_and_reap)?;
+    let supervised = sup.run(signals.as_ref(), &mut notifier, &mut errors);
+    // The caller's terminal back as it was before anything is printed:
+    // what the pty still holds first (bounded), then the modes.
+    if let Some(mut relay) = sup.relay.take() {
+        if supervised.is_ok() {
+            relay.drain();
+        }
+    }
+    supervised.map_err(kill_and_reap)?;
 
     let (status, ru) = reap(pid)?;
     let wall = start.elapsed();
@@ -591,10 +621,14 @@ struct Channels {
     /// without a workspace.
     ws_r: Fd,
     ws_w: Fd,
+    /// The pty hand-off socket (parent's end, child's end); -1 without a
+    /// pty.
+    tty_r: Fd,
+    tty_w: Fd,
 }
 
 impl Channels {
-    fn open(notifying: bool, proxy: bool) -> Result<Channels, LaunchError> {
+    fn open(notifying: bool, proxy: bool, tty: bool) -> Result<Channels, LaunchError> {
         let pipe = |what: &str| {
             sys::pipe()
                 .map(|(r, w)| (Fd(r), Fd(w)))
@@ -617,6 +651,13 @@ impl Channels {
         } else {
             (Fd(-1), Fd(-1))
         };
+        let (tty_r, tty_w) = if tty {
+            let pair =
+                sys::seqpacket_pair().map_err(|e| LaunchError::sys("socketpair", "pty hand-off", e))?;
+            (Fd(pair.0), Fd(pair.1))
+        } else {
+            (Fd(-1), Fd(-1))
+        };
         Ok(Channels {
             sync_r,
             sync_w,
@@ -628,6 +669,8 @@ impl Channels {
             net_w,
             ws_r: Fd(-1),
             ws_w: Fd(-1),
+            tty_r,
+            tty_w,
         })
     }
 
@@ -643,6 +686,8 @@ impl Channels {
             net_write: self.net_w.0,
             ws_read: self.ws_r.0,
             ws_write: self.ws_w.0,
+            tty_read: self.tty_r.0,
+            tty_write: self.tty_w.0,
         }
     }
 }
@@ -661,11 +706,18 @@ fn start_child(
         let d = describe_child_error(plan, e);
         LaunchError::sys(&d.step, d.detail, e.errno)
     })?;
+    // The caller's terminal modes and size, for the payload's pty.
+    let term = if plan.child.tty() {
+        TermInit::capture()
+    } else {
+        TermInit::NONE
+    };
     let cloned = clone_child(
         plan,
         ch.child_fds(),
         cgroup.and_then(Cgroup::clone_fd),
         &trees.0[..plan.child.mounts().ops.len().min(MAX_OPS)],
+        &term,
     );
     drop(trees);
     let (pid, pidfd) = cloned?;
@@ -675,6 +727,7 @@ fn start_child(
     drop(Fd(ch.status_w.take()));
     drop(Fd(ch.net_w.take()));
     drop(Fd(ch.ws_w.take()));
+    drop(Fd(ch.tty_w.take()));
     Ok((pid, Fd(pidfd)))
 }
 
@@ -805,6 +858,11 @@ struct Supervision {
     /// After a forwarded terminating signal: when the grace period ends.
     grace_end: Option<Instant>,
     grace_killed: bool,
+    /// The pty hand-off socket, until init sent the master (-1: no pty).
+    tty_sock: Fd,
+    /// The relay between the caller's terminal and the pty, once the
+    /// master arrived.
+    relay: Option<Relay>,
 }
 
 impl Supervision {
@@ -822,17 +880,27 @@ impl Supervision {
             // limits.
             let now = Instant::now();
             self.enforce_deadlines(now);
-            let mut pfds = [
+            let fixed = [
                 (self.pidfd, libc::POLLIN),
                 (if errors.open { errors.fd } else { -1 }, libc::POLLIN),
                 (signals.map_or(-1, |s| s.fd.0), libc::POLLIN),
                 (notifier.fd.unwrap_or(-1), libc::POLLIN),
+                (self.tty_sock.0, libc::POLLIN),
             ]
             .map(|(fd, events)| libc::pollfd {
                 fd,
                 events,
                 revents: 0,
             });
+            let idle = libc::pollfd {
+                fd: -1,
+                events: 0,
+                revents: 0,
+            };
+            let relay_fds = self.relay.as_ref().map_or([idle; RELAY_FDS], Relay::poll_fds);
+            let mut pfds = [idle; 5 + RELAY_FDS];
+            pfds[..5].copy_from_slice(&fixed);
+            pfds[5..].copy_from_slice(&relay_fds);
             // SAFETY: pfds is a valid array of pollfd.
             let n = unsafe {
                 libc::poll(
@@ -873,8 +941,33 @@ impl Supervision {
                     self.forward_signal(s);
                 }
             }
+            if pfds[4].revents != 0 {
+                self.take_master();
+            }
+            if let Some(r) = self.relay.as_mut() {
+                r.on_events(&pfds[5..]);
+            }
             if pfds[0].revents != 0 {
                 return Ok(());
+            }
+        }
+    }
+
+    /// The pty hand-off socket is readable: init sent the master (the
+    /// relay starts), or it ended without (EOF: it failed first).
+    fn take_master(&mut self) {
+        let mut got = [-1; sys::MAX_PASSED_FDS];
+        let n = sys::recv_fds(self.tty_sock.0, &mut got).unwrap_or(0);
+        drop(Fd(self.tty_sock.take()));
+        for (i, &fd) in got.iter().enumerate().take(n) {
+            if i == 0 && self.relay.is_none() {
+                // SAFETY: `fd` was just received, close-on-exec, and
+                // nothing else owns it.
+                let master = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+                self.relay = Some(Relay::start(master));
+            } else {
+                // SAFETY: a received fd nothing else owns; closed once.
+                unsafe { sys::close(fd) };
             }
         }
     }
@@ -927,6 +1020,14 @@ impl Supervision {
             return;
         }
         let sig = si.ssi_signo as c_int;
+        if sig == libc::SIGWINCH {
+            // The caller's terminal changed size: the pty follows (not
+            // forwarded: the kernel signals the pty's foreground group).
+            if let Some(r) = &self.relay {
+                r.resize();
+            }
+            return;
+        }
         let _ = sys::pidfd_send_signal(self.pidfd, sig);
         if TERMINATING.contains(&sig) {
             // A stopped payload keeps the signal pending forever: continue

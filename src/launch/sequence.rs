@@ -35,7 +35,9 @@ const PANIC_EXIT: i32 = crate::error::exit::SETUP;
 
 /// Install, once per process, a panic hook that ends a process marked by
 /// [`mark_child`] at once with `_exit(125)` (no allocation, no lock, no
-/// unwinding) and otherwise calls the hook that was installed before.
+/// unwinding) and otherwise puts back the caller's terminal if the pty
+/// relay holds it raw ([`super::tty::restore_on_panic`]) and calls the hook
+/// that was installed before.
 /// Called in the parent before clone and by `prepare`; a hook the embedder
 /// sets later replaces this one.
 pub fn install_panic_guard() {
@@ -46,6 +48,9 @@ pub fn install_panic_guard() {
             if IN_CHILD.load(Ordering::Relaxed) {
                 sys::exit(PANIC_EXIT);
             }
+            // The supervisor: the caller's terminal back from raw mode
+            // first (the message goes to it, and the process may abort).
+            super::tty::restore_on_panic();
             previous(info)
         }));
     });

@@ -143,6 +143,11 @@ pub struct ChildPlan {
     landlock: Option<crate::landlock::LandlockPlan>,
     seccomp: Option<SeccompPlan>,
     listeners: crate::net::listen::Listeners,
+    /// The devpts instance's ptmx inside the sandbox (`<dev>/pts/ptmx`),
+    /// when the policy mounts a /dev; `None`: no pty possible.
+    ptmx: Option<CString>,
+    /// Whether the payload runs on a pty of the sandbox's own devpts.
+    tty: bool,
 }
 
 impl ChildPlan {
@@ -222,6 +227,30 @@ impl ChildPlan {
     /// (empty outside mode `proxy`).
     pub fn listeners(&self) -> &crate::net::listen::Listeners {
         &self.listeners
+    }
+    /// The ptmx init opens when the payload gets a pty ([`Self::tty`]).
+    pub fn ptmx(&self) -> Option<&std::ffi::CStr> {
+        self.ptmx.as_deref()
+    }
+    /// Whether the payload runs on a pty: init allocates it in the
+    /// sandbox's own devpts, hands its master to the supervisor (which
+    /// relays it to the caller's terminal), and the payload, in a session
+    /// of its own, has its slave as controlling terminal and stdio.
+    pub fn tty(&self) -> bool {
+        self.tty
+    }
+    /// Ask for a pty ([`Self::tty`]), or for none. `Err` with the reason
+    /// when the policy mounts no /dev, whose devpts the pty would come
+    /// from.
+    pub fn set_tty(&mut self, on: bool) -> Result<(), String> {
+        if on && self.ptmx.is_none() {
+            return Err(
+                "the sandbox has no /dev of its own (a mounts entry of type dev), whose devpts the pty comes from"
+                    .to_string(),
+            );
+        }
+        self.tty = on;
+        Ok(())
     }
 }
 
@@ -369,6 +398,22 @@ pub fn exec_candidates(cmd: &[u8], path: Option<&[u8]>) -> Vec<Vec<u8>> {
             p
         })
         .collect()
+}
+
+/// The ptmx of the policy's (last) /dev: `<dst>/pts/ptmx`.
+fn ptmx_path(policy: &Policy, file: &str) -> Result<Option<CString>, PolicyError> {
+    let dev = policy.mounts.iter().rev().find_map(|m| match m {
+        crate::policy::Mount::Dev { dst, .. } => Some(dst),
+        _ => None,
+    });
+    dev.map(|d| {
+        cstring(
+            "mounts",
+            file,
+            format!("{}/pts/ptmx", d.trim_end_matches('/')).as_bytes(),
+        )
+    })
+    .transpose()
 }
 
 fn read_last_cap() -> u32 {
@@ -558,6 +603,8 @@ impl Plan {
                 landlock: None,
                 seccomp: None,
                 listeners: crate::net::listen::Listeners::NONE,
+                ptmx: ptmx_path(policy, file)?,
+                tty: false,
             },
             supervisor: SupervisorPlan {
                 host_id,
