@@ -2,5 +2,6 @@
 
 pub mod connect;
 pub mod features;
+pub mod lint;
 
 use cordon::features::{Features, Status};
