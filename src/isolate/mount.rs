@@ -126,27 +126,6 @@ pub const MAX_PATTERN_MATCHES: usize = 32;
 /// Most entries of a directory a bind pattern reads.
 const MAX_PATTERN_SCAN: usize = 4096;
 
-/// The names in `dir` that `pattern` matches (`*`: any run of characters;
-/// a leading dot only by a pattern that starts with one), sorted. Reads at
-/// most [`MAX_PATTERN_SCAN`] entries.
-fn pattern_matches(dir: &str, pattern: &str) -> std::io::Result<Vec<String>> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir)?.take(MAX_PATTERN_SCAN) {
-        let e = e?;
-        let Some(name) = e.file_name().to_str().map(str::to_string) else {
-            continue;
-        };
-        if name.starts_with('.') && !pattern.starts_with('.') {
-            continue;
-        }
-        if glob_match(pattern.as_bytes(), name.as_bytes()) {
-            out.push(name);
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
 /// Whether `name` matches `pattern`, where `*` matches any run of bytes
 /// (iterative, with one backtrack point: linear in practice).
 fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
@@ -281,6 +260,7 @@ impl MountPlan {
             ids,
             deny: sensitive::DenyList::for_host(),
             exec_granted: exec_grants(policy),
+            listings: Default::default(),
         };
         for (i, m) in policy.mounts.iter().enumerate() {
             plan.entry(&cx, i, m)?;
@@ -398,7 +378,7 @@ impl MountPlan {
             ));
         }
         let dir = if dir.is_empty() { "/" } else { dir };
-        let names = match pattern_matches(dir, pattern) {
+        let names = match cx.pattern_matches(dir, pattern) {
             Ok(n) => n,
             Err(e) if *optional && e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => {
@@ -770,6 +750,9 @@ struct Entries<'a> {
     deny: sensitive::DenyList,
     /// Per entry: whether a Landlock rule grants exec on it ([`exec_grants`]).
     exec_granted: Vec<bool>,
+    /// The directories bind patterns read, each read once per prepare
+    /// (the default policy's `/etc/java-*` and `/etc/python3*` share /etc).
+    listings: std::cell::RefCell<Vec<(String, Vec<String>)>>,
 }
 
 impl Entries<'_> {
@@ -790,6 +773,34 @@ impl Entries<'_> {
                 message,
             },
         }
+    }
+
+    /// The names in `dir` that `pattern` matches, sorted (see
+    /// [`glob_match`]; a leading dot only by a pattern that starts with
+    /// one). Reads `dir` at most once per prepare, at most
+    /// [`MAX_PATTERN_SCAN`] entries.
+    fn pattern_matches(&self, dir: &str, pattern: &str) -> std::io::Result<Vec<String>> {
+        let mut listings = self.listings.borrow_mut();
+        let names = match listings.iter().position(|(d, _)| d == dir) {
+            Some(i) => &listings[i].1,
+            None => {
+                let mut names = Vec::new();
+                for e in std::fs::read_dir(dir)?.take(MAX_PATTERN_SCAN) {
+                    if let Some(n) = e?.file_name().to_str() {
+                        names.push(n.to_string());
+                    }
+                }
+                names.sort();
+                listings.push((dir.to_string(), names));
+                &listings[listings.len() - 1].1
+            }
+        };
+        Ok(names
+            .iter()
+            .filter(|n| !n.starts_with('.') || pattern.starts_with('.'))
+            .filter(|n| glob_match(pattern.as_bytes(), n.as_bytes()))
+            .cloned()
+            .collect())
     }
 
     fn exec_granted(&self, i: usize) -> bool {
