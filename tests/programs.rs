@@ -164,3 +164,24 @@ fn diag(mode: Mode, r: &Run) -> String {
         r.stderr()
     )
 }
+
+#[test]
+fn the_host_tls_keys_are_not_bound_with_the_store() {
+    require!(
+        "ssl-private",
+        have("/etc/ssl/private"),
+        "/etc/ssl/private is missing"
+    );
+    for mode in modes() {
+        let r = sh(mode, &[], "test -e /etc/ssl/private && echo present; echo done");
+        assert_eq!(r.stdout(), "done\n", "{}", diag(mode, &r));
+        let r = run(mode, &["--ro-bind", "/etc/ssl"], &["true"]);
+        let d = diag(mode, &r);
+        assert_eq!(r.output.status.code(), Some(125), "{d}");
+        assert!(
+            r.stderr()
+                .contains("binding /etc/ssl would expose the sensitive path /etc/ssl/private"),
+            "{d}"
+        );
+    }
+}
