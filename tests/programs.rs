@@ -185,3 +185,16 @@ fn the_host_tls_keys_are_not_bound_with_the_store() {
         );
     }
 }
+
+#[test]
+fn localhost_and_the_hostname_resolve_without_dns() {
+    require!("python3", have_python(), "python3 is not installed");
+    let script = "import socket; print(socket.getaddrinfo('localhost', 80, socket.AF_INET)[0][4][0], \
+                  socket.gethostname(), socket.gethostbyname(socket.gethostname()))";
+    for mode in modes() {
+        for net in NETS {
+            let r = py(mode, net, script);
+            check(mode, net, &r, "127.0.0.1 cordon 127.0.1.1\n");
+        }
+    }
+}

@@ -209,6 +209,30 @@ fn user_db(policy: &Policy, ids: &Ids) -> Vec<(&'static str, String)> {
     out
 }
 
+/// The generated /etc/hosts, unless a bind holds that path: localhost on
+/// both loopback addresses, and the policy's hostname on 127.0.1.1 (as
+/// Debian writes it), so that programs that resolve their own host name
+/// (Java's `InetAddress.getLocalHost`) find it.
+fn hosts_file(policy: &Policy) -> Option<String> {
+    let bound = policy
+        .mounts
+        .iter()
+        .any(|m| matches!(m, Mount::Bind { .. }) && under("/etc/hosts", m.dst()));
+    if bound {
+        return None;
+    }
+    let mut text = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+    if let Some(h) = policy.hostname.as_deref().filter(|h| {
+        *h != "localhost"
+            && !h.is_empty()
+            && h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+    }) {
+        text.push_str(&format!("127.0.1.1\t{h}\n"));
+    }
+    Some(text)
+}
+
 /// The overflow id: unmapped owners appear as it.
 const NOBODY: u32 = 65534;
 
@@ -277,6 +301,17 @@ impl MountPlan {
                     format!("{path} (generated for uid {} gid {})", ids.uid, ids.gid),
                 );
             }
+        }
+        // Loopback names, so that "localhost" (and the sandbox's hostname)
+        // resolve without DNS, as on any host.
+        if let Some(text) = hosts_file(policy) {
+            plan.push(
+                Op::File {
+                    dst: rel("/etc/hosts"),
+                    contents: text.into_bytes().into_boxed_slice(),
+                },
+                "/etc/hosts (generated: localhost and the hostname)".to_string(),
+            );
         }
         // Last, over whatever the policy put there: the sandbox's resolver
         // is the DNS stub on its own loopback.
@@ -1770,6 +1805,17 @@ mod tests {
         let off = plan(r#"{"version":1,"identity":{"passwd":false}}"#);
         assert!(file_text(&off, "etc/passwd").is_none());
         assert!(file_text(&off, "etc/group").is_none());
+    }
+
+    #[test]
+    fn hosts_names_loopback_and_the_hostname_unless_bound() {
+        let p = plan(r#"{"version":1,"hostname":"box"}"#);
+        assert_eq!(
+            file_text(&p, "etc/hosts").expect("hosts"),
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\tbox\n"
+        );
+        let bound = plan(r#"{"version":1,"mounts":[{"bind":"/etc/hosts"}]}"#);
+        assert!(file_text(&bound, "etc/hosts").is_none());
     }
 
     #[test]
