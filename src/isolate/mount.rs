@@ -441,30 +441,32 @@ impl MountPlan {
                 format!("{src} matches nothing; set \"optional\": true to allow that"),
             ));
         }
+        let Mount::Bind {
+            readonly,
+            exec,
+            no_symlinks,
+            owner,
+            compatibility,
+            ..
+        } = m
+        else {
+            return Ok(());
+        };
         for name in names {
+            // Bound as found: a name that itself holds a '*' is not
+            // expanded again.
             let path = format!("{}/{name}", dir.trim_end_matches('/'));
-            let one = match m.clone() {
-                Mount::Bind {
-                    readonly,
-                    optional,
-                    exec,
-                    no_symlinks,
-                    owner,
-                    compatibility,
-                    ..
-                } => Mount::Bind {
-                    src: path.clone(),
-                    dst: path,
-                    readonly,
-                    optional,
-                    exec,
-                    no_symlinks,
-                    owner,
-                    compatibility,
-                },
-                other => other,
+            let b = BindEntry {
+                src: &path,
+                dst: &path,
+                readonly: *readonly,
+                optional: *optional,
+                exec: *exec,
+                no_symlinks: *no_symlinks,
+                owner: *owner,
+                best_effort: *compatibility == crate::landlock::Compatibility::BestEffort,
             };
-            self.entry(cx, i, &one)?;
+            self.bind(cx, i, &b)?;
         }
         Ok(())
     }
@@ -1738,7 +1740,7 @@ mod tests {
         assert!(!glob_match(b"java-*", b"javax"));
         assert!(!glob_match(b"a*c", b"abcd"));
         let d = std::env::temp_dir().join(format!("cordon-pattern-{}", std::process::id()));
-        for n in ["java-11", "java-17", "javax", ".java-hidden"] {
+        for n in ["java-11", "java-17", "javax", ".java-hidden", "java-*x"] {
             std::fs::create_dir_all(d.join(n)).unwrap();
         }
         let root = d.display().to_string();
@@ -1754,7 +1756,14 @@ mod tests {
             })
             .collect();
         let r = root.trim_start_matches('/');
-        assert_eq!(binds, [format!("{r}/java-11"), format!("{r}/java-17")]);
+        assert_eq!(
+            binds,
+            [
+                format!("{r}/java-*x"),
+                format!("{r}/java-11"),
+                format!("{r}/java-17")
+            ]
+        );
         let strict = Policy::from_json(
             "t.json",
             &format!(r#"{{"version":1,"mounts":[{{"bind":"{root}/none-*"}}]}}"#),
