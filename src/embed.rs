@@ -573,10 +573,10 @@ impl Child {
 ///
 /// ```
 /// let policy = cordon::PolicyBuilder::default_policy()
-///     .ro_bind("/etc/ssl", "/etc/ssl")
+///     .ro_bind("/srv/models", "/models")
 ///     .env("LANG", "C.UTF-8")
 ///     .build()?;
-/// assert!(policy.mounts.iter().any(|m| m.dst() == "/etc/ssl"));
+/// assert!(policy.mounts.iter().any(|m| m.dst() == "/models"));
 /// # Ok::<(), cordon::PolicyError>(())
 /// ```
 #[derive(Clone, Debug)]

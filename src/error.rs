@@ -217,7 +217,7 @@ impl Step {
             Step::IdMapSelf => "id maps",
             Step::ProxyListen => "proxy listener",
             Step::ProxyHandoff => "proxy hand-off",
-            Step::ResolvConf => "/etc/resolv.conf for the DNS stub",
+            Step::ResolvConf => "a generated /etc file (resolv.conf, passwd, group)",
             Step::Workspace => "workspace",
             Step::WorkspaceHandoff => "workspace hand-off",
             Step::Pty => "pty",

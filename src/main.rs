@@ -39,8 +39,9 @@ struct Cli {
 enum Command {
     /// Run a command in a sandbox: cordon run [OPTIONS] [--] CMD [ARGS...]
     Run(RunArgs),
-    /// Validate a policy (with any overrides) and print the effective policy.
-    Check(PolicyArgs),
+    /// Validate a policy (with any overrides), print the effective policy,
+    /// and warn on standard error about what will not work as meant.
+    Check(CheckArgs),
     /// Restrict this process as the policy says, then exec CMD in place (no fork, same pid).
     Exec(ExecArgs),
     /// Seccomp tools: compile, explain, groups, import.
@@ -94,6 +95,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    #[command(flatten)]
+    policy: PolicyArgs,
+    /// Exit with 1 when there is a warning.
+    #[arg(long)]
+    strict: bool,
 }
 
 #[derive(Args)]
@@ -1082,7 +1092,8 @@ fn check_host(l: &Loaded) -> Result<(), PolicyError> {
     Ok(())
 }
 
-fn check(a: PolicyArgs, m: &ArgMatches) -> i32 {
+fn check(c: CheckArgs, m: &ArgMatches) -> i32 {
+    let a = c.policy;
     // Read and checked as run reads them; only their names are shown, on
     // standard error (standard output is the policy, which never holds
     // them), and the values are zeroed at once.
@@ -1105,7 +1116,11 @@ fn check(a: PolicyArgs, m: &ArgMatches) -> i32 {
     match checked {
         Ok(l) => {
             println!("{}", l.policy.to_json_pretty());
-            0
+            let warnings = cli::lint::lints(&l.policy);
+            for w in &warnings {
+                eprintln!("cordon: check: warning: {w}");
+            }
+            i32::from(c.strict && !warnings.is_empty())
         }
         Err(e) => {
             eprintln!("cordon: {e}");

@@ -196,6 +196,10 @@ pub struct Violation {
     pub nr: u32,
     /// Its six arguments, in hex.
     pub args: Vec<String>,
+    /// For `ioctl`: the name of the request (argument 1), such as `TCGETS`,
+    /// when cordon knows it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request: Option<&'static str>,
     /// What the policy answered: `errno EPERM`, `kill_process`, ...
     pub action: String,
 }

@@ -29,8 +29,8 @@ const TREES: [&str; 10] = [
 ];
 
 /// Single files or directories that are sensitive (`/etc/ssh`: the host's
-/// private keys).
-const FILES: [&str; 11] = [
+/// private keys; `/etc/ssl/private`: TLS keys).
+const FILES: [&str; 12] = [
     "/etc/shadow",
     "/etc/gshadow",
     "/etc/sudoers",
@@ -42,6 +42,7 @@ const FILES: [&str; 11] = [
     "/run/docker",
     "/var/run/docker",
     "/etc/ssh",
+    "/etc/ssl/private",
 ];
 
 /// Per-user secrets (directories or files) under each home.

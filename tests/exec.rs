@@ -181,7 +181,7 @@ fn exec_applies_landlock_namespaces_and_hostname() {
                   echo host $(uname -n); \
                   test -e /proc && echo proc yes || echo proc no; \
                   test -e /work && echo work yes || echo work no; \
-                  test -e /etc/passwd && echo passwd yes || echo passwd no";
+                  grep -q '^daemon:' /etc/passwd 2>/dev/null && echo passwd yes || echo passwd no";
     for mode in modes() {
         let b = probe.bind();
         let o = exec(

@@ -291,13 +291,21 @@ fn identity_is_the_policys_and_files_belong_to_the_binds_owner() {
 
 #[test]
 fn host_files_outside_the_mounts_are_absent() {
-    let forbidden = ["/etc/passwd", "/root", "/home", "/var", "/boot", "/etc/shadow"];
+    let forbidden = ["/root", "/home", "/var", "/boot", "/etc/shadow"];
     // These exist on the host, so their absence inside means something.
     for p in ["/etc/passwd", "/root", "/var"] {
         assert!(std::path::Path::new(p).exists(), "host lacks {p}");
     }
+    // /etc/passwd inside is cordon's generated one, never the host's
+    // (which has a daemon account on Debian; the generated one does not).
+    let host_passwd = std::fs::read_to_string("/etc/passwd").expect("host /etc/passwd");
+    assert!(
+        host_passwd.lines().any(|l| l.starts_with("daemon:")),
+        "host passwd lacks daemon"
+    );
     let script = format!(
         "for p in {}; do if [ -e \"$p\" ] || [ -L \"$p\" ]; then echo \"present $p\"; fi; done; \
+         grep -q '^daemon:' /etc/passwd 2>/dev/null && echo 'present host /etc/passwd'; \
          [ -x /usr/bin/env ] && echo env ok; /usr/bin/env true && echo env runs",
         forbidden.join(" ")
     );

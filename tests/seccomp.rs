@@ -541,3 +541,40 @@ fn bad_seccomp_sections_are_refused_with_position_and_suggestion() {
         assert!(err.contains(":2:"), "line:column expected: {err}");
     }
 }
+
+#[test]
+fn violations_name_ioctl_requests() {
+    let probe = Probe::new();
+    let dir = TempDir::new("ioctlname");
+    let policy = policy_file(&dir, "p.json", |v| v["seccomp"]["report"] = true.into());
+    for mode in modes() {
+        let log = dir.path().join(format!("audit-{mode:?}.jsonl"));
+        let log = log.to_str().expect("utf-8");
+        let r = probe_run(
+            mode,
+            &probe,
+            &["--policy", &policy, "-v", "--audit-log", log],
+            &["ioctl", "0", "TIOCSTI", "0"],
+        );
+        let d = diag(mode, &r);
+        assert_eq!(r.ok().trim(), "err 1 EPERM", "{d}");
+        let v = &r.status.clone().expect("outcome")["violations"][0];
+        assert_eq!(v["syscall"], "ioctl", "{d}");
+        assert_eq!(v["request"], "TIOCSTI", "{d}");
+        // The arguments stay numbers for machines.
+        assert_eq!(v["args"][1], "0x5412", "{d}");
+        assert!(r.stderr().contains("ioctl(0x0, TIOCSTI, 0x0"), "{d}");
+        let audit = std::fs::read_to_string(log).expect("audit log");
+        let line = audit
+            .lines()
+            .find(|l| l.contains("\"seccomp.violation\""))
+            .unwrap_or_else(|| panic!("no seccomp.violation in {audit}"));
+        let e: serde_json::Value = serde_json::from_str(line).expect("JSON line");
+        assert_eq!(e["request"], "TIOCSTI", "{line}");
+        // A syscall other than ioctl has no request.
+        let r = probe_run(mode, &probe, &["--policy", &policy], &["ptrace", "0", "0"]);
+        let v = &r.status.clone().expect("outcome")["violations"][0];
+        assert_eq!(v["syscall"], "ptrace", "{}", diag(mode, &r));
+        assert!(v.get("request").is_none(), "{v}");
+    }
+}

@@ -3,5 +3,6 @@
 pub mod connect;
 pub mod features;
 pub mod install;
+pub mod lint;
 
 use cordon::features::{Features, Status};

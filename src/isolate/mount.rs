@@ -86,8 +86,8 @@ pub enum Op {
     File {
         /// Path, relative to the new root.
         dst: CString,
-        /// What the file holds.
-        contents: &'static [u8],
+        /// What the file holds: made in the parent, only read by the child.
+        contents: Box<[u8]>,
     },
     /// A symlink.
     Symlink {
@@ -151,6 +151,122 @@ pub struct MountPlan {
 /// sandbox's loopback, one server, no search list.
 pub const RESOLV_CONF: &[u8] = b"# cordon: the DNS stub of the egress proxy (network mode proxy)\nnameserver 127.0.0.1\noptions attempts:2 timeout:2\n";
 
+/// Most entries one bind pattern (`/etc/java-*`) may match.
+pub const MAX_PATTERN_MATCHES: usize = 32;
+
+/// Most entries of a directory a bind pattern reads.
+const MAX_PATTERN_SCAN: usize = 4096;
+
+/// Whether `name` matches `pattern`, where `*` matches any run of bytes
+/// (iterative, with one backtrack point: linear in practice).
+fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
+    let (mut p, mut n) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while n < name.len() {
+        if p < pattern.len() && pattern[p] == b'*' {
+            star = Some((p, n));
+            p += 1;
+        } else if p < pattern.len() && pattern[p] == name[n] {
+            p += 1;
+            n += 1;
+        } else if let Some((sp, sn)) = star {
+            p = sp + 1;
+            n = sn + 1;
+            star = Some((sp, sn + 1));
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|&c| c == b'*')
+}
+
+/// The generated /etc/passwd and /etc/group, each unless the policy binds
+/// that path (or a directory holding it) itself: root, the payload's own
+/// uid and gid (named `sandbox`; `root` or `nobody`/`nogroup` for 0 and
+/// 65534), and nobody. The payload's home is the policy's `HOME`, its shell
+/// /bin/sh.
+fn user_db(policy: &Policy, ids: &Ids) -> Vec<(&'static str, String)> {
+    let bound = |p: &str| {
+        policy
+            .mounts
+            .iter()
+            .any(|m| matches!(m, Mount::Bind { .. }) && under(p, m.dst()))
+    };
+    let home = policy
+        .env
+        .set
+        .get("HOME")
+        .map(String::as_str)
+        .filter(|h| h.starts_with('/') && !h.contains([':', '\n']))
+        .unwrap_or("/");
+    let mut out = Vec::new();
+    if !bound("/etc/passwd") {
+        let mut text = String::new();
+        if ids.uid != 0 {
+            text.push_str("root:x:0:0:root:/root:/bin/sh\n");
+        }
+        let name = match ids.uid {
+            0 => "root",
+            NOBODY => "nobody",
+            _ => "sandbox",
+        };
+        text.push_str(&format!(
+            "{name}:x:{}:{}:{name}:{home}:/bin/sh\n",
+            ids.uid, ids.gid
+        ));
+        if ids.uid != NOBODY {
+            text.push_str(&format!(
+                "nobody:x:{NOBODY}:{NOBODY}:nobody:/nonexistent:/usr/sbin/nologin\n"
+            ));
+        }
+        out.push(("/etc/passwd", text));
+    }
+    if !bound("/etc/group") {
+        let mut text = String::new();
+        if ids.gid != 0 {
+            text.push_str("root:x:0:\n");
+        }
+        let name = match ids.gid {
+            0 => "root",
+            NOBODY => "nogroup",
+            _ => "sandbox",
+        };
+        text.push_str(&format!("{name}:x:{}:\n", ids.gid));
+        if ids.gid != NOBODY {
+            text.push_str(&format!("nogroup:x:{NOBODY}:\n"));
+        }
+        out.push(("/etc/group", text));
+    }
+    out
+}
+
+/// The generated /etc/hosts, unless a bind holds that path: localhost on
+/// both loopback addresses, and the policy's hostname on 127.0.1.1 (as
+/// Debian writes it), so that programs that resolve their own host name
+/// (Java's `InetAddress.getLocalHost`) find it.
+fn hosts_file(policy: &Policy) -> Option<String> {
+    let bound = policy
+        .mounts
+        .iter()
+        .any(|m| matches!(m, Mount::Bind { .. }) && under("/etc/hosts", m.dst()));
+    if bound {
+        return None;
+    }
+    let mut text = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+    if let Some(h) = policy.hostname.as_deref().filter(|h| {
+        *h != "localhost"
+            && !h.is_empty()
+            && h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+    }) {
+        text.push_str(&format!("127.0.1.1\t{h}\n"));
+    }
+    Some(text)
+}
+
+/// The overflow id: unmapped owners appear as it.
+const NOBODY: u32 = 65534;
+
 /// Where the root tmpfs holds a file while it is bound over a path in a
 /// host bind (unlinked at once).
 const FILE_STAGING: &CStr = c".cordon-file";
@@ -200,9 +316,34 @@ impl MountPlan {
             ids,
             deny: sensitive::DenyList::for_host(),
             exec_granted: exec_grants(policy),
+            listings: Default::default(),
         };
         for (i, m) in policy.mounts.iter().enumerate() {
             plan.entry(&cx, i, m)?;
+        }
+        // After every entry (a tmpfs on /etc would hide them): who the
+        // payload is, for whoami, id -un, getpass and ls -l.
+        if policy.identity.passwd {
+            for (path, contents) in user_db(policy, ids) {
+                plan.push(
+                    Op::File {
+                        dst: rel(path),
+                        contents: contents.into_bytes().into_boxed_slice(),
+                    },
+                    format!("{path} (generated for uid {} gid {})", ids.uid, ids.gid),
+                );
+            }
+        }
+        // Loopback names, so that "localhost" (and the sandbox's hostname)
+        // resolve without DNS, as on any host.
+        if let Some(text) = hosts_file(policy) {
+            plan.push(
+                Op::File {
+                    dst: rel("/etc/hosts"),
+                    contents: text.into_bytes().into_boxed_slice(),
+                },
+                "/etc/hosts (generated: localhost and the hostname)".to_string(),
+            );
         }
         // Last, over whatever the policy put there: the sandbox's resolver
         // is the DNS stub on its own loopback.
@@ -214,7 +355,7 @@ impl MountPlan {
             plan.push(
                 Op::File {
                     dst: rel("/etc/resolv.conf"),
-                    contents: RESOLV_CONF,
+                    contents: RESOLV_CONF.into(),
                 },
                 "/etc/resolv.conf (nameserver 127.0.0.1, the DNS stub)".to_string(),
             );
@@ -246,6 +387,9 @@ impl MountPlan {
                 owner,
                 compatibility,
             } => {
+                if src.contains('*') {
+                    return self.bind_pattern(cx, i, m);
+                }
                 let b = BindEntry {
                     src,
                     dst,
@@ -280,6 +424,84 @@ impl MountPlan {
                 },
                 format!("symlink {dst} -> {target}"),
             ),
+        }
+        Ok(())
+    }
+
+    /// A bind whose source's last component is a pattern (`*` matches any
+    /// run of characters, not a leading dot), such as `/etc/java-*`: one
+    /// bind per match, at the same path inside, in name order. One
+    /// directory read at prepare time; at most [`MAX_PATTERN_MATCHES`].
+    fn bind_pattern(&mut self, cx: &Entries, i: usize, m: &Mount) -> Result<(), PolicyError> {
+        let Mount::Bind {
+            src, dst, optional, ..
+        } = m
+        else {
+            return Ok(());
+        };
+        let (dir, pattern) = src.rsplit_once('/').unwrap_or(("", src));
+        if dir.contains('*') || src != dst {
+            return Err(cx.err(
+                i,
+                "bind",
+                format!("{src}: a '*' pattern may only be in the last component of a bind source, and the bind then takes no \"to\" (each match is bound at its own path)"),
+            ));
+        }
+        let dir = if dir.is_empty() { "/" } else { dir };
+        let names = match cx.pattern_matches(dir, pattern) {
+            Ok(n) => n,
+            Err(e) if *optional && e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => {
+                return Err(cx.err(
+                    i,
+                    "bind",
+                    format!("{src}: cannot read {dir}: {}", crate::policy::io_error_text(&e)),
+                ))
+            }
+        };
+        if names.len() > MAX_PATTERN_MATCHES {
+            return Err(cx.err(
+                i,
+                "bind",
+                format!(
+                    "{src} matches {} entries, at most {MAX_PATTERN_MATCHES}: narrow the pattern",
+                    names.len()
+                ),
+            ));
+        }
+        if names.is_empty() && !*optional {
+            return Err(cx.err(
+                i,
+                "bind",
+                format!("{src} matches nothing; set \"optional\": true to allow that"),
+            ));
+        }
+        let Mount::Bind {
+            readonly,
+            exec,
+            no_symlinks,
+            owner,
+            compatibility,
+            ..
+        } = m
+        else {
+            return Ok(());
+        };
+        for name in names {
+            // Bound as found: a name that itself holds a '*' is not
+            // expanded again.
+            let path = format!("{}/{name}", dir.trim_end_matches('/'));
+            let b = BindEntry {
+                src: &path,
+                dst: &path,
+                readonly: *readonly,
+                optional: *optional,
+                exec: *exec,
+                no_symlinks: *no_symlinks,
+                owner: *owner,
+                best_effort: *compatibility == crate::landlock::Compatibility::BestEffort,
+            };
+            self.bind(cx, i, &b)?;
         }
         Ok(())
     }
@@ -714,6 +936,9 @@ struct Entries<'a> {
     deny: sensitive::DenyList,
     /// Per entry: whether a Landlock rule grants exec on it ([`exec_grants`]).
     exec_granted: Vec<bool>,
+    /// The directories bind patterns read, each read once per prepare
+    /// (the default policy's `/etc/java-*` and `/etc/python3*` share /etc).
+    listings: std::cell::RefCell<Vec<(String, Vec<String>)>>,
 }
 
 impl Entries<'_> {
@@ -734,6 +959,34 @@ impl Entries<'_> {
                 message,
             },
         }
+    }
+
+    /// The names in `dir` that `pattern` matches, sorted (see
+    /// [`glob_match`]; a leading dot only by a pattern that starts with
+    /// one). Reads `dir` at most once per prepare, at most
+    /// [`MAX_PATTERN_SCAN`] entries.
+    fn pattern_matches(&self, dir: &str, pattern: &str) -> std::io::Result<Vec<String>> {
+        let mut listings = self.listings.borrow_mut();
+        let names = match listings.iter().position(|(d, _)| d == dir) {
+            Some(i) => &listings[i].1,
+            None => {
+                let mut names = Vec::new();
+                for e in std::fs::read_dir(dir)?.take(MAX_PATTERN_SCAN) {
+                    if let Some(n) = e?.file_name().to_str() {
+                        names.push(n.to_string());
+                    }
+                }
+                names.sort();
+                listings.push((dir.to_string(), names));
+                &listings[listings.len() - 1].1
+            }
+        };
+        Ok(names
+            .iter()
+            .filter(|n| !n.starts_with('.') || pattern.starts_with('.'))
+            .filter(|n| glob_match(pattern.as_bytes(), n.as_bytes()))
+            .cloned()
+            .collect())
     }
 
     fn exec_granted(&self, i: usize) -> bool {
@@ -1784,6 +2037,101 @@ mod tests {
         assert!(has(fs_of(&p, "dev").0, &format!("nr_inodes={DEV_TMPFS_INODES}")));
         assert!(has(fs_of(&p, "dev/shm").0, "nr_inodes=16384"));
         assert!(has(fs_of(&p, "dev/pts").0, "max=7"));
+    }
+
+    #[test]
+    fn bind_patterns_match_names_and_expand_to_one_bind_each() {
+        assert!(glob_match(b"java-*", b"java-17-openjdk"));
+        assert!(glob_match(b"python3*", b"python3"));
+        assert!(glob_match(b"*a*b", b"xaab"));
+        assert!(!glob_match(b"java-*", b"javax"));
+        assert!(!glob_match(b"a*c", b"abcd"));
+        let d = std::env::temp_dir().join(format!("cordon-pattern-{}", std::process::id()));
+        for n in ["java-11", "java-17", "javax", ".java-hidden", "java-*x"] {
+            std::fs::create_dir_all(d.join(n)).unwrap();
+        }
+        let root = d.display().to_string();
+        let p = plan(&format!(
+            r#"{{"version":1,"mounts":[{{"bind":"{root}/java-*","optional":true}},{{"bind":"{root}/none-*","optional":true}}]}}"#
+        ));
+        let binds: Vec<String> = p
+            .ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::Bind { dst, .. } => Some(dst.to_str().unwrap().to_string()),
+                _ => None,
+            })
+            .collect();
+        let r = root.trim_start_matches('/');
+        assert_eq!(
+            binds,
+            [
+                format!("{r}/java-*x"),
+                format!("{r}/java-11"),
+                format!("{r}/java-17")
+            ]
+        );
+        let strict = Policy::from_json(
+            "t.json",
+            &format!(r#"{{"version":1,"mounts":[{{"bind":"{root}/none-*"}}]}}"#),
+        )
+        .unwrap();
+        let ids = Ids {
+            uid: 1000,
+            gid: 1000,
+            host_uid: 1,
+            host_gid: 1,
+            rootless: true,
+        };
+        let e = MountPlan::prepare(&strict, "t.json", &ids).unwrap_err();
+        assert!(e.message.contains("matches nothing"), "{e}");
+        let to = Policy::from_json(
+            "t.json",
+            &format!(r#"{{"version":1,"mounts":[{{"bind":"{root}/java-*","to":"/j"}}]}}"#),
+        )
+        .unwrap();
+        let e = MountPlan::prepare(&to, "t.json", &ids).unwrap_err();
+        assert!(e.message.contains("no \"to\""), "{e}");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    fn file_text(plan: &MountPlan, dst: &str) -> Option<String> {
+        plan.ops.iter().find_map(|op| match op {
+            Op::File { dst: d, contents } if d.to_bytes() == dst.as_bytes() => {
+                Some(String::from_utf8(contents.to_vec()).unwrap())
+            }
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn passwd_and_group_name_the_payload_unless_bound_or_turned_off() {
+        let p = plan(r#"{"version":1,"mounts":[{"tmpfs":"/tmp"}],"env":{"set":{"HOME":"/home/me"}}}"#);
+        let passwd = file_text(&p, "etc/passwd").expect("passwd");
+        assert!(
+            passwd.contains("\nsandbox:x:1000:1000:sandbox:/home/me:/bin/sh\n"),
+            "{passwd}"
+        );
+        assert!(passwd.starts_with("root:x:0:0:"), "{passwd}");
+        let group = file_text(&p, "etc/group").expect("group");
+        assert!(group.contains("\nsandbox:x:1000:\n"), "{group}");
+        let bound = plan(r#"{"version":1,"mounts":[{"bind":"/etc/passwd"}]}"#);
+        assert!(file_text(&bound, "etc/passwd").is_none());
+        assert!(file_text(&bound, "etc/group").is_some());
+        let off = plan(r#"{"version":1,"identity":{"passwd":false}}"#);
+        assert!(file_text(&off, "etc/passwd").is_none());
+        assert!(file_text(&off, "etc/group").is_none());
+    }
+
+    #[test]
+    fn hosts_names_loopback_and_the_hostname_unless_bound() {
+        let p = plan(r#"{"version":1,"hostname":"box"}"#);
+        assert_eq!(
+            file_text(&p, "etc/hosts").expect("hosts"),
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\tbox\n"
+        );
+        let bound = plan(r#"{"version":1,"mounts":[{"bind":"/etc/hosts"}]}"#);
+        assert!(file_text(&bound, "etc/hosts").is_none());
     }
 
     #[test]

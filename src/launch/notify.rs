@@ -374,15 +374,21 @@ impl Notifier {
             syscall: names::syscall_name(d.nr).unwrap_or("?").to_string(),
             nr: d.nr,
             args: d.args.iter().map(|a| format!("{a:#x}")).collect(),
+            request: ioctl_request(d),
             action: action_text(action),
         };
         if show {
+            // ioctl's request by name: ioctl(0x1, TCGETS, ...).
+            let mut args = v.args.clone();
+            if let (Some(name), Some(a)) = (v.request, args.get_mut(1)) {
+                *a = name.to_string();
+            }
             let mut line = format!(
                 "cordon: violation: pid {} ({}) {}({}) -> {}",
                 v.pid,
                 if v.exe.is_empty() { "?" } else { &v.exe },
                 v.syscall,
-                v.args.join(", "),
+                args.join(", "),
                 v.action
             );
             if line.len() > MAX_LINE {
@@ -411,24 +417,34 @@ impl Notifier {
     fn log_violation(&mut self, v: &Violation) {
         let Some(log) = &self.audit else { return };
         use serde_json::Value;
-        let written = log.emit(
-            "seccomp.violation",
-            &[
-                ("syscall", Value::from(v.syscall.as_str())),
-                ("nr", Value::from(v.nr)),
-                ("action", Value::from(v.action.as_str())),
-                ("pid", Value::from(v.pid)),
-                ("exe", Value::from(v.exe.as_str())),
-                ("args", Value::from(v.args.clone())),
-                ("suppressed_before", Value::from(self.audit_rate.suppressed)),
-            ],
-        );
+        let mut fields = vec![
+            ("syscall", Value::from(v.syscall.as_str())),
+            ("nr", Value::from(v.nr)),
+            ("action", Value::from(v.action.as_str())),
+            ("pid", Value::from(v.pid)),
+            ("exe", Value::from(v.exe.as_str())),
+            ("args", Value::from(v.args.clone())),
+        ];
+        if let Some(r) = v.request {
+            fields.push(("request", Value::from(r)));
+        }
+        fields.push(("suppressed_before", Value::from(self.audit_rate.suppressed)));
+        let written = log.emit("seccomp.violation", &fields);
         if written {
             self.audit_logged += 1;
             self.audit_rate.suppressed = 0;
         } else {
             self.audit_rate.suppressed += 1;
         }
+    }
+}
+
+/// The name of an `ioctl`'s request (argument 1), when cordon knows it.
+fn ioctl_request(d: &Data) -> Option<&'static str> {
+    if names::syscall_name(d.nr) == Some("ioctl") {
+        names::ioctl_name(d.args[1])
+    } else {
+        None
     }
 }
 

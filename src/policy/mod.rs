@@ -208,6 +208,15 @@ pub struct Identity {
     /// Must be true for `host_uid` or `host_gid` 0: the payload would be host root.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_host_root: bool,
+    /// Generate a minimal /etc/passwd and /etc/group naming the payload's
+    /// uid and gid (default true), unless a bind holds them: `whoami` then
+    /// works. False: no such files unless the policy binds them.
+    #[serde(default = "default_true", skip_serializing_if = "is_true")]
+    pub passwd: bool,
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 fn default_inner_id() -> u32 {
@@ -222,6 +231,7 @@ impl Default for Identity {
             host_uid: None,
             host_gid: None,
             allow_host_root: false,
+            passwd: true,
         }
     }
 }

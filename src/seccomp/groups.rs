@@ -490,7 +490,7 @@ pub const GROUPS: &[Group] = &[
     },
     Group {
         name: "@terminal",
-        description: "Device and terminal control with ioctl (needs cordon's rules refusing TIOCSTI and TIOCLINUX, which inject input).",
+        description: "Device and terminal control with ioctl; rules refusing TIOCSTI and TIOCLINUX (which inject input) need \"ioctl\" allowed by name as well, or they refuse every ioctl.",
         syscalls: &["ioctl"],
         includes: &[],
     },

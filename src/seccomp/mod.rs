@@ -30,6 +30,7 @@ pub mod import;
 pub mod interp;
 pub mod ir;
 pub mod learn;
+pub mod lint;
 pub mod names;
 pub mod probe;
 pub mod tools;

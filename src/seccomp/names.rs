@@ -1,8 +1,8 @@
 //! Names for the values a seccomp policy mentions: system calls (numbers
 //! of the architecture cordon is built for, from [`super::arch::Arch`]),
 //! errno values, and the constants that make sense as system call arguments
-//! (socket families and types, netlink protocols, terminal ioctls,
-//! clone/open/mmap flags, prctl options, personalities).
+//! (socket families and types, netlink protocols, terminal, socket and
+//! file ioctls, clone/open/mmap flags, prctl options, personalities).
 //!
 //! Names are case-sensitive (they are the kernel's); suggestions for
 //! misspelled names compare case-insensitively, so `af_unix` suggests
@@ -388,6 +388,73 @@ const IOCTLS: &[(&str, u64)] = &[
     ("TIOCVHANGUP", libc::TIOCVHANGUP),
 ];
 
+/// Socket ioctl requests (`ioctl` argument 1, <linux/sockios.h>).
+const SOCKET_IOCTLS: &[(&str, u64)] = &[
+    // not in libc; <linux/sockios.h>
+    ("FIOGETOWN", 0x8903),
+    // not in libc; <linux/sockios.h>
+    ("FIOSETOWN", 0x8901),
+    // not in libc; <linux/sockios.h>
+    ("SIOCATMARK", 0x8905),
+    ("SIOCGIFADDR", libc::SIOCGIFADDR),
+    ("SIOCGIFCONF", libc::SIOCGIFCONF),
+    ("SIOCGIFFLAGS", libc::SIOCGIFFLAGS),
+    ("SIOCGIFHWADDR", libc::SIOCGIFHWADDR),
+    ("SIOCGIFINDEX", libc::SIOCGIFINDEX),
+    ("SIOCGIFMTU", libc::SIOCGIFMTU),
+    ("SIOCGIFNAME", libc::SIOCGIFNAME),
+    // not in libc; <linux/sockios.h>
+    ("SIOCGPGRP", 0x8904),
+    // not in libc; <asm-generic/sockios.h> (SIOCGSTAMP_OLD on 64-bit)
+    ("SIOCGSTAMP", 0x8906),
+    ("SIOCSIFFLAGS", libc::SIOCSIFFLAGS),
+    // not in libc; <linux/sockios.h>
+    ("SIOCSPGRP", 0x8902),
+];
+
+/// Filesystem and block-device ioctl requests (`ioctl` argument 1), with
+/// the 64-bit encodings of <linux/fs.h> (x86_64 and aarch64 agree).
+const FS_IOCTLS: &[(&str, u64)] = &[
+    // <linux/fs.h>: _IOR(0x12, 114, size_t)
+    ("BLKGETSIZE64", 0x8008_1272),
+    // <linux/fs.h>: _IO(0x12, 104)
+    ("BLKSSZGET", 0x1268),
+    // <linux/fs.h>: _IOW(0x94, 9, int)
+    ("FICLONE", 0x4004_9409),
+    // <linux/fs.h>: _IOW(0x94, 13, struct file_clone_range)
+    ("FICLONERANGE", 0x4020_940d),
+    // <linux/fs.h>: _IOWR(0x94, 54, struct file_dedupe_range)
+    ("FIDEDUPERANGE", 0xc018_9436),
+    // <linux/fs.h>: _IOWR('f', 11, struct fiemap)
+    ("FS_IOC_FIEMAP", 0xc020_660b),
+    // <linux/fs.h>: _IOR('X', 31, struct fsxattr)
+    ("FS_IOC_FSGETXATTR", 0x801c_581f),
+    // <linux/fs.h>: _IOW('X', 32, struct fsxattr)
+    ("FS_IOC_FSSETXATTR", 0x401c_5820),
+    // <linux/fs.h>: _IOR('f', 1, long)
+    ("FS_IOC_GETFLAGS", 0x8008_6601),
+    // <linux/fs.h>: _IOR('v', 1, long)
+    ("FS_IOC_GETVERSION", 0x8008_7601),
+    // <linux/fs.h>: _IOW('f', 2, long)
+    ("FS_IOC_SETFLAGS", 0x4008_6602),
+    // <linux/if_tun.h>: _IOW('T', 202, int)
+    ("TUNSETIFF", 0x4004_54ca),
+];
+
+/// The name of an `ioctl` request (argument 1, whose top 32 bits the
+/// kernel ignores), e.g. 0x5401 -> `TCGETS`: terminal, socket, file and
+/// block requests cordon knows. Where two names share a value the first in
+/// name order answers (`FIONREAD`, not `TIOCINQ`).
+pub fn ioctl_name(request: u64) -> Option<&'static str> {
+    let r = request & 0xffff_ffff;
+    [IOCTLS, SOCKET_IOCTLS, FS_IOCTLS]
+        .iter()
+        .flat_map(|t| t.iter())
+        .filter(|&&(_, v)| v == r)
+        .map(|&(n, _)| n)
+        .min()
+}
+
 /// `clone` flags (argument 0) and `unshare` flags.
 const CLONE_FLAGS: &[(&str, u64)] = &[
     ("CLONE_CHILD_CLEARTID", libc::CLONE_CHILD_CLEARTID as u64),
@@ -579,6 +646,8 @@ const CONSTANT_TABLES: &[&[(&str, u64)]] = &[
     SOCKET_TYPES,
     NETLINK_PROTOCOLS,
     IOCTLS,
+    SOCKET_IOCTLS,
+    FS_IOCTLS,
     CLONE_FLAGS,
     OPEN_FLAGS,
     PROT_FLAGS,
@@ -690,6 +759,30 @@ fn distance(a: &[char], b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ioctl_requests_have_names() {
+        assert_eq!(ioctl_name(0x5401), Some("TCGETS"));
+        assert_eq!(ioctl_name(libc::TIOCSTI), Some("TIOCSTI"));
+        // The top 32 bits are not part of the request.
+        assert_eq!(ioctl_name(0xffff_ffff_0000_5413), Some("TIOCGWINSZ"));
+        // FIONREAD and TIOCINQ are one request.
+        assert_eq!(ioctl_name(libc::FIONREAD), Some("FIONREAD"));
+        assert_eq!(ioctl_name(libc::SIOCGIFFLAGS), Some("SIOCGIFFLAGS"));
+        assert_eq!(ioctl_name(0x4004_9409), Some("FICLONE"));
+        assert_eq!(ioctl_name(0x1234_5678), None);
+        // Every name maps back to a value that names it (or its alias).
+        for t in [IOCTLS, SOCKET_IOCTLS, FS_IOCTLS] {
+            for &(n, v) in t {
+                let back = ioctl_name(v).expect(n);
+                assert_eq!(
+                    constant(back).map(|x| x & 0xffff_ffff),
+                    Some(v & 0xffff_ffff),
+                    "{n}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn tables_are_sorted_and_names_unique() {
