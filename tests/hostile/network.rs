@@ -205,11 +205,16 @@ fn landlock_abi() -> u32 {
 #[test]
 fn no_socket_protocol_steps_around_the_landlock_tcp_wall() {
     require!("python3", have_python(), "python3 is not installed");
-    require!(
-        "landlock-net",
-        landlock_abi() >= 4,
-        "needs Landlock ABI 4 (TCP rules)"
-    );
+    if landlock_abi() < 4 {
+        // No Landlock TCP rules on this kernel (the VM lane's 6.1): there is
+        // no wall to step around, and mode proxy says its wall is missing.
+        for mode in modes() {
+            let r = crate::common::run(mode, &["--net", "proxy"], &["/bin/true"]);
+            let unenforced = r.status.as_ref().expect("outcome")["unenforced"].to_string();
+            assert!(unenforced.contains("tcp_connect wall"), "{mode:?}: {unenforced}");
+        }
+        return;
+    }
     let host = TcpListener::bind("127.0.0.1:0").expect("host listener");
     let port = host.local_addr().unwrap().port().to_string();
     for mode in modes() {

@@ -9,12 +9,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{cordon, have_python, is_root, modes, set_mode, Mode, TempDir};
+use crate::common::{cordon, have_python, is_root, modes, set_mode, slow_factor, Mode, TempDir};
 use crate::require;
 
 /// Run `c`, killing it (by its pid) and failing the test if it takes longer
-/// than `secs`: a cordon blocked on a FIFO never ends on its own.
+/// than `secs` (scaled by [`slow_factor`]: the VM lane emulates): a cordon
+/// blocked on a FIFO never ends on its own.
 pub(crate) fn output_within(mut c: Command, secs: u64) -> Output {
+    let secs = secs * u64::from(slow_factor());
     c.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
