@@ -123,6 +123,10 @@ pub struct WorkspaceOutcome {
     /// What was not (or will never be) applied, and why.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub refused: Vec<Refusal>,
+    /// Paths applied with their setuid, setgid or sticky bits dropped
+    /// (the payload set them; the host never gets them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stripped: Vec<String>,
     /// The export directory, when the changes were written there.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub export: Option<String>,

@@ -171,6 +171,15 @@ fn one(w: &Opened, upper: &OwnedFd, end: Ending) -> WorkspaceOutcome {
         if !out.applied {
             out.applied_paths = done.done.iter().map(|p| changes::shown(p)).collect();
         }
+        out.stripped = set
+            .changes
+            .iter()
+            .filter(|c| {
+                c.mode & 0o7000 != 0 && !matches!(c.kind, changes::Kind::Deleted | changes::Kind::Symlink(_))
+            })
+            .filter(|c| done.done.contains(&c.path))
+            .map(|c| changes::shown(&c.path))
+            .collect();
         out.refused.extend(done.refused.iter().map(|r| Refusal {
             path: changes::shown(&r.path),
             reason: r.reason.clone(),

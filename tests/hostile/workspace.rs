@@ -86,6 +86,9 @@ fn links_out_special_files_set_id_bits_and_hard_links_are_refused_or_stripped() 
             .map(|s| s.to_string())
             .collect();
         assert_eq!(applied, want, "{w}");
+        // The set-id and sticky files are applied without those bits, and
+        // listed.
+        assert_eq!(w["stripped"], serde_json::json!(["sticky", "suid"]), "{w}");
         // On the host: nothing refused exists, a.txt is untouched, the set-id
         // and sticky bits are gone.
         for p in ["abs", "up", "fifo", "hard", "sub/deep/esc"] {
