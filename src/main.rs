@@ -5,7 +5,7 @@ mod cli;
 use std::ffi::OsString;
 use std::io::Write;
 use std::os::fd::{FromRawFd, OwnedFd};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -461,6 +461,7 @@ struct Loaded {
 fn load_policy(path: &Option<PathBuf>) -> Result<Loaded, PolicyError> {
     Ok(match path {
         Some(p) => {
+            shadow_warning(p);
             let (policy, sources) = Policy::load(p)?;
             Loaded {
                 policy,
@@ -477,6 +478,25 @@ fn load_policy(path: &Option<PathBuf>) -> Result<Loaded, PolicyError> {
             ),
         },
     })
+}
+
+/// `--policy NAME` found in the current directory although the name is
+/// also a policy elsewhere (a built-in one, the user's, the system's): say
+/// so, since a directory one works in may hold a file one did not write.
+fn shadow_warning(spec: &Path) {
+    use cordon::policy::named::{is_name, Found, SearchPath};
+    let Some(name) = spec.to_str().filter(|s| is_name(s)) else {
+        return;
+    };
+    if let [Found::File(first), shadowed, ..] = SearchPath::from_env().candidates(name).as_slice() {
+        if first.parent() == Some(Path::new(".")) {
+            eprintln!(
+                "cordon: warning: --policy {name} is {} (the current directory), which shadows {}",
+                first.display(),
+                shadowed.label()
+            );
+        }
+    }
 }
 
 /// The overrides the policy flags describe.

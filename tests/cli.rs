@@ -814,3 +814,39 @@ fn the_package_metadata_is_complete_for_cargo_install_and_packaging() {
         assert!(deb.contains(asset), "the deb recipe lacks {asset}");
     }
 }
+
+#[test]
+fn a_policy_name_found_in_the_current_directory_says_what_it_shadows() {
+    // A directory one works in may hold a file one did not write: using
+    // ./default.json for `--policy default` is said on stderr.
+    let d = TempDir::new("shadow");
+    let out = cordon(Mode::Root).args(["check"]).output().expect("spawn");
+    std::fs::write(d.path().join("default.json"), &out.stdout).unwrap();
+    std::fs::write(d.path().join("mine-only.json"), &out.stdout).unwrap();
+    for f in ["default.json", "mine-only.json"] {
+        set_mode(&d.path().join(f), 0o644);
+    }
+    for mode in modes() {
+        let o = cordon(mode)
+            .current_dir(d.path())
+            .args(["check", "--policy", "default"])
+            .output()
+            .expect("spawn");
+        assert_eq!(o.status.code(), Some(0), "{mode:?}: {}", diag(&o));
+        assert!(
+            text(&o.stderr).contains(
+                "cordon: warning: --policy default is ./default.json (the current directory), which shadows <built-in default policy>"
+            ),
+            "{mode:?}: {}",
+            diag(&o)
+        );
+        // A name only the current directory has shadows nothing.
+        let o = cordon(mode)
+            .current_dir(d.path())
+            .args(["check", "--policy", "mine-only"])
+            .output()
+            .expect("spawn");
+        assert_eq!(o.status.code(), Some(0), "{mode:?}: {}", diag(&o));
+        assert!(!text(&o.stderr).contains("shadows"), "{mode:?}: {}", diag(&o));
+    }
+}
