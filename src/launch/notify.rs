@@ -375,7 +375,7 @@ impl Notifier {
             nr: d.nr,
             args: d.args.iter().map(|a| format!("{a:#x}")).collect(),
             request: ioctl_request(d),
-            action: action_text(action),
+            action: action.text(),
         };
         if show {
             // ioctl's request by name: ioctl(0x1, TCGETS, ...).
@@ -611,21 +611,6 @@ fn answer(fd: c_int, resp: &SeccompNotifResp) -> Result<(), Errno> {
         // The caller was killed meanwhile.
         Err(Errno(libc::ENOENT)) | Ok(()) => Ok(()),
         Err(e) => Err(e),
-    }
-}
-
-fn action_text(a: Action) -> String {
-    match a {
-        Action::Errno(e) => match names::errno_name(e) {
-            Some(n) => format!("errno {n}"),
-            None => format!("errno {e}"),
-        },
-        Action::KillProcess => "kill_process".to_string(),
-        Action::KillThread => "kill_thread".to_string(),
-        Action::Trap => "trap".to_string(),
-        Action::Log => "log".to_string(),
-        Action::Allow => "allow".to_string(),
-        Action::Notify => "notify".to_string(),
     }
 }
 

@@ -30,6 +30,22 @@ pub enum Action {
 }
 
 impl Action {
+    /// How reports and warnings name it: `errno EPERM`, `kill_process`, ...
+    pub fn text(self) -> String {
+        match self {
+            Action::Errno(e) => match super::names::errno_name(e) {
+                Some(n) => format!("errno {n}"),
+                None => format!("errno {e}"),
+            },
+            Action::KillProcess => "kill_process".to_string(),
+            Action::KillThread => "kill_thread".to_string(),
+            Action::Trap => "trap".to_string(),
+            Action::Log => "log".to_string(),
+            Action::Allow => "allow".to_string(),
+            Action::Notify => "notify".to_string(),
+        }
+    }
+
     /// The SECCOMP_RET_* value.
     pub fn ret(self) -> u32 {
         match self {

@@ -56,26 +56,11 @@ pub fn lints(policy: &SeccompPolicy, arch: Arch) -> Vec<String> {
         out.push(format!(
             "seccomp: {name} is allowed only through {group}, and its rules ({}) only refuse, so every {name} call is refused with the default action ({}), not just the ones they match; add \"{name}\" to allow to allow the others",
             at.join(", "),
-            action_text(policy.default_action.0),
+            policy.default_action.0.text(),
             name = r.syscall,
         ));
     }
     out
-}
-
-fn action_text(a: Action) -> String {
-    match a {
-        Action::Errno(e) => match names::errno_name(e) {
-            Some(n) => format!("errno {n}"),
-            None => format!("errno {e}"),
-        },
-        Action::KillProcess => "kill_process".to_string(),
-        Action::KillThread => "kill_thread".to_string(),
-        Action::Trap => "trap".to_string(),
-        Action::Log => "log".to_string(),
-        Action::Allow => "allow".to_string(),
-        Action::Notify => "notify".to_string(),
-    }
 }
 
 #[cfg(test)]
