@@ -7,36 +7,6 @@
 mod common;
 use common::*;
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
-use std::time::Duration;
-
-/// A host server on 127.0.0.1 that answers every request with `hello`
-/// (and keeps a connection that sends nothing open for a while).
-fn server() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("host listener");
-    let port = l.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for c in l.incoming() {
-            let Ok(mut c) = c else { continue };
-            std::thread::spawn(move || {
-                let _ = c.set_read_timeout(Some(Duration::from_secs(20)));
-                let mut buf = Vec::new();
-                let mut b = [0u8; 1024];
-                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match c.read(&mut b) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&b[..n]),
-                    }
-                }
-                let _ =
-                    c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello");
-            });
-        }
-    });
-    port
-}
-
 /// The effective default policy with `network` replaced, written to a
 /// file (a policy file inherits nothing, so it starts from what `cordon
 /// check` prints).
@@ -56,19 +26,6 @@ fn policy_with_network(mode: Mode, dir: &TempDir, network: serde_json::Value) ->
 /// headers on stderr.
 fn curl(url: &str) -> String {
     format!("curl -sS -p --noproxy '' -x http://127.0.0.1:3128 -m 20 {url}; c=$?; echo; echo code=$c")
-}
-
-/// The audit log's lines as JSON.
-fn audit_lines(path: &std::path::Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("audit line is JSON"))
-        .collect()
-}
-
-fn events<'a>(lines: &'a [serde_json::Value], name: &str) -> Vec<&'a serde_json::Value> {
-    lines.iter().filter(|l| l["event"] == name).collect()
 }
 
 fn diag(r: &Run, log: &[serde_json::Value]) -> String {
@@ -92,7 +49,7 @@ fn have_curl() -> bool {
 #[test]
 fn connect_reaches_an_allowed_address_rule_only() {
     require!("curl", have_curl(), "needs /usr/bin/curl");
-    let port = server();
+    let port = hello_server();
     for mode in modes() {
         let dir = TempDir::new("proxy-allow");
         let log = dir.path().join("audit.log");
@@ -142,7 +99,7 @@ fn connect_reaches_an_allowed_address_rule_only() {
 #[test]
 fn denied_targets_get_403_and_one_audit_line_each() {
     require!("curl", have_curl(), "needs /usr/bin/curl");
-    let port = server();
+    let port = hello_server();
     for mode in modes() {
         let dir = TempDir::new("proxy-deny");
         let log = dir.path().join("audit.log");
@@ -218,7 +175,7 @@ fn denied_targets_get_403_and_one_audit_line_each() {
 #[test]
 fn max_connections_is_enforced() {
     require!("curl", have_curl(), "needs /usr/bin/curl");
-    let port = server();
+    let port = hello_server();
     for mode in modes() {
         let dir = TempDir::new("proxy-max");
         let log = dir.path().join("audit.log");
@@ -264,7 +221,7 @@ fn python_urllib_uses_the_environment() {
         eprintln!("SKIPPED: python3 is not installed (python3)");
         return;
     }
-    let port = server();
+    let port = hello_server();
     for mode in modes() {
         let dir = TempDir::new("proxy-py");
         // A name (NO_PROXY covers 127.0.0.1 itself), mapped to the host's
@@ -322,7 +279,7 @@ fn the_listener_never_reaches_the_payload() {
 
 #[test]
 fn a_silent_tunnel_is_closed_after_idle_timeout() {
-    let port = server();
+    let port = hello_server();
     for mode in modes() {
         let dir = TempDir::new("proxy-idle");
         let log = dir.path().join("audit.log");
@@ -389,7 +346,7 @@ fn svc_policy(mode: Mode, dir: &TempDir, port: u16, extra: serde_json::Value) ->
 fn socks5_reaches_allowed_targets_by_name_and_address_only() {
     require!("curl", have_curl(), "needs /usr/bin/curl");
     require!("python3", have_python(), "needs python3");
-    let port = server();
+    let port = hello_server();
     for mode in modes() {
         let dir = TempDir::new("proxy-socks");
         let log = dir.path().join("audit.log");
@@ -504,7 +461,7 @@ fn the_dns_stub_answers_allowed_names_with_fake_addresses_and_nxdomain_otherwise
 #[test]
 fn a_client_that_ignores_the_proxy_is_relayed_through_the_fake_address() {
     require!("curl", have_curl(), "needs /usr/bin/curl");
-    let port = server();
+    let port = hello_server();
     for mode in modes() {
         let dir = TempDir::new("proxy-transparent");
         let log = dir.path().join("audit.log");

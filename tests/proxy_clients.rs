@@ -201,19 +201,6 @@ fn policy_with_network(mode: Mode, dir: &TempDir, network: serde_json::Value) ->
     )
 }
 
-/// The audit log's lines as JSON.
-fn audit_lines(path: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("audit line is JSON"))
-        .collect()
-}
-
-fn events<'a>(lines: &'a [serde_json::Value], name: &str) -> Vec<&'a serde_json::Value> {
-    lines.iter().filter(|l| l["event"] == name).collect()
-}
-
 fn diag(mode: Mode, r: &Run, log: &[serde_json::Value]) -> String {
     format!(
         "{mode:?}\nexit: {:?}\nstdout:\n{}\nstderr:\n{}\noutcome: {:?}\naudit: {log:#?}",
@@ -520,31 +507,6 @@ fn git_clone_over_dumb_http() {
         assert!(allowed.iter().all(|a| a["protocol"] == "http"), "{d}");
         assert!(events(&lines, "network.denied").is_empty(), "{d}");
     }
-}
-/// A host server on 127.0.0.1 that answers every request with `hello`
-/// (a thread of this test process).
-fn hello_server() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("host listener");
-    let port = l.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for c in l.incoming() {
-            let Ok(mut c) = c else { continue };
-            std::thread::spawn(move || {
-                let _ = c.set_read_timeout(Some(Duration::from_secs(20)));
-                let mut buf = Vec::new();
-                let mut b = [0u8; 1024];
-                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match c.read(&mut b) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&b[..n]),
-                    }
-                }
-                let _ =
-                    c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello");
-            });
-        }
-    });
-    port
 }
 
 /// A port of the host's 127.0.0.1 that nothing listens on (bound, then

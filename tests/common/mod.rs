@@ -409,3 +409,44 @@ pub fn workspace_mode_args(mode: Mode, dir: &TempDir) -> Vec<String> {
         write_policy(dir, "ws-identity.json", &v.to_string()),
     ]
 }
+
+/// A host server on 127.0.0.1 that answers every request with `hello`
+/// (a thread of this test process), for the egress proxy's tests.
+pub fn hello_server() -> u16 {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("host listener");
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut c) = c else { continue };
+            std::thread::spawn(move || {
+                let _ = c.set_read_timeout(Some(std::time::Duration::from_secs(20)));
+                let mut buf = Vec::new();
+                let mut b = [0u8; 1024];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match c.read(&mut b) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&b[..n]),
+                    }
+                }
+                let _ =
+                    c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello");
+            });
+        }
+    });
+    port
+}
+
+/// An audit log's lines as JSON.
+pub fn audit_lines(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("audit line is JSON"))
+        .collect()
+}
+
+/// The lines of one event.
+pub fn events<'a>(lines: &'a [serde_json::Value], name: &str) -> Vec<&'a serde_json::Value> {
+    lines.iter().filter(|l| l["event"] == name).collect()
+}
