@@ -217,7 +217,7 @@ impl Step {
             Step::IdMapSelf => "id maps",
             Step::ProxyListen => "proxy listener",
             Step::ProxyHandoff => "proxy hand-off",
-            Step::ResolvConf => "a generated /etc file (resolv.conf, passwd, group)",
+            Step::ResolvConf => "a file cordon writes into the sandbox (a copy, or the generated resolv.conf, passwd, group, hosts)",
             Step::Workspace => "workspace",
             Step::WorkspaceHandoff => "workspace hand-off",
             Step::Pty => "pty",

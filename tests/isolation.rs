@@ -387,6 +387,71 @@ print("usr", tryw("/usr/newfile"))
 }
 
 #[test]
+fn copy_snapshots_a_world_readable_file_and_refuses_what_only_a_bind_may_carry() {
+    for mode in modes() {
+        let tmp = TempDir::new("copy");
+        let conf = tmp.path().join("conf");
+        std::fs::write(&conf, "hello copy\n").unwrap();
+        set_mode(&conf, 0o644);
+        let mut p = default_policy();
+        let mounts = p["mounts"].as_array_mut().unwrap();
+        mounts.push(serde_json::json!({"copy": conf.to_str().unwrap(), "to": "/etc/conf"}));
+        mounts.push(serde_json::json!({"copy": "/nonexistent/cordon-copy", "optional": true}));
+        let pol = write_policy(&tmp, "copy.json", &p.to_string());
+        // Read, not a mount point, read-only; and the host file changed
+        // after the launch is not seen (a snapshot).
+        let r = sh(
+            mode,
+            &["--policy", &pol],
+            "cat /etc/conf; grep -c ' /etc/conf ' /proc/self/mountinfo; \
+             echo x > /etc/conf 2>/dev/null && echo WROTE || echo REFUSED; \
+             test -e /nonexistent && echo OPTIONAL-MADE; true",
+        );
+        let out = ok(mode, &r);
+        let d = diag(mode, &r);
+        assert!(out.starts_with("hello copy\n0\nREFUSED\n"), "{d}");
+        assert!(!out.contains("OPTIONAL-MADE"), "{d}");
+        assert_eq!(std::fs::read_to_string(&conf).unwrap(), "hello copy\n");
+
+        // What a copy refuses, each before anything runs, naming the entry.
+        let dir = tmp.path().join("dir");
+        std::fs::create_dir(&dir).unwrap();
+        let private = tmp.path().join("private");
+        std::fs::write(&private, "secret\n").unwrap();
+        set_mode(&private, 0o640);
+        let big = tmp.path().join("big");
+        std::fs::write(&big, vec![b'x'; (1 << 20) + 1]).unwrap();
+        set_mode(&big, 0o644);
+        for (src, why) in [
+            (&dir, "only a regular file can be copied"),
+            // Rootless, the caller itself cannot open it.
+            (
+                &private,
+                if mode == Mode::Root {
+                    "not readable by everyone on the host (mode 0640)"
+                } else {
+                    "Permission denied"
+                },
+            ),
+            (&big, "larger than 1024 KiB"),
+            (&tmp.path().join("missing"), "cannot resolve host path"),
+        ] {
+            let mut p = default_policy();
+            let mounts = p["mounts"].as_array_mut().unwrap();
+            mounts.push(serde_json::json!({"copy": src.to_str().unwrap(), "to": "/etc/x"}));
+            let n = mounts.len() - 1;
+            let pol = write_policy(&tmp, "bad.json", &p.to_string());
+            let r = sh(mode, &["--policy", &pol], "echo RAN");
+            let d = diag(mode, &r);
+            assert_ne!(r.code(), 0, "{d}");
+            assert!(!r.stdout().contains("RAN"), "{d}");
+            assert!(r.stderr().contains(&format!("mounts[{n}].copy")), "{d}");
+            assert!(r.stderr().contains(why), "{why}\n{d}");
+        }
+    }
+}
+
+#[test]
 fn tmpfs_size_is_enforced() {
     require!("python3", have_python(), "python3 is not installed");
     let script = r#"

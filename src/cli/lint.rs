@@ -49,7 +49,7 @@ fn bound(policy: &Policy, p: &str) -> bool {
     policy
         .mounts
         .iter()
-        .any(|m| matches!(m, Mount::Bind { .. }) && under(p, m.dst()))
+        .any(|m| matches!(m, Mount::Bind { .. } | Mount::Copy { .. }) && under(p, m.dst()))
 }
 
 /// Whether `p` is `dir` or below it.

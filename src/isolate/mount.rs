@@ -190,7 +190,7 @@ fn user_db(policy: &Policy, ids: &Ids) -> Vec<(&'static str, String)> {
         policy
             .mounts
             .iter()
-            .any(|m| matches!(m, Mount::Bind { .. }) && under(p, m.dst()))
+            .any(|m| matches!(m, Mount::Bind { .. } | Mount::Copy { .. }) && under(p, m.dst()))
     };
     let home = policy
         .env
@@ -248,7 +248,7 @@ fn hosts_file(policy: &Policy) -> Option<String> {
     let bound = policy
         .mounts
         .iter()
-        .any(|m| matches!(m, Mount::Bind { .. }) && under("/etc/hosts", m.dst()));
+        .any(|m| matches!(m, Mount::Bind { .. } | Mount::Copy { .. }) && under("/etc/hosts", m.dst()));
     if bound {
         return None;
     }
@@ -391,6 +391,7 @@ impl MountPlan {
                     return self.bind_pattern(cx, i, m);
                 }
                 let b = BindEntry {
+                    key: "bind",
                     src,
                     dst,
                     readonly: *readonly,
@@ -417,6 +418,7 @@ impl MountPlan {
             ),
             Mount::Proc { dst } => self.proc(dst),
             Mount::Dev { dst, ptys } => self.dev(dst, *ptys),
+            Mount::Copy { src, dst, optional } => self.copy(cx, i, src, dst, *optional)?,
             Mount::Symlink { dst, target } => self.push(
                 Op::Symlink {
                     dst: rel(dst),
@@ -492,6 +494,7 @@ impl MountPlan {
             // expanded again.
             let path = format!("{}/{name}", dir.trim_end_matches('/'));
             let b = BindEntry {
+                key: "bind",
                 src: &path,
                 dst: &path,
                 readonly: *readonly,
@@ -560,6 +563,91 @@ impl MountPlan {
                 if b.readonly { "read-only" } else { "read-write" },
                 if exec { "" } else { ", noexec" }
             ),
+        );
+        Ok(())
+    }
+
+    /// A `copy` entry: the host file's bytes, read now, become a file the
+    /// child writes on the root tmpfs (read-only once the root is). Only a
+    /// regular file everyone on the host may read: a copy must not give the
+    /// payload what its host id could not open through a bind. The file is
+    /// opened once, without following a symlink, and checked through that
+    /// fd, so what is read is what was checked.
+    fn copy(
+        &mut self,
+        cx: &Entries,
+        i: usize,
+        src: &str,
+        dst: &str,
+        optional: bool,
+    ) -> Result<(), PolicyError> {
+        let b = BindEntry {
+            key: "copy",
+            src,
+            dst,
+            readonly: true,
+            optional,
+            exec: false,
+            no_symlinks: false,
+            owner: None,
+            best_effort: false,
+        };
+        let Some(real) = resolve_source(cx, i, &b)? else {
+            return Ok(());
+        };
+        if let Some(why) = cx.deny.check(&real, &cx.policy.allow_sensitive) {
+            return Err(cx.err(i, "copy", why));
+        }
+        let fail = |why: String| cx.err(i, "copy", format!("{}: {why}", real.display()));
+        let fd = sys::openat2(
+            libc::AT_FDCWD,
+            &path_cstr(&real),
+            libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC,
+            0,
+            sys::RESOLVE_NO_SYMLINKS,
+        )
+        .map_err(|e| {
+            fail(crate::policy::io_error_text(&std::io::Error::from_raw_os_error(
+                e.0,
+            )))
+        })?;
+        use std::os::fd::FromRawFd;
+        // SAFETY: openat2 returned a new fd that nothing else owns.
+        let file = std::fs::File::from(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) });
+        let meta = file
+            .metadata()
+            .map_err(|e| fail(crate::policy::io_error_text(&e)))?;
+        if !meta.is_file() {
+            return Err(fail(
+                "only a regular file can be copied; use a bind for a directory or a device".to_string(),
+            ));
+        }
+        use std::os::unix::fs::MetadataExt;
+        if meta.mode() & 0o004 == 0 {
+            return Err(fail(format!(
+                "not readable by everyone on the host (mode {:04o}): a copy would pass its permissions by; bind it instead",
+                meta.mode() & 0o7777
+            )));
+        }
+        let max = crate::policy::MAX_COPY_BYTES;
+        let mut contents = Vec::with_capacity(meta.len().min(max) as usize);
+        use std::io::Read;
+        file.take(max + 1)
+            .read_to_end(&mut contents)
+            .map_err(|e| fail(crate::policy::io_error_text(&e)))?;
+        if contents.len() as u64 > max {
+            return Err(fail(format!(
+                "larger than {} KiB, the most a copy takes; bind it instead",
+                max >> 10
+            )));
+        }
+        let n = contents.len();
+        self.push(
+            Op::File {
+                dst: rel(dst),
+                contents: contents.into_boxed_slice(),
+            },
+            format!("copy {} -> {dst} ({n} bytes, read-only)", real.display()),
         );
         Ok(())
     }
@@ -1012,6 +1100,8 @@ fn exec_grants(policy: &Policy) -> Vec<bool> {
 
 /// The fields of a [`Mount::Bind`] entry.
 struct BindEntry<'a> {
+    /// The policy key of the entry: "bind" or "copy" (errors name it).
+    key: &'static str,
     src: &'a str,
     dst: &'a str,
     readonly: bool,
@@ -1058,7 +1148,7 @@ fn resolve_source(cx: &Entries, i: usize, b: &BindEntry) -> Result<Option<PathBu
         Err(e) => {
             return Err(cx.err(
                 i,
-                "bind",
+                b.key,
                 format!(
                     "cannot resolve host path {src}: {}",
                     crate::policy::io_error_text(&e)

@@ -326,7 +326,7 @@ pub fn describe_child_error(plan: &Plan, e: ChildError) -> LaunchError {
             plan.child.mounts().describe.get(idx).cloned().unwrap_or_default()
         ),
         Step::ResolvConf => format!(
-            "{}: a host bind holds it as a symlink to a path that is not in the sandbox, or as something other than a file; do not bind it, or turn the file off (network.dns false for resolv.conf, identity.passwd false for passwd and group)",
+            "{}: a host bind holds it as a symlink to a path that is not in the sandbox, or as something other than a file; do not bind it, or turn the file off (network.dns false for resolv.conf, identity.passwd false for passwd and group; for a copy, copy it elsewhere or bind it instead)",
             plan.child.mounts().describe.get(idx).cloned().unwrap_or_default()
         ),
         Step::Rlimit => plan.child.rlimits().get(idx).map(|r| r.field.to_string()).unwrap_or_default(),

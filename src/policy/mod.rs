@@ -293,6 +293,18 @@ pub enum Mount {
         /// Most pseudo-terminals the sandbox's private devpts hands out.
         ptys: u32,
     },
+    /// A snapshot of a small host file, written into the sandbox's root at
+    /// launch: no mount (cheaper than a bind), read-only like the root,
+    /// and later changes on the host are not seen. Only a regular file
+    /// readable by everyone on the host, at most [`MAX_COPY_BYTES`].
+    Copy {
+        /// Host path (symlinks are resolved before launch).
+        src: String,
+        /// Path inside the sandbox (defaults to `src`).
+        dst: String,
+        /// Skip silently when the source does not exist.
+        optional: bool,
+    },
     /// A symbolic link created inside the sandbox.
     Symlink {
         /// Path of the link inside the sandbox.
@@ -358,6 +370,10 @@ pub const DEFAULT_PTYS: u32 = 32;
 /// Most pseudo-terminals a `dev` mount may ask for.
 pub const MAX_PTYS: u32 = 1024;
 
+/// Largest host file a `copy` entry takes (1 MiB): a copy is for the small
+/// files a program reads at start, not a way to fill the sandbox's root.
+pub const MAX_COPY_BYTES: u64 = 1 << 20;
+
 /// Most inodes a tmpfs may ask for (an inode costs about 1 KiB of kernel
 /// memory that no cgroup limit of the sandbox accounts for).
 pub const MAX_TMPFS_INODES: u64 = 1 << 20;
@@ -383,6 +399,8 @@ struct RawMount {
     dev: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     symlink: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    copy: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     to: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -419,11 +437,12 @@ impl TryFrom<RawMount> for Mount {
             ("proc", r.proc.is_some()),
             ("dev", r.dev.is_some()),
             ("symlink", r.symlink.is_some()),
+            ("copy", r.copy.is_some()),
         ];
         let set: Vec<&str> = kinds.iter().filter(|k| k.1).map(|k| k.0).collect();
         if set.len() != 1 {
             return Err(format!(
-                "a mount entry needs exactly one of \"bind\", \"tmpfs\", \"proc\", \"dev\" or \"symlink\"; found {}",
+                "a mount entry needs exactly one of \"bind\", \"copy\", \"tmpfs\", \"proc\", \"dev\" or \"symlink\"; found {}",
                 if set.is_empty() { "none".to_string() } else { set.join(", ") }
             ));
         }
@@ -435,10 +454,12 @@ impl TryFrom<RawMount> for Mount {
                 Ok(())
             }
         };
-        if kind != "bind" {
+        if kind != "bind" && kind != "copy" {
             refuse("to", r.to.is_some())?;
-            refuse("readonly", r.readonly.is_some())?;
             refuse("optional", r.optional.is_some())?;
+        }
+        if kind != "bind" {
+            refuse("readonly", r.readonly.is_some())?;
             refuse("no_symlinks", r.no_symlinks.is_some())?;
             refuse("owner", r.owner.is_some())?;
             refuse("compatibility", r.compatibility.is_some())?;
@@ -456,6 +477,13 @@ impl TryFrom<RawMount> for Mount {
         }
         if kind != "symlink" {
             refuse("target", r.target.is_some())?;
+        }
+        if let Some(src) = r.copy {
+            return Ok(Mount::Copy {
+                dst: r.to.unwrap_or_else(|| src.clone()),
+                src,
+                optional: r.optional.unwrap_or(false),
+            });
         }
         Ok(match (r.bind, r.tmpfs, r.proc, r.dev, r.symlink) {
             (Some(src), ..) => {
@@ -543,6 +571,12 @@ impl From<Mount> for RawMount {
                 ptys: Some(ptys),
                 ..RawMount::default()
             },
+            Mount::Copy { src, dst, optional } => RawMount {
+                to: (dst != src).then_some(dst),
+                copy: Some(src),
+                optional: optional.then_some(true),
+                ..RawMount::default()
+            },
             Mount::Symlink { dst, target } => RawMount {
                 symlink: Some(dst),
                 target: Some(target),
@@ -570,6 +604,7 @@ impl Mount {
             | Mount::Tmpfs { dst, .. }
             | Mount::Proc { dst }
             | Mount::Dev { dst, .. }
+            | Mount::Copy { dst, .. }
             | Mount::Symlink { dst, .. } => dst,
         }
     }
@@ -582,6 +617,7 @@ impl Mount {
             Mount::Proc { .. } => "proc",
             Mount::Dev { .. } => "dev",
             Mount::Symlink { .. } => "symlink",
+            Mount::Copy { .. } => "copy",
         }
     }
 }
@@ -956,15 +992,15 @@ impl Policy {
         let mut seen: Vec<&str> = Vec::new();
         for (i, m) in self.mounts.iter().enumerate() {
             let key = m.kind();
-            if let Mount::Bind { src, .. } = m {
+            if let Mount::Bind { src, .. } | Mount::Copy { src, .. } = m {
                 if !src.starts_with('/') {
                     return Err(finding(
-                        format!("mounts[{i}].bind"),
+                        format!("mounts[{i}].{key}"),
                         "expected an absolute host path",
                     ));
                 }
                 if src.contains('\0') {
-                    return Err(finding(format!("mounts[{i}].bind"), "path contains NUL"));
+                    return Err(finding(format!("mounts[{i}].{key}"), "path contains NUL"));
                 }
             }
             check_sandbox_path(m.dst()).map_err(|e| finding(format!("mounts[{i}].{}", dst_key(m)), e))?;
@@ -1197,7 +1233,7 @@ impl Policy {
 
 fn dst_key(m: &Mount) -> &'static str {
     match m {
-        Mount::Bind { src, dst, .. } if src != dst => "to",
+        Mount::Bind { src, dst, .. } | Mount::Copy { src, dst, .. } if src != dst => "to",
         other => other.kind(),
     }
 }

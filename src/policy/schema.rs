@@ -34,7 +34,7 @@ pub fn generate() -> Value {
     // A mount entry has exactly one of the kind keys (RawMount's fields are
     // all optional for serde; Mount's try_from checks it).
     if let Some(mount) = schema.pointer_mut("/$defs/Mount").and_then(Value::as_object_mut) {
-        let kinds: Vec<Value> = ["bind", "tmpfs", "proc", "dev", "symlink"]
+        let kinds: Vec<Value> = ["bind", "copy", "tmpfs", "proc", "dev", "symlink"]
             .iter()
             .map(|k| serde_json::json!({"required": [k]}))
             .collect();

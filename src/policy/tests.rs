@@ -736,3 +736,42 @@ fn audit_section_is_checked_and_located() {
         assert_eq!(e.position.map(|p| p.0), Some(2), "{bad}: {e}");
     }
 }
+
+#[test]
+fn copy_entries_take_to_and_optional_only_and_round_trip() {
+    let p = parse(r#"{"version":1,"mounts":[{"copy":"/etc/services","to":"/etc/s","optional":true},{"copy":"/etc/protocols"}]}"#)
+        .expect("valid");
+    assert_eq!(
+        p.mounts,
+        vec![
+            Mount::Copy {
+                src: "/etc/services".into(),
+                dst: "/etc/s".into(),
+                optional: true
+            },
+            Mount::Copy {
+                src: "/etc/protocols".into(),
+                dst: "/etc/protocols".into(),
+                optional: false
+            },
+        ]
+    );
+    let again = parse(&serde_json::to_string(&p).unwrap()).expect("round trip");
+    assert_eq!(again.mounts, p.mounts);
+    for (json, why) in [
+        (
+            r#"{"copy":"/etc/x","readonly":false}"#,
+            "\"readonly\" does not apply to a copy mount",
+        ),
+        (
+            r#"{"copy":"/etc/x","exec":true}"#,
+            "\"exec\" does not apply to a copy mount",
+        ),
+        (r#"{"copy":"/etc/x","bind":"/etc/x"}"#, "found bind, copy"),
+        (r#"{"copy":"etc/x"}"#, "expected an absolute host path"),
+    ] {
+        let e = parse(&format!(r#"{{"version":1,"mounts":[{json}]}}"#)).unwrap_err();
+        assert!(e.message.contains(why), "{json}: {}", e.message);
+        assert!(e.path.starts_with("mounts[0]"), "{json}: {}", e.path);
+    }
+}
