@@ -91,6 +91,17 @@ fn person_home(line: &str) -> Option<PathBuf> {
     (1000..65534).contains(&uid).then(|| PathBuf::from(home))
 }
 
+/// Whether `p` is `dir` or lies below it. Both are absolute paths without
+/// `.`, `..`, repeated or trailing `/` (canonical sources, and entries built
+/// from constants and canonical homes), for which comparing bytes at a `/`
+/// boundary is what `Path::starts_with` decides, without parsing
+/// components: this runs for every entry and every source of a launch.
+fn within(p: &Path, dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let (p, d) = (p.as_os_str().as_bytes(), dir.as_os_str().as_bytes());
+    p.starts_with(d) && (p.len() == d.len() || d == b"/" || p[d.len()] == b'/')
+}
+
 /// The deny list for one host.
 #[derive(Clone, Debug)]
 pub struct DenyList {
@@ -168,6 +179,23 @@ fn host_listening_sockets() -> Result<Vec<PathBuf>, String> {
     Ok(out)
 }
 
+/// The names in directory `dir` that are symbolic links, by one listing
+/// (None: it cannot be listed, or holds more than [`MAX_DIR_SCAN`]
+/// entries; then every name is checked by itself).
+fn symlinked_names(dir: &Path) -> Option<Vec<std::ffi::OsString>> {
+    let mut out = Vec::new();
+    for (n, e) in std::fs::read_dir(dir).ok()?.enumerate() {
+        if n >= MAX_DIR_SCAN {
+            return None;
+        }
+        let e = e.ok()?;
+        if e.file_type().ok()?.is_symlink() {
+            out.push(e.file_name());
+        }
+    }
+    Some(out)
+}
+
 impl DenyList {
     /// Build the list for this host: the fixed paths plus the sensitive
     /// directories of every person's home (users with uid 1000 and above in
@@ -209,10 +237,18 @@ impl DenyList {
             if seen.contains(&h) {
                 continue;
             }
+            // One listing of the home instead of a stat per secret: only
+            // a name that is there as a symlink needs resolving.
+            let links = symlinked_names(&h);
             for d in HOME_DIRS {
                 let p = h.join(d);
+                let first = d.split('/').next().unwrap_or(d);
+                let maybe_link = match &links {
+                    Some(l) => d.contains('/') || l.iter().any(|n| n == first),
+                    None => true,
+                };
                 // A symlinked ~/.ssh exposes its target: deny that too.
-                if p.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
+                if maybe_link && p.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
                     if let Ok(real) = std::fs::canonicalize(&p) {
                         entries.push(real);
                     }
@@ -256,7 +292,7 @@ impl DenyList {
             }
         }
         for e in &self.entries {
-            if src == e || src.starts_with(e) {
+            if within(src, e) {
                 if is_allowed(e) {
                     return None;
                 }
@@ -268,7 +304,7 @@ impl DenyList {
             }
         }
         for e in &self.entries {
-            if e.starts_with(src) && !is_allowed(e) && e.symlink_metadata().is_ok() {
+            if within(e, src) && !is_allowed(e) && e.symlink_metadata().is_ok() {
                 return Some(format!(
                     "binding {} would expose the sensitive path {}; bind only what the sandbox needs, or {}",
                     src.display(),
@@ -330,7 +366,7 @@ impl DenyList {
             }
             Ok(sockets) => {
                 for s in sockets {
-                    if s.starts_with(src) && !is_allowed(s) {
+                    if within(s, src) && !is_allowed(s) {
                         return Some(format!(
                             "binding {} would expose the listening unix socket {}: whoever connects acts with its server's authority; bind only what the sandbox needs, or {}",
                             src.display(),
@@ -351,6 +387,26 @@ mod tests {
 
     fn list() -> DenyList {
         DenyList::new(&[PathBuf::from("/home/alice")])
+    }
+
+    #[test]
+    fn within_is_starts_with_for_normal_absolute_paths() {
+        for (p, d) in [
+            ("/etc/shadow", "/etc/shadow"),
+            ("/etc/shadow", "/etc"),
+            ("/etc/shadowx", "/etc/shadow"),
+            ("/etc", "/etc/shadow"),
+            ("/", "/"),
+            ("/etc", "/"),
+            ("/home/al", "/home/alice"),
+            ("/home/alice/.ssh/id", "/home/alice/.ssh"),
+        ] {
+            assert_eq!(
+                within(Path::new(p), Path::new(d)),
+                Path::new(p).starts_with(d),
+                "{p} within {d}"
+            );
+        }
     }
 
     #[test]
