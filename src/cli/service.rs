@@ -158,8 +158,8 @@ pub(crate) struct ServeArgs {
     /// second) to PATH (appended) or to the inherited descriptor N (fd:N).
     #[arg(long, value_name = "PATH|fd:N")]
     outcomes: Option<String>,
-    /// Append the sandboxes' standard error to PATH (default: cordon's own
-    /// standard error).
+    /// Append the sandboxes' standard error to PATH, each line prefixed
+    /// with `[conn N] ` (default: cordon's own standard error, as is).
     #[arg(long, value_name = "PATH")]
     log: Option<PathBuf>,
     /// One line on standard error per connection that ended.
@@ -332,6 +332,14 @@ impl Drop for Slot<'_> {
     }
 }
 
+/// One line on standard error, never waiting for it: the sandboxes share
+/// it (without `--log`) and may fill a pipe behind it, and a client's
+/// refused connections must not stop the server. A line that does not fit
+/// at once is lost.
+fn note(line: &str) {
+    cordon::launch::notify::write_stderr_nowait(format!("{line}\n").as_bytes());
+}
+
 fn json_line(sandbox: &str, event: &str, fields: &[(&str, Value)]) -> String {
     cordon::audit::line_at(std::time::SystemTime::now(), sandbox, event, fields)
 }
@@ -365,7 +373,7 @@ fn connection(shared: &Shared, stream: TcpStream, peer: SocketAddr, conn: u64) {
     let started = Instant::now();
     let result = audit
         .map_err(|e| LaunchError::other("audit-log", e))
-        .and_then(|audit| spawn(shared, stream, audit));
+        .and_then(|audit| spawn(shared, stream, audit, conn));
     let outcome = match result {
         Ok(child) => {
             {
@@ -389,16 +397,16 @@ fn connection(shared: &Shared, stream: TcpStream, peer: SocketAddr, conn: u64) {
     };
     if let Some(e) = &outcome.error {
         if !shared.quiet {
-            eprintln!("cordon: serve: connection {conn} from {peer}: {e}");
+            note(&format!("cordon: serve: connection {conn} from {peer}: {e}"));
         }
     }
     if shared.verbose {
-        eprintln!(
+        note(&format!(
             "cordon: serve: connection {conn} from {peer}: {} exit_code={} wall={}ms",
             outcome.status.name(),
             outcome.exit_code,
             outcome.wall_time_ms
-        );
+        ));
     }
     let outcome_json: Value = serde_json::from_str(&outcome.to_json()).unwrap_or(Value::Null);
     let line = json_line(
@@ -422,8 +430,13 @@ fn launch_error(e: cordon::Error) -> LaunchError {
 
 /// Start the connection's sandbox: the socket as its stdin and stdout
 /// (cordon's copies close once the sandbox's init has its own), stderr to
-/// `--log` or cordon's own.
-fn spawn(shared: &Shared, stream: TcpStream, audit: Option<AuditLog>) -> Result<cordon::Child, LaunchError> {
+/// cordon's own or, with `--log`, a pipe relayed into the log.
+fn spawn(
+    shared: &Shared,
+    stream: TcpStream,
+    audit: Option<AuditLog>,
+    conn: u64,
+) -> Result<cordon::Child, LaunchError> {
     let out: OwnedFd = stream.into();
     let dup = |fd: &dyn AsFd, what: &str| {
         fd.as_fd()
@@ -431,16 +444,24 @@ fn spawn(shared: &Shared, stream: TcpStream, audit: Option<AuditLog>) -> Result<
             .map_err(|e| LaunchError::other(what, e.to_string()))
     };
     let input = dup(&out, "dup the connection")?;
-    let err = shared
-        .log
-        .as_ref()
-        .map(|f| {
+    let err = match &shared.log {
+        Some(f) => {
             // SAFETY: the log file stays open as long as `shared`; the
             // borrow ends before this function returns.
             let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(f.as_raw_fd()) };
-            dup(&fd, "dup the log")
-        })
-        .transpose()?;
+            let log = std::fs::File::from(dup(&fd, "dup the log")?);
+            let (r, w) = cordon::sys::pipe().map_err(|e| LaunchError::sys("pipe", "the log relay", e))?;
+            // SAFETY: pipe() just made both descriptors; each is owned
+            // once, here.
+            let (r, w) = unsafe { (std::fs::File::from_raw_fd(r), OwnedFd::from_raw_fd(w)) };
+            std::thread::Builder::new()
+                .name(format!("log-{conn}"))
+                .spawn(move || relay_log(r, log, conn))
+                .map_err(|e| LaunchError::other("log relay thread", e.to_string()))?;
+            Some(w)
+        }
+        None => None,
+    };
     let mut sb = cordon::Sandbox::new(shared.policy.clone())
         .named(&shared.name)
         .stdio(Some(input), Some(out), err);
@@ -451,6 +472,54 @@ fn spawn(shared: &Shared, stream: TcpStream, audit: Option<AuditLog>) -> Result<
         sb = sb.audit_log(log);
     }
     sb.spawn(&shared.argv).map_err(launch_error)
+}
+
+/// The longest line of a sandbox's standard error written to `--log` as
+/// one line; a longer one is cut into lines of this length.
+const LOG_LINE_MAX: usize = 4096;
+
+/// Copy a sandbox's standard error (the read end of its pipe) into the
+/// `--log` file, each line prefixed with `[conn N] ` and written with one
+/// `write(2)` (the file is `O_APPEND`: lines of concurrent sandboxes never
+/// interleave). The sandbox never holds the log file itself: it can neither
+/// truncate nor rewrite what others logged. Ends at EOF, when every process
+/// of the sandbox is gone.
+fn relay_log(r: std::fs::File, mut log: std::fs::File, conn: u64) {
+    use std::io::{Read, Write};
+    let mut r = r;
+    let prefix = format!("[conn {conn}] ");
+    let mut line: Vec<u8> = Vec::with_capacity(256);
+    let mut buf = [0u8; 8192];
+    let mut emit = |line: &mut Vec<u8>| {
+        let mut out = Vec::with_capacity(prefix.len() + line.len() + 1);
+        out.extend_from_slice(prefix.as_bytes());
+        out.extend_from_slice(line);
+        out.push(b'\n');
+        line.clear();
+        // A full disk or a failing file loses the line, never the relay.
+        let _ = log.write_all(&out);
+    };
+    loop {
+        let n = match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        for &b in &buf[..n] {
+            if b == b'\n' {
+                emit(&mut line);
+            } else {
+                line.push(b);
+                if line.len() >= LOG_LINE_MAX {
+                    emit(&mut line);
+                }
+            }
+        }
+    }
+    if !line.is_empty() {
+        emit(&mut line);
+    }
 }
 
 /// Refuse a connection over a cap: closed at once, nothing written; one
@@ -471,14 +540,14 @@ fn refuse(shared: &Shared, st: &mut State, stream: TcpStream, peer: SocketAddr, 
     b.written += 1;
     let left_out = std::mem::take(&mut b.left_out);
     if !shared.quiet {
-        eprintln!(
+        note(&format!(
             "cordon: serve: refused a connection from {peer}: {reason} ({limit}){}",
             if left_out > 0 {
                 format!("; {left_out} more refusals not shown")
             } else {
                 String::new()
             }
-        );
+        ));
     }
     if shared.outcomes.is_none() && shared.audit.is_none() {
         return;
@@ -625,7 +694,7 @@ fn serve_inner(a: ServeArgs, m: &ArgMatches) -> Result<i32, String> {
                     // Out of descriptors or memory: the connection waits in
                     // the backlog; do not spin.
                     if !a.quiet {
-                        eprintln!("cordon: serve: accept: {e}");
+                        note(&format!("cordon: serve: accept: {e}"));
                     }
                     std::thread::sleep(Duration::from_millis(100));
                     continue;
@@ -671,7 +740,7 @@ fn serve_inner(a: ServeArgs, m: &ArgMatches) -> Result<i32, String> {
                 }
             }
             if !a.quiet {
-                eprintln!("cordon: serve: connection {n} from {peer}: thread: {e}");
+                note(&format!("cordon: serve: connection {n} from {peer}: thread: {e}"));
             }
         }
     }
@@ -698,18 +767,24 @@ fn serve_inner(a: ServeArgs, m: &ArgMatches) -> Result<i32, String> {
     let (left, refused) = (st.active, st.refused);
     drop(st);
     if !a.quiet {
-        eprintln!(
+        // Sandboxes not yet reaped may still hold stderr: never wait on it.
+        note(&format!(
             "cordon: serve: stopped after {conn} connection(s), {refused} refused{}",
             if left > 0 {
                 format!("; {left} sandbox(es) not yet reaped")
             } else {
                 String::new()
             }
-        );
+        ));
+    }
+    if let Some(Err(e)) = shared.log.as_ref().map(OutputFile::check_unreplaced) {
+        if !a.quiet {
+            note(&format!("cordon: warning: --log: {e}"));
+        }
     }
     if let Some(Err(e)) = shared.audit.as_ref().map(AuditLog::check_unreplaced) {
         if !a.quiet {
-            eprintln!("cordon: warning: {e}");
+            note(&format!("cordon: warning: {e}"));
         }
     }
     Ok(0)
