@@ -347,7 +347,7 @@ fn json_line(sandbox: &str, event: &str, fields: &[(&str, Value)]) -> String {
 /// One connection: its sandbox, started with the connection as stdin and
 /// stdout, waited for, and its outcome written.
 fn connection(shared: &Shared, stream: TcpStream, peer: SocketAddr, conn: u64) {
-    let _slot = Slot {
+    let slot = Slot {
         shared,
         ip: peer.ip().to_canonical(),
         conn,
@@ -395,6 +395,9 @@ fn connection(shared: &Shared, stream: TcpStream, peer: SocketAddr, conn: u64) {
             out
         }
     };
+    // The sandbox is gone: its place is free before its outcome is written
+    // (a client that saw the line may connect again at once).
+    drop(slot);
     if let Some(e) = &outcome.error {
         if !shared.quiet {
             note(&format!("cordon: serve: connection {conn} from {peer}: {e}"));
