@@ -180,12 +180,21 @@ impl Server {
     /// --audit-log DIR/audit.jsonl ARGS -- CMD`.
     fn start(mode: Mode, args: &[&str], cmd: &[&str]) -> Server {
         let dir = TempDir::new("serve");
+        let audit = dir.path().join("audit.jsonl");
+        Server::start_in(
+            dir,
+            mode,
+            &[&["--audit-log", &audit.to_string_lossy()], args].concat(),
+            cmd,
+        )
+    }
+
+    /// As [`Server::start`], without `--audit-log` unless in `args`.
+    fn start_in(dir: TempDir, mode: Mode, args: &[&str], cmd: &[&str]) -> Server {
         let mut child = cordon(mode)
             .arg("serve")
             .args(["--listen", "127.0.0.1:0", "--outcomes"])
             .arg(dir.path().join("outcomes.jsonl"))
-            .arg("--audit-log")
-            .arg(dir.path().join("audit.jsonl"))
             .args(args)
             .arg("--")
             .args(cmd)
@@ -407,6 +416,76 @@ fn fifty_concurrent_connections_each_get_a_sandbox_of_their_own() {
         let st = srv.terminate();
         assert_eq!(st.code(), Some(0), "{mode:?}");
     }
+}
+
+#[test]
+fn without_audit_log_the_policys_audit_path_gets_the_serve_lines_too() {
+    for mode in modes() {
+        let dir = TempDir::new("serve-policy-audit");
+        let mut policy: serde_json::Value =
+            serde_json::from_str(cordon::policy::DEFAULT_POLICY_JSON).unwrap();
+        policy["audit"] = serde_json::json!({ "path": dir.path().join("audit.jsonl") });
+        let file = dir.path().join("policy.json");
+        std::fs::write(&file, policy.to_string()).unwrap();
+        common::set_mode(&file, 0o644);
+        let file = file.to_string_lossy().into_owned();
+        let srv = Server::start_in(dir, mode, &["--policy", &file], &["/bin/echo", "hi"]);
+        for _ in 0..2 {
+            assert_eq!(srv.connect().rest(), "hi\n", "{mode:?}: {}", srv.stderr());
+        }
+        assert!(
+            wait_until(scaled(Duration::from_secs(10)).as_secs_f64(), || {
+                srv.events("audit.jsonl", "serve.connection").len() == 2
+            }),
+            "{mode:?}: {:?}",
+            srv.lines("audit.jsonl")
+        );
+        let exited: Vec<serde_json::Value> = srv.events("audit.jsonl", "sandbox.exited");
+        for c in srv.events("audit.jsonl", "serve.connection") {
+            assert!(
+                exited.iter().any(|e| e["sandbox"] == c["sandbox"]),
+                "{mode:?}: {c}"
+            );
+        }
+        assert_eq!(srv.events("outcomes.jsonl", "serve.connection").len(), 2);
+        assert_eq!(srv.terminate().code(), Some(0));
+    }
+}
+
+#[test]
+fn an_ipv6_address_in_brackets_listens_there() {
+    require!(
+        "ipv6",
+        std::net::TcpListener::bind("[::1]:0").is_ok(),
+        "no IPv6 loopback here"
+    );
+    let mut child = cordon(Mode::Rootless)
+        .args(["serve", "--listen", "[::1]:0", "--", "/bin/echo", "over ipv6"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    // Warnings (what this host cannot enforce) may come first.
+    while !line.contains("listening on ") {
+        line.clear();
+        assert!(err.read_line(&mut line).unwrap() > 0, "no listening line");
+    }
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    let addr: SocketAddr = line
+        .split("listening on ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{line}"))
+        .parse()
+        .unwrap();
+    assert!(addr.ip().is_loopback() && addr.is_ipv6(), "{addr}");
+    let mut s = TcpStream::connect(addr).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert_eq!(out, "over ipv6\n");
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 #[test]

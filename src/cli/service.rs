@@ -614,9 +614,16 @@ fn serve_inner(a: ServeArgs, m: &ArgMatches) -> Result<i32, String> {
         .map_err(|e| format!("--log: {e}"))?;
     let addr = parse_listen(&a.listen)?;
     let mut loaded = crate::effective_policy(&a.policy, m).map_err(|e| e.to_string())?;
-    if audit.is_some() {
-        loaded.policy.audit = None;
-    }
+    // The policy's audit.path, unless --audit-log replaces it, is opened
+    // once here like --audit-log: the serve lines go there too, and each
+    // sandbox writes through a copy (never opening the path itself).
+    let audit = match audit {
+        Some(log) => Some(log),
+        None => cordon::audit::open_for_policy(&loaded.policy, &loaded.name)
+            .map_err(|e| loaded.sources.locate(e).to_string())?
+            .map(|run| run.log),
+    };
+    loaded.policy.audit = None;
     // Everything a connection's sandbox checks, checked once now, so that a
     // policy that cannot run is refused before anything listens.
     let trial = loaded
