@@ -533,6 +533,7 @@ fn the_caps_on_sandboxes_and_per_address_hold() {
         assert!(refused[1]["peer"].as_str().unwrap().starts_with("127.0.0.3:"));
         assert_eq!(srv.events("audit.jsonl", "serve.refused").len(), 2, "{mode:?}");
         assert!(srv.stderr().contains("refused a connection"), "{}", srv.stderr());
+        srv.lines("outcomes.jsonl").iter().for_each(check_serve_line);
         for c in [&mut a2, &mut b1, &mut a4] {
             c.send("x\n");
             assert_eq!(c.rest(), "bye\n", "{mode:?}");
@@ -696,4 +697,90 @@ fn the_library_closes_its_copies_of_the_stdio_once_the_sandbox_has_them() {
     std::fs::File::from(r).read_to_string(&mut out).unwrap();
     assert_eq!(out, "from the sandbox\n");
     assert_eq!(child.wait().unwrap().exit_code, 0);
+}
+
+/// Every field of the serve events, as cordon-policy(5) must describe them
+/// (checked on every line the tests' servers write, too).
+const SERVE_EVENTS: &[(&str, &[(&str, bool)])] = &[
+    (
+        "serve.connection",
+        &[("conn", true), ("peer", true), ("outcome", true)],
+    ),
+    (
+        "serve.refused",
+        &[
+            ("peer", true),
+            ("reason", true),
+            ("limit", true),
+            ("refused_total", true),
+            ("left_out", false),
+        ],
+    ),
+];
+
+/// A serve line has `ts`, `sandbox`, `event` and exactly the fields
+/// [`SERVE_EVENTS`] lists for it.
+fn check_serve_line(v: &serde_json::Value) {
+    let obj = v.as_object().expect("an object");
+    let event = obj["event"].as_str().expect("event");
+    let (_, fields) = SERVE_EVENTS
+        .iter()
+        .find(|(e, _)| *e == event)
+        .unwrap_or_else(|| panic!("undocumented serve event {event}"));
+    for (f, required) in *fields {
+        assert!(!required || obj.contains_key(*f), "{event} without {f}: {v}");
+    }
+    for k in obj.keys() {
+        assert!(
+            ["ts", "sandbox", "event"].contains(&k.as_str()) || fields.iter().any(|(f, _)| f == k),
+            "{event}: undocumented field {k}: {v}"
+        );
+    }
+}
+
+#[test]
+fn the_serve_events_are_documented_and_written_as_documented() {
+    let page = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/man/cordon-policy.5")).unwrap();
+    let start = page.find(".SH \"AUDIT LOG\"").expect("an AUDIT LOG section");
+    let section = &page[start..];
+    let section = &section[..section[1..].find("\n.SH ").map_or(section.len(), |e| e + 1)];
+    for (event, fields) in SERVE_EVENTS {
+        let tag = format!(".TP\n.B {event}\n");
+        let at = section
+            .find(&tag)
+            .unwrap_or_else(|| panic!("AUDIT LOG has no item for {event}"));
+        let block = &section[at + tag.len()..];
+        let block = &block[..block.find("\n.RE\n").unwrap_or(block.len())];
+        for (f, _) in *fields {
+            assert!(
+                block
+                    .lines()
+                    .any(|l| l.starts_with(".BR ") && l.split([' ', '"']).any(|w| w == *f)),
+                "AUDIT LOG: {event} does not describe {f}"
+            );
+        }
+    }
+    // And a server writes them so: a connection and a refusal.
+    let srv = Server::start(
+        Mode::Rootless,
+        &["--max-conns", "1"],
+        &["/bin/sh", "-c", "echo hi; read line"],
+    );
+    let mut held = srv.connect();
+    assert_eq!(held.line(), "hi");
+    assert_eq!(srv.connect().rest(), "");
+    held.send("\n");
+    assert_eq!(held.rest(), "");
+    assert!(wait_until(scaled(Duration::from_secs(10)).as_secs_f64(), || {
+        srv.events("outcomes.jsonl", "serve.connection").len() == 1
+    }));
+    for file in ["outcomes.jsonl", "audit.jsonl"] {
+        let lines: Vec<serde_json::Value> = srv
+            .lines(file)
+            .into_iter()
+            .filter(|v| v["event"].as_str().is_some_and(|e| e.starts_with("serve.")))
+            .collect();
+        assert_eq!(lines.len(), 2, "{file}: {lines:?}");
+        lines.iter().for_each(check_serve_line);
+    }
 }
