@@ -270,7 +270,7 @@ impl Server {
     }
 
     /// SIGTERM, and its exit status within a bounded time.
-    fn terminate(mut self) -> std::process::ExitStatus {
+    fn terminate(&mut self) -> std::process::ExitStatus {
         // SAFETY: kill(2) on our unreaped child's pid.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let mut status = None;
@@ -360,7 +360,7 @@ const GREETER: &str = "readlink /proc/self/ns/pid; echo pid=$$; \
 #[test]
 fn fifty_concurrent_connections_each_get_a_sandbox_of_their_own() {
     for mode in modes() {
-        let srv = Server::start(mode, &["--max-conns-per-ip", "64"], &["/bin/sh", "-c", GREETER]);
+        let mut srv = Server::start(mode, &["--max-conns-per-ip", "64"], &["/bin/sh", "-c", GREETER]);
         let mut conns: Vec<Conn> = (0..50).map(|_| srv.connect()).collect();
         let mut namespaces = std::collections::BTreeSet::new();
         // All 50 at once: each greets while every other one is alive.
@@ -429,7 +429,7 @@ fn without_audit_log_the_policys_audit_path_gets_the_serve_lines_too() {
         std::fs::write(&file, policy.to_string()).unwrap();
         common::set_mode(&file, 0o644);
         let file = file.to_string_lossy().into_owned();
-        let srv = Server::start_in(dir, mode, &["--policy", &file], &["/bin/echo", "hi"]);
+        let mut srv = Server::start_in(dir, mode, &["--policy", &file], &["/bin/echo", "hi"]);
         for _ in 0..2 {
             assert_eq!(srv.connect().rest(), "hi\n", "{mode:?}: {}", srv.stderr());
         }
@@ -491,7 +491,7 @@ fn an_ipv6_address_in_brackets_listens_there() {
 #[test]
 fn the_caps_on_sandboxes_and_per_address_hold() {
     for mode in modes() {
-        let srv = Server::start(
+        let mut srv = Server::start(
             mode,
             &["--max-conns", "3", "--max-conns-per-ip", "2"],
             &["/bin/sh", "-c", "echo hi; read line; echo bye"],
@@ -544,7 +544,7 @@ fn the_caps_on_sandboxes_and_per_address_hold() {
 
 #[test]
 fn a_flood_over_the_caps_is_logged_at_a_bounded_rate() {
-    let srv = Server::start(
+    let mut srv = Server::start(
         Mode::Rootless,
         &["--max-conns", "1", "-q"],
         &["/bin/sh", "-c", "echo hi; read line"],
@@ -622,6 +622,35 @@ fn killing_cordon_ends_every_sandbox() {
         for c in conns.iter_mut() {
             assert_eq!(c.rest(), "", "{mode:?}");
         }
+    }
+}
+
+#[test]
+fn sigterm_kills_every_sandbox_and_writes_their_outcomes_first() {
+    for mode in modes() {
+        let mut srv = Server::start(mode, &[], &["/bin/sh", "-c", "echo up; read line"]);
+        let mut conns: Vec<Conn> = (0..3).map(|_| srv.connect()).collect();
+        for c in conns.iter_mut() {
+            assert_eq!(c.line(), "up", "{mode:?}: {}", srv.stderr());
+        }
+        let st = srv.terminate();
+        assert_eq!(st.code(), Some(0), "{mode:?}");
+        // Every outcome line was written before cordon exited.
+        let outcomes = srv.events("outcomes.jsonl", "serve.connection");
+        assert_eq!(outcomes.len(), 3, "{mode:?}: {outcomes:?}");
+        for o in &outcomes {
+            assert_eq!(o["outcome"]["status"], "signaled", "{mode:?}: {o}");
+        }
+        for c in conns.iter_mut() {
+            assert_eq!(c.rest(), "", "{mode:?}");
+        }
+        assert!(
+            wait_until(scaled(Duration::from_secs(5)).as_secs_f64(), || srv
+                .stderr()
+                .contains("stopped after 3 connection(s), 0 refused\n")),
+            "{mode:?}: {}",
+            srv.stderr()
+        );
     }
 }
 

@@ -288,7 +288,11 @@ struct Shared {
 
 #[derive(Default)]
 struct State {
+    /// Connections with a sandbox (starting, running): the caps count these.
     active: u32,
+    /// Connections whose outcome line is not written yet (a stop waits for
+    /// these).
+    pending: u32,
     per_ip: HashMap<IpAddr, u32>,
     /// The running sandboxes' pidfds, by connection number.
     pidfds: HashMap<u64, OwnedFd>,
@@ -344,9 +348,21 @@ fn json_line(sandbox: &str, event: &str, fields: &[(&str, Value)]) -> String {
     cordon::audit::line_at(std::time::SystemTime::now(), sandbox, event, fields)
 }
 
+/// Counts a connection as pending until its outcome line is written.
+struct Pending<'a>(&'a Shared);
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        let mut st = self.0.lock();
+        st.pending -= 1;
+        self.0.ended.notify_all();
+    }
+}
+
 /// One connection: its sandbox, started with the connection as stdin and
 /// stdout, waited for, and its outcome written.
 fn connection(shared: &Shared, stream: TcpStream, peer: SocketAddr, conn: u64) {
+    let _pending = Pending(shared);
     let slot = Slot {
         shared,
         ip: peer.ip().to_canonical(),
@@ -731,6 +747,7 @@ fn serve_inner(a: ServeArgs, m: &ArgMatches) -> Result<i32, String> {
                 continue;
             }
             st.active += 1;
+            st.pending += 1;
             *st.per_ip.entry(ip).or_insert(0) += 1;
         }
         conn += 1;
@@ -743,6 +760,7 @@ fn serve_inner(a: ServeArgs, m: &ArgMatches) -> Result<i32, String> {
             // The closure (and the stream) is gone; undo the accounting.
             let mut st = shared.lock();
             st.active -= 1;
+            st.pending -= 1;
             if let Some(c) = st.per_ip.get_mut(&ip) {
                 *c -= 1;
                 if *c == 0 {
@@ -763,7 +781,7 @@ fn serve_inner(a: ServeArgs, m: &ArgMatches) -> Result<i32, String> {
         let _ = cordon::sys::pidfd_send_signal(fd.as_raw_fd(), libc::SIGKILL);
     }
     let deadline = Instant::now() + STOP_WAIT;
-    while st.active > 0 {
+    while st.pending > 0 {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             break;
@@ -774,14 +792,14 @@ fn serve_inner(a: ServeArgs, m: &ArgMatches) -> Result<i32, String> {
             .unwrap_or_else(|p| p.into_inner())
             .0;
     }
-    let (left, refused) = (st.active, st.refused);
+    let (left, refused) = (st.pending, st.refused);
     drop(st);
     if !a.quiet {
         // Sandboxes not yet reaped may still hold stderr: never wait on it.
         note(&format!(
             "cordon: serve: stopped after {conn} connection(s), {refused} refused{}",
             if left > 0 {
-                format!("; {left} sandbox(es) not yet reaped")
+                format!("; {left} outcome(s) not written")
             } else {
                 String::new()
             }
