@@ -453,6 +453,41 @@ fn without_audit_log_the_policys_audit_path_gets_the_serve_lines_too() {
 }
 
 #[test]
+fn a_secret_reaches_every_connections_sandbox() {
+    for mode in modes() {
+        let dir = TempDir::new("serve-secret");
+        let tok = dir.path().join("tok");
+        std::fs::write(&tok, "s3cret").unwrap();
+        common::set_mode(&tok, 0o644);
+        let spec = format!("TOKEN=@{}", tok.display());
+        let mut srv = Server::start(
+            mode,
+            &["--secret-env", &spec],
+            // The value in hex: the command line (in the audit log) must not
+            // hold it either.
+            &[
+                "/bin/sh",
+                "-c",
+                "test \"$(printf %s \"$TOKEN\" | od -An -tx1 | tr -d ' \\n')\" = 733363726574 && echo has it",
+            ],
+        );
+        for _ in 0..3 {
+            assert_eq!(srv.connect().rest(), "has it\n", "{mode:?}: {}", srv.stderr());
+        }
+        assert_eq!(srv.terminate().code(), Some(0));
+        // Never in any output.
+        assert!(!srv.stderr().contains("s3cret"));
+        for f in ["outcomes.jsonl", "audit.jsonl"] {
+            let text = std::fs::read_to_string(srv.dir.path().join(f)).unwrap();
+            assert!(
+                text.contains("serve.connection") && !text.contains("s3cret"),
+                "{f}: {text}"
+            );
+        }
+    }
+}
+
+#[test]
 fn an_ipv6_address_in_brackets_listens_there() {
     require!(
         "ipv6",
