@@ -83,7 +83,8 @@ enum Kind {
 
 #[derive(Debug)]
 struct Inner {
-    fd: OwnedFd,
+    /// Shared by the copies [`AuditLog::for_another_sandbox`] makes.
+    fd: Arc<OwnedFd>,
     kind: Kind,
     /// For a path: the file as opened, to see after the run whether the
     /// path was replaced.
@@ -154,7 +155,7 @@ impl AuditLog {
         };
         Ok(AuditLog {
             inner: Arc::new(Inner {
-                fd,
+                fd: Arc::new(fd),
                 kind,
                 file,
                 shown,
@@ -162,6 +163,35 @@ impl AuditLog {
                 dropped: AtomicU64::new(0),
             }),
         })
+    }
+
+    /// The same log for another sandbox (`cordon serve`'s connections,
+    /// `cordon run --rerun`'s runs): the same descriptor, a fresh sandbox
+    /// id and a dropped-event count of its own. The copy never checks
+    /// whether the path was replaced ([`AuditLog::check_unreplaced`] of
+    /// the log opened first does).
+    pub fn for_another_sandbox(&self) -> Result<AuditLog, String> {
+        Ok(AuditLog {
+            inner: Arc::new(Inner {
+                fd: Arc::clone(&self.inner.fd),
+                kind: self.inner.kind,
+                file: None,
+                shown: self.inner.shown.clone(),
+                sandbox: random_id()?,
+                dropped: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// Write one line made elsewhere (it must be one JSON object and end
+    /// with a newline) as one write; whether it was written whole (if not,
+    /// it is counted as dropped).
+    pub fn emit_line(&self, line: &str) -> bool {
+        let ok = self.write_line(line.as_bytes());
+        if !ok {
+            self.inner.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        ok
     }
 
     /// The sandbox id every line carries.

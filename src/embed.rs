@@ -334,6 +334,7 @@ pub struct Sandbox {
     stdio: [Option<OwnedFd>; 3],
     secrets: Vec<SecretEnv>,
     secret_error: Option<SecretError>,
+    audit: Option<crate::audit::AuditLog>,
 }
 
 /// cordon's one error type: each variant carries the typed error of the
@@ -431,6 +432,7 @@ impl Sandbox {
             stdio: [None, None, None],
             secrets: Vec::new(),
             secret_error: None,
+            audit: None,
         }
     }
 
@@ -464,6 +466,16 @@ impl Sandbox {
         self
     }
 
+    /// Write this sandbox's audit events to `log` (one already open, e.g.
+    /// [`AuditLog::for_another_sandbox`](crate::audit::AuditLog::for_another_sandbox)
+    /// of `cordon serve`'s `--audit-log`) instead of the policy's
+    /// `audit.path`, which is then not opened.
+    #[doc(hidden)]
+    pub fn audit_log(mut self, log: crate::audit::AuditLog) -> Sandbox {
+        self.audit = Some(log);
+        self
+    }
+
     /// Name the policy in errors (e.g. its file name).
     pub fn named(mut self, name: &str) -> Sandbox {
         self.name = name.to_string();
@@ -471,7 +483,10 @@ impl Sandbox {
     }
 
     /// Give the payload these as stdin, stdout and stderr (`None`: the
-    /// calling process's own). Typically pipe ends, to capture output.
+    /// calling process's own). Typically pipe ends, to capture output, or
+    /// a connection (`cordon serve`). They are closed in this process as
+    /// soon as the sandbox's init exists (it has its own copies): by the
+    /// time [`Sandbox::spawn`] returns.
     pub fn stdio(
         mut self,
         stdin: Option<OwnedFd>,
@@ -485,9 +500,13 @@ impl Sandbox {
     /// Start `argv` in the sandbox. The sandbox is supervised by a thread
     /// of this process (which also keeps the parent-death signal tied to a
     /// thread that lives as long as the sandbox); [`Child::wait`] joins it.
-    pub fn spawn<S: AsRef<OsStr>>(self, argv: &[S]) -> Result<Child, SpawnError> {
+    pub fn spawn<S: AsRef<OsStr>>(mut self, argv: &[S]) -> Result<Child, SpawnError> {
         if let Some(e) = self.secret_error {
             return Err(SpawnError::Secret(e));
+        }
+        if self.audit.is_some() {
+            // The given log replaces the policy's own.
+            self.policy.audit = None;
         }
         self.policy
             .check_supervised(&self.name)
@@ -496,6 +515,9 @@ impl Sandbox {
             .map_err(SpawnError::Policy)?;
         // The plan holds its own copies (zeroed with it); these are zeroed now.
         drop(self.secrets);
+        if let Some(log) = self.audit {
+            plan.supervisor.audit = Some(crate::audit::AuditRun::new(log, &self.policy, &self.name));
+        }
         let stdio = self.stdio;
         for (i, fd) in stdio.iter().enumerate() {
             plan.child
@@ -503,7 +525,13 @@ impl Sandbox {
         }
         let (tx, rx) = std::sync::mpsc::channel::<(libc::pid_t, Result<OwnedFd, Errno>)>();
         let thread = std::thread::spawn(move || {
+            let mut stdio = Some(stdio);
             let mut report = |pid: libc::pid_t, pidfd: c_int| {
+                // The sandbox's init has its own copies of the stdio fds
+                // from the clone: ours close now, so that the payload
+                // closing its own (a socket, a pipe) is seen at once by the
+                // other end, not only when the sandbox ends.
+                drop(stdio.take());
                 // The errno is read here, on the thread whose call failed.
                 let owned = sys::dup_above(pidfd, 3).map(|dup| {
                     // SAFETY: dup_above returned a new fd that nothing else
@@ -520,7 +548,7 @@ impl Sandbox {
                 },
                 &mut report,
             );
-            // The sandbox's copies of the stdio fds are its own; ours close here.
+            // Not started: ours close here.
             drop(stdio);
             out
         });

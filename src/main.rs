@@ -49,6 +49,9 @@ enum Command {
     Seccomp(SeccompCommand),
     /// Run a command with every syscall recorded and write a policy that allows what it used.
     Learn(LearnArgs),
+    /// Serve TCP connections, inetd-style: each connection gets a fresh
+    /// sandbox running CMD with the connection as its stdin and stdout.
+    Serve(cli::service::ServeArgs),
     /// Remove cgroups left by cordon processes that were killed.
     Gc {
         /// Also look below this cgroup directory.
@@ -345,6 +348,14 @@ struct RunArgs {
     /// controlling terminal.
     #[arg(long = "no-tty")]
     no_tty: bool,
+    /// Run the command again in a fresh sandbox each time it ends: N runs
+    /// in all, or forever (until cordon is signalled). The exit code and
+    /// the outcome are the last run's.
+    #[arg(long, value_name = "N|forever")]
+    rerun: Option<cli::service::Rerun>,
+    /// With --rerun: stop after the first run that does not exit with 0.
+    #[arg(long = "rerun-stop-on-failure", requires = "rerun")]
+    rerun_stop_on_failure: bool,
     /// The command and its arguments: after `--`, or after the last option
     /// (every word from the command's name on belongs to the command).
     #[arg(trailing_var_arg = true, required = true, num_args = 1.., value_name = "CMD")]
@@ -780,13 +791,17 @@ fn run(a: RunArgs, m: &ArgMatches) -> i32 {
             eprintln!("cordon: warning: not enforced: {item}");
         }
     }
-    let out = match launch::run(
-        &plan,
+    let (out, _runs) = cli::service::run_repeatedly(
+        &mut plan,
+        a.rerun,
+        a.rerun_stop_on_failure,
         RunOptions {
             forward_signals: true,
             print_violations: a.verbose,
         },
-    ) {
+        a.verbose,
+    );
+    let out = match out {
         Ok(o) => o,
         Err(e) => {
             eprintln!("cordon: {e}");
@@ -1364,6 +1379,7 @@ fn main() -> ExitCode {
         Command::Run(a) => Some((&a.policy, &a.command)),
         Command::Exec(a) => Some((&a.policy, &a.command)),
         Command::Learn(a) => Some((&a.policy, &a.command)),
+        Command::Serve(a) => Some((&a.policy, &a.command)),
         _ => None,
     };
     if let Some((policy, command)) = command {
@@ -1381,6 +1397,7 @@ fn main() -> ExitCode {
         Command::Exec(a) => exec(a, &sub("exec")),
         Command::Seccomp(c) => seccomp_command(c),
         Command::Learn(a) => learn(a, &sub("learn")),
+        Command::Serve(a) => cli::service::serve(a, &sub("serve")),
         Command::Gc { cgroup_parent } => {
             let removed = cordon::cgroup::gc(cgroup_parent.as_deref());
             for p in &removed {

@@ -746,6 +746,7 @@ fn every_option_and_command_of_the_help_is_in_the_manual_page() {
         &["exec"],
         &["check"],
         &["learn"],
+        &["serve"],
         &["gc"],
         &["features"],
         &["install-man"],

@@ -483,7 +483,7 @@ fn readable(fd: c_int) -> bool {
 /// Write `line` to stderr without ever blocking: stderr is shared with the
 /// payload, which can fill a pipe behind it; a supervisor blocked in a
 /// write would enforce nothing. Whether the whole line was written.
-fn write_stderr_nowait(line: &[u8]) -> bool {
+pub fn write_stderr_nowait(line: &[u8]) -> bool {
     // A terminal in raw mode (cordon's pty relay holds the caller's so)
     // does not turn "\n" into "\r\n" itself.
     if let Some(body) = line.strip_suffix(b"\n") {

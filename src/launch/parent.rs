@@ -41,6 +41,18 @@ pub const TERM_GRACE: Duration = Duration::from_secs(3);
 /// The forwarded signals that ask the sandbox to end.
 const TERMINATING: [c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
 
+/// How many terminating signals (SIGINT, SIGTERM, SIGHUP, SIGQUIT) the
+/// supervisors of this process have forwarded so far.
+static TERMINATING_FORWARDED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many terminating signals (SIGINT, SIGTERM, SIGHUP, SIGQUIT) runs with
+/// [`RunOptions::forward_signals`] have forwarded in this process: a caller
+/// that runs again (`cordon run --rerun`) stops when this changed during a
+/// run, since the signal was meant for cordon too.
+pub fn terminating_signals_forwarded() -> u64 {
+    TERMINATING_FORWARDED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 const FORWARDED: [c_int; 6] = [
     libc::SIGINT,
     libc::SIGTERM,
@@ -1030,6 +1042,7 @@ impl Supervision {
         }
         let _ = sys::pidfd_send_signal(self.pidfd, sig);
         if TERMINATING.contains(&sig) {
+            TERMINATING_FORWARDED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             // A stopped payload keeps the signal pending forever: continue
             // it (init forwards SIGCONT to the payload), and end the whole
             // sandbox if it has not ended by the end of the grace period,

@@ -17,5 +17,6 @@ mod mounts;
 mod network;
 mod outputs;
 mod proxy;
+mod serve;
 mod supervisor;
 mod workspace;
