@@ -366,3 +366,435 @@ fn the_library_tests_as_an_unprivileged_user() {
     );
     eprintln!("{stderr}");
 }
+
+// ---------------------------------------------------------------------------
+// The command line: cordon create / run --in / ls / stop / gc.
+
+use common::{cordon, modes, Mode};
+
+/// A runtime directory for `mode` (XDG_RUNTIME_DIR): owned by the uid
+/// cordon runs as, 0700. Removed on drop.
+struct Runtime(common::TempDir);
+
+impl Runtime {
+    fn new(mode: Mode) -> Runtime {
+        let t = common::TempDir::new("xdg");
+        common::set_mode(t.path(), 0o700);
+        if mode == Mode::Rootless && common::is_root() {
+            let p = std::ffi::CString::new(t.str()).expect("path");
+            // SAFETY: chown of a directory this test made.
+            let r = unsafe { libc::chown(p.as_ptr(), ROOTLESS_ID, ROOTLESS_ID) };
+            assert_eq!(r, 0, "chown: {}", std::io::Error::last_os_error());
+        }
+        Runtime(t)
+    }
+
+    fn dir(&self) -> std::path::PathBuf {
+        self.0.path().join("cordon")
+    }
+
+    fn cordon(&self, mode: Mode, args: &[&str]) -> std::process::Output {
+        let mut c = cordon(mode);
+        c.env("XDG_RUNTIME_DIR", self.0.path()).args(args);
+        c.output().expect("spawn cordon")
+    }
+
+    fn ls(&self, mode: Mode) -> Vec<serde_json::Value> {
+        let o = self.cordon(mode, &["ls", "--json"]);
+        assert!(o.status.success(), "ls: {o:?}");
+        serde_json::from_slice::<serde_json::Value>(&o.stdout)
+            .expect("ls --json")
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The files left in the runtime directory.
+    fn files(&self) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(self.dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn pid_of(row: &serde_json::Value, key: &str) -> i32 {
+    row[key].as_i64().unwrap_or_else(|| panic!("{key} in {row}")) as i32
+}
+
+#[test]
+fn cli_create_run_in_ls_stop() {
+    for mode in modes() {
+        let rt = Runtime::new(mode);
+        let o = rt.cordon(mode, &["create", "agent-1"]);
+        assert!(o.status.success(), "{mode:?} create: {}", text(&o.stderr));
+        assert_eq!(text(&o.stdout), "agent-1\n");
+        // A second sandbox of the same name is refused.
+        let o = rt.cordon(mode, &["create", "agent-1"]);
+        assert_eq!(o.status.code(), Some(125), "{mode:?}");
+        assert!(
+            text(&o.stderr).contains("is running"),
+            "{mode:?}: {}",
+            text(&o.stderr)
+        );
+        let o = rt.cordon(mode, &["create", "../x"]);
+        assert_eq!(o.status.code(), Some(125), "{mode:?}");
+        assert!(
+            text(&o.stderr).contains("not a sandbox name"),
+            "{}",
+            text(&o.stderr)
+        );
+        // Files persist between commands; env and cwd per command.
+        let o = rt.cordon(
+            mode,
+            &[
+                "run",
+                "--in",
+                "agent-1",
+                "--",
+                "sh",
+                "-c",
+                "echo kept > /tmp/f; mkdir -p /tmp/w",
+            ],
+        );
+        assert!(o.status.success(), "{mode:?}: {}", text(&o.stderr));
+        let o = rt.cordon(
+            mode,
+            &[
+                "run",
+                "--in",
+                "agent-1",
+                "--env",
+                "A=b",
+                "--chdir",
+                "/tmp/w",
+                "--",
+                "sh",
+                "-c",
+                "cat /tmp/f; echo $A; pwd",
+            ],
+        );
+        assert_eq!(
+            text(&o.stdout),
+            "kept\nb\n/tmp/w\n",
+            "{mode:?}: {}",
+            text(&o.stderr)
+        );
+        // Exit codes and the outcome as cordon run gives them.
+        let status = rt.0.path().join("status.json");
+        let o = rt.cordon(
+            mode,
+            &[
+                "run",
+                "--in",
+                "agent-1",
+                "--status-json",
+                status.to_str().expect("utf-8"),
+                "--",
+                "sh",
+                "-c",
+                "exit 7",
+            ],
+        );
+        assert_eq!(o.status.code(), Some(7), "{mode:?}");
+        let st: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&status).expect("status")).expect("json");
+        assert_eq!(
+            (st["status"].as_str(), st["exit_code"].as_i64()),
+            (Some("exited"), Some(7))
+        );
+        let o = rt.cordon(
+            mode,
+            &[
+                "run",
+                "--in",
+                "agent-1",
+                "--time-limit",
+                "300ms",
+                "--",
+                "sleep",
+                "30",
+            ],
+        );
+        assert_eq!(o.status.code(), Some(124), "{mode:?}: {}", text(&o.stderr));
+        assert!(text(&o.stderr).contains("timed out"), "{}", text(&o.stderr));
+        let o = rt.cordon(mode, &["run", "--in", "agent-1", "--", "no-such-command"]);
+        assert_eq!(o.status.code(), Some(127), "{mode:?}");
+        // Policy flags do not apply to a sandbox made already.
+        let o = rt.cordon(mode, &["run", "--in", "agent-1", "--memory", "1G", "--", "true"]);
+        assert_eq!(o.status.code(), Some(125), "{mode:?}");
+        assert!(text(&o.stderr).contains("--memory"), "{}", text(&o.stderr));
+        let o = rt.cordon(mode, &["run", "--in", "nobody-here", "--", "true"]);
+        assert_eq!(o.status.code(), Some(125), "{mode:?}");
+        assert!(
+            text(&o.stderr).contains("no sandbox named nobody-here"),
+            "{}",
+            text(&o.stderr)
+        );
+        // ls: the sandbox, its commands, alive.
+        let rows = rt.ls(mode);
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        assert_eq!(rows[0]["name"], "agent-1");
+        assert_eq!(rows[0]["state"], "idle", "{rows:?}");
+        assert_eq!(rows[0]["commands_run"], 5, "{rows:?}");
+        let init = pid_of(&rows[0], "pid");
+        let sup = pid_of(&rows[0], "supervisor_pid");
+        assert!(alive(init) && alive(sup));
+        let o = rt.cordon(mode, &["ls"]);
+        assert!(
+            text(&o.stdout)
+                .lines()
+                .nth(1)
+                .is_some_and(|l| l.starts_with("agent-1 ")),
+            "{}",
+            text(&o.stdout)
+        );
+        // The runtime directory's files are the creator's alone.
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let md = std::fs::metadata(rt.dir().join("agent-1.sock")).expect("socket");
+        assert_eq!(md.permissions().mode() & 0o777, 0o600, "{mode:?}");
+        assert_eq!(std::fs::metadata(rt.dir()).expect("dir").mode() & 0o777, 0o700);
+        // stop: nothing left.
+        let o = rt.cordon(mode, &["stop", "agent-1"]);
+        assert!(o.status.success(), "{mode:?}: {}", text(&o.stderr));
+        assert!(
+            common::wait_until(5.0, || !alive(init) && !alive(sup)),
+            "{mode:?}: processes left"
+        );
+        assert_eq!(rt.files(), Vec::<String>::new(), "{mode:?}");
+        assert!(rt.ls(mode).is_empty());
+        let o = rt.cordon(mode, &["stop", "agent-1"]);
+        assert_eq!(o.status.code(), Some(125), "{mode:?}");
+    }
+}
+
+#[test]
+fn cli_a_killed_supervisor_takes_its_sandbox_along_and_gc_cleans_up() {
+    for mode in modes() {
+        let rt = Runtime::new(mode);
+        let o = rt.cordon(mode, &["create", "doomed"]);
+        assert!(o.status.success(), "{mode:?}: {}", text(&o.stderr));
+        let o = rt.cordon(
+            mode,
+            &[
+                "run",
+                "--in",
+                "doomed",
+                "--",
+                "sh",
+                "-c",
+                "sleep 300 >/dev/null 2>&1 &",
+            ],
+        );
+        assert!(o.status.success(), "{mode:?}: {}", text(&o.stderr));
+        let rows = rt.ls(mode);
+        let (init, sup) = (pid_of(&rows[0], "pid"), pid_of(&rows[0], "supervisor_pid"));
+        // SAFETY: kill has no memory arguments; `sup` is the supervisor
+        // this test started.
+        assert_eq!(unsafe { libc::kill(sup, libc::SIGKILL) }, 0);
+        // init dies with its supervisor (parent-death signal), and the
+        // whole pid namespace with init.
+        assert!(
+            common::wait_until(5.0, || !alive(init) && !alive(sup)),
+            "{mode:?}"
+        );
+        assert!(common::host_processes_with("sleep 300").iter().all(|&p| {
+            // Only sleeps of this sandbox would be children of its init.
+            std::fs::read_to_string(format!("/proc/{p}/stat"))
+                .map_or(true, |s| !s.contains(&format!(" {init} ")))
+        }));
+        let rows = rt.ls(mode);
+        assert_eq!(rows[0]["state"], "dead", "{rows:?}");
+        let o = rt.cordon(mode, &["run", "--in", "doomed", "--", "true"]);
+        assert_eq!(o.status.code(), Some(125), "{mode:?}");
+        let o = rt.cordon(mode, &["gc"]);
+        assert!(o.status.success(), "{mode:?}: {}", text(&o.stderr));
+        assert!(text(&o.stdout).contains("doomed:"), "{}", text(&o.stdout));
+        assert_eq!(rt.files(), Vec::<String>::new(), "{mode:?}");
+        // The name is free again.
+        let o = rt.cordon(mode, &["create", "doomed"]);
+        assert!(o.status.success(), "{mode:?}: {}", text(&o.stderr));
+        let o = rt.cordon(mode, &["stop", "doomed"]);
+        assert!(o.status.success(), "{mode:?}: {}", text(&o.stderr));
+        assert_eq!(rt.files(), Vec::<String>::new(), "{mode:?}");
+    }
+}
+
+#[test]
+fn cli_idle_and_max_lifetime_end_the_sandbox() {
+    for mode in modes() {
+        let rt = Runtime::new(mode);
+        let o = rt.cordon(mode, &["create", "--idle", "1s", "idler"]);
+        assert!(o.status.success(), "{mode:?}: {}", text(&o.stderr));
+        // A command resets the idle clock.
+        std::thread::sleep(Duration::from_millis(600));
+        let o = rt.cordon(mode, &["run", "--in", "idler", "--", "true"]);
+        assert!(o.status.success(), "{mode:?}: {}", text(&o.stderr));
+        std::thread::sleep(Duration::from_millis(600));
+        let o = rt.cordon(mode, &["run", "--in", "idler", "--", "true"]);
+        assert!(
+            o.status.success(),
+            "{mode:?}: the idle limit ended it too early: {}",
+            text(&o.stderr)
+        );
+        assert!(
+            common::wait_until(5.0, || rt.files().is_empty()),
+            "{mode:?}: {:?}",
+            rt.files()
+        );
+        // max: ends the sandbox with a command still running.
+        let policy = rt.0.path().join("life.json");
+        std::fs::write(
+            &policy,
+            r#"{"version": 1, "extends": "default", "lifecycle": {"max": "1500ms"}}"#,
+        )
+        .expect("policy");
+        common::set_mode(&policy, 0o644);
+        let o = rt.cordon(
+            mode,
+            &[
+                "create",
+                "--policy",
+                policy.to_str().expect("utf-8"),
+                "shortlived",
+            ],
+        );
+        assert!(o.status.success(), "{mode:?}: {}", text(&o.stderr));
+        let start = Instant::now();
+        let o = rt.cordon(mode, &["run", "--in", "shortlived", "--", "sleep", "60"]);
+        assert_eq!(o.status.code(), Some(125), "{mode:?}: {}", text(&o.stderr));
+        assert!(start.elapsed() < Duration::from_secs(20), "{:?}", start.elapsed());
+        assert!(
+            common::wait_until(5.0, || rt.files().is_empty()),
+            "{mode:?}: {:?}",
+            rt.files()
+        );
+        // A zero limit is refused, naming the flag.
+        let o = rt.cordon(mode, &["create", "--idle", "0s", "never"]);
+        assert_eq!(o.status.code(), Some(125));
+        assert!(text(&o.stderr).contains("--idle"), "{}", text(&o.stderr));
+    }
+}
+
+#[test]
+fn cli_the_payload_cannot_find_or_reach_the_control_socket() {
+    for mode in modes() {
+        let rt = Runtime::new(mode);
+        let o = rt.cordon(mode, &["create", "walled"]);
+        assert!(o.status.success(), "{mode:?}: {}", text(&o.stderr));
+        let sock = rt.dir().join("walled.sock");
+        let script = format!(
+            "test -e {s} && echo visible; ls {d} 2>/dev/null && echo listed; grep -c walled /proc/net/unix; \
+             python3 -c 'import socket; s=socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET); s.connect(\"{s}\"); print(\"connected\")' 2>/dev/null; true",
+            s = sock.display(),
+            d = rt.dir().display()
+        );
+        let o = rt.cordon(mode, &["run", "--in", "walled", "--", "sh", "-c", &script]);
+        assert!(o.status.success(), "{mode:?}: {}", text(&o.stderr));
+        assert_eq!(text(&o.stdout), "0\n", "{mode:?}: the payload saw the socket");
+        let o = rt.cordon(mode, &["stop", "walled"]);
+        assert!(o.status.success());
+    }
+}
+
+#[test]
+fn cli_another_uid_cannot_use_the_socket() {
+    require!("root", common::is_root(), "switching to uid 4321 needs root");
+    let rt = Runtime::new(Mode::Root);
+    let o = rt.cordon(Mode::Root, &["create", "private"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let sock = rt.dir().join("private.sock");
+    // Through cordon: the runtime directory is not theirs.
+    let mut c = cordon(Mode::Rootless);
+    c.env("XDG_RUNTIME_DIR", rt.0.path())
+        .args(["run", "--in", "private", "--", "true"]);
+    let o = c.output().expect("spawn");
+    assert_eq!(o.status.code(), Some(125), "{o:?}");
+    // Directly, even with the directory and socket opened up: the kernel
+    // lets uid 4321 connect, the supervisor (SO_PEERCRED) closes unanswered.
+    common::set_mode(rt.0.path(), 0o711);
+    common::set_mode(&rt.dir(), 0o711);
+    common::set_mode(&sock, 0o666);
+    let got = connect_as(ROOTLESS_ID, &sock);
+    common::set_mode(&rt.dir(), 0o700);
+    common::set_mode(rt.0.path(), 0o700);
+    assert!(
+        matches!(got, Ok(0) | Err(libc::EPIPE) | Err(libc::ECONNRESET)),
+        "uid 4321 got an answer or could not connect: {got:?}"
+    );
+    let log = std::fs::read_to_string(rt.dir().join("private.log")).expect("the supervisor's log");
+    assert!(log.contains("refused a connection from uid 4321"), "{log}");
+    // The creator still gets one.
+    let o = rt.cordon(Mode::Root, &["run", "--in", "private", "--", "true"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = rt.cordon(Mode::Root, &["stop", "private"]);
+    assert!(o.status.success());
+}
+
+/// In a child that became `uid`: connect to `sock`, send a stat request,
+/// and return how many bytes came back (`Err(errno)` when a call failed).
+fn connect_as(uid: u32, sock: &std::path::Path) -> Result<usize, i32> {
+    use std::os::unix::ffi::OsStrExt;
+    // SAFETY: a zeroed sockaddr_un is valid; filled before the fork.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (d, &s) in addr.sun_path.iter_mut().zip(sock.as_os_str().as_bytes()) {
+        *d = s as libc::c_char;
+    }
+    let req = b"{\"op\":\"stat\"}";
+    let (mut rd, wr) = pipe();
+    use std::os::fd::AsRawFd;
+    let w = wr.as_raw_fd();
+    // SAFETY: the child makes only system calls (no allocation) and _exits.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // SAFETY: system calls on values prepared before the fork.
+        unsafe {
+            let code: i64 = (|| {
+                if libc::setgroups(0, std::ptr::null()) != 0
+                    || libc::setgid(uid) != 0
+                    || libc::setuid(uid) != 0
+                {
+                    return -1000;
+                }
+                let s = libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET, 0);
+                let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+                if libc::connect(s, (&addr as *const libc::sockaddr_un).cast(), len) != 0 {
+                    return -(*libc::__errno_location()) as i64;
+                }
+                if libc::send(s, req.as_ptr().cast(), req.len(), libc::MSG_NOSIGNAL) < 0 {
+                    return -(*libc::__errno_location()) as i64;
+                }
+                let mut buf = [0u8; 4096];
+                let n = libc::recv(s, buf.as_mut_ptr().cast(), buf.len(), 0);
+                if n < 0 {
+                    -(*libc::__errno_location()) as i64
+                } else {
+                    n as i64
+                }
+            })();
+            let b = code.to_le_bytes();
+            libc::write(w, b.as_ptr().cast(), 8);
+            libc::_exit(0);
+        }
+    }
+    drop(wr);
+    let mut b = [0u8; 8];
+    rd.read_exact(&mut b).expect("child's answer");
+    // SAFETY: reaping our own child.
+    unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+    let n = i64::from_le_bytes(b);
+    if n < 0 {
+        Err(-n as i32)
+    } else {
+        Ok(n as usize)
+    }
+}

@@ -4,5 +4,6 @@ pub mod connect;
 pub mod features;
 pub mod install;
 pub mod lint;
+pub mod named;
 
 use cordon::features::{Features, Status};
