@@ -432,6 +432,8 @@ fn pid_of(row: &serde_json::Value, key: &str) -> i32 {
 
 #[test]
 fn cli_create_run_in_ls_stop() {
+    // Its cordon processes and pipes would show in the library tests' counts.
+    let _g = lock();
     for mode in modes() {
         let rt = Runtime::new(mode);
         let o = rt.cordon(mode, &["create", "agent-1"]);
@@ -578,6 +580,8 @@ fn cli_create_run_in_ls_stop() {
 
 #[test]
 fn cli_a_killed_supervisor_takes_its_sandbox_along_and_gc_cleans_up() {
+    // Its cordon processes and pipes would show in the library tests' counts.
+    let _g = lock();
     for mode in modes() {
         let rt = Runtime::new(mode);
         let o = rt.cordon(mode, &["create", "doomed"]);
@@ -630,6 +634,8 @@ fn cli_a_killed_supervisor_takes_its_sandbox_along_and_gc_cleans_up() {
 
 #[test]
 fn cli_idle_and_max_lifetime_end_the_sandbox() {
+    // Its cordon processes and pipes would show in the library tests' counts.
+    let _g = lock();
     for mode in modes() {
         let rt = Runtime::new(mode);
         let o = rt.cordon(mode, &["create", "--idle", "1s", "idler"]);
@@ -686,6 +692,8 @@ fn cli_idle_and_max_lifetime_end_the_sandbox() {
 
 #[test]
 fn cli_the_payload_cannot_find_or_reach_the_control_socket() {
+    // Its cordon processes and pipes would show in the library tests' counts.
+    let _g = lock();
     for mode in modes() {
         let rt = Runtime::new(mode);
         let o = rt.cordon(mode, &["create", "walled"]);
@@ -708,6 +716,7 @@ fn cli_the_payload_cannot_find_or_reach_the_control_socket() {
 #[test]
 fn cli_another_uid_cannot_use_the_socket() {
     require!("root", common::is_root(), "switching to uid 4321 needs root");
+    let _g = lock();
     let rt = Runtime::new(Mode::Root);
     let o = rt.cordon(Mode::Root, &["create", "private"]);
     assert!(o.status.success(), "{}", text(&o.stderr));

@@ -88,15 +88,28 @@ fn euid() -> u32 {
     unsafe { libc::geteuid() }
 }
 
-/// The runtime directory: `$XDG_RUNTIME_DIR/cordon`, else `/run/cordon`
-/// for root, else `/run/user/$UID/cordon` when `/run/user/$UID` exists.
+/// The runtime directory: `$XDG_RUNTIME_DIR/cordon`, else
+/// `/run/cordon/named` for root (`/run/cordon` itself is 0755: the host id
+/// records live there), else `/run/user/$UID/cordon` when `/run/user/$UID` exists.
 /// Created 0700; refused unless it is a directory (not a symlink) owned by
 /// the effective uid with mode 0700.
 pub fn runtime_dir(create: bool) -> Result<PathBuf, String> {
     let uid = euid();
     let dir = match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
         Some(x) => PathBuf::from(x).join("cordon"),
-        None if uid == 0 => PathBuf::from("/run/cordon"),
+        None if uid == 0 => {
+            if create {
+                // /run/cordon as the host id allocator makes it (0755).
+                let mut b = std::fs::DirBuilder::new();
+                std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o755);
+                match b.create("/run/cordon") {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(format!("/run/cordon: {e}")),
+                }
+            }
+            PathBuf::from("/run/cordon/named")
+        }
         None => {
             let user = PathBuf::from(format!("/run/user/{uid}"));
             if !user.is_dir() {
