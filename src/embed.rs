@@ -555,6 +555,10 @@ impl Sandbox {
     /// own process group, which its time limit kills. The policy's
     /// `limits.wall_time` is each command's default time limit.
     ///
+    /// The sandbox's init has the parent-death signal of the thread that
+    /// calls `create`: when that thread ends, so does the sandbox. Create
+    /// it on a thread that lives as long as the session.
+    ///
     /// Not (yet) in a named sandbox, refused with the field named:
     /// workspaces, audit; `seccomp.report` is listed as unenforced (the
     /// refusals apply without reports).

@@ -188,6 +188,39 @@ fn the_per_command_layers_apply_to_every_command() {
 }
 
 #[test]
+fn a_command_cannot_disturb_init_and_orphans_are_reaped() {
+    let _g = lock();
+    let mut s = create();
+    // Signals to pid 1 from inside its namespace are dropped (init has no
+    // handler), SIGKILL and SIGSTOP included.
+    let (_, o) = sh(
+        &mut s,
+        "kill -KILL 1; kill -STOP 1; kill -TERM 1; kill -INT 1; true",
+    );
+    assert_eq!(o.exit_code, 0, "{}: {}", who(), o.to_json());
+    // Orphans (double-forked, reparented to init) are reaped.
+    for _ in 0..5 {
+        let (_, o) = sh(&mut s, "(sleep 0.05 >/dev/null &); (true &); exit 0");
+        assert_eq!(o.exit_code, 0, "{}", who());
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let (out, o) = sh(
+        &mut s,
+        "grep -l '^State:.Z' /proc/[0-9]*/status 2>/dev/null | wc -l; grep '^State:' /proc/1/status",
+    );
+    assert_eq!(o.exit_code, 0, "{}: {}", who(), o.to_json());
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("0"), "{}: zombies left: {out}", who());
+    assert!(
+        lines.next().is_some_and(|l| !l.contains('T')),
+        "{}: init stopped: {out}",
+        who()
+    );
+    assert!(alive(s.pid()));
+    s.stop();
+}
+
+#[test]
 fn a_time_limit_kills_only_that_command_and_its_process_group() {
     let _g = lock();
     let mut s = create();
@@ -300,6 +333,35 @@ fn stop_after_1000_commands_leaves_nothing() {
     }
     let after = snapshot();
     assert_eq!(after, before, "{}: something was left", who());
+}
+
+#[test]
+fn a_named_sandbox_in_mode_proxy_has_its_proxy_until_it_stops() {
+    let _g = lock();
+    let threads = || std::fs::read_dir("/proc/self/task").expect("tasks").count();
+    let (before, before_threads) = (snapshot(), threads());
+    let policy = cordon::PolicyBuilder::default_policy()
+        .allow_net("127.0.0.1/32:9")
+        .build()
+        .expect("proxy policy");
+    let mut s = Sandbox::new(policy)
+        .create()
+        .unwrap_or_else(|e| panic!("{}: {e}", who()));
+    for _ in 0..2 {
+        let (out, o) = sh(&mut s, "echo $HTTPS_PROXY; grep -c ':0C38 ' /proc/net/tcp");
+        assert_eq!(o.exit_code, 0, "{}: {}", who(), o.to_json());
+        // The proxy's listener (port 3128 = 0x0C38) is there for every command.
+        assert_eq!(out, "http://127.0.0.1:3128\n1\n", "{}", who());
+        assert_eq!(o.network.as_ref().map(|n| n.mode), Some("proxy"));
+    }
+    assert!(threads() > before_threads, "{}: no proxy thread", who());
+    s.stop();
+    assert!(
+        common::wait_until(5.0, || threads() == before_threads),
+        "{}: proxy threads left",
+        who()
+    );
+    assert_eq!(snapshot(), before, "{}", who());
 }
 
 #[test]
@@ -446,6 +508,20 @@ fn cli_create_run_in_ls_stop() {
             text(&o.stderr).contains("is running"),
             "{mode:?}: {}",
             text(&o.stderr)
+        );
+        // What a named sandbox cannot have is refused, and leaves nothing.
+        let ws = rt.0.path().join("ws");
+        std::fs::create_dir_all(&ws).expect("ws");
+        let o = rt.cordon(
+            mode,
+            &["create", "--workspace", ws.to_str().expect("utf-8"), "with-ws"],
+        );
+        assert_eq!(o.status.code(), Some(125), "{mode:?}");
+        assert!(text(&o.stderr).contains("workspaces"), "{}", text(&o.stderr));
+        assert!(
+            !rt.files().iter().any(|f| f.starts_with("with-ws")),
+            "{:?}",
+            rt.files()
         );
         let o = rt.cordon(mode, &["create", "../x"]);
         assert_eq!(o.status.code(), Some(125), "{mode:?}");

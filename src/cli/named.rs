@@ -243,6 +243,13 @@ fn create_inner(opts: CreateOptions, plan: Plan) -> Result<String, String> {
         daemon(opts, plan, p, lock, wr);
     }
     drop(lock);
+    // The host id lease is the daemon's now (the same open record, whose
+    // flock it keeps): dropping this copy would empty the record it holds.
+    // This process exits soon; its fd closes then, the lock stays.
+    let mut plan = plan;
+    if let Some(lease) = plan.supervisor.host_id.take() {
+        std::mem::forget(lease);
+    }
     drop(plan);
     // SAFETY: the write end is the daemon's; this copy is closed.
     unsafe { sys::close(wr) };
@@ -302,6 +309,7 @@ fn daemon(opts: CreateOptions, plan: Plan, p: Paths, lock: std::fs::File, ready:
         report(&msg);
         let _ = std::fs::remove_file(&p.sock);
         let _ = std::fs::remove_file(&p.state);
+        let _ = std::fs::remove_file(&p.log);
         let _ = std::fs::remove_file(&p.lock);
         std::process::exit(EXIT_SETUP);
     };
