@@ -456,8 +456,32 @@ fn connect(name: &str) -> Result<OwnedFd, String> {
     Ok(fd)
 }
 
-/// Send one request and wait for its reply.
-fn request(fd: &OwnedFd, req: &serde_json::Value, fds: &[RawFd]) -> Result<serde_json::Value, String> {
+/// How long `ls` and `stop` wait for a supervisor's answer.
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Send one request and wait for its reply (at most `wait`, if given).
+fn request(
+    fd: &OwnedFd,
+    req: &serde_json::Value,
+    fds: &[RawFd],
+    wait: Option<Duration>,
+) -> Result<serde_json::Value, String> {
+    if let Some(w) = wait {
+        let tv = libc::timeval {
+            tv_sec: w.as_secs() as libc::time_t,
+            tv_usec: w.subsec_micros() as libc::suseconds_t,
+        };
+        // SAFETY: the kernel reads one timeval.
+        unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&tv as *const libc::timeval).cast(),
+                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            )
+        };
+    }
     let text = req.to_string();
     sys::send_msg_fds(fd.as_raw_fd(), text.as_bytes(), fds).map_err(|e| match e.0 {
         libc::EMSGSIZE => format!(
@@ -532,7 +556,7 @@ pub fn run_in(o: RunInOptions<'_>) -> i32 {
         Ok(fd) => fd,
         Err(e) => return fail(e),
     };
-    let out = match request(&fd, &req, &[0, 1, 2]) {
+    let out = match request(&fd, &req, &[0, 1, 2], None) {
         Ok(v) => v,
         Err(e) => return fail(e),
     };
@@ -577,7 +601,12 @@ fn stop_inner(name: &str) -> Result<(), String> {
     }
     if let Ok(fd) = connect(name) {
         // The supervisor answers, then stops; wait for its lock.
-        let _ = request(&fd, &serde_json::json!({"op": "stop"}), &[]);
+        let _ = request(
+            &fd,
+            &serde_json::json!({"op": "stop"}),
+            &[],
+            Some(CONTROL_TIMEOUT),
+        );
     }
     let end = Instant::now() + Duration::from_secs(10);
     loop {
@@ -696,7 +725,14 @@ pub fn ls(json: bool) -> i32 {
         let alive = matches!(try_lock(&p.lock, false), Ok(None));
         let stat = if alive {
             connect(&name)
-                .and_then(|fd| request(&fd, &serde_json::json!({"op": "stat"}), &[]))
+                .and_then(|fd| {
+                    request(
+                        &fd,
+                        &serde_json::json!({"op": "stat"}),
+                        &[],
+                        Some(CONTROL_TIMEOUT),
+                    )
+                })
                 .ok()
         } else {
             None
