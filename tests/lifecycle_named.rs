@@ -157,6 +157,14 @@ fn files_written_by_one_command_are_seen_by_the_next() {
         who()
     );
     assert_eq!(s.commands_run(), 7);
+    if common::is_root() {
+        // init holds none of this process's stdio (a pipe a caller reads
+        // to its end would stay open for the sandbox's life).
+        for fd in 0..3 {
+            let target = std::fs::read_link(format!("/proc/{}/fd/{fd}", s.pid())).expect("init's fd");
+            assert_eq!(target, std::path::Path::new("/dev/null"), "fd {fd}");
+        }
+    }
     s.stop();
 }
 

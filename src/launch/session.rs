@@ -179,6 +179,27 @@ impl Session {
     /// wait until its init is ready for commands.
     pub fn create(plan: Plan) -> Result<Session, LaunchError> {
         check_plan(&plan)?;
+        let mut plan = plan;
+        // init never gives its own stdio to a command (each brings its
+        // own): /dev/null, so that it holds none of the caller's pipes or
+        // terminal open for the sandbox's life.
+        let null = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/null")
+            .map_err(|e| {
+                LaunchError::sys(
+                    "named sandbox",
+                    "/dev/null",
+                    Errno(e.raw_os_error().unwrap_or(libc::EIO)),
+                )
+            })?;
+        if plan.child.stdio() == [-1; 3] {
+            use std::os::fd::AsRawFd;
+            for i in 0..3 {
+                plan.child.set_stdio(i, null.as_raw_fd());
+            }
+        }
         let mut ch = Channels::open(false, plan.supervisor.proxy.is_some(), false, true)?;
         let cgroup = match &plan.supervisor.cgroup {
             Some(cp) => Some(CgGuard(Some(Cgroup::create(cp).map_err(parent::cgroup_error)?))),
@@ -200,6 +221,8 @@ impl Session {
             cgroup.as_ref().and_then(|g| g.0.as_ref()),
         )
         .map_err(kill_and_reap)?;
+        // init has its copies.
+        drop(null);
         let sock = Fd(ch.serve_r.take());
         wait_ready(&plan, sock.0, ch.err_r.0, pidfd.0).map_err(kill_and_reap)?;
         // Room for big environments: a SOCK_SEQPACKET message must fit the
