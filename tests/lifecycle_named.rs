@@ -373,6 +373,72 @@ fn a_named_sandbox_in_mode_proxy_has_its_proxy_until_it_stops() {
 }
 
 #[test]
+fn cgroup_limits_hold_for_every_command_and_the_cgroup_goes_at_stop() {
+    let _g = lock();
+    let policy = cordon::PolicyBuilder::default_policy()
+        .pids(16)
+        .build()
+        .expect("policy");
+    let mut s = match Sandbox::new(policy).create() {
+        Ok(s) => s,
+        Err(e) if !common::is_root() && e.to_string().contains("cgroup") => {
+            // Unprivileged without a delegated cgroup, the limit is
+            // refused (as for cordon run): nothing more to test.
+            eprintln!("SKIPPED: {}: no cgroup for this user: {e}", who());
+            return;
+        }
+        Err(e) => {
+            require!(
+                "cgroups",
+                false,
+                format!("{}: this host cannot enforce cgroup limits: {e}", who())
+            );
+            return;
+        }
+    };
+    let cgroups = s.cgroup_paths();
+    assert!(!cgroups.is_empty(), "{}: no cgroup", who());
+    // Every command is in the sandbox's cgroup and shares its pids limit:
+    // what one command left running counts against the next.
+    let (_, o) = sh(
+        &mut s,
+        "for i in 1 2 3 4 5 6 7 8 9 10; do sleep 3 >/dev/null 2>&1 & done",
+    );
+    assert_eq!(o.exit_code, 0, "{}: {}", who(), o.to_json());
+    let (_, o) = sh(
+        &mut s,
+        "for i in 1 2 3 4 5 6 7 8 9 10; do sleep 3 >/dev/null 2>&1 & done; wait",
+    );
+    assert_ne!(
+        o.exit_code,
+        0,
+        "{}: 20 sleeps under a limit of 16: {}",
+        who(),
+        o.to_json()
+    );
+    assert!(
+        common::wait_until(10.0, || s.run(&["/bin/true"]).is_ok_and(|o| o.exit_code == 0)),
+        "{}",
+        who()
+    );
+    let procs: usize = cgroups
+        .iter()
+        .map(|c| {
+            std::fs::read_to_string(c.join("cgroup.procs"))
+                .unwrap_or_default()
+                .lines()
+                .count()
+        })
+        .max()
+        .unwrap_or(0);
+    assert!(procs >= 1, "{}: init is not in {cgroups:?}", who());
+    s.stop();
+    for c in &cgroups {
+        assert!(!c.exists(), "{}: cgroup {} left", who(), c.display());
+    }
+}
+
+#[test]
 fn dropping_a_session_stops_it() {
     let _g = lock();
     let before = snapshot();
