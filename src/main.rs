@@ -1477,9 +1477,11 @@ fn bwrap_pairs(cmd: &clap::Command, args: Vec<OsString>) -> Vec<OsString> {
 fn main() -> ExitCode {
     // Made once, kept for the life of the process (clap takes a &'static str).
     let version: &'static str = Box::leak(cli::install::version().into_boxed_str());
-    let args = bwrap_pairs(&Cli::command(), std::env::args_os().collect());
-    let parsed = Cli::command()
-        .version(version)
+    // One clap command for both passes (building it is most of what a
+    // short command like `run --in` costs cordon itself).
+    let cmd = Cli::command().version(version);
+    let args = bwrap_pairs(&cmd, std::env::args_os().collect());
+    let parsed = cmd
         .try_get_matches_from(args)
         .and_then(|m| Cli::from_arg_matches(&m).map(|c| (c, m)));
     let (cli, matches) = match parsed {
