@@ -346,7 +346,17 @@ fn stop_after_1000_commands_leaves_nothing() {
 #[test]
 fn a_named_sandbox_in_mode_proxy_has_its_proxy_until_it_stops() {
     let _g = lock();
-    let threads = || std::fs::read_dir("/proc/self/task").expect("tasks").count();
+    // The proxy's threads (by name: the test harness's own threads come
+    // and go with the other tests).
+    let threads = || {
+        std::fs::read_dir("/proc/self/task")
+            .expect("tasks")
+            .flatten()
+            .filter(|t| {
+                std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.starts_with("cordon-proxy"))
+            })
+            .count()
+    };
     let (before, before_threads) = (snapshot(), threads());
     let policy = cordon::PolicyBuilder::default_policy()
         .allow_net("127.0.0.1/32:9")
