@@ -967,3 +967,36 @@ fn connect_as(uid: u32, sock: &std::path::Path) -> Result<usize, i32> {
         Ok(n as usize)
     }
 }
+
+#[test]
+fn cli_a_client_that_goes_away_takes_its_command_along() {
+    let _g = lock();
+    for mode in modes() {
+        let rt = Runtime::new(mode);
+        let o = rt.cordon(mode, &["create", "leaver"]);
+        assert!(o.status.success(), "{mode:?}: {}", text(&o.stderr));
+        let mut c = cordon(mode);
+        c.env("XDG_RUNTIME_DIR", rt.0.path())
+            .args(["run", "--in", "leaver", "--", "sh", "-c", "exec sleep 300"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let mut child = c.spawn().expect("spawn");
+        let count = "grep -l '^sleep$' /proc/[0-9]*/comm 2>/dev/null | wc -l";
+        let sleeping = || {
+            let o = rt.cordon(mode, &["run", "--in", "leaver", "--", "sh", "-c", count]);
+            text(&o.stdout).trim().to_string()
+        };
+        assert!(
+            common::wait_until(10.0, || sleeping() == "1"),
+            "{mode:?}: the command never ran"
+        );
+        child.kill().expect("kill the client");
+        let _ = child.wait();
+        assert!(
+            common::wait_until(10.0, || sleeping() == "0"),
+            "{mode:?}: the command outlived its client"
+        );
+        let o = rt.cordon(mode, &["stop", "leaver"]);
+        assert!(o.status.success());
+    }
+}
