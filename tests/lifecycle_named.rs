@@ -522,6 +522,24 @@ use common::{cordon, modes, Mode};
 /// cordon runs as, 0700. Removed on drop.
 struct Runtime(common::TempDir);
 
+impl Drop for Runtime {
+    /// A test that failed half-way leaves no supervisor running: each
+    /// state file names one (its init dies with it).
+    fn drop(&mut self) {
+        for e in std::fs::read_dir(self.dir()).into_iter().flatten().flatten() {
+            let Ok(b) = std::fs::read(e.path()) else { continue };
+            let Ok(v) = serde_json::from_slice::<serde_json::Value>(&b) else {
+                continue;
+            };
+            if let Some(pid) = v["supervisor_pid"].as_i64() {
+                // SAFETY: kill has no memory arguments; the pid is a
+                // supervisor this test started (its state file says so).
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            }
+        }
+    }
+}
+
 impl Runtime {
     fn new(mode: Mode) -> Runtime {
         let t = common::TempDir::new("xdg");
