@@ -570,6 +570,46 @@ impl Sandbox {
     }
 }
 
+impl Sandbox {
+    /// Make a named, long-lived sandbox: its init builds the root, the
+    /// cgroup and the namespaces once, then runs any number of commands
+    /// ([`Session::run`](crate::launch::session::Session::run), or
+    /// [`Session::command`](crate::launch::session::Session::command) for
+    /// env, cwd, stdio and a time limit) until the session is stopped or
+    /// dropped. Files written by one command are seen by the next; the
+    /// commands share the sandbox's uid, files and processes, as
+    /// `docker exec` does. Each gets the per-process layers of a cold run
+    /// (rlimits, no capabilities, no_new_privs, Landlock, seccomp) and its
+    /// own process group, which its time limit kills. The policy's
+    /// `limits.wall_time` is each command's default time limit.
+    ///
+    /// The sandbox's init has the parent-death signal of the thread that
+    /// calls `create`: when that thread ends, so does the sandbox. Create
+    /// it on a thread that lives as long as the session.
+    ///
+    /// Not (yet) in a named sandbox, refused with the field named:
+    /// workspaces, audit; `seccomp.report` is listed as unenforced (the
+    /// refusals apply without reports).
+    ///
+    /// ```no_run
+    /// let policy = cordon::Policy::builtin_default()?;
+    /// let mut s = cordon::Sandbox::new(policy).create()?;
+    /// s.run(&["/bin/sh", "-c", "echo hi > /tmp/f"])?;
+    /// assert_eq!(s.run(&["/bin/cat", "/tmp/f"])?.exit_code, 0);
+    /// s.stop();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn create(self) -> Result<crate::launch::session::Session, Error> {
+        if let Some(e) = self.secret_error {
+            return Err(Error::Secret(e));
+        }
+        self.policy.check_supervised(&self.name)?;
+        let plan = Plan::build_serving(&self.policy, &self.name, &self.secrets)?;
+        drop(self.secrets);
+        Ok(crate::launch::session::Session::create(plan)?)
+    }
+}
+
 impl Child {
     /// The sandbox's init, in this process's pid namespace.
     pub fn pid(&self) -> libc::pid_t {

@@ -123,10 +123,15 @@ pub enum Step {
     /// Making the pty's slave the payload's controlling terminal and its
     /// stdin, stdout and stderr (`index`: 0 setsid, 1 TIOCSCTTY, 2-4 dup2).
     ControllingTty,
+    /// A named sandbox's init setting up its command loop (`index`: 0 the
+    /// message buffer, 1 the SIGCHLD signalfd, 2 the ready message) or
+    /// starting a command (`index`: 3 its error pipe, 4 the fork, 5 its
+    /// stdio).
+    Serve,
 }
 
 impl Step {
-    const ALL: [Step; 45] = [
+    const ALL: [Step; 46] = [
         Step::SyncWait,
         Step::ParentDeathSignal,
         Step::Identity,
@@ -172,6 +177,7 @@ impl Step {
         Step::WorkspaceHandoff,
         Step::Pty,
         Step::ControllingTty,
+        Step::Serve,
     ];
 
     /// The step's name as printed and written to the outcome.
@@ -222,6 +228,7 @@ impl Step {
             Step::WorkspaceHandoff => "workspace hand-off",
             Step::Pty => "pty",
             Step::ControllingTty => "controlling terminal",
+            Step::Serve => "named sandbox command loop",
         }
     }
 

@@ -64,6 +64,7 @@ pub mod workspace;
 pub use cgroup::CgroupError;
 pub use embed::{prepare, ApplyError, Child, Error, PolicyBuilder, Prepared, Sandbox, SpawnError};
 pub use error::LaunchError;
+pub use launch::session::{CommandSpec, Session, Stopped};
 pub use outcome::Outcome;
 pub use output::WriteError;
 pub use policy::{Policy, PolicyError};

@@ -39,6 +39,22 @@ struct Cli {
 enum Command {
     /// Run a command in a sandbox: cordon run [OPTIONS] [--] CMD [ARGS...]
     Run(RunArgs),
+    /// Make a named sandbox that stays up for `cordon run --in NAME`:
+    /// cordon create [OPTIONS] NAME
+    Create(CreateArgs),
+    /// List the named sandboxes: name, init's pid, age, commands run,
+    /// memory, state.
+    Ls {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop a named sandbox: kill its processes, remove its cgroup and
+    /// socket.
+    Stop {
+        /// The sandbox's name.
+        name: String,
+    },
     /// Validate a policy (with any overrides), print the effective policy,
     /// and warn on standard error about what will not work as meant.
     Check(CheckArgs),
@@ -52,7 +68,8 @@ enum Command {
     /// Serve TCP connections, inetd-style: each connection gets a fresh
     /// sandbox running CMD with the connection as its stdin and stdout.
     Serve(cli::service::ServeArgs),
-    /// Remove cgroups left by cordon processes that were killed.
+    /// Remove cgroups left by cordon processes that were killed, and
+    /// the named sandboxes whose supervisor died.
     Gc {
         /// Also look below this cgroup directory.
         #[arg(long = "cgroup-parent", value_name = "DIR")]
@@ -321,9 +338,33 @@ struct PolicyArgs {
 }
 
 #[derive(Args)]
+struct CreateArgs {
+    #[command(flatten)]
+    policy: PolicyArgs,
+    /// Stop the sandbox after DURATION without a command (lifecycle.idle).
+    #[arg(long, value_name = "DURATION")]
+    idle: Option<Dur>,
+    /// Stop the sandbox DURATION after it was made (lifecycle.max).
+    #[arg(long = "max-lifetime", value_name = "DURATION")]
+    max_lifetime: Option<Dur>,
+    /// No warnings on stderr; errors are still printed.
+    #[arg(short, long)]
+    quiet: bool,
+    /// The sandbox's name: 1 to 63 of A-Z a-z 0-9 _ . -, starting with a
+    /// letter or digit.
+    #[arg(value_name = "NAME")]
+    name: String,
+}
+
+#[derive(Args)]
 struct RunArgs {
     #[command(flatten)]
     policy: PolicyArgs,
+    /// Run the command in the named sandbox NAME (made by cordon create)
+    /// instead of a new one; with it only --env NAME=VALUE, --chdir,
+    /// --time-limit, --status-json, --status-fd and -q apply.
+    #[arg(long = "in", value_name = "NAME")]
+    in_name: Option<String>,
     /// Write the outcome as JSON to this file.
     #[arg(long = "status-json", value_name = "PATH")]
     status_json: Option<PathBuf>,
@@ -702,7 +743,108 @@ fn write_status(a: &RunArgs, status_json: Option<&OutputFile>, out: &Outcome) {
     }
 }
 
+/// The `run` flags that apply with `--in`.
+const RUN_IN_FLAGS: [&str; 8] = [
+    "in_name",
+    "command",
+    "env",
+    "chdir",
+    "time_limit",
+    "status_json",
+    "status_fd",
+    "quiet",
+];
+
+/// `cordon run --in NAME`: no policy is read; the named sandbox has one.
+fn run_in(a: &RunArgs, name: &str, m: &ArgMatches) -> i32 {
+    let given: Vec<String> = m
+        .ids()
+        .filter(|id| m.value_source(id.as_str()) == Some(clap::parser::ValueSource::CommandLine))
+        .map(|id| id.to_string())
+        // The flattened structs' groups carry their type's name.
+        .filter(|id| !id.starts_with(|c: char| c.is_ascii_uppercase()))
+        .filter(|id| !RUN_IN_FLAGS.contains(&id.as_str()))
+        .collect();
+    if !given.is_empty() {
+        eprintln!(
+            "cordon: run --in: {} do(es) not apply to a named sandbox (its policy was fixed by cordon create); with --in only --env NAME=VALUE, --chdir, --time-limit, --status-json, --status-fd and -q apply",
+            given.iter().map(|g| format!("--{}", g.replace('_', "-"))).collect::<Vec<_>>().join(", ")
+        );
+        return EXIT_SETUP;
+    }
+    let status_json = match a.status_json.as_deref().map(OutputFile::open).transpose() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("cordon: status-json: {e}");
+            return EXIT_SETUP;
+        }
+    };
+    cli::named::run_in(cli::named::RunInOptions {
+        name,
+        argv: &a.command,
+        env: &a.policy.env,
+        cwd: a.policy.chdir.as_deref(),
+        time_limit: a.policy.time_limit.map(|d| d.0),
+        status_json: status_json.as_ref(),
+        status_fd: a.status_fd,
+        quiet: a.quiet,
+    })
+}
+
+/// `cordon create NAME`.
+fn create(a: CreateArgs, m: &ArgMatches) -> i32 {
+    let secrets = match read_secrets(&a.policy, None) {
+        Ok(s) => s.into_iter().map(|(s, _)| s).collect::<Vec<_>>(),
+        Err(e) => {
+            eprintln!("cordon: create: {e}");
+            return EXIT_SETUP;
+        }
+    };
+    let built = effective_policy(&a.policy, m).and_then(|mut l| {
+        let mut life = l.policy.lifecycle.unwrap_or_default();
+        life.idle = a.idle.or(life.idle);
+        life.max = a.max_lifetime.or(life.max);
+        for (flag, d) in [("--idle", a.idle), ("--max-lifetime", a.max_lifetime)] {
+            if d.is_some_and(|d| d.0.is_zero()) {
+                return Err(PolicyError {
+                    file: cordon::policy::overrides::CLI_SOURCE.to_string(),
+                    path: flag.to_string(),
+                    position: None,
+                    message: "must be more than 0 (leave it out for no limit)".to_string(),
+                });
+            }
+        }
+        l.policy.lifecycle = Some(life);
+        l.policy
+            .check_supervised(&l.name)
+            .and_then(|_| Plan::build_serving(&l.policy, &l.name, &secrets))
+            .map(|plan| (plan, life, l.name.clone()))
+            .map_err(|e| l.sources.locate(e))
+    });
+    drop(secrets);
+    let (plan, life, name) = match built {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("cordon: create: {e}");
+            return EXIT_SETUP;
+        }
+    };
+    cli::named::create(
+        cli::named::CreateOptions {
+            name: a.name,
+            policy_name: name,
+            idle: life.idle.map(|d| d.0),
+            max: life.max.map(|d| d.0),
+            quiet: a.quiet,
+        },
+        plan,
+    )
+}
+
 fn run(a: RunArgs, m: &ArgMatches) -> i32 {
+    if let Some(name) = &a.in_name {
+        return run_in(&a, name, m);
+    }
     // Before cordon opens anything of its own: the `fd:N` of --secret-env
     // and of --audit-log must be descriptors cordon inherited. Secrets first
     // (each fd:N is read to its end and closed); --audit-log replaces the
@@ -1350,9 +1492,11 @@ fn bwrap_pairs(cmd: &clap::Command, args: Vec<OsString>) -> Vec<OsString> {
 fn main() -> ExitCode {
     // Made once, kept for the life of the process (clap takes a &'static str).
     let version: &'static str = Box::leak(cli::install::version().into_boxed_str());
-    let args = bwrap_pairs(&Cli::command(), std::env::args_os().collect());
-    let parsed = Cli::command()
-        .version(version)
+    // One clap command for both passes (building it is most of what a
+    // short command like `run --in` costs cordon itself).
+    let cmd = Cli::command().version(version);
+    let args = bwrap_pairs(&cmd, std::env::args_os().collect());
+    let parsed = cmd
         .try_get_matches_from(args)
         .and_then(|m| Cli::from_arg_matches(&m).map(|c| (c, m)));
     let (cli, matches) = match parsed {
@@ -1393,12 +1537,18 @@ fn main() -> ExitCode {
     }
     let code = match cli.command {
         Command::Run(a) => run(a, &sub("run")),
+        Command::Create(a) => create(a, &sub("create")),
+        Command::Ls { json } => cli::named::ls(json),
+        Command::Stop { name } => cli::named::stop(&name),
         Command::Check(a) => check(a, &sub("check")),
         Command::Exec(a) => exec(a, &sub("exec")),
         Command::Seccomp(c) => seccomp_command(c),
         Command::Learn(a) => learn(a, &sub("learn")),
         Command::Serve(a) => cli::service::serve(a, &sub("serve")),
         Command::Gc { cgroup_parent } => {
+            for line in cli::named::gc() {
+                println!("{line}");
+            }
             let removed = cordon::cgroup::gc(cgroup_parent.as_deref());
             for p in &removed {
                 println!("removed {}", p.display());

@@ -1279,3 +1279,175 @@ mod tests {
         assert_eq!(fd_path(i32::MAX, &mut b).to_bytes(), b"/proc/self/fd/2147483647");
     }
 }
+
+/// Send `data` as one message on the unix socket `sock`, with `fds` (at
+/// most [`MAX_PASSED_FDS`]; none: a plain message) by SCM_RIGHTS.
+/// Allocation-free.
+pub fn send_msg_fds(sock: c_int, data: &[u8], fds: &[c_int]) -> SysResult<()> {
+    if fds.len() > MAX_PASSED_FDS || data.is_empty() {
+        return Err(Errno(libc::EINVAL));
+    }
+    let bytes = std::mem::size_of_val(fds) as u32;
+    let mut control: FdControl = [0; 10];
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
+    // SAFETY: a zeroed msghdr is a valid value (null pointers, zero lengths).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    if !fds.is_empty() {
+        msg.msg_control = control.as_mut_ptr().cast();
+        // SAFETY: CMSG_SPACE is arithmetic on its argument.
+        msg.msg_controllen = unsafe { libc::CMSG_SPACE(bytes) } as usize;
+        // SAFETY: as in `send_fds`: the control buffer is aligned for
+        // cmsghdr and holds CMSG_SPACE(4 * MAX_PASSED_FDS) bytes; `fds`
+        // is `bytes` long.
+        unsafe {
+            let c = libc::CMSG_FIRSTHDR(&msg);
+            if c.is_null() {
+                return Err(Errno(libc::EINVAL));
+            }
+            (*c).cmsg_level = libc::SOL_SOCKET;
+            (*c).cmsg_type = libc::SCM_RIGHTS;
+            (*c).cmsg_len = libc::CMSG_LEN(bytes) as usize;
+            std::ptr::copy_nonoverlapping(fds.as_ptr().cast::<u8>(), libc::CMSG_DATA(c), bytes as usize);
+        }
+    }
+    // SAFETY: msg points at the iovec (which the kernel only reads for
+    // sendmsg) and the control buffer above, both alive for the call.
+    retry(|| check(unsafe { libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) } as c_long)).map(drop)
+}
+
+/// One message received by [`recv_msg_fds`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Received {
+    /// Bytes of data (0: EOF).
+    pub len: usize,
+    /// Fds received into the caller's array.
+    pub fds: usize,
+    /// The message (or its fds) did not fit and was cut short.
+    pub truncated: bool,
+}
+
+/// Receive one message from the unix socket `sock` into `buf`, and the
+/// fds it carries (close-on-exec) into `out`. Fds beyond `out`'s room are
+/// closed. Allocation-free. `flags`: extra recvmsg flags (MSG_DONTWAIT).
+pub fn recv_msg_fds(
+    sock: c_int,
+    buf: &mut [u8],
+    out: &mut [c_int; MAX_PASSED_FDS],
+    flags: c_int,
+) -> SysResult<Received> {
+    let mut control: FdControl = [0; 10];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: a zeroed msghdr is a valid value.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control);
+    let len = retry(|| {
+        // SAFETY: msg describes the buffers above, alive for the call.
+        check(unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC | flags) } as c_long)
+    })? as usize;
+    let mut n = 0;
+    // SAFETY: as in `recv_fds`: CMSG_* walk the control buffer the kernel
+    // filled; every fd received is kept in `out` or closed here.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(c);
+                let count = ((*c).cmsg_len as usize).saturating_sub(libc::CMSG_LEN(0) as usize)
+                    / std::mem::size_of::<c_int>();
+                for i in 0..count {
+                    let fd: c_int = std::ptr::read_unaligned(data.cast::<c_int>().add(i));
+                    if n < out.len() {
+                        out[n] = fd;
+                        n += 1;
+                    } else {
+                        close(fd);
+                    }
+                }
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    Ok(Received {
+        len,
+        fds: n,
+        truncated: msg.msg_flags & (libc::MSG_TRUNC | libc::MSG_CTRUNC) != 0,
+    })
+}
+
+/// pipe2(2) with O_CLOEXEC and O_NONBLOCK on both ends: (read end, write end).
+pub fn pipe_nonblock() -> SysResult<(c_int, c_int)> {
+    let mut fds = [0 as c_int; 2];
+    // SAFETY: fds has room for two descriptors.
+    check_int(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) })?;
+    Ok((fds[0], fds[1]))
+}
+
+/// A signalfd (close-on-exec, non-blocking) for `set`; the signals must
+/// be blocked by the caller.
+pub fn signalfd(set: &libc::sigset_t) -> SysResult<c_int> {
+    // SAFETY: set is an initialised sigset.
+    check_int(unsafe { libc::signalfd(-1, set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) })
+}
+
+/// A sigset holding `sig` only.
+pub fn sigset_of(sig: c_int) -> libc::sigset_t {
+    let mut set = sigset_empty();
+    // SAFETY: set is initialised and sig a valid signal number.
+    unsafe { libc::sigaddset(&mut set, sig) };
+    set
+}
+
+/// An anonymous private mapping of `len` bytes, readable and writable,
+/// with no swap reserved: pages cost memory only once touched.
+pub fn mmap_anon(len: usize) -> SysResult<*mut u8> {
+    // SAFETY: an anonymous mapping at an address the kernel chooses
+    // touches no existing memory.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        Err(Errno::last())
+    } else {
+        Ok(p.cast())
+    }
+}
+
+/// wait4(2) without blocking for any child: `Ok(None)` when none has
+/// ended; else its pid, wait status and resource usage.
+pub fn wait_any_nohang() -> SysResult<Option<(libc::pid_t, c_int, libc::rusage)>> {
+    let mut status: c_int = 0;
+    // SAFETY: a zeroed rusage is a valid out-buffer.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: status and ru are valid out-pointers for the call.
+    let pid = retry(|| check_int(unsafe { libc::wait4(-1, &mut status, libc::WNOHANG, &mut ru) }))?;
+    Ok((pid > 0).then_some((pid, status, ru)))
+}
+
+/// CLOCK_MONOTONIC in milliseconds (vDSO: no allocation, no lock).
+pub fn monotonic_ms() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid out-pointer; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+}

@@ -189,6 +189,32 @@ fn the_clone_child_of_run_allocates_nothing() {
 }
 
 #[test]
+fn a_named_sandbox_s_init_and_its_commands_allocate_nothing() {
+    // init's serve loop (the message buffer is mapped, not allocated) and
+    // each command's fork, stdio, layers and exec search: the commands'
+    // own exit codes come back, not 99, and init lives on between them.
+    let policy = cordon::Policy::builtin_default().expect("default policy");
+    let plan = cordon::plan::Plan::build_serving(&policy, "default", &[]).expect("plan");
+    arm();
+    let mut s = cordon::Session::create(plan).expect("create");
+    for code in [42, 43] {
+        let o = s.run(&["/bin/sh", "-c", &format!("exit {code}")]).expect("run");
+        assert_eq!(o.exit_code, code, "{o:?}");
+    }
+    // The error path: the command reports on its pipe, init reads it.
+    let o = s.run(&["cordon-no-such-command"]).expect("run");
+    assert_eq!(o.exit_code, 127, "{o:?}");
+    // A time limit: init kills the group and replies.
+    let o = s
+        .command(&["/bin/sleep", "30"])
+        .time_limit(std::time::Duration::from_millis(200))
+        .run()
+        .expect("run");
+    assert_eq!(o.exit_code, 124, "{o:?}");
+    s.stop();
+}
+
+#[test]
 fn the_same_as_an_unprivileged_user() {
     if std::env::var_os(CHILD_ENV).is_some() {
         return;
@@ -213,7 +239,7 @@ fn the_same_as_an_unprivileged_user() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        out.status.success() && stdout.contains("test result: ok. 3 passed"),
+        out.status.success() && stdout.contains("test result: ok. 4 passed"),
         "the unprivileged run failed: {:?}\nstdout: {stdout}\nstderr: {stderr}",
         out.status
     );

@@ -748,6 +748,8 @@ fn every_option_and_command_of_the_help_is_in_the_manual_page() {
         &["learn"],
         &["serve"],
         &["gc"],
+        &["create"],
+        &["ls"],
         &["features"],
         &["install-man"],
         &["seccomp", "compile"],

@@ -4,6 +4,7 @@ pub mod connect;
 pub mod features;
 pub mod install;
 pub mod lint;
+pub mod named;
 pub mod service;
 
 use cordon::features::{Features, Status};

@@ -82,6 +82,13 @@ pub struct Fds {
     /// The child's end of the pty hand-off socket (-1: no pty): init sends
     /// the pty's master on it, then closes it.
     pub tty_write: c_int,
+    /// The supervisor's end of a named sandbox's command socket (-1: not
+    /// named), closed at once.
+    pub serve_read: c_int,
+    /// init's end of a named sandbox's command socket (-1: not named):
+    /// init serves commands on it ([`super::serve`]) instead of forking
+    /// one payload.
+    pub serve_write: c_int,
 }
 
 /// Exit code of a child that could not set up the sandbox.
@@ -187,6 +194,10 @@ fn init(plan: &ChildPlan, fds: Fds, premade: &[c_int], term: &TermInit) -> Resul
     }
     // SAFETY: `fds.sync_read` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
     unsafe { sys::close(fds.sync_read) };
+    if fds.serve_write >= 0 {
+        // A named sandbox: commands come one by one from the supervisor.
+        match super::serve::serve(plan, fds.serve_write, fds.err_write)? {}
+    }
     // Fork the payload; init then drops what it does not need and reaps.
     let payload_pid = fork_payload(plan, fds, slave, term)?;
     drop_init_privileges(fds, payload_pid)?;
@@ -197,7 +208,12 @@ fn init(plan: &ChildPlan, fds: Fds, premade: &[c_int], term: &TermInit) -> Resul
 /// 0-2 is first copied above them, so that an earlier dup2 cannot
 /// overwrite it ([5, 0, 6]).
 fn stdio(plan: &ChildPlan) -> Result<(), ChildError> {
-    let mut src = plan.stdio();
+    stdio_onto(plan.stdio())
+}
+
+/// `src` onto fds 0-2 (-1: leave that one), as [`stdio`] explains.
+pub(super) fn stdio_onto(src: [c_int; 3]) -> Result<(), ChildError> {
+    let mut src = src;
     for (target, fd) in src.iter_mut().enumerate() {
         if (0..3).contains(fd) && *fd != target as c_int {
             *fd = sys::dup_above(*fd, 3).map_err(|e| ChildError::new(Step::Stdio, e, target as u32))?;
@@ -234,6 +250,10 @@ fn close_parent_ends(fds: Fds) {
     if fds.ws_read >= 0 {
         // SAFETY: `fds.ws_read` is the parent's end of the workspace hand-off socket, this child's copy; nothing uses it after this close.
         unsafe { sys::close(fds.ws_read) };
+    }
+    if fds.serve_read >= 0 {
+        // SAFETY: `fds.serve_read` is the supervisor's end of the command socket, this child's copy; nothing uses it after this close.
+        unsafe { sys::close(fds.serve_read) };
     }
     if fds.tty_read >= 0 {
         // SAFETY: `fds.tty_read` is the parent's end of the pty hand-off socket, this child's copy; nothing uses it after this close.
@@ -300,7 +320,7 @@ fn drop_init_privileges(fds: Fds, payload_pid: libc::pid_t) -> Result<(), ChildE
 }
 
 /// Close every fd from 3 up except `a` and `b` (a < b).
-fn close_except(a: u32, b: u32) -> sys::SysResult<()> {
+pub(super) fn close_except(a: u32, b: u32) -> sys::SysResult<()> {
     for (lo, hi) in [(3, a.wrapping_sub(1)), (a + 1, b - 1), (b + 1, u32::MAX)] {
         if lo <= hi && hi >= 3 {
             sys::close_range(lo.max(3), hi, 0)?;

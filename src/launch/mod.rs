@@ -6,6 +6,8 @@ pub mod events;
 pub mod notify;
 pub mod parent;
 pub mod sequence;
+pub mod serve;
+pub mod session;
 pub mod tty;
 
 pub use parent::{run, RunOptions};

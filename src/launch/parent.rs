@@ -63,7 +63,7 @@ const FORWARDED: [c_int; 6] = [
 ];
 
 /// An fd closed on drop.
-struct Fd(c_int);
+pub(super) struct Fd(pub(super) c_int);
 
 impl Drop for Fd {
     fn drop(&mut self) {
@@ -76,7 +76,7 @@ impl Drop for Fd {
 }
 
 impl Fd {
-    fn take(&mut self) -> c_int {
+    pub(super) fn take(&mut self) -> c_int {
         std::mem::replace(&mut self.0, -1)
     }
 }
@@ -302,14 +302,14 @@ fn write_maps(plan: &Plan, pid: libc::pid_t) -> Result<(), LaunchError> {
     })
 }
 
-fn timeval_ms(t: libc::timeval) -> u64 {
+pub(super) fn timeval_ms(t: libc::timeval) -> u64 {
     (t.tv_sec as u64) * 1000 + (t.tv_usec as u64) / 1000
 }
 
 /// cordon's own peak RSS. VmHWM belongs to this process image; getrusage's
 /// ru_maxrss would also carry the high-water mark of whatever process
 /// exec'd cordon.
-fn self_max_rss_kb() -> u64 {
+pub(super) fn self_max_rss_kb() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -447,7 +447,7 @@ fn supervise_plan(
     }
     let notifying = plan.child.seccomp().as_ref().is_some_and(|s| s.listener());
     let tty = plan.child.tty();
-    let mut ch = Channels::open(notifying, plan.supervisor.proxy.is_some(), tty)?;
+    let mut ch = Channels::open(notifying, plan.supervisor.proxy.is_some(), tty, false)?;
     let workspaces = open_workspaces(plan, &mut ch)?;
     let mut notifier = Notifier::new(plan.supervisor.supervise.clone(), opts.print_violations);
     notifier.audit = plan.supervisor.audit.as_ref().map(|a| a.log.clone());
@@ -557,7 +557,7 @@ fn open_workspaces(plan: &Plan, ch: &mut Channels) -> Result<crate::workspace::S
 
 /// What the cgroup accounted, read once every process of the sandbox is
 /// gone; then the cgroup is removed.
-fn cgroup_outcome(cg: Cgroup) -> CgroupOutcome {
+pub(super) fn cgroup_outcome(cg: Cgroup) -> CgroupOutcome {
     let out = CgroupOutcome {
         version: cg.version().to_string(),
         paths: cg.paths().iter().map(|p| p.display().to_string()).collect(),
@@ -570,7 +570,7 @@ fn cgroup_outcome(cg: Cgroup) -> CgroupOutcome {
 }
 
 /// Stop the egress proxy (the sandbox has ended) and take its counts.
-fn proxy_outcome(p: crate::net::proxy::Proxy) -> crate::outcome::ProxyCounts {
+pub(super) fn proxy_outcome(p: crate::net::proxy::Proxy) -> crate::outcome::ProxyCounts {
     let s = p.stop();
     crate::outcome::ProxyCounts {
         connections_allowed: s.connections_allowed,
@@ -584,7 +584,7 @@ fn proxy_outcome(p: crate::net::proxy::Proxy) -> crate::outcome::ProxyCounts {
 /// The egress proxy of mode `proxy`, started on the hand-off socket the
 /// child sends its listeners over; on failure the child is killed and
 /// reaped. `None` outside mode `proxy`.
-fn start_proxy(
+pub(super) fn start_proxy(
     plan: &Plan,
     ch: &mut Channels,
     pid: libc::pid_t,
@@ -618,10 +618,9 @@ fn start_proxy(
 /// seccomp hand-off; a unix socket when notifying, so that the hand-off
 /// carries the payload's pid) and the status pipe (init reports the
 /// payload's wait status).
-struct Channels {
+pub(super) struct Channels {
     sync_r: Fd,
     sync_w: Fd,
-    err_r: Fd,
     err_w: Fd,
     status_r: Fd,
     status_w: Fd,
@@ -637,10 +636,21 @@ struct Channels {
     /// pty.
     tty_r: Fd,
     tty_w: Fd,
+    /// A named sandbox's command socket (supervisor's end, init's end);
+    /// -1 otherwise.
+    pub(super) serve_r: Fd,
+    serve_w: Fd,
+    /// Read end of the error channel.
+    pub(super) err_r: Fd,
 }
 
 impl Channels {
-    fn open(notifying: bool, proxy: bool, tty: bool) -> Result<Channels, LaunchError> {
+    pub(super) fn open(
+        notifying: bool,
+        proxy: bool,
+        tty: bool,
+        serve: bool,
+    ) -> Result<Channels, LaunchError> {
         let pipe = |what: &str| {
             sys::pipe()
                 .map(|(r, w)| (Fd(r), Fd(w)))
@@ -670,7 +680,16 @@ impl Channels {
         } else {
             (Fd(-1), Fd(-1))
         };
+        let (serve_r, serve_w) = if serve {
+            let pair =
+                sys::seqpacket_pair().map_err(|e| LaunchError::sys("socketpair", "command socket", e))?;
+            (Fd(pair.0), Fd(pair.1))
+        } else {
+            (Fd(-1), Fd(-1))
+        };
         Ok(Channels {
+            serve_r,
+            serve_w,
             sync_r,
             sync_w,
             err_r,
@@ -700,13 +719,15 @@ impl Channels {
             ws_write: self.ws_w.0,
             tty_read: self.tty_r.0,
             tty_write: self.tty_w.0,
+            serve_read: self.serve_r.0,
+            serve_write: self.serve_w.0,
         }
     }
 }
 
 /// Make the idmapped trees, clone the child and close the child's ends of
 /// the channels. Returns its pid and pidfd.
-fn start_child(
+pub(super) fn start_child(
     plan: &Plan,
     ch: &mut Channels,
     cgroup: Option<&Cgroup>,
@@ -740,12 +761,13 @@ fn start_child(
     drop(Fd(ch.net_w.take()));
     drop(Fd(ch.ws_w.take()));
     drop(Fd(ch.tty_w.take()));
+    drop(Fd(ch.serve_w.take()));
     Ok((pid, Fd(pidfd)))
 }
 
 /// Write the id maps, set vm.memfd_noexec, release the child and attach it
 /// to v1 cgroups while it builds the root. On error the caller kills it.
-fn release_child(
+pub(super) fn release_child(
     plan: &Plan,
     ch: &mut Channels,
     pid: libc::pid_t,
@@ -1061,7 +1083,7 @@ impl Supervision {
 }
 
 /// wait4 for init: its status and resource usage.
-fn reap(pid: libc::pid_t) -> Result<(c_int, libc::rusage), LaunchError> {
+pub(super) fn reap(pid: libc::pid_t) -> Result<(c_int, libc::rusage), LaunchError> {
     let mut status: c_int = 0;
     // SAFETY: a zeroed rusage is a valid out-buffer.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
@@ -1199,7 +1221,7 @@ impl Drop for Trees {
 }
 
 /// Removes the sandbox's cgroup on every early return.
-struct CgGuard(Option<Cgroup>);
+pub(super) struct CgGuard(pub(super) Option<Cgroup>);
 
 impl Drop for CgGuard {
     fn drop(&mut self) {
@@ -1209,7 +1231,7 @@ impl Drop for CgGuard {
     }
 }
 
-fn cgroup_error(e: crate::cgroup::CgroupError) -> LaunchError {
+pub(super) fn cgroup_error(e: crate::cgroup::CgroupError) -> LaunchError {
     let hint = match e.errno {
         libc::EACCES | libc::EPERM | libc::EROFS => Some(
             crate::cgroup::probe::cgroup_advice()

@@ -16,6 +16,7 @@
 //! | 6 | [`restrict`]: signals, chdir, rlimits, ids, capabilities, no_new_privs, fds, Landlock, seccomp | payload | here |
 //! | 7 | [`exec_search`] | payload | here |
 
+use std::os::raw::c_char;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error::{ChildError, Step};
@@ -103,6 +104,21 @@ pub fn host_and_session(plan: &ChildPlan, mode: Mode) -> Result<(), ChildError> 
 
 /// Everything from the payload's signals to seccomp, in this order:
 pub fn restrict(plan: &ChildPlan, mode: Mode, err_fd: std::os::raw::c_int) -> Result<(), ChildError> {
+    restrict_in(plan, mode, err_fd, plan.cwd(), true)
+}
+
+/// [`restrict`] with the working directory `cwd` instead of the plan's (a
+/// named sandbox's command may name its own), and without Landlock when
+/// `landlock` is false (a named sandbox's init entered the policy's one
+/// Landlock domain already, which every command shares: see
+/// [`super::serve`]).
+pub fn restrict_in(
+    plan: &ChildPlan,
+    mode: Mode,
+    err_fd: std::os::raw::c_int,
+    cwd: &std::ffi::CStr,
+    landlock: bool,
+) -> Result<(), ChildError> {
     // 1. Signals: handlers reset at exec by themselves, ignored signals do
     //    not; the payload starts with none blocked (init blocked all, and
     //    `cordon exec` inherits its caller's mask).
@@ -110,7 +126,7 @@ pub fn restrict(plan: &ChildPlan, mode: Mode, err_fd: std::os::raw::c_int) -> Re
     sys::set_sigmask(&sys::sigset_empty()).map_err(at(Step::SignalMask))?;
     // 2. chdir inside the new root, while still privileged in the
     //    namespace (a directory only the namespace's root may enter).
-    sys::chdir(plan.cwd()).map_err(at(Step::Chdir))?;
+    sys::chdir(cwd).map_err(at(Step::Chdir))?;
     // 3. rlimits before dropping capabilities: raising a hard limit needs
     //    CAP_SYS_RESOURCE.
     for (i, r) in plan.rlimits().iter().enumerate() {
@@ -145,7 +161,7 @@ pub fn restrict(plan: &ChildPlan, mode: Mode, err_fd: std::os::raw::c_int) -> Re
     sys::close_range(3, u32::MAX, sys::CLOSE_RANGE_CLOEXEC).map_err(at(Step::CloseFds))?;
     // 7. Landlock before seccomp, so that the filter need not allow the
     //    Landlock calls; after every mount (Landlock forbids mounting).
-    if let Some(ll) = plan.landlock() {
+    if let Some(ll) = plan.landlock().filter(|_| landlock) {
         crate::landlock::apply::apply(ll)?;
     }
     // 8. Seccomp last: the filter need not allow anything of cordon's own
@@ -179,19 +195,77 @@ pub fn restrict(plan: &ChildPlan, mode: Mode, err_fd: std::os::raw::c_int) -> Re
     Ok(())
 }
 
+/// What execve takes, borrowed: the PATH candidates, argv and envp, each a
+/// null-terminated array of pointers to NUL-terminated strings. Made from
+/// an [`Exec`] ([`ExecView::of`]) or, in a named sandbox's init, from
+/// arrays built in its message buffer ([`ExecView::from_raw`]).
+#[derive(Clone, Copy, Debug)]
+pub struct ExecView<'a> {
+    candidates: *const *const c_char,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+    _borrow: std::marker::PhantomData<&'a ()>,
+}
+
+impl<'a> ExecView<'a> {
+    /// The arrays of an [`Exec`], valid while it is borrowed.
+    pub fn of(exec: &'a Exec) -> ExecView<'a> {
+        ExecView {
+            candidates: exec.candidates().as_ptr(),
+            argv: exec.argv().as_ptr(),
+            envp: exec.envp().as_ptr(),
+            _borrow: std::marker::PhantomData,
+        }
+    }
+
+    /// A view of raw arrays.
+    ///
+    /// # Safety
+    ///
+    /// Each of the three must be a null-terminated array of pointers to
+    /// NUL-terminated strings, all of which stay valid and unchanged for
+    /// `'a`.
+    pub unsafe fn from_raw(
+        candidates: *const *const c_char,
+        argv: *const *const c_char,
+        envp: *const *const c_char,
+    ) -> ExecView<'a> {
+        ExecView {
+            candidates,
+            argv,
+            envp,
+            _borrow: std::marker::PhantomData,
+        }
+    }
+}
+
 /// Run the plan's program, searching the candidates as execvp does: go on
 /// past "not here" errors (ENOENT, ENOTDIR, ESTALE, ENODEV, ETIMEDOUT) and
 /// past EACCES, remembering the first EACCES; stop at any other error (an
 /// ENOEXEC file, say, ends the search). Returns only on failure, with the
 /// index of the candidate the error belongs to (u32::MAX: nothing found).
 pub fn exec_search(exec: &Exec) -> ChildError {
+    exec_search_view(ExecView::of(exec))
+}
+
+/// [`exec_search`] over a borrowed view.
+pub fn exec_search_view(exec: ExecView<'_>) -> ChildError {
     let mut first = Errno(libc::ENOENT);
     let mut index = u32::MAX;
-    for (i, path) in exec.candidates().iter().enumerate() {
+    let mut i = 0usize;
+    loop {
+        // SAFETY: `exec.candidates` is a null-terminated array (the view's
+        // contract), and the loop stops at its null entry.
+        let p = unsafe { *exec.candidates.add(i) };
+        if p.is_null() {
+            break;
+        }
+        // SAFETY: a non-null entry points at a NUL-terminated string that
+        // lives as long as the view (its contract).
+        let path = unsafe { std::ffi::CStr::from_ptr(p) };
         // SAFETY: argv and envp are null-terminated arrays of pointers into
-        // NUL-terminated strings owned by `exec`, whose private fields no
-        // code can change while this borrow lives.
-        let e = unsafe { sys::execve(path, exec.argv().as_ptr(), exec.envp().as_ptr()) };
+        // NUL-terminated strings that live, unchanged, as long as the view.
+        let e = unsafe { sys::execve(path, exec.argv, exec.envp) };
         match e.0 {
             libc::ENOENT | libc::ENOTDIR | libc::ESTALE | libc::ENODEV | libc::ETIMEDOUT => {}
             libc::EACCES => {
@@ -202,6 +276,7 @@ pub fn exec_search(exec: &Exec) -> ChildError {
             }
             _ => return ChildError::new(Step::Exec, e, i as u32),
         }
+        i += 1;
     }
     ChildError::new(Step::Exec, first, index)
 }

@@ -445,6 +445,16 @@ fn check_command_and_proxy_env(
     if argv[0].as_ref().is_empty() {
         return Err(cli("the command is an empty string"));
     }
+    check_proxy_env(policy, file, secrets)
+}
+
+/// In mode `proxy`, the proxy variables cordon sets (returned), which the
+/// policy or a secret may not set too.
+fn check_proxy_env(
+    policy: &Policy,
+    file: &str,
+    secrets: &[SecretEnv],
+) -> Result<&'static [(&'static str, &'static str)], PolicyError> {
     let proxy_vars = proxy_env(policy, file)?;
     if let Some(s) = secrets
         .iter()
@@ -563,7 +573,32 @@ impl Plan {
         argv: &[impl AsRef<OsStr>],
         secrets: &[SecretEnv],
     ) -> Result<Plan, PolicyError> {
-        let proxy_vars = check_command_and_proxy_env(policy, file, argv, secrets)?;
+        let argv: Vec<&OsStr> = argv.iter().map(AsRef::as_ref).collect();
+        Plan::build_inner(policy, file, &argv, secrets, false)
+    }
+
+    /// The plan of a named sandbox (`cordon create`, `Sandbox::create`):
+    /// no command (each comes later, with its own argv), the policy's
+    /// environment in the plan's `envp` (each command's starts from it),
+    /// and the seccomp filter without a notification listener (a named
+    /// sandbox has no one to answer it: `seccomp.report` is listed as
+    /// unenforced, the refusals apply).
+    pub fn build_serving(policy: &Policy, file: &str, secrets: &[SecretEnv]) -> Result<Plan, PolicyError> {
+        Plan::build_inner(policy, file, &[], secrets, true)
+    }
+
+    fn build_inner(
+        policy: &Policy,
+        file: &str,
+        argv: &[&OsStr],
+        secrets: &[SecretEnv],
+        serving: bool,
+    ) -> Result<Plan, PolicyError> {
+        let proxy_vars = if serving {
+            check_proxy_env(policy, file, secrets)?
+        } else {
+            check_command_and_proxy_env(policy, file, argv, secrets)?
+        };
         // SAFETY: geteuid/getegid cannot fail.
         let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
         let mut host_id = None;
@@ -646,7 +681,8 @@ impl Plan {
             setid: plan.child.mounts.setid_guard,
             tcp_wall,
         };
-        if let Some((seccomp, supervise)) = seccomp_plan(policy, file, guards, &mut sup.unenforced)? {
+        if let Some((seccomp, supervise)) = seccomp_plan(policy, file, guards, serving, &mut sup.unenforced)?
+        {
             plan.child.seccomp = Some(seccomp);
             sup.supervise = supervise;
         }
@@ -772,7 +808,7 @@ impl Plan {
 fn build_exec(
     policy: &Policy,
     file: &str,
-    argv: &[impl AsRef<OsStr>],
+    argv: &[&OsStr],
     secrets: &[SecretEnv],
     proxy_vars: &[(&str, &str)],
 ) -> Result<Exec, PolicyError> {
@@ -787,19 +823,23 @@ fn build_exec(
     // which is read below and shown in messages: see secret::check_name).
     env.retain(|(k, _)| !secrets.iter().any(|s| s.name().as_bytes() == k.as_slice()));
     let path = env.iter().find(|(k, _)| k == b"PATH").map(|(_, v)| v.as_slice());
-    let cmd = argv[0].as_ref().as_bytes();
+    let cmd = argv.first().map_or(&b""[..], |c| c.as_bytes());
     let search_path = if cmd.contains(&b'/') {
         String::new()
     } else {
         String::from_utf8_lossy(path.unwrap_or(DEFAULT_SEARCH_PATH)).into_owned()
     };
-    let candidates = exec_candidates(cmd, path)
+    // No command (a named sandbox's plan): no candidates.
+    let candidates = argv
+        .first()
+        .map(|_| exec_candidates(cmd, path))
+        .unwrap_or_default()
         .into_iter()
         .map(|c| cstring("command", "<command line>", &c))
         .collect::<Result<Vec<_>, _>>()?;
     let argv = argv
         .iter()
-        .map(|a| cstring("command", "<command line>", a.as_ref().as_bytes()))
+        .map(|a| cstring("command", "<command line>", a.as_bytes()))
         .collect::<Result<Vec<_>, _>>()?;
     let envp = env
         .iter()
@@ -917,6 +957,7 @@ fn seccomp_plan(
     policy: &Policy,
     file: &str,
     guards: Guards,
+    serving: bool,
     unenforced: &mut Vec<String>,
 ) -> Result<Option<(SeccompPlan, Supervise)>, PolicyError> {
     if let Some(sc) = &policy.seccomp {
@@ -930,7 +971,15 @@ fn seccomp_plan(
         let mut supervise = Supervise::None;
         let mut program = None;
         if sc.report {
-            match user_notif_unavailable() {
+            let why = if serving {
+                Some(
+                    "a named sandbox has no supervisor per command to answer seccomp notifications"
+                        .to_string(),
+                )
+            } else {
+                user_notif_unavailable()
+            };
+            match why {
                 None => {
                     program = Some(program_or_error(&filter.with_notify(), file)?);
                     supervise = Supervise::Report(filter.clone());

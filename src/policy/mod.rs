@@ -104,6 +104,11 @@ pub struct Policy {
     /// tmpfs of the sandbox, exported and applied only as each says.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub workspaces: Vec<Workspace>,
+    /// How long a named sandbox (`cordon create`) lives: it is stopped
+    /// after `idle` without a command, and after `max` in any case. A
+    /// single run (`cordon run`) ignores it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<Lifecycle>,
     /// Layers turned off for this run by command-line flags (e.g.
     /// `--no-landlock`), for the outcome.
     #[serde(skip)]
@@ -112,6 +117,22 @@ pub struct Policy {
     /// policy file, or the command-line flag that added it (for errors).
     #[serde(skip)]
     pub mount_origins: Vec<Option<String>>,
+}
+
+/// The policy's `"lifecycle"` section: the limits of a named sandbox's
+/// life.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "schema"), derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Lifecycle {
+    /// Stop the sandbox after this long with no command running and none
+    /// started, e.g. `"10m"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle: Option<Dur>,
+    /// Stop the sandbox this long after it was made, whatever runs in
+    /// it, e.g. `"2h"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<Dur>,
 }
 
 /// The policy's `"audit"` section.
@@ -1046,6 +1067,16 @@ impl Policy {
             seen.push(m.dst());
         }
         self.validate_workspaces()?;
+        if let Some(l) = &self.lifecycle {
+            for (field, d) in [("idle", l.idle), ("max", l.max)] {
+                if d.is_some_and(|d| d.0.is_zero()) {
+                    return Err(finding(
+                        format!("lifecycle.{field}"),
+                        "must be more than 0 (leave it out for no limit)".to_string(),
+                    ));
+                }
+            }
+        }
         check_sandbox_path(&self.cwd).map_err(|e| finding("cwd", e))?;
         for (i, k) in self.env.keep.iter().enumerate() {
             check_env_name(k).map_err(|e| finding(format!("env.keep[{i}]"), e))?;

@@ -775,3 +775,19 @@ fn copy_entries_take_to_and_optional_only_and_round_trip() {
         assert!(e.path.starts_with("mounts[0]"), "{json}: {}", e.path);
     }
 }
+
+#[test]
+fn lifecycle_takes_durations_and_refuses_zero_and_unknown_fields_with_their_place() {
+    let p = parse(r#"{"version":1,"lifecycle":{"idle":"10m","max":"2h"}}"#).unwrap();
+    let l = p.lifecycle.expect("lifecycle");
+    assert_eq!(l.idle.map(|d| d.0.as_secs()), Some(600));
+    assert_eq!(l.max.map(|d| d.0.as_secs()), Some(7200));
+    let e = parse("{\"version\":1,\n\"lifecycle\":{\"idle\":\"0s\"}}").unwrap_err();
+    assert_eq!(e.path, "lifecycle.idle");
+    assert_eq!(e.position.map(|p| p.0), Some(2));
+    assert!(e.message.contains("more than 0"), "{}", e.message);
+    let e = parse(r#"{"version":1,"lifecycle":{"max":"2"}}"#).unwrap_err();
+    assert_eq!(e.path, "lifecycle.max");
+    let e = parse(r#"{"version":1,"lifecycle":{"idel":"1m"}}"#).unwrap_err();
+    assert!(e.path.starts_with("lifecycle"), "{e:?}");
+}

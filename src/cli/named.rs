@@ -1,0 +1,1108 @@
+//! Named sandboxes on the command line: `cordon create`, `run --in`, `ls`,
+//! `stop`, and their part of `gc`.
+//!
+//! `create` forks a supervisor daemon (before any thread exists) that
+//! makes the [`Session`], listens on `NAME.sock` in a 0700 runtime
+//! directory, and serves one request per connection: run (argv, env, cwd,
+//! time limit as JSON, the client's stdin, stdout and stderr by
+//! SCM_RIGHTS), stat (for `ls`) or stop. A connection from any uid but the
+//! creator's effective uid (SO_PEERCRED) is closed unanswered. The daemon
+//! holds `flock(LOCK_EX)` on `NAME.lock` for its whole life: whoever can
+//! take the lock knows the supervisor is gone (`ls`, `gc`). It stops on
+//! `cordon stop`, SIGTERM/SIGINT/SIGHUP, the policy's `lifecycle.idle` and
+//! `lifecycle.max`, or when the sandbox's init ends.
+
+use std::ffi::{CString, OsString};
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use cordon::outcome::EXIT_SETUP;
+use cordon::plan::Plan;
+use cordon::sys;
+use cordon::{CommandSpec, Session};
+
+/// The largest request or reply (a SOCK_SEQPACKET message).
+const MAX_MESSAGE: usize = 1 << 20;
+
+/// What the command line gives `create`.
+pub struct CreateOptions {
+    /// The sandbox's name.
+    pub name: String,
+    /// The policy's name, for `ls`.
+    pub policy_name: String,
+    /// Stop after this long without a command.
+    pub idle: Option<Duration>,
+    /// Stop this long after creation.
+    pub max: Option<Duration>,
+    /// No warnings.
+    pub quiet: bool,
+}
+
+/// What the command line gives `run --in`.
+pub struct RunInOptions<'a> {
+    /// The sandbox's name.
+    pub name: &'a str,
+    /// The command.
+    pub argv: &'a [OsString],
+    /// `--env NAME=VALUE` (a bare NAME is refused: the sandbox's
+    /// environment was fixed at create).
+    pub env: &'a [String],
+    /// `--chdir`.
+    pub cwd: Option<&'a str>,
+    /// `--time-limit`.
+    pub time_limit: Option<Duration>,
+    /// `--status-json`, opened by the caller before anything ran.
+    pub status_json: Option<&'a cordon::output::OutputFile>,
+    /// `--status-fd`.
+    pub status_fd: Option<i32>,
+    /// `-q`.
+    pub quiet: bool,
+}
+
+/// Whether `name` is a valid sandbox name: `[A-Za-z0-9][A-Za-z0-9_.-]{0,62}`.
+pub fn valid_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b[0].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+}
+
+fn check_name(name: &str) -> Result<(), String> {
+    if valid_name(name) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is not a sandbox name: 1 to 63 of A-Z a-z 0-9 _ . -, starting with a letter or digit"
+        ))
+    }
+}
+
+fn euid() -> u32 {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// The runtime directory: `$XDG_RUNTIME_DIR/cordon`, else
+/// `/run/cordon/named` for root (`/run/cordon` itself is 0755: the host id
+/// records live there), else `/run/user/$UID/cordon` when `/run/user/$UID` exists.
+/// Created 0700; refused unless it is a directory (not a symlink) owned by
+/// the effective uid with mode 0700.
+pub fn runtime_dir(create: bool) -> Result<PathBuf, String> {
+    let uid = euid();
+    let dir = match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
+        Some(x) => PathBuf::from(x).join("cordon"),
+        None if uid == 0 => {
+            if create {
+                // /run/cordon as the host id allocator makes it (0755).
+                let mut b = std::fs::DirBuilder::new();
+                std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o755);
+                match b.create("/run/cordon") {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(format!("/run/cordon: {e}")),
+                }
+            }
+            PathBuf::from("/run/cordon/named")
+        }
+        None => {
+            let user = PathBuf::from(format!("/run/user/{uid}"));
+            if !user.is_dir() {
+                return Err(format!(
+                    "no runtime directory for named sandboxes: XDG_RUNTIME_DIR is not set and {} does not exist; set XDG_RUNTIME_DIR to a directory only you can write",
+                    user.display()
+                ));
+            }
+            user.join("cordon")
+        }
+    };
+    if create {
+        let mut b = std::fs::DirBuilder::new();
+        std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+        match b.create(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(format!("runtime directory {}: {e}", dir.display())),
+        }
+    }
+    let md =
+        std::fs::symlink_metadata(&dir).map_err(|e| format!("runtime directory {}: {e}", dir.display()))?;
+    if !md.file_type().is_dir() || md.uid() != uid || md.mode() & 0o777 != 0o700 {
+        return Err(format!(
+            "runtime directory {}: must be a directory (not a symbolic link) owned by uid {uid} with mode 0700; it is {}owned by uid {} with mode {:o}",
+            dir.display(),
+            if md.file_type().is_symlink() {
+                "a symbolic link "
+            } else if md.file_type().is_dir() {
+                ""
+            } else {
+                "not a directory, "
+            },
+            md.uid(),
+            md.mode() & 0o7777
+        ));
+    }
+    Ok(dir)
+}
+
+/// The files of sandbox `name` in `dir`.
+struct Paths {
+    sock: PathBuf,
+    state: PathBuf,
+    lock: PathBuf,
+    log: PathBuf,
+}
+
+fn paths(dir: &Path, name: &str) -> Paths {
+    Paths {
+        sock: dir.join(format!("{name}.sock")),
+        state: dir.join(format!("{name}.json")),
+        lock: dir.join(format!("{name}.lock")),
+        log: dir.join(format!("{name}.log")),
+    }
+}
+
+/// Open `NAME.lock` (never through a symlink) and try to take it: `Ok(Some)`
+/// with the lock held, `Ok(None)` when a live supervisor holds it.
+fn try_lock(path: &Path, create: bool) -> Result<Option<std::fs::File>, String> {
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(create)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    // SAFETY: flock on an fd owned by `f`.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        Ok(Some(f))
+    } else {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            Ok(None)
+        } else {
+            Err(format!("{}: flock: {e}", path.display()))
+        }
+    }
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// `cordon create NAME`: fork the supervisor, wait for "ready" or its error.
+pub fn create(opts: CreateOptions, plan: Plan) -> i32 {
+    match create_inner(opts, plan) {
+        Ok(name) => {
+            println!("{name}");
+            0
+        }
+        Err(e) => {
+            eprintln!("cordon: create: {e}");
+            EXIT_SETUP
+        }
+    }
+}
+
+fn create_inner(opts: CreateOptions, plan: Plan) -> Result<String, String> {
+    check_name(&opts.name)?;
+    let dir = runtime_dir(true)?;
+    let p = paths(&dir, &opts.name);
+    let Some(lock) = try_lock(&p.lock, true)? else {
+        return Err(format!(
+            "a sandbox named {} is running (cordon stop {} ends it)",
+            opts.name, opts.name
+        ));
+    };
+    if !opts.quiet {
+        for item in &plan.supervisor.unenforced {
+            eprintln!("cordon: warning: not enforced: {item}");
+        }
+    }
+    // Left by a supervisor that died: the lock was free.
+    let _ = std::fs::remove_file(&p.sock);
+    let _ = std::fs::remove_file(&p.state);
+    let (rd, wr) = sys::pipe().map_err(|e| format!("pipe: {}", e.describe()))?;
+    // SAFETY: cordon has started no thread (the command line is parsed and
+    // the plan built on the main thread only), so the child is a complete
+    // copy that may allocate; it never returns from `daemon`.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(format!("fork: {}", std::io::Error::last_os_error()));
+    }
+    if pid == 0 {
+        // SAFETY: the read end is the parent's; this copy is closed.
+        unsafe { sys::close(rd) };
+        daemon(opts, plan, p, lock, wr);
+    }
+    drop(lock);
+    // The host id lease is the daemon's now (the same open record, whose
+    // flock it keeps): dropping this copy would empty the record it holds.
+    // This process exits soon; its fd closes then, the lock stays.
+    let mut plan = plan;
+    if let Some(lease) = plan.supervisor.host_id.take() {
+        std::mem::forget(lease);
+    }
+    drop(plan);
+    // SAFETY: the write end is the daemon's; this copy is closed.
+    unsafe { sys::close(wr) };
+    // SAFETY: `rd` is the read end made above, owned here alone.
+    let mut f = unsafe { std::fs::File::from_raw_fd(rd) };
+    let mut msg = String::new();
+    let _ = std::io::Read::read_to_string(&mut std::io::Read::take(&mut f, 64 * 1024), &mut msg);
+    // The intermediate process is gone once it exits (the daemon double
+    // forks): reap it.
+    let _ = sys::waitpid(pid);
+    match msg.strip_prefix("ok\n") {
+        Some(_) => Ok(opts.name),
+        None if msg.is_empty() => Err("the supervisor ended before the sandbox was ready".to_string()),
+        None => Err(msg.trim_end().to_string()),
+    }
+}
+
+/// The daemon: detach, make the session, listen, serve. Never returns.
+fn daemon(opts: CreateOptions, plan: Plan, p: Paths, lock: std::fs::File, ready: RawFd) -> ! {
+    // SAFETY: setsid and fork in a single-threaded process.
+    unsafe {
+        libc::setsid();
+        // A second fork: the daemon is no session leader (it can never get
+        // a controlling terminal), and `create` reaps the first.
+        match libc::fork() {
+            0 => {}
+            -1 => libc::_exit(EXIT_SETUP),
+            _ => libc::_exit(0),
+        }
+    }
+    let report = |msg: &str| {
+        // SAFETY: `ready` is the daemon's end of the pipe, written once.
+        let mut f = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(ready) });
+        let _ = f.write_all(msg.as_bytes());
+    };
+    // stdio: /dev/null in, the log out.
+    let log = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&p.log);
+    let null = std::fs::File::open("/dev/null");
+    if let (Ok(log), Ok(null)) = (&log, &null) {
+        // SAFETY: 0-2 are replaced by fds this process owns; nothing else
+        // uses the old ones.
+        unsafe {
+            let _ = sys::dup2(null.as_raw_fd(), 0);
+            let _ = sys::dup2(log.as_raw_fd(), 1);
+            let _ = sys::dup2(log.as_raw_fd(), 2);
+        }
+    }
+    drop(log);
+    drop(null);
+    let fail = |msg: String| -> ! {
+        report(&msg);
+        let _ = std::fs::remove_file(&p.sock);
+        let _ = std::fs::remove_file(&p.state);
+        let _ = std::fs::remove_file(&p.log);
+        let _ = std::fs::remove_file(&p.lock);
+        std::process::exit(EXIT_SETUP);
+    };
+    let session = match Session::create(plan) {
+        Ok(s) => s,
+        Err(e) => {
+            let mut m = e.to_string();
+            if let Some(h) = &e.hint {
+                m.push_str(&format!("\ncordon: hint: {h}"));
+            }
+            fail(m)
+        }
+    };
+    let listener = match listen(&p.sock) {
+        Ok(fd) => fd,
+        Err(e) => fail(e),
+    };
+    let state = serde_json::json!({
+        "name": opts.name,
+        "supervisor_pid": std::process::id(),
+        "supervisor_start": cordon::cgroup::start_time(std::process::id()),
+        "init_pid": session.pid(),
+        "init_start": cordon::cgroup::start_time(session.pid() as u32),
+        "created": now_unix(),
+        "cgroups": session.cgroup_paths(),
+        "policy": opts.policy_name,
+        "uid": euid(),
+        "idle_s": opts.idle.map(|d| d.as_secs_f64()),
+        "max_s": opts.max.map(|d| d.as_secs_f64()),
+    });
+    if let Err(e) = write_state(&p.state, &state) {
+        fail(e);
+    }
+    report(&format!("ok\n{}\n", opts.name));
+    // SAFETY: the daemon's end of the pipe, used no more.
+    unsafe { sys::close(ready) };
+    let mut d = Daemon {
+        session,
+        listener,
+        clients: Vec::new(),
+        idle: opts.idle,
+        max: opts.max,
+        last_activity: Instant::now(),
+        buf: vec![0u8; MAX_MESSAGE],
+        name: opts.name,
+        stopping: false,
+    };
+    let code = d.serve();
+    drop(d);
+    let _ = std::fs::remove_file(&p.sock);
+    let _ = std::fs::remove_file(&p.state);
+    let _ = std::fs::remove_file(&p.log);
+    let _ = std::fs::remove_file(&p.lock);
+    drop(lock);
+    std::process::exit(code);
+}
+
+fn write_state(path: &Path, state: &serde_json::Value) -> Result<(), String> {
+    let tmp = path.with_extension("json.tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&tmp)
+        .map_err(|e| format!("{}: {e}", tmp.display()))?;
+    f.write_all(format!("{state}\n").as_bytes())
+        .map_err(|e| format!("{}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn sockaddr(path: &Path) -> Result<(libc::sockaddr_un, libc::socklen_t), String> {
+    // SAFETY: a zeroed sockaddr_un is valid.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    let b = path.as_os_str().as_bytes();
+    if b.len() >= addr.sun_path.len() {
+        return Err(format!(
+            "{}: the path is too long for a unix socket",
+            path.display()
+        ));
+    }
+    for (d, &s) in addr.sun_path.iter_mut().zip(b) {
+        *d = s as libc::c_char;
+    }
+    let len = (std::mem::size_of::<libc::sa_family_t>() + b.len() + 1) as libc::socklen_t;
+    Ok((addr, len))
+}
+
+fn seqpacket_socket() -> Result<OwnedFd, String> {
+    // SAFETY: socket(2) with constant arguments.
+    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(format!("socket: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: a new fd owned by nothing else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// The listener on `NAME.sock`, mode 0600 (umask 0177 while binding).
+fn listen(path: &Path) -> Result<OwnedFd, String> {
+    let fd = seqpacket_socket()?;
+    let (addr, len) = sockaddr(path)?;
+    // SAFETY: umask has no memory arguments; restored below.
+    let old = unsafe { libc::umask(0o177) };
+    // SAFETY: addr is a valid sockaddr_un of `len` bytes.
+    let r = unsafe { libc::bind(fd.as_raw_fd(), (&addr as *const libc::sockaddr_un).cast(), len) };
+    let e = std::io::Error::last_os_error();
+    // SAFETY: as above.
+    unsafe { libc::umask(old) };
+    if r < 0 {
+        return Err(format!("bind {}: {e}", path.display()));
+    }
+    // SAFETY: listen on our socket.
+    if unsafe { libc::listen(fd.as_raw_fd(), 64) } < 0 {
+        return Err(format!(
+            "listen {}: {}",
+            path.display(),
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(fd)
+}
+
+/// Connect to sandbox `name`'s socket.
+fn connect(name: &str) -> Result<OwnedFd, String> {
+    check_name(name)?;
+    let dir = runtime_dir(false).map_err(|e| format!("{name}: {e}"))?;
+    let p = paths(&dir, name);
+    let fd = seqpacket_socket()?;
+    let (addr, len) = sockaddr(&p.sock)?;
+    // SAFETY: addr is a valid sockaddr_un of `len` bytes.
+    let r = unsafe { libc::connect(fd.as_raw_fd(), (&addr as *const libc::sockaddr_un).cast(), len) };
+    if r < 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(match e.raw_os_error() {
+            Some(libc::ENOENT | libc::ECONNREFUSED) => {
+                format!("no sandbox named {name} is running (cordon ls lists them)")
+            }
+            _ => format!("{name}: connect {}: {e}", p.sock.display()),
+        });
+    }
+    Ok(fd)
+}
+
+/// How long `ls` and `stop` wait for a supervisor's answer.
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Send one request and wait for its reply (at most `wait`, if given).
+fn request(
+    fd: &OwnedFd,
+    req: &serde_json::Value,
+    fds: &[RawFd],
+    wait: Option<Duration>,
+) -> Result<serde_json::Value, String> {
+    if let Some(w) = wait {
+        let tv = libc::timeval {
+            tv_sec: w.as_secs() as libc::time_t,
+            tv_usec: w.subsec_micros() as libc::suseconds_t,
+        };
+        // SAFETY: the kernel reads one timeval.
+        unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&tv as *const libc::timeval).cast(),
+                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            )
+        };
+    }
+    let text = req.to_string();
+    sys::send_msg_fds(fd.as_raw_fd(), text.as_bytes(), fds).map_err(|e| match e.0 {
+        libc::EMSGSIZE => format!(
+            "the request takes {} bytes, more than the socket carries in one message",
+            text.len()
+        ),
+        _ => format!("send: {}", e.describe()),
+    })?;
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut got = [-1; sys::MAX_PASSED_FDS];
+    let r = sys::recv_msg_fds(fd.as_raw_fd(), &mut buf, &mut got, 0)
+        .map_err(|e| format!("receive: {}", e.describe()))?;
+    for &f in &got[..r.fds] {
+        // SAFETY: the supervisor sends no fds; any received are ours.
+        unsafe { sys::close(f) };
+    }
+    if r.len == 0 {
+        return Err("the supervisor closed the connection without an answer".to_string());
+    }
+    serde_json::from_slice(&buf[..r.len]).map_err(|e| format!("the supervisor's answer: {e}"))
+}
+
+/// `cordon run --in NAME -- CMD...`: the outcome's exit code.
+pub fn run_in(o: RunInOptions<'_>) -> i32 {
+    let write_status = |json: &str| {
+        if let Some(f) = o.status_json {
+            if let Err(e) = f.write(format!("{json}\n").as_bytes()) {
+                eprintln!("cordon: status-json: {e}");
+            }
+        }
+        if let Some(fd) = o.status_fd {
+            // SAFETY: the caller handed us this fd for the outcome;
+            // ManuallyDrop leaves it open.
+            let mut f = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd) });
+            let _ = f.write_all(format!("{json}\n").as_bytes());
+        }
+    };
+    let fail = |m: String| {
+        eprintln!("cordon: run --in: {m}");
+        let e = cordon::LaunchError::other("run --in", m);
+        write_status(
+            &serde_json::json!({"status": "setup_failed", "exit_code": EXIT_SETUP, "error": e}).to_string(),
+        );
+        EXIT_SETUP
+    };
+    let mut argv = Vec::with_capacity(o.argv.len());
+    for a in o.argv {
+        match a.to_str() {
+            Some(s) => argv.push(s),
+            None => return fail(format!("{a:?}: a named sandbox's command takes UTF-8 arguments")),
+        }
+    }
+    let mut env = Vec::new();
+    for e in o.env {
+        match e.split_once('=') {
+            Some((k, v)) if !k.is_empty() => env.push([k, v]),
+            _ => {
+                return fail(format!(
+                    "--env {e}: give NAME=VALUE (a named sandbox's environment was fixed by create)"
+                ))
+            }
+        }
+    }
+    let req = serde_json::json!({
+        "op": "run",
+        "argv": argv,
+        "env": env,
+        "cwd": o.cwd,
+        "time_limit_ms": o.time_limit.map(|d| d.as_millis() as u64),
+    });
+    let fd = match connect(o.name) {
+        Ok(fd) => fd,
+        Err(e) => return fail(e),
+    };
+    let out = match request(&fd, &req, &[0, 1, 2], None) {
+        Ok(v) => v,
+        Err(e) => return fail(e),
+    };
+    drop(fd);
+    if let Some(e) = out.get("refused").and_then(|v| v.as_str()) {
+        return fail(e.to_string());
+    }
+    write_status(&out.to_string());
+    let code = out["exit_code"].as_i64().unwrap_or(EXIT_SETUP as i64) as i32;
+    if !o.quiet && out["status"] == "timed_out" {
+        eprintln!(
+            "cordon: timed out: the command's wall-clock limit expired after {} ms and its process group was killed (exit code {code})",
+            out["wall_time_ms"]
+        );
+    }
+    if let Some(msg) = out["error"]["message"].as_str() {
+        eprintln!("cordon: {msg}");
+        if let Some(h) = out["error"]["hint"].as_str() {
+            eprintln!("cordon: hint: {h}");
+        }
+    }
+    code
+}
+
+/// `cordon stop NAME`.
+pub fn stop(name: &str) -> i32 {
+    match stop_inner(name) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("cordon: stop: {e}");
+            EXIT_SETUP
+        }
+    }
+}
+
+fn stop_inner(name: &str) -> Result<(), String> {
+    check_name(name)?;
+    let dir = runtime_dir(false)?;
+    let p = paths(&dir, name);
+    if !p.lock.exists() {
+        return Err(format!("no sandbox named {name} (cordon ls lists them)"));
+    }
+    if let Ok(fd) = connect(name) {
+        // The supervisor answers, then stops; wait for its lock.
+        let _ = request(
+            &fd,
+            &serde_json::json!({"op": "stop"}),
+            &[],
+            Some(CONTROL_TIMEOUT),
+        );
+    }
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        match try_lock(&p.lock, false) {
+            Ok(Some(lock)) => {
+                clean(&dir, name, lock);
+                return Ok(());
+            }
+            // Gone already: the supervisor removed its files.
+            Err(_) if !p.lock.exists() => return Ok(()),
+            Err(e) => return Err(e),
+            Ok(None) if Instant::now() < end => std::thread::sleep(Duration::from_millis(5)),
+            Ok(None) => return Err(format!("{name}: the supervisor did not stop within 10 s")),
+        }
+    }
+}
+
+/// Clean what a dead supervisor left of `name` (its lock is held here):
+/// kill its init if it is still the same process, remove the cgroups it
+/// made (only cordon's: `cordon-*` directories under /sys/fs/cgroup), the
+/// socket, the state, the log and the lock. Returns what was done.
+fn clean(dir: &Path, name: &str, lock: std::fs::File) -> Vec<String> {
+    let p = paths(dir, name);
+    let mut done = Vec::new();
+    let state: serde_json::Value = std::fs::read(&p.state)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    if let (Some(pid), Some(start)) = (state["init_pid"].as_u64(), state["init_start"].as_u64()) {
+        if cordon::cgroup::start_time(pid as u32) == Some(start) {
+            // SAFETY: kill has no memory arguments; the pid is the init the
+            // state names, checked by its start time.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            done.push(format!("killed init {pid}"));
+        }
+    }
+    for cg in state["cgroups"].as_array().into_iter().flatten() {
+        let Some(cg) = cg.as_str().map(PathBuf::from) else {
+            continue;
+        };
+        let ours = cg.starts_with("/sys/fs/cgroup")
+            && cg
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("cordon-"))
+            && !cg
+                .components()
+                .any(|c| matches!(c, std::path::Component::ParentDir));
+        if ours && cg.exists() {
+            let _ = std::fs::write(cg.join("cgroup.kill"), "1");
+            let end = Instant::now() + Duration::from_secs(2);
+            while std::fs::remove_dir(&cg).is_err() && Instant::now() < end {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            done.push(format!("removed cgroup {}", cg.display()));
+        }
+    }
+    for f in [&p.sock, &p.state, &p.log, &p.lock] {
+        if std::fs::remove_file(f).is_ok() {
+            done.push(format!("removed {}", f.display()));
+        }
+    }
+    drop(lock);
+    done
+}
+
+/// The names of the sandboxes in the runtime directory (from their locks).
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.strip_suffix(".lock").map(str::to_string))
+        .filter(|n| valid_name(n))
+        .collect();
+    v.sort();
+    v
+}
+
+/// `cordon gc`'s part: every named sandbox whose supervisor is gone.
+pub fn gc() -> Vec<String> {
+    let Ok(dir) = runtime_dir(false) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for name in names(&dir) {
+        if let Ok(Some(lock)) = try_lock(&dir.join(format!("{name}.lock")), false) {
+            for d in clean(&dir, &name, lock) {
+                out.push(format!("{name}: {d}"));
+            }
+        }
+    }
+    out
+}
+
+/// `cordon ls [--json]`.
+pub fn ls(json: bool) -> i32 {
+    let dir = match runtime_dir(false) {
+        Ok(d) => d,
+        Err(_) if !json => {
+            println!("NAME PID AGE COMMANDS MEMORY STATE");
+            return 0;
+        }
+        Err(_) => {
+            println!("[]");
+            return 0;
+        }
+    };
+    let mut rows = Vec::new();
+    for name in names(&dir) {
+        let p = paths(&dir, &name);
+        let state: serde_json::Value = std::fs::read(&p.state)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        let alive = matches!(try_lock(&p.lock, false), Ok(None));
+        let stat = if alive {
+            connect(&name)
+                .and_then(|fd| {
+                    request(
+                        &fd,
+                        &serde_json::json!({"op": "stat"}),
+                        &[],
+                        Some(CONTROL_TIMEOUT),
+                    )
+                })
+                .ok()
+        } else {
+            None
+        };
+        let age = state["created"].as_u64().map(|c| now_unix().saturating_sub(c));
+        let row = serde_json::json!({
+            "name": name,
+            "pid": state["init_pid"],
+            "supervisor_pid": state["supervisor_pid"],
+            "age_s": age,
+            "commands_run": stat.as_ref().map(|s| s["commands_run"].clone()),
+            "running": stat.as_ref().map(|s| s["running"].clone()),
+            "memory_kb": stat.as_ref().map(|s| s["memory_kb"].clone()),
+            "policy": state["policy"],
+            "state": if !alive { "dead" } else if stat.is_none() { "unresponsive" } else if stat.as_ref().is_some_and(|s| s["running"].as_u64().unwrap_or(0) > 0) { "running" } else { "idle" },
+        });
+        rows.push(row);
+    }
+    if json {
+        println!("{}", serde_json::Value::Array(rows));
+    } else {
+        println!("NAME PID AGE COMMANDS MEMORY STATE");
+        let show = |v: &serde_json::Value| match v {
+            serde_json::Value::Null => "-".to_string(),
+            serde_json::Value::String(s) => s.clone(),
+            v => v.to_string(),
+        };
+        for r in &rows {
+            println!(
+                "{} {} {} {} {} {}",
+                show(&r["name"]),
+                show(&r["pid"]),
+                r["age_s"].as_u64().map_or("-".to_string(), |a| format!("{a}s")),
+                show(&r["commands_run"]),
+                r["memory_kb"]
+                    .as_u64()
+                    .map_or("-".to_string(), |m| format!("{m}K")),
+                show(&r["state"])
+            );
+        }
+    }
+    0
+}
+
+/// A client connection of the daemon.
+struct Client {
+    fd: OwnedFd,
+    /// The command it runs (none yet: its request is awaited).
+    running: Option<u32>,
+}
+
+struct Daemon {
+    session: Session,
+    listener: OwnedFd,
+    clients: Vec<Client>,
+    idle: Option<Duration>,
+    max: Option<Duration>,
+    last_activity: Instant,
+    buf: Vec<u8>,
+    name: String,
+    stopping: bool,
+}
+
+/// The uid at the other end of a unix socket.
+fn peer_uid(fd: RawFd) -> Option<u32> {
+    // SAFETY: a zeroed ucred is valid.
+    let mut cred: libc::ucred = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: the kernel writes one ucred and its length.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    (r == 0).then_some(cred.uid)
+}
+
+impl Daemon {
+    /// Serve until stopped; the exit code.
+    fn serve(&mut self) -> i32 {
+        let mut set = sys::sigset_empty();
+        for s in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGPIPE] {
+            // SAFETY: set is initialised; s a valid signal.
+            unsafe { libc::sigaddset(&mut set, s) };
+        }
+        let _ = sys::block_signals(&set);
+        let sfd = match sys::signalfd(&set) {
+            // SAFETY: a new fd owned here.
+            Ok(fd) => unsafe { OwnedFd::from_raw_fd(fd) },
+            Err(e) => {
+                eprintln!("cordon: {}: signalfd: {}", self.name, e.describe());
+                return EXIT_SETUP;
+            }
+        };
+        let created = self.session.created();
+        loop {
+            let now = Instant::now();
+            if self.max.is_some_and(|m| now >= created + m) {
+                eprintln!("cordon: {}: lifecycle.max reached: stopping", self.name);
+                return 0;
+            }
+            let idle_end = self
+                .idle
+                .filter(|_| self.session.running() == 0)
+                .map(|i| self.last_activity + i);
+            if idle_end.is_some_and(|e| now >= e) {
+                eprintln!("cordon: {}: idle for lifecycle.idle: stopping", self.name);
+                return 0;
+            }
+            if self.stopping && self.clients.is_empty() {
+                return 0;
+            }
+            let wake = [self.max.map(|m| created + m), idle_end]
+                .into_iter()
+                .flatten()
+                .min();
+            let timeout = wake.map_or(-1, |w| {
+                let left = w.saturating_duration_since(now);
+                (left.as_millis().min(i32::MAX as u128) as i32).saturating_add(1)
+            });
+            let mut pfds = vec![
+                libc::pollfd {
+                    fd: self.listener.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: sfd.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: self.session.reply_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: self.session.pidfd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            for c in &self.clients {
+                pfds.push(libc::pollfd {
+                    fd: c.fd.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                });
+            }
+            if sys::poll(&mut pfds, timeout).is_err() {
+                continue;
+            }
+            if pfds[1].revents != 0 {
+                eprintln!("cordon: {}: signal: stopping", self.name);
+                return 0;
+            }
+            if pfds[2].revents != 0 {
+                loop {
+                    match self.session.poll_reply() {
+                        Ok(Some((id, out))) => self.finish(id, &out.to_json()),
+                        Ok(None) => break,
+                        Err(e) => {
+                            eprintln!("cordon: {}: {e}", self.name);
+                            return EXIT_SETUP;
+                        }
+                    }
+                }
+            } else if pfds[3].revents != 0 {
+                eprintln!("cordon: {}: the sandbox's init ended: stopping", self.name);
+                return EXIT_SETUP;
+            }
+            // Clients, from the last (removal keeps earlier indexes).
+            for i in (0..self.clients.len()).rev() {
+                let ev = pfds[4 + i].revents;
+                if ev != 0 {
+                    self.on_client(i, ev);
+                }
+            }
+            if pfds[0].revents != 0 {
+                self.accept();
+            }
+        }
+    }
+
+    fn accept(&mut self) {
+        // SAFETY: accept4 on our listener; no address wanted.
+        let fd = unsafe {
+            libc::accept4(
+                self.listener.as_raw_fd(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+            )
+        };
+        if fd < 0 {
+            return;
+        }
+        // SAFETY: a new fd owned here.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let me = euid();
+        match peer_uid(fd.as_raw_fd()) {
+            Some(uid) if uid == me => {}
+            other => {
+                eprintln!(
+                    "cordon: {}: refused a connection from uid {} (only uid {me} may use this sandbox)",
+                    self.name,
+                    other.map_or("?".to_string(), |u| u.to_string())
+                );
+                return;
+            }
+        }
+        if self.clients.len() >= 256 {
+            eprintln!("cordon: {}: too many connections: refused one", self.name);
+            return;
+        }
+        self.clients.push(Client { fd, running: None });
+    }
+
+    /// Reply to the client that ran `id` and drop it.
+    fn finish(&mut self, id: u32, json: &str) {
+        self.last_activity = Instant::now();
+        if let Some(i) = self.clients.iter().position(|c| c.running == Some(id)) {
+            let c = self.clients.swap_remove(i);
+            let _ = sys::send_msg_fds(c.fd.as_raw_fd(), json.as_bytes(), &[]);
+        }
+    }
+
+    fn on_client(&mut self, i: usize, ev: i16) {
+        let fd = self.clients[i].fd.as_raw_fd();
+        if let Some(id) = self.clients[i].running {
+            // A client waiting for its command sends nothing more: data or
+            // a hang-up means it went away. Its command goes with it.
+            if ev & (libc::POLLHUP | libc::POLLERR | libc::POLLIN) != 0 {
+                self.session.kill_command(id);
+                self.clients[i].running = None;
+                self.clients.swap_remove(i);
+            }
+            return;
+        }
+        let mut fds = [-1; sys::MAX_PASSED_FDS];
+        let got = sys::recv_msg_fds(fd, &mut self.buf, &mut fds, libc::MSG_DONTWAIT);
+        let owned: Vec<OwnedFd> = match &got {
+            Ok(r) => fds[..r.fds]
+                .iter()
+                // SAFETY: the fds just received are ours alone; each is owned once.
+                .map(|&f| unsafe { OwnedFd::from_raw_fd(f) })
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        let r = match got {
+            Ok(r) if r.len > 0 && !r.truncated => r,
+            Ok(r) if r.truncated => {
+                self.refuse(i, "the request is too large");
+                return;
+            }
+            Err(sys::Errno(libc::EAGAIN)) => return,
+            _ => {
+                self.clients.swap_remove(i);
+                return;
+            }
+        };
+        let req: serde_json::Value = match serde_json::from_slice(&self.buf[..r.len]) {
+            Ok(v) => v,
+            Err(e) => {
+                self.refuse(i, &format!("not a request: {e}"));
+                return;
+            }
+        };
+        match req["op"].as_str() {
+            Some("stat") => {
+                let s = self.stat();
+                let c = self.clients.swap_remove(i);
+                let _ = sys::send_msg_fds(c.fd.as_raw_fd(), s.to_string().as_bytes(), &[]);
+            }
+            Some("stop") => {
+                let c = self.clients.swap_remove(i);
+                let _ = sys::send_msg_fds(c.fd.as_raw_fd(), b"{\"stopping\":true}", &[]);
+                eprintln!("cordon: {}: stop requested", self.name);
+                self.stopping = true;
+                // Running commands end with the sandbox: their clients
+                // get no outcome (their connection closes).
+                self.clients.clear();
+            }
+            Some("run") => match parse_run(&req) {
+                Ok(spec) if owned.len() == 3 => {
+                    let stdio = [0, 1, 2].map(|k| owned[k].as_raw_fd());
+                    match self.session.submit(&spec, stdio) {
+                        Ok(id) => {
+                            self.last_activity = Instant::now();
+                            self.clients[i].running = Some(id);
+                        }
+                        Err(e) => self.refuse(i, &e.to_string()),
+                    }
+                }
+                Ok(_) => self.refuse(i, "a run request carries the command's stdin, stdout and stderr"),
+                Err(e) => self.refuse(i, &e),
+            },
+            _ => self.refuse(i, "unknown request"),
+        }
+    }
+
+    fn refuse(&mut self, i: usize, why: &str) {
+        let c = self.clients.swap_remove(i);
+        let _ = sys::send_msg_fds(
+            c.fd.as_raw_fd(),
+            serde_json::json!({ "refused": why }).to_string().as_bytes(),
+            &[],
+        );
+    }
+
+    fn stat(&self) -> serde_json::Value {
+        let memory_kb = self
+            .session
+            .cgroup_paths()
+            .first()
+            .and_then(|d| std::fs::read_to_string(d.join("memory.current")).ok())
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .map(|b| b / 1024)
+            .or_else(|| {
+                pss_kb(std::process::id())
+                    .zip(pss_kb(self.session.pid() as u32))
+                    .map(|(a, b)| a + b)
+            });
+        serde_json::json!({
+            "name": self.name,
+            "pid": self.session.pid(),
+            "age_s": self.session.created().elapsed().as_secs(),
+            "commands_run": self.session.commands_run(),
+            "running": self.session.running(),
+            "memory_kb": memory_kb,
+        })
+    }
+}
+
+/// A process's proportional set size (KiB), from smaps_rollup.
+fn pss_kb(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix("Pss:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+fn parse_run(req: &serde_json::Value) -> Result<CommandSpec, String> {
+    let strs = |v: &serde_json::Value| -> Option<Vec<OsString>> {
+        v.as_array()?
+            .iter()
+            .map(|s| s.as_str().map(OsString::from))
+            .collect()
+    };
+    let argv = strs(&req["argv"])
+        .filter(|a| !a.is_empty())
+        .ok_or("no command given")?;
+    let mut env = Vec::new();
+    for kv in req["env"].as_array().into_iter().flatten() {
+        let pair = strs(kv).filter(|p| p.len() == 2).ok_or("env: pairs of strings")?;
+        env.push((pair[0].clone(), pair[1].clone()));
+    }
+    let cwd = req["cwd"].as_str().map(|c| {
+        // Checked for NUL bytes by the session.
+        let _ = CString::new(c);
+        OsString::from(c)
+    });
+    Ok(CommandSpec {
+        argv,
+        env,
+        cwd,
+        time_limit: req["time_limit_ms"].as_u64().map(Duration::from_millis),
+    })
+}
