@@ -19,7 +19,7 @@ readonly MEM_RUNS=5
 usage() {
     cat <<'EOF'
 Usage: bench/launch.sh [-n RUNS] [--cordon PATH] [--limits] [--bwrap-equivalent]
-                       [--case NAME='command line']...
+                       [--named] [--case NAME='command line']...
 
 Measure sandbox launch latency (wall clock of one invocation running /bin/true)
 and peak RSS.  Built-in cases: bare, unshare, bwrap, cordon; more with
@@ -39,6 +39,11 @@ Options:
                         bench/bwrap-equivalent.json -- /bin/true` (the same
                         namespaces and mounts as the bwrap case); with limits
                         also "cordon-bweq+limits" (that policy plus LIMITS)
+  --named               add the case "cordon-named": `$CORDON run --in NAME --
+                        /bin/true` in a named sandbox made with the default
+                        policy before the first round (`$CORDON create NAME`)
+                        and stopped at the end: the warm path, a command in a
+                        sandbox that already exists, client process included
   --case NAME=CMDLINE   add a case (repeatable).  CMDLINE is split like a shell
                         word list (python shlex) and exec'd directly, without a
                         shell; it runs from the repo root.  Use sh -c '...' if
@@ -108,6 +113,7 @@ CORDON=""
 USER_CASES=()
 LIMITS=0
 BWRAP_EQ=0
+NAMED=0
 readonly DEFAULT_LIMIT_ARGS='--memory 512M --pids 64 --cpus 1.5'
 
 need_value() {
@@ -146,6 +152,10 @@ while [[ $# -gt 0 ]]; do
             BWRAP_EQ=1
             shift
             ;;
+        --named)
+            NAMED=1
+            shift
+            ;;
         --case)
             need_value "$@"
             USER_CASES+=("$2")
@@ -179,7 +189,7 @@ else
 fi
 
 declare -A SEEN_CASE=([bare]=1 [unshare]=1 [bwrap]=1 [cordon]=1 [cordon+extra]=1
-    [cordon+limits]=1 [cordon-bweq]=1 [cordon-bweq+limits]=1)
+    [cordon+limits]=1 [cordon-bweq]=1 [cordon-bweq+limits]=1 [cordon-named]=1)
 for spec in "${USER_CASES[@]}"; do
     [[ $spec == *=* ]] || die "--case expects NAME='command line', got '$spec'"
     name=${spec%%=*}
@@ -296,10 +306,20 @@ export CORDON_EXTRA_ARGS=${CORDON_EXTRA_ARGS:-}
 export CORDON_LIMIT_ARGS
 export BENCH_BWRAP_POLICY=$BWRAP_POLICY
 
+# The named sandbox of the cordon-named case: made now, stopped on exit.
+BENCH_NAMED=""
+if [[ $NAMED -eq 1 ]]; then
+    BENCH_NAMED=bench-launch-$$
+    "$CORDON" create "$BENCH_NAMED" >/dev/null || die "cordon create $BENCH_NAMED failed"
+    trap '"$CORDON" stop "$BENCH_NAMED" >/dev/null 2>&1 || true' EXIT
+fi
+export BENCH_NAMED
+
 # ------------------------------------------------------------ measurement --
 # The built-in cases are assembled in python (as argv lists, so no quoting
 # issues with the cordon path); user cases are passed as NAME=CMDLINE args.
-exec "$PYTHON" - "${USER_CASES[@]}" <<'PYEOF'
+# (Not exec'd: the EXIT trap stops the named sandbox of --named.)
+"$PYTHON" - "${USER_CASES[@]}" <<'PYEOF'
 import gc
 import json
 import math
@@ -362,6 +382,9 @@ for name, args in opt_cordon:
 LIMIT_PAIRS = [(b, l) for b, l in (("cordon", "cordon+limits"),
                                     ("cordon-bweq", "cordon-bweq+limits"))
                if l in CORDON_CASE_ARGS]
+
+if env.get("BENCH_NAMED"):
+    cases.append(("cordon-named", [CORDON, "run", "--in", env["BENCH_NAMED"], "--", "/bin/true"]))
 
 extra = env.get("CORDON_EXTRA_ARGS", "")
 if extra.strip():
