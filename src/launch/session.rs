@@ -111,6 +111,17 @@ struct Pending {
 
 /// A named sandbox: built once, then any number of commands run in it.
 /// Dropping it stops it ([`Session::stop`]).
+///
+/// A command's time limit kills its process group, and only while the
+/// command runs: a process that leaves the group (`setsid`) or that the
+/// command leaves behind when it exits (a background job) lives until the
+/// session stops. Commands see each other's processes, as with `docker
+/// exec`: an environment value given to one command
+/// ([`Command::env`], [`CommandSpec::env`]) can be read from
+/// `/proc/PID/environ` by anything an earlier command left running.
+///
+/// The session may be moved to, and used from, any thread: the sandbox
+/// is made from a thread of its own that lives until the session stops.
 pub struct Session {
     plan: Plan,
     pid: libc::pid_t,
