@@ -412,10 +412,12 @@ impl Session {
         Ok(id)
     }
 
-    /// Send one request without ever blocking on init: while its queue is
-    /// full, read its replies (kept for [`Session::wait`] and
-    /// [`Session::poll_reply`]), so that init, which reads no request
-    /// while its replies wait, can go on.
+    /// Send one request without deadlocking against init: init reads no
+    /// request while the replies it may owe would not fit its queue, so
+    /// while that can be (as many commands without a reply read as the
+    /// queue holds), read its replies (kept for [`Session::wait`] and
+    /// [`Session::poll_reply`]) until the socket takes the request.
+    /// Below that, init goes on reading: just wait until it has.
     fn send_request(&mut self, msg: &[u8], fds: &[c_int]) -> Result<(), LaunchError> {
         let ended = || LaunchError::other("named sandbox", "its init has ended");
         loop {
@@ -425,10 +427,11 @@ impl Session {
                 Err(Errno(libc::EPIPE | libc::ECONNRESET | libc::ENOTCONN)) => return Err(ended()),
                 Err(e) => return Err(LaunchError::sys("named sandbox", "send the command", e)),
             }
+            let init_may_be_full = self.pending.len() >= serve::MAX_QUEUED_REPLIES;
             let mut pfds = [
                 libc::pollfd {
                     fd: self.sock.0,
-                    events: libc::POLLIN | libc::POLLOUT,
+                    events: libc::POLLOUT | if init_may_be_full { libc::POLLIN } else { 0 },
                     revents: 0,
                 },
                 libc::pollfd {
@@ -438,7 +441,7 @@ impl Session {
                 },
             ];
             sys::poll(&mut pfds, -1).map_err(|e| LaunchError::sys("poll", "named sandbox", e))?;
-            if pfds[0].revents & libc::POLLIN != 0 {
+            if init_may_be_full && pfds[0].revents & libc::POLLIN != 0 {
                 while let Some((id, o)) = self.recv_reply()? {
                     self.finished.insert(id, o);
                 }
@@ -546,10 +549,12 @@ impl Session {
     /// Take one reply without blocking: `Ok(None)` when none is there.
     /// `Err` when the sandbox's init has ended.
     ///
+    /// With as many commands submitted and their replies not read as
+    /// init's reply queue holds ([`serve::MAX_QUEUED_REPLIES`]),
     /// [`Session::submit`] and [`Session::kill_command`] may read replies
-    /// while init's queue is full; those are returned here first, so after
-    /// either, call `poll_reply` until `Ok(None)` rather than wait for
-    /// [`Session::reply_fd`] to be readable.
+    /// themselves; those are returned here first. A caller that has that
+    /// many outstanding calls `poll_reply` until `Ok(None)` after either,
+    /// rather than wait for [`Session::reply_fd`] to be readable.
     pub fn poll_reply(&mut self) -> Result<Option<(u32, Outcome)>, LaunchError> {
         if let Some(&id) = self.finished.keys().next() {
             if let Some(o) = self.finished.remove(&id) {
