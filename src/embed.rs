@@ -583,9 +583,10 @@ impl Sandbox {
     /// own process group, which its time limit kills. The policy's
     /// `limits.wall_time` is each command's default time limit.
     ///
-    /// The sandbox's init has the parent-death signal of the thread that
-    /// calls `create`: when that thread ends, so does the sandbox. Create
-    /// it on a thread that lives as long as the session.
+    /// The sandbox is made from a thread of the session's own, which
+    /// lives until the session stops (init's parent-death signal follows
+    /// the thread that made it): the session may outlive the thread that
+    /// calls `create`. The session dies with this process.
     ///
     /// Not (yet) in a named sandbox, refused with the field named:
     /// workspaces, audit; `seccomp.report` is listed as unenforced (the

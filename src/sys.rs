@@ -1284,6 +1284,12 @@ mod tests {
 /// most [`MAX_PASSED_FDS`]; none: a plain message) by SCM_RIGHTS.
 /// Allocation-free.
 pub fn send_msg_fds(sock: c_int, data: &[u8], fds: &[c_int]) -> SysResult<()> {
+    send_msg_fds_flags(sock, data, fds, 0)
+}
+
+/// [`send_msg_fds`] with extra sendmsg flags (MSG_DONTWAIT: EAGAIN instead
+/// of blocking while the peer's queue is full). Allocation-free.
+pub fn send_msg_fds_flags(sock: c_int, data: &[u8], fds: &[c_int], flags: c_int) -> SysResult<()> {
     if fds.len() > MAX_PASSED_FDS || data.is_empty() {
         return Err(Errno(libc::EINVAL));
     }
@@ -1317,7 +1323,7 @@ pub fn send_msg_fds(sock: c_int, data: &[u8], fds: &[c_int]) -> SysResult<()> {
     }
     // SAFETY: msg points at the iovec (which the kernel only reads for
     // sendmsg) and the control buffer above, both alive for the call.
-    retry(|| check(unsafe { libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) } as c_long)).map(drop)
+    retry(|| check(unsafe { libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL | flags) } as c_long)).map(drop)
 }
 
 /// One message received by [`recv_msg_fds`].

@@ -211,6 +211,24 @@ fn a_named_sandbox_s_init_and_its_commands_allocate_nothing() {
         .run()
         .expect("run");
     assert_eq!(o.exit_code, 124, "{o:?}");
+    // Signals init reads and discards, and 200 commands submitted before
+    // any is waited for (replies queued, a full table's rejections): init
+    // still answers, so it allocated nothing on those paths either.
+    let o = s
+        .run(&["/bin/sh", "-c", "kill -s USR1 1; kill -s RTMIN+1 1; exit 44"])
+        .expect("run");
+    assert_eq!(o.exit_code, 44, "{o:?}");
+    let ids: Vec<u32> = (0..200)
+        .map(|_| {
+            s.submit(&cordon::CommandSpec::new(&["/bin/true"]), [0, 1, 2])
+                .expect("submit")
+        })
+        .collect();
+    for id in ids {
+        s.wait(id).expect("wait");
+    }
+    let o = s.run(&["/bin/sh", "-c", "exit 45"]).expect("run");
+    assert_eq!(o.exit_code, 45, "{o:?}");
     s.stop();
 }
 

@@ -29,6 +29,12 @@
 //! (signals, abstract unix sockets) see one sandbox, not one per command.
 //! Its setup error comes back on a close-on-exec pipe that init reads
 //! once it has reaped the command.
+//!
+//! init never blocks on its supervisor: replies go out with MSG_DONTWAIT;
+//! one that does not fit waits in a fixed queue (`Outbox`) and goes on
+//! POLLOUT, and init reads no request while the replies it may owe would
+//! not fit that queue. Every signal sent to init is read from its signalfd
+//! and all but SIGCHLD discarded, so none stays queued on it.
 
 use std::os::raw::{c_char, c_int};
 
@@ -51,6 +57,15 @@ pub const MAX_STRINGS_BYTES: usize = 256 * 1024;
 pub const MAX_STRINGS: usize = 16 * 1024;
 /// The most commands running at once in one named sandbox.
 pub const MAX_COMMANDS: usize = 64;
+/// The most replies init keeps while the supervisor does not read them:
+/// one per running command plus room for rejections. init reads a request
+/// only while every reply it may still owe fits (see `Outbox`), so it
+/// never blocks on a reply and never drops one.
+pub const MAX_QUEUED_REPLIES: usize = MAX_COMMANDS + 16;
+
+/// The errno of a rejection because [`MAX_COMMANDS`] commands are running
+/// (fork's own EAGAIN stays EAGAIN).
+pub const TABLE_FULL: i32 = libc::EBUSY;
 
 /// Request kinds.
 pub const RUN: u32 = 1;
@@ -250,8 +265,11 @@ pub fn serve(
         crate::landlock::apply::apply(ll)?;
     }
     let buf = sys::mmap_anon(BUF_LEN).map_err(at(0))?;
-    // SIGCHLD stays blocked (every signal is) and is read from here.
-    let sfd = sys::signalfd(&sys::sigset_of(libc::SIGCHLD)).map_err(at(1))?;
+    // Every signal stays blocked and is read from here: SIGCHLD reaps;
+    // the others are discarded, so that what a command sends to init does
+    // not stay queued for the sandbox's life (queued signals count against
+    // the uid's RLIMIT_SIGPENDING).
+    let sfd = sys::signalfd(&sys::sigset_full()).map_err(at(1))?;
     let ready = Reply {
         kind: READY,
         ..Reply::default()
@@ -261,6 +279,7 @@ pub fn serve(
     // per command.
     unsafe { sys::close(err_write) };
     let mut table = [FREE; MAX_COMMANDS];
+    let mut out = Outbox::new();
     loop {
         let now = sys::monotonic_ms();
         enforce_deadlines(&mut table, now);
@@ -270,10 +289,20 @@ pub fn serve(
             .map(|s| s.deadline.saturating_sub(now).min(i32::MAX as u64) as c_int)
             .min()
             .unwrap_or(-1);
+        // A request may cost one reply (its rejection, or its command's
+        // end): read one only while all replies owed fit the queue.
+        let running = table.iter().filter(|s| s.pid != 0).count();
+        let mut events = 0;
+        if out.len + running < MAX_QUEUED_REPLIES {
+            events |= libc::POLLIN;
+        }
+        if out.len > 0 {
+            events |= libc::POLLOUT;
+        }
         let mut pfds = [
             libc::pollfd {
                 fd: sock,
-                events: libc::POLLIN,
+                events,
                 revents: 0,
             },
             libc::pollfd {
@@ -286,10 +315,76 @@ pub fn serve(
             continue;
         }
         if pfds[1].revents != 0 {
-            reap(sfd, sock, &mut table);
+            reap(sfd, &mut table, &mut out);
         }
-        if pfds[0].revents != 0 {
-            on_request(plan, sock, buf, &mut table);
+        if pfds[0].revents & (libc::POLLHUP | libc::POLLERR) != 0 && pfds[0].revents & libc::POLLIN == 0 {
+            // The supervisor is gone: so is the sandbox.
+            sys::exit(0);
+        }
+        out.flush(sock);
+        if pfds[0].revents & libc::POLLIN != 0 {
+            on_request(plan, sock, buf, &mut table, &mut out);
+            out.flush(sock);
+        }
+    }
+}
+
+/// Replies not sent yet, oldest first (a fixed ring: no allocation).
+/// [`serve`] keeps `len` + running commands <= [`MAX_QUEUED_REPLIES`], so
+/// [`Outbox::push`] always has room.
+struct Outbox {
+    q: [[u8; REPLY]; MAX_QUEUED_REPLIES],
+    head: usize,
+    len: usize,
+}
+
+impl Outbox {
+    fn new() -> Outbox {
+        Outbox {
+            q: [[0; REPLY]; MAX_QUEUED_REPLIES],
+            head: 0,
+            len: 0,
+        }
+    }
+
+    /// Queue a reply. Should the queue be full all the same, the oldest
+    /// rejection goes (a command's end never does).
+    fn push(&mut self, r: &Reply) {
+        if self.len == MAX_QUEUED_REPLIES {
+            let Some(k) = (0..self.len).find(|&k| {
+                let e = &self.q[(self.head + k) % MAX_QUEUED_REPLIES];
+                Reply::decode(e).kind == REJECTED
+            }) else {
+                return;
+            };
+            // Close the gap: move the later entries one back.
+            for j in k..self.len - 1 {
+                let (to, from) = (
+                    (self.head + j) % MAX_QUEUED_REPLIES,
+                    (self.head + j + 1) % MAX_QUEUED_REPLIES,
+                );
+                self.q[to] = self.q[from];
+            }
+            self.len -= 1;
+        }
+        self.q[(self.head + self.len) % MAX_QUEUED_REPLIES] = r.encode();
+        self.len += 1;
+    }
+
+    /// Send what the socket takes now; the rest waits for POLLOUT. If the
+    /// supervisor is gone, so is the sandbox.
+    fn flush(&mut self, sock: c_int) {
+        while self.len > 0 {
+            match sys::send_msg_fds_flags(sock, &self.q[self.head], &[], libc::MSG_DONTWAIT) {
+                Ok(()) => {
+                    self.head = (self.head + 1) % MAX_QUEUED_REPLIES;
+                    self.len -= 1;
+                }
+                Err(Errno(libc::EAGAIN)) => return,
+                Err(Errno(libc::EPIPE | libc::ECONNRESET | libc::ENOTCONN)) => sys::exit(0),
+                // Anything else (ENOBUFS): try again on the next turn.
+                Err(_) => return,
+            }
         }
     }
 }
@@ -309,11 +404,15 @@ fn enforce_deadlines(table: &mut [Slot; MAX_COMMANDS], now: u64) {
 
 /// SIGCHLD: reap every child that ended; a command's end is replied,
 /// anything else (an orphan reparented to init) is reaped silently.
-fn reap(sfd: c_int, sock: c_int, table: &mut [Slot; MAX_COMMANDS]) {
-    let mut info = [0u8; 128];
-    while let Ok(n) = sys::read(sfd, &mut info) {
-        if n == 0 {
-            break;
+fn reap(sfd: c_int, table: &mut [Slot; MAX_COMMANDS], out: &mut Outbox) {
+    // Take the queued signals (16 siginfos a read); at most 64 reads a
+    // turn, so that a flood of signals cannot starve the requests: the
+    // rest is read on the next turns.
+    let mut info = [0u8; 16 * 128];
+    for _ in 0..64 {
+        match sys::read(sfd, &mut info) {
+            Ok(n) if n == info.len() => {}
+            _ => break,
         }
     }
     while let Ok(Some((pid, status, ru))) = sys::wait_any_nohang() {
@@ -341,16 +440,7 @@ fn reap(sfd: c_int, sock: c_int, table: &mut [Slot; MAX_COMMANDS]) {
             errno: 0,
         };
         *s = FREE;
-        send_or_exit(sock, &reply);
-    }
-}
-
-/// A reply to the supervisor; if it is gone, so is the sandbox.
-fn send_or_exit(sock: c_int, reply: &Reply) {
-    if let Err(Errno(libc::EPIPE | libc::ECONNRESET | libc::ENOTCONN)) =
-        sys::send_msg_fds(sock, &reply.encode(), &[])
-    {
-        sys::exit(0);
+        out.push(&reply);
     }
 }
 
@@ -365,7 +455,13 @@ fn close_all(fds: &[c_int]) {
 /// One message from the supervisor.
 /// `buf`: the mapping of BUF_LEN bytes made by [`serve`], used by this
 /// loop only.
-fn on_request(plan: &ChildPlan, sock: c_int, buf: *mut u8, table: &mut [Slot; MAX_COMMANDS]) {
+fn on_request(
+    plan: &ChildPlan,
+    sock: c_int,
+    buf: *mut u8,
+    table: &mut [Slot; MAX_COMMANDS],
+    out: &mut Outbox,
+) {
     let mut fds = [-1 as c_int; sys::MAX_PASSED_FDS];
     // SAFETY: `buf` is a private mapping of BUF_LEN >= DATA_LEN bytes,
     // used by this loop only; this slice is its only reference until the
@@ -383,17 +479,14 @@ fn on_request(plan: &ChildPlan, sock: c_int, buf: *mut u8, table: &mut [Slot; MA
     }
     let received = &fds[..got.fds];
     let header = Header::decode(&data[..got.len]).unwrap_or_default();
-    let reject = |errno: i32| {
+    let mut reject = |errno: i32| {
         close_all(received);
-        send_or_exit(
-            sock,
-            &Reply {
-                kind: REJECTED,
-                id: header.id,
-                errno,
-                ..Reply::default()
-            },
-        );
+        out.push(&Reply {
+            kind: REJECTED,
+            id: header.id,
+            errno,
+            ..Reply::default()
+        });
     };
     if got.truncated || got.len < HEADER {
         return reject(libc::EMSGSIZE);
@@ -411,7 +504,7 @@ fn on_request(plan: &ChildPlan, sock: c_int, buf: *mut u8, table: &mut [Slot; MA
                 return reject(libc::EBADF);
             }
             let Some(slot) = table.iter().position(|s| s.pid == 0) else {
-                return reject(libc::EAGAIN);
+                return reject(TABLE_FULL);
             };
             let Some(parsed) = parse(&header, buf, got.len) else {
                 return reject(libc::EINVAL);

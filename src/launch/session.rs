@@ -111,6 +111,17 @@ struct Pending {
 
 /// A named sandbox: built once, then any number of commands run in it.
 /// Dropping it stops it ([`Session::stop`]).
+///
+/// A command's time limit kills its process group, and only while the
+/// command runs: a process that leaves the group (`setsid`) or that the
+/// command leaves behind when it exits (a background job) lives until the
+/// session stops. Commands see each other's processes, as with `docker
+/// exec`: an environment value given to one command
+/// ([`Command::env`], [`CommandSpec::env`]) can be read from
+/// `/proc/PID/environ` by anything an earlier command left running.
+///
+/// The session may be moved to, and used from, any thread: the sandbox
+/// is made from a thread of its own that lives until the session stops.
 pub struct Session {
     plan: Plan,
     pid: libc::pid_t,
@@ -125,6 +136,9 @@ pub struct Session {
     commands_run: u64,
     /// The sandbox's environment (`NAME=VALUE`), each command's start.
     base_env: Vec<Vec<u8>>,
+    /// The thread that made the sandbox (init's parent-death signal
+    /// follows it): it waits until the session stops.
+    anchor: Option<Anchor>,
     /// The most bytes of strings one command may carry.
     max_strings: usize,
     stopped: bool,
@@ -138,6 +152,15 @@ impl std::fmt::Debug for Session {
             .field("running", &self.pending.len())
             .finish_non_exhaustive()
     }
+}
+
+/// The thread that created the sandbox, kept alive until the session
+/// stops: init's PR_SET_PDEATHSIG fires when its creating *thread* ends,
+/// so a session must not depend on its caller's thread.
+struct Anchor {
+    /// Dropped: the thread ends.
+    release: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
 }
 
 /// What a stopped session leaves: what its cgroup accounted.
@@ -177,8 +200,52 @@ fn check_plan(plan: &Plan) -> Result<(), LaunchError> {
 impl Session {
     /// Build the sandbox of `plan` (made by [`Plan::build_serving`]) and
     /// wait until its init is ready for commands.
+    ///
+    /// The sandbox is made from a thread of its own that lives until the
+    /// session stops (its init's parent-death signal follows that
+    /// thread), so the session may outlive the thread that calls `create`
+    /// and be moved to another.
     pub fn create(plan: Plan) -> Result<Session, LaunchError> {
         check_plan(&plan)?;
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let (release, wait_release) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("cordon-session".to_string())
+            .spawn(move || {
+                let made = Session::create_here(plan);
+                let ok = made.is_ok();
+                if done_tx.send(made).is_ok() && ok {
+                    // Until the session stops (its sender is dropped).
+                    let _ = wait_release.recv();
+                }
+            })
+            .map_err(|e| {
+                LaunchError::sys(
+                    "named sandbox",
+                    "start its thread",
+                    Errno(e.raw_os_error().unwrap_or(libc::EAGAIN)),
+                )
+            })?;
+        match done_rx.recv() {
+            Ok(Ok(mut s)) => {
+                s.anchor = Some(Anchor { release, thread });
+                Ok(s)
+            }
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                Err(e)
+            }
+            // The thread panicked before it answered: so does this one.
+            Err(_) => match thread.join() {
+                Err(p) => std::panic::resume_unwind(p),
+                Ok(()) => Err(LaunchError::other("named sandbox", "its thread ended early")),
+            },
+        }
+    }
+
+    /// [`Session::create`] on the calling thread, which must outlive the
+    /// session.
+    fn create_here(plan: Plan) -> Result<Session, LaunchError> {
         let mut plan = plan;
         // init never gives its own stdio to a command (each brings its
         // own): /dev/null, so that it holds none of the caller's pipes or
@@ -275,6 +342,7 @@ impl Session {
             commands_run: 0,
             base_env,
             max_strings,
+            anchor: None,
             stopped: false,
         })
     }
@@ -338,13 +406,49 @@ impl Session {
         let mut header = Header::decode(&msg).unwrap_or_default();
         header.id = id;
         msg[..serve::HEADER].copy_from_slice(&header.encode());
-        sys::send_msg_fds(self.sock.0, &msg, &stdio).map_err(|e| match e.0 {
-            libc::EPIPE | libc::ECONNRESET => LaunchError::other("named sandbox", "its init has ended"),
-            _ => LaunchError::sys("named sandbox", "send the command", e),
-        })?;
+        self.send_request(&msg, &stdio)?;
         self.pending.insert(id, pending);
         self.commands_run += 1;
         Ok(id)
+    }
+
+    /// Send one request without deadlocking against init: init reads no
+    /// request while the replies it may owe would not fit its queue, so
+    /// while that can be (as many commands without a reply read as the
+    /// queue holds), read its replies (kept for [`Session::wait`] and
+    /// [`Session::poll_reply`]) until the socket takes the request.
+    /// Below that, init goes on reading: just wait until it has.
+    fn send_request(&mut self, msg: &[u8], fds: &[c_int]) -> Result<(), LaunchError> {
+        let ended = || LaunchError::other("named sandbox", "its init has ended");
+        loop {
+            match sys::send_msg_fds_flags(self.sock.0, msg, fds, libc::MSG_DONTWAIT) {
+                Ok(()) => return Ok(()),
+                Err(Errno(libc::EAGAIN | libc::ENOBUFS)) => {}
+                Err(Errno(libc::EPIPE | libc::ECONNRESET | libc::ENOTCONN)) => return Err(ended()),
+                Err(e) => return Err(LaunchError::sys("named sandbox", "send the command", e)),
+            }
+            let init_may_be_full = self.pending.len() >= serve::MAX_QUEUED_REPLIES;
+            let mut pfds = [
+                libc::pollfd {
+                    fd: self.sock.0,
+                    events: libc::POLLOUT | if init_may_be_full { libc::POLLIN } else { 0 },
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: self.pidfd.0,
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            sys::poll(&mut pfds, -1).map_err(|e| LaunchError::sys("poll", "named sandbox", e))?;
+            if init_may_be_full && pfds[0].revents & libc::POLLIN != 0 {
+                while let Some((id, o)) = self.recv_reply()? {
+                    self.finished.insert(id, o);
+                }
+            } else if pfds[1].revents != 0 && pfds[0].revents & libc::POLLOUT == 0 {
+                return Err(ended());
+            }
+        }
     }
 
     /// The request for `spec` (its id still 0) and what to remember of it.
@@ -378,6 +482,12 @@ impl Session {
         } else {
             String::from_utf8_lossy(path.unwrap_or(b"/usr/local/bin:/usr/bin:/bin")).into_owned()
         };
+        if spec.time_limit == Some(Duration::ZERO) {
+            return Err(bad(
+                "time limit 0: give a positive duration, or none for the policy's limits.wall_time"
+                    .to_string(),
+            ));
+        }
         let timeout = spec.time_limit.or(self.plan.supervisor.wall_time);
         let header = Header {
             kind: serve::RUN,
@@ -433,12 +543,29 @@ impl Session {
             id,
             ..Header::default()
         };
-        let _ = sys::send_msg_fds(self.sock.0, &h.encode(), &[]);
+        let _ = self.send_request(&h.encode(), &[]);
     }
 
     /// Take one reply without blocking: `Ok(None)` when none is there.
     /// `Err` when the sandbox's init has ended.
+    ///
+    /// With as many commands submitted and their replies not read as
+    /// init's reply queue holds ([`serve::MAX_QUEUED_REPLIES`]),
+    /// [`Session::submit`] and [`Session::kill_command`] may read replies
+    /// themselves; those are returned here first. A caller that has that
+    /// many outstanding calls `poll_reply` until `Ok(None)` after either,
+    /// rather than wait for [`Session::reply_fd`] to be readable.
     pub fn poll_reply(&mut self) -> Result<Option<(u32, Outcome)>, LaunchError> {
+        if let Some(&id) = self.finished.keys().next() {
+            if let Some(o) = self.finished.remove(&id) {
+                return Ok(Some((id, o)));
+            }
+        }
+        self.recv_reply()
+    }
+
+    /// One reply from the socket, without blocking.
+    fn recv_reply(&mut self) -> Result<Option<(u32, Outcome)>, LaunchError> {
         let mut buf = [0u8; serve::REPLY];
         let mut fds = [-1; sys::MAX_PASSED_FDS];
         let got = match sys::recv_msg_fds(self.sock.0, &mut buf, &mut fds, libc::MSG_DONTWAIT) {
@@ -486,7 +613,7 @@ impl Session {
                 },
             ];
             sys::poll(&mut pfds, -1).map_err(|e| LaunchError::sys("poll", "named sandbox", e))?;
-            match self.poll_reply()? {
+            match self.recv_reply()? {
                 Some((got, o)) if got == id => return Ok(o),
                 Some((got, o)) => {
                     self.finished.insert(got, o);
@@ -545,11 +672,17 @@ impl Session {
         if r.kind == serve::REJECTED {
             out.status = Status::SetupFailed;
             out.exit_code = EXIT_SETUP;
-            out.error = Some(LaunchError::sys(
-                "named sandbox",
-                "init refused the command",
-                Errno(r.errno),
-            ));
+            out.error = Some(if r.errno == serve::TABLE_FULL {
+                LaunchError::other(
+                    "named sandbox",
+                    format!(
+                        "{} commands already running in this sandbox; wait for one to end",
+                        serve::MAX_COMMANDS
+                    ),
+                )
+            } else {
+                LaunchError::sys("named sandbox", "init refused the command", Errno(r.errno))
+            });
         } else if r.timed_out {
             out.status = Status::TimedOut;
             out.exit_code = EXIT_TIMEOUT;
@@ -605,6 +738,11 @@ impl Session {
             cg_out = self.cgroup.take().map(parent::cgroup_outcome);
             drop(Fd(self.sock.take()));
             drop(Fd(self.pidfd.take()));
+            // init is reaped: its creating thread may end now.
+            if let Some(a) = self.anchor.take() {
+                drop(a.release);
+                let _ = a.thread.join();
+            }
         }
         Stopped {
             cgroup: cg_out,

@@ -14,6 +14,7 @@ mod identity;
 mod idmap;
 mod learn;
 mod mounts;
+mod named;
 mod network;
 mod outputs;
 mod proxy;
