@@ -1018,3 +1018,79 @@ fn cli_a_client_that_goes_away_takes_its_command_along() {
         assert!(o.status.success());
     }
 }
+
+/// A payload whose policy binds the runtime directory (empty then) cannot
+/// drive a sandbox made after it: the bind is refused (the directory is a
+/// sensitive path even before it exists); forced with allow_sensitive, the
+/// supervisor refuses the connection (it comes from another user
+/// namespace, even when the sandbox maps its uid to the creator's).
+#[test]
+fn cli_a_payload_cannot_drive_a_sandbox_made_after_it() {
+    let _g = lock();
+    for mode in modes() {
+        let rt = Runtime::new(mode);
+        // Not made yet: binding its parent is refused.
+        {
+            let bind = format!("{}:/r", rt.0.path().display());
+            let o = rt.cordon(mode, &["create", "jail", "--bind", &bind]);
+            assert!(!o.status.success(), "{mode:?}: bound {bind}");
+            assert!(
+                text(&o.stderr).contains("runtime directory of named sandboxes"),
+                "{mode:?}: {}",
+                text(&o.stderr)
+            );
+        }
+        // Made and empty: the same.
+        let o = rt.cordon(mode, &["create", "first"]);
+        assert!(o.status.success(), "{mode:?}: {}", text(&o.stderr));
+        assert!(rt.cordon(mode, &["stop", "first"]).status.success());
+        let bind = format!("{}:/r", rt.dir().display());
+        let o = rt.cordon(mode, &["create", "jail", "--bind", &bind]);
+        assert!(!o.status.success(), "{mode:?}: bound the runtime directory");
+        // Forced: the supervisor refuses the payload's connection.
+        let allow = rt.dir().display().to_string();
+        let o = rt.cordon(
+            mode,
+            &["create", "jail", "--bind", &bind, "--allow-sensitive", &allow],
+        );
+        if mode == Mode::Root && !o.status.success() {
+            // Root's payload runs as another host uid, which cannot reach
+            // the 0700 directory at all.
+            assert!(
+                text(&o.stderr).contains("Permission denied"),
+                "{}",
+                text(&o.stderr)
+            );
+            continue;
+        }
+        assert!(o.status.success(), "{mode:?}: {}", text(&o.stderr));
+        let o = rt.cordon(mode, &["create", "victim"]);
+        assert!(o.status.success(), "{mode:?}: {}", text(&o.stderr));
+        let script = "python3 -c '
+import socket
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.connect(\"/r/victim.sock\")
+print(\"connected\")
+s.sendmsg([b\"{\\\"op\\\":\\\"stat\\\"}\"])
+print(\"answered\" if s.recv(65536) else \"closed\")
+' 2>&1; true";
+        let o = rt.cordon(mode, &["run", "--in", "jail", "--", "sh", "-c", script]);
+        let out = text(&o.stdout);
+        let log = std::fs::read_to_string(rt.dir().join("victim.log")).unwrap_or_default();
+        for n in ["jail", "victim"] {
+            let _ = rt.cordon(mode, &["stop", n]);
+        }
+        assert!(
+            out.contains("connected"),
+            "{mode:?}: the test never reached the socket: {out}"
+        );
+        assert!(
+            !out.contains("answered"),
+            "{mode:?}: a payload of jail drove victim's supervisor: {out}"
+        );
+        assert!(
+            log.contains("refused a connection"),
+            "{mode:?}: victim's log: {log}"
+        );
+    }
+}

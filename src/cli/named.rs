@@ -6,7 +6,8 @@
 //! directory, and serves one request per connection: run (argv, env, cwd,
 //! time limit as JSON, the client's stdin, stdout and stderr by
 //! SCM_RIGHTS), stat (for `ls`) or stop. A connection from any uid but the
-//! creator's effective uid (SO_PEERCRED) is closed unanswered. The daemon
+//! creator's effective uid (SO_PEERCRED), or from a process in another user
+//! namespace (a sandbox's payload), is closed unanswered. The daemon
 //! holds `flock(LOCK_EX)` on `NAME.lock` for its whole life: whoever can
 //! take the lock knows the supervisor is gone (`ls`, `gc`). It stops on
 //! `cordon stop`, SIGTERM/SIGINT/SIGHUP, the policy's `lifecycle.idle` and
@@ -95,9 +96,13 @@ fn euid() -> u32 {
 /// the effective uid with mode 0700.
 pub fn runtime_dir(create: bool) -> Result<PathBuf, String> {
     let uid = euid();
-    let dir = match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
-        Some(x) => PathBuf::from(x).join("cordon"),
-        None if uid == 0 => {
+    // The same path the sensitive-path check refuses as a bind source.
+    let dir = cordon::sensitive::named_runtime_dir(uid);
+    if std::env::var_os("XDG_RUNTIME_DIR")
+        .filter(|v| !v.is_empty())
+        .is_none()
+    {
+        if uid == 0 {
             if create {
                 // /run/cordon as the host id allocator makes it (0755).
                 let mut b = std::fs::DirBuilder::new();
@@ -108,9 +113,7 @@ pub fn runtime_dir(create: bool) -> Result<PathBuf, String> {
                     Err(e) => return Err(format!("/run/cordon: {e}")),
                 }
             }
-            PathBuf::from("/run/cordon/named")
-        }
-        None => {
+        } else {
             let user = PathBuf::from(format!("/run/user/{uid}"));
             if !user.is_dir() {
                 return Err(format!(
@@ -118,9 +121,8 @@ pub fn runtime_dir(create: bool) -> Result<PathBuf, String> {
                     user.display()
                 ));
             }
-            user.join("cordon")
         }
-    };
+    }
     if create {
         let mut b = std::fs::DirBuilder::new();
         std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
@@ -796,8 +798,8 @@ struct Daemon {
     stopping: bool,
 }
 
-/// The uid at the other end of a unix socket.
-fn peer_uid(fd: RawFd) -> Option<u32> {
+/// The credentials (pid, uid) at the other end of a unix socket.
+fn peer_cred(fd: RawFd) -> Option<(libc::pid_t, u32)> {
     // SAFETY: a zeroed ucred is valid.
     let mut cred: libc::ucred = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
@@ -811,7 +813,23 @@ fn peer_uid(fd: RawFd) -> Option<u32> {
             &mut len,
         )
     };
-    (r == 0).then_some(cred.uid)
+    (r == 0).then_some((cred.pid, cred.uid))
+}
+
+/// Whether process `pid` is in this process's user namespace (false when
+/// either link cannot be read). A payload whose sandbox maps its uid to the
+/// creator's passes the uid check; it is in a user namespace of its own.
+fn same_user_ns(pid: libc::pid_t) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    match (
+        std::fs::read_link(format!("/proc/{pid}/ns/user")),
+        std::fs::read_link("/proc/self/ns/user"),
+    ) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
 }
 
 impl Daemon {
@@ -937,13 +955,20 @@ impl Daemon {
         // SAFETY: a new fd owned here.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         let me = euid();
-        match peer_uid(fd.as_raw_fd()) {
-            Some(uid) if uid == me => {}
+        match peer_cred(fd.as_raw_fd()) {
+            Some((pid, uid)) if uid == me && same_user_ns(pid) => {}
+            Some((pid, uid)) if uid == me => {
+                eprintln!(
+                    "cordon: {}: refused a connection from pid {pid}, in another user namespace (a sandbox's payload?)",
+                    self.name
+                );
+                return;
+            }
             other => {
                 eprintln!(
                     "cordon: {}: refused a connection from uid {} (only uid {me} may use this sandbox)",
                     self.name,
-                    other.map_or("?".to_string(), |u| u.to_string())
+                    other.map_or("?".to_string(), |(_, u)| u.to_string())
                 );
                 return;
             }
