@@ -1094,3 +1094,78 @@ print(\"answered\" if s.recv(65536) else \"closed\")
         );
     }
 }
+
+/// `run --in` gives the command pipes that the client relays, never the
+/// caller's own fds: a process the command leaves behind cannot read what
+/// the caller's stdin gets after the command ended (the caller's terminal:
+/// later keystrokes), nor keep the caller waiting by holding its stdout.
+#[test]
+fn cli_a_leftover_process_cannot_read_the_callers_stdin_after_the_command() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let _g = lock();
+    for mode in modes() {
+        let rt = Runtime::new(mode);
+        let o = rt.cordon(mode, &["create", "relay"]);
+        assert!(o.status.success(), "{mode:?}: {}", text(&o.stderr));
+        let run = |args: &[&str], input: Option<&[u8]>| {
+            let mut c = cordon(mode);
+            c.env("XDG_RUNTIME_DIR", rt.0.path())
+                .args(["run", "--in", "relay", "--"])
+                .args(args)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            let mut child = c.spawn().expect("spawn");
+            let mut stdin = child.stdin.take().expect("stdin");
+            if let Some(i) = input {
+                stdin.write_all(i).expect("write stdin");
+                drop(stdin);
+                (child.wait_with_output().expect("wait"), None)
+            } else {
+                (child.wait_with_output().expect("wait"), Some(stdin))
+            }
+        };
+        // Relayed both ways; stdout and stderr stay apart; no terminal.
+        let (o, _) = run(
+            &["sh", "-c", "cat; echo err >&2; test -t 0 || echo notty"],
+            Some(b"typed\n"),
+        );
+        assert!(o.status.success(), "{mode:?}: {}", text(&o.stderr));
+        assert_eq!(text(&o.stdout), "typed\nnotty\n", "{mode:?}");
+        assert_eq!(text(&o.stderr), "err\n", "{mode:?}");
+        // A leftover that took the command's stdin: the caller types on
+        // after the command ended.
+        let t = Instant::now();
+        let (o, stdin) = run(
+            &[
+                "sh",
+                "-c",
+                "exec 3<&0; setsid sh -c 'cat > /tmp/keys' <&3 >/dev/null 2>&1 & echo started",
+            ],
+            None,
+        );
+        assert!(o.status.success(), "{mode:?}: {}", text(&o.stderr));
+        assert_eq!(text(&o.stdout), "started\n", "{mode:?}");
+        let mut stdin = stdin.expect("the caller's stdin");
+        let _ = stdin.write_all(b"typed-later\n");
+        drop(stdin);
+        std::thread::sleep(Duration::from_millis(300));
+        // A leftover that holds the command's stdout and stderr does not
+        // keep the client waiting.
+        let (o, _) = run(&["sh", "-c", "sleep 60 & echo bg"], Some(b""));
+        assert_eq!(text(&o.stdout), "bg\n", "{mode:?}");
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "{mode:?}: {:?}",
+            t.elapsed()
+        );
+        let o = rt.cordon(mode, &["run", "--in", "relay", "--", "sh", "-c", "cat /tmp/keys"]);
+        let _ = rt.cordon(mode, &["stop", "relay"]);
+        assert!(
+            !text(&o.stdout).contains("typed-later"),
+            "{mode:?}: a leftover read the caller's input: {}",
+            text(&o.stdout)
+        );
+    }
+}

@@ -484,14 +484,7 @@ fn request(
             )
         };
     }
-    let text = req.to_string();
-    sys::send_msg_fds(fd.as_raw_fd(), text.as_bytes(), fds).map_err(|e| match e.0 {
-        libc::EMSGSIZE => format!(
-            "the request takes {} bytes, more than the socket carries in one message",
-            text.len()
-        ),
-        _ => format!("send: {}", e.describe()),
-    })?;
+    send_request(fd, req, fds)?;
     let mut buf = vec![0u8; 256 * 1024];
     let mut got = [-1; sys::MAX_PASSED_FDS];
     let r = sys::recv_msg_fds(fd.as_raw_fd(), &mut buf, &mut got, 0)
@@ -504,6 +497,264 @@ fn request(
         return Err("the supervisor closed the connection without an answer".to_string());
     }
     serde_json::from_slice(&buf[..r.len]).map_err(|e| format!("the supervisor's answer: {e}"))
+}
+
+/// Most bytes a relay buffers from one side before it waits for the other.
+const RELAY_BUFFER: usize = 64 * 1024;
+
+/// Most bytes read from each of the command's stdout and stderr pipes once
+/// its outcome arrived (what it wrote before it ended is in the pipe; a
+/// process it left behind may write on forever).
+const RELAY_DRAIN: usize = 1 << 20;
+
+/// The caller's fds are written at most this much at once after POLLOUT:
+/// a pipe takes that much without blocking (they are not made nonblocking:
+/// their file descriptions are shared with other processes).
+const RELAY_CHUNK: usize = 4096;
+
+/// A close-on-exec pipe whose end kept here (`ours_read`: the read end) is
+/// nonblocking: (our end, the command's end).
+fn relay_pipe(ours_read: bool) -> Result<(OwnedFd, OwnedFd), String> {
+    let (r, w) = sys::pipe().map_err(|e| format!("pipe: {}", e.describe()))?;
+    // SAFETY: both fds are new and owned here alone.
+    let (r, w) = unsafe { (OwnedFd::from_raw_fd(r), OwnedFd::from_raw_fd(w)) };
+    let ours = if ours_read { r.as_raw_fd() } else { w.as_raw_fd() };
+    // SAFETY: fcntl on an fd owned here.
+    unsafe {
+        let fl = libc::fcntl(ours, libc::F_GETFL);
+        libc::fcntl(ours, libc::F_SETFL, fl | libc::O_NONBLOCK);
+    }
+    Ok(if ours_read { (r, w) } else { (w, r) })
+}
+
+/// read(2) into the spare room of `buf` (at most `room` bytes): bytes
+/// read, 0 at end of file, or the errno.
+fn read_into(fd: RawFd, buf: &mut Vec<u8>, room: usize) -> Result<usize, i32> {
+    buf.reserve(room);
+    let spare = buf.spare_capacity_mut();
+    let room = room.min(spare.len());
+    // SAFETY: the kernel writes at most `room` bytes into the spare
+    // capacity of `buf` (uninitialised memory the Vec owns).
+    let n = unsafe { libc::read(fd, spare.as_mut_ptr().cast(), room) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0));
+    }
+    // SAFETY: the kernel initialised the first `n` (<= room) spare bytes.
+    unsafe { buf.set_len(buf.len() + n as usize) };
+    Ok(n as usize)
+}
+
+/// write(2) of the start of `buf` (at most `max` bytes); what was written
+/// leaves `buf`.
+fn write_from(fd: RawFd, buf: &mut Vec<u8>, max: usize) -> Result<(), i32> {
+    let len = buf.len().min(max);
+    // SAFETY: the kernel reads `len` bytes of `buf`.
+    let n = unsafe { libc::write(fd, buf.as_ptr().cast(), len) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0));
+    }
+    buf.drain(..n as usize);
+    Ok(())
+}
+
+/// One of the command's output pipes and the caller's fd it goes to.
+struct Out {
+    pipe: Option<OwnedFd>,
+    buf: Vec<u8>,
+    dst: RawFd,
+    /// Cleared when writing to `dst` failed: the rest is discarded.
+    dst_ok: bool,
+}
+
+impl Out {
+    fn read(&mut self) {
+        let Some(p) = &self.pipe else { return };
+        let room = RELAY_BUFFER.saturating_sub(self.buf.len()).max(1);
+        match read_into(p.as_raw_fd(), &mut self.buf, room) {
+            Ok(0) => self.pipe = None,
+            Ok(_) | Err(libc::EAGAIN | libc::EINTR) => {}
+            Err(_) => self.pipe = None,
+        }
+        if !self.dst_ok {
+            self.buf.clear();
+        }
+    }
+
+    /// Write all of `buf` to the caller (waiting for it: the caller's own fd).
+    fn flush(&mut self) {
+        while !self.buf.is_empty() && self.dst_ok {
+            let mut w = [libc::pollfd {
+                fd: self.dst,
+                events: libc::POLLOUT,
+                revents: 0,
+            }];
+            let _ = sys::poll(&mut w, -1);
+            self.write();
+        }
+    }
+
+    fn write(&mut self) {
+        match write_from(self.dst, &mut self.buf, RELAY_CHUNK) {
+            Ok(()) | Err(libc::EAGAIN | libc::EINTR) => {}
+            Err(_) => {
+                self.dst_ok = false;
+                self.buf.clear();
+            }
+        }
+    }
+}
+
+/// Run `req` with stdio relayed: the command gets pipes made here, never
+/// the caller's fds (a process it leaves behind keeps only pipe ends that
+/// nothing reads or feeds once this returns). Copies the caller's stdin to
+/// the command while it runs, its stdout and stderr to the caller's, until
+/// the outcome arrives; then what the command wrote before it ended.
+fn run_relayed(sock: &OwnedFd, req: &serde_json::Value) -> Result<serde_json::Value, String> {
+    let (in_w, in_r) = relay_pipe(false)?;
+    let (out_r, out_w) = relay_pipe(true)?;
+    let (err_r, err_w) = relay_pipe(true)?;
+    send_request(
+        sock,
+        req,
+        &[in_r.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()],
+    )?;
+    drop((in_r, out_w, err_w));
+    let mut in_w = Some(in_w);
+    let mut in_buf: Vec<u8> = Vec::new();
+    let mut in_open = true;
+    let mut outs = [
+        Out {
+            pipe: Some(out_r),
+            buf: Vec::new(),
+            dst: 1,
+            dst_ok: true,
+        },
+        Out {
+            pipe: Some(err_r),
+            buf: Vec::new(),
+            dst: 2,
+            dst_ok: true,
+        },
+    ];
+    let mut reply = vec![0u8; 256 * 1024];
+    let len = loop {
+        const NONE: libc::pollfd = libc::pollfd {
+            fd: -1,
+            events: 0,
+            revents: 0,
+        };
+        let pfd = |fd: RawFd, events: i16| libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        };
+        let mut p = [NONE; 7];
+        p[0] = pfd(sock.as_raw_fd(), libc::POLLIN);
+        if in_open && in_w.is_some() && in_buf.len() < RELAY_BUFFER {
+            p[1] = pfd(0, libc::POLLIN);
+        }
+        if let Some(w) = in_w.as_ref().filter(|_| !in_buf.is_empty()) {
+            p[2] = pfd(w.as_raw_fd(), libc::POLLOUT);
+        }
+        for (k, o) in outs.iter().enumerate() {
+            if let Some(r) = o.pipe.as_ref().filter(|_| o.buf.len() < RELAY_BUFFER) {
+                p[3 + 2 * k] = pfd(r.as_raw_fd(), libc::POLLIN);
+            }
+            if !o.buf.is_empty() {
+                p[4 + 2 * k] = pfd(o.dst, libc::POLLOUT);
+            }
+        }
+        if sys::poll(&mut p, -1).is_err() {
+            continue;
+        }
+        if p[0].revents != 0 {
+            let mut none = [-1; sys::MAX_PASSED_FDS];
+            match sys::recv_msg_fds(sock.as_raw_fd(), &mut reply, &mut none, libc::MSG_DONTWAIT) {
+                Err(sys::Errno(libc::EAGAIN | libc::EINTR)) => {}
+                Err(e) => return Err(format!("receive: {}", e.describe())),
+                Ok(r) => {
+                    for &f in &none[..r.fds] {
+                        // SAFETY: the supervisor sends no fds; any received are ours.
+                        unsafe { sys::close(f) };
+                    }
+                    if r.len == 0 {
+                        return Err("the supervisor closed the connection without an answer".to_string());
+                    }
+                    break r.len;
+                }
+            }
+        }
+        if p[1].revents != 0 {
+            let room = RELAY_BUFFER - in_buf.len();
+            match read_into(0, &mut in_buf, room) {
+                Ok(0) => in_open = false,
+                Ok(_) | Err(libc::EAGAIN | libc::EINTR) => {}
+                Err(_) => in_open = false,
+            }
+        }
+        if p[2].revents != 0 {
+            if let Some(w) = &in_w {
+                match write_from(w.as_raw_fd(), &mut in_buf, RELAY_BUFFER) {
+                    Ok(()) | Err(libc::EAGAIN | libc::EINTR) => {}
+                    // The command closed its stdin: read no more of the caller's.
+                    Err(_) => {
+                        in_w = None;
+                        in_open = false;
+                        in_buf.clear();
+                    }
+                }
+            }
+        }
+        if !in_open && in_buf.is_empty() {
+            // The caller's stdin ended: so does the command's.
+            in_w = None;
+        }
+        for (k, o) in outs.iter_mut().enumerate() {
+            if p[3 + 2 * k].revents != 0 {
+                o.read();
+            }
+            if p[4 + 2 * k].revents != 0 {
+                o.write();
+            }
+        }
+    };
+    drop(in_w);
+    // The command ended before its outcome was sent: what it wrote is in
+    // the pipes. Read that much (bounded), never waiting for an end of
+    // file a leftover process could withhold.
+    for o in &mut outs {
+        let mut drained = 0;
+        loop {
+            o.flush();
+            let Some(fd) = o.pipe.as_ref().map(AsRawFd::as_raw_fd) else {
+                break;
+            };
+            if drained >= RELAY_DRAIN {
+                break;
+            }
+            match read_into(fd, &mut o.buf, RELAY_BUFFER) {
+                Ok(n) if n > 0 => drained += n,
+                _ => break,
+            }
+            if !o.dst_ok {
+                o.buf.clear();
+            }
+        }
+        o.pipe = None;
+    }
+    serde_json::from_slice(&reply[..len]).map_err(|e| format!("the supervisor's answer: {e}"))
+}
+
+/// Send one request (with `fds`).
+fn send_request(fd: &OwnedFd, req: &serde_json::Value, fds: &[RawFd]) -> Result<(), String> {
+    let text = req.to_string();
+    sys::send_msg_fds(fd.as_raw_fd(), text.as_bytes(), fds).map_err(|e| match e.0 {
+        libc::EMSGSIZE => format!(
+            "the request takes {} bytes, more than the socket carries in one message",
+            text.len()
+        ),
+        _ => format!("send: {}", e.describe()),
+    })
 }
 
 /// `cordon run --in NAME -- CMD...`: the outcome's exit code.
@@ -558,7 +809,7 @@ pub fn run_in(o: RunInOptions<'_>) -> i32 {
         Ok(fd) => fd,
         Err(e) => return fail(e),
     };
-    let out = match request(&fd, &req, &[0, 1, 2], None) {
+    let out = match run_relayed(&fd, &req) {
         Ok(v) => v,
         Err(e) => return fail(e),
     };
