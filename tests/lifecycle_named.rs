@@ -1169,3 +1169,165 @@ fn cli_a_leftover_process_cannot_read_the_callers_stdin_after_the_command() {
         );
     }
 }
+
+/// Root's runtime directory must not sit in a directory another uid can
+/// rename entries of (XDG_RUNTIME_DIR kept by sudo -E / su): that uid could
+/// swap it after cordon's checks and make root's `stop`/`gc` kill a pid of
+/// its choice, or make root's `run --in` hand its stdio to a fake
+/// supervisor.
+#[test]
+fn cli_root_refuses_a_runtime_dir_in_another_users_directory() {
+    require!("root", common::is_root(), "needs root and uid 4321");
+    let _g = lock();
+    let t = common::TempDir::new("xdg-foreign");
+    common::set_mode(t.path(), 0o755);
+    let p = std::ffi::CString::new(t.str()).unwrap();
+    // SAFETY: chown of a directory this test made.
+    assert_eq!(unsafe { libc::chown(p.as_ptr(), ROOTLESS_ID, ROOTLESS_ID) }, 0);
+    for args in [
+        &["create", "swapped"][..],
+        &["ls"],
+        &["stop", "swapped"],
+        &["run", "--in", "swapped", "--", "true"],
+    ] {
+        let mut c = cordon(Mode::Root);
+        let o = c.env("XDG_RUNTIME_DIR", t.path()).args(args).output().unwrap();
+        if args[0] == "create" && o.status.success() {
+            let mut c = cordon(Mode::Root);
+            let _ = c
+                .env("XDG_RUNTIME_DIR", t.path())
+                .args(["stop", "swapped"])
+                .output();
+        }
+        if args[0] != "ls" {
+            assert!(
+                !o.status.success(),
+                "root's {args:?} worked in a directory uid 4321 controls"
+            );
+            assert!(
+                text(&o.stderr).contains("another user could replace"),
+                "{args:?}: {}",
+                text(&o.stderr)
+            );
+        }
+    }
+    // A group-writable parent without the sticky bit: the same.
+    let t = common::TempDir::new("xdg-groupw");
+    common::set_mode(t.path(), 0o775);
+    let o = cordon(Mode::Root)
+        .env("XDG_RUNTIME_DIR", t.path())
+        .args(["create", "g"])
+        .output()
+        .unwrap();
+    assert!(
+        !o.status.success(),
+        "root made a sandbox below a group-writable directory"
+    );
+    // With the sticky bit (as /tmp), it is fine.
+    common::set_mode(t.path(), 0o1777);
+    let o = cordon(Mode::Root)
+        .env("XDG_RUNTIME_DIR", t.path())
+        .args(["create", "g"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = cordon(Mode::Root)
+        .env("XDG_RUNTIME_DIR", t.path())
+        .args(["stop", "g"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+}
+
+/// `run --in` sends nothing to a socket another uid serves, and `gc`
+/// acts on no state another uid wrote (forged pids and cgroups).
+#[test]
+fn cli_the_client_trusts_only_its_own_supervisor_and_state() {
+    require!("root", common::is_root(), "a fake server as uid 4321 needs root");
+    use std::os::fd::AsRawFd;
+    let _g = lock();
+    let rt = Runtime::new(Mode::Root);
+    let o = rt.cordon(Mode::Root, &["ls"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    std::fs::create_dir_all(rt.dir()).unwrap();
+    common::set_mode(&rt.dir(), 0o700);
+    // A fake supervisor: bound by root in the runtime directory, listening
+    // (so SO_PEERCRED names it) as uid 4321, answering any request with an
+    // outcome.
+    let sock = rt.dir().join("fake.sock");
+    // SAFETY: socket/bind with a valid sockaddr_un built here.
+    let fd = unsafe {
+        let fd = libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0);
+        let mut a: libc::sockaddr_un = std::mem::zeroed();
+        a.sun_family = libc::AF_UNIX as libc::sa_family_t;
+        for (d, s) in a.sun_path.iter_mut().zip(sock.to_str().unwrap().bytes()) {
+            *d = s as libc::c_char;
+        }
+        let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+        assert_eq!(libc::bind(fd, (&a as *const libc::sockaddr_un).cast(), len), 0);
+        OwnedFd::from_raw_fd(fd)
+    };
+    let raw = fd.as_raw_fd();
+    let answer = b"{\"status\":\"exited\",\"exit_code\":0}";
+    // SAFETY: the child makes only system calls and _exits.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // SAFETY: system calls on values prepared before the fork.
+        unsafe {
+            if libc::setgid(ROOTLESS_ID) != 0 || libc::setuid(ROOTLESS_ID) != 0 || libc::listen(raw, 4) != 0 {
+                libc::_exit(1);
+            }
+            loop {
+                let c = libc::accept(raw, std::ptr::null_mut(), std::ptr::null_mut());
+                if c < 0 {
+                    libc::_exit(1);
+                }
+                let mut buf = [0u8; 4096];
+                libc::recv(c, buf.as_mut_ptr().cast(), buf.len(), 0);
+                libc::send(c, answer.as_ptr().cast(), answer.len(), libc::MSG_NOSIGNAL);
+                libc::close(c);
+            }
+        }
+    }
+    drop(fd);
+    std::thread::sleep(Duration::from_millis(200));
+    let o = rt.cordon(Mode::Root, &["run", "--in", "fake", "--", "true"]);
+    // SAFETY: our own child.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+        libc::waitpid(pid, std::ptr::null_mut(), 0);
+    }
+    assert_eq!(
+        o.status.code(),
+        Some(125),
+        "root's run --in used uid 4321's socket: {}",
+        text(&o.stderr)
+    );
+    assert!(
+        text(&o.stderr).contains("served by uid 4321"),
+        "{}",
+        text(&o.stderr)
+    );
+    // A state another uid wrote (the file is not root's): gc leaves its
+    // pid alone.
+    let mut victim = std::process::Command::new("sleep").arg("60").spawn().unwrap();
+    let vpid = victim.id();
+    let start = cordon::cgroup::start_time(vpid).expect("start time");
+    let state = rt.dir().join("forged.json");
+    std::fs::write(
+        &state,
+        serde_json::json!({"uid": 0, "init_pid": vpid, "init_start": start, "supervisor_pid": vpid})
+            .to_string(),
+    )
+    .unwrap();
+    let p = std::ffi::CString::new(state.to_str().unwrap()).unwrap();
+    // SAFETY: chown of a file this test made.
+    assert_eq!(unsafe { libc::chown(p.as_ptr(), ROOTLESS_ID, ROOTLESS_ID) }, 0);
+    std::fs::write(rt.dir().join("forged.lock"), "").unwrap();
+    let o = rt.cordon(Mode::Root, &["gc"]);
+    let alive = victim.try_wait().unwrap().is_none();
+    let _ = victim.kill();
+    let _ = victim.wait();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(alive, "gc killed the pid a foreign state named");
+}

@@ -132,6 +132,7 @@ pub fn runtime_dir(create: bool) -> Result<PathBuf, String> {
             Err(e) => return Err(format!("runtime directory {}: {e}", dir.display())),
         }
     }
+    check_ancestors(&dir, uid)?;
     let md =
         std::fs::symlink_metadata(&dir).map_err(|e| format!("runtime directory {}: {e}", dir.display()))?;
     if !md.file_type().is_dir() || md.uid() != uid || md.mode() & 0o777 != 0o700 {
@@ -150,6 +151,46 @@ pub fn runtime_dir(create: bool) -> Result<PathBuf, String> {
         ));
     }
     Ok(dir)
+}
+
+/// Refuse a runtime directory that another uid could rename or replace:
+/// every directory above it (as named, and as resolved) must be owned by
+/// root or `uid`, and writable by group or others only with the sticky
+/// bit (`/tmp`). Otherwise its owner could swap the directory after
+/// cordon's checks and make cordon act on a forged state or socket.
+fn check_ancestors(dir: &Path, uid: u32) -> Result<(), String> {
+    let parent = dir.parent().unwrap_or(Path::new("/"));
+    let resolved = std::fs::canonicalize(parent)
+        .map_err(|e| format!("runtime directory {}: {}: {e}", dir.display(), parent.display()))?;
+    for chain in [parent, resolved.as_path()] {
+        for a in chain.ancestors() {
+            let Ok(md) = std::fs::symlink_metadata(a) else {
+                return Err(format!(
+                    "runtime directory {}: cannot inspect {}",
+                    dir.display(),
+                    a.display()
+                ));
+            };
+            // A symbolic link's own bits do not matter: the directory
+            // holding it is checked, and so is the resolved chain.
+            if md.file_type().is_symlink() {
+                continue;
+            }
+            let mode = md.mode();
+            let owner_ok = md.uid() == 0 || md.uid() == uid;
+            let write_ok = mode & 0o022 == 0 || mode & libc::S_ISVTX != 0;
+            if !owner_ok || !write_ok {
+                return Err(format!(
+                    "runtime directory {}: {} is owned by uid {} with mode {:o}: another user could replace the runtime directory; set XDG_RUNTIME_DIR to a directory whose every parent is owned by root or uid {uid} (and not writable by others, or sticky)",
+                    dir.display(),
+                    a.display(),
+                    md.uid(),
+                    mode & 0o7777
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The files of sandbox `name` in `dir`.
@@ -455,7 +496,17 @@ fn connect(name: &str) -> Result<OwnedFd, String> {
             _ => format!("{name}: connect {}: {e}", p.sock.display()),
         });
     }
-    Ok(fd)
+    // The server must be this user's supervisor: nothing is sent (the
+    // command, its stdio) to a socket another uid made.
+    match peer_cred(fd.as_raw_fd()) {
+        Some((_, uid)) if uid == euid() => Ok(fd),
+        other => Err(format!(
+            "{name}: {} is served by uid {}, not by uid {}: refused",
+            p.sock.display(),
+            other.map_or("?".to_string(), |(_, u)| u.to_string()),
+            euid()
+        )),
+    }
 }
 
 /// How long `ls` and `stop` wait for a supervisor's answer.
@@ -884,10 +935,7 @@ fn stop_inner(name: &str) -> Result<(), String> {
 fn clean(dir: &Path, name: &str, lock: std::fs::File) -> Vec<String> {
     let p = paths(dir, name);
     let mut done = Vec::new();
-    let state: serde_json::Value = std::fs::read(&p.state)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default();
+    let state = read_own_state(&p.state);
     if let (Some(pid), Some(start)) = (state["init_pid"].as_u64(), state["init_start"].as_u64()) {
         if cordon::cgroup::start_time(pid as u32) == Some(start) {
             // SAFETY: kill has no memory arguments; the pid is the init the
@@ -924,6 +972,33 @@ fn clean(dir: &Path, name: &str, lock: std::fs::File) -> Vec<String> {
     }
     drop(lock);
     done
+}
+
+/// The state file at `path` if this user's supervisor wrote it (a regular
+/// file, not a symbolic link, owned by the effective uid, naming it as
+/// `uid`), else Null: only such a state names processes and cgroups to act
+/// on.
+fn read_own_state(path: &Path) -> serde_json::Value {
+    let me = euid();
+    let Ok(f) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+        .open(path)
+    else {
+        return serde_json::Value::Null;
+    };
+    match f.metadata() {
+        Ok(md) if md.is_file() && md.uid() == me => {}
+        _ => return serde_json::Value::Null,
+    }
+    let mut b = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX_MESSAGE as u64), &mut b);
+    let state: serde_json::Value = serde_json::from_slice(&b).unwrap_or_default();
+    if state["uid"].as_u64() == Some(u64::from(me)) {
+        state
+    } else {
+        serde_json::Value::Null
+    }
 }
 
 /// The names of the sandboxes in the runtime directory (from their locks).
