@@ -210,28 +210,67 @@ fn paths(dir: &Path, name: &str) -> Paths {
     }
 }
 
-/// Open `NAME.lock` (never through a symlink) and try to take it: `Ok(Some)`
-/// with the lock held, `Ok(None)` when a live supervisor holds it.
-fn try_lock(path: &Path, create: bool) -> Result<Option<std::fs::File>, String> {
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(create)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+/// What taking an opened lock file gave.
+enum Taken {
+    /// Locked, and still the file at its path.
+    Locked,
+    /// A live supervisor holds it.
+    Busy,
+    /// Locked, but the file was unlinked or replaced since it was opened
+    /// (a supervisor that ended removed it while holding it): a lock on
+    /// that inode guards nothing.
+    Stale,
+}
+
+/// flock `f` (opened from `path`) and check that it is still the file at
+/// `path` (fstat against lstat: device and inode).
+fn take(f: &std::fs::File, path: &Path) -> Result<Taken, String> {
     // SAFETY: flock on an fd owned by `f`.
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-        Ok(Some(f))
-    } else {
+    let busy = if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
         let e = std::io::Error::last_os_error();
-        if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-            Ok(None)
-        } else {
-            Err(format!("{}: flock: {e}", path.display()))
+        if e.raw_os_error() != Some(libc::EWOULDBLOCK) {
+            return Err(format!("{}: flock: {e}", path.display()));
+        }
+        true
+    } else {
+        false
+    };
+    let held = f.metadata().map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(match std::fs::symlink_metadata(path) {
+        Ok(now) if now.dev() == held.dev() && now.ino() == held.ino() => {
+            if busy {
+                Taken::Busy
+            } else {
+                Taken::Locked
+            }
+        }
+        _ => Taken::Stale,
+    })
+}
+
+/// Open `NAME.lock` (never through a symlink) and try to take it: `Ok(Some)`
+/// with the lock held, `Ok(None)` when a live supervisor holds it. A lock
+/// taken on a file that was unlinked meanwhile is dropped and taken again.
+fn try_lock(path: &Path, create: bool) -> Result<Option<std::fs::File>, String> {
+    for _ in 0..8 {
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(create)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        match take(&f, path)? {
+            Taken::Locked => return Ok(Some(f)),
+            Taken::Busy => return Ok(None),
+            Taken::Stale => continue,
         }
     }
+    Err(format!(
+        "{}: the lock file keeps being replaced while it is taken",
+        path.display()
+    ))
 }
 
 fn now_unix() -> u64 {
@@ -1456,4 +1495,34 @@ fn parse_run(req: &serde_json::Value) -> Result<CommandSpec, String> {
         cwd,
         time_limit: req["time_limit_ms"].as_u64().map(Duration::from_millis),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A lock taken on a file that was unlinked after it was opened (a
+    /// supervisor ending) is stale; try_lock then takes the new file.
+    #[test]
+    fn a_lock_on_an_unlinked_lock_file_is_stale() {
+        let dir = std::env::temp_dir().join(format!("cordon-lock-race-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("x.lock");
+        let opened = std::fs::File::create(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert!(matches!(take(&opened, &path), Ok(Taken::Stale)));
+        // Replaced by another file: stale too.
+        let opened = std::fs::File::create(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        std::fs::File::create(&path).unwrap();
+        assert!(matches!(take(&opened, &path), Ok(Taken::Stale)));
+        // try_lock takes the file at the path; a second taker finds it busy.
+        let held = try_lock(&path, true).unwrap().expect("free");
+        let ino = std::fs::symlink_metadata(&path).unwrap().ino();
+        assert_eq!(held.metadata().unwrap().ino(), ino);
+        assert!(try_lock(&path, false).unwrap().is_none());
+        drop(held);
+        drop(opened);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
