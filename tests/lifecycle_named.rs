@@ -1331,3 +1331,42 @@ fn cli_the_client_trusts_only_its_own_supervisor_and_state() {
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert!(alive, "gc killed the pid a foreign state named");
 }
+
+/// The supervisor keeps no descriptor of `cordon create`'s caller beyond
+/// 0-2 (`cordon create x 5>&1 | cat` must end).
+#[test]
+fn cli_create_does_not_keep_the_callers_fds() {
+    let _g = lock();
+    for mode in modes() {
+        let rt = Runtime::new(mode);
+        let (mut r, w) = pipe();
+        let mut c = cordon(mode);
+        c.env("XDG_RUNTIME_DIR", rt.0.path()).args(["create", "fds"]);
+        let raw = {
+            use std::os::fd::AsRawFd;
+            w.as_raw_fd()
+        };
+        // SAFETY: dup2 in the child before exec onto fd 5, without CLOEXEC.
+        unsafe {
+            c.pre_exec(move || {
+                libc::dup2(raw, 5);
+                Ok(())
+            });
+        }
+        let o = c.output().expect("create");
+        drop(w);
+        assert!(o.status.success(), "{mode:?}: {}", text(&o.stderr));
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v);
+            let _ = tx.send(());
+        });
+        let eof = rx.recv_timeout(Duration::from_secs(3)).is_ok();
+        // Still works.
+        let o = rt.cordon(mode, &["run", "--in", "fds", "--", "true"]);
+        let _ = rt.cordon(mode, &["stop", "fds"]);
+        assert!(eof, "{mode:?}: the supervisor holds the caller's fd 5 open");
+        assert!(o.status.success(), "{mode:?}: {}", text(&o.stderr));
+    }
+}

@@ -387,6 +387,7 @@ fn daemon(opts: CreateOptions, plan: Plan, p: Paths, lock: std::fs::File, ready:
     }
     drop(log);
     drop(null);
+    close_inherited(ready);
     let fail = |msg: String| -> ! {
         report(&msg);
         let _ = std::fs::remove_file(&p.sock);
@@ -447,6 +448,32 @@ fn daemon(opts: CreateOptions, plan: Plan, p: Paths, lock: std::fs::File, ready:
     let _ = std::fs::remove_file(&p.lock);
     drop(lock);
     std::process::exit(code);
+}
+
+/// Close every descriptor above 2 that `cordon create`'s caller passed
+/// down (those without close-on-exec: cordon opens all of its own with
+/// it), but `keep`: a supervisor that lives on must not hold the caller's
+/// pipes open (`cordon create x 5>&1 | cat` would never end).
+fn close_inherited(keep: RawFd) {
+    let fds: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    for fd in fds {
+        if fd <= 2 || fd == keep {
+            continue;
+        }
+        // SAFETY: fcntl(F_GETFD) reads the flags of a descriptor number;
+        // one that closed meanwhile (the directory's own) answers EBADF.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+        if flags >= 0 && flags & libc::FD_CLOEXEC == 0 {
+            // SAFETY: an inherited descriptor nothing in this process owns
+            // (every fd cordon opened has close-on-exec).
+            unsafe { sys::close(fd) };
+        }
+    }
 }
 
 fn write_state(path: &Path, state: &serde_json::Value) -> Result<(), String> {
