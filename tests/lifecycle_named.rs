@@ -1370,3 +1370,111 @@ fn cli_create_does_not_keep_the_callers_fds() {
         assert!(o.status.success(), "{mode:?}: {}", text(&o.stderr));
     }
 }
+
+/// Open `n` connections to `sock` that never send a request.
+fn idle_connections(sock: &std::path::Path, n: usize) -> Vec<OwnedFd> {
+    let mut fds = Vec::new();
+    for _ in 0..n {
+        // SAFETY: socket/connect with a valid sockaddr_un built here.
+        unsafe {
+            let fd = libc::socket(
+                libc::AF_UNIX,
+                libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+                0,
+            );
+            let mut a: libc::sockaddr_un = std::mem::zeroed();
+            a.sun_family = libc::AF_UNIX as libc::sa_family_t;
+            for (d, s) in a.sun_path.iter_mut().zip(sock.to_str().unwrap().bytes()) {
+                *d = s as libc::c_char;
+            }
+            libc::connect(
+                fd,
+                (&a as *const libc::sockaddr_un).cast(),
+                std::mem::size_of::<libc::sockaddr_un>() as u32,
+            );
+            fds.push(OwnedFd::from_raw_fd(fd));
+        }
+        if fds.len() % 32 == 0 {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    fds
+}
+
+/// 300 connections that never send a request do not lock the owner out
+/// (run --in and stop still work), and do not flood the log; a stopped
+/// supervisor that does not answer is ended by `stop` (SIGTERM, SIGKILL).
+#[test]
+fn cli_idle_connections_do_not_lock_out_the_owner() {
+    require!("root", common::is_root(), "the connections are opened as root");
+    let _g = lock();
+    let rt = Runtime::new(Mode::Root);
+    let o = rt.cordon(Mode::Root, &["create", "flooded"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let sock = rt.dir().join("flooded.sock");
+    let fds = idle_connections(&sock, 300);
+    std::thread::sleep(Duration::from_millis(300));
+    let o = rt.cordon(Mode::Root, &["run", "--in", "flooded", "--", "true"]);
+    assert!(
+        o.status.success(),
+        "run --in with 300 idle connections: {}",
+        text(&o.stderr)
+    );
+    // The connections are closed after 2 s without a request.
+    std::thread::sleep(Duration::from_millis(2500));
+    let closed = fds
+        .iter()
+        .filter(|fd| {
+            use std::os::fd::AsRawFd;
+            let mut b = [0u8; 16];
+            // SAFETY: recv into a local buffer.
+            let n = unsafe { libc::recv(fd.as_raw_fd(), b.as_mut_ptr().cast(), b.len(), libc::MSG_DONTWAIT) };
+            n == 0
+        })
+        .count();
+    assert_eq!(closed, 300, "connections without a request are closed");
+    drop(fds);
+    let t = Instant::now();
+    let o = rt.cordon(Mode::Root, &["stop", "flooded"]);
+    assert!(
+        o.status.success() && t.elapsed() < Duration::from_secs(5),
+        "stop: {:?} {}",
+        t.elapsed(),
+        text(&o.stderr)
+    );
+    // Refusals (another uid's connections) are logged at most once a second.
+    let o = rt.cordon(Mode::Root, &["create", "loud"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let sock = rt.dir().join("loud.sock");
+    common::set_mode(rt.0.path(), 0o711);
+    common::set_mode(&rt.dir(), 0o711);
+    common::set_mode(&sock, 0o666);
+    for _ in 0..50 {
+        let _ = connect_as(ROOTLESS_ID, &sock);
+    }
+    common::set_mode(&rt.dir(), 0o700);
+    common::set_mode(rt.0.path(), 0o700);
+    let log = std::fs::read_to_string(rt.dir().join("loud.log")).unwrap_or_default();
+    let lines = log.lines().filter(|l| l.contains("refused")).count();
+    assert!((1..=10).contains(&lines), "{lines} refusal lines: {log}");
+    // A supervisor that does not answer (stopped): stop ends it anyway.
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(rt.dir().join("loud.json")).unwrap()).unwrap();
+    let sup = pid_of(&state, "supervisor_pid");
+    let init = pid_of(&state, "init_pid");
+    // SAFETY: kill has no memory arguments; the supervisor this test made.
+    unsafe { libc::kill(sup, libc::SIGSTOP) };
+    let t = Instant::now();
+    let o = rt.cordon(Mode::Root, &["stop", "loud"]);
+    assert!(
+        o.status.success(),
+        "stop of a stopped supervisor: {}",
+        text(&o.stderr)
+    );
+    assert!(t.elapsed() < Duration::from_secs(15), "{:?}", t.elapsed());
+    assert!(
+        common::wait_until(5.0, || !alive(sup) && !alive(init)),
+        "the supervisor or init lives on"
+    );
+    assert!(rt.files().is_empty(), "left: {:?}", rt.files());
+}

@@ -439,6 +439,8 @@ fn daemon(opts: CreateOptions, plan: Plan, p: Paths, lock: std::fs::File, ready:
         buf: vec![0u8; MAX_MESSAGE],
         name: opts.name,
         stopping: false,
+        last_log: None,
+        unlogged: 0,
     };
     let code = d.serve();
     drop(d);
@@ -969,16 +971,27 @@ fn stop_inner(name: &str) -> Result<(), String> {
     if !p.lock.exists() {
         return Err(format!("no sandbox named {name} (cordon ls lists them)"));
     }
-    if let Ok(fd) = connect(name) {
-        // The supervisor answers, then stops; wait for its lock.
-        let _ = request(
-            &fd,
-            &serde_json::json!({"op": "stop"}),
-            &[],
-            Some(CONTROL_TIMEOUT),
-        );
-    }
-    let end = Instant::now() + Duration::from_secs(10);
+    // The supervisor answers, then stops; wait for its lock.
+    let answered = connect(name)
+        .and_then(|fd| {
+            request(
+                &fd,
+                &serde_json::json!({"op": "stop"}),
+                &[],
+                Some(CONTROL_TIMEOUT),
+            )
+        })
+        .is_ok();
+    // One that does not answer (or does not stop) gets SIGTERM, then
+    // SIGKILL (its init dies with it), if the state names it: the pid
+    // checked by its start time.
+    let mut next = Instant::now()
+        + if answered {
+            Duration::from_secs(5)
+        } else {
+            Duration::ZERO
+        };
+    let mut signals = [libc::SIGTERM, libc::SIGKILL].into_iter();
     loop {
         match try_lock(&p.lock, false) {
             Ok(Some(lock)) => {
@@ -988,10 +1001,38 @@ fn stop_inner(name: &str) -> Result<(), String> {
             // Gone already: the supervisor removed its files.
             Err(_) if !p.lock.exists() => return Ok(()),
             Err(e) => return Err(e),
-            Ok(None) if Instant::now() < end => std::thread::sleep(Duration::from_millis(5)),
-            Ok(None) => return Err(format!("{name}: the supervisor did not stop within 10 s")),
+            Ok(None) if Instant::now() < next => std::thread::sleep(Duration::from_millis(5)),
+            Ok(None) => match signals.next() {
+                Some(sig) => {
+                    if !signal_supervisor(&p.state, sig) {
+                        return Err(format!(
+                            "{name}: the supervisor does not answer and its state does not name it"
+                        ));
+                    }
+                    next = Instant::now() + Duration::from_secs(3);
+                }
+                None => return Err(format!("{name}: the supervisor did not stop")),
+            },
         }
     }
+}
+
+/// Send `sig` to the supervisor that the state at `path` names (this
+/// user's state; the pid checked by its start time). Whether it was sent.
+fn signal_supervisor(path: &Path, sig: i32) -> bool {
+    let state = read_own_state(path);
+    let (Some(pid), Some(start)) = (
+        state["supervisor_pid"].as_u64(),
+        state["supervisor_start"].as_u64(),
+    ) else {
+        return false;
+    };
+    if pid <= 1 || pid > i32::MAX as u64 || cordon::cgroup::start_time(pid as u32) != Some(start) {
+        return false;
+    }
+    // SAFETY: kill has no memory arguments; the pid is the supervisor the
+    // user's own state names, checked by its start time.
+    unsafe { libc::kill(pid as libc::pid_t, sig) == 0 }
 }
 
 /// Clean what a dead supervisor left of `name` (its lock is held here):
@@ -1171,11 +1212,23 @@ pub fn ls(json: bool) -> i32 {
     0
 }
 
+/// Most connections a supervisor keeps; past that the oldest one that has
+/// sent no request yet is closed for the new one (or the new one is).
+const MAX_CLIENTS: usize = 256;
+
+/// How long a connection may take to send its request.
+const FIRST_REQUEST: Duration = Duration::from_secs(2);
+
+/// At most one refusal line a second in NAME.log (the rest are counted).
+const LOG_EVERY: Duration = Duration::from_secs(1);
+
 /// A client connection of the daemon.
 struct Client {
     fd: OwnedFd,
     /// The command it runs (none yet: its request is awaited).
     running: Option<u32>,
+    /// When it was accepted (its request is due within FIRST_REQUEST).
+    since: Instant,
 }
 
 struct Daemon {
@@ -1188,6 +1241,9 @@ struct Daemon {
     buf: Vec<u8>,
     name: String,
     stopping: bool,
+    /// When a refusal was last logged, and how many were not since.
+    last_log: Option<Instant>,
+    unlogged: u64,
 }
 
 /// The credentials (pid, uid) at the other end of a unix socket.
@@ -1259,7 +1315,16 @@ impl Daemon {
             if self.stopping && self.clients.is_empty() {
                 return 0;
             }
-            let wake = [self.max.map(|m| created + m), idle_end]
+            // Connections that sent no request in time are closed.
+            self.clients
+                .retain(|c| c.running.is_some() || now < c.since + FIRST_REQUEST);
+            let first_due = self
+                .clients
+                .iter()
+                .filter(|c| c.running.is_none())
+                .map(|c| c.since + FIRST_REQUEST)
+                .min();
+            let wake = [self.max.map(|m| created + m), idle_end, first_due]
                 .into_iter()
                 .flatten()
                 .min();
@@ -1350,26 +1415,63 @@ impl Daemon {
         match peer_cred(fd.as_raw_fd()) {
             Some((pid, uid)) if uid == me && same_user_ns(pid) => {}
             Some((pid, uid)) if uid == me => {
-                eprintln!(
-                    "cordon: {}: refused a connection from pid {pid}, in another user namespace (a sandbox's payload?)",
-                    self.name
-                );
+                self.log_refusal(&format!(
+                    "refused a connection from pid {pid}, in another user namespace (a sandbox's payload?)"
+                ));
                 return;
             }
             other => {
-                eprintln!(
-                    "cordon: {}: refused a connection from uid {} (only uid {me} may use this sandbox)",
-                    self.name,
+                self.log_refusal(&format!(
+                    "refused a connection from uid {} (only uid {me} may use this sandbox)",
                     other.map_or("?".to_string(), |(_, u)| u.to_string())
-                );
+                ));
                 return;
             }
         }
-        if self.clients.len() >= 256 {
-            eprintln!("cordon: {}: too many connections: refused one", self.name);
+        if self.clients.len() >= MAX_CLIENTS {
+            // Make room by closing the oldest connection that has sent no
+            // request; when every one runs a command, refuse this one.
+            let oldest = (0..self.clients.len())
+                .filter(|&i| self.clients[i].running.is_none())
+                .min_by_key(|&i| self.clients[i].since);
+            match oldest {
+                Some(i) => {
+                    self.clients.swap_remove(i);
+                    self.log_refusal("too many connections: closed the oldest idle one");
+                }
+                None => {
+                    self.log_refusal(&format!(
+                        "too many connections ({MAX_CLIENTS} commands running): refused one"
+                    ));
+                    return;
+                }
+            }
+        }
+        self.clients.push(Client {
+            fd,
+            running: None,
+            since: Instant::now(),
+        });
+    }
+
+    /// Log a refusal, at most one line per LOG_EVERY (NAME.log is on a
+    /// tmpfs anyone with the uid can flood through the socket).
+    fn log_refusal(&mut self, msg: &str) {
+        let now = Instant::now();
+        if self.last_log.is_some_and(|t| now < t + LOG_EVERY) {
+            self.unlogged += 1;
             return;
         }
-        self.clients.push(Client { fd, running: None });
+        if self.unlogged > 0 {
+            eprintln!(
+                "cordon: {}: {msg} (and {} more refusals not logged)",
+                self.name, self.unlogged
+            );
+        } else {
+            eprintln!("cordon: {}: {msg}", self.name);
+        }
+        self.last_log = Some(now);
+        self.unlogged = 0;
     }
 
     /// Reply to the client that ran `id` and drop it.
