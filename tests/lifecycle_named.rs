@@ -1160,6 +1160,26 @@ fn cli_a_leftover_process_cannot_read_the_callers_stdin_after_the_command() {
             "{mode:?}: {:?}",
             t.elapsed()
         );
+        // A reader that goes away ends a writer, as without the relay.
+        let mut c = std::process::Command::new("sh");
+        c.arg("-c")
+            .arg("\"$0\" run --in relay -- yes | head -n 1")
+            .arg(common::cordon_bin())
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("XDG_RUNTIME_DIR", rt.0.path())
+            .stdin(Stdio::null());
+        if mode == Mode::Rootless && common::is_root() {
+            c.uid(ROOTLESS_ID).gid(ROOTLESS_ID);
+        }
+        let t = Instant::now();
+        let piped = c.output().expect("sh");
+        assert_eq!(text(&piped.stdout), "y\n", "{mode:?}: {}", text(&piped.stderr));
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "{mode:?}: yes | head took {:?}",
+            t.elapsed()
+        );
         let o = rt.cordon(mode, &["run", "--in", "relay", "--", "sh", "-c", "cat /tmp/keys"]);
         let _ = rt.cordon(mode, &["stop", "relay"]);
         assert!(

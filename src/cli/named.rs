@@ -715,9 +715,13 @@ impl Out {
     fn write(&mut self) {
         match write_from(self.dst, &mut self.buf, RELAY_CHUNK) {
             Ok(()) | Err(libc::EAGAIN | libc::EINTR) => {}
+            // The caller's reader went away (`| head -1`): close the
+            // command's pipe too, so that it gets EPIPE (SIGPIPE) as it
+            // would writing there itself, instead of running on.
             Err(_) => {
                 self.dst_ok = false;
                 self.buf.clear();
+                self.pipe = None;
             }
         }
     }
