@@ -9,8 +9,43 @@
 //! A source is also refused when it is, or contains, the path of a unix
 //! socket that listens in cordon's own network namespace (an agent, a bus,
 //! a runtime): whoever can connect to it acts with its server's authority.
+//!
+//! The runtime directory of named sandboxes ([`named_runtime_dir`]) is
+//! sensitive whether or not it exists yet: its control sockets (made later)
+//! run commands in other sandboxes.
 
 use std::path::{Path, PathBuf};
+
+/// The runtime directory of named sandboxes for the effective uid `uid`:
+/// `$XDG_RUNTIME_DIR/cordon`, else `/run/cordon/named` for root, else
+/// `/run/user/UID/cordon`. Only the path: nothing is checked or made.
+pub fn named_runtime_dir(uid: u32) -> PathBuf {
+    match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
+        Some(x) => PathBuf::from(x).join("cordon"),
+        None if uid == 0 => PathBuf::from("/run/cordon/named"),
+        None => PathBuf::from(format!("/run/user/{uid}/cordon")),
+    }
+}
+
+/// `p` resolved as far as it exists: the canonical path of its longest
+/// existing ancestor, with the rest appended. (A path that does not exist
+/// yet is compared with canonical sources.)
+fn resolve_partly(p: &Path) -> PathBuf {
+    let mut rest = Vec::new();
+    let mut cur = p;
+    loop {
+        if let Ok(c) = std::fs::canonicalize(cur) {
+            return rest.iter().rev().fold(c, |acc: PathBuf, n| acc.join(n));
+        }
+        match (cur.parent(), cur.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                cur = parent;
+            }
+            _ => return p.to_path_buf(),
+        }
+    }
+}
 
 /// Whole trees that are never a bind source by default. `/run` holds the
 /// system and session buses (`/run/user/UID/bus` reaches `systemd-run
@@ -109,6 +144,10 @@ pub struct DenyList {
     /// Paths of listening unix sockets (canonical where they resolve), or
     /// why they could not be listed.
     sockets: Result<Vec<PathBuf>, String>,
+    /// Sensitive paths refused even when they do not exist yet (a source
+    /// that is one, lies inside one or contains one): the runtime
+    /// directory of named sandboxes.
+    always: Vec<PathBuf>,
 }
 
 /// `__SO_ACCEPTCON` in /proc/net/unix's Flags column: the socket listens.
@@ -213,7 +252,18 @@ impl DenyList {
         if let Some(h) = std::env::var_os("HOME") {
             homes.push(PathBuf::from(h));
         }
-        DenyList::new(&homes).with_sockets(host_listening_sockets())
+        // SAFETY: geteuid cannot fail.
+        let uid = unsafe { libc::geteuid() };
+        DenyList::new(&homes)
+            .with_sockets(host_listening_sockets())
+            .with_always(vec![named_runtime_dir(uid)])
+    }
+
+    /// The same list with these paths refused even before they exist
+    /// (resolved as far as they exist).
+    pub fn with_always(mut self, paths: Vec<PathBuf>) -> DenyList {
+        self.always = paths.iter().map(|p| resolve_partly(p)).collect();
+        self
     }
 
     /// The same list with these listening unix socket paths (or why they
@@ -260,6 +310,7 @@ impl DenyList {
         DenyList {
             entries,
             sockets: Ok(Vec::new()),
+            always: Vec::new(),
         }
     }
 
@@ -307,6 +358,16 @@ impl DenyList {
             if within(e, src) && !is_allowed(e) && e.symlink_metadata().is_ok() {
                 return Some(format!(
                     "binding {} would expose the sensitive path {}; bind only what the sandbox needs, or {}",
+                    src.display(),
+                    e.display(),
+                    hint(e)
+                ));
+            }
+        }
+        for e in &self.always {
+            if (within(src, e) || within(e, src)) && !is_allowed(e) {
+                return Some(format!(
+                    "binding {} would expose {}, the runtime directory of named sandboxes (their control sockets run commands in them); bind only what the sandbox needs, or {}",
                     src.display(),
                     e.display(),
                     hint(e)
@@ -604,5 +665,25 @@ mod tests {
         let l = list().with_sockets(Err("unreadable".into()));
         assert!(l.check(Path::new("/usr"), &[]).unwrap().contains("unreadable"));
         assert_eq!(l.check(Path::new("/usr"), &["/usr".into()]), None);
+    }
+
+    #[test]
+    fn refuses_the_named_runtime_dir_before_it_exists() {
+        let base = std::env::temp_dir().join(format!("cordon-sens-rt-{}", std::process::id()));
+        std::fs::create_dir_all(&base).unwrap();
+        let base = std::fs::canonicalize(&base).unwrap();
+        let rt = base.join("cordon");
+        let l = list().with_sockets(Ok(Vec::new())).with_always(vec![rt.clone()]);
+        // Not made yet: the directory, an ancestor and a path inside are refused.
+        for p in [&base, &rt, &rt.join("x.sock")] {
+            let why = l
+                .check(p, &[])
+                .unwrap_or_else(|| panic!("{} should be refused", p.display()));
+            assert!(why.contains("runtime directory of named sandboxes"), "{why}");
+        }
+        // A sibling is not; allow_sensitive naming it allows it.
+        assert_eq!(l.check(&base.join("cordonx"), &[]), None);
+        assert_eq!(l.check(&base, &[rt.to_str().unwrap().to_string()]), None);
+        std::fs::remove_dir(&base).unwrap();
     }
 }

@@ -1018,3 +1018,483 @@ fn cli_a_client_that_goes_away_takes_its_command_along() {
         assert!(o.status.success());
     }
 }
+
+/// A payload whose policy binds the runtime directory (empty then) cannot
+/// drive a sandbox made after it: the bind is refused (the directory is a
+/// sensitive path even before it exists); forced with allow_sensitive, the
+/// supervisor refuses the connection (it comes from another user
+/// namespace, even when the sandbox maps its uid to the creator's).
+#[test]
+fn cli_a_payload_cannot_drive_a_sandbox_made_after_it() {
+    let _g = lock();
+    for mode in modes() {
+        let rt = Runtime::new(mode);
+        // Not made yet: binding its parent is refused.
+        {
+            let bind = format!("{}:/r", rt.0.path().display());
+            let o = rt.cordon(mode, &["create", "jail", "--bind", &bind]);
+            assert!(!o.status.success(), "{mode:?}: bound {bind}");
+            assert!(
+                text(&o.stderr).contains("runtime directory of named sandboxes"),
+                "{mode:?}: {}",
+                text(&o.stderr)
+            );
+        }
+        // Made and empty: the same.
+        let o = rt.cordon(mode, &["create", "first"]);
+        assert!(o.status.success(), "{mode:?}: {}", text(&o.stderr));
+        assert!(rt.cordon(mode, &["stop", "first"]).status.success());
+        let bind = format!("{}:/r", rt.dir().display());
+        let o = rt.cordon(mode, &["create", "jail", "--bind", &bind]);
+        assert!(!o.status.success(), "{mode:?}: bound the runtime directory");
+        // Forced: the supervisor refuses the payload's connection.
+        let allow = rt.dir().display().to_string();
+        let o = rt.cordon(
+            mode,
+            &["create", "jail", "--bind", &bind, "--allow-sensitive", &allow],
+        );
+        if mode == Mode::Root && !o.status.success() {
+            // Root's payload runs as another host uid, which cannot reach
+            // the 0700 directory at all.
+            assert!(
+                text(&o.stderr).contains("Permission denied"),
+                "{}",
+                text(&o.stderr)
+            );
+            continue;
+        }
+        assert!(o.status.success(), "{mode:?}: {}", text(&o.stderr));
+        let o = rt.cordon(mode, &["create", "victim"]);
+        assert!(o.status.success(), "{mode:?}: {}", text(&o.stderr));
+        let script = "python3 -c '
+import socket
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.connect(\"/r/victim.sock\")
+print(\"connected\")
+s.sendmsg([b\"{\\\"op\\\":\\\"stat\\\"}\"])
+print(\"answered\" if s.recv(65536) else \"closed\")
+' 2>&1; true";
+        let o = rt.cordon(mode, &["run", "--in", "jail", "--", "sh", "-c", script]);
+        let out = text(&o.stdout);
+        let log = std::fs::read_to_string(rt.dir().join("victim.log")).unwrap_or_default();
+        for n in ["jail", "victim"] {
+            let _ = rt.cordon(mode, &["stop", n]);
+        }
+        assert!(
+            out.contains("connected"),
+            "{mode:?}: the test never reached the socket: {out}"
+        );
+        assert!(
+            !out.contains("answered"),
+            "{mode:?}: a payload of jail drove victim's supervisor: {out}"
+        );
+        assert!(
+            log.contains("refused a connection"),
+            "{mode:?}: victim's log: {log}"
+        );
+    }
+}
+
+/// `run --in` gives the command pipes that the client relays, never the
+/// caller's own fds: a process the command leaves behind cannot read what
+/// the caller's stdin gets after the command ended (the caller's terminal:
+/// later keystrokes), nor keep the caller waiting by holding its stdout.
+#[test]
+fn cli_a_leftover_process_cannot_read_the_callers_stdin_after_the_command() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let _g = lock();
+    for mode in modes() {
+        let rt = Runtime::new(mode);
+        let o = rt.cordon(mode, &["create", "relay"]);
+        assert!(o.status.success(), "{mode:?}: {}", text(&o.stderr));
+        let run = |args: &[&str], input: Option<&[u8]>| {
+            let mut c = cordon(mode);
+            c.env("XDG_RUNTIME_DIR", rt.0.path())
+                .args(["run", "--in", "relay", "--"])
+                .args(args)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            let mut child = c.spawn().expect("spawn");
+            let mut stdin = child.stdin.take().expect("stdin");
+            if let Some(i) = input {
+                stdin.write_all(i).expect("write stdin");
+                drop(stdin);
+                (child.wait_with_output().expect("wait"), None)
+            } else {
+                (child.wait_with_output().expect("wait"), Some(stdin))
+            }
+        };
+        // Relayed both ways; stdout and stderr stay apart; no terminal.
+        let (o, _) = run(
+            &["sh", "-c", "cat; echo err >&2; test -t 0 || echo notty"],
+            Some(b"typed\n"),
+        );
+        assert!(o.status.success(), "{mode:?}: {}", text(&o.stderr));
+        assert_eq!(text(&o.stdout), "typed\nnotty\n", "{mode:?}");
+        assert_eq!(text(&o.stderr), "err\n", "{mode:?}");
+        // A leftover that took the command's stdin: the caller types on
+        // after the command ended.
+        let t = Instant::now();
+        let (o, stdin) = run(
+            &[
+                "sh",
+                "-c",
+                "exec 3<&0; setsid sh -c 'cat > /tmp/keys' <&3 >/dev/null 2>&1 & echo started",
+            ],
+            None,
+        );
+        assert!(o.status.success(), "{mode:?}: {}", text(&o.stderr));
+        assert_eq!(text(&o.stdout), "started\n", "{mode:?}");
+        let mut stdin = stdin.expect("the caller's stdin");
+        let _ = stdin.write_all(b"typed-later\n");
+        drop(stdin);
+        std::thread::sleep(Duration::from_millis(300));
+        // A leftover that holds the command's stdout and stderr does not
+        // keep the client waiting.
+        let (o, _) = run(&["sh", "-c", "sleep 60 & echo bg"], Some(b""));
+        assert_eq!(text(&o.stdout), "bg\n", "{mode:?}");
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "{mode:?}: {:?}",
+            t.elapsed()
+        );
+        // A reader that goes away ends a writer, as without the relay.
+        let mut c = std::process::Command::new("sh");
+        c.arg("-c")
+            .arg("\"$0\" run --in relay -- yes | head -n 1")
+            .arg(common::cordon_bin())
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("XDG_RUNTIME_DIR", rt.0.path())
+            .stdin(Stdio::null());
+        if mode == Mode::Rootless && common::is_root() {
+            c.uid(ROOTLESS_ID).gid(ROOTLESS_ID);
+        }
+        let t = Instant::now();
+        let piped = c.output().expect("sh");
+        assert_eq!(text(&piped.stdout), "y\n", "{mode:?}: {}", text(&piped.stderr));
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "{mode:?}: yes | head took {:?}",
+            t.elapsed()
+        );
+        let o = rt.cordon(mode, &["run", "--in", "relay", "--", "sh", "-c", "cat /tmp/keys"]);
+        let _ = rt.cordon(mode, &["stop", "relay"]);
+        assert!(
+            !text(&o.stdout).contains("typed-later"),
+            "{mode:?}: a leftover read the caller's input: {}",
+            text(&o.stdout)
+        );
+    }
+}
+
+/// Root's runtime directory must not sit in a directory another uid can
+/// rename entries of (XDG_RUNTIME_DIR kept by sudo -E / su): that uid could
+/// swap it after cordon's checks and make root's `stop`/`gc` kill a pid of
+/// its choice, or make root's `run --in` hand its stdio to a fake
+/// supervisor.
+#[test]
+fn cli_root_refuses_a_runtime_dir_in_another_users_directory() {
+    require!("root", common::is_root(), "needs root and uid 4321");
+    let _g = lock();
+    let t = common::TempDir::new("xdg-foreign");
+    common::set_mode(t.path(), 0o755);
+    let p = std::ffi::CString::new(t.str()).unwrap();
+    // SAFETY: chown of a directory this test made.
+    assert_eq!(unsafe { libc::chown(p.as_ptr(), ROOTLESS_ID, ROOTLESS_ID) }, 0);
+    for args in [
+        &["create", "swapped"][..],
+        &["ls"],
+        &["stop", "swapped"],
+        &["run", "--in", "swapped", "--", "true"],
+    ] {
+        let mut c = cordon(Mode::Root);
+        let o = c.env("XDG_RUNTIME_DIR", t.path()).args(args).output().unwrap();
+        if args[0] == "create" && o.status.success() {
+            let mut c = cordon(Mode::Root);
+            let _ = c
+                .env("XDG_RUNTIME_DIR", t.path())
+                .args(["stop", "swapped"])
+                .output();
+        }
+        if args[0] != "ls" {
+            assert!(
+                !o.status.success(),
+                "root's {args:?} worked in a directory uid 4321 controls"
+            );
+            assert!(
+                text(&o.stderr).contains("another user could replace"),
+                "{args:?}: {}",
+                text(&o.stderr)
+            );
+        }
+    }
+    // A group-writable parent without the sticky bit: the same.
+    let t = common::TempDir::new("xdg-groupw");
+    common::set_mode(t.path(), 0o775);
+    let o = cordon(Mode::Root)
+        .env("XDG_RUNTIME_DIR", t.path())
+        .args(["create", "g"])
+        .output()
+        .unwrap();
+    assert!(
+        !o.status.success(),
+        "root made a sandbox below a group-writable directory"
+    );
+    // With the sticky bit (as /tmp), it is fine.
+    common::set_mode(t.path(), 0o1777);
+    let o = cordon(Mode::Root)
+        .env("XDG_RUNTIME_DIR", t.path())
+        .args(["create", "g"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = cordon(Mode::Root)
+        .env("XDG_RUNTIME_DIR", t.path())
+        .args(["stop", "g"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+}
+
+/// `run --in` sends nothing to a socket another uid serves, and `gc`
+/// acts on no state another uid wrote (forged pids and cgroups).
+#[test]
+fn cli_the_client_trusts_only_its_own_supervisor_and_state() {
+    require!("root", common::is_root(), "a fake server as uid 4321 needs root");
+    use std::os::fd::AsRawFd;
+    let _g = lock();
+    let rt = Runtime::new(Mode::Root);
+    let o = rt.cordon(Mode::Root, &["ls"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    std::fs::create_dir_all(rt.dir()).unwrap();
+    common::set_mode(&rt.dir(), 0o700);
+    // A fake supervisor: bound by root in the runtime directory, listening
+    // (so SO_PEERCRED names it) as uid 4321, answering any request with an
+    // outcome.
+    let sock = rt.dir().join("fake.sock");
+    // SAFETY: socket/bind with a valid sockaddr_un built here.
+    let fd = unsafe {
+        let fd = libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0);
+        let mut a: libc::sockaddr_un = std::mem::zeroed();
+        a.sun_family = libc::AF_UNIX as libc::sa_family_t;
+        for (d, s) in a.sun_path.iter_mut().zip(sock.to_str().unwrap().bytes()) {
+            *d = s as libc::c_char;
+        }
+        let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+        assert_eq!(libc::bind(fd, (&a as *const libc::sockaddr_un).cast(), len), 0);
+        OwnedFd::from_raw_fd(fd)
+    };
+    let raw = fd.as_raw_fd();
+    let answer = b"{\"status\":\"exited\",\"exit_code\":0}";
+    // SAFETY: the child makes only system calls and _exits.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // SAFETY: system calls on values prepared before the fork.
+        unsafe {
+            if libc::setgid(ROOTLESS_ID) != 0 || libc::setuid(ROOTLESS_ID) != 0 || libc::listen(raw, 4) != 0 {
+                libc::_exit(1);
+            }
+            loop {
+                let c = libc::accept(raw, std::ptr::null_mut(), std::ptr::null_mut());
+                if c < 0 {
+                    libc::_exit(1);
+                }
+                let mut buf = [0u8; 4096];
+                libc::recv(c, buf.as_mut_ptr().cast(), buf.len(), 0);
+                libc::send(c, answer.as_ptr().cast(), answer.len(), libc::MSG_NOSIGNAL);
+                libc::close(c);
+            }
+        }
+    }
+    drop(fd);
+    std::thread::sleep(Duration::from_millis(200));
+    let o = rt.cordon(Mode::Root, &["run", "--in", "fake", "--", "true"]);
+    // SAFETY: our own child.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+        libc::waitpid(pid, std::ptr::null_mut(), 0);
+    }
+    assert_eq!(
+        o.status.code(),
+        Some(125),
+        "root's run --in used uid 4321's socket: {}",
+        text(&o.stderr)
+    );
+    assert!(
+        text(&o.stderr).contains("served by uid 4321"),
+        "{}",
+        text(&o.stderr)
+    );
+    // A state another uid wrote (the file is not root's): gc leaves its
+    // pid alone.
+    let mut victim = std::process::Command::new("sleep").arg("60").spawn().unwrap();
+    let vpid = victim.id();
+    let start = cordon::cgroup::start_time(vpid).expect("start time");
+    let state = rt.dir().join("forged.json");
+    std::fs::write(
+        &state,
+        serde_json::json!({"uid": 0, "init_pid": vpid, "init_start": start, "supervisor_pid": vpid})
+            .to_string(),
+    )
+    .unwrap();
+    let p = std::ffi::CString::new(state.to_str().unwrap()).unwrap();
+    // SAFETY: chown of a file this test made.
+    assert_eq!(unsafe { libc::chown(p.as_ptr(), ROOTLESS_ID, ROOTLESS_ID) }, 0);
+    std::fs::write(rt.dir().join("forged.lock"), "").unwrap();
+    let o = rt.cordon(Mode::Root, &["gc"]);
+    let alive = victim.try_wait().unwrap().is_none();
+    let _ = victim.kill();
+    let _ = victim.wait();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(alive, "gc killed the pid a foreign state named");
+}
+
+/// The supervisor keeps no descriptor of `cordon create`'s caller beyond
+/// 0-2 (`cordon create x 5>&1 | cat` must end).
+#[test]
+fn cli_create_does_not_keep_the_callers_fds() {
+    let _g = lock();
+    for mode in modes() {
+        let rt = Runtime::new(mode);
+        let (mut r, w) = pipe();
+        let mut c = cordon(mode);
+        c.env("XDG_RUNTIME_DIR", rt.0.path()).args(["create", "fds"]);
+        let raw = {
+            use std::os::fd::AsRawFd;
+            w.as_raw_fd()
+        };
+        // SAFETY: dup2 in the child before exec onto fd 5, without CLOEXEC.
+        unsafe {
+            c.pre_exec(move || {
+                libc::dup2(raw, 5);
+                Ok(())
+            });
+        }
+        let o = c.output().expect("create");
+        drop(w);
+        assert!(o.status.success(), "{mode:?}: {}", text(&o.stderr));
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v);
+            let _ = tx.send(());
+        });
+        let eof = rx.recv_timeout(Duration::from_secs(3)).is_ok();
+        // Still works.
+        let o = rt.cordon(mode, &["run", "--in", "fds", "--", "true"]);
+        let _ = rt.cordon(mode, &["stop", "fds"]);
+        assert!(eof, "{mode:?}: the supervisor holds the caller's fd 5 open");
+        assert!(o.status.success(), "{mode:?}: {}", text(&o.stderr));
+    }
+}
+
+/// Open `n` connections to `sock` that never send a request.
+fn idle_connections(sock: &std::path::Path, n: usize) -> Vec<OwnedFd> {
+    let mut fds = Vec::new();
+    for _ in 0..n {
+        // SAFETY: socket/connect with a valid sockaddr_un built here.
+        unsafe {
+            let fd = libc::socket(
+                libc::AF_UNIX,
+                libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+                0,
+            );
+            let mut a: libc::sockaddr_un = std::mem::zeroed();
+            a.sun_family = libc::AF_UNIX as libc::sa_family_t;
+            for (d, s) in a.sun_path.iter_mut().zip(sock.to_str().unwrap().bytes()) {
+                *d = s as libc::c_char;
+            }
+            libc::connect(
+                fd,
+                (&a as *const libc::sockaddr_un).cast(),
+                std::mem::size_of::<libc::sockaddr_un>() as u32,
+            );
+            fds.push(OwnedFd::from_raw_fd(fd));
+        }
+        if fds.len() % 32 == 0 {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    fds
+}
+
+/// 300 connections that never send a request do not lock the owner out
+/// (run --in and stop still work), and do not flood the log; a stopped
+/// supervisor that does not answer is ended by `stop` (SIGTERM, SIGKILL).
+#[test]
+fn cli_idle_connections_do_not_lock_out_the_owner() {
+    require!("root", common::is_root(), "the connections are opened as root");
+    let _g = lock();
+    let rt = Runtime::new(Mode::Root);
+    let o = rt.cordon(Mode::Root, &["create", "flooded"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let sock = rt.dir().join("flooded.sock");
+    let fds = idle_connections(&sock, 300);
+    std::thread::sleep(Duration::from_millis(300));
+    let o = rt.cordon(Mode::Root, &["run", "--in", "flooded", "--", "true"]);
+    assert!(
+        o.status.success(),
+        "run --in with 300 idle connections: {}",
+        text(&o.stderr)
+    );
+    // The connections are closed after 2 s without a request.
+    std::thread::sleep(Duration::from_millis(2500));
+    let closed = fds
+        .iter()
+        .filter(|fd| {
+            use std::os::fd::AsRawFd;
+            let mut b = [0u8; 16];
+            // SAFETY: recv into a local buffer.
+            let n = unsafe { libc::recv(fd.as_raw_fd(), b.as_mut_ptr().cast(), b.len(), libc::MSG_DONTWAIT) };
+            n == 0
+        })
+        .count();
+    assert_eq!(closed, 300, "connections without a request are closed");
+    drop(fds);
+    let t = Instant::now();
+    let o = rt.cordon(Mode::Root, &["stop", "flooded"]);
+    assert!(
+        o.status.success() && t.elapsed() < Duration::from_secs(5),
+        "stop: {:?} {}",
+        t.elapsed(),
+        text(&o.stderr)
+    );
+    // Refusals (another uid's connections) are logged at most once a second.
+    let o = rt.cordon(Mode::Root, &["create", "loud"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let sock = rt.dir().join("loud.sock");
+    common::set_mode(rt.0.path(), 0o711);
+    common::set_mode(&rt.dir(), 0o711);
+    common::set_mode(&sock, 0o666);
+    for _ in 0..50 {
+        let _ = connect_as(ROOTLESS_ID, &sock);
+    }
+    common::set_mode(&rt.dir(), 0o700);
+    common::set_mode(rt.0.path(), 0o700);
+    let log = std::fs::read_to_string(rt.dir().join("loud.log")).unwrap_or_default();
+    let lines = log.lines().filter(|l| l.contains("refused")).count();
+    assert!((1..=10).contains(&lines), "{lines} refusal lines: {log}");
+    // A supervisor that does not answer (stopped): stop ends it anyway.
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(rt.dir().join("loud.json")).unwrap()).unwrap();
+    let sup = pid_of(&state, "supervisor_pid");
+    let init = pid_of(&state, "init_pid");
+    // SAFETY: kill has no memory arguments; the supervisor this test made.
+    unsafe { libc::kill(sup, libc::SIGSTOP) };
+    let t = Instant::now();
+    let o = rt.cordon(Mode::Root, &["stop", "loud"]);
+    assert!(
+        o.status.success(),
+        "stop of a stopped supervisor: {}",
+        text(&o.stderr)
+    );
+    assert!(t.elapsed() < Duration::from_secs(15), "{:?}", t.elapsed());
+    assert!(
+        common::wait_until(5.0, || !alive(sup) && !alive(init)),
+        "the supervisor or init lives on"
+    );
+    assert!(rt.files().is_empty(), "left: {:?}", rt.files());
+}

@@ -6,7 +6,8 @@
 //! directory, and serves one request per connection: run (argv, env, cwd,
 //! time limit as JSON, the client's stdin, stdout and stderr by
 //! SCM_RIGHTS), stat (for `ls`) or stop. A connection from any uid but the
-//! creator's effective uid (SO_PEERCRED) is closed unanswered. The daemon
+//! creator's effective uid (SO_PEERCRED), or from a process in another user
+//! namespace (a sandbox's payload), is closed unanswered. The daemon
 //! holds `flock(LOCK_EX)` on `NAME.lock` for its whole life: whoever can
 //! take the lock knows the supervisor is gone (`ls`, `gc`). It stops on
 //! `cordon stop`, SIGTERM/SIGINT/SIGHUP, the policy's `lifecycle.idle` and
@@ -95,9 +96,13 @@ fn euid() -> u32 {
 /// the effective uid with mode 0700.
 pub fn runtime_dir(create: bool) -> Result<PathBuf, String> {
     let uid = euid();
-    let dir = match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
-        Some(x) => PathBuf::from(x).join("cordon"),
-        None if uid == 0 => {
+    // The same path the sensitive-path check refuses as a bind source.
+    let dir = cordon::sensitive::named_runtime_dir(uid);
+    if std::env::var_os("XDG_RUNTIME_DIR")
+        .filter(|v| !v.is_empty())
+        .is_none()
+    {
+        if uid == 0 {
             if create {
                 // /run/cordon as the host id allocator makes it (0755).
                 let mut b = std::fs::DirBuilder::new();
@@ -108,9 +113,7 @@ pub fn runtime_dir(create: bool) -> Result<PathBuf, String> {
                     Err(e) => return Err(format!("/run/cordon: {e}")),
                 }
             }
-            PathBuf::from("/run/cordon/named")
-        }
-        None => {
+        } else {
             let user = PathBuf::from(format!("/run/user/{uid}"));
             if !user.is_dir() {
                 return Err(format!(
@@ -118,9 +121,8 @@ pub fn runtime_dir(create: bool) -> Result<PathBuf, String> {
                     user.display()
                 ));
             }
-            user.join("cordon")
         }
-    };
+    }
     if create {
         let mut b = std::fs::DirBuilder::new();
         std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
@@ -130,6 +132,7 @@ pub fn runtime_dir(create: bool) -> Result<PathBuf, String> {
             Err(e) => return Err(format!("runtime directory {}: {e}", dir.display())),
         }
     }
+    check_ancestors(&dir, uid)?;
     let md =
         std::fs::symlink_metadata(&dir).map_err(|e| format!("runtime directory {}: {e}", dir.display()))?;
     if !md.file_type().is_dir() || md.uid() != uid || md.mode() & 0o777 != 0o700 {
@@ -150,6 +153,46 @@ pub fn runtime_dir(create: bool) -> Result<PathBuf, String> {
     Ok(dir)
 }
 
+/// Refuse a runtime directory that another uid could rename or replace:
+/// every directory above it (as named, and as resolved) must be owned by
+/// root or `uid`, and writable by group or others only with the sticky
+/// bit (`/tmp`). Otherwise its owner could swap the directory after
+/// cordon's checks and make cordon act on a forged state or socket.
+fn check_ancestors(dir: &Path, uid: u32) -> Result<(), String> {
+    let parent = dir.parent().unwrap_or(Path::new("/"));
+    let resolved = std::fs::canonicalize(parent)
+        .map_err(|e| format!("runtime directory {}: {}: {e}", dir.display(), parent.display()))?;
+    for chain in [parent, resolved.as_path()] {
+        for a in chain.ancestors() {
+            let Ok(md) = std::fs::symlink_metadata(a) else {
+                return Err(format!(
+                    "runtime directory {}: cannot inspect {}",
+                    dir.display(),
+                    a.display()
+                ));
+            };
+            // A symbolic link's own bits do not matter: the directory
+            // holding it is checked, and so is the resolved chain.
+            if md.file_type().is_symlink() {
+                continue;
+            }
+            let mode = md.mode();
+            let owner_ok = md.uid() == 0 || md.uid() == uid;
+            let write_ok = mode & 0o022 == 0 || mode & libc::S_ISVTX != 0;
+            if !owner_ok || !write_ok {
+                return Err(format!(
+                    "runtime directory {}: {} is owned by uid {} with mode {:o}: another user could replace the runtime directory; set XDG_RUNTIME_DIR to a directory whose every parent is owned by root or uid {uid} (and not writable by others, or sticky)",
+                    dir.display(),
+                    a.display(),
+                    md.uid(),
+                    mode & 0o7777
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The files of sandbox `name` in `dir`.
 struct Paths {
     sock: PathBuf,
@@ -167,28 +210,67 @@ fn paths(dir: &Path, name: &str) -> Paths {
     }
 }
 
-/// Open `NAME.lock` (never through a symlink) and try to take it: `Ok(Some)`
-/// with the lock held, `Ok(None)` when a live supervisor holds it.
-fn try_lock(path: &Path, create: bool) -> Result<Option<std::fs::File>, String> {
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(create)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+/// What taking an opened lock file gave.
+enum Taken {
+    /// Locked, and still the file at its path.
+    Locked,
+    /// A live supervisor holds it.
+    Busy,
+    /// Locked, but the file was unlinked or replaced since it was opened
+    /// (a supervisor that ended removed it while holding it): a lock on
+    /// that inode guards nothing.
+    Stale,
+}
+
+/// flock `f` (opened from `path`) and check that it is still the file at
+/// `path` (fstat against lstat: device and inode).
+fn take(f: &std::fs::File, path: &Path) -> Result<Taken, String> {
     // SAFETY: flock on an fd owned by `f`.
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-        Ok(Some(f))
-    } else {
+    let busy = if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
         let e = std::io::Error::last_os_error();
-        if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-            Ok(None)
-        } else {
-            Err(format!("{}: flock: {e}", path.display()))
+        if e.raw_os_error() != Some(libc::EWOULDBLOCK) {
+            return Err(format!("{}: flock: {e}", path.display()));
+        }
+        true
+    } else {
+        false
+    };
+    let held = f.metadata().map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(match std::fs::symlink_metadata(path) {
+        Ok(now) if now.dev() == held.dev() && now.ino() == held.ino() => {
+            if busy {
+                Taken::Busy
+            } else {
+                Taken::Locked
+            }
+        }
+        _ => Taken::Stale,
+    })
+}
+
+/// Open `NAME.lock` (never through a symlink) and try to take it: `Ok(Some)`
+/// with the lock held, `Ok(None)` when a live supervisor holds it. A lock
+/// taken on a file that was unlinked meanwhile is dropped and taken again.
+fn try_lock(path: &Path, create: bool) -> Result<Option<std::fs::File>, String> {
+    for _ in 0..8 {
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(create)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        match take(&f, path)? {
+            Taken::Locked => return Ok(Some(f)),
+            Taken::Busy => return Ok(None),
+            Taken::Stale => continue,
         }
     }
+    Err(format!(
+        "{}: the lock file keeps being replaced while it is taken",
+        path.display()
+    ))
 }
 
 fn now_unix() -> u64 {
@@ -305,6 +387,7 @@ fn daemon(opts: CreateOptions, plan: Plan, p: Paths, lock: std::fs::File, ready:
     }
     drop(log);
     drop(null);
+    close_inherited(ready);
     let fail = |msg: String| -> ! {
         report(&msg);
         let _ = std::fs::remove_file(&p.sock);
@@ -356,6 +439,8 @@ fn daemon(opts: CreateOptions, plan: Plan, p: Paths, lock: std::fs::File, ready:
         buf: vec![0u8; MAX_MESSAGE],
         name: opts.name,
         stopping: false,
+        last_log: None,
+        unlogged: 0,
     };
     let code = d.serve();
     drop(d);
@@ -365,6 +450,32 @@ fn daemon(opts: CreateOptions, plan: Plan, p: Paths, lock: std::fs::File, ready:
     let _ = std::fs::remove_file(&p.lock);
     drop(lock);
     std::process::exit(code);
+}
+
+/// Close every descriptor above 2 that `cordon create`'s caller passed
+/// down (those without close-on-exec: cordon opens all of its own with
+/// it), but `keep`: a supervisor that lives on must not hold the caller's
+/// pipes open (`cordon create x 5>&1 | cat` would never end).
+fn close_inherited(keep: RawFd) {
+    let fds: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    for fd in fds {
+        if fd <= 2 || fd == keep {
+            continue;
+        }
+        // SAFETY: fcntl(F_GETFD) reads the flags of a descriptor number;
+        // one that closed meanwhile (the directory's own) answers EBADF.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+        if flags >= 0 && flags & libc::FD_CLOEXEC == 0 {
+            // SAFETY: an inherited descriptor nothing in this process owns
+            // (every fd cordon opened has close-on-exec).
+            unsafe { sys::close(fd) };
+        }
+    }
 }
 
 fn write_state(path: &Path, state: &serde_json::Value) -> Result<(), String> {
@@ -453,7 +564,17 @@ fn connect(name: &str) -> Result<OwnedFd, String> {
             _ => format!("{name}: connect {}: {e}", p.sock.display()),
         });
     }
-    Ok(fd)
+    // The server must be this user's supervisor: nothing is sent (the
+    // command, its stdio) to a socket another uid made.
+    match peer_cred(fd.as_raw_fd()) {
+        Some((_, uid)) if uid == euid() => Ok(fd),
+        other => Err(format!(
+            "{name}: {} is served by uid {}, not by uid {}: refused",
+            p.sock.display(),
+            other.map_or("?".to_string(), |(_, u)| u.to_string()),
+            euid()
+        )),
+    }
 }
 
 /// How long `ls` and `stop` wait for a supervisor's answer.
@@ -482,14 +603,7 @@ fn request(
             )
         };
     }
-    let text = req.to_string();
-    sys::send_msg_fds(fd.as_raw_fd(), text.as_bytes(), fds).map_err(|e| match e.0 {
-        libc::EMSGSIZE => format!(
-            "the request takes {} bytes, more than the socket carries in one message",
-            text.len()
-        ),
-        _ => format!("send: {}", e.describe()),
-    })?;
+    send_request(fd, req, fds)?;
     let mut buf = vec![0u8; 256 * 1024];
     let mut got = [-1; sys::MAX_PASSED_FDS];
     let r = sys::recv_msg_fds(fd.as_raw_fd(), &mut buf, &mut got, 0)
@@ -502,6 +616,268 @@ fn request(
         return Err("the supervisor closed the connection without an answer".to_string());
     }
     serde_json::from_slice(&buf[..r.len]).map_err(|e| format!("the supervisor's answer: {e}"))
+}
+
+/// Most bytes a relay buffers from one side before it waits for the other.
+const RELAY_BUFFER: usize = 64 * 1024;
+
+/// Most bytes read from each of the command's stdout and stderr pipes once
+/// its outcome arrived (what it wrote before it ended is in the pipe; a
+/// process it left behind may write on forever).
+const RELAY_DRAIN: usize = 1 << 20;
+
+/// The caller's fds are written at most this much at once after POLLOUT:
+/// a pipe takes that much without blocking (they are not made nonblocking:
+/// their file descriptions are shared with other processes).
+const RELAY_CHUNK: usize = 4096;
+
+/// A close-on-exec pipe whose end kept here (`ours_read`: the read end) is
+/// nonblocking: (our end, the command's end).
+fn relay_pipe(ours_read: bool) -> Result<(OwnedFd, OwnedFd), String> {
+    let (r, w) = sys::pipe().map_err(|e| format!("pipe: {}", e.describe()))?;
+    // SAFETY: both fds are new and owned here alone.
+    let (r, w) = unsafe { (OwnedFd::from_raw_fd(r), OwnedFd::from_raw_fd(w)) };
+    let ours = if ours_read { r.as_raw_fd() } else { w.as_raw_fd() };
+    // SAFETY: fcntl on an fd owned here.
+    unsafe {
+        let fl = libc::fcntl(ours, libc::F_GETFL);
+        libc::fcntl(ours, libc::F_SETFL, fl | libc::O_NONBLOCK);
+    }
+    Ok(if ours_read { (r, w) } else { (w, r) })
+}
+
+/// read(2) into the spare room of `buf` (at most `room` bytes): bytes
+/// read, 0 at end of file, or the errno.
+fn read_into(fd: RawFd, buf: &mut Vec<u8>, room: usize) -> Result<usize, i32> {
+    buf.reserve(room);
+    let spare = buf.spare_capacity_mut();
+    let room = room.min(spare.len());
+    // SAFETY: the kernel writes at most `room` bytes into the spare
+    // capacity of `buf` (uninitialised memory the Vec owns).
+    let n = unsafe { libc::read(fd, spare.as_mut_ptr().cast(), room) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0));
+    }
+    // SAFETY: the kernel initialised the first `n` (<= room) spare bytes.
+    unsafe { buf.set_len(buf.len() + n as usize) };
+    Ok(n as usize)
+}
+
+/// write(2) of the start of `buf` (at most `max` bytes); what was written
+/// leaves `buf`.
+fn write_from(fd: RawFd, buf: &mut Vec<u8>, max: usize) -> Result<(), i32> {
+    let len = buf.len().min(max);
+    // SAFETY: the kernel reads `len` bytes of `buf`.
+    let n = unsafe { libc::write(fd, buf.as_ptr().cast(), len) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0));
+    }
+    buf.drain(..n as usize);
+    Ok(())
+}
+
+/// One of the command's output pipes and the caller's fd it goes to.
+struct Out {
+    pipe: Option<OwnedFd>,
+    buf: Vec<u8>,
+    dst: RawFd,
+    /// Cleared when writing to `dst` failed: the rest is discarded.
+    dst_ok: bool,
+}
+
+impl Out {
+    fn read(&mut self) {
+        let Some(p) = &self.pipe else { return };
+        let room = RELAY_BUFFER.saturating_sub(self.buf.len()).max(1);
+        match read_into(p.as_raw_fd(), &mut self.buf, room) {
+            Ok(0) => self.pipe = None,
+            Ok(_) | Err(libc::EAGAIN | libc::EINTR) => {}
+            Err(_) => self.pipe = None,
+        }
+        if !self.dst_ok {
+            self.buf.clear();
+        }
+    }
+
+    /// Write all of `buf` to the caller (waiting for it: the caller's own fd).
+    fn flush(&mut self) {
+        while !self.buf.is_empty() && self.dst_ok {
+            let mut w = [libc::pollfd {
+                fd: self.dst,
+                events: libc::POLLOUT,
+                revents: 0,
+            }];
+            let _ = sys::poll(&mut w, -1);
+            self.write();
+        }
+    }
+
+    fn write(&mut self) {
+        match write_from(self.dst, &mut self.buf, RELAY_CHUNK) {
+            Ok(()) | Err(libc::EAGAIN | libc::EINTR) => {}
+            // The caller's reader went away (`| head -1`): close the
+            // command's pipe too, so that it gets EPIPE (SIGPIPE) as it
+            // would writing there itself, instead of running on.
+            Err(_) => {
+                self.dst_ok = false;
+                self.buf.clear();
+                self.pipe = None;
+            }
+        }
+    }
+}
+
+/// Run `req` with stdio relayed: the command gets pipes made here, never
+/// the caller's fds (a process it leaves behind keeps only pipe ends that
+/// nothing reads or feeds once this returns). Copies the caller's stdin to
+/// the command while it runs, its stdout and stderr to the caller's, until
+/// the outcome arrives; then what the command wrote before it ended.
+fn run_relayed(sock: &OwnedFd, req: &serde_json::Value) -> Result<serde_json::Value, String> {
+    let (in_w, in_r) = relay_pipe(false)?;
+    let (out_r, out_w) = relay_pipe(true)?;
+    let (err_r, err_w) = relay_pipe(true)?;
+    send_request(
+        sock,
+        req,
+        &[in_r.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()],
+    )?;
+    drop((in_r, out_w, err_w));
+    let mut in_w = Some(in_w);
+    let mut in_buf: Vec<u8> = Vec::new();
+    let mut in_open = true;
+    let mut outs = [
+        Out {
+            pipe: Some(out_r),
+            buf: Vec::new(),
+            dst: 1,
+            dst_ok: true,
+        },
+        Out {
+            pipe: Some(err_r),
+            buf: Vec::new(),
+            dst: 2,
+            dst_ok: true,
+        },
+    ];
+    let mut reply = vec![0u8; 256 * 1024];
+    let len = loop {
+        const NONE: libc::pollfd = libc::pollfd {
+            fd: -1,
+            events: 0,
+            revents: 0,
+        };
+        let pfd = |fd: RawFd, events: i16| libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        };
+        let mut p = [NONE; 7];
+        p[0] = pfd(sock.as_raw_fd(), libc::POLLIN);
+        if in_open && in_w.is_some() && in_buf.len() < RELAY_BUFFER {
+            p[1] = pfd(0, libc::POLLIN);
+        }
+        if let Some(w) = in_w.as_ref().filter(|_| !in_buf.is_empty()) {
+            p[2] = pfd(w.as_raw_fd(), libc::POLLOUT);
+        }
+        for (k, o) in outs.iter().enumerate() {
+            if let Some(r) = o.pipe.as_ref().filter(|_| o.buf.len() < RELAY_BUFFER) {
+                p[3 + 2 * k] = pfd(r.as_raw_fd(), libc::POLLIN);
+            }
+            if !o.buf.is_empty() {
+                p[4 + 2 * k] = pfd(o.dst, libc::POLLOUT);
+            }
+        }
+        if sys::poll(&mut p, -1).is_err() {
+            continue;
+        }
+        if p[0].revents != 0 {
+            let mut none = [-1; sys::MAX_PASSED_FDS];
+            match sys::recv_msg_fds(sock.as_raw_fd(), &mut reply, &mut none, libc::MSG_DONTWAIT) {
+                Err(sys::Errno(libc::EAGAIN | libc::EINTR)) => {}
+                Err(e) => return Err(format!("receive: {}", e.describe())),
+                Ok(r) => {
+                    for &f in &none[..r.fds] {
+                        // SAFETY: the supervisor sends no fds; any received are ours.
+                        unsafe { sys::close(f) };
+                    }
+                    if r.len == 0 {
+                        return Err("the supervisor closed the connection without an answer".to_string());
+                    }
+                    break r.len;
+                }
+            }
+        }
+        if p[1].revents != 0 {
+            let room = RELAY_BUFFER - in_buf.len();
+            match read_into(0, &mut in_buf, room) {
+                Ok(0) => in_open = false,
+                Ok(_) | Err(libc::EAGAIN | libc::EINTR) => {}
+                Err(_) => in_open = false,
+            }
+        }
+        if p[2].revents != 0 {
+            if let Some(w) = &in_w {
+                match write_from(w.as_raw_fd(), &mut in_buf, RELAY_BUFFER) {
+                    Ok(()) | Err(libc::EAGAIN | libc::EINTR) => {}
+                    // The command closed its stdin: read no more of the caller's.
+                    Err(_) => {
+                        in_w = None;
+                        in_open = false;
+                        in_buf.clear();
+                    }
+                }
+            }
+        }
+        if !in_open && in_buf.is_empty() {
+            // The caller's stdin ended: so does the command's.
+            in_w = None;
+        }
+        for (k, o) in outs.iter_mut().enumerate() {
+            if p[3 + 2 * k].revents != 0 {
+                o.read();
+            }
+            if p[4 + 2 * k].revents != 0 {
+                o.write();
+            }
+        }
+    };
+    drop(in_w);
+    // The command ended before its outcome was sent: what it wrote is in
+    // the pipes. Read that much (bounded), never waiting for an end of
+    // file a leftover process could withhold.
+    for o in &mut outs {
+        let mut drained = 0;
+        loop {
+            o.flush();
+            let Some(fd) = o.pipe.as_ref().map(AsRawFd::as_raw_fd) else {
+                break;
+            };
+            if drained >= RELAY_DRAIN {
+                break;
+            }
+            match read_into(fd, &mut o.buf, RELAY_BUFFER) {
+                Ok(n) if n > 0 => drained += n,
+                _ => break,
+            }
+            if !o.dst_ok {
+                o.buf.clear();
+            }
+        }
+        o.pipe = None;
+    }
+    serde_json::from_slice(&reply[..len]).map_err(|e| format!("the supervisor's answer: {e}"))
+}
+
+/// Send one request (with `fds`).
+fn send_request(fd: &OwnedFd, req: &serde_json::Value, fds: &[RawFd]) -> Result<(), String> {
+    let text = req.to_string();
+    sys::send_msg_fds(fd.as_raw_fd(), text.as_bytes(), fds).map_err(|e| match e.0 {
+        libc::EMSGSIZE => format!(
+            "the request takes {} bytes, more than the socket carries in one message",
+            text.len()
+        ),
+        _ => format!("send: {}", e.describe()),
+    })
 }
 
 /// `cordon run --in NAME -- CMD...`: the outcome's exit code.
@@ -556,7 +932,7 @@ pub fn run_in(o: RunInOptions<'_>) -> i32 {
         Ok(fd) => fd,
         Err(e) => return fail(e),
     };
-    let out = match request(&fd, &req, &[0, 1, 2], None) {
+    let out = match run_relayed(&fd, &req) {
         Ok(v) => v,
         Err(e) => return fail(e),
     };
@@ -599,16 +975,27 @@ fn stop_inner(name: &str) -> Result<(), String> {
     if !p.lock.exists() {
         return Err(format!("no sandbox named {name} (cordon ls lists them)"));
     }
-    if let Ok(fd) = connect(name) {
-        // The supervisor answers, then stops; wait for its lock.
-        let _ = request(
-            &fd,
-            &serde_json::json!({"op": "stop"}),
-            &[],
-            Some(CONTROL_TIMEOUT),
-        );
-    }
-    let end = Instant::now() + Duration::from_secs(10);
+    // The supervisor answers, then stops; wait for its lock.
+    let answered = connect(name)
+        .and_then(|fd| {
+            request(
+                &fd,
+                &serde_json::json!({"op": "stop"}),
+                &[],
+                Some(CONTROL_TIMEOUT),
+            )
+        })
+        .is_ok();
+    // One that does not answer (or does not stop) gets SIGTERM, then
+    // SIGKILL (its init dies with it), if the state names it: the pid
+    // checked by its start time.
+    let mut next = Instant::now()
+        + if answered {
+            Duration::from_secs(5)
+        } else {
+            Duration::ZERO
+        };
+    let mut signals = [libc::SIGTERM, libc::SIGKILL].into_iter();
     loop {
         match try_lock(&p.lock, false) {
             Ok(Some(lock)) => {
@@ -618,10 +1005,38 @@ fn stop_inner(name: &str) -> Result<(), String> {
             // Gone already: the supervisor removed its files.
             Err(_) if !p.lock.exists() => return Ok(()),
             Err(e) => return Err(e),
-            Ok(None) if Instant::now() < end => std::thread::sleep(Duration::from_millis(5)),
-            Ok(None) => return Err(format!("{name}: the supervisor did not stop within 10 s")),
+            Ok(None) if Instant::now() < next => std::thread::sleep(Duration::from_millis(5)),
+            Ok(None) => match signals.next() {
+                Some(sig) => {
+                    if !signal_supervisor(&p.state, sig) {
+                        return Err(format!(
+                            "{name}: the supervisor does not answer and its state does not name it"
+                        ));
+                    }
+                    next = Instant::now() + Duration::from_secs(3);
+                }
+                None => return Err(format!("{name}: the supervisor did not stop")),
+            },
         }
     }
+}
+
+/// Send `sig` to the supervisor that the state at `path` names (this
+/// user's state; the pid checked by its start time). Whether it was sent.
+fn signal_supervisor(path: &Path, sig: i32) -> bool {
+    let state = read_own_state(path);
+    let (Some(pid), Some(start)) = (
+        state["supervisor_pid"].as_u64(),
+        state["supervisor_start"].as_u64(),
+    ) else {
+        return false;
+    };
+    if pid <= 1 || pid > i32::MAX as u64 || cordon::cgroup::start_time(pid as u32) != Some(start) {
+        return false;
+    }
+    // SAFETY: kill has no memory arguments; the pid is the supervisor the
+    // user's own state names, checked by its start time.
+    unsafe { libc::kill(pid as libc::pid_t, sig) == 0 }
 }
 
 /// Clean what a dead supervisor left of `name` (its lock is held here):
@@ -631,10 +1046,7 @@ fn stop_inner(name: &str) -> Result<(), String> {
 fn clean(dir: &Path, name: &str, lock: std::fs::File) -> Vec<String> {
     let p = paths(dir, name);
     let mut done = Vec::new();
-    let state: serde_json::Value = std::fs::read(&p.state)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default();
+    let state = read_own_state(&p.state);
     if let (Some(pid), Some(start)) = (state["init_pid"].as_u64(), state["init_start"].as_u64()) {
         if cordon::cgroup::start_time(pid as u32) == Some(start) {
             // SAFETY: kill has no memory arguments; the pid is the init the
@@ -671,6 +1083,33 @@ fn clean(dir: &Path, name: &str, lock: std::fs::File) -> Vec<String> {
     }
     drop(lock);
     done
+}
+
+/// The state file at `path` if this user's supervisor wrote it (a regular
+/// file, not a symbolic link, owned by the effective uid, naming it as
+/// `uid`), else Null: only such a state names processes and cgroups to act
+/// on.
+fn read_own_state(path: &Path) -> serde_json::Value {
+    let me = euid();
+    let Ok(f) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+        .open(path)
+    else {
+        return serde_json::Value::Null;
+    };
+    match f.metadata() {
+        Ok(md) if md.is_file() && md.uid() == me => {}
+        _ => return serde_json::Value::Null,
+    }
+    let mut b = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX_MESSAGE as u64), &mut b);
+    let state: serde_json::Value = serde_json::from_slice(&b).unwrap_or_default();
+    if state["uid"].as_u64() == Some(u64::from(me)) {
+        state
+    } else {
+        serde_json::Value::Null
+    }
 }
 
 /// The names of the sandboxes in the runtime directory (from their locks).
@@ -777,11 +1216,23 @@ pub fn ls(json: bool) -> i32 {
     0
 }
 
+/// Most connections a supervisor keeps; past that the oldest one that has
+/// sent no request yet is closed for the new one (or the new one is).
+const MAX_CLIENTS: usize = 256;
+
+/// How long a connection may take to send its request.
+const FIRST_REQUEST: Duration = Duration::from_secs(2);
+
+/// At most one refusal line a second in NAME.log (the rest are counted).
+const LOG_EVERY: Duration = Duration::from_secs(1);
+
 /// A client connection of the daemon.
 struct Client {
     fd: OwnedFd,
     /// The command it runs (none yet: its request is awaited).
     running: Option<u32>,
+    /// When it was accepted (its request is due within FIRST_REQUEST).
+    since: Instant,
 }
 
 struct Daemon {
@@ -794,10 +1245,13 @@ struct Daemon {
     buf: Vec<u8>,
     name: String,
     stopping: bool,
+    /// When a refusal was last logged, and how many were not since.
+    last_log: Option<Instant>,
+    unlogged: u64,
 }
 
-/// The uid at the other end of a unix socket.
-fn peer_uid(fd: RawFd) -> Option<u32> {
+/// The credentials (pid, uid) at the other end of a unix socket.
+fn peer_cred(fd: RawFd) -> Option<(libc::pid_t, u32)> {
     // SAFETY: a zeroed ucred is valid.
     let mut cred: libc::ucred = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
@@ -811,7 +1265,23 @@ fn peer_uid(fd: RawFd) -> Option<u32> {
             &mut len,
         )
     };
-    (r == 0).then_some(cred.uid)
+    (r == 0).then_some((cred.pid, cred.uid))
+}
+
+/// Whether process `pid` is in this process's user namespace (false when
+/// either link cannot be read). A payload whose sandbox maps its uid to the
+/// creator's passes the uid check; it is in a user namespace of its own.
+fn same_user_ns(pid: libc::pid_t) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    match (
+        std::fs::read_link(format!("/proc/{pid}/ns/user")),
+        std::fs::read_link("/proc/self/ns/user"),
+    ) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
 }
 
 impl Daemon {
@@ -849,7 +1319,16 @@ impl Daemon {
             if self.stopping && self.clients.is_empty() {
                 return 0;
             }
-            let wake = [self.max.map(|m| created + m), idle_end]
+            // Connections that sent no request in time are closed.
+            self.clients
+                .retain(|c| c.running.is_some() || now < c.since + FIRST_REQUEST);
+            let first_due = self
+                .clients
+                .iter()
+                .filter(|c| c.running.is_none())
+                .map(|c| c.since + FIRST_REQUEST)
+                .min();
+            let wake = [self.max.map(|m| created + m), idle_end, first_due]
                 .into_iter()
                 .flatten()
                 .min();
@@ -937,22 +1416,66 @@ impl Daemon {
         // SAFETY: a new fd owned here.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         let me = euid();
-        match peer_uid(fd.as_raw_fd()) {
-            Some(uid) if uid == me => {}
+        match peer_cred(fd.as_raw_fd()) {
+            Some((pid, uid)) if uid == me && same_user_ns(pid) => {}
+            Some((pid, uid)) if uid == me => {
+                self.log_refusal(&format!(
+                    "refused a connection from pid {pid}, in another user namespace (a sandbox's payload?)"
+                ));
+                return;
+            }
             other => {
-                eprintln!(
-                    "cordon: {}: refused a connection from uid {} (only uid {me} may use this sandbox)",
-                    self.name,
-                    other.map_or("?".to_string(), |u| u.to_string())
-                );
+                self.log_refusal(&format!(
+                    "refused a connection from uid {} (only uid {me} may use this sandbox)",
+                    other.map_or("?".to_string(), |(_, u)| u.to_string())
+                ));
                 return;
             }
         }
-        if self.clients.len() >= 256 {
-            eprintln!("cordon: {}: too many connections: refused one", self.name);
+        if self.clients.len() >= MAX_CLIENTS {
+            // Make room by closing the oldest connection that has sent no
+            // request; when every one runs a command, refuse this one.
+            let oldest = (0..self.clients.len())
+                .filter(|&i| self.clients[i].running.is_none())
+                .min_by_key(|&i| self.clients[i].since);
+            match oldest {
+                Some(i) => {
+                    self.clients.swap_remove(i);
+                    self.log_refusal("too many connections: closed the oldest idle one");
+                }
+                None => {
+                    self.log_refusal(&format!(
+                        "too many connections ({MAX_CLIENTS} commands running): refused one"
+                    ));
+                    return;
+                }
+            }
+        }
+        self.clients.push(Client {
+            fd,
+            running: None,
+            since: Instant::now(),
+        });
+    }
+
+    /// Log a refusal, at most one line per LOG_EVERY (NAME.log is on a
+    /// tmpfs anyone with the uid can flood through the socket).
+    fn log_refusal(&mut self, msg: &str) {
+        let now = Instant::now();
+        if self.last_log.is_some_and(|t| now < t + LOG_EVERY) {
+            self.unlogged += 1;
             return;
         }
-        self.clients.push(Client { fd, running: None });
+        if self.unlogged > 0 {
+            eprintln!(
+                "cordon: {}: {msg} (and {} more refusals not logged)",
+                self.name, self.unlogged
+            );
+        } else {
+            eprintln!("cordon: {}: {msg}", self.name);
+        }
+        self.last_log = Some(now);
+        self.unlogged = 0;
     }
 
     /// Reply to the client that ran `id` and drop it.
@@ -1105,4 +1628,34 @@ fn parse_run(req: &serde_json::Value) -> Result<CommandSpec, String> {
         cwd,
         time_limit: req["time_limit_ms"].as_u64().map(Duration::from_millis),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A lock taken on a file that was unlinked after it was opened (a
+    /// supervisor ending) is stale; try_lock then takes the new file.
+    #[test]
+    fn a_lock_on_an_unlinked_lock_file_is_stale() {
+        let dir = std::env::temp_dir().join(format!("cordon-lock-race-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("x.lock");
+        let opened = std::fs::File::create(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert!(matches!(take(&opened, &path), Ok(Taken::Stale)));
+        // Replaced by another file: stale too.
+        let opened = std::fs::File::create(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        std::fs::File::create(&path).unwrap();
+        assert!(matches!(take(&opened, &path), Ok(Taken::Stale)));
+        // try_lock takes the file at the path; a second taker finds it busy.
+        let held = try_lock(&path, true).unwrap().expect("free");
+        let ino = std::fs::symlink_metadata(&path).unwrap().ino();
+        assert_eq!(held.metadata().unwrap().ino(), ino);
+        assert!(try_lock(&path, false).unwrap().is_none());
+        drop(held);
+        drop(opened);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
