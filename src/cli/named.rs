@@ -1373,15 +1373,8 @@ impl Daemon {
                 return 0;
             }
             if pfds[2].revents != 0 {
-                loop {
-                    match self.session.poll_reply() {
-                        Ok(Some((id, out))) => self.finish(id, &out.to_json()),
-                        Ok(None) => break,
-                        Err(e) => {
-                            eprintln!("cordon: {}: {e}", self.name);
-                            return EXIT_SETUP;
-                        }
-                    }
+                if let Err(code) = self.drain_replies() {
+                    return code;
                 }
             } else if pfds[3].revents != 0 {
                 eprintln!("cordon: {}: the sandbox's init ended: stopping", self.name);
@@ -1396,6 +1389,12 @@ impl Daemon {
             }
             if pfds[0].revents != 0 {
                 self.accept();
+            }
+            // submit and kill_command read replies themselves when init's
+            // reply queue may be full: hand those over now, not only when
+            // the next reply makes the socket readable.
+            if let Err(code) = self.drain_replies() {
+                return code;
             }
         }
     }
@@ -1484,6 +1483,21 @@ impl Daemon {
         if let Some(i) = self.clients.iter().position(|c| c.running == Some(id)) {
             let c = self.clients.swap_remove(i);
             let _ = sys::send_msg_fds(c.fd.as_raw_fd(), json.as_bytes(), &[]);
+        }
+    }
+
+    /// Every reply the session has (read now or kept by submit): each
+    /// goes to its client. Err: init is gone (the exit code).
+    fn drain_replies(&mut self) -> Result<(), i32> {
+        loop {
+            match self.session.poll_reply() {
+                Ok(Some((id, out))) => self.finish(id, &out.to_json()),
+                Ok(None) => return Ok(()),
+                Err(e) => {
+                    eprintln!("cordon: {}: {e}", self.name);
+                    return Err(EXIT_SETUP);
+                }
+            }
         }
     }
 
@@ -1622,11 +1636,22 @@ fn parse_run(req: &serde_json::Value) -> Result<CommandSpec, String> {
         let _ = CString::new(c);
         OsString::from(c)
     });
+    let time_limit = match &req["time_limit_ms"] {
+        serde_json::Value::Null => None,
+        v => match v.as_u64() {
+            Some(ms) if ms > 0 => Some(Duration::from_millis(ms)),
+            _ => {
+                return Err(format!(
+                    "time_limit_ms: expected a whole number of milliseconds above 0, got {v}"
+                ))
+            }
+        },
+    };
     Ok(CommandSpec {
         argv,
         env,
         cwd,
-        time_limit: req["time_limit_ms"].as_u64().map(Duration::from_millis),
+        time_limit,
     })
 }
 
@@ -1636,6 +1661,25 @@ mod tests {
 
     /// A lock taken on a file that was unlinked after it was opened (a
     /// supervisor ending) is stale; try_lock then takes the new file.
+    #[test]
+    fn a_request_time_limit_is_whole_positive_milliseconds() {
+        let req = |t: serde_json::Value| serde_json::json!({"argv": ["/bin/true"], "time_limit_ms": t});
+        assert_eq!(
+            parse_run(&req(serde_json::json!(1500))).unwrap().time_limit,
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(parse_run(&req(serde_json::Value::Null)).unwrap().time_limit, None);
+        for bad in [
+            serde_json::json!(0),
+            serde_json::json!(-5),
+            serde_json::json!(1.5),
+            serde_json::json!("1s"),
+        ] {
+            let e = parse_run(&req(bad.clone())).unwrap_err();
+            assert!(e.contains("time_limit_ms"), "{bad}: {e}");
+        }
+    }
+
     #[test]
     fn a_lock_on_an_unlinked_lock_file_is_stale() {
         let dir = std::env::temp_dir().join(format!("cordon-lock-race-{}", std::process::id()));
