@@ -109,6 +109,13 @@ struct Pending {
     search_path: String,
 }
 
+/// The most requests sent without their reply read: each request init has
+/// not read yet holds its three stdio fds in flight, which the kernel counts
+/// against an unprivileged sender's RLIMIT_NOFILE. Above the command table
+/// and init's reply queue together, so a full sandbox still gets its
+/// rejections back.
+pub const MAX_UNANSWERED: usize = serve::MAX_COMMANDS + serve::MAX_QUEUED_REPLIES;
+
 /// A named sandbox: built once, then any number of commands run in it.
 /// Dropping it stops it ([`Session::stop`]).
 ///
@@ -418,20 +425,32 @@ impl Session {
     /// queue holds), read its replies (kept for [`Session::wait`] and
     /// [`Session::poll_reply`]) until the socket takes the request.
     /// Below that, init goes on reading: just wait until it has.
+    ///
+    /// Every request init has not read yet holds its three fds in flight,
+    /// and an unprivileged sender may have no more in flight than its
+    /// RLIMIT_NOFILE (ETOOMANYREFS): so no more than [`MAX_UNANSWERED`]
+    /// requests go out without a reply read, and an ETOOMANYREFS waits
+    /// for replies too (init answers every request, running ones when
+    /// they end, the rest at once when its table is full).
     fn send_request(&mut self, msg: &[u8], fds: &[c_int]) -> Result<(), LaunchError> {
         let ended = || LaunchError::other("named sandbox", "its init has ended");
         loop {
-            match sys::send_msg_fds_flags(self.sock.0, msg, fds, libc::MSG_DONTWAIT) {
-                Ok(()) => return Ok(()),
-                Err(Errno(libc::EAGAIN | libc::ENOBUFS)) => {}
-                Err(Errno(libc::EPIPE | libc::ECONNRESET | libc::ENOTCONN)) => return Err(ended()),
-                Err(e) => return Err(LaunchError::sys("named sandbox", "send the command", e)),
+            let mut must_read = self.pending.len() >= MAX_UNANSWERED;
+            if !must_read {
+                match sys::send_msg_fds_flags(self.sock.0, msg, fds, libc::MSG_DONTWAIT) {
+                    Ok(()) => return Ok(()),
+                    Err(Errno(libc::EAGAIN | libc::ENOBUFS)) => {}
+                    Err(Errno(libc::ETOOMANYREFS)) if !self.pending.is_empty() => must_read = true,
+                    Err(Errno(libc::EPIPE | libc::ECONNRESET | libc::ENOTCONN)) => return Err(ended()),
+                    Err(e) => return Err(LaunchError::sys("named sandbox", "send the command", e)),
+                }
             }
-            let init_may_be_full = self.pending.len() >= serve::MAX_QUEUED_REPLIES;
+            let read = must_read || self.pending.len() >= serve::MAX_QUEUED_REPLIES;
             let mut pfds = [
                 libc::pollfd {
                     fd: self.sock.0,
-                    events: libc::POLLOUT | if init_may_be_full { libc::POLLIN } else { 0 },
+                    events: (if must_read { 0 } else { libc::POLLOUT })
+                        | (if read { libc::POLLIN } else { 0 }),
                     revents: 0,
                 },
                 libc::pollfd {
@@ -441,7 +460,7 @@ impl Session {
                 },
             ];
             sys::poll(&mut pfds, -1).map_err(|e| LaunchError::sys("poll", "named sandbox", e))?;
-            if init_may_be_full && pfds[0].revents & libc::POLLIN != 0 {
+            if read && pfds[0].revents & (libc::POLLIN | libc::POLLHUP) != 0 {
                 while let Some((id, o)) = self.recv_reply()? {
                     self.finished.insert(id, o);
                 }
