@@ -354,13 +354,25 @@ pub fn recv_fds(sock: c_int, out: &mut [c_int; MAX_PASSED_FDS]) -> SysResult<usi
     msg.msg_controllen = std::mem::size_of_val(&control);
     // SAFETY: msg describes the buffers above, alive for the call.
     retry(|| check(unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) } as c_long))?;
+    // SAFETY: recvmsg returned, so the kernel filled msg's control buffer
+    // (still alive here) within msg_controllen.
+    Ok(unsafe { take_rights(&msg, out) })
+}
+
+/// The fds of the SCM_RIGHTS messages in `msg`'s control data, into `out`
+/// (those that do not fit are closed); how many were kept. No allocation.
+///
+/// # Safety
+/// `msg` was filled by a successful `recvmsg`: its control pointer and
+/// length describe a live buffer the kernel wrote, and every fd in it is
+/// the caller's own (kept in `out` or closed here).
+unsafe fn take_rights(msg: &libc::msghdr, out: &mut [c_int]) -> usize {
     let mut n = 0;
     // SAFETY: CMSG_* walk the control buffer the kernel filled, within
-    // msg_controllen; each SCM_RIGHTS header holds (cmsg_len - CMSG_LEN(0))
-    // bytes of ints, read unaligned. Every fd received is ours: kept in
-    // `out` or closed here.
+    // msg_controllen (the caller's contract); each SCM_RIGHTS header holds
+    // (cmsg_len - CMSG_LEN(0)) bytes of ints, read unaligned.
     unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        let mut c = libc::CMSG_FIRSTHDR(msg);
         while !c.is_null() {
             if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
                 let data = libc::CMSG_DATA(c);
@@ -376,10 +388,10 @@ pub fn recv_fds(sock: c_int, out: &mut [c_int; MAX_PASSED_FDS]) -> SysResult<usi
                     }
                 }
             }
-            c = libc::CMSG_NXTHDR(&msg, c);
+            c = libc::CMSG_NXTHDR(msg, c);
         }
     }
-    Ok(n)
+    n
 }
 
 /// poll(2) on `fds` for at most `timeout_ms` (-1: no limit), restarted on
@@ -1361,29 +1373,9 @@ pub fn recv_msg_fds(
         // SAFETY: msg describes the buffers above, alive for the call.
         check(unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC | flags) } as c_long)
     })? as usize;
-    let mut n = 0;
-    // SAFETY: as in `recv_fds`: CMSG_* walk the control buffer the kernel
-    // filled; every fd received is kept in `out` or closed here.
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(&msg);
-        while !c.is_null() {
-            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
-                let data = libc::CMSG_DATA(c);
-                let count = ((*c).cmsg_len as usize).saturating_sub(libc::CMSG_LEN(0) as usize)
-                    / std::mem::size_of::<c_int>();
-                for i in 0..count {
-                    let fd: c_int = std::ptr::read_unaligned(data.cast::<c_int>().add(i));
-                    if n < out.len() {
-                        out[n] = fd;
-                        n += 1;
-                    } else {
-                        close(fd);
-                    }
-                }
-            }
-            c = libc::CMSG_NXTHDR(&msg, c);
-        }
-    }
+    // SAFETY: recvmsg returned, so the kernel filled msg's control buffer
+    // (still alive here) within msg_controllen.
+    let n = unsafe { take_rights(&msg, out) };
     Ok(Received {
         len,
         fds: n,
