@@ -13,11 +13,8 @@ mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-
-use common::ROOTLESS_ID;
 
 /// Calls to the allocator that hand out memory (alloc, alloc_zeroed, realloc).
 static ALLOCS: AtomicUsize = AtomicUsize::new(0);
@@ -241,32 +238,13 @@ fn apply_and_exec_allocates_nothing_up_to_the_exec() {
 
 #[test]
 fn the_same_as_an_unprivileged_user() {
-    if std::env::var_os(CHILD_ENV).is_some() {
-        // In the re-run below this test is skipped by name; nothing to do.
-        return;
-    }
-    if !common::is_root() {
-        if common::required("root") {
-            panic!("required feature root is missing: tests run as uid != 0");
-        }
-        eprintln!("SKIPPED: the tests above already ran unprivileged; the root run needs root (root)");
-        return;
-    }
     let start = Instant::now();
-    let out = std::process::Command::new(std::env::current_exe().expect("current exe"))
-        .args(["--skip", "the_same_as_an_unprivileged_user", "--test-threads=1"])
-        .env(CHILD_ENV, "1")
-        .uid(ROOTLESS_ID)
-        .gid(ROOTLESS_ID)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("re-run as the unprivileged user");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains("test result: ok. 3 passed"),
-        "the unprivileged run failed: {:?}\nstdout: {stdout}\nstderr: {stderr}",
-        out.status
-    );
-    assert!(start.elapsed() < Duration::from_secs(120));
+    let args = ["--skip", "the_same_as_an_unprivileged_user", "--test-threads=1"];
+    if let Some((stdout, stderr)) = common::rerun_unprivileged(CHILD_ENV, &args) {
+        assert!(
+            stdout.contains("test result: ok. 3 passed"),
+            "the unprivileged run did not run the 3 tests\nstdout: {stdout}\nstderr: {stderr}"
+        );
+        assert!(start.elapsed() < Duration::from_secs(120));
+    }
 }

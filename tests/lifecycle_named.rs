@@ -30,23 +30,7 @@ fn lock() -> std::sync::MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn who() -> &'static str {
-    if common::is_root() {
-        "root"
-    } else {
-        "rootless"
-    }
-}
-
-/// A close-on-exec pipe: (read end, write end).
-fn pipe() -> (std::fs::File, OwnedFd) {
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 fills the two-element array.
-    let r = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
-    assert_eq!(r, 0, "pipe2: {}", std::io::Error::last_os_error());
-    // SAFETY: both fds are new and owned here.
-    unsafe { (std::fs::File::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
-}
+use common::{cloexec_pipe as pipe, who};
 
 /// Run `script` with `sh -c` in the session; its stdout and outcome.
 fn sh(s: &mut cordon::Session, script: &str) -> (String, cordon::Outcome) {
@@ -478,39 +462,17 @@ fn what_a_named_sandbox_cannot_do_is_refused() {
 
 #[test]
 fn the_library_tests_as_an_unprivileged_user() {
-    if std::env::var_os(CHILD_ENV).is_some() {
-        return;
-    }
-    if !common::is_root() {
-        if common::required("root") {
-            panic!("required feature root is missing: tests run as uid != 0");
-        }
-        eprintln!("SKIPPED: the tests above already ran unprivileged; the root run needs root (root)");
-        return;
-    }
     let _g = lock();
-    let out = std::process::Command::new(std::env::current_exe().expect("current exe"))
-        .args([
-            "--skip",
-            "the_library_tests_as_an_unprivileged_user",
-            "--skip",
-            "cli_",
-            "--nocapture",
-        ])
-        .env(CHILD_ENV, "1")
-        .uid(ROOTLESS_ID)
-        .gid(ROOTLESS_ID)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("re-run as the unprivileged user");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains("test result: ok.") && !stdout.contains(" 0 passed"),
-        "the unprivileged run failed: {:?}\nstdout: {stdout}\nstderr: {stderr}",
-        out.status
-    );
-    eprintln!("{stderr}");
+    let args = [
+        "--skip",
+        "the_library_tests_as_an_unprivileged_user",
+        "--skip",
+        "cli_",
+        "--nocapture",
+    ];
+    if let Some((_, stderr)) = common::rerun_unprivileged(CHILD_ENV, &args) {
+        eprintln!("{stderr}");
+    }
 }
 
 // ---------------------------------------------------------------------------

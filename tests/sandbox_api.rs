@@ -10,15 +10,12 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::os::fd::{FromRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
+use std::os::fd::OwnedFd;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use cordon::outcome::Status;
 use cordon::{PolicyBuilder, Sandbox};
-
-use common::ROOTLESS_ID;
 
 /// Serialises the tests of this binary (fd and child counts are per process).
 static LOCK: Mutex<()> = Mutex::new(());
@@ -49,15 +46,7 @@ fn slack() -> Duration {
     }
 }
 
-/// A close-on-exec pipe: (read end, write end).
-fn pipe() -> (std::fs::File, OwnedFd) {
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 fills the two-element array.
-    let r = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
-    assert_eq!(r, 0, "pipe2: {}", std::io::Error::last_os_error());
-    // SAFETY: both fds are new and owned here.
-    unsafe { (std::fs::File::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
-}
+use common::cloexec_pipe as pipe;
 
 /// A thread reading `f` to its end.
 fn reader(mut f: std::fs::File) -> std::thread::JoinHandle<String> {
@@ -443,36 +432,17 @@ fn spawn_refuses_a_policy_without_a_supervisor_layer_and_a_missing_command() {
 
 #[test]
 fn the_same_as_an_unprivileged_user() {
-    if std::env::var_os(CHILD_ENV).is_some() {
-        // In the re-run below this test is skipped by name; nothing to do.
-        return;
-    }
-    if !common::is_root() {
-        if common::required("root") {
-            panic!("required feature root is missing: tests run as uid != 0");
-        }
-        eprintln!("SKIPPED: the tests above already ran unprivileged; the root run needs root (root)");
-        return;
-    }
     let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let start = Instant::now();
-    let out = std::process::Command::new(std::env::current_exe().expect("current exe"))
-        .args(["--skip", "the_same_as_an_unprivileged_user", "--nocapture"])
-        .env(CHILD_ENV, "1")
-        .uid(ROOTLESS_ID)
-        .gid(ROOTLESS_ID)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("re-run as the unprivileged user");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains("test result: ok. 6 passed"),
-        "the unprivileged run failed: {:?}\nstdout: {stdout}\nstderr: {stderr}",
-        out.status
-    );
-    eprintln!(
-        "sandbox_api: the unprivileged re-run took {:.1?}",
-        start.elapsed()
-    );
+    let args = ["--skip", "the_same_as_an_unprivileged_user", "--nocapture"];
+    if let Some((stdout, stderr)) = common::rerun_unprivileged(CHILD_ENV, &args) {
+        assert!(
+            stdout.contains("test result: ok. 6 passed"),
+            "the unprivileged run did not run the 6 tests\nstdout: {stdout}\nstderr: {stderr}"
+        );
+        eprintln!(
+            "sandbox_api: the unprivileged re-run took {:.1?}",
+            start.elapsed()
+        );
+    }
 }

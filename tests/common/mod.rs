@@ -450,3 +450,63 @@ pub fn audit_lines(path: &Path) -> Vec<serde_json::Value> {
 pub fn events<'a>(lines: &'a [serde_json::Value], name: &str) -> Vec<&'a serde_json::Value> {
     lines.iter().filter(|l| l["event"] == name).collect()
 }
+
+/// A close-on-exec pipe: (read end, write end).
+pub fn cloexec_pipe() -> (std::fs::File, std::os::fd::OwnedFd) {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills the two-element array.
+    let r = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+    assert_eq!(r, 0, "pipe2: {}", std::io::Error::last_os_error());
+    // SAFETY: both fds are new and owned here.
+    unsafe {
+        (
+            std::fs::File::from_raw_fd(fds[0]),
+            std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+        )
+    }
+}
+
+/// "root" or "rootless": who this test process is, for messages.
+pub fn who() -> &'static str {
+    if is_root() {
+        "root"
+    } else {
+        "rootless"
+    }
+}
+
+/// Run this test binary again as the unprivileged uid [`ROOTLESS_ID`] with
+/// the libtest arguments `args` (filters, `--skip` of the calling test)
+/// and `child_env` set, and assert that it passed and ran tests; its
+/// stdout and stderr. None when there is nothing to do: this process is
+/// that re-run (`child_env` set), or it is not root (the tests already ran
+/// unprivileged; SKIPPED, or a failure when root is required).
+pub fn rerun_unprivileged(child_env: &str, args: &[&str]) -> Option<(String, String)> {
+    if std::env::var_os(child_env).is_some() {
+        return None;
+    }
+    if !is_root() {
+        if required("root") {
+            panic!("required feature root is missing: tests run as uid != 0");
+        }
+        eprintln!("SKIPPED: the tests above already ran unprivileged; the root run needs root (root)");
+        return None;
+    }
+    let out = Command::new(std::env::current_exe().expect("current exe"))
+        .args(args)
+        .env(child_env, "1")
+        .uid(ROOTLESS_ID)
+        .gid(ROOTLESS_ID)
+        .stdin(Stdio::null())
+        .output()
+        .expect("re-run as the unprivileged user");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success() && stdout.contains("test result: ok.") && !stdout.contains(" 0 passed"),
+        "the unprivileged run failed: {:?}\nstdout: {stdout}\nstderr: {stderr}",
+        out.status
+    );
+    Some((stdout, stderr))
+}

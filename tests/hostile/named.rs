@@ -5,15 +5,14 @@
 //! 4321 (`named_tests_as_an_unprivileged_user`).
 
 use std::io::Read;
-use std::os::fd::{FromRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cordon::{CommandSpec, Policy, Sandbox};
 
-use crate::common::{self, ROOTLESS_ID};
+use crate::common;
 
 static LOCK: Mutex<()> = Mutex::new(());
 
@@ -24,23 +23,7 @@ fn lock() -> std::sync::MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn who() -> &'static str {
-    if common::is_root() {
-        "root"
-    } else {
-        "rootless"
-    }
-}
-
-/// A close-on-exec pipe: (read end, write end).
-fn pipe() -> (std::fs::File, OwnedFd) {
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 fills the two-element array.
-    let r = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
-    assert_eq!(r, 0, "pipe2: {}", std::io::Error::last_os_error());
-    // SAFETY: both fds are new and owned here.
-    unsafe { (std::fs::File::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
-}
+use crate::common::{cloexec_pipe as pipe, who};
 
 fn create() -> cordon::Session {
     let policy = Policy::builtin_default().expect("default policy");
@@ -240,37 +223,15 @@ fn a_session_outlives_the_thread_that_created_it() {
 
 #[test]
 fn named_tests_as_an_unprivileged_user() {
-    if std::env::var_os(CHILD_ENV).is_some() {
-        return;
-    }
-    if !common::is_root() {
-        if common::required("root") {
-            panic!("required feature root is missing: tests run as uid != 0");
-        }
-        eprintln!("SKIPPED: the tests above already ran unprivileged; the root run needs root (root)");
-        return;
-    }
     let _g = lock();
-    let out = std::process::Command::new(std::env::current_exe().expect("current exe"))
-        .args([
-            "named::",
-            "--skip",
-            "named_tests_as_an_unprivileged_user",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, "1")
-        .uid(ROOTLESS_ID)
-        .gid(ROOTLESS_ID)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("re-run as the unprivileged user");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains("test result: ok.") && !stdout.contains(" 0 passed"),
-        "the unprivileged run failed: {:?}\nstdout: {stdout}\nstderr: {stderr}",
-        out.status
-    );
-    eprintln!("{stderr}");
+    let args = [
+        "named::",
+        "--skip",
+        "named_tests_as_an_unprivileged_user",
+        "--nocapture",
+        "--test-threads=1",
+    ];
+    if let Some((_, stderr)) = common::rerun_unprivileged(CHILD_ENV, &args) {
+        eprintln!("{stderr}");
+    }
 }
