@@ -480,73 +480,7 @@ fn the_library_tests_as_an_unprivileged_user() {
 
 use common::{cordon, modes, Mode};
 
-/// A runtime directory for `mode` (XDG_RUNTIME_DIR): owned by the uid
-/// cordon runs as, 0700. Removed on drop.
-struct Runtime(common::TempDir);
-
-impl Drop for Runtime {
-    /// A test that failed half-way leaves no supervisor running: each
-    /// state file names one (its init dies with it).
-    fn drop(&mut self) {
-        for e in std::fs::read_dir(self.dir()).into_iter().flatten().flatten() {
-            let Ok(b) = std::fs::read(e.path()) else { continue };
-            let Ok(v) = serde_json::from_slice::<serde_json::Value>(&b) else {
-                continue;
-            };
-            if let Some(pid) = v["supervisor_pid"].as_i64() {
-                // SAFETY: kill has no memory arguments; the pid is a
-                // supervisor this test started (its state file says so).
-                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-            }
-        }
-    }
-}
-
-impl Runtime {
-    fn new(mode: Mode) -> Runtime {
-        let t = common::TempDir::new("xdg");
-        common::set_mode(t.path(), 0o700);
-        if mode == Mode::Rootless && common::is_root() {
-            let p = std::ffi::CString::new(t.str()).expect("path");
-            // SAFETY: chown of a directory this test made.
-            let r = unsafe { libc::chown(p.as_ptr(), ROOTLESS_ID, ROOTLESS_ID) };
-            assert_eq!(r, 0, "chown: {}", std::io::Error::last_os_error());
-        }
-        Runtime(t)
-    }
-
-    fn dir(&self) -> std::path::PathBuf {
-        self.0.path().join("cordon")
-    }
-
-    fn cordon(&self, mode: Mode, args: &[&str]) -> std::process::Output {
-        let mut c = cordon(mode);
-        c.env("XDG_RUNTIME_DIR", self.0.path()).args(args);
-        c.output().expect("spawn cordon")
-    }
-
-    fn ls(&self, mode: Mode) -> Vec<serde_json::Value> {
-        let o = self.cordon(mode, &["ls", "--json"]);
-        assert!(o.status.success(), "ls: {o:?}");
-        serde_json::from_slice::<serde_json::Value>(&o.stdout)
-            .expect("ls --json")
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-    }
-
-    /// The files left in the runtime directory.
-    fn files(&self) -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(self.dir())
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
-        v.sort();
-        v
-    }
-}
+use common::NamedRuntime as Runtime;
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()

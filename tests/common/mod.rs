@@ -510,3 +510,72 @@ pub fn rerun_unprivileged(child_env: &str, args: &[&str]) -> Option<(String, Str
     );
     Some((stdout, stderr))
 }
+
+/// A runtime directory for named sandboxes (`XDG_RUNTIME_DIR`) for
+/// `mode`: owned by the uid cordon runs as, 0700. Removed on drop, after
+/// SIGKILLing every supervisor its state files name.
+pub struct NamedRuntime(pub TempDir);
+
+impl Drop for NamedRuntime {
+    /// A test that failed half-way leaves no supervisor running: each
+    /// state file names one (its init dies with it).
+    fn drop(&mut self) {
+        for e in std::fs::read_dir(self.dir()).into_iter().flatten().flatten() {
+            let Ok(b) = std::fs::read(e.path()) else { continue };
+            let Ok(v) = serde_json::from_slice::<serde_json::Value>(&b) else {
+                continue;
+            };
+            if let Some(pid) = v["supervisor_pid"].as_i64() {
+                // SAFETY: kill has no memory arguments; the pid is a
+                // supervisor this test started (its state file says so).
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            }
+        }
+    }
+}
+
+impl NamedRuntime {
+    pub fn new(mode: Mode) -> NamedRuntime {
+        let t = TempDir::new("xdg");
+        set_mode(t.path(), 0o700);
+        if mode == Mode::Rootless && is_root() {
+            let p = std::ffi::CString::new(t.str()).expect("path");
+            // SAFETY: chown of a directory this test made.
+            let r = unsafe { libc::chown(p.as_ptr(), ROOTLESS_ID, ROOTLESS_ID) };
+            assert_eq!(r, 0, "chown: {}", std::io::Error::last_os_error());
+        }
+        NamedRuntime(t)
+    }
+
+    pub fn dir(&self) -> std::path::PathBuf {
+        self.0.path().join("cordon")
+    }
+
+    pub fn cordon(&self, mode: Mode, args: &[&str]) -> std::process::Output {
+        let mut c = cordon(mode);
+        c.env("XDG_RUNTIME_DIR", self.0.path()).args(args);
+        c.output().expect("spawn cordon")
+    }
+
+    pub fn ls(&self, mode: Mode) -> Vec<serde_json::Value> {
+        let o = self.cordon(mode, &["ls", "--json"]);
+        assert!(o.status.success(), "ls: {o:?}");
+        serde_json::from_slice::<serde_json::Value>(&o.stdout)
+            .expect("ls --json")
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The files left in the runtime directory.
+    pub fn files(&self) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(self.dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+}
