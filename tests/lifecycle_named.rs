@@ -1406,3 +1406,97 @@ fn cli_idle_connections_do_not_lock_out_the_owner() {
     );
     assert!(rt.files().is_empty(), "left: {:?}", rt.files());
 }
+
+/// `run --in` forwards SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and
+/// SIGUSR2 to its command's process group, as `run` does to its payload:
+/// a command that handles SIGINT ends its own way; one that ignores SIGTERM
+/// is killed after the grace period, at once on a second signal; another
+/// command running in the same sandbox gets nothing, and the sandbox runs
+/// on.
+#[test]
+fn cli_signals_reach_the_command_and_nothing_else() {
+    use std::io::BufRead;
+    let _g = lock();
+    for mode in modes() {
+        let rt = Runtime::new(mode);
+        let o = rt.cordon(mode, &["create", "sigs"]);
+        assert!(o.status.success(), "{mode:?}: {}", text(&o.stderr));
+        // Started, and its first line read: the command's handlers are set.
+        let start = |script: &str| {
+            let mut c = cordon(mode);
+            c.env("XDG_RUNTIME_DIR", rt.0.path())
+                .args(["run", "--in", "sigs", "--", "sh", "-c", script])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null());
+            let mut child = c.spawn().expect("spawn");
+            let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+            let mut line = String::new();
+            out.read_line(&mut line).expect("first line");
+            assert_eq!(line, "ready\n", "{mode:?}");
+            (child, out)
+        };
+        let signal = |child: &std::process::Child, sig: i32| {
+            // SAFETY: kill has no memory arguments; the pid is this
+            // test's own child (not yet waited for).
+            assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
+        };
+        let rest = |mut out: std::io::BufReader<std::process::ChildStdout>| {
+            let mut s = String::new();
+            let _ = std::io::Read::read_to_string(&mut out, &mut s);
+            s
+        };
+        // A bystander in the same sandbox, running through all of it.
+        let (mut bystander, by_out) = start(
+            "trap 'echo hit; exit 9' INT TERM HUP QUIT USR1 USR2; echo ready; \
+             i=0; while [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; echo alive",
+        );
+        // Handled: the command's own exit code and output come back.
+        let (mut c, out) = start(
+            "trap 'echo got INT; exit 7' INT; trap 'echo got USR1' USR1; echo ready; \
+             while :; do sleep 0.05; done",
+        );
+        signal(&c, libc::SIGUSR1);
+        std::thread::sleep(Duration::from_millis(300));
+        signal(&c, libc::SIGINT);
+        let st = c.wait().expect("wait");
+        assert_eq!(st.code(), Some(7), "{mode:?}");
+        let got = rest(out);
+        assert!(
+            got.contains("got USR1") && got.contains("got INT"),
+            "{mode:?}: {got:?}"
+        );
+        // Ignored: killed once the grace period is over.
+        let (mut c, _out) = start("trap '' INT TERM; echo ready; while :; do sleep 0.05; done");
+        let t = Instant::now();
+        signal(&c, libc::SIGTERM);
+        let st = c.wait().expect("wait");
+        assert_eq!(st.code(), Some(137), "{mode:?}");
+        assert!(
+            t.elapsed() >= Duration::from_millis(2500)
+                && t.elapsed() < common::scaled(Duration::from_secs(10)),
+            "{mode:?}: killed after {:?}",
+            t.elapsed()
+        );
+        // A second signal kills at once.
+        let (mut c, _out) = start("trap '' INT TERM; echo ready; while :; do sleep 0.05; done");
+        let t = Instant::now();
+        signal(&c, libc::SIGTERM);
+        std::thread::sleep(Duration::from_millis(200));
+        signal(&c, libc::SIGINT);
+        let st = c.wait().expect("wait");
+        assert_eq!(st.code(), Some(137), "{mode:?}");
+        assert!(
+            t.elapsed() < Duration::from_millis(2500),
+            "{mode:?}: {:?}",
+            t.elapsed()
+        );
+        // The bystander saw none of it, and the sandbox runs on.
+        let st = bystander.wait().expect("wait");
+        let got = rest(by_out);
+        assert_eq!((st.code(), got.as_str()), (Some(0), "alive\n"), "{mode:?}");
+        let o = rt.cordon(mode, &["run", "--in", "sigs", "--", "true"]);
+        assert!(o.status.success(), "{mode:?}: {}", text(&o.stderr));
+        assert!(rt.cordon(mode, &["stop", "sigs"]).status.success());
+        assert_eq!(rt.files(), Vec::<String>::new(), "{mode:?}");
+    }
+}

@@ -21,6 +21,8 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use cordon::launch::parent::{SignalGuard, TERM_GRACE};
+use cordon::launch::serve;
 use cordon::outcome::EXIT_SETUP;
 use cordon::plan::Plan;
 use cordon::sys;
@@ -732,7 +734,16 @@ impl Out {
 /// nothing reads or feeds once this returns). Copies the caller's stdin to
 /// the command while it runs, its stdout and stderr to the caller's, until
 /// the outcome arrives; then what the command wrote before it ended.
+///
+/// SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 sent to this
+/// process go to the command's process group, as `cordon run` forwards
+/// them to its payload: after a terminating one (the first four) the
+/// command has [`TERM_GRACE`] to end before it is killed, at once on a
+/// second one. The outcome still comes back.
 fn run_relayed(sock: &OwnedFd, req: &serde_json::Value) -> Result<serde_json::Value, String> {
+    let signals = SignalGuard::new(true, false).map_err(|e| e.to_string())?;
+    let mut grace_end: Option<Instant> = None;
+    let mut killed = false;
     let (in_w, in_r) = relay_pipe(false)?;
     let (out_r, out_w) = relay_pipe(true)?;
     let (err_r, err_w) = relay_pipe(true)?;
@@ -771,8 +782,9 @@ fn run_relayed(sock: &OwnedFd, req: &serde_json::Value) -> Result<serde_json::Va
             events,
             revents: 0,
         };
-        let mut p = [NONE; 7];
+        let mut p = [NONE; 8];
         p[0] = pfd(sock.as_raw_fd(), libc::POLLIN);
+        p[7] = pfd(signals.fd(), libc::POLLIN);
         if in_open && in_w.is_some() && in_buf.len() < RELAY_BUFFER {
             p[1] = pfd(0, libc::POLLIN);
         }
@@ -787,8 +799,38 @@ fn run_relayed(sock: &OwnedFd, req: &serde_json::Value) -> Result<serde_json::Va
                 p[4 + 2 * k] = pfd(o.dst, libc::POLLOUT);
             }
         }
-        if sys::poll(&mut p, -1).is_err() {
+        let timeout = grace_end.map_or(-1, |g| {
+            g.saturating_duration_since(Instant::now())
+                .as_millis()
+                .min(i32::MAX as u128) as i32
+        });
+        if sys::poll(&mut p, timeout).is_err() {
             continue;
+        }
+        let mut kill = grace_end.is_some_and(|g| Instant::now() >= g);
+        if p[7].revents != 0 {
+            let mut info = [0u8; 128 * 8];
+            while let Ok(n) = sys::read(signals.fd(), &mut info) {
+                if n < 128 {
+                    break;
+                }
+                for si in info[..n].chunks_exact(128) {
+                    let sig = u32::from_ne_bytes([si[0], si[1], si[2], si[3]]) as i32;
+                    if serve::FORWARDABLE[..4].contains(&sig) {
+                        if grace_end.is_some() {
+                            kill = true;
+                            continue;
+                        }
+                        grace_end = Some(Instant::now() + TERM_GRACE);
+                    }
+                    let _ = send_request(sock, &serde_json::json!({"op": "signal", "signal": sig}), &[]);
+                }
+            }
+        }
+        if kill && !killed {
+            killed = true;
+            grace_end = None;
+            let _ = send_request(sock, &serde_json::json!({"op": "kill"}), &[]);
         }
         if p[0].revents != 0 {
             let mut none = [-1; sys::MAX_PASSED_FDS];
@@ -1504,13 +1546,29 @@ impl Daemon {
     fn on_client(&mut self, i: usize, ev: i16) {
         let fd = self.clients[i].fd.as_raw_fd();
         if let Some(id) = self.clients[i].running {
-            // A client waiting for its command sends nothing more: data or
-            // a hang-up means it went away. Its command goes with it.
-            if ev & (libc::POLLHUP | libc::POLLERR | libc::POLLIN) != 0 {
-                self.session.kill_command(id);
-                self.clients[i].running = None;
-                self.clients.swap_remove(i);
+            // A client waiting for its command sends only a signal to
+            // forward or a kill (its caller's second SIGINT, or the grace
+            // after the first ran out). Anything else, or a hang-up, means
+            // it went away: its command goes with it.
+            if ev & libc::POLLIN != 0 {
+                match self.command_request(fd) {
+                    FromWaiting::Signal(sig) => {
+                        let _ = self.session.signal_command(id, sig);
+                        return;
+                    }
+                    FromWaiting::Kill => {
+                        self.session.kill_command(id);
+                        return;
+                    }
+                    FromWaiting::Nothing => return,
+                    FromWaiting::Gone => {}
+                }
+            } else if ev & (libc::POLLHUP | libc::POLLERR) == 0 {
+                return;
             }
+            self.session.kill_command(id);
+            self.clients[i].running = None;
+            self.clients.swap_remove(i);
             return;
         }
         let mut fds = [-1; sys::MAX_PASSED_FDS];
@@ -1575,6 +1633,34 @@ impl Daemon {
         }
     }
 
+    /// A message from a client whose command runs.
+    fn command_request(&mut self, fd: RawFd) -> FromWaiting {
+        let mut fds = [-1; sys::MAX_PASSED_FDS];
+        let r = match sys::recv_msg_fds(fd, &mut self.buf, &mut fds, libc::MSG_DONTWAIT) {
+            Ok(r) => r,
+            Err(sys::Errno(libc::EAGAIN | libc::EINTR)) => return FromWaiting::Nothing,
+            Err(_) => return FromWaiting::Gone,
+        };
+        for &f in &fds[..r.fds] {
+            // SAFETY: fds just received are ours alone; none is expected.
+            unsafe { sys::close(f) };
+        }
+        if r.len == 0 || r.truncated {
+            return FromWaiting::Gone;
+        }
+        let Ok(req) = serde_json::from_slice::<serde_json::Value>(&self.buf[..r.len]) else {
+            return FromWaiting::Gone;
+        };
+        match req["op"].as_str() {
+            Some("kill") => FromWaiting::Kill,
+            Some("signal") => match req["signal"].as_i64().and_then(|s| i32::try_from(s).ok()) {
+                Some(sig) if serve::FORWARDABLE.contains(&sig) => FromWaiting::Signal(sig),
+                _ => FromWaiting::Gone,
+            },
+            _ => FromWaiting::Gone,
+        }
+    }
+
     fn refuse(&mut self, i: usize, why: &str) {
         let c = self.clients.swap_remove(i);
         let _ = sys::send_msg_fds(
@@ -1606,6 +1692,19 @@ impl Daemon {
             "memory_kb": memory_kb,
         })
     }
+}
+
+/// What a client whose command runs may send.
+enum FromWaiting {
+    /// Forward this signal to the command.
+    Signal(i32),
+    /// Kill the command; the client still waits for its outcome.
+    Kill,
+    /// No message after all.
+    Nothing,
+    /// The client went away, or sent something else: it goes, and its
+    /// command with it.
+    Gone,
 }
 
 /// A process's proportional set size (KiB), from smaps_rollup.

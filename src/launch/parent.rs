@@ -53,14 +53,9 @@ pub fn terminating_signals_forwarded() -> u64 {
     TERMINATING_FORWARDED.load(std::sync::atomic::Ordering::Relaxed)
 }
 
-const FORWARDED: [c_int; 6] = [
-    libc::SIGINT,
-    libc::SIGTERM,
-    libc::SIGHUP,
-    libc::SIGQUIT,
-    libc::SIGUSR1,
-    libc::SIGUSR2,
-];
+/// The signals forwarded to the sandbox (the same set `cordon run --in`
+/// forwards to a named sandbox's command).
+const FORWARDED: [c_int; 6] = super::serve::FORWARDABLE;
 
 /// An fd closed on drop.
 pub(super) struct Fd(pub(super) c_int);
@@ -82,15 +77,18 @@ impl Fd {
 }
 
 /// Signals blocked for the run, restored on drop.
-struct SignalGuard {
+/// Signals blocked in the calling thread and read from a signalfd until
+/// drop, which restores the thread's signal mask.
+pub struct SignalGuard {
     old: libc::sigset_t,
     fd: Fd,
 }
 
 impl SignalGuard {
-    /// `forward`: the signals forwarded to the sandbox; `winch`: SIGWINCH,
-    /// for the pty's window size.
-    fn new(forward: bool, winch: bool) -> Result<SignalGuard, LaunchError> {
+    /// `forward`: the signals forwarded to the sandbox (SIGINT, SIGTERM,
+    /// SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2); `winch`: SIGWINCH, for the
+    /// pty's window size.
+    pub fn new(forward: bool, winch: bool) -> Result<SignalGuard, LaunchError> {
         let mut set = sys::sigset_empty();
         let winch = winch.then_some(libc::SIGWINCH);
         for s in FORWARDED.iter().filter(|_| forward).copied().chain(winch) {
@@ -106,6 +104,13 @@ impl SignalGuard {
             return Err(LaunchError::sys("signals", "signalfd", e));
         }
         Ok(SignalGuard { old, fd: Fd(fd) })
+    }
+}
+
+impl SignalGuard {
+    /// The signalfd (non-blocking, close-on-exec), owned by the guard.
+    pub fn fd(&self) -> c_int {
+        self.fd.0
     }
 }
 

@@ -15,6 +15,11 @@
 //!   stderr by SCM_RIGHTS.
 //! - supervisor → init, kill: the header with kind 2 and the id: the
 //!   command's process group is killed (its client went away).
+//! - supervisor → init, signal: the header with kind 3, the id and the
+//!   signal number in `argc`: one of [`FORWARDABLE`] goes to the command's
+//!   process group (what `cordon run --in` forwards from its caller); after
+//!   a terminating one the group also gets SIGCONT, so that a stopped
+//!   command can act on it.
 //! - init → supervisor: a [`REPLY`]-byte reply: ready (once, when the loop
 //!   starts), done (id, wait status, timed out, the command's setup error,
 //!   rusage) or rejected (id, errno: the message was malformed or the
@@ -71,6 +76,18 @@ pub const TABLE_FULL: i32 = libc::EBUSY;
 pub const RUN: u32 = 1;
 /// Kill a running command's process group.
 pub const KILL: u32 = 2;
+/// Send a signal to a running command's process group.
+pub const SIGNAL: u32 = 3;
+/// The signals a [`SIGNAL`] request may carry: those `cordon run` forwards
+/// to its payload. The first four ask the command to end.
+pub const FORWARDABLE: [c_int; 6] = [
+    libc::SIGINT,
+    libc::SIGTERM,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+];
 /// Reply kinds.
 pub const READY: u32 = 1;
 /// A command ended.
@@ -87,13 +104,13 @@ const BUF_LEN: usize = DATA_LEN + PTRS * std::mem::size_of::<usize>();
 /// A request's header.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Header {
-    /// [`RUN`] or [`KILL`].
+    /// [`RUN`], [`KILL`] or [`SIGNAL`].
     pub kind: u32,
     /// The supervisor's id for the command.
     pub id: u32,
     /// The command's wall-clock limit in ms (0: none).
     pub timeout_ms: u64,
-    /// Number of arguments (at least 1).
+    /// Number of arguments (at least 1); for [`SIGNAL`], the signal.
     pub argc: u32,
     /// Number of environment entries.
     pub envc: u32,
@@ -497,6 +514,23 @@ fn on_request(
             if let Some(s) = table.iter().find(|s| s.pid != 0 && s.id == header.id) {
                 let _ = sys::kill(-s.pid, libc::SIGKILL);
                 let _ = sys::kill(s.pid, libc::SIGKILL);
+            }
+        }
+        SIGNAL => {
+            close_all(received);
+            let sig = header.argc as c_int;
+            if !FORWARDABLE.contains(&sig) {
+                return;
+            }
+            if let Some(s) = table.iter().find(|s| s.pid != 0 && s.id == header.id) {
+                // Before its setsid the command has no group of its own:
+                // then it alone gets the signal.
+                if sys::kill(-s.pid, sig).is_err() {
+                    let _ = sys::kill(s.pid, sig);
+                }
+                if FORWARDABLE[..4].contains(&sig) && sys::kill(-s.pid, libc::SIGCONT).is_err() {
+                    let _ = sys::kill(s.pid, libc::SIGCONT);
+                }
             }
         }
         RUN => {

@@ -565,6 +565,28 @@ impl Session {
         let _ = self.send_request(&h.encode(), &[]);
     }
 
+    /// Send `sig` to a running command's process group, as `cordon run`
+    /// forwards a signal to its payload: SIGINT, SIGTERM, SIGHUP, SIGQUIT
+    /// (each followed by SIGCONT, so that a stopped command can act on
+    /// it), SIGUSR1 or SIGUSR2 ([`serve::FORWARDABLE`]). Another signal is
+    /// refused here; a command that has ended is not an error (init
+    /// ignores the request).
+    pub fn signal_command(&mut self, id: u32, sig: i32) -> Result<(), LaunchError> {
+        if !serve::FORWARDABLE.contains(&sig) {
+            return Err(LaunchError::other(
+                "signal_command",
+                format!("signal {sig}: only SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 are forwarded to a command"),
+            ));
+        }
+        let h = Header {
+            kind: serve::SIGNAL,
+            id,
+            argc: sig as u32,
+            ..Header::default()
+        };
+        self.send_request(&h.encode(), &[])
+    }
+
     /// Take one reply without blocking: `Ok(None)` when none is there.
     /// `Err` when the sandbox's init has ended.
     ///
