@@ -341,6 +341,12 @@ struct PolicyArgs {
 struct CreateArgs {
     #[command(flatten)]
     policy: PolicyArgs,
+    /// Append the audit trail (JSON lines: the sandbox's start and stop,
+    /// each command's start and end, the egress proxy's decisions) to
+    /// PATH, or write it to the inherited descriptor N (fd:N); replaces the
+    /// policy's audit.path.
+    #[arg(long = "audit-log", value_name = "PATH|fd:N")]
+    audit_log: Option<String>,
     /// Stop the sandbox after DURATION without a command (lifecycle.idle).
     #[arg(long, value_name = "DURATION")]
     idle: Option<Dur>,
@@ -793,6 +799,8 @@ fn run_in(a: &RunArgs, name: &str, m: &ArgMatches) -> i32 {
 
 /// `cordon create NAME`.
 fn create(a: CreateArgs, m: &ArgMatches) -> i32 {
+    // As for run: secrets' and --audit-log's fd:N first, before cordon
+    // opens anything of its own.
     let secrets = match read_secrets(&a.policy, None) {
         Ok(s) => s.into_iter().map(|(s, _)| s).collect::<Vec<_>>(),
         Err(e) => {
@@ -800,7 +808,24 @@ fn create(a: CreateArgs, m: &ArgMatches) -> i32 {
             return EXIT_SETUP;
         }
     };
+    let audit_log = match a
+        .audit_log
+        .as_deref()
+        .map(|spec| {
+            cordon::audit::AuditTarget::parse(spec).and_then(|t| cordon::audit::AuditLog::open(&t, &[]))
+        })
+        .transpose()
+    {
+        Ok(log) => log,
+        Err(e) => {
+            eprintln!("cordon: create: --audit-log: {e}");
+            return EXIT_SETUP;
+        }
+    };
     let built = effective_policy(&a.policy, m).and_then(|mut l| {
+        if audit_log.is_some() {
+            l.policy.audit = None;
+        }
         let mut life = l.policy.lifecycle.unwrap_or_default();
         life.idle = a.idle.or(life.idle);
         life.max = a.max_lifetime.or(life.max);
@@ -818,7 +843,12 @@ fn create(a: CreateArgs, m: &ArgMatches) -> i32 {
         l.policy
             .check_supervised(&l.name)
             .and_then(|_| Plan::build_serving(&l.policy, &l.name, &secrets))
-            .map(|plan| (plan, life, l.name.clone()))
+            .map(|mut plan| {
+                if let Some(log) = audit_log {
+                    plan.supervisor.audit = Some(cordon::audit::AuditRun::new(log, &l.policy, &l.name));
+                }
+                (plan, life, l.name.clone())
+            })
             .map_err(|e| l.sources.locate(e))
     });
     drop(secrets);

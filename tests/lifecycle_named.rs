@@ -1500,3 +1500,102 @@ fn cli_signals_reach_the_command_and_nothing_else() {
         assert_eq!(rt.files(), Vec::<String>::new(), "{mode:?}");
     }
 }
+
+/// `create --audit-log`: one trail for the sandbox's life under one id —
+/// its start (`named`), each command's start and end (a timed-out one with
+/// its `limit.hit`), the egress proxy's refusal of a metadata address, and
+/// the stop. A command's outcome counts the events dropped.
+#[test]
+fn cli_the_audit_log_covers_the_sandbox_and_each_command() {
+    let _g = lock();
+    for mode in modes() {
+        let rt = Runtime::new(mode);
+        let log = rt.0.path().join("audit.jsonl");
+        let o = rt.cordon(
+            mode,
+            &[
+                "create",
+                "--audit-log",
+                log.to_str().expect("utf-8"),
+                "--allow-net",
+                "example.invalid:443",
+                "audited",
+            ],
+        );
+        assert!(o.status.success(), "{mode:?}: {}", text(&o.stderr));
+        let o = rt.cordon(mode, &["run", "--in", "audited", "--", "sh", "-c", "exit 3"]);
+        assert_eq!(o.status.code(), Some(3), "{mode:?}: {}", text(&o.stderr));
+        let o = rt.cordon(
+            mode,
+            &[
+                "run",
+                "--in",
+                "audited",
+                "--time-limit",
+                "300ms",
+                "--",
+                "sleep",
+                "30",
+            ],
+        );
+        assert_eq!(o.status.code(), Some(124), "{mode:?}: {}", text(&o.stderr));
+        // Through the proxy (HTTP_PROXY is set in proxy mode): refused.
+        let status = rt.0.path().join("st.json");
+        let o = rt.cordon(
+            mode,
+            &[
+                "run",
+                "--in",
+                "audited",
+                "--status-json",
+                status.to_str().expect("utf-8"),
+                "--",
+                "bash",
+                "-c",
+                "exec 3<>/dev/tcp/127.0.0.1/3128; \
+                 printf 'GET http://169.254.169.254/ HTTP/1.0\\r\\n\\r\\n' >&3; head -1 <&3",
+            ],
+        );
+        assert!(o.status.success(), "{mode:?}: {}", text(&o.stderr));
+        let st: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&status).expect("status")).expect("status json");
+        assert_eq!(st["audit_dropped"], 0, "{mode:?}: {st}");
+        assert!(rt.cordon(mode, &["stop", "audited"]).status.success());
+        let lines = common::audit_lines(&log);
+        let names: Vec<&str> = lines.iter().filter_map(|l| l["event"].as_str()).collect();
+        let ids: std::collections::BTreeSet<&str> =
+            lines.iter().filter_map(|l| l["sandbox"].as_str()).collect();
+        assert_eq!(ids.len(), 1, "{mode:?}: one sandbox id: {names:?}");
+        assert_eq!(names.first(), Some(&"sandbox.started"), "{mode:?}: {names:?}");
+        assert_eq!(names.last(), Some(&"sandbox.stopped"), "{mode:?}: {names:?}");
+        assert_eq!(lines[0]["named"], true, "{mode:?}");
+        let started = common::events(&lines, "command.started");
+        let exited = common::events(&lines, "command.exited");
+        assert_eq!((started.len(), exited.len()), (3, 3), "{mode:?}: {names:?}");
+        assert_eq!(
+            started[0]["argv"],
+            serde_json::json!(["sh", "-c", "exit 3"]),
+            "{mode:?}"
+        );
+        assert_eq!(
+            (exited[0]["command"].clone(), exited[0]["exit_code"].clone()),
+            (started[0]["command"].clone(), 3.into()),
+            "{mode:?}"
+        );
+        assert_eq!(exited[1]["status"], "timed_out", "{mode:?}");
+        let limits = common::events(&lines, "limit.hit");
+        assert!(
+            limits
+                .iter()
+                .any(|l| l["limit"] == "wall_time" && l["command"] == started[1]["command"]),
+            "{mode:?}: {limits:?}"
+        );
+        let denied = common::events(&lines, "network.denied");
+        assert!(
+            denied.iter().any(|l| l["target"] == "169.254.169.254"),
+            "{mode:?}: {names:?}"
+        );
+        let stopped = common::events(&lines, "sandbox.stopped");
+        assert_eq!(stopped[0]["commands"], 3, "{mode:?}");
+    }
+}

@@ -60,6 +60,20 @@ pub fn started(a: &AuditRun, plan: &Plan) {
         .iter()
         .map(|c| Value::from(c.to_string_lossy().into_owned()))
         .collect();
+    let mut fields = started_fields(a, plan);
+    fields.insert(2, ("argv", Value::Array(argv)));
+    a.log.emit("sandbox.started", &fields);
+}
+
+/// `sandbox.started` for a named sandbox (`named: true`, no argv: its
+/// commands come later, each with `command.started`), before it is made.
+pub fn named_started(a: &AuditRun, plan: &Plan) {
+    let mut fields = started_fields(a, plan);
+    fields.insert(2, ("named", Value::from(true)));
+    a.log.emit("sandbox.started", &fields);
+}
+
+fn started_fields(a: &AuditRun, plan: &Plan) -> Vec<(&'static str, Value)> {
     let unenforced: Vec<Value> = plan
         .supervisor
         .unenforced
@@ -67,15 +81,63 @@ pub fn started(a: &AuditRun, plan: &Plan) {
         .chain(&plan.supervisor.unenforced_quiet)
         .map(|s| Value::from(s.as_str()))
         .collect();
+    vec![
+        ("policy_digest", Value::from(a.policy_digest.as_str())),
+        ("policy", Value::from(a.policy.as_str())),
+        ("host_uid", Value::from(plan.child.ids().host_uid)),
+        ("enforced", Value::from(enforced(plan))),
+        ("unenforced", Value::Array(unenforced)),
+    ]
+}
+
+/// `command.started`: a named sandbox's command `id` was handed to its
+/// init.
+pub fn command_started(a: &AuditRun, id: u32, argv: &[&std::ffi::OsStr]) {
+    let argv: Vec<Value> = argv
+        .iter()
+        .map(|c| Value::from(c.to_string_lossy().into_owned()))
+        .collect();
     a.log.emit(
-        "sandbox.started",
+        "command.started",
+        &[("command", Value::from(id)), ("argv", Value::Array(argv))],
+    );
+}
+
+/// `limit.hit` for each limit command `id` ran into, then
+/// `command.exited`; the outcome gets `audit_dropped`.
+pub fn command_exited(a: &AuditRun, id: u32, out: &mut Outcome) {
+    for limit in &out.limits_hit {
+        a.log.emit(
+            "limit.hit",
+            &[("command", Value::from(id)), ("limit", Value::from(*limit))],
+        );
+    }
+    let mut fields = vec![
+        ("command", Value::from(id)),
+        ("status", Value::from(out.status.name())),
+        ("exit_code", Value::from(out.exit_code)),
+    ];
+    if let Some(s) = out.signal {
+        fields.push(("signal", Value::from(s)));
+    }
+    fields.push(("wall_time_ms", Value::from(out.wall_time_ms)));
+    if let Some(e) = &out.error {
+        fields.push(("error", Value::from(e.to_string())));
+    }
+    a.log.emit("command.exited", &fields);
+    out.audit_dropped = Some(a.log.dropped());
+}
+
+/// `sandbox.stopped`: a named sandbox ended, after `lifetime_ms` and
+/// `commands` commands.
+pub fn named_stopped(a: &AuditRun, lifetime_ms: u64, commands: u64) {
+    a.log.emit(
+        "sandbox.stopped",
         &[
-            ("policy_digest", Value::from(a.policy_digest.as_str())),
-            ("policy", Value::from(a.policy.as_str())),
-            ("argv", Value::Array(argv)),
-            ("host_uid", Value::from(plan.child.ids().host_uid)),
-            ("enforced", Value::from(enforced(plan))),
-            ("unenforced", Value::Array(unenforced)),
+            ("lifetime_ms", Value::from(lifetime_ms)),
+            ("commands", Value::from(commands)),
+            // Counted before this line: this one cannot count itself.
+            ("audit_dropped", Value::from(a.log.dropped())),
         ],
     );
 }

@@ -198,9 +198,6 @@ fn check_plan(plan: &Plan) -> Result<(), LaunchError> {
     if plan.child.seccomp().is_some_and(|s| s.listener()) {
         return refuse("seccomp: a notifying filter (report or learn) needs a supervisor per command; build the plan with Plan::build_serving");
     }
-    if plan.supervisor.audit.is_some() {
-        return refuse("audit: not supported in a named sandbox yet; use cordon run");
-    }
     Ok(())
 }
 
@@ -252,7 +249,21 @@ impl Session {
 
     /// [`Session::create`] on the calling thread, which must outlive the
     /// session.
+    /// With an audit log in the plan, `sandbox.started` (`named: true`) is
+    /// written before the sandbox is made, and `sandbox.exited` if it
+    /// could not be made.
     fn create_here(plan: Plan) -> Result<Session, LaunchError> {
+        let Some(audit) = plan.supervisor.audit.clone() else {
+            return Self::make(plan);
+        };
+        super::events::named_started(&audit, &plan);
+        let start = Instant::now();
+        Self::make(plan).inspect_err(|e| {
+            super::events::failed(&audit, e, start.elapsed().as_millis() as u64);
+        })
+    }
+
+    fn make(plan: Plan) -> Result<Session, LaunchError> {
         let mut plan = plan;
         // init never gives its own stdio to a command (each brings its
         // own): /dev/null, so that it holds none of the caller's pipes or
@@ -414,6 +425,10 @@ impl Session {
         header.id = id;
         msg[..serve::HEADER].copy_from_slice(&header.encode());
         self.send_request(&msg, &stdio)?;
+        if let Some(a) = &self.plan.supervisor.audit {
+            let argv: Vec<&OsStr> = spec.argv.iter().map(|a| a.as_os_str()).collect();
+            super::events::command_started(a, id, &argv);
+        }
         self.pending.insert(id, pending);
         self.commands_run += 1;
         Ok(id)
@@ -628,7 +643,11 @@ impl Session {
         let Some(p) = self.pending.remove(&reply.id) else {
             return Ok(None);
         };
-        Ok(Some((reply.id, self.outcome(&reply, &p))))
+        let mut out = self.outcome(&reply, &p);
+        if let Some(a) = &self.plan.supervisor.audit {
+            super::events::command_exited(a, reply.id, &mut out);
+        }
+        Ok(Some((reply.id, out)))
     }
 
     /// Wait for command `id` to end (other commands' outcomes are kept for
@@ -777,6 +796,9 @@ impl Session {
                 let _ = parent::proxy_outcome(p);
             }
             cg_out = self.cgroup.take().map(parent::cgroup_outcome);
+            if let Some(a) = &self.plan.supervisor.audit {
+                super::events::named_stopped(a, self.created.elapsed().as_millis() as u64, self.commands_run);
+            }
             drop(Fd(self.sock.take()));
             drop(Fd(self.pidfd.take()));
             // init is reaped: its creating thread may end now.
