@@ -19,14 +19,14 @@ use crate::common::{
 use crate::require;
 
 /// A field of the built-in default policy's `limits`.
-fn default_limit(field: &str) -> Option<serde_json::Value> {
+pub(crate) fn default_limit(field: &str) -> Option<serde_json::Value> {
     let text = include_str!("../../policies/default.json");
     let v: serde_json::Value = serde_json::from_str(text).expect("default policy is JSON");
     v["limits"].get(field).cloned()
 }
 
 /// A size field of the default policy in bytes (`"256M"` style).
-fn default_size(field: &str) -> Option<u64> {
+pub(crate) fn default_size(field: &str) -> Option<u64> {
     let s = default_limit(field)?;
     let s = s.as_str().expect("a size string");
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
@@ -57,13 +57,13 @@ fn spawn(mode: Mode, status: &Path, args: &[&str], cmd: &[&str], stdout: Stdio) 
     c.spawn().expect("spawn cordon")
 }
 
-fn outcome(status: &Path) -> serde_json::Value {
+pub(crate) fn outcome(status: &Path) -> serde_json::Value {
     let text =
         std::fs::read_to_string(status).unwrap_or_else(|e| panic!("no outcome at {}: {e}", status.display()));
     serde_json::from_str(&text).expect("outcome is JSON")
 }
 
-fn limits_hit(o: &serde_json::Value) -> Vec<String> {
+pub(crate) fn limits_hit(o: &serde_json::Value) -> Vec<String> {
     o["limits_hit"]
         .as_array()
         .unwrap_or_else(|| panic!("the outcome has no limits_hit array: {o}"))
@@ -81,7 +81,7 @@ fn ppid(pid: u32) -> Option<u32> {
         .ok()
 }
 
-fn pids() -> Vec<u32> {
+pub(crate) fn pids() -> Vec<u32> {
     std::fs::read_dir("/proc")
         .expect("read /proc")
         .flatten()
@@ -89,12 +89,12 @@ fn pids() -> Vec<u32> {
         .collect()
 }
 
-fn pid_ns(pid: u32) -> Option<std::path::PathBuf> {
+pub(crate) fn pid_ns(pid: u32) -> Option<std::path::PathBuf> {
     std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok()
 }
 
 /// Host processes in the pid namespace `ns`.
-fn count_in(ns: &Path) -> usize {
+pub(crate) fn count_in(ns: &Path) -> usize {
     pids()
         .into_iter()
         .filter(|&p| pid_ns(p).as_deref() == Some(ns))
@@ -106,11 +106,11 @@ fn count_in(ns: &Path) -> usize {
 /// host still able to allocate) must not depend on the other one.
 static ONE_BOMB: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn one_bomb() -> std::sync::MutexGuard<'static, ()> {
+pub(crate) fn one_bomb() -> std::sync::MutexGuard<'static, ()> {
     ONE_BOMB.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-const FORK_BOMB: &str =
+pub(crate) const FORK_BOMB: &str =
     "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n";
 
 #[test]
@@ -213,16 +213,23 @@ fn fork_bomb_is_contained_by_the_default_policy() {
     }
 }
 
+/// A python3 memory bomb: allocates and touches 64 MiB chunks; on
+/// MemoryError prints `stopped MIB`, holds what it got for a second and
+/// exits with 3; gives up by itself 1 GiB above the default address-space
+/// limit (printing `escaped MIB`). Its first line is its report.
+pub(crate) fn memory_bomb() -> String {
+    let cap_mib = default_size("address_space").unwrap_or(4 << 30) / (1 << 20) + 1024;
+    format!(
+        "import sys, time\nchunks = []\ntry:\n    while len(chunks) * 64 < {cap_mib}:\n        chunks.append(b'\\x01' * (64 << 20))\nexcept MemoryError:\n    print('stopped', len(chunks) * 64, flush=True)\n    time.sleep(1)\n    sys.exit(3)\nprint('escaped', len(chunks) * 64, flush=True)\ntime.sleep(1)\n"
+    )
+}
+
 #[test]
 fn memory_bomb_is_stopped_by_the_default_policy() {
     require!("python3", have_python(), "needs /usr/bin/python3");
     let address_space = default_size("address_space");
     let memory = default_size("memory");
-    // The bomb gives up by itself 1 GiB above the limit.
-    let cap_mib = address_space.unwrap_or(4 << 30) / (1 << 20) + 1024;
-    let bomb = format!(
-        "import sys, time\nchunks = []\ntry:\n    while len(chunks) * 64 < {cap_mib}:\n        chunks.append(b'\\x01' * (64 << 20))\nexcept MemoryError:\n    print('stopped', len(chunks) * 64, flush=True)\n    time.sleep(1)\n    sys.exit(3)\nprint('escaped', len(chunks) * 64, flush=True)\ntime.sleep(1)\n"
-    );
+    let bomb = memory_bomb();
     let _one = one_bomb();
     for mode in modes() {
         let dir = TempDir::new("membomb");
@@ -452,7 +459,7 @@ fn default_policy_says_which_cgroup_limits_it_does_not_enforce() {
 }
 
 /// The default policy with `limits` changed as given.
-fn default_policy_with(dir: &TempDir, limits: serde_json::Value) -> String {
+pub(crate) fn default_policy_with(dir: &TempDir, limits: serde_json::Value) -> String {
     let mut v: serde_json::Value =
         serde_json::from_str(include_str!("../../policies/default.json")).expect("default policy is JSON");
     for (k, val) in limits.as_object().expect("object") {

@@ -166,7 +166,7 @@ fn payload_written_files_in_a_writable_bind_do_not_run_unless_granted() {
 
 /// Opens ptys until the first failure; prints `count errno`, then waits
 /// for its stdin to close while holding them.
-const PTY_HOG: &str = "import os, sys
+pub(crate) const PTY_HOG: &str = "import os, sys
 n = 0
 err = 0
 while n < 200:
