@@ -749,6 +749,15 @@ impl Cgroup {
         }
     }
 
+    /// Its OOM kills and forks refused at the pids limit so far (as in
+    /// [`Cgroup::usage`], without the other reads).
+    pub fn limit_events(&self) -> (Option<u64>, Option<u64>) {
+        match self {
+            Cgroup::V2 { dir, .. } => stats::v2_limit_events(dir),
+            Cgroup::V1 { dirs } => stats::v1_limit_events(|c| v1_dir_for(dirs, c)),
+        }
+    }
+
     /// Paths, for the outcome and errors.
     pub fn paths(&self) -> Vec<PathBuf> {
         match self {

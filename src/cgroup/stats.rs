@@ -36,6 +36,25 @@ pub fn v2(dir: &Path) -> Usage {
     }
 }
 
+/// The limit counters of a v2 cgroup alone (OOM kills, forks refused at
+/// the pids limit): two small reads, cheap enough for every command of a
+/// named sandbox.
+pub fn v2_limit_events(dir: &Path) -> (Option<u64>, Option<u64>) {
+    (
+        read(dir, "memory.events").and_then(|t| keyed(&t, "oom_kill")),
+        read(dir, "pids.events").and_then(|t| keyed(&t, "max")),
+    )
+}
+
+/// [`v2_limit_events`] for v1 cgroups.
+pub fn v1_limit_events<'a>(dir: impl Fn(&str) -> Option<&'a Path>) -> (Option<u64>, Option<u64>) {
+    let r = |c: &str, f: &str| dir(c).and_then(|d| read(d, f));
+    (
+        r("memory", "memory.oom_control").and_then(|t| keyed(&t, "oom_kill")),
+        r("pids", "pids.events").and_then(|t| keyed(&t, "max")),
+    )
+}
+
 /// Usage of v1 cgroups; `dir(controller)` gives each hierarchy's directory.
 pub fn v1<'a>(dir: impl Fn(&str) -> Option<&'a Path>) -> Usage {
     let r = |c: &str, f: &str| dir(c).and_then(|d| read(d, f));

@@ -990,6 +990,11 @@ pub fn run_in(o: RunInOptions<'_>) -> i32 {
             out["wall_time_ms"]
         );
     }
+    if !o.quiet && out["status"] == "oom_killed" {
+        eprintln!(
+            "cordon: out of memory: the command was killed at the sandbox's memory limit (exit code {code})"
+        );
+    }
     if let Some(msg) = out["error"]["message"].as_str() {
         eprintln!("cordon: {msg}");
         if let Some(h) = out["error"]["hint"].as_str() {

@@ -103,6 +103,9 @@ impl Command<'_> {
 /// What [`Session::submit`] remembers of a running command.
 struct Pending {
     start: Instant,
+    /// The sandbox cgroup's OOM kills and pids-limit refusals when the
+    /// command started ([`Cgroup::limit_events`]).
+    limit_events: (Option<u64>, Option<u64>),
     /// For messages: argv[0], its candidates and the PATH searched.
     argv0: String,
     candidates: Vec<String>,
@@ -560,6 +563,7 @@ impl Session {
         }
         let pending = Pending {
             start: Instant::now(),
+            limit_events: self.cgroup.as_ref().map_or((None, None), Cgroup::limit_events),
             argv0: cmd.to_string_lossy().into_owned(),
             candidates: cand
                 .iter()
@@ -763,7 +767,26 @@ impl Session {
             out.exit_code = 128 + libc::WTERMSIG(st);
         }
         let payload_signal = (r.kind == serve::DONE && libc::WIFSIGNALED(st)).then(|| libc::WTERMSIG(st));
-        out.limits_hit = crate::outcome::limits_hit(r.timed_out, payload_signal, None);
+        // The cgroup is the sandbox's, shared by its commands: what its
+        // counters gained while this command ran. An OOM kill then and a
+        // SIGKILL of the command make it oom_killed, as in a cold run.
+        let usage = self.cgroup.as_ref().map(|c| {
+            let (oom, pids) = c.limit_events();
+            let gained =
+                |now: Option<u64>, then: Option<u64>| now.map(|n| n.saturating_sub(then.unwrap_or(0)));
+            crate::outcome::Usage {
+                oom_kills: gained(oom, p.limit_events.0),
+                pids_limit_hits: gained(pids, p.limit_events.1),
+                ..Default::default()
+            }
+        });
+        if usage.as_ref().and_then(|u| u.oom_kills).unwrap_or(0) > 0
+            && out.status == Status::Signaled
+            && out.signal == Some(libc::SIGKILL)
+        {
+            out.status = Status::OomKilled;
+        }
+        out.limits_hit = crate::outcome::limits_hit(r.timed_out, payload_signal, usage.as_ref());
         out
     }
 

@@ -719,7 +719,6 @@ fn ptys_in_a_named_sandbox_stop_at_the_devpts_maximum() {
 /// the limits are given as flags (`--memory`, `--pids`), which root can
 /// enforce with whatever cgroup version the host has.
 #[test]
-#[ignore = "named: a command's outcome never names a cgroup limit (status signaled, not oom_killed; no memory/pids in limits_hit): Session::outcome passes no cgroup usage to limits_hit"]
 fn the_outcome_of_a_named_command_names_the_cgroup_limit_it_hit() {
     require!("root", common::is_root(), "cgroup limits by flag need root here");
     require!("python3", have_python(), "needs /usr/bin/python3");
