@@ -76,15 +76,7 @@ fn snapshot() -> Snapshot {
     }
 }
 
-fn alive(pid: i32) -> bool {
-    // A zombie still answers kill(0): look at its state.
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => !s[s.rfind(')').map_or(0, |i| i + 1)..]
-            .trim_start()
-            .starts_with('Z'),
-        Err(_) => false,
-    }
-}
+use common::alive;
 
 #[test]
 fn files_written_by_one_command_are_seen_by_the_next() {

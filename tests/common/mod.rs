@@ -579,3 +579,14 @@ impl NamedRuntime {
         v
     }
 }
+
+/// Whether `pid` is a live process: a zombie still answers kill(0), so its
+/// state is read instead.
+pub fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => !s[s.rfind(')').map_or(0, |i| i + 1)..]
+            .trim_start()
+            .starts_with('Z'),
+        Err(_) => false,
+    }
+}

@@ -224,6 +224,15 @@ pub(crate) fn memory_bomb() -> String {
     )
 }
 
+/// The host allocates 256 MiB and touches every page of it.
+pub(crate) fn host_allocates_256_mib() {
+    let host = vec![1u8; 256 << 20];
+    assert_eq!(
+        host.iter().step_by(4096).map(|&b| b as usize).sum::<usize>(),
+        256 << 8
+    );
+}
+
 #[test]
 fn memory_bomb_is_stopped_by_the_default_policy() {
     require!("python3", have_python(), "needs /usr/bin/python3");
@@ -247,12 +256,7 @@ fn memory_bomb_is_stopped_by_the_default_policy() {
             .expect("read the bomb's report");
         // While the bomb holds what it got, the host can still allocate and
         // touch 256 MiB.
-        let host = vec![1u8; 256 << 20];
-        assert_eq!(
-            host.iter().step_by(4096).map(|&b| b as usize).sum::<usize>(),
-            256 << 8
-        );
-        drop(host);
+        host_allocates_256_mib();
         let out = child.wait_with_output().expect("wait cordon");
         let o = outcome(&status);
         let err = String::from_utf8_lossy(&out.stderr);

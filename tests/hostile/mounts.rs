@@ -231,10 +231,14 @@ fn the_sandbox_cannot_take_every_pty() {
     }
 }
 
-const FILL_INODES: &str = "import os
+/// A Python payload that creates empty files in /tmp until it fails or
+/// made `max`; it prints how many and the errno (0: none).
+pub(crate) fn fill_inodes(max: u32) -> String {
+    format!(
+        "import os
 n = 0
 err = 0
-while n < 5000:
+while n < {max}:
     try:
         os.close(os.open('/tmp/f%d' % n, os.O_CREAT | os.O_WRONLY, 0o644))
         n += 1
@@ -242,7 +246,9 @@ while n < 5000:
         err = e.errno
         break
 print(n, err)
-";
+"
+    )
+}
 
 #[test]
 fn empty_files_stop_at_the_inode_limit() {
@@ -252,7 +258,7 @@ fn empty_files_stop_at_the_inode_limit() {
         mount_entry(v, "tmpfs", "/tmp")["inodes"] = 500.into();
     });
     for mode in modes() {
-        let r = py(mode, &["--policy", &policy], FILL_INODES);
+        let r = py(mode, &["--policy", &policy], &fill_inodes(5000));
         let out = r.ok();
         let mut f = out.split_whitespace().map(|x| x.parse::<i64>().unwrap_or(-1));
         let (n, e) = (f.next().unwrap_or(-1), f.next().unwrap_or(-1));

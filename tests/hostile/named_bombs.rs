@@ -27,15 +27,7 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// Whether `pid` is a live process (a zombie is not).
-fn alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => !s[s.rfind(')').map_or(0, |i| i + 1)..]
-            .trim_start()
-            .starts_with('Z'),
-        Err(_) => false,
-    }
-}
+use crate::common::alive;
 
 static STATUS: AtomicU32 = AtomicU32::new(0);
 
@@ -319,12 +311,7 @@ fn a_memory_bomb_in_a_named_sandbox_is_stopped_and_the_sandbox_goes_on() {
             .expect("read the bomb's report");
         // While the bomb holds what it got, the host allocates and touches
         // 256 MiB.
-        let host = vec![1u8; 256 << 20];
-        assert_eq!(
-            host.iter().step_by(4096).map(|&b| b as usize).sum::<usize>(),
-            256 << 8
-        );
-        drop(host);
+        crate::bombs::host_allocates_256_mib();
         let out = child.wait_with_output().expect("wait cordon");
         let o = outcome(&status);
         let err = text(&out.stderr);
@@ -468,21 +455,6 @@ fn a_busy_command_dies_of_sigxcpu_and_the_next_gets_its_own_cpu_budget() {
     }
 }
 
-/// Creates empty files in /tmp until the first failure; prints
-/// `count errno`. Also used to fill /tmp again after it was emptied.
-const FILL_INODES: &str = "import os
-n = 0
-err = 0
-while n < 1100000:
-    try:
-        os.close(os.open('/tmp/f%d' % n, os.O_CREAT | os.O_WRONLY, 0o644))
-        n += 1
-    except OSError as e:
-        err = e.errno
-        break
-print(n, err)
-";
-
 /// The default policy's /tmp: its inode limit.
 fn default_tmp_inodes() -> u64 {
     let p = cordon::Policy::builtin_default().expect("default policy");
@@ -508,7 +480,10 @@ fn empty_files_in_a_named_sandbox_stop_at_the_default_inode_limit() {
     require!("python3", have_python(), "needs /usr/bin/python3");
     let limit = default_tmp_inodes();
     let fill = |sb: &Named, what: &str| -> u64 {
-        let (out, o) = sb.run(&[], &["/usr/bin/python3", "-c", FILL_INODES]);
+        let (out, o) = sb.run(
+            &[],
+            &["/usr/bin/python3", "-c", &crate::mounts::fill_inodes(1_100_000)],
+        );
         let s = text(&out.stdout);
         let mut f = s.split_whitespace().map(|x| x.parse::<i64>().unwrap_or(-1));
         let (n, e) = (f.next().unwrap_or(-1), f.next().unwrap_or(-1));
