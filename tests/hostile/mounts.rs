@@ -9,7 +9,7 @@ use std::process::Stdio;
 
 use crate::common::{self, modes, py, run, sh, write_policy, Mode, TempDir};
 
-const LOADER: &str = "/lib64/ld-linux-x86-64.so.2";
+pub(crate) const LOADER: &str = "/lib64/ld-linux-x86-64.so.2";
 
 /// policies/default.json changed by `change`, written into `dir`.
 fn default_with(dir: &TempDir, change: impl FnOnce(&mut serde_json::Value)) -> String {
@@ -41,7 +41,7 @@ fn exec_script(dir: &str) -> String {
     )
 }
 
-fn code_of(out: &str, key: &str) -> i32 {
+pub(crate) fn code_of(out: &str, key: &str) -> i32 {
     out.lines()
         .find_map(|l| l.strip_prefix(&format!("{key}=")))
         .and_then(|v| v.trim().parse().ok())
