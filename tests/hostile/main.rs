@@ -15,6 +15,7 @@ mod idmap;
 mod learn;
 mod mounts;
 mod named;
+mod named_walls;
 mod network;
 mod outputs;
 mod proxy;
