@@ -607,6 +607,134 @@ fn status_json_the_command_swaps_is_not_followed() {
     }
 }
 
+/// A directory symlink an earlier command planted in the bind (`/out/sub
+/// -> the secret's host directory`) does not redirect `--status-json
+/// out/sub/secret` onto the root-only file: the directory part is never
+/// followed (outputs.rs has the cold case).
+#[test]
+fn status_json_through_a_directory_symlink_an_earlier_command_planted_is_refused() {
+    let secret = Secret::new();
+    let secret_dir = common::s(secret.path.parent().expect("dir"));
+    for mode in modes() {
+        let rt = NamedRuntime::new(mode);
+        let out = TempDir::new("nwalls-out");
+        create(&rt, mode, "dirlink", &["--bind", &format!("{}:/out", out.str())]);
+        let o = sh_in(&rt, mode, "dirlink", &format!("ln -s {secret_dir} /out/sub"));
+        assert_eq!(o.status.code(), Some(0), "{mode:?}: {}", stderr(&o));
+        let path = common::s(out.path().join("sub/secret"));
+        let o = run_in(
+            &rt,
+            mode,
+            "dirlink",
+            &["--status-json", &path],
+            &["/bin/sh", "-c", "echo ran > /out/marker; exit 5"],
+        );
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(125), "{mode:?}: {e}");
+        assert!(e.contains("symbolic link"), "{mode:?}: {e}");
+        assert!(!out.path().join("marker").exists(), "{mode:?}: the command ran");
+        secret.assert_unchanged(&format!("{mode:?} directory symlink"));
+        still_runs_then_stop(&rt, mode, "dirlink");
+    }
+}
+
+/// Left running by one command: swaps /out/status.json for a symlink to
+/// the secret, a FIFO, a directory and a dangling symlink, over and over,
+/// until /out/stop appears (or 60 s passed).
+const SWAPPER: &str = r#"
+import os, sys, time
+p = '/out/status.json'
+secret, dangling = sys.argv[1], sys.argv[2]
+end = time.time() + 60
+i = 0
+while time.time() < end and not os.path.exists('/out/stop'):
+    try:
+        os.unlink(p)
+    except IsADirectoryError:
+        os.rmdir(p)
+    except OSError:
+        pass
+    try:
+        k = i % 4
+        if k == 0:
+            os.symlink(secret, p)
+        elif k == 1:
+            os.mkfifo(p, 0o666)
+        elif k == 2:
+            os.mkdir(p)
+        else:
+            os.symlink(dangling, p)
+    except OSError:
+        pass
+    if i == 0:
+        open('/out/swapping', 'w').close()
+    i += 1
+"#;
+
+/// A process an earlier command left behind races every later command's
+/// --status-json: each is either refused before its command runs or runs
+/// with its own exit code; nothing is written through, nothing hangs.
+#[test]
+fn a_leftover_of_an_earlier_command_racing_status_json_redirects_nothing() {
+    require!("python3", have_python(), "python3 is not installed");
+    let secret = Secret::new();
+    let missing = TempDir::new("nwalls-dangling");
+    let dangling = missing.path().join("created-by-cordon");
+    for mode in modes() {
+        let rt = NamedRuntime::new(mode);
+        let out = TempDir::new("nwalls-out");
+        create(&rt, mode, "race", &["--bind", &format!("{}:/out", out.str())]);
+        let script = format!(
+            "setsid /usr/bin/python3 -c \"$0\" {} {} </dev/null >/dev/null 2>&1 & \
+             while [ ! -e /out/swapping ]; do sleep 0.01; done; echo left",
+            common::s(&secret.path),
+            common::s(&dangling)
+        );
+        let o = run_in(&rt, mode, "race", &[], &["/bin/sh", "-c", &script, SWAPPER]);
+        assert_eq!(text(&o.stdout), "left\n", "{mode:?}: {}", stderr(&o));
+        let path = common::s(out.path().join("status.json"));
+        let (mut refused, mut ran) = (0, 0);
+        for i in 0..30 {
+            let what = format!("{mode:?} #{i}");
+            let o = run_in(
+                &rt,
+                mode,
+                "race",
+                &["--status-json", &path],
+                &["/bin/sh", "-c", &format!("echo ran > /out/marker-{i}; exit 5")],
+            );
+            let e = stderr(&o);
+            let marker = out.path().join(format!("marker-{i}")).exists();
+            match o.status.code() {
+                Some(125) => {
+                    assert!(!marker, "{what}: refused, yet the command ran: {e}");
+                    assert!(e.contains(&path), "{what}: {e}");
+                    refused += 1;
+                }
+                Some(5) => {
+                    assert!(marker, "{what}: {e}");
+                    ran += 1;
+                }
+                c => panic!("{what}: exit {c:?}: {e}"),
+            }
+            secret.assert_unchanged(&what);
+            assert!(
+                !dangling.exists(),
+                "{what}: the dangling symlink's target was created"
+            );
+        }
+        eprintln!("{mode:?}: of 30 commands racing the swapper {refused} were refused, {ran} ran");
+        // The race was real: the swapper refused some of them.
+        assert!(
+            refused > 0,
+            "{mode:?}: {ran} ran, none refused: was anything swapped?"
+        );
+        std::fs::write(out.path().join("stop"), "").expect("stop the swapper");
+        still_runs_then_stop(&rt, mode, "race");
+        secret.assert_unchanged(&format!("{mode:?} after stop"));
+    }
+}
+
 // ---------------------------------------------------------------------
 // 5. create refuses the bind sources run refuses.
 
