@@ -12,7 +12,7 @@ use crate::common::{self, modes, py, run, sh, write_policy, Mode, TempDir};
 pub(crate) const LOADER: &str = "/lib64/ld-linux-x86-64.so.2";
 
 /// policies/default.json changed by `change`, written into `dir`.
-fn default_with(dir: &TempDir, change: impl FnOnce(&mut serde_json::Value)) -> String {
+pub(crate) fn default_with(dir: &TempDir, change: impl FnOnce(&mut serde_json::Value)) -> String {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/policies/default.json"))
         .expect("default policy");
     let mut v: serde_json::Value = serde_json::from_str(&text).expect("default policy is JSON");
@@ -21,7 +21,11 @@ fn default_with(dir: &TempDir, change: impl FnOnce(&mut serde_json::Value)) -> S
 }
 
 /// The mount entry of the default policy for `dst`.
-fn mount_entry<'a>(v: &'a mut serde_json::Value, key: &str, dst: &str) -> &'a mut serde_json::Value {
+pub(crate) fn mount_entry<'a>(
+    v: &'a mut serde_json::Value,
+    key: &str,
+    dst: &str,
+) -> &'a mut serde_json::Value {
     v["mounts"]
         .as_array_mut()
         .expect("mounts")

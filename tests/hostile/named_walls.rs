@@ -12,7 +12,7 @@ use std::process::{Command, Output, Stdio};
 
 use crate::common::{self, have_python, is_root, modes, Mode, NamedRuntime, TempDir};
 use crate::identity::{self, Running};
-use crate::mounts::{code_of, LOADER};
+use crate::mounts::{code_of, default_with, mount_entry, LOADER};
 use crate::outputs::{self, output_within, stderr, Secret};
 use crate::require;
 
@@ -231,6 +231,33 @@ fn files_one_command_writes_do_not_run_in_the_next() {
             }
             still_runs_then_stop(&rt, mode, name);
         }
+        // The allowed thing, which shows the attack would be seen: a
+        // sandbox whose /tmp the policy makes executable runs what one
+        // command planted there.
+        let pdir = TempDir::new("nwalls-granted");
+        let granted = default_with(&pdir, |v| {
+            mount_entry(v, "tmpfs", "/tmp")["exec"] = true.into();
+        });
+        create(
+            &rt,
+            mode,
+            "granted",
+            &["--policy", &granted, "--no-landlock", "--ro-bind", &bind],
+        );
+        let o = sh_in(&rt, mode, "granted", &plant_script(with_elf));
+        assert_eq!(text(&o.stdout), "planted\n", "{mode:?} granted: {}", stderr(&o));
+        let o = sh_in(&rt, mode, "granted", &attack_script(with_elf));
+        let out = text(&o.stdout);
+        let d = format!("{mode:?} granted\n{out}\n{}", stderr(&o));
+        assert!(out.contains("direct=RAN") && out.contains("loader=RAN"), "{d}");
+        assert!(out.contains("script=RAN"), "{d}");
+        assert_eq!(code_of(&out, "tmp_t_rc"), 0, "{d}");
+        if with_elf {
+            assert!(out.contains("elf=RAN"), "{d}");
+        }
+        // /dev/shm stays noexec.
+        assert_eq!(code_of(&out, "shm_t_rc"), 126, "{d}");
+        still_runs_then_stop(&rt, mode, "granted");
         assert_eq!(rt.files(), Vec::<String>::new(), "{mode:?}");
     }
 }
