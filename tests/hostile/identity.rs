@@ -10,17 +10,17 @@ use crate::common::{self, cordon, host_processes_with, is_root, modes, py, run_w
 use crate::require;
 
 /// Where cordon records the host ids it hands out (root only).
-const ID_DIR: &str = "/run/cordon/ids";
+pub(crate) const ID_DIR: &str = "/run/cordon/ids";
 
 /// A unique marker for this test process and call.
-fn marker(tag: &str) -> String {
+pub(crate) fn marker(tag: &str) -> String {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     format!("{tag}{}x{n}", std::process::id())
 }
 
 /// Compile `src` into `dir/name` (a payload, bound at /probe).
-fn compile(dir: &TempDir, name: &str, src: &str) -> bool {
+pub(crate) fn compile(dir: &TempDir, name: &str, src: &str) -> bool {
     let c = dir.path().join(format!("{name}.c"));
     std::fs::write(&c, src).expect("write source");
     let out = dir.path().join(name);
@@ -38,7 +38,7 @@ fn compile(dir: &TempDir, name: &str, src: &str) -> bool {
 }
 
 /// Kills and reaps a spawned cordon on drop.
-struct Running(Child);
+pub(crate) struct Running(pub(crate) Child);
 
 impl Drop for Running {
     fn drop(&mut self) {
@@ -49,7 +49,7 @@ impl Drop for Running {
 
 /// Start `cordon run -- /bin/sleep <secs>.<marker digits>` in root mode
 /// (the odd duration makes the payload findable among host processes).
-fn start_sleeper(secs: u32, mark: &str) -> (Running, String) {
+pub(crate) fn start_sleeper(secs: u32, mark: &str) -> (Running, String) {
     let arg = format!(
         "{secs}.{}",
         mark.chars().filter(char::is_ascii_digit).collect::<String>()
@@ -64,7 +64,7 @@ fn start_sleeper(secs: u32, mark: &str) -> (Running, String) {
 }
 
 /// The host pid and real host uid of the payload whose command line is `cmd`.
-fn payload_of(cmd: &str) -> Option<(u32, u32, u32)> {
+pub(crate) fn payload_of(cmd: &str) -> Option<(u32, u32, u32)> {
     for pid in host_processes_with(cmd) {
         let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
             continue;
@@ -88,7 +88,7 @@ fn payload_of(cmd: &str) -> Option<(u32, u32, u32)> {
     None
 }
 
-fn wait_payload(cmd: &str) -> (u32, u32, u32) {
+pub(crate) fn wait_payload(cmd: &str) -> (u32, u32, u32) {
     let mut found = None;
     common::wait_until(10.0, || {
         found = payload_of(cmd);
@@ -140,7 +140,7 @@ fn host_nobody_cannot_signal_the_payload() {
 
 /// Try to take the lock cordon holds on `id` while it uses it (a record
 /// that is gone is not held either).
-fn lock_is_free(id: u32) -> bool {
+pub(crate) fn lock_is_free(id: u32) -> bool {
     let f = match std::fs::OpenOptions::new()
         .read(true)
         .open(format!("{ID_DIR}/{id}"))
@@ -213,7 +213,7 @@ fn host_id_is_held_for_the_run_and_released_after() {
 }
 
 /// Whether a host process runs with uid `id`.
-fn runs_as(id: u32) -> bool {
+pub(crate) fn runs_as(id: u32) -> bool {
     std::fs::read_dir("/proc")
         .expect("/proc")
         .flatten()
@@ -245,7 +245,7 @@ fn explicit_host_uid_still_wins() {
     assert_eq!(host_uid_of(&r), 54321);
 }
 
-const INOTIFY_HOG: &str = r#"
+pub(crate) const INOTIFY_HOG: &str = r#"
 #include <errno.h>
 #include <stdio.h>
 #include <sys/inotify.h>

@@ -16,6 +16,7 @@ mod learn;
 mod mounts;
 mod named;
 mod named_bombs;
+mod named_walls;
 mod network;
 mod outputs;
 mod proxy;

@@ -9,10 +9,10 @@ use std::process::Stdio;
 
 use crate::common::{self, modes, py, run, sh, write_policy, Mode, TempDir};
 
-const LOADER: &str = "/lib64/ld-linux-x86-64.so.2";
+pub(crate) const LOADER: &str = "/lib64/ld-linux-x86-64.so.2";
 
 /// policies/default.json changed by `change`, written into `dir`.
-fn default_with(dir: &TempDir, change: impl FnOnce(&mut serde_json::Value)) -> String {
+pub(crate) fn default_with(dir: &TempDir, change: impl FnOnce(&mut serde_json::Value)) -> String {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/policies/default.json"))
         .expect("default policy");
     let mut v: serde_json::Value = serde_json::from_str(&text).expect("default policy is JSON");
@@ -21,7 +21,11 @@ fn default_with(dir: &TempDir, change: impl FnOnce(&mut serde_json::Value)) -> S
 }
 
 /// The mount entry of the default policy for `dst`.
-fn mount_entry<'a>(v: &'a mut serde_json::Value, key: &str, dst: &str) -> &'a mut serde_json::Value {
+pub(crate) fn mount_entry<'a>(
+    v: &'a mut serde_json::Value,
+    key: &str,
+    dst: &str,
+) -> &'a mut serde_json::Value {
     v["mounts"]
         .as_array_mut()
         .expect("mounts")
@@ -41,7 +45,7 @@ fn exec_script(dir: &str) -> String {
     )
 }
 
-fn code_of(out: &str, key: &str) -> i32 {
+pub(crate) fn code_of(out: &str, key: &str) -> i32 {
     out.lines()
         .find_map(|l| l.strip_prefix(&format!("{key}=")))
         .and_then(|v| v.trim().parse().ok())
