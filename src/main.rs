@@ -771,17 +771,22 @@ fn run_in(a: &RunArgs, name: &str, m: &ArgMatches) -> i32 {
         .filter(|id| !id.starts_with(|c: char| c.is_ascii_uppercase()))
         .filter(|id| !RUN_IN_FLAGS.contains(&id.as_str()))
         .collect();
+    // Nothing runs on these errors; --status-fd still gets the outcome, as
+    // from a cold run.
     if !given.is_empty() {
-        eprintln!(
-            "cordon: run --in: {} do(es) not apply to a named sandbox (its policy was fixed by cordon create); with --in only --env NAME=VALUE, --chdir, --time-limit, --status-json, --status-fd and -q apply",
+        let msg = format!(
+            "{} do(es) not apply to a named sandbox (its policy was fixed by cordon create); with --in only --env NAME=VALUE, --chdir, --time-limit, --status-json, --status-fd and -q apply",
             given.iter().map(|g| format!("--{}", g.replace('_', "-"))).collect::<Vec<_>>().join(", ")
         );
+        eprintln!("cordon: run --in: {msg}");
+        write_status(a, None, &failed_outcome(LaunchError::other("run --in", msg)));
         return EXIT_SETUP;
     }
     let status_json = match a.status_json.as_deref().map(OutputFile::open).transpose() {
         Ok(f) => f,
         Err(e) => {
             eprintln!("cordon: status-json: {e}");
+            write_status(a, None, &failed_outcome(LaunchError::other("status-json", e)));
             return EXIT_SETUP;
         }
     };

@@ -558,7 +558,6 @@ fn status_json_an_earlier_command_replaced_is_refused_and_nothing_runs() {
 /// with nothing on --status-fd, so a caller reading the outcome from its fd
 /// gets none.
 #[test]
-#[ignore = "named: run --in with a refused --status-json writes no outcome to --status-fd (cold run does)"]
 fn a_refused_status_json_still_gives_the_outcome_on_status_fd() {
     let secret = Secret::new();
     for mode in modes() {
