@@ -76,7 +76,6 @@ impl Fd {
     }
 }
 
-/// Signals blocked for the run, restored on drop.
 /// Signals blocked in the calling thread and read from a signalfd until
 /// drop, which restores the thread's signal mask.
 pub struct SignalGuard {
@@ -105,9 +104,7 @@ impl SignalGuard {
         }
         Ok(SignalGuard { old, fd: Fd(fd) })
     }
-}
 
-impl SignalGuard {
     /// The signalfd (non-blocking, close-on-exec), owned by the guard.
     pub fn fd(&self) -> c_int {
         self.fd.0

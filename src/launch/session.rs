@@ -252,6 +252,7 @@ impl Session {
 
     /// [`Session::create`] on the calling thread, which must outlive the
     /// session.
+    ///
     /// With an audit log in the plan, `sandbox.started` (`named: true`) is
     /// written before the sandbox is made, and `sandbox.exited` if it
     /// could not be made.
