@@ -126,7 +126,7 @@ pub enum Step {
     /// A named sandbox's init setting up its command loop (`index`: 0 the
     /// message buffer, 1 the SIGCHLD signalfd, 2 the ready message) or
     /// starting a command (`index`: 3 its error pipe, 4 the fork, 5 its
-    /// stdio).
+    /// stdio, 6 joining its own cgroup).
     Serve,
 }
 

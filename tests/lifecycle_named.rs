@@ -1591,3 +1591,135 @@ fn cli_the_audit_log_covers_the_sandbox_and_each_command() {
         assert_eq!(stopped[0]["commands"], 3, "{mode:?}");
     }
 }
+
+/// Where the sandbox has a cgroup v2, each command gets a cgroup of its
+/// own below the sandbox's, and its time limit ends everything it
+/// started, a process in another session included: at the limit when the
+/// command runs that long, and at the same deadline when it ended before
+/// and left something behind. A command without a time limit may leave a
+/// process running, as with `docker exec`. Root only (the sandbox's cgroup
+/// as root; rootless without delegation has none).
+#[test]
+fn cli_a_time_limit_ends_what_the_command_left_in_another_session() {
+    let _g = lock();
+    require!("root", common::is_root(), "the sandbox's cgroup needs root here");
+    require!(
+        "cgroup2",
+        common::cgroup2_with("pids"),
+        "no cgroup v2 with the pids controller: named commands share the sandbox's cgroup"
+    );
+    let mode = Mode::Root;
+    let rt = Runtime::new(mode);
+    let o = rt.cordon(mode, &["create", "--pids", "64", "sessions"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let leftovers = |tag: &str| common::host_processes_with(&format!("sleep {tag}"));
+    // Ended in time, leaving a process in a session of its own: that goes
+    // at the command's deadline.
+    let t = Instant::now();
+    let o = rt.cordon(
+        mode,
+        &[
+            "run",
+            "--in",
+            "sessions",
+            "--time-limit",
+            "3s",
+            "--",
+            "sh",
+            "-c",
+            "setsid sleep 3011 </dev/null >/dev/null 2>&1 & exit 0",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(
+        common::wait_until(2.0, || !leftovers("3011").is_empty()) || t.elapsed() >= Duration::from_secs(3),
+        "the leftover never ran"
+    );
+    if t.elapsed() < Duration::from_millis(2500) {
+        assert_eq!(leftovers("3011").len(), 1, "killed before the deadline");
+    }
+    assert!(
+        common::wait_until(common::scaled(Duration::from_secs(10)).as_secs_f64(), || {
+            leftovers("3011").is_empty()
+        }),
+        "what the command left in another session outlived its time limit: {:?}",
+        leftovers("3011")
+    );
+    assert!(
+        t.elapsed() >= Duration::from_millis(2900),
+        "killed after {:?}",
+        t.elapsed()
+    );
+    // Timed out: what it started in another session goes with it.
+    let o = rt.cordon(
+        mode,
+        &[
+            "run",
+            "--in",
+            "sessions",
+            "--time-limit",
+            "1s",
+            "--",
+            "sh",
+            "-c",
+            "setsid sleep 3012 </dev/null >/dev/null 2>&1 & sleep 100",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(124), "{}", text(&o.stderr));
+    assert!(
+        common::wait_until(5.0, || leftovers("3012").is_empty()),
+        "a timed-out command's process in another session lives on: {:?}",
+        leftovers("3012")
+    );
+    // No time limit: a leftover lives on, until stop.
+    let o = rt.cordon(
+        mode,
+        &[
+            "run",
+            "--in",
+            "sessions",
+            "--",
+            "sh",
+            "-c",
+            "setsid sleep 3013 </dev/null >/dev/null 2>&1 & exit 0",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(
+        common::wait_until(5.0, || leftovers("3013").len() == 1),
+        "the leftover never ran"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        leftovers("3013").len(),
+        1,
+        "a leftover without a time limit was killed"
+    );
+    let o = rt.cordon(mode, &["run", "--in", "sessions", "--", "true"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(rt.dir().join("sessions.json")).expect("state")).expect("json");
+    let cgroups: Vec<String> = state["cgroups"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|c| c.as_str().map(String::from)).collect())
+        .unwrap_or_default();
+    assert!(!cgroups.is_empty(), "no cgroup: {state}");
+    // The commands that ended and left nothing have no cgroup left; the
+    // one with a leftover still has its own.
+    let subs: Vec<String> = std::fs::read_dir(&cgroups[0])
+        .expect("the sandbox's cgroup")
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(subs.len(), 1, "{subs:?}");
+    assert!(rt.cordon(mode, &["stop", "sessions"]).status.success());
+    assert!(
+        common::wait_until(5.0, || leftovers("3013").is_empty()),
+        "stop left a process"
+    );
+    for c in cgroups {
+        assert!(!std::path::Path::new(&c).exists(), "{c} left behind");
+    }
+    assert_eq!(rt.files(), Vec::<String>::new());
+}

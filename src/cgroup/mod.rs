@@ -522,6 +522,19 @@ fn mkdir(p: &Path) -> Result<(), CgroupError> {
     std::fs::create_dir(p).map_err(|e| io_err("create cgroup", p, None, &e))
 }
 
+/// Whether the cgroup `dir` (v2) still holds a process.
+pub fn populated(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join("cgroup.events"))
+        .map(|t| stats::keyed(&t, "populated") != Some(0))
+        .unwrap_or(false)
+}
+
+/// Kill every process in the cgroup `dir` (v2 `cgroup.kill`) and remove
+/// it once empty, waiting at most `patience`.
+pub fn kill_and_remove(dir: &Path, patience: Duration) -> Result<(), CgroupError> {
+    destroy_dir(dir, patience)
+}
+
 /// Remove stale cordon cgroups (of processes that are gone) directly below
 /// `parent`; returns how many were removed.
 pub fn gc_dir(parent: &Path) -> usize {
@@ -576,6 +589,13 @@ pub fn gc(extra: Option<&Path>) -> Vec<PathBuf> {
 
 /// Kill everything in a cgroup directory and remove it.
 fn destroy_dir(dir: &Path, patience: Duration) -> Result<(), CgroupError> {
+    // Child cgroups first (a named sandbox's per-command ones): a cgroup
+    // with children cannot be removed.
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            destroy_dir(&e.path(), patience)?;
+        }
+    }
     // v2: cgroup.kill (5.14+); else freeze, kill each process, thaw.
     if write(dir, "cgroup.kill", "1").is_err() {
         let frozen = write(dir, "cgroup.freeze", "1").is_ok();
@@ -755,6 +775,39 @@ impl Cgroup {
         match self {
             Cgroup::V2 { dir, .. } => stats::v2_limit_events(dir),
             Cgroup::V1 { dirs } => stats::v1_limit_events(|c| v1_dir_for(dirs, c)),
+        }
+    }
+
+    /// For command `id` of a named sandbox: a cgroup of its own below
+    /// this (v2) one, with no controllers (the sandbox's limits stay on
+    /// this one, which keeps its processes), and its `cgroup.procs` opened
+    /// for writing. A process that writes `0` there moves itself in: the
+    /// kernel checks the permission with the credentials of the open
+    /// (5.16+), so the sandbox's init may hand the fd to a command it
+    /// forks without being allowed to open the file itself. `None` for v1,
+    /// which has no `cgroup.kill`.
+    pub fn command_cgroup(&self, id: u32) -> Result<Option<(PathBuf, OwnedFd)>, CgroupError> {
+        let Cgroup::V2 { dir, .. } = self else {
+            return Ok(None);
+        };
+        let sub = dir.join(format!("cmd-{id}"));
+        if let Err(e) = std::fs::create_dir(&sub) {
+            if e.kind() != std::io::ErrorKind::AlreadyExists {
+                return Err(io_err("create cgroup", &sub, None, &e));
+            }
+        }
+        let procs = std::fs::OpenOptions::new()
+            .write(true)
+            .open(sub.join("cgroup.procs"))
+            .map_err(|e| io_err("open cgroup.procs", &sub, None, &e))?;
+        Ok(Some((sub, procs.into())))
+    }
+
+    /// The directory of a v2 cgroup (`None` for v1).
+    pub fn v2_dir(&self) -> Option<&Path> {
+        match self {
+            Cgroup::V2 { dir, .. } => Some(dir),
+            Cgroup::V1 { .. } => None,
         }
     }
 

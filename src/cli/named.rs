@@ -1375,10 +1375,16 @@ impl Daemon {
                 .filter(|c| c.running.is_none())
                 .map(|c| c.since + FIRST_REQUEST)
                 .min();
-            let wake = [self.max.map(|m| created + m), idle_end, first_due]
-                .into_iter()
-                .flatten()
-                .min();
+            self.session.enforce_deadlines();
+            let wake = [
+                self.max.map(|m| created + m),
+                idle_end,
+                first_due,
+                self.session.next_deadline(),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let timeout = wake.map_or(-1, |w| {
                 let left = w.saturating_duration_since(now);
                 (left.as_millis().min(i32::MAX as u128) as i32).saturating_add(1)

@@ -12,7 +12,10 @@
 //!   timeout in ms or 0, argc, envc, number of PATH candidates, whether a
 //!   working directory follows), then NUL-terminated strings: the
 //!   candidates, argv, envp, the cwd; with the command's stdin, stdout and
-//!   stderr by SCM_RIGHTS.
+//!   stderr by SCM_RIGHTS, and where the sandbox has a v2 cgroup a fourth
+//!   fd: the `cgroup.procs` of the command's own cgroup, which the command
+//!   joins before anything else (so that its time limit, enforced by the
+//!   supervisor with `cgroup.kill`, ends everything it started).
 //! - supervisor → init, kill: the header with kind 2 and the id: the
 //!   command's process group is killed (its client went away).
 //! - supervisor → init, signal: the header with kind 3, the id and the
@@ -534,16 +537,24 @@ fn on_request(
             }
         }
         RUN => {
-            if received.len() != 3 {
+            // stdin, stdout, stderr, and with a v2 cgroup the command's
+            // own cgroup.procs (opened by the supervisor).
+            if received.len() != 3 && received.len() != 4 {
                 return reject(libc::EBADF);
             }
+            let cgroup_procs = received.get(3).copied().unwrap_or(-1);
             let Some(slot) = table.iter().position(|s| s.pid == 0) else {
                 return reject(TABLE_FULL);
             };
             let Some(parsed) = parse(&header, buf, got.len) else {
                 return reject(libc::EINVAL);
             };
-            match start(plan, &parsed, [received[0], received[1], received[2]]) {
+            match start(
+                plan,
+                &parsed,
+                [received[0], received[1], received[2]],
+                cgroup_procs,
+            ) {
                 Ok((pid, err)) => {
                     close_all(received);
                     let now = sys::monotonic_ms();
@@ -624,7 +635,14 @@ fn next_string(buf: *mut u8, pos: &mut usize, len: usize) -> Option<*const c_cha
 }
 
 /// Fork a command: its pid and the read end of its error pipe.
-fn start(plan: &ChildPlan, p: &Parsed, stdio: [c_int; 3]) -> Result<(libc::pid_t, c_int), Errno> {
+/// `cgroup_procs`: the command's own cgroup's `cgroup.procs` (-1: none),
+/// which it joins first, before anything else it does.
+fn start(
+    plan: &ChildPlan,
+    p: &Parsed,
+    stdio: [c_int; 3],
+    cgroup_procs: c_int,
+) -> Result<(libc::pid_t, c_int), Errno> {
     let (err_r, err_w) = sys::pipe_nonblock()?;
     let pid = match sys::fork_raw() {
         Ok(pid) => pid,
@@ -638,7 +656,7 @@ fn start(plan: &ChildPlan, p: &Parsed, stdio: [c_int; 3]) -> Result<(libc::pid_t
         }
     };
     if pid == 0 {
-        let e = match command(plan, p, stdio, err_w) {
+        let e = match command(plan, p, stdio, cgroup_procs, err_w) {
             Ok(never) => match never {},
             Err(e) => e,
         };
@@ -660,8 +678,16 @@ fn command(
     plan: &ChildPlan,
     p: &Parsed,
     stdio: [c_int; 3],
+    cgroup_procs: c_int,
     err_w: c_int,
 ) -> Result<std::convert::Infallible, ChildError> {
+    // Into its own cgroup before it can fork: everything it starts is
+    // then there, whatever session it makes. The kernel checks the write
+    // against the credentials of the open (the supervisor's); "0" is the
+    // writer. The fd is close-on-exec.
+    if cgroup_procs >= 0 {
+        sys::write_all(cgroup_procs, b"0").map_err(|e| ChildError::new(Step::Serve, e, 6))?;
+    }
     sys::setsid().map_err(|e| ChildError::new(Step::Setsid, e, 0))?;
     super::child::stdio_onto(stdio)?;
     let cwd = if p.cwd.is_null() {

@@ -106,6 +106,10 @@ struct Pending {
     /// The sandbox cgroup's OOM kills and pids-limit refusals when the
     /// command started ([`Cgroup::limit_events`]).
     limit_events: (Option<u64>, Option<u64>),
+    /// When its time limit ends (`None`: it has none).
+    deadline: Option<Instant>,
+    /// Its own cgroup, below the sandbox's v2 one ([`Cgroup::command_cgroup`]).
+    cgroup: Option<std::path::PathBuf>,
     /// For messages: argv[0], its candidates and the PATH searched.
     argv0: String,
     candidates: Vec<String>,
@@ -152,6 +156,17 @@ pub struct Session {
     /// The most bytes of strings one command may carry.
     max_strings: usize,
     stopped: bool,
+    /// Commands' cgroups that ended with processes still in them (or not
+    /// yet removed): killed at the command's deadline, removed once empty.
+    lingering: Vec<Lingering>,
+}
+
+/// A command's cgroup after the command ended.
+struct Lingering {
+    dir: std::path::PathBuf,
+    /// When what is left in it is killed (`None`: never, until stop).
+    deadline: Option<Instant>,
+    killed: bool,
 }
 
 impl std::fmt::Debug for Session {
@@ -366,6 +381,7 @@ impl Session {
             max_strings,
             anchor: None,
             stopped: false,
+            lingering: Vec::new(),
         })
     }
 
@@ -421,14 +437,37 @@ impl Session {
         if self.stopped {
             return Err(LaunchError::other("named sandbox", "it was stopped"));
         }
-        let (msg, pending) = self.encode(spec)?;
+        self.enforce_deadlines();
+        let (msg, mut pending) = self.encode(spec)?;
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1).max(1);
         let mut msg = msg;
         let mut header = Header::decode(&msg).unwrap_or_default();
         header.id = id;
         msg[..serve::HEADER].copy_from_slice(&header.encode());
-        self.send_request(&msg, &stdio)?;
+        // With a v2 cgroup the command joins a cgroup of its own (its
+        // fourth fd), so that its time limit ends everything it started.
+        let cg = match self.cgroup.as_ref().map(|c| c.command_cgroup(id)).transpose() {
+            Ok(cg) => cg.flatten(),
+            Err(e) => {
+                return Err(LaunchError::other(
+                    "named sandbox",
+                    format!("the command's cgroup: {e}"),
+                ))
+            }
+        };
+        let mut fds = stdio.to_vec();
+        if let Some((_, procs)) = &cg {
+            use std::os::fd::AsRawFd;
+            fds.push(procs.as_raw_fd());
+        }
+        if let Err(e) = self.send_request(&msg, &fds) {
+            if let Some((dir, _)) = &cg {
+                let _ = std::fs::remove_dir(dir);
+            }
+            return Err(e);
+        }
+        pending.cgroup = cg.map(|(dir, _)| dir);
         if let Some(a) = &self.plan.supervisor.audit {
             let argv: Vec<&OsStr> = spec.argv.iter().map(|a| a.as_os_str()).collect();
             super::events::command_started(a, id, &argv);
@@ -565,6 +604,8 @@ impl Session {
         let pending = Pending {
             start: Instant::now(),
             limit_events: self.cgroup.as_ref().map_or((None, None), Cgroup::limit_events),
+            deadline: timeout.map(|t| Instant::now() + t),
+            cgroup: None,
             argv0: cmd.to_string_lossy().into_owned(),
             candidates: cand
                 .iter()
@@ -575,14 +616,53 @@ impl Session {
         Ok((msg, pending))
     }
 
-    /// Kill a running command's process group (its caller went away).
+    /// Kill a running command's process group (its caller went away), and
+    /// with a v2 cgroup everything the command started.
     pub fn kill_command(&mut self, id: u32) {
+        if let Some(dir) = self.pending.get(&id).and_then(|p| p.cgroup.as_ref()) {
+            let _ = crate::cgroup::write(dir, "cgroup.kill", "1");
+        }
         let h = Header {
             kind: serve::KILL,
             id,
             ..Header::default()
         };
         let _ = self.send_request(&h.encode(), &[]);
+    }
+
+    /// End what commands left behind whose time limit is over (their
+    /// cgroups' `cgroup.kill`), and remove the cgroups of ended commands
+    /// that are empty. Run by every call that sends or takes a command;
+    /// a caller that holds a session without using it calls this at
+    /// [`Session::next_deadline`].
+    pub fn enforce_deadlines(&mut self) {
+        let now = Instant::now();
+        self.lingering.retain_mut(|l| {
+            if !crate::cgroup::populated(&l.dir) {
+                return std::fs::remove_dir(&l.dir).is_err_and(|e| e.raw_os_error() == Some(libc::EBUSY));
+            }
+            if !l.killed && l.deadline.is_some_and(|d| d <= now) {
+                let _ = crate::cgroup::write(&l.dir, "cgroup.kill", "1");
+                l.killed = true;
+            }
+            true
+        });
+    }
+
+    /// When [`Session::enforce_deadlines`] has work next: the earliest
+    /// time limit of what a command left behind, or soon after a kill (to
+    /// remove the emptied cgroup).
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.lingering
+            .iter()
+            .filter_map(|l| {
+                if l.killed {
+                    Some(Instant::now() + Duration::from_millis(50))
+                } else {
+                    l.deadline
+                }
+            })
+            .min()
     }
 
     /// Send `sig` to a running command's process group, as `cordon run`
@@ -617,6 +697,7 @@ impl Session {
     /// many outstanding calls `poll_reply` until `Ok(None)` after either,
     /// rather than wait for [`Session::reply_fd`] to be readable.
     pub fn poll_reply(&mut self) -> Result<Option<(u32, Outcome)>, LaunchError> {
+        self.enforce_deadlines();
         if let Some(&id) = self.finished.keys().next() {
             if let Some(o) = self.finished.remove(&id) {
                 return Ok(Some((id, o)));
@@ -652,6 +733,21 @@ impl Session {
         if let Some(a) = &self.plan.supervisor.audit {
             super::events::command_exited(a, reply.id, &mut out);
         }
+        if let Some(dir) = p.cgroup {
+            // A command that timed out takes what it left along now;
+            // otherwise that lives until its deadline.
+            let deadline = if reply.timed_out {
+                Some(Instant::now())
+            } else {
+                p.deadline
+            };
+            self.lingering.push(Lingering {
+                dir,
+                deadline,
+                killed: false,
+            });
+            self.enforce_deadlines();
+        }
         Ok(Some((reply.id, out)))
     }
 
@@ -677,7 +773,13 @@ impl Session {
                     revents: 0,
                 },
             ];
-            sys::poll(&mut pfds, -1).map_err(|e| LaunchError::sys("poll", "named sandbox", e))?;
+            let timeout = self.next_deadline().map_or(-1, |d| {
+                d.saturating_duration_since(Instant::now())
+                    .as_millis()
+                    .min(i32::MAX as u128) as c_int
+            });
+            sys::poll(&mut pfds, timeout).map_err(|e| LaunchError::sys("poll", "named sandbox", e))?;
+            self.enforce_deadlines();
             match self.recv_reply()? {
                 Some((got, o)) if got == id => return Ok(o),
                 Some((got, o)) => {
@@ -819,6 +921,8 @@ impl Session {
             if let Some(p) = self.proxy.take() {
                 let _ = parent::proxy_outcome(p);
             }
+            // Removing the sandbox's cgroup removes the commands' below it.
+            self.lingering.clear();
             cg_out = self.cgroup.take().map(parent::cgroup_outcome);
             if let Some(a) = &self.plan.supervisor.audit {
                 super::events::named_stopped(a, self.created.elapsed().as_millis() as u64, self.commands_run);
