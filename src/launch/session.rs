@@ -126,8 +126,14 @@ pub const MAX_UNANSWERED: usize = serve::MAX_COMMANDS + serve::MAX_QUEUED_REPLIE
 /// A named sandbox: built once, then any number of commands run in it.
 /// Dropping it stops it ([`Session::stop`]).
 ///
-/// A command's time limit kills its process group, and only while the
-/// command runs: a process that leaves the group (`setsid`) or that the
+/// With a cgroup v2, each command runs in a cgroup of its own below the
+/// sandbox's, and its time limit ends everything it started
+/// (`cgroup.kill`), what it left in another session (`setsid`) included,
+/// also when the command itself ended before: at the same deadline, on
+/// the next call of the session that sends or takes a command, or of
+/// [`Session::enforce_deadlines`] (at [`Session::next_deadline`]).
+/// Without one, a command's time limit kills its process group, and only
+/// while the command runs: a process that leaves the group or that the
 /// command leaves behind when it exits (a background job) lives until the
 /// session stops. Commands see each other's processes, as with `docker
 /// exec`: an environment value given to one command
