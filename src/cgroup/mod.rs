@@ -522,6 +522,24 @@ fn mkdir(p: &Path) -> Result<(), CgroupError> {
     std::fs::create_dir(p).map_err(|e| io_err("create cgroup", p, None, &e))
 }
 
+/// Whether this kernel checks a write to `cgroup.procs` against the
+/// credentials of the open (Linux 5.16, "cgroup: Use open-time
+/// credentials for process migraton perm checks").
+fn migration_checks_open_creds() -> bool {
+    static AT_LEAST: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AT_LEAST.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/osrelease").is_ok_and(|r| release_at_least(&r, (5, 16)))
+    })
+}
+
+/// Whether a kernel release string ("6.1.0-27-amd64") is `want` or later.
+fn release_at_least(release: &str, want: (u32, u32)) -> bool {
+    let mut it = release.trim().split(|c: char| !c.is_ascii_digit());
+    let major = it.next().and_then(|m| m.parse::<u32>().ok());
+    let minor = it.next().and_then(|m| m.parse::<u32>().ok());
+    matches!((major, minor), (Some(a), Some(b)) if (a, b) >= want)
+}
+
 /// Whether the cgroup `dir` (v2) still holds a process.
 pub fn populated(dir: &Path) -> bool {
     std::fs::read_to_string(dir.join("cgroup.events"))
@@ -786,10 +804,15 @@ impl Cgroup {
     /// (5.16+), so the sandbox's init may hand the fd to a command it
     /// forks without being allowed to open the file itself. `None` for v1,
     /// which has no `cgroup.kill`.
+    /// `None` too on a kernel before 5.16, which checks the write against
+    /// the writer's credentials.
     pub fn command_cgroup(&self, id: u32) -> Result<Option<(PathBuf, OwnedFd)>, CgroupError> {
         let Cgroup::V2 { dir, .. } = self else {
             return Ok(None);
         };
+        if !migration_checks_open_creds() {
+            return Ok(None);
+        }
         let sub = dir.join(format!("cmd-{id}"));
         if let Err(e) = std::fs::create_dir(&sub) {
             if e.kind() != std::io::ErrorKind::AlreadyExists {

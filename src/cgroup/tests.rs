@@ -263,3 +263,14 @@ fn v2_only_is_refused_from_proc_cgroup_when_a_controller_is_on_v1() {
     assert_eq!(v2_only_refused_by_v1(&l, "0::/user.slice\n"), None);
     assert_eq!(v2_only_refused_by_v1(&l, "3:cpu:/\n0::/\n"), None);
 }
+
+#[test]
+fn kernel_releases_compare_by_major_and_minor() {
+    assert!(release_at_least("5.16.0", (5, 16)));
+    assert!(release_at_least("6.1.0-27-amd64\n", (5, 16)));
+    assert!(release_at_least("6.18.2", (5, 16)));
+    assert!(!release_at_least("5.15.167-generic", (5, 16)));
+    assert!(!release_at_least("4.19.0", (5, 16)));
+    assert!(!release_at_least("garbage", (5, 16)));
+    assert!(!release_at_least("6", (5, 16)));
+}
