@@ -49,6 +49,29 @@ impl Drop for Running {
 
 /// Start `cordon run -- /bin/sleep <secs>.<marker digits>` in root mode
 /// (the odd duration makes the payload findable among host processes).
+/// Start the inotify hog with `c` and, while it holds every instance it
+/// could get, check that host root still gets one.
+pub(crate) fn host_root_gets_an_inotify_instance_while(mut c: Command, mode: Mode) {
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut hog = Running(c.spawn().expect("spawn"));
+    let mut line = String::new();
+    BufReader::new(hog.0.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read");
+    assert!(line.starts_with("held "), "[{mode:?}] payload said {line:?}");
+    // SAFETY: inotify_init1 returns a new fd or -1.
+    let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC) };
+    let err = std::io::Error::last_os_error();
+    if fd >= 0 {
+        // SAFETY: our own fd.
+        unsafe { libc::close(fd) };
+    }
+    assert!(
+        fd >= 0,
+        "[{mode:?}] host root's inotify_init1 failed ({err}) while the payload {line:?}"
+    );
+}
+
 pub(crate) fn start_sleeper(secs: u32, mark: &str) -> (Running, String) {
     let arg = format!(
         "{secs}.{}",
@@ -289,26 +312,7 @@ fn payload_inotify_instances_are_not_charged_to_host_root() {
             "--",
             "/probe/hog",
         ]);
-        c.stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut hog = Running(c.spawn().expect("spawn"));
-        let mut line = String::new();
-        BufReader::new(hog.0.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("read");
-        assert!(line.starts_with("held "), "[{mode:?}] payload said {line:?}");
-        // The payload holds all it could get; host root must still get one.
-        // SAFETY: inotify_init1 returns a new fd or -1.
-        let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC) };
-        let err = std::io::Error::last_os_error();
-        if fd >= 0 {
-            // SAFETY: our own fd.
-            unsafe { libc::close(fd) };
-        }
-        assert!(
-            fd >= 0,
-            "[{mode:?}] host root's inotify_init1 failed ({err}) while the payload {line:?}"
-        );
-        drop(hog);
+        host_root_gets_an_inotify_instance_while(c, mode);
     }
 }
 

@@ -6,7 +6,6 @@
 //! the same sandbox must still run a command, then stop leaving nothing in
 //! its runtime directory.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
@@ -440,26 +439,8 @@ fn a_commands_inotify_instances_are_not_charged_to_host_root() {
             "hog",
             &["--ro-bind", &bind, "--landlock-exec", "/probe"],
         );
-        let mut c = cmd(&rt, mode, &["run", "--in", "hog", "--", "/probe/hog"]);
-        c.stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut hog = Running(c.spawn().expect("spawn"));
-        let mut line = String::new();
-        BufReader::new(hog.0.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("read");
-        assert!(line.starts_with("held "), "[{mode:?}] payload said {line:?}");
-        // SAFETY: inotify_init1 returns a new fd or -1.
-        let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC) };
-        let err = std::io::Error::last_os_error();
-        if fd >= 0 {
-            // SAFETY: our own fd.
-            unsafe { libc::close(fd) };
-        }
-        assert!(
-            fd >= 0,
-            "[{mode:?}] host root's inotify_init1 failed ({err}) while the command {line:?}"
-        );
-        drop(hog);
+        let c = cmd(&rt, mode, &["run", "--in", "hog", "--", "/probe/hog"]);
+        identity::host_root_gets_an_inotify_instance_while(c, mode);
         still_runs_then_stop(&rt, mode, "hog");
     }
 }
