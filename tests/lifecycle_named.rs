@@ -236,6 +236,19 @@ fn a_time_limit_kills_only_that_command_and_its_process_group() {
         o.to_json()
     );
     assert_eq!(o.limits_hit, vec!["wall_time"], "{}", who());
+    // Without a cgroup of its own the outcome says what the limit did not
+    // bound.
+    let per_command = s
+        .cgroup_paths()
+        .first()
+        .is_some_and(|p| p.join("cgroup.kill").exists());
+    assert_eq!(
+        o.unenforced.iter().any(|u| u.contains("process group only")),
+        !per_command,
+        "{}: {:?}",
+        who(),
+        o.unenforced
+    );
     assert!(
         elapsed >= Duration::from_millis(1400) && elapsed < Duration::from_secs(10),
         "{}: {elapsed:?}",
@@ -244,10 +257,6 @@ fn a_time_limit_kills_only_that_command_and_its_process_group() {
     // The sandbox lives on, and its files. The process that left the
     // group went too where the command had a cgroup of its own (v2);
     // without one it lives on.
-    let per_command = s
-        .cgroup_paths()
-        .first()
-        .is_some_and(|p| p.join("cgroup.kill").exists());
     let (out, o) = sh(
         &mut s,
         "test -e /tmp/away || exit 3; \

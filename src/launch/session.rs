@@ -100,6 +100,9 @@ impl Command<'_> {
     }
 }
 
+/// In the outcome of a command with a time limit but no cgroup of its own.
+const UNBOUND_LEFTOVERS: &str = "wall_time: this command's time limit killed its process group only; what it started in another session or left running lives until the sandbox stops (a command's own cgroup needs the sandbox's cgroup v2 and Linux 5.16)";
+
 /// What [`Session::submit`] remembers of a running command.
 struct Pending {
     start: Instant,
@@ -896,6 +899,9 @@ impl Session {
             out.status = Status::OomKilled;
         }
         out.limits_hit = crate::outcome::limits_hit(r.timed_out, payload_signal, usage.as_ref());
+        if p.deadline.is_some() && p.cgroup.is_none() && r.kind == serve::DONE {
+            out.unenforced.push(UNBOUND_LEFTOVERS.to_string());
+        }
         out
     }
 
