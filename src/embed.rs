@@ -545,6 +545,7 @@ impl Sandbox {
                 crate::launch::RunOptions {
                     forward_signals: false,
                     print_violations: false,
+                    leave_init: false,
                 },
                 &mut report,
             );

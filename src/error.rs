@@ -98,7 +98,8 @@ pub enum Step {
     LandlockRule,
     /// Putting the caller's fds on stdin/stdout/stderr (`index` = which).
     Stdio,
-    /// unshare(2) of the namespaces (embedded use).
+    /// unshare(2) of the namespaces (embedded use; `index` 1: init making
+    /// the sandbox's network namespace).
     Unshare,
     /// Writing the id maps from inside (embedded use; `index`: 0 setgroups, 1 gid_map, 2 uid_map).
     IdMapSelf,

@@ -975,6 +975,7 @@ fn run(a: RunArgs, m: &ArgMatches) -> i32 {
         RunOptions {
             forward_signals: true,
             print_violations: a.verbose,
+            leave_init: true,
         },
         a.verbose,
     );
@@ -1224,6 +1225,7 @@ fn learn(a: LearnArgs, m: &ArgMatches) -> i32 {
         RunOptions {
             forward_signals: true,
             print_violations: false,
+            leave_init: true,
         },
     ) {
         Ok(o) => o,

@@ -1439,6 +1439,82 @@ pub fn wait_any_nohang() -> SysResult<Option<(libc::pid_t, c_int, libc::rusage)>
     Ok((pid > 0).then_some((pid, status, ru)))
 }
 
+/// waitpid(-1, WNOHANG | __WALL): a child of any kind that ended (its pid
+/// and wait status), `Ok(None)` while children remain but none has ended,
+/// `Err(ECHILD)` once there are none.
+pub fn reap_any_nohang() -> SysResult<Option<(libc::pid_t, c_int)>> {
+    let mut status: c_int = 0;
+    // SAFETY: status is a valid out-pointer for the call.
+    let pid = retry(|| check_int(unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG | libc::__WALL) }))?;
+    Ok((pid > 0).then_some((pid, status)))
+}
+
+/// Wait up to `ms` milliseconds for a signal of `set` (blocked in the
+/// caller) and take it; false on timeout or interruption.
+pub fn sigwait_ms(set: &libc::sigset_t, ms: u64) -> bool {
+    let ts = libc::timespec {
+        tv_sec: (ms / 1000) as libc::time_t,
+        tv_nsec: ((ms % 1000) * 1_000_000) as libc::c_long,
+    };
+    // SAFETY: set and ts are valid for the call; a null siginfo is allowed.
+    unsafe { libc::sigtimedwait(set, std::ptr::null_mut(), &ts) > 0 }
+}
+
+/// getrusage(2) of `who` (RUSAGE_SELF or RUSAGE_CHILDREN).
+pub fn getrusage(who: c_int) -> libc::rusage {
+    // SAFETY: a zeroed rusage is a valid out-buffer.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: ru is a valid out-pointer; `who` is checked by the kernel.
+    unsafe { libc::getrusage(who, &mut ru) };
+    ru
+}
+
+/// An anonymous mapping used as a stack, with a guard page below it;
+/// unmapped on drop.
+pub struct Stack {
+    base: *mut libc::c_void,
+    len: usize,
+}
+
+impl Stack {
+    /// Map `size` bytes of stack (rounded up to whole pages) and one guard
+    /// page below them.
+    pub fn map(size: usize) -> SysResult<Stack> {
+        const PAGE: usize = 4096;
+        let len = size.div_ceil(PAGE) * PAGE + PAGE;
+        // SAFETY: a new private anonymous mapping: it overlaps nothing.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(Errno::last());
+        }
+        let stack = Stack { base, len };
+        // SAFETY: the lowest page of the mapping just made.
+        check_int(unsafe { libc::mprotect(base, PAGE, libc::PROT_NONE) })?;
+        Ok(stack)
+    }
+
+    /// The top of the stack (it grows down), 16-byte aligned.
+    pub fn top(&self) -> *mut libc::c_void {
+        self.base.wrapping_byte_add(self.len)
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        // SAFETY: the mapping `map` made, unmapped once.
+        unsafe { libc::munmap(self.base, self.len) };
+    }
+}
+
 /// CLOCK_MONOTONIC in milliseconds (vDSO: no allocation, no lock).
 pub fn monotonic_ms() -> u64 {
     let mut ts = libc::timespec {

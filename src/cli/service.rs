@@ -83,7 +83,14 @@ pub(crate) fn run_repeatedly(
             }
         }
         let signals_before = launch::parent::terminating_signals_forwarded();
-        let out = launch::run(plan, opts);
+        // A rerun reaps each sandbox's init before the next.
+        let out = launch::run(
+            plan,
+            RunOptions {
+                leave_init: opts.leave_init && rerun.is_none(),
+                ..opts
+            },
+        );
         runs += 1;
         let Some(rerun) = rerun else {
             return (out, runs);

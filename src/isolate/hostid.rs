@@ -14,8 +14,11 @@
 //!   host process still runs with that uid or gid: what an exec'd payload
 //!   left behind.
 //!
-//! A supervisor empties the record when the sandbox's pid namespace is gone
-//! (nothing can be left running as the id). Records are never removed by
+//! A supervisor empties the record when nothing of the sandbox runs any
+//! more: its init was reaped, or reported that it killed and reaped every
+//! other process of the namespace and now only exits (the CLI does not
+//! wait for that exit, a few hundred microseconds of namespace teardown in
+//! the kernel that runs no code of the payload's). Records are never removed by
 //! cordon; one an administrator removed while it was held is seen as taken
 //! by whoever had it open (its link count is 0). A dropped [`crate::Prepared`]
 //! leaves `0 0`: no owner, but its children may still run as the id, which

@@ -12,7 +12,8 @@
 //!    signals it has no handler for), before anything can arrive.
 //! 3. parent-death signal, then the caller's stdio onto 0-2 (while the
 //!    caller's fds are still open), then close the parent's pipe ends.
-//! 4. wait for the id maps (EOF: the parent died: exit).
+//! 4. unshare the network namespace (it overlaps with the parent writing
+//!    the id maps), then wait for the id maps (EOF: the parent died: exit).
 //! 5. identity switch: a child started by root is host uid 0 until here, so
 //!    this comes before touching anything; then the parent-death signal
 //!    again (identity changes clear it) and non-dumpable.
@@ -28,8 +29,10 @@
 //!    here, while CAP_SETPCAP is still there.
 //! 9. (v1 cgroups) wait for the second byte: the payload starts only once
 //!    the parent has attached us.
-//! 10. fork the payload; init then drops its own privileges and fds and
-//!     reaps until the payload ends.
+//! 10. start the payload (sharing init's memory until its exec:
+//!     `fork_payload`); init then drops its own privileges and fds and
+//!     reaps until the payload ends; then it kills and reaps the rest of
+//!     the namespace (`drain`) and reports ([`InitReport`]).
 //!
 //! the payload (with a pty: a session of its own, the slave its
 //! controlling terminal and stdio; then [`super::sequence::restrict`], then
@@ -94,6 +97,10 @@ pub struct Fds {
 /// Exit code of a child that could not set up the sandbox.
 pub const SETUP_FAILED: i32 = crate::error::exit::SETUP;
 
+/// [`Step::Unshare`]'s index when init makes the sandbox's network
+/// namespace (0 is the embedding API's unshare of every namespace).
+pub const NETNS_UNSHARE: u32 = 1;
+
 fn report(fd: c_int, e: ChildError) {
     let _ = sys::write_all(fd, &e.encode());
 }
@@ -133,6 +140,15 @@ fn init(plan: &ChildPlan, fds: Fds, premade: &[c_int], term: &TermInit) -> Resul
     // the parent's pipe ends go.
     stdio(plan)?;
     close_parent_ends(fds);
+    // The network namespace is made here rather than by clone3: creating
+    // one costs about half a millisecond (the kernel registers its sysctl
+    // tables), and here it runs while the parent writes the id maps instead
+    // of before. Nothing needs the maps for it: the clone gave this process
+    // every capability in its new user namespace, which owns the new netns
+    // just as it would have at clone.
+    if plan.clone_flags() & libc::CLONE_NEWNET as u64 != 0 {
+        sys::unshare(libc::CLONE_NEWNET).map_err(|e| ChildError::new(Step::Unshare, e, NETNS_UNSHARE))?;
+    }
     // Wait for the id maps (EOF: the parent died).
     sync_wait(fds.sync_read, 0)?;
 
@@ -273,30 +289,94 @@ fn sync_wait(sync_read: c_int, idx: u32) -> Result<(), ChildError> {
     }
 }
 
-/// Fork the payload and return its pid; the payload itself never returns
-/// from here (it execs or exits, reporting its error).
+/// Start the payload and return its pid; the payload itself never
+/// returns from here (it execs or exits, reporting its error).
 /// `slave`: the pty's slave for the payload (-1: none), attached as `term`
 /// says.
+///
+/// The payload shares init's memory until its exec (CLONE_VM, with init
+/// suspended until then: CLONE_VFORK), as posix_spawn does: no copy of
+/// init's page tables and no copy-on-write faults for a process that is
+/// about to exec. It has its own fd table, signal handlers, credentials,
+/// rlimits and working directory, so its restrictions are its own. In
+/// report mode the payload makes itself dumpable for the supervisor, and
+/// dumpability belongs to the memory: that payload gets a copy (fork).
 fn fork_payload(
     plan: &ChildPlan,
     fds: Fds,
     slave: c_int,
     term: &TermInit,
 ) -> Result<libc::pid_t, ChildError> {
-    let payload_pid = sys::fork_raw().map_err(at(Step::Fork))?;
-    if payload_pid == 0 {
-        let e = match payload(plan, fds, slave, term) {
-            Ok(never) => match never {},
-            Err(e) => e,
-        };
-        report(fds.err_write, e);
-        sys::exit(if e.step == Step::Exec {
-            exec_exit_code(e.errno)
-        } else {
-            SETUP_FAILED
-        });
+    if plan.seccomp().is_some_and(|s| s.listener()) {
+        let payload_pid = sys::fork_raw().map_err(at(Step::Fork))?;
+        if payload_pid == 0 {
+            run_payload(plan, fds, slave, term);
+        }
+        return Ok(payload_pid);
     }
-    Ok(payload_pid)
+    let args = PayloadArgs {
+        plan,
+        fds,
+        slave,
+        term,
+    };
+    let stack = sys::Stack::map(PAYLOAD_STACK).map_err(at(Step::Fork))?;
+    // SAFETY: `payload_entry` gets a pointer to `args`, which lives on this
+    // frame until clone returns, and with CLONE_VFORK clone returns only
+    // once the payload has exec'd or exited: nothing it borrows goes away
+    // while it runs. It runs on `stack`, a mapping of its own (with a guard
+    // page) that this frame unmaps only after that, so the two never share
+    // a stack. Without CLONE_FILES, CLONE_FS, CLONE_SIGHAND or
+    // CLONE_THREAD it is a process of its own: what it changes besides
+    // memory (fds, signal dispositions, credentials, rlimits, cwd, seccomp,
+    // Landlock) is not init's. In memory it writes only its own stack and
+    // errno, which init does not read across this call; it allocates
+    // nothing and takes no lock, like all of the child's code.
+    let pid = unsafe {
+        libc::clone(
+            payload_entry,
+            stack.top(),
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            (&args as *const PayloadArgs).cast_mut().cast(),
+        )
+    };
+    if pid < 0 {
+        return Err(ChildError::new(Step::Fork, Errno::last(), 0));
+    }
+    Ok(pid)
+}
+
+/// The payload's stack while it shares init's memory (it execs soon).
+const PAYLOAD_STACK: usize = 256 * 1024;
+
+/// What [`payload_entry`] needs, borrowed from `fork_payload`'s frame.
+struct PayloadArgs<'a> {
+    plan: &'a ChildPlan,
+    fds: Fds,
+    slave: c_int,
+    term: &'a TermInit,
+}
+
+extern "C" fn payload_entry(arg: *mut libc::c_void) -> c_int {
+    // SAFETY: `arg` is the `PayloadArgs` that `fork_payload` passed to
+    // clone; init is suspended (CLONE_VFORK) until this process execs or
+    // exits, so it is alive and unchanged for as long as this runs.
+    let a = unsafe { &*(arg as *const PayloadArgs) };
+    run_payload(a.plan, a.fds, a.slave, a.term)
+}
+
+/// The payload: restrict and exec; on failure report and exit.
+fn run_payload(plan: &ChildPlan, fds: Fds, slave: c_int, term: &TermInit) -> ! {
+    let e = match payload(plan, fds, slave, term) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    report(fds.err_write, e);
+    sys::exit(if e.step == Step::Exec {
+        exec_exit_code(e.errno)
+    } else {
+        SETUP_FAILED
+    });
 }
 
 /// init needs nothing: drop every privilege and every inherited fd but
@@ -337,9 +417,9 @@ pub fn exec_exit_code(e: Errno) -> i32 {
     }
 }
 
-/// pid 1: reap every child, forward signals to the payload, and exit with
-/// the payload's status once it is gone (the kernel then kills whatever is
-/// left in the namespace).
+/// pid 1: reap every child, forward signals to the payload, and once the
+/// payload is gone end everything else in the namespace (`drain`),
+/// report ([`InitReport`]) and exit with the payload's status.
 fn reap_loop(payload: libc::pid_t, status_fd: c_int) -> ! {
     let set = sys::sigset_full();
     loop {
@@ -355,22 +435,140 @@ fn reap_loop(payload: libc::pid_t, status_fd: c_int) -> ! {
             let _ = sys::kill(payload, sig);
             continue;
         }
-        loop {
-            let mut status: c_int = 0;
-            // SAFETY: status is a valid out-pointer.
-            let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-            if pid <= 0 {
-                break;
-            }
+        while let Ok(Some((pid, status))) = sys::reap_any_nohang() {
             if pid == payload {
-                let _ = sys::write_all(status_fd, &status.to_le_bytes());
-                let code = if libc::WIFEXITED(status) {
-                    libc::WEXITSTATUS(status)
-                } else {
-                    128 + libc::WTERMSIG(status)
-                };
-                sys::exit(code);
+                let report = InitReport::now(status, drain());
+                let _ = sys::write_all(status_fd, &report.encode());
+                sys::exit(report.exit_status() >> 8);
             }
+        }
+    }
+}
+
+/// How long init waits, after the payload, for the rest of the namespace
+/// to die of SIGKILL before it leaves that to the kernel.
+const DRAIN_LIMIT_MS: u64 = 1000;
+
+/// The payload is gone: SIGKILL every other process of the pid namespace
+/// and reap them all (any kind of child: `__WALL`). True when none is
+/// left, so that nothing of the sandbox runs once the report is out; false
+/// if one could not be killed or took longer than [`DRAIN_LIMIT_MS`] to
+/// die (stuck in the kernel): then the kernel's own teardown at init's
+/// exit ends it, and the supervisor waits for that.
+fn drain() -> bool {
+    // kill(-1) reaches every process of the namespace but init, nested
+    // pid namespaces included; all run as init's uid, with no capability
+    // to become another.
+    match sys::kill(-1, libc::SIGKILL) {
+        // ESRCH: nobody else is left (but maybe unreaped).
+        Ok(()) => {}
+        Err(e) if e.0 == libc::ESRCH => {}
+        Err(_) => return false,
+    }
+    let end = sys::monotonic_ms() + DRAIN_LIMIT_MS;
+    // SIGCHLD only: the others stay pending (blocked), unread.
+    let mut chld = sys::sigset_empty();
+    // SAFETY: chld is an initialised sigset; SIGCHLD is a valid signal.
+    unsafe { libc::sigaddset(&mut chld, libc::SIGCHLD) };
+    loop {
+        match sys::reap_any_nohang() {
+            Ok(Some(_)) => continue,
+            Err(e) => return e.0 == libc::ECHILD,
+            Ok(None) => {
+                let now = sys::monotonic_ms();
+                if now >= end {
+                    return false;
+                }
+                // A child made without an exit signal sends no SIGCHLD:
+                // look again at least every millisecond.
+                sys::sigwait_ms(&chld, (end - now).min(1));
+            }
+        }
+    }
+}
+
+/// What init sends on the status pipe once the payload has ended: its
+/// wait status, whether the rest of the namespace is reaped (`drain`),
+/// and the resource usage of init and everything it reaped (what wait4
+/// on init would give).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InitReport {
+    /// The payload's wait status.
+    pub status: c_int,
+    /// Nothing of the sandbox but init itself is left.
+    pub drained: bool,
+    /// User CPU time, microseconds.
+    pub utime_us: u64,
+    /// System CPU time, microseconds.
+    pub stime_us: u64,
+    /// The largest resident set, KiB.
+    pub maxrss_kb: u64,
+}
+
+impl InitReport {
+    /// Its size on the pipe (one write, below PIPE_BUF: atomic).
+    pub const LEN: usize = 32;
+
+    fn now(status: c_int, drained: bool) -> InitReport {
+        let (me, reaped) = (
+            sys::getrusage(libc::RUSAGE_SELF),
+            sys::getrusage(libc::RUSAGE_CHILDREN),
+        );
+        let us = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+        InitReport {
+            status,
+            drained,
+            utime_us: us(me.ru_utime) + us(reaped.ru_utime),
+            stime_us: us(me.ru_stime) + us(reaped.ru_stime),
+            maxrss_kb: me.ru_maxrss.max(reaped.ru_maxrss) as u64,
+        }
+    }
+
+    /// The wait status init's wait4 would give: it exits with the
+    /// payload's exit code, or 128 + the payload's signal.
+    pub fn exit_status(&self) -> c_int {
+        let code = if libc::WIFEXITED(self.status) {
+            libc::WEXITSTATUS(self.status)
+        } else {
+            128 + libc::WTERMSIG(self.status)
+        };
+        (code & 0xff) << 8
+    }
+
+    /// The usage as a `rusage` (times and peak RSS; the rest zero).
+    pub fn rusage(&self) -> libc::rusage {
+        // SAFETY: rusage is plain integers: all zeroes is a valid value.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        let tv = |us: u64| libc::timeval {
+            tv_sec: (us / 1_000_000) as libc::time_t,
+            tv_usec: (us % 1_000_000) as libc::suseconds_t,
+        };
+        ru.ru_utime = tv(self.utime_us);
+        ru.ru_stime = tv(self.stime_us);
+        ru.ru_maxrss = self.maxrss_kb as libc::c_long;
+        ru
+    }
+
+    /// The bytes sent.
+    pub fn encode(&self) -> [u8; Self::LEN] {
+        let mut b = [0u8; Self::LEN];
+        b[0..4].copy_from_slice(&self.status.to_le_bytes());
+        b[4..8].copy_from_slice(&u32::from(self.drained).to_le_bytes());
+        b[8..16].copy_from_slice(&self.utime_us.to_le_bytes());
+        b[16..24].copy_from_slice(&self.stime_us.to_le_bytes());
+        b[24..32].copy_from_slice(&self.maxrss_kb.to_le_bytes());
+        b
+    }
+
+    /// Read back from the bytes [`InitReport::encode`] made.
+    pub fn decode(b: &[u8; Self::LEN]) -> InitReport {
+        let u64_at = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
+        InitReport {
+            status: c_int::from_le_bytes(b[0..4].try_into().expect("4 bytes")),
+            drained: b[4..8] == 1u32.to_le_bytes(),
+            utime_us: u64_at(8),
+            stime_us: u64_at(16),
+            maxrss_kb: u64_at(24),
         }
     }
 }

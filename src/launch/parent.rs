@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::cgroup::Cgroup;
 use crate::error::{ChildError, LaunchError, Step, WIRE_SIZE};
 use crate::isolate::mount::{self, MAX_OPS};
-use crate::launch::child::{self, exec_exit_code, Fds};
+use crate::launch::child::{self, exec_exit_code, Fds, InitReport};
 use crate::launch::events;
 use crate::launch::notify::{Notifier, NOTIFY_BATCH};
 use crate::launch::tty::{Relay, TermInit, RELAY_FDS};
@@ -31,12 +31,24 @@ pub struct RunOptions {
     /// [`VIOLATIONS_SHOWN_PER_SECOND`](crate::launch::notify::VIOLATIONS_SHOWN_PER_SECOND)
     /// a second, then a summary line; never waiting for stderr.
     pub print_violations: bool,
+    /// Return as soon as init reports that nothing else of the sandbox is
+    /// left, without reaping init: its exit (the namespaces' teardown, a
+    /// few hundred microseconds) then overlaps with the caller's own, and
+    /// whoever inherits it reaps it. Only for a caller that exits right
+    /// after the run (the CLI's single run); otherwise init is reaped
+    /// before the run returns. Ignored where a cgroup must be read and
+    /// removed after init.
+    pub leave_init: bool,
 }
 
 /// After forwarding a terminating signal (SIGINT, SIGTERM, SIGHUP,
 /// SIGQUIT), how long the payload has to end before cordon kills the whole
 /// sandbox.
 pub const TERM_GRACE: Duration = Duration::from_secs(3);
+
+/// The supervision loop's fixed poll entries: the pidfd, the error pipe,
+/// the signalfd, the notification fd, the pty hand-off and the status pipe.
+const FIXED_FDS: usize = 6;
 
 /// The forwarded signals that ask the sandbox to end.
 const TERMINATING: [c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
@@ -261,9 +273,9 @@ fn clone_child(
     if has(libc::CLONE_NEWPID) {
         c.flag_newpid();
     }
-    if has(libc::CLONE_NEWNET) {
-        c.flag_newnet();
-    }
+    // CLONE_NEWNET is left to the child (`child::init` unshares it while
+    // the parent writes the id maps: the half millisecond it costs then
+    // overlaps with the parent's work).
     if has(libc::CLONE_NEWIPC) {
         c.flag_newipc();
     }
@@ -354,6 +366,7 @@ pub fn describe_child_error(plan: &Plan, e: ChildError) -> LaunchError {
         }
         Step::Chdir => plan.child.cwd().to_string_lossy().into_owned(),
         Step::ProxyListen => format!("127.0.0.1:{idx}"),
+        Step::Unshare if e.index == super::child::NETNS_UNSHARE => "the network namespace".to_string(),
         Step::LandlockRule => plan
             .child
             .landlock()
@@ -494,6 +507,9 @@ fn supervise_plan(
         grace_killed: false,
         tty_sock: Fd(ch.tty_r.take()),
         relay: None,
+        status_fd: ch.status_r.0,
+        report: None,
+        end_at_report: cgroup.is_none(),
     };
     let supervised = sup.run(signals.as_ref(), &mut notifier, &mut errors);
     // The caller's terminal back as it was before anything is printed:
@@ -505,16 +521,23 @@ fn supervise_plan(
     }
     supervised.map_err(kill_and_reap)?;
 
-    let (status, ru) = reap(pid)?;
+    // Ended at init's drained report: nothing of the sandbox runs any more
+    // but init, which only exits; its wait4 would give what the report says.
+    let reported = sup
+        .report
+        .filter(|r| r.drained && sup.end_at_report && !sup.timed_out);
+    let (status, ru) = match reported {
+        Some(r) => (r.exit_status(), r.rusage()),
+        None => reap(pid)?,
+    };
     let wall = start.elapsed();
     let proxy_counts = proxy.map(proxy_outcome);
     notifier.finish();
     errors.drain();
-    let mut sbuf = [0u8; 4];
-    let payload_status = match sys::read(ch.status_r.0, &mut sbuf) {
-        Ok(4) => Some(i32::from_le_bytes(sbuf)),
-        _ => None,
-    };
+    if sup.status_fd >= 0 {
+        sup.read_report();
+    }
+    let payload_status = sup.report.map(|r| r.status);
     drop(signals);
     // Every process of the sandbox is gone (the pid namespace died with its
     // init): read what the cgroup accounted, then remove it.
@@ -539,6 +562,9 @@ fn supervise_plan(
     }
     if let Some(a) = &plan.supervisor.audit {
         events::ended(a, &mut out, notifier.audit_logged);
+    }
+    if reported.is_some() && !opts.leave_init {
+        let _ = reap(pid);
     }
     Ok(out)
 }
@@ -899,11 +925,20 @@ struct Supervision {
     /// The relay between the caller's terminal and the pty, once the
     /// master arrived.
     relay: Option<Relay>,
+    /// The status pipe, until init's report came (or EOF: -1).
+    status_fd: c_int,
+    /// init's report, once it came.
+    report: Option<InitReport>,
+    /// Whether supervision may end at a drained report, before init's own
+    /// exit (the namespaces' teardown): nothing waits for init to be gone
+    /// (no cgroup to read and remove).
+    end_at_report: bool,
 }
 
 impl Supervision {
-    /// Supervise until init exits: deadlines, notifications, the error
-    /// channel and forwarded signals.
+    /// Supervise until init exits, or until it reports that nothing else of
+    /// the sandbox is left (with `end_at_report`): deadlines,
+    /// notifications, the error channel and forwarded signals.
     fn run(
         &mut self,
         signals: Option<&SignalGuard>,
@@ -922,6 +957,7 @@ impl Supervision {
                 (signals.map_or(-1, |s| s.fd.0), libc::POLLIN),
                 (notifier.fd.unwrap_or(-1), libc::POLLIN),
                 (self.tty_sock.0, libc::POLLIN),
+                (self.status_fd, libc::POLLIN),
             ]
             .map(|(fd, events)| libc::pollfd {
                 fd,
@@ -934,9 +970,9 @@ impl Supervision {
                 revents: 0,
             };
             let relay_fds = self.relay.as_ref().map_or([idle; RELAY_FDS], Relay::poll_fds);
-            let mut pfds = [idle; 5 + RELAY_FDS];
-            pfds[..5].copy_from_slice(&fixed);
-            pfds[5..].copy_from_slice(&relay_fds);
+            let mut pfds = [idle; FIXED_FDS + RELAY_FDS];
+            pfds[..FIXED_FDS].copy_from_slice(&fixed);
+            pfds[FIXED_FDS..].copy_from_slice(&relay_fds);
             // SAFETY: pfds is a valid array of pollfd.
             let n = unsafe {
                 libc::poll(
@@ -981,12 +1017,28 @@ impl Supervision {
                 self.take_master();
             }
             if let Some(r) = self.relay.as_mut() {
-                r.on_events(&pfds[5..]);
+                r.on_events(&pfds[FIXED_FDS..]);
             }
             if pfds[0].revents != 0 {
                 return Ok(());
             }
+            if pfds[5].revents != 0 {
+                self.read_report();
+                if self.end_at_report && self.report.is_some_and(|r| r.drained) && !self.timed_out {
+                    return Ok(());
+                }
+            }
         }
+    }
+
+    /// The status pipe is readable: init's report, or EOF (init ended
+    /// without one: it failed, or was killed). Either way it is read once.
+    fn read_report(&mut self) {
+        let mut b = [0u8; InitReport::LEN];
+        if let Ok(InitReport::LEN) = sys::read(self.status_fd, &mut b) {
+            self.report = Some(InitReport::decode(&b));
+        }
+        self.status_fd = -1;
     }
 
     /// The pty hand-off socket is readable: init sent the master (the
