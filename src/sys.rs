@@ -1515,6 +1515,73 @@ impl Drop for Stack {
     }
 }
 
+/// setns(2).
+pub fn setns(fd: c_int, nstype: c_int) -> SysResult<()> {
+    // SAFETY: plain integers; the kernel checks the fd.
+    check_int(unsafe { libc::setns(fd, nstype) }).map(drop)
+}
+
+/// waitpid(pid, __WALL), retried on EINTR: for a child made without an
+/// exit signal too.
+pub fn waitpid_all(pid: libc::pid_t) -> SysResult<c_int> {
+    let mut status: c_int = 0;
+    // SAFETY: status is a valid out-pointer for the call.
+    retry(|| check_int(unsafe { libc::waitpid(pid, &mut status, libc::__WALL) }))?;
+    Ok(status)
+}
+
+/// A system call made without libc: no errno is written, so that a task
+/// sharing memory with its parent (CLONE_VM, no TLS of its own) can make
+/// it while the parent runs. Returns the raw result (-errno on failure).
+///
+/// # Safety
+/// As for the system call `nr` with these arguments: pointers must be
+/// valid for what the call does with them.
+#[cfg(target_arch = "x86_64")]
+pub unsafe fn raw_syscall4(nr: c_long, a1: usize, a2: usize, a3: usize, a4: usize) -> isize {
+    let ret: isize;
+    // SAFETY: the x86_64 syscall convention: number in rax, arguments in
+    // rdi, rsi, rdx, r10; the kernel clobbers rcx and r11; memory is
+    // whatever the caller's contract allows.
+    unsafe {
+        std::arch::asm!(
+            "syscall",
+            inlateout("rax") nr as isize => ret,
+            in("rdi") a1,
+            in("rsi") a2,
+            in("rdx") a3,
+            in("r10") a4,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    ret
+}
+
+/// See the x86_64 version.
+///
+/// # Safety
+/// As for the system call `nr` with these arguments.
+#[cfg(target_arch = "aarch64")]
+pub unsafe fn raw_syscall4(nr: c_long, a1: usize, a2: usize, a3: usize, a4: usize) -> isize {
+    let ret: isize;
+    // SAFETY: the aarch64 syscall convention: number in x8, arguments in
+    // x0-x3, result in x0.
+    unsafe {
+        std::arch::asm!(
+            "svc 0",
+            in("x8") nr,
+            inlateout("x0") a1 as isize => ret,
+            in("x1") a2,
+            in("x2") a3,
+            in("x3") a4,
+            options(nostack),
+        );
+    }
+    ret
+}
+
 /// CLOCK_MONOTONIC in milliseconds (vDSO: no allocation, no lock).
 pub fn monotonic_ms() -> u64 {
     let mut ts = libc::timespec {

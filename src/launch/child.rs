@@ -140,15 +140,16 @@ fn init(plan: &ChildPlan, fds: Fds, premade: &[c_int], term: &TermInit) -> Resul
     // the parent's pipe ends go.
     stdio(plan)?;
     close_parent_ends(fds);
-    // The network namespace is made here rather than by clone3: creating
-    // one costs about half a millisecond (the kernel registers its sysctl
-    // tables), and here it runs while the parent writes the id maps instead
-    // of before. Nothing needs the maps for it: the clone gave this process
-    // every capability in its new user namespace, which owns the new netns
-    // just as it would have at clone.
-    if plan.clone_flags() & libc::CLONE_NEWNET as u64 != 0 {
-        sys::unshare(libc::CLONE_NEWNET).map_err(|e| ChildError::new(Step::Unshare, e, NETNS_UNSHARE))?;
-    }
+    // The network namespace is made by a helper task while init goes on
+    // ([`NetnsHelper`]), not by clone3: creating one costs about half a
+    // millisecond (the kernel registers its sysctl tables), which now
+    // overlaps with the parent writing the id maps and with the root's
+    // construction. init enters it before it brings up loopback.
+    let netns = if plan.clone_flags() & libc::CLONE_NEWNET as u64 != 0 {
+        Some(NetnsHelper::start()?)
+    } else {
+        None
+    };
     // Wait for the id maps (EOF: the parent died).
     sync_wait(fds.sync_read, 0)?;
 
@@ -181,6 +182,9 @@ fn init(plan: &ChildPlan, fds: Fds, premade: &[c_int], term: &TermInit) -> Resul
         sent?;
     } else {
         mount::apply(plan.mounts(), plan.staging(), premade)?;
+    }
+    if let Some(helper) = netns {
+        helper.join()?;
     }
     // Hostname, loopback and a new session, shared with `cordon exec`.
     sequence::host_and_session(plan, Mode::Payload)?;
@@ -218,6 +222,139 @@ fn init(plan: &ChildPlan, fds: Fds, premade: &[c_int], term: &TermInit) -> Resul
     let payload_pid = fork_payload(plan, fds, slave, term)?;
     drop_init_privileges(fds, payload_pid)?;
     reap_loop(payload_pid, fds.status_write)
+}
+
+/// The task that makes the sandbox's network namespace while init builds
+/// the root: it shares init's memory and fd table (CLONE_VM, CLONE_FILES)
+/// on a stack of its own, unshares CLONE_NEWNET (it has every capability
+/// in the new user namespace from the clone, which then owns the netns),
+/// opens the netns into the shared fd table and exits; init waits for it
+/// and enters the netns ([`NetnsHelper::join`]). It makes its system calls
+/// without libc, so it never writes init's errno. It is a process of the
+/// sandbox's pid namespace: once it is reaped, init sets the namespace's
+/// last pid back, so that the payload is still pid 2.
+struct NetnsHelper {
+    pid: libc::pid_t,
+    /// /proc/sys/kernel/ns_last_pid, opened while the host's /proc is still
+    /// in reach (-1: the kernel has none, without CONFIG_CHECKPOINT_RESTORE).
+    last_pid: c_int,
+    /// Unmapped after the helper has been reaped (field order: `pid`'s
+    /// wait in `drop` comes first).
+    _stack: sys::Stack,
+}
+
+/// The helper's result: the netns fd, or -errno; [`NETNS_PENDING`] until
+/// it is done.
+static NETNS_RESULT: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(NETNS_PENDING);
+const NETNS_PENDING: i32 = i32::MIN;
+/// The helper's stack: it makes three system calls.
+const NETNS_STACK: usize = 16 * 1024;
+
+impl NetnsHelper {
+    fn start() -> Result<NetnsHelper, ChildError> {
+        let fail = |e| ChildError::new(Step::Unshare, e, NETNS_UNSHARE);
+        let stack = sys::Stack::map(NETNS_STACK).map_err(fail)?;
+        // Checked at write time against init's capabilities in the pid
+        // namespace's owner, which init has (the file is mode 0666).
+        let last_pid = sys::openat(
+            libc::AT_FDCWD,
+            c"/proc/sys/kernel/ns_last_pid",
+            libc::O_WRONLY | libc::O_CLOEXEC,
+            0,
+        )
+        .unwrap_or(-1);
+        NETNS_RESULT.store(NETNS_PENDING, std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: `netns_entry` runs on `stack`, a mapping of its own with
+        // a guard page that outlives the helper (this struct unmaps it
+        // only after reaping it, on every path). It touches no memory of
+        // init's but NETNS_RESULT (an atomic) and takes no argument; its
+        // system calls go around libc, so it writes no errno and no TLS;
+        // the clone wrapper's child path calls it and then SYS_exit, with
+        // no TLS access either. What it changes besides memory (its netns,
+        // the fd it opens in the shared table) is what init asked for.
+        let pid = unsafe {
+            libc::clone(
+                netns_entry,
+                stack.top(),
+                libc::CLONE_VM | libc::CLONE_FILES | libc::SIGCHLD,
+                std::ptr::null_mut(),
+            )
+        };
+        if pid < 0 {
+            let e = Errno::last();
+            if last_pid >= 0 {
+                // SAFETY: the fd opened above, used no more.
+                unsafe { sys::close(last_pid) };
+            }
+            return Err(fail(e));
+        }
+        Ok(NetnsHelper {
+            pid,
+            last_pid,
+            _stack: stack,
+        })
+    }
+
+    /// Wait for the helper and enter the netns it made.
+    fn join(mut self) -> Result<(), ChildError> {
+        let fail = |e| ChildError::new(Step::Unshare, e, NETNS_UNSHARE);
+        let waited = sys::waitpid_all(self.pid);
+        self.pid = -1;
+        waited.map_err(fail)?;
+        if self.last_pid >= 0 {
+            // The helper (and the supervisor's memfd_noexec helper, reaped
+            // before the release) took the first pids: the next is 2 again.
+            let _ = sys::write(self.last_pid, b"1");
+        }
+        let fd = NETNS_RESULT.load(std::sync::atomic::Ordering::Acquire);
+        if fd == NETNS_PENDING {
+            return Err(fail(Errno(libc::EIO)));
+        }
+        if fd < 0 {
+            return Err(fail(Errno(-fd)));
+        }
+        let entered = sys::setns(fd, libc::CLONE_NEWNET);
+        // SAFETY: the fd the helper opened for init in the shared table;
+        // used no more.
+        unsafe { sys::close(fd) };
+        entered.map_err(fail)
+    }
+}
+
+impl Drop for NetnsHelper {
+    fn drop(&mut self) {
+        if self.last_pid >= 0 {
+            // SAFETY: the fd `start` opened, closed once (here).
+            unsafe { sys::close(self.last_pid) };
+        }
+        if self.pid > 0 {
+            // An error before `join`: the stack goes only once the helper
+            // is gone. Its fd, if any, goes with init.
+            let _ = sys::waitpid_all(self.pid);
+        }
+    }
+}
+
+extern "C" fn netns_entry(_: *mut libc::c_void) -> c_int {
+    const PATH: &[u8] = b"/proc/thread-self/ns/net\0";
+    // SAFETY: unshare takes an integer; openat a NUL-terminated path that
+    // lives in the binary; neither touches memory of init's.
+    let r = unsafe {
+        let r = sys::raw_syscall4(libc::SYS_unshare, libc::CLONE_NEWNET as usize, 0, 0, 0);
+        if r < 0 {
+            r
+        } else {
+            sys::raw_syscall4(
+                libc::SYS_openat,
+                libc::AT_FDCWD as usize,
+                PATH.as_ptr() as usize,
+                (libc::O_RDONLY | libc::O_CLOEXEC) as usize,
+                0,
+            )
+        }
+    };
+    NETNS_RESULT.store(r as i32, std::sync::atomic::Ordering::Release);
+    0
 }
 
 /// The caller's stdio onto fds 0-2. A source that is itself one of fds
