@@ -677,3 +677,79 @@ fn learn_records_a_bounded_number_of_ioctl_requests() {
         assert!(err.contains(&format!("more than {cap} distinct")), "{d}");
     }
 }
+
+/// When the payload ends, init kills and reaps everything else in the
+/// sandbox before it reports, and `cordon run` returns on that report
+/// without waiting for init's own exit. Whatever the payload left behind
+/// (a daemon in a session of its own, a process that ignores every signal
+/// it can, a stopped one, a child made without an exit signal, which only
+/// `__WALL` reaps) must therefore be gone at the moment cordon returns.
+/// Each leftover holds 256 MiB it touched, so that its death (unmapping
+/// that) takes long enough to be seen if cordon returned before it; each
+/// names itself (comm) with a marker nothing else uses.
+#[test]
+fn nothing_the_payload_left_runs_once_cordon_returns() {
+    require!("python3", have_python(), "python3 is not installed");
+    let script = r#"
+import ctypes, os, signal, subprocess, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+def linger(k):
+    libc.prctl(15, ctypes.c_char_p((sys.argv[1] + str(k)).encode()), 0, 0, 0)
+    hold = bytearray(256 << 20)
+    for i in range(0, len(hold), 4096):
+        hold[i] = 1
+    os.write(w, b"x")
+    while True:
+        time.sleep(1)
+r, w = os.pipe()
+# A daemon in its own session.
+if os.fork() == 0:
+    os.setsid()
+    linger(1)
+# A process that ignores every signal it may.
+if os.fork() == 0:
+    for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1):
+        signal.signal(s, signal.SIG_IGN)
+    linger(2)
+# One that will be stopped.
+stopped = os.fork()
+if stopped == 0:
+    linger(3)
+# A child without an exit signal: clone(flags=0) returns 0 in it.
+if libc.syscall(56, 0, 0, 0, 0, 0) == 0:
+    linger(4)
+got = 0
+while got < 4:
+    got += len(os.read(r, 4))
+os.kill(stopped, signal.SIGSTOP)
+print("left 4", flush=True)
+os._exit(7)
+"#;
+    let comms = |marker: &str| -> Vec<String> {
+        std::fs::read_dir("/proc")
+            .expect("/proc")
+            .flatten()
+            .filter_map(|e| std::fs::read_to_string(e.path().join("comm")).ok())
+            .map(|c| c.trim().to_string())
+            .filter(|c| c.starts_with(marker))
+            .collect()
+    };
+    for mode in modes() {
+        // comm holds 15 bytes: the marker and a digit fit.
+        let marker = format!("lo{}x{}", std::process::id() % 100_000, mode as u32);
+        let r = run(
+            mode,
+            &["--time-limit", "60s"],
+            &["/usr/bin/python3", "-c", script, &marker],
+        );
+        // At once: no waiting, no retry.
+        let left = comms(&marker);
+        assert_eq!(r.code(), 7, "{mode:?}: {}", r.stderr());
+        assert!(r.stdout().contains("left 4"), "{mode:?}: {}", r.stdout());
+        assert!(
+            left.is_empty(),
+            "{mode:?}: still there when cordon returned: {left:?}"
+        );
+    }
+}
