@@ -221,7 +221,7 @@ pub fn recv_with_pid(fd: c_int, buf: &mut [u8]) -> SysResult<(usize, Option<libc
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
     msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&control);
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
     // SAFETY: msg describes valid buffers.
     let n = retry(|| check(unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_CMSG_CLOEXEC) } as c_long))?;
     let mut pid = None;
@@ -316,7 +316,7 @@ pub fn send_fds(sock: c_int, fds: &[c_int]) -> SysResult<()> {
     msg.msg_control = control.as_mut_ptr().cast();
     // SAFETY: CMSG_SPACE is arithmetic on its argument.
     let space = unsafe { libc::CMSG_SPACE(bytes) } as usize;
-    msg.msg_controllen = space;
+    msg.msg_controllen = space as _;
     // SAFETY: the control buffer is 80 bytes, aligned for cmsghdr, and at
     // least CMSG_SPACE(4 * MAX_PASSED_FDS) = 64 bytes long (see the
     // assertion below `FdControl`; `fds.len()` is checked above),
@@ -328,7 +328,7 @@ pub fn send_fds(sock: c_int, fds: &[c_int]) -> SysResult<()> {
         }
         (*c).cmsg_level = libc::SOL_SOCKET;
         (*c).cmsg_type = libc::SCM_RIGHTS;
-        (*c).cmsg_len = libc::CMSG_LEN(bytes) as usize;
+        (*c).cmsg_len = libc::CMSG_LEN(bytes) as _;
         std::ptr::copy_nonoverlapping(fds.as_ptr().cast::<u8>(), libc::CMSG_DATA(c), bytes as usize);
     }
     // SAFETY: msg points at the iovec and control buffer above, both alive
@@ -351,7 +351,7 @@ pub fn recv_fds(sock: c_int, out: &mut [c_int; MAX_PASSED_FDS]) -> SysResult<usi
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
     msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&control);
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
     // SAFETY: msg describes the buffers above, alive for the call.
     retry(|| check(unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) } as c_long))?;
     // SAFETY: recvmsg returned, so the kernel filled msg's control buffer
@@ -618,14 +618,23 @@ pub fn setsid() -> SysResult<()> {
     check_int(unsafe { libc::setsid() }).map(drop)
 }
 
+/// An `RLIMIT_*` resource as libc types it: `unsigned int` in glibc's
+/// `__rlimit_resource_t`, `int` in musl's.
+#[cfg(target_env = "musl")]
+pub type Resource = c_int;
+/// An `RLIMIT_*` resource as libc types it: `unsigned int` in glibc's
+/// `__rlimit_resource_t`, `int` in musl's.
+#[cfg(not(target_env = "musl"))]
+pub type Resource = libc::__rlimit_resource_t;
+
 /// setrlimit(2).
-pub fn setrlimit(resource: u32, soft: u64, hard: u64) -> SysResult<()> {
+pub fn setrlimit(resource: Resource, soft: u64, hard: u64) -> SysResult<()> {
     let lim = libc::rlimit {
         rlim_cur: soft,
         rlim_max: hard,
     };
     // SAFETY: lim is a valid rlimit.
-    check_int(unsafe { libc::setrlimit(resource as _, &lim) }).map(drop)
+    check_int(unsafe { libc::setrlimit(resource, &lim) }).map(drop)
 }
 
 /// Drop every capability from the effective, permitted and inheritable sets.
@@ -1073,7 +1082,7 @@ pub fn loopback_up() -> SysResult<()> {
     }
     req.ifr_ifru.ifru_flags = (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
     // SAFETY: req is a valid ifreq naming "lo".
-    let r = check_int(unsafe { libc::ioctl(fd, libc::SIOCSIFFLAGS, &req) });
+    let r = check_int(unsafe { libc::ioctl(fd, libc::SIOCSIFFLAGS as _, &req) });
     // SAFETY: `fd` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
     unsafe { close(fd) };
     r.map(drop)
@@ -1106,7 +1115,7 @@ pub fn loopback_alias(addr: [u8; 4]) -> SysResult<()> {
         )
     };
     // SAFETY: req is a valid ifreq naming "lo:1" with an AF_INET address.
-    let r = check_int(unsafe { libc::ioctl(fd, libc::SIOCSIFADDR, &req) });
+    let r = check_int(unsafe { libc::ioctl(fd, libc::SIOCSIFADDR as _, &req) });
     // SAFETY: `fd` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
     unsafe { close(fd) };
     r.map(drop)
@@ -1318,7 +1327,7 @@ pub fn send_msg_fds_flags(sock: c_int, data: &[u8], fds: &[c_int], flags: c_int)
     if !fds.is_empty() {
         msg.msg_control = control.as_mut_ptr().cast();
         // SAFETY: CMSG_SPACE is arithmetic on its argument.
-        msg.msg_controllen = unsafe { libc::CMSG_SPACE(bytes) } as usize;
+        msg.msg_controllen = unsafe { libc::CMSG_SPACE(bytes) } as _;
         // SAFETY: as in `send_fds`: the control buffer is aligned for
         // cmsghdr and holds CMSG_SPACE(4 * MAX_PASSED_FDS) bytes; `fds`
         // is `bytes` long.
@@ -1329,7 +1338,7 @@ pub fn send_msg_fds_flags(sock: c_int, data: &[u8], fds: &[c_int], flags: c_int)
             }
             (*c).cmsg_level = libc::SOL_SOCKET;
             (*c).cmsg_type = libc::SCM_RIGHTS;
-            (*c).cmsg_len = libc::CMSG_LEN(bytes) as usize;
+            (*c).cmsg_len = libc::CMSG_LEN(bytes) as _;
             std::ptr::copy_nonoverlapping(fds.as_ptr().cast::<u8>(), libc::CMSG_DATA(c), bytes as usize);
         }
     }
@@ -1368,7 +1377,7 @@ pub fn recv_msg_fds(
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
     msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&control);
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
     let len = retry(|| {
         // SAFETY: msg describes the buffers above, alive for the call.
         check(unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC | flags) } as c_long)
