@@ -992,15 +992,27 @@ pub unsafe fn execve(path: &CStr, argv: *const *const c_char, envp: *const *cons
     Errno::last()
 }
 
-/// A full signal set.
+/// A full signal set: every signal 1 to 64, whichever libc cordon is built
+/// with. sigfillset leaves out the signals the C library keeps for itself
+/// (glibc 32 and 33, musl 32 to 34); init blocks and takes every signal
+/// (`sigwaitinfo`, a signalfd), and under musl those three have no
+/// handler, so a signal 34 sent to init from outside would kill it. glibc's
+/// pthread_sigmask still leaves its 32 and 33 unblocked (it has handlers
+/// for them).
 pub fn sigset_full() -> libc::sigset_t {
-    // SAFETY: sigfillset initialises the zeroed set.
+    let mut s = sigset_empty();
+    // SAFETY: sigset_t is at least 8 bytes (asserted below) and this writes
+    // its first 8, which the kernel reads as the mask of signals 1 to 64
+    // (bit N-1 for signal N; the system calls pass _NSIG/8 = 8 bytes), the
+    // layout of both glibc's and musl's sigset_t.
     unsafe {
-        let mut s: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut s);
-        s
-    }
+        (&mut s as *mut libc::sigset_t)
+            .cast::<u64>()
+            .write_unaligned(u64::MAX)
+    };
+    s
 }
+const _: () = assert!(std::mem::size_of::<libc::sigset_t>() >= 8);
 
 /// An empty signal set.
 pub fn sigset_empty() -> libc::sigset_t {
@@ -1219,6 +1231,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_full_signal_set_blocks_every_signal_but_the_libcs_own() {
+        let full = sigset_full();
+        for sig in 1..=64 {
+            // SAFETY: full is an initialised sigset.
+            assert_eq!(unsafe { libc::sigismember(&full, sig) }, 1, "{sig}");
+        }
+        // In a thread of its own (the mask is per thread): what the kernel
+        // then blocks, from /proc. Signal 34 is musl's SIGSYNCCALL, which
+        // its sigfillset leaves out; glibc's pthread_sigmask still leaves
+        // out its 32 and 33.
+        let blocked = std::thread::spawn(|| {
+            let old = set_sigmask(&sigset_full()).expect("sigmask");
+            let status = std::fs::read_to_string("/proc/thread-self/status").expect("status");
+            set_sigmask(&old).expect("sigmask back");
+            let line = status
+                .lines()
+                .find_map(|l| l.strip_prefix("SigBlk:"))
+                .expect("SigBlk");
+            u64::from_str_radix(line.trim(), 16).expect("hex")
+        })
+        .join()
+        .expect("thread");
+        let kept: u64 = if cfg!(target_env = "musl") { 0 } else { 0b11 << 31 };
+        let unblockable = (1 << (libc::SIGKILL - 1)) | (1 << (libc::SIGSTOP - 1));
+        assert_eq!(blocked, !(kept | unblockable), "{blocked:#x}");
+    }
+
+    #[test]
     fn a_filter_longer_than_sock_fprog_can_say_is_refused() {
         // Refused before the system call: nothing is installed on this
         // test thread (the kernel itself takes at most 4096).
@@ -1260,11 +1300,13 @@ mod tests {
             [0x02, 0x04, 0x10]
         );
         assert_eq!(CLOSE_RANGE_CLOEXEC, 1 << 2);
+        // The kernel reads an ioctl request as 32 bits (libc's musl binding
+        // types them `c_int`, so the _IOWR ones are negative there).
         assert_eq!(
             [
-                libc::SECCOMP_IOCTL_NOTIF_RECV as c_ulong,
-                libc::SECCOMP_IOCTL_NOTIF_SEND as c_ulong,
-                libc::SECCOMP_IOCTL_NOTIF_ID_VALID as c_ulong,
+                libc::SECCOMP_IOCTL_NOTIF_RECV as u32,
+                libc::SECCOMP_IOCTL_NOTIF_SEND as u32,
+                libc::SECCOMP_IOCTL_NOTIF_ID_VALID as u32,
             ],
             [0xc050_2100, 0xc018_2101, 0x4008_2102]
         );
