@@ -499,7 +499,9 @@ const CLONE_FLAGS: &[(&str, u64)] = &[
 
 /// `open`/`openat` flags.
 const OPEN_FLAGS: &[(&str, u64)] = &[
-    ("O_ACCMODE", libc::O_ACCMODE as u64),
+    // the kernel's (<asm-generic/fcntl.h>): musl's O_ACCMODE (libc's musl
+    // binding) is 0o10000003, the access mode with O_PATH
+    ("O_ACCMODE", 0o3),
     ("O_APPEND", libc::O_APPEND as u64),
     ("O_ASYNC", libc::O_ASYNC as u64),
     ("O_CLOEXEC", libc::O_CLOEXEC as u64),
@@ -926,6 +928,7 @@ mod tests {
             ("SOCK_PACKET", 10),
             ("NETLINK_GENERIC", 16),
             ("NETLINK_SMC", 22),
+            ("O_ACCMODE", 0o3),
             ("O_LARGEFILE", 0o100000),
             ("O_PATH", 0o10000000),
             ("MAP_32BIT", 0x40),
