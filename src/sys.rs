@@ -996,9 +996,10 @@ pub unsafe fn execve(path: &CStr, argv: *const *const c_char, envp: *const *cons
 /// with. sigfillset leaves out the signals the C library keeps for itself
 /// (glibc 32 and 33, musl 32 to 34); init blocks and takes every signal
 /// (`sigwaitinfo`, a signalfd), and under musl those three have no
-/// handler, so a signal 34 sent to init from outside would kill it. glibc's
-/// pthread_sigmask still leaves its 32 and 33 unblocked (it has handlers
-/// for them).
+/// handler, so the kernel dropped them (a pid namespace's init gets no
+/// signal it has no handler for): a signal 34 sent to init from outside
+/// was lost instead of forwarded to the payload. glibc's pthread_sigmask
+/// still leaves its 32 and 33 unblocked (it has handlers for them).
 pub fn sigset_full() -> libc::sigset_t {
     let mut s = sigset_empty();
     // SAFETY: sigset_t is at least 8 bytes (asserted below) and this writes
