@@ -627,14 +627,31 @@ pub type Resource = c_int;
 #[cfg(not(target_env = "musl"))]
 pub type Resource = libc::__rlimit_resource_t;
 
-/// setrlimit(2).
+/// setrlimit(2), made as the system call both glibc's and musl's
+/// setrlimit make: prlimit64 on this process. Raw, because musl's falls
+/// back on ENOSYS (an outer seccomp filter) to `__synccall`, which takes
+/// its thread-list lock and signals every thread it knows of: neither is
+/// sound in the clone child, a copy of a multi-threaded supervisor.
 pub fn setrlimit(resource: Resource, soft: u64, hard: u64) -> SysResult<()> {
+    // Two 64-bit limits: the kernel's struct rlimit64 (rlim_t is u64 in
+    // both libcs).
     let lim = libc::rlimit {
         rlim_cur: soft,
         rlim_max: hard,
     };
-    // SAFETY: lim is a valid rlimit.
-    check_int(unsafe { libc::setrlimit(resource, &lim) }).map(drop)
+    let this_process: libc::pid_t = 0;
+    // SAFETY: prlimit64 reads one rlimit64 through a valid pointer and,
+    // with a null old-limit pointer, writes nothing.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_prlimit64,
+            this_process,
+            resource as c_long,
+            &lim as *const libc::rlimit,
+            std::ptr::null_mut::<libc::rlimit>(),
+        )
+    })
+    .map(drop)
 }
 
 /// Drop every capability from the effective, permitted and inheritable sets.
