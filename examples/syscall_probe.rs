@@ -94,7 +94,7 @@ fn prctl_get(option: libc::c_int) -> i64 {
     raw(unsafe { libc::syscall(libc::SYS_prctl, option, 0, 0, 0, 0) })
 }
 
-fn rlimit(resource: libc::__rlimit_resource_t) -> String {
+fn rlimit(resource: cordon::sys::Resource) -> String {
     let mut r = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,

@@ -221,7 +221,7 @@ pub fn recv_with_pid(fd: c_int, buf: &mut [u8]) -> SysResult<(usize, Option<libc
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
     msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&control);
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
     // SAFETY: msg describes valid buffers.
     let n = retry(|| check(unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_CMSG_CLOEXEC) } as c_long))?;
     let mut pid = None;
@@ -316,7 +316,7 @@ pub fn send_fds(sock: c_int, fds: &[c_int]) -> SysResult<()> {
     msg.msg_control = control.as_mut_ptr().cast();
     // SAFETY: CMSG_SPACE is arithmetic on its argument.
     let space = unsafe { libc::CMSG_SPACE(bytes) } as usize;
-    msg.msg_controllen = space;
+    msg.msg_controllen = space as _;
     // SAFETY: the control buffer is 80 bytes, aligned for cmsghdr, and at
     // least CMSG_SPACE(4 * MAX_PASSED_FDS) = 64 bytes long (see the
     // assertion below `FdControl`; `fds.len()` is checked above),
@@ -328,7 +328,7 @@ pub fn send_fds(sock: c_int, fds: &[c_int]) -> SysResult<()> {
         }
         (*c).cmsg_level = libc::SOL_SOCKET;
         (*c).cmsg_type = libc::SCM_RIGHTS;
-        (*c).cmsg_len = libc::CMSG_LEN(bytes) as usize;
+        (*c).cmsg_len = libc::CMSG_LEN(bytes) as _;
         std::ptr::copy_nonoverlapping(fds.as_ptr().cast::<u8>(), libc::CMSG_DATA(c), bytes as usize);
     }
     // SAFETY: msg points at the iovec and control buffer above, both alive
@@ -351,7 +351,7 @@ pub fn recv_fds(sock: c_int, out: &mut [c_int; MAX_PASSED_FDS]) -> SysResult<usi
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
     msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&control);
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
     // SAFETY: msg describes the buffers above, alive for the call.
     retry(|| check(unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) } as c_long))?;
     // SAFETY: recvmsg returned, so the kernel filled msg's control buffer
@@ -618,14 +618,40 @@ pub fn setsid() -> SysResult<()> {
     check_int(unsafe { libc::setsid() }).map(drop)
 }
 
-/// setrlimit(2).
-pub fn setrlimit(resource: u32, soft: u64, hard: u64) -> SysResult<()> {
+/// An `RLIMIT_*` resource as libc types it: `unsigned int` in glibc's
+/// `__rlimit_resource_t`, `int` in musl's.
+#[cfg(target_env = "musl")]
+pub type Resource = c_int;
+/// An `RLIMIT_*` resource as libc types it: `unsigned int` in glibc's
+/// `__rlimit_resource_t`, `int` in musl's.
+#[cfg(not(target_env = "musl"))]
+pub type Resource = libc::__rlimit_resource_t;
+
+/// setrlimit(2), made as the system call both glibc's and musl's
+/// setrlimit make: prlimit64 on this process. Raw, because musl's falls
+/// back on ENOSYS (an outer seccomp filter) to `__synccall`, which takes
+/// its thread-list lock and signals every thread it knows of: neither is
+/// sound in the clone child, a copy of a multi-threaded supervisor.
+pub fn setrlimit(resource: Resource, soft: u64, hard: u64) -> SysResult<()> {
+    // Two 64-bit limits: the kernel's struct rlimit64 (rlim_t is u64 in
+    // both libcs).
     let lim = libc::rlimit {
         rlim_cur: soft,
         rlim_max: hard,
     };
-    // SAFETY: lim is a valid rlimit.
-    check_int(unsafe { libc::setrlimit(resource as _, &lim) }).map(drop)
+    let this_process: libc::pid_t = 0;
+    // SAFETY: prlimit64 reads one rlimit64 through a valid pointer and,
+    // with a null old-limit pointer, writes nothing.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_prlimit64,
+            this_process,
+            resource as c_long,
+            &lim as *const libc::rlimit,
+            std::ptr::null_mut::<libc::rlimit>(),
+        )
+    })
+    .map(drop)
 }
 
 /// Drop every capability from the effective, permitted and inheritable sets.
@@ -983,15 +1009,28 @@ pub unsafe fn execve(path: &CStr, argv: *const *const c_char, envp: *const *cons
     Errno::last()
 }
 
-/// A full signal set.
+/// A full signal set: every signal 1 to 64, whichever libc cordon is built
+/// with. sigfillset leaves out the signals the C library keeps for itself
+/// (glibc 32 and 33, musl 32 to 34); init blocks and takes every signal
+/// (`sigwaitinfo`, a signalfd), and under musl those three have no
+/// handler, so the kernel dropped them (a pid namespace's init gets no
+/// signal it has no handler for): a signal 34 sent to init from outside
+/// was lost instead of forwarded to the payload. glibc's pthread_sigmask
+/// still leaves its 32 and 33 unblocked (it has handlers for them).
 pub fn sigset_full() -> libc::sigset_t {
-    // SAFETY: sigfillset initialises the zeroed set.
+    let mut s = sigset_empty();
+    // SAFETY: sigset_t is at least 8 bytes (asserted below) and this writes
+    // its first 8, which the kernel reads as the mask of signals 1 to 64
+    // (bit N-1 for signal N; the system calls pass _NSIG/8 = 8 bytes), the
+    // layout of both glibc's and musl's sigset_t.
     unsafe {
-        let mut s: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut s);
-        s
-    }
+        (&mut s as *mut libc::sigset_t)
+            .cast::<u64>()
+            .write_unaligned(u64::MAX)
+    };
+    s
 }
+const _: () = assert!(std::mem::size_of::<libc::sigset_t>() >= 8);
 
 /// An empty signal set.
 pub fn sigset_empty() -> libc::sigset_t {
@@ -1073,7 +1112,7 @@ pub fn loopback_up() -> SysResult<()> {
     }
     req.ifr_ifru.ifru_flags = (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
     // SAFETY: req is a valid ifreq naming "lo".
-    let r = check_int(unsafe { libc::ioctl(fd, libc::SIOCSIFFLAGS, &req) });
+    let r = check_int(unsafe { libc::ioctl(fd, libc::SIOCSIFFLAGS as _, &req) });
     // SAFETY: `fd` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
     unsafe { close(fd) };
     r.map(drop)
@@ -1106,7 +1145,7 @@ pub fn loopback_alias(addr: [u8; 4]) -> SysResult<()> {
         )
     };
     // SAFETY: req is a valid ifreq naming "lo:1" with an AF_INET address.
-    let r = check_int(unsafe { libc::ioctl(fd, libc::SIOCSIFADDR, &req) });
+    let r = check_int(unsafe { libc::ioctl(fd, libc::SIOCSIFADDR as _, &req) });
     // SAFETY: `fd` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
     unsafe { close(fd) };
     r.map(drop)
@@ -1210,6 +1249,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_full_signal_set_blocks_every_signal_but_the_libcs_own() {
+        let full = sigset_full();
+        for sig in 1..=64 {
+            // SAFETY: full is an initialised sigset.
+            assert_eq!(unsafe { libc::sigismember(&full, sig) }, 1, "{sig}");
+        }
+        // In a thread of its own (the mask is per thread): what the kernel
+        // then blocks, from /proc. Signal 34 is musl's SIGSYNCCALL, which
+        // its sigfillset leaves out; glibc's pthread_sigmask still leaves
+        // out its 32 and 33.
+        let blocked = std::thread::spawn(|| {
+            let old = set_sigmask(&sigset_full()).expect("sigmask");
+            let status = std::fs::read_to_string("/proc/thread-self/status").expect("status");
+            set_sigmask(&old).expect("sigmask back");
+            let line = status
+                .lines()
+                .find_map(|l| l.strip_prefix("SigBlk:"))
+                .expect("SigBlk");
+            u64::from_str_radix(line.trim(), 16).expect("hex")
+        })
+        .join()
+        .expect("thread");
+        let kept: u64 = if cfg!(target_env = "musl") { 0 } else { 0b11 << 31 };
+        let unblockable = (1 << (libc::SIGKILL - 1)) | (1 << (libc::SIGSTOP - 1));
+        assert_eq!(blocked, !(kept | unblockable), "{blocked:#x}");
+    }
+
+    #[test]
     fn a_filter_longer_than_sock_fprog_can_say_is_refused() {
         // Refused before the system call: nothing is installed on this
         // test thread (the kernel itself takes at most 4096).
@@ -1251,11 +1318,13 @@ mod tests {
             [0x02, 0x04, 0x10]
         );
         assert_eq!(CLOSE_RANGE_CLOEXEC, 1 << 2);
+        // The kernel reads an ioctl request as 32 bits (libc's musl binding
+        // types them `c_int`, so the _IOWR ones are negative there).
         assert_eq!(
             [
-                libc::SECCOMP_IOCTL_NOTIF_RECV as c_ulong,
-                libc::SECCOMP_IOCTL_NOTIF_SEND as c_ulong,
-                libc::SECCOMP_IOCTL_NOTIF_ID_VALID as c_ulong,
+                libc::SECCOMP_IOCTL_NOTIF_RECV as u32,
+                libc::SECCOMP_IOCTL_NOTIF_SEND as u32,
+                libc::SECCOMP_IOCTL_NOTIF_ID_VALID as u32,
             ],
             [0xc050_2100, 0xc018_2101, 0x4008_2102]
         );
@@ -1318,7 +1387,7 @@ pub fn send_msg_fds_flags(sock: c_int, data: &[u8], fds: &[c_int], flags: c_int)
     if !fds.is_empty() {
         msg.msg_control = control.as_mut_ptr().cast();
         // SAFETY: CMSG_SPACE is arithmetic on its argument.
-        msg.msg_controllen = unsafe { libc::CMSG_SPACE(bytes) } as usize;
+        msg.msg_controllen = unsafe { libc::CMSG_SPACE(bytes) } as _;
         // SAFETY: as in `send_fds`: the control buffer is aligned for
         // cmsghdr and holds CMSG_SPACE(4 * MAX_PASSED_FDS) bytes; `fds`
         // is `bytes` long.
@@ -1329,7 +1398,7 @@ pub fn send_msg_fds_flags(sock: c_int, data: &[u8], fds: &[c_int], flags: c_int)
             }
             (*c).cmsg_level = libc::SOL_SOCKET;
             (*c).cmsg_type = libc::SCM_RIGHTS;
-            (*c).cmsg_len = libc::CMSG_LEN(bytes) as usize;
+            (*c).cmsg_len = libc::CMSG_LEN(bytes) as _;
             std::ptr::copy_nonoverlapping(fds.as_ptr().cast::<u8>(), libc::CMSG_DATA(c), bytes as usize);
         }
     }
@@ -1368,7 +1437,7 @@ pub fn recv_msg_fds(
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
     msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&control);
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
     let len = retry(|| {
         // SAFETY: msg describes the buffers above, alive for the call.
         check(unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC | flags) } as c_long)

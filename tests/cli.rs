@@ -622,8 +622,10 @@ fn version_names_the_commit_and_the_kernel_tables() {
         commit == "unknown" || (commit.len() >= 7 && commit.bytes().all(|b| b.is_ascii_hexdigit())),
         "{v}"
     );
+    // The test is built for the target cordon is: the C library matches.
+    let libc = if cfg!(target_env = "musl") { "musl" } else { "gnu" };
     assert!(
-        v.contains(&format!("target: {}-linux", std::env::consts::ARCH)),
+        v.contains(&format!("target: {}-linux-{libc}\n", std::env::consts::ARCH)),
         "{v}"
     );
     assert!(v.contains("syscall tables: Linux 6.18: x86_64 (up to nr "), "{v}");

@@ -17,8 +17,13 @@ const MAN_PAGES: [(&str, &str, &str); 2] = [
     ),
 ];
 
+/// The C library cordon is linked with (both builds are static): name
+/// resolution and error texts come from it.
+const LIBC: &str = if cfg!(target_env = "musl") { "musl" } else { "gnu" };
+
 /// `--version`: the release, the git commit it was built from, and what of
-/// the kernel this binary knows (target, syscall tables, Landlock ABI).
+/// the kernel this binary knows (target and C library, syscall tables,
+/// Landlock ABI).
 pub fn version() -> String {
     let tables = Arch::ALL
         .iter()
@@ -28,7 +33,7 @@ pub fn version() -> String {
     let ll = LANDLOCK_MAX_KNOWN_ABI;
     let ll_linux = LANDLOCK_ABI_LINUX.get(ll as usize).copied().unwrap_or("?");
     format!(
-        "{} (git {})\ntarget: {}-{}\nsyscall tables: Linux {SYSCALL_TABLE_LINUX}: {tables}\nLandlock: ABI 1 to {ll} (Linux {ll_linux})",
+        "{} (git {})\ntarget: {}-{}-{LIBC}\nsyscall tables: Linux {SYSCALL_TABLE_LINUX}: {tables}\nLandlock: ABI 1 to {ll} (Linux {ll_linux})",
         env!("CARGO_PKG_VERSION"),
         env!("CORDON_GIT_COMMIT"),
         std::env::consts::ARCH,

@@ -591,8 +591,8 @@ fn request(
 ) -> Result<serde_json::Value, String> {
     if let Some(w) = wait {
         let tv = libc::timeval {
-            tv_sec: w.as_secs() as libc::time_t,
-            tv_usec: w.subsec_micros() as libc::suseconds_t,
+            tv_sec: w.as_secs() as _,
+            tv_usec: w.subsec_micros() as _,
         };
         // SAFETY: the kernel reads one timeval.
         unsafe {

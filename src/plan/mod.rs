@@ -20,7 +20,7 @@ use crate::secret::SecretEnv;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rlimit {
     /// RLIMIT_* resource.
-    pub resource: u32,
+    pub resource: crate::sys::Resource,
     /// Soft limit.
     pub value: u64,
     /// Hard limit: `value`, except for RLIMIT_CPU, whose hard limit is one
@@ -893,7 +893,7 @@ fn rlimits(l: &crate::policy::Limits) -> Vec<Rlimit> {
         hard: core,
         field: "limits.core_dumps",
     }];
-    let mut add = |resource: u32, value: Option<u64>, field: &'static str| {
+    let mut add = |resource: crate::sys::Resource, value: Option<u64>, field: &'static str| {
         if let Some(value) = value {
             let hard = if resource == libc::RLIMIT_CPU {
                 value.saturating_add(1)

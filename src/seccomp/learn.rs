@@ -224,8 +224,14 @@ mod tests {
         assert_eq!(d("socket", [2, 1, 0, 0, 0, 0]), Action::Errno(1));
         assert_eq!(d("socket", [16, 3, 0, 0, 0, 0]), Action::Allow);
         assert_eq!(d("socket", [16, 3, 9, 0, 0, 0]), Action::Errno(1));
-        assert_eq!(d("ioctl", [0, libc::TCGETS, 0, 0, 0, 0]), Action::Allow);
-        assert_eq!(d("ioctl", [0, libc::TIOCSTI, 0, 0, 0, 0]), Action::Errno(1));
+        assert_eq!(
+            d("ioctl", [0, names::ioctl_request(libc::TCGETS), 0, 0, 0, 0]),
+            Action::Allow
+        );
+        assert_eq!(
+            d("ioctl", [0, names::ioctl_request(libc::TIOCSTI), 0, 0, 0, 0]),
+            Action::Errno(1)
+        );
         assert_eq!(d("clone", [0x1200011, 0, 0, 0, 0, 0]), Action::Allow);
         assert_eq!(
             d("clone", [libc::CLONE_NEWUSER as u64, 0, 0, 0, 0, 0]),

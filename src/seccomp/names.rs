@@ -308,84 +308,92 @@ const NETLINK_PROTOCOLS: &[(&str, u64)] = &[
     ("NETLINK_XFRM", libc::NETLINK_XFRM as u64),
 ];
 
-/// Terminal and file ioctl requests (`ioctl` argument 1). libc types them
-/// `c_ulong`, which is `u64` on x86_64.
+/// An ioctl request constant as the kernel reads it: the low 32 bits.
+/// libc types the constants `Ioctl`: `c_ulong` in its glibc binding, `c_int`
+/// in its musl one, where a request with the top bit set (`TIOCGPTN`,
+/// `_IOR(...)`) is negative and a plain `as u64` would sign-extend it.
+pub(crate) const fn ioctl_request(r: libc::Ioctl) -> u64 {
+    r as u32 as u64
+}
+
+/// Terminal and file ioctl requests (`ioctl` argument 1), the same values
+/// whichever libc the build uses (see [`ioctl_request`]).
 const IOCTLS: &[(&str, u64)] = &[
-    ("FIOASYNC", libc::FIOASYNC),
-    ("FIOCLEX", libc::FIOCLEX),
-    ("FIONBIO", libc::FIONBIO),
-    ("FIONCLEX", libc::FIONCLEX),
-    ("FIONREAD", libc::FIONREAD),
-    ("FIOQSIZE", libc::FIOQSIZE),
-    ("TCFLSH", libc::TCFLSH),
-    ("TCGETA", libc::TCGETA),
-    ("TCGETS", libc::TCGETS),
-    ("TCGETS2", libc::TCGETS2),
-    ("TCGETX", libc::TCGETX),
-    ("TCSBRK", libc::TCSBRK),
-    ("TCSBRKP", libc::TCSBRKP),
-    ("TCSETA", libc::TCSETA),
-    ("TCSETAF", libc::TCSETAF),
-    ("TCSETAW", libc::TCSETAW),
-    ("TCSETS", libc::TCSETS),
-    ("TCSETS2", libc::TCSETS2),
-    ("TCSETSF", libc::TCSETSF),
-    ("TCSETSF2", libc::TCSETSF2),
-    ("TCSETSW", libc::TCSETSW),
-    ("TCSETSW2", libc::TCSETSW2),
-    ("TCSETX", libc::TCSETX),
-    ("TCSETXF", libc::TCSETXF),
-    ("TCSETXW", libc::TCSETXW),
-    ("TCXONC", libc::TCXONC),
-    ("TIOCCBRK", libc::TIOCCBRK),
-    ("TIOCCONS", libc::TIOCCONS),
-    ("TIOCEXCL", libc::TIOCEXCL),
-    ("TIOCGDEV", libc::TIOCGDEV),
-    ("TIOCGETD", libc::TIOCGETD),
-    ("TIOCGEXCL", libc::TIOCGEXCL),
-    ("TIOCGICOUNT", libc::TIOCGICOUNT),
-    ("TIOCGLCKTRMIOS", libc::TIOCGLCKTRMIOS),
-    ("TIOCGPGRP", libc::TIOCGPGRP),
-    ("TIOCGPKT", libc::TIOCGPKT),
-    ("TIOCGPTLCK", libc::TIOCGPTLCK),
-    ("TIOCGPTN", libc::TIOCGPTN),
-    ("TIOCGPTPEER", libc::TIOCGPTPEER),
-    ("TIOCGRS485", libc::TIOCGRS485),
-    ("TIOCGSERIAL", libc::TIOCGSERIAL),
-    ("TIOCGSID", libc::TIOCGSID),
-    ("TIOCGSOFTCAR", libc::TIOCGSOFTCAR),
-    ("TIOCGWINSZ", libc::TIOCGWINSZ),
-    ("TIOCINQ", libc::TIOCINQ),
-    ("TIOCLINUX", libc::TIOCLINUX),
-    ("TIOCMBIC", libc::TIOCMBIC),
-    ("TIOCMBIS", libc::TIOCMBIS),
-    ("TIOCMGET", libc::TIOCMGET),
-    ("TIOCMIWAIT", libc::TIOCMIWAIT),
-    ("TIOCMSET", libc::TIOCMSET),
-    ("TIOCNOTTY", libc::TIOCNOTTY),
-    ("TIOCNXCL", libc::TIOCNXCL),
-    ("TIOCOUTQ", libc::TIOCOUTQ),
-    ("TIOCPKT", libc::TIOCPKT),
-    ("TIOCSBRK", libc::TIOCSBRK),
-    ("TIOCSCTTY", libc::TIOCSCTTY),
-    ("TIOCSERCONFIG", libc::TIOCSERCONFIG),
-    ("TIOCSERGETLSR", libc::TIOCSERGETLSR),
-    ("TIOCSERGETMULTI", libc::TIOCSERGETMULTI),
-    ("TIOCSERGSTRUCT", libc::TIOCSERGSTRUCT),
-    ("TIOCSERGWILD", libc::TIOCSERGWILD),
-    ("TIOCSERSETMULTI", libc::TIOCSERSETMULTI),
-    ("TIOCSERSWILD", libc::TIOCSERSWILD),
-    ("TIOCSETD", libc::TIOCSETD),
-    ("TIOCSIG", libc::TIOCSIG),
-    ("TIOCSLCKTRMIOS", libc::TIOCSLCKTRMIOS),
-    ("TIOCSPGRP", libc::TIOCSPGRP),
-    ("TIOCSPTLCK", libc::TIOCSPTLCK),
-    ("TIOCSRS485", libc::TIOCSRS485),
-    ("TIOCSSERIAL", libc::TIOCSSERIAL),
-    ("TIOCSSOFTCAR", libc::TIOCSSOFTCAR),
-    ("TIOCSTI", libc::TIOCSTI),
-    ("TIOCSWINSZ", libc::TIOCSWINSZ),
-    ("TIOCVHANGUP", libc::TIOCVHANGUP),
+    ("FIOASYNC", ioctl_request(libc::FIOASYNC)),
+    ("FIOCLEX", ioctl_request(libc::FIOCLEX)),
+    ("FIONBIO", ioctl_request(libc::FIONBIO)),
+    ("FIONCLEX", ioctl_request(libc::FIONCLEX)),
+    ("FIONREAD", ioctl_request(libc::FIONREAD)),
+    ("FIOQSIZE", ioctl_request(libc::FIOQSIZE)),
+    ("TCFLSH", ioctl_request(libc::TCFLSH)),
+    ("TCGETA", ioctl_request(libc::TCGETA)),
+    ("TCGETS", ioctl_request(libc::TCGETS)),
+    ("TCGETS2", ioctl_request(libc::TCGETS2)),
+    ("TCGETX", ioctl_request(libc::TCGETX)),
+    ("TCSBRK", ioctl_request(libc::TCSBRK)),
+    ("TCSBRKP", ioctl_request(libc::TCSBRKP)),
+    ("TCSETA", ioctl_request(libc::TCSETA)),
+    ("TCSETAF", ioctl_request(libc::TCSETAF)),
+    ("TCSETAW", ioctl_request(libc::TCSETAW)),
+    ("TCSETS", ioctl_request(libc::TCSETS)),
+    ("TCSETS2", ioctl_request(libc::TCSETS2)),
+    ("TCSETSF", ioctl_request(libc::TCSETSF)),
+    ("TCSETSF2", ioctl_request(libc::TCSETSF2)),
+    ("TCSETSW", ioctl_request(libc::TCSETSW)),
+    ("TCSETSW2", ioctl_request(libc::TCSETSW2)),
+    ("TCSETX", ioctl_request(libc::TCSETX)),
+    ("TCSETXF", ioctl_request(libc::TCSETXF)),
+    ("TCSETXW", ioctl_request(libc::TCSETXW)),
+    ("TCXONC", ioctl_request(libc::TCXONC)),
+    ("TIOCCBRK", ioctl_request(libc::TIOCCBRK)),
+    ("TIOCCONS", ioctl_request(libc::TIOCCONS)),
+    ("TIOCEXCL", ioctl_request(libc::TIOCEXCL)),
+    ("TIOCGDEV", ioctl_request(libc::TIOCGDEV)),
+    ("TIOCGETD", ioctl_request(libc::TIOCGETD)),
+    ("TIOCGEXCL", ioctl_request(libc::TIOCGEXCL)),
+    ("TIOCGICOUNT", ioctl_request(libc::TIOCGICOUNT)),
+    ("TIOCGLCKTRMIOS", ioctl_request(libc::TIOCGLCKTRMIOS)),
+    ("TIOCGPGRP", ioctl_request(libc::TIOCGPGRP)),
+    ("TIOCGPKT", ioctl_request(libc::TIOCGPKT)),
+    ("TIOCGPTLCK", ioctl_request(libc::TIOCGPTLCK)),
+    ("TIOCGPTN", ioctl_request(libc::TIOCGPTN)),
+    ("TIOCGPTPEER", ioctl_request(libc::TIOCGPTPEER)),
+    ("TIOCGRS485", ioctl_request(libc::TIOCGRS485)),
+    ("TIOCGSERIAL", ioctl_request(libc::TIOCGSERIAL)),
+    ("TIOCGSID", ioctl_request(libc::TIOCGSID)),
+    ("TIOCGSOFTCAR", ioctl_request(libc::TIOCGSOFTCAR)),
+    ("TIOCGWINSZ", ioctl_request(libc::TIOCGWINSZ)),
+    ("TIOCINQ", ioctl_request(libc::TIOCINQ)),
+    ("TIOCLINUX", ioctl_request(libc::TIOCLINUX)),
+    ("TIOCMBIC", ioctl_request(libc::TIOCMBIC)),
+    ("TIOCMBIS", ioctl_request(libc::TIOCMBIS)),
+    ("TIOCMGET", ioctl_request(libc::TIOCMGET)),
+    ("TIOCMIWAIT", ioctl_request(libc::TIOCMIWAIT)),
+    ("TIOCMSET", ioctl_request(libc::TIOCMSET)),
+    ("TIOCNOTTY", ioctl_request(libc::TIOCNOTTY)),
+    ("TIOCNXCL", ioctl_request(libc::TIOCNXCL)),
+    ("TIOCOUTQ", ioctl_request(libc::TIOCOUTQ)),
+    ("TIOCPKT", ioctl_request(libc::TIOCPKT)),
+    ("TIOCSBRK", ioctl_request(libc::TIOCSBRK)),
+    ("TIOCSCTTY", ioctl_request(libc::TIOCSCTTY)),
+    ("TIOCSERCONFIG", ioctl_request(libc::TIOCSERCONFIG)),
+    ("TIOCSERGETLSR", ioctl_request(libc::TIOCSERGETLSR)),
+    ("TIOCSERGETMULTI", ioctl_request(libc::TIOCSERGETMULTI)),
+    ("TIOCSERGSTRUCT", ioctl_request(libc::TIOCSERGSTRUCT)),
+    ("TIOCSERGWILD", ioctl_request(libc::TIOCSERGWILD)),
+    ("TIOCSERSETMULTI", ioctl_request(libc::TIOCSERSETMULTI)),
+    ("TIOCSERSWILD", ioctl_request(libc::TIOCSERSWILD)),
+    ("TIOCSETD", ioctl_request(libc::TIOCSETD)),
+    ("TIOCSIG", ioctl_request(libc::TIOCSIG)),
+    ("TIOCSLCKTRMIOS", ioctl_request(libc::TIOCSLCKTRMIOS)),
+    ("TIOCSPGRP", ioctl_request(libc::TIOCSPGRP)),
+    ("TIOCSPTLCK", ioctl_request(libc::TIOCSPTLCK)),
+    ("TIOCSRS485", ioctl_request(libc::TIOCSRS485)),
+    ("TIOCSSERIAL", ioctl_request(libc::TIOCSSERIAL)),
+    ("TIOCSSOFTCAR", ioctl_request(libc::TIOCSSOFTCAR)),
+    ("TIOCSTI", ioctl_request(libc::TIOCSTI)),
+    ("TIOCSWINSZ", ioctl_request(libc::TIOCSWINSZ)),
+    ("TIOCVHANGUP", ioctl_request(libc::TIOCVHANGUP)),
 ];
 
 /// Socket ioctl requests (`ioctl` argument 1, <linux/sockios.h>).
@@ -491,7 +499,9 @@ const CLONE_FLAGS: &[(&str, u64)] = &[
 
 /// `open`/`openat` flags.
 const OPEN_FLAGS: &[(&str, u64)] = &[
-    ("O_ACCMODE", libc::O_ACCMODE as u64),
+    // the kernel's (<asm-generic/fcntl.h>): musl's O_ACCMODE (libc's musl
+    // binding) is 0o10000003, the access mode with O_PATH
+    ("O_ACCMODE", 0o3),
     ("O_APPEND", libc::O_APPEND as u64),
     ("O_ASYNC", libc::O_ASYNC as u64),
     ("O_CLOEXEC", libc::O_CLOEXEC as u64),
@@ -763,11 +773,11 @@ mod tests {
     #[test]
     fn ioctl_requests_have_names() {
         assert_eq!(ioctl_name(0x5401), Some("TCGETS"));
-        assert_eq!(ioctl_name(libc::TIOCSTI), Some("TIOCSTI"));
+        assert_eq!(ioctl_name(ioctl_request(libc::TIOCSTI)), Some("TIOCSTI"));
         // The top 32 bits are not part of the request.
         assert_eq!(ioctl_name(0xffff_ffff_0000_5413), Some("TIOCGWINSZ"));
         // FIONREAD and TIOCINQ are one request.
-        assert_eq!(ioctl_name(libc::FIONREAD), Some("FIONREAD"));
+        assert_eq!(ioctl_name(ioctl_request(libc::FIONREAD)), Some("FIONREAD"));
         assert_eq!(ioctl_name(libc::SIOCGIFFLAGS), Some("SIOCGIFFLAGS"));
         assert_eq!(ioctl_name(0x4004_9409), Some("FICLONE"));
         assert_eq!(ioctl_name(0x1234_5678), None);
@@ -850,12 +860,12 @@ mod tests {
             ("NETLINK_ROUTE", libc::NETLINK_ROUTE as u64),
             ("NETLINK_AUDIT", libc::NETLINK_AUDIT as u64),
             ("NETLINK_KOBJECT_UEVENT", libc::NETLINK_KOBJECT_UEVENT as u64),
-            ("TIOCSTI", libc::TIOCSTI),
-            ("TIOCLINUX", libc::TIOCLINUX),
-            ("TCGETS", libc::TCGETS),
-            ("FIONREAD", libc::FIONREAD),
-            ("TIOCINQ", libc::FIONREAD),
-            ("TIOCGPTPEER", libc::TIOCGPTPEER),
+            ("TIOCSTI", ioctl_request(libc::TIOCSTI)),
+            ("TIOCLINUX", ioctl_request(libc::TIOCLINUX)),
+            ("TCGETS", ioctl_request(libc::TCGETS)),
+            ("FIONREAD", ioctl_request(libc::FIONREAD)),
+            ("TIOCINQ", ioctl_request(libc::FIONREAD)),
+            ("TIOCGPTPEER", ioctl_request(libc::TIOCGPTPEER)),
             ("CLONE_NEWUSER", libc::CLONE_NEWUSER as u64),
             ("CLONE_NEWNS", libc::CLONE_NEWNS as u64),
             ("CLONE_THREAD", libc::CLONE_THREAD as u64),
@@ -878,8 +888,10 @@ mod tests {
         }
         // Written out because libc has them only on some architectures.
         #[cfg(target_arch = "x86_64")]
+        assert_eq!(constant("MAP_32BIT"), Some(libc::MAP_32BIT as u64));
+        // ... and these only in its glibc binding.
+        #[cfg(all(target_arch = "x86_64", not(target_env = "musl")))]
         for (n, v) in [
-            ("MAP_32BIT", libc::MAP_32BIT as u64),
             ("PR_GET_SPECULATION_CTRL", libc::PR_GET_SPECULATION_CTRL as u64),
             ("PR_SET_SPECULATION_CTRL", libc::PR_SET_SPECULATION_CTRL as u64),
         ] {
@@ -916,6 +928,7 @@ mod tests {
             ("SOCK_PACKET", 10),
             ("NETLINK_GENERIC", 16),
             ("NETLINK_SMC", 22),
+            ("O_ACCMODE", 0o3),
             ("O_LARGEFILE", 0o100000),
             ("O_PATH", 0o10000000),
             ("MAP_32BIT", 0x40),

@@ -649,7 +649,10 @@ fn default_policy_compiles_for_aarch64_and_decides_with_aarch64_numbers() {
         Action::Allow
     );
     assert_eq!(run("socket", [libc::AF_PACKET as u64, 3, 0, 0, 0, 0]), eperm);
-    assert_eq!(run("ioctl", [0, libc::TIOCSTI, 0, 0, 0, 0]), eperm);
+    assert_eq!(
+        run("ioctl", [0, names::ioctl_request(libc::TIOCSTI), 0, 0, 0, 0]),
+        eperm
+    );
     // x86_64 calls are a foreign architecture for this filter, and the
     // numbers above the table get ENOSYS (no x32 range on aarch64).
     let x86 = Data::x86_64(Arch::X86_64.syscall_nr("read").unwrap(), [0; 6]);
