@@ -855,6 +855,19 @@ impl Policy {
 
     /// [`Policy::from_json`] for a policy without `extends`.
     fn from_json_single(file: &str, text: &str) -> Result<Policy, PolicyError> {
+        // The plain parse first: it is the common case, and much cheaper
+        // than tracking the path; only a policy it refuses is parsed again
+        // with the path, for the error (the same refusal, located).
+        let policy = match serde_json::from_str::<Policy>(text) {
+            Ok(p) => p,
+            Err(_) => Policy::parse_tracked(file, text)?,
+        };
+        Policy::finish_parse(file, text, policy)
+    }
+
+    /// The typed parse with the path of what it refuses; nothing may follow
+    /// the policy object.
+    fn parse_tracked(file: &str, text: &str) -> Result<Policy, PolicyError> {
         let mut de = serde_json::Deserializer::from_str(text);
         let policy: Policy = serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let path = e.path().to_string();
@@ -881,6 +894,12 @@ impl Policy {
                 strip_position(&e.to_string())
             ),
         })?;
+        Ok(policy)
+    }
+
+    /// What the types alone do not refuse: arrays for objects, then
+    /// [`Policy::validate`].
+    fn finish_parse(file: &str, text: &str, policy: Policy) -> Result<Policy, PolicyError> {
         // serde accepts an array for a struct (its fields in order); the
         // format is objects only, so arrays are refused where there are none.
         let value: serde_json::Value = serde_json::from_str(text).map_err(|e| PolicyError {
