@@ -793,8 +793,9 @@ pub(super) fn start_child(
     Ok((pid, Fd(pidfd)))
 }
 
-/// Write the id maps, set vm.memfd_noexec, release the child and attach it
-/// to v1 cgroups while it builds the root. On error the caller kills it.
+/// Write the id maps, release the child, then (while it builds the root)
+/// set vm.memfd_noexec and attach it to v1 cgroups, and let the payload
+/// start. On error the caller kills it.
 pub(super) fn release_child(
     plan: &Plan,
     ch: &mut Channels,
@@ -803,17 +804,15 @@ pub(super) fn release_child(
     cgroup: Option<&Cgroup>,
 ) -> Result<(), LaunchError> {
     write_maps(plan, pid)?;
+    // Release the child: it builds the sandbox's root meanwhile.
+    sys::write_all(ch.sync_w.0, b"1").map_err(|e| LaunchError::sys("sync", "release child", e))?;
     if plan.supervisor.memfd_noexec {
-        // Before the child is released: it has done nothing yet, so a
-        // failure here is the helper's own, and nothing of the payload's
-        // can run before the sysctl holds. (Overlapping it with the root's
-        // construction saved nothing measurable on 2 cores and could mask
-        // a setup error of the child's.)
+        // While the child builds the root, which runs nothing of the
+        // payload's: the payload starts only at the second byte, once the
+        // sysctl holds (the plan asks for that byte whenever this is set).
         crate::isolate::memfd::set_noexec(pidfd)
             .map_err(|(what, e)| LaunchError::sys("memfd_noexec", what, e))?;
     }
-    // Release the child: it builds the sandbox's root meanwhile.
-    sys::write_all(ch.sync_w.0, b"1").map_err(|e| LaunchError::sys("sync", "release child", e))?;
     if let Some(cg) = cgroup {
         if plan.child.second_sync() {
             // v1: moving a process between cgroups waits for an RCU grace

@@ -209,8 +209,8 @@ impl ChildPlan {
         self.stdio[target] = fd;
     }
     /// Whether the child waits for a second byte from the parent before it
-    /// forks the payload (the parent attaches v1 cgroups while the child
-    /// builds the root).
+    /// forks the payload (the parent sets vm.memfd_noexec and attaches v1
+    /// cgroups while the child builds the root).
     pub fn second_sync(&self) -> bool {
         self.second_sync
     }
@@ -777,6 +777,9 @@ impl Plan {
                 );
             } else {
                 self.supervisor.memfd_noexec = true;
+                // The supervisor sets it while the child builds the root;
+                // the payload starts only after (the second byte).
+                self.child.second_sync = true;
             }
         }
     }
