@@ -810,8 +810,17 @@ pub(super) fn release_child(
         // While the child builds the root, which runs nothing of the
         // payload's: the payload starts only at the second byte, once the
         // sysctl holds (the plan asks for that byte whenever this is set).
-        crate::isolate::memfd::set_noexec(pidfd)
-            .map_err(|(what, e)| LaunchError::sys("memfd_noexec", what, e))?;
+        if let Err((what, e)) = crate::isolate::memfd::set_noexec(pidfd) {
+            if child_reported(ch) {
+                // The child failed on its own (and its namespace went with
+                // it, which is what failed here): its error, already on the
+                // error pipe, is the one to report, and no payload starts
+                // without the second byte.
+                drop(Fd(ch.sync_w.take()));
+                return Ok(());
+            }
+            return Err(LaunchError::sys("memfd_noexec", what, e));
+        }
     }
     if let Some(cg) = cgroup {
         if plan.child.second_sync() {
@@ -826,6 +835,17 @@ pub(super) fn release_child(
     }
     drop(Fd(ch.sync_w.take()));
     Ok(())
+}
+
+/// Whether the child already wrote its setup error, or closed the error
+/// pipe by dying (before the second byte it can have done neither else).
+fn child_reported(ch: &Channels) -> bool {
+    let mut p = [libc::pollfd {
+        fd: ch.err_r.0,
+        events: libc::POLLIN,
+        revents: 0,
+    }];
+    sys::poll(&mut p, 0).is_ok_and(|n| n > 0)
 }
 
 /// The parent's end of the error channel and what came through it.
