@@ -238,11 +238,17 @@ struct NetnsHelper {
     /// /proc/sys/kernel/ns_last_pid, opened while the host's /proc is still
     /// in reach (-1: the kernel has none, without CONFIG_CHECKPOINT_RESTORE).
     last_pid: c_int,
+    /// The host's /proc, which the helper opens its netns through.
+    proc_dir: c_int,
     /// Unmapped after the helper has been reaped (field order: `pid`'s
     /// wait in `drop` comes first).
     _stack: sys::Stack,
 }
 
+/// The host's /proc for the helper (an O_PATH fd in the shared table):
+/// init may pivot away from the root the helper started in before the
+/// helper gets to open its netns, and the new root may have no /proc.
+static NETNS_PROC: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
 /// The helper's result: the netns fd, or -errno; [`NETNS_PENDING`] until
 /// it is done.
 static NETNS_RESULT: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(NETNS_PENDING);
@@ -254,6 +260,8 @@ impl NetnsHelper {
     fn start() -> Result<NetnsHelper, ChildError> {
         let fail = |e| ChildError::new(Step::Unshare, e, NETNS_UNSHARE);
         let stack = sys::Stack::map(NETNS_STACK).map_err(fail)?;
+        let proc_dir = sys::open_path(c"/proc").map_err(fail)?;
+        NETNS_PROC.store(proc_dir, std::sync::atomic::Ordering::Relaxed);
         // Checked at write time against init's capabilities in the pid
         // namespace's owner, which init has (the file is mode 0666).
         let last_pid = sys::openat(
@@ -282,6 +290,8 @@ impl NetnsHelper {
         };
         if pid < 0 {
             let e = Errno::last();
+            // SAFETY: the fd opened above, used no more.
+            unsafe { sys::close(proc_dir) };
             if last_pid >= 0 {
                 // SAFETY: the fd opened above, used no more.
                 unsafe { sys::close(last_pid) };
@@ -291,6 +301,7 @@ impl NetnsHelper {
         Ok(NetnsHelper {
             pid,
             last_pid,
+            proc_dir,
             _stack: stack,
         })
     }
@@ -332,13 +343,17 @@ impl Drop for NetnsHelper {
             // is gone. Its fd, if any, goes with init.
             let _ = sys::waitpid_all(self.pid);
         }
+        // SAFETY: the fd `start` opened; the helper, which used it, is gone.
+        unsafe { sys::close(self.proc_dir) };
     }
 }
 
 extern "C" fn netns_entry(_: *mut libc::c_void) -> c_int {
-    const PATH: &[u8] = b"/proc/thread-self/ns/net\0";
-    // SAFETY: unshare takes an integer; openat a NUL-terminated path that
-    // lives in the binary; neither touches memory of init's.
+    const PATH: &[u8] = b"thread-self/ns/net\0";
+    let proc_dir = NETNS_PROC.load(std::sync::atomic::Ordering::Relaxed);
+    // SAFETY: unshare takes an integer; openat a directory fd init keeps
+    // open until the helper is reaped and a NUL-terminated path that lives
+    // in the binary; neither touches memory of init's.
     let r = unsafe {
         let r = sys::raw_syscall4(libc::SYS_unshare, libc::CLONE_NEWNET as usize, 0, 0, 0);
         if r < 0 {
@@ -346,7 +361,7 @@ extern "C" fn netns_entry(_: *mut libc::c_void) -> c_int {
         } else {
             sys::raw_syscall4(
                 libc::SYS_openat,
-                libc::AT_FDCWD as usize,
+                proc_dir as isize as usize,
                 PATH.as_ptr() as usize,
                 (libc::O_RDONLY | libc::O_CLOEXEC) as usize,
                 0,
