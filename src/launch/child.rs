@@ -12,8 +12,10 @@
 //!    signals it has no handler for), before anything can arrive.
 //! 3. parent-death signal, then the caller's stdio onto 0-2 (while the
 //!    caller's fds are still open), then close the parent's pipe ends.
-//! 4. unshare the network namespace (it overlaps with the parent writing
-//!    the id maps), then wait for the id maps (EOF: the parent died: exit).
+//! 4. start the task that makes the network namespace (`NetnsHelper`: the
+//!    netns is made on another core while the parent writes the id maps
+//!    and init builds the root; init enters it before step 7), then wait
+//!    for the id maps (EOF: the parent died: exit).
 //! 5. identity switch: a child started by root is host uid 0 until here, so
 //!    this comes before touching anything; then the parent-death signal
 //!    again (identity changes clear it) and non-dumpable.
@@ -275,7 +277,8 @@ impl NetnsHelper {
         // SAFETY: `netns_entry` runs on `stack`, a mapping of its own with
         // a guard page that outlives the helper (this struct unmaps it
         // only after reaping it, on every path). It touches no memory of
-        // init's but NETNS_RESULT (an atomic) and takes no argument; its
+        // init's but two atomics (it reads NETNS_PROC, set above, and
+        // writes NETNS_RESULT) and takes no argument; its
         // system calls go around libc, so it writes no errno and no TLS;
         // the clone wrapper's child path calls it and then SYS_exit, with
         // no TLS access either. What it changes besides memory (its netns,
