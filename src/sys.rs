@@ -1549,8 +1549,13 @@ impl Stack {
     /// Map `size` bytes of stack (rounded up to whole pages) and one guard
     /// page below them.
     pub fn map(size: usize) -> SysResult<Stack> {
-        const PAGE: usize = 4096;
-        let len = size.div_ceil(PAGE) * PAGE + PAGE;
+        // SAFETY: getauxval reads the auxiliary vector (no lock, no
+        // allocation); 0 when absent.
+        let page = match unsafe { libc::getauxval(libc::AT_PAGESZ) } as usize {
+            0 => 4096,
+            p => p,
+        };
+        let len = size.div_ceil(page) * page + page;
         // SAFETY: a new private anonymous mapping: it overlaps nothing.
         let base = unsafe {
             libc::mmap(
@@ -1567,7 +1572,7 @@ impl Stack {
         }
         let stack = Stack { base, len };
         // SAFETY: the lowest page of the mapping just made.
-        check_int(unsafe { libc::mprotect(base, PAGE, libc::PROT_NONE) })?;
+        check_int(unsafe { libc::mprotect(base, page, libc::PROT_NONE) })?;
         Ok(stack)
     }
 
@@ -1579,8 +1584,10 @@ impl Stack {
 
 impl Drop for Stack {
     fn drop(&mut self) {
-        // SAFETY: the mapping `map` made, unmapped once.
-        unsafe { libc::munmap(self.base, self.len) };
+        // SAFETY: the mapping `map` made, unmapped once. The raw call: musl's
+        // munmap waits on a lock another thread of the supervisor may have
+        // held at the clone.
+        unsafe { libc::syscall(libc::SYS_munmap, self.base, self.len) };
     }
 }
 
