@@ -12,6 +12,17 @@ pub fn single_map(inner: u32, host: u32) -> String {
     format!("{inner} {host} 1\n")
 }
 
+/// Whether this process can open /proc/sys/kernel/ns_last_pid for writing
+/// (mode 0666; read-only where /proc/sys is mounted so, absent without
+/// CONFIG_CHECKPOINT_RESTORE). The write itself is checked later, in the
+/// sandbox's init, against its capabilities there.
+pub fn ns_last_pid_writable() -> bool {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open("/proc/sys/kernel/ns_last_pid")
+        .is_ok()
+}
+
 /// The clone/unshare flag of each namespace in `namespaces`, or-ed.
 pub fn clone_flags(namespaces: &[Namespace]) -> u64 {
     namespaces.iter().fold(0u64, |flags, ns| {

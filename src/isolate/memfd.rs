@@ -13,8 +13,9 @@
 //! born), clones a helper with `CLONE_VM | CLONE_VFORK` that writes `2`
 //! through an fd opened beforehand and exits, and returns to its own pid
 //! namespace. The helper also rewinds `kernel.ns_last_pid` so the payload
-//! still gets pid 2. All of it happens before the sandbox's init is
-//! released, so nothing of the payload's runs before the sysctl is set.
+//! still gets pid 2. It runs while the sandbox's init builds the root; init
+//! starts the payload only at the supervisor's second sync byte, which
+//! comes after, so nothing of the payload's runs before the sysctl is set.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::raw::{c_int, c_void};

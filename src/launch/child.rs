@@ -147,7 +147,7 @@ fn init(plan: &ChildPlan, fds: Fds, premade: &[c_int], term: &TermInit) -> Resul
     // millisecond (the kernel registers its sysctl tables), which now
     // overlaps with the parent writing the id maps and with the root's
     // construction. init enters it before it brings up loopback.
-    let netns = if plan.clone_flags() & libc::CLONE_NEWNET as u64 != 0 {
+    let netns = if plan.netns_helper() {
         Some(NetnsHelper::start()?)
     } else {
         None
@@ -316,8 +316,10 @@ impl NetnsHelper {
         self.pid = -1;
         waited.map_err(fail)?;
         if self.last_pid >= 0 {
-            // The helper (and the supervisor's memfd_noexec helper, reaped
-            // before the release) took the first pids: the next is 2 again.
+            // The helper took one of the first pids (and the supervisor's
+            // memfd_noexec helper, which the supervisor reaps before the
+            // second byte, may take another, and rewinds the same way):
+            // the next is 2 again.
             let _ = sys::write(self.last_pid, b"1");
         }
         let fd = NETNS_RESULT.load(std::sync::atomic::Ordering::Acquire);

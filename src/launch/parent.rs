@@ -273,9 +273,12 @@ fn clone_child(
     if has(libc::CLONE_NEWPID) {
         c.flag_newpid();
     }
-    // CLONE_NEWNET is left to the child (`child::init` unshares it while
-    // the parent writes the id maps: the half millisecond it costs then
-    // overlaps with the parent's work).
+    // CLONE_NEWNET is left to init's helper task where the plan says so
+    // (the half millisecond it costs then runs on another core while init
+    // builds the root).
+    if has(libc::CLONE_NEWNET) && !plan.child.netns_helper() {
+        c.flag_newnet();
+    }
     if has(libc::CLONE_NEWIPC) {
         c.flag_newipc();
     }
@@ -803,6 +806,14 @@ pub(super) fn release_child(
     pidfd: c_int,
     cgroup: Option<&Cgroup>,
 ) -> Result<(), LaunchError> {
+    if plan.supervisor.memfd_noexec && !plan.child.second_sync() {
+        // Without the second byte the payload could start before the sysctl.
+        return Err(LaunchError::sys(
+            "memfd_noexec",
+            "the plan sets it without the second sync byte",
+            Errno(libc::EINVAL),
+        ));
+    }
     write_maps(plan, pid)?;
     // Release the child: it builds the sandbox's root meanwhile.
     sys::write_all(ch.sync_w.0, b"1").map_err(|e| LaunchError::sys("sync", "release child", e))?;

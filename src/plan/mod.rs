@@ -140,6 +140,9 @@ pub struct ChildPlan {
     exec: Exec,
     stdio: [std::os::raw::c_int; 3],
     second_sync: bool,
+    /// init's helper task makes the network namespace (see
+    /// [`ChildPlan::netns_helper`]).
+    netns_helper: bool,
     landlock: Option<crate::landlock::LandlockPlan>,
     seccomp: Option<SeccompPlan>,
     listeners: crate::net::listen::Listeners,
@@ -151,7 +154,17 @@ pub struct ChildPlan {
 }
 
 impl ChildPlan {
-    /// clone3 namespace flags.
+    /// Whether init's helper task makes the network namespace (on another
+    /// core, while init builds the root) instead of clone3. Only where
+    /// /proc/sys/kernel/ns_last_pid can be written, so that init can give
+    /// the helper's pid back and the payload is still pid 2 (not with a
+    /// read-only /proc/sys, as in some containers, nor without
+    /// CONFIG_CHECKPOINT_RESTORE).
+    pub fn netns_helper(&self) -> bool {
+        self.netns_helper
+    }
+    /// The namespaces to make (clone3 leaves CLONE_NEWNET to init's helper
+    /// where [`ChildPlan::netns_helper`]).
     pub fn clone_flags(&self) -> u64 {
         self.clone_flags
     }
@@ -635,6 +648,8 @@ impl Plan {
                 exec,
                 stdio: [-1; 3],
                 second_sync: false,
+                netns_helper: flags & libc::CLONE_NEWNET as u64 != 0
+                    && crate::isolate::ids::ns_last_pid_writable(),
                 landlock: None,
                 seccomp: None,
                 listeners: crate::net::listen::Listeners::NONE,
@@ -728,7 +743,7 @@ impl Plan {
             };
             match decided {
                 Ok(p) => {
-                    self.child.second_sync = matches!(p, crate::cgroup::CgroupPlan::V1 { .. });
+                    self.child.second_sync |= matches!(p, crate::cgroup::CgroupPlan::V1 { .. });
                     self.supervisor.cgroup = Some(p);
                 }
                 Err(why) if policy.limits.compatibility == crate::landlock::Compatibility::BestEffort => {
