@@ -1076,6 +1076,34 @@ mod tests {
         );
     }
 
+    /// The payload may start only after the supervisor set vm.memfd_noexec
+    /// (the second sync byte), and init's netns helper only where it can
+    /// give its pid back; whatever the host, with and without cgroup limits.
+    #[test]
+    fn memfd_noexec_waits_for_the_second_byte_and_the_netns_helper_needs_ns_last_pid() {
+        for limits in [
+            "",
+            r#","limits":{"memory":"64M","pids":32,"cgroup":"any","compatibility":"best_effort"}"#,
+        ] {
+            let p = policy(&format!(r#","namespaces":["user","mount","pid","net"]{limits}"#));
+            let plan = Plan::build(&p, "t", &["/bin/true"]).expect("plan");
+            if plan.supervisor.memfd_noexec {
+                assert!(
+                    plan.child.second_sync(),
+                    "memfd_noexec without the second byte ({limits})"
+                );
+            }
+            assert_eq!(
+                plan.child.netns_helper(),
+                crate::isolate::ids::ns_last_pid_writable(),
+                "{limits}"
+            );
+        }
+        let p = policy(r#","namespaces":["user","mount","pid"]"#);
+        let plan = Plan::build(&p, "t", &["/bin/true"]).expect("plan");
+        assert!(!plan.child.netns_helper(), "a helper without a netns to make");
+    }
+
     #[test]
     fn cpu_time_gets_a_hard_limit_one_second_above() {
         let p = policy(r#","limits":{"cpu_time":"1500ms","file_size":"1M"}"#);
