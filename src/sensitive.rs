@@ -34,7 +34,7 @@ fn resolve_partly(p: &Path) -> PathBuf {
     let mut rest = Vec::new();
     let mut cur = p;
     loop {
-        if let Ok(c) = std::fs::canonicalize(cur) {
+        if let Ok(c) = crate::sys::canonicalize(cur) {
             return rest.iter().rev().fold(c, |acc: PathBuf, n| acc.join(n));
         }
         match (cur.parent(), cur.file_name()) {
@@ -183,7 +183,8 @@ pub fn listening_socket_paths(table: &str) -> Vec<PathBuf> {
 fn host_listening_sockets() -> Result<Vec<PathBuf>, String> {
     use std::io::Read;
     let f = std::fs::File::open("/proc/net/unix").map_err(|e| format!("cannot read /proc/net/unix: {e}"))?;
-    let mut text = String::new();
+    // procfs reports no size: start with room for a small host's table.
+    let mut text = String::with_capacity(16 << 10);
     f.take(MAX_UNIX_TABLE + 1)
         .read_to_string(&mut text)
         .map_err(|e| format!("cannot read /proc/net/unix: {e}"))?;
@@ -205,7 +206,7 @@ fn host_listening_sockets() -> Result<Vec<PathBuf>, String> {
         // The socket file itself is not a symlink; its directory may be.
         if let Some(real) = p
             .parent()
-            .and_then(|d| std::fs::canonicalize(d).ok())
+            .and_then(|d| crate::sys::canonicalize(d).ok())
             .zip(p.file_name())
             .map(|(d, n)| d.join(n))
         {
@@ -283,7 +284,7 @@ impl DenyList {
                 continue;
             }
             // Match what a bind would really expose: the resolved home.
-            let h = std::fs::canonicalize(h).unwrap_or_else(|_| h.clone());
+            let h = crate::sys::canonicalize(h).unwrap_or_else(|_| h.clone());
             if seen.contains(&h) {
                 continue;
             }
@@ -299,7 +300,7 @@ impl DenyList {
                 };
                 // A symlinked ~/.ssh exposes its target: deny that too.
                 if maybe_link && p.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
-                    if let Ok(real) = std::fs::canonicalize(&p) {
+                    if let Ok(real) = crate::sys::canonicalize(&p) {
                         entries.push(real);
                     }
                 }

@@ -1087,10 +1087,59 @@ pub fn unignore_signals(mask: u64) {
     }
 }
 
+/// `std::fs::canonicalize` without a readlink of every component when
+/// none is a symlink (parent side: allocates). For an absolute path, one
+/// `openat2` with `RESOLVE_NO_SYMLINKS` tells: when it succeeds, every
+/// component is a real directory entry, so resolving `.`, `..` and
+/// repeated `/` by name gives what the kernel resolved. Anything else (a
+/// symlink on the way, a missing file, a relative path) takes
+/// `canonicalize`, so its result and its errors are unchanged.
+pub fn canonicalize(p: &std::path::Path) -> std::io::Result<std::path::PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = p.as_os_str().as_bytes();
+    if bytes.first() == Some(&b'/') {
+        if let Ok(c) = std::ffi::CString::new(bytes) {
+            if let Ok(fd) = openat2(
+                libc::AT_FDCWD,
+                &c,
+                libc::O_PATH | libc::O_CLOEXEC,
+                0,
+                RESOLVE_NO_SYMLINKS,
+            ) {
+                // SAFETY: `fd` was opened just above and is used no more.
+                unsafe { close(fd) };
+                let mut out = std::path::PathBuf::from("/");
+                for c in bytes.split(|&b| b == b'/') {
+                    match c {
+                        b"" | b"." => {}
+                        b".." => {
+                            out.pop();
+                        }
+                        c => out.push(std::ffi::OsStr::from_bytes(c)),
+                    }
+                }
+                return Ok(out);
+            }
+        }
+    }
+    std::fs::canonicalize(p)
+}
+
+/// The text of a small procfs file (parent side: allocates). procfs
+/// reports a size of 0, so `std::fs::read_to_string` would start with
+/// 32-byte reads and double up (eight reads for /proc/self/status); this
+/// starts with `hint` bytes, and two reads usually do.
+pub fn read_proc(path: &str, hint: usize) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut buf = Vec::with_capacity(hint);
+    std::fs::File::open(path)?.read_to_end(&mut buf)?;
+    String::from_utf8(buf).map_err(|_| std::io::Error::from_raw_os_error(libc::EILSEQ))
+}
+
 /// The signals this process ignores (SigIgn in /proc/self/status), as a
 /// mask with bit N-1 for signal N. Parent side: allocates.
 pub fn ignored_signals() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+    read_proc("/proc/self/status", 4096)
         .ok()
         .and_then(|s| {
             s.lines()
@@ -1247,6 +1296,40 @@ pub fn set_fl(fd: c_int, flags: c_int) -> SysResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn canonicalize_agrees_with_std_with_and_without_symlinks() {
+        let d = std::env::temp_dir().join(format!("cordon-canon-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(d.join("a/b")).unwrap();
+        std::fs::write(d.join("a/f"), b"x").unwrap();
+        std::os::unix::fs::symlink("a/b", d.join("link")).unwrap();
+        let base = d.to_str().unwrap().to_string();
+        let cases = [
+            "/".to_string(),
+            "/usr/bin".to_string(),
+            "//usr/./bin/".to_string(),
+            format!("{base}/a/b/../f"),
+            format!("{base}/a/./b//"),
+            // A symlink on the way: the slow path, and ".." after it is
+            // resolved from the link's target, not by name.
+            format!("{base}/link"),
+            format!("{base}/link/../f"),
+            format!("{base}/a/f/.."),
+            format!("{base}/missing"),
+            format!("{base}/a/f/x"),
+            "relative/path".to_string(),
+        ];
+        for c in &cases {
+            let p = std::path::Path::new(c);
+            match (canonicalize(p), std::fs::canonicalize(p)) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b, "{c}"),
+                (Err(a), Err(b)) => assert_eq!(a.raw_os_error(), b.raw_os_error(), "{c}"),
+                (a, b) => panic!("{c}: {a:?} against std's {b:?}"),
+            }
+        }
+        std::fs::remove_dir_all(&d).unwrap();
+    }
 
     #[test]
     fn the_full_signal_set_blocks_every_signal_but_the_libcs_own() {

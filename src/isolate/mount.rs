@@ -785,7 +785,7 @@ impl MountPlan {
             position: None,
             message,
         };
-        let real = std::fs::canonicalize(&w.path).map_err(|e| {
+        let real = sys::canonicalize(w.path.as_ref()).map_err(|e| {
             err(
                 "path",
                 format!(
@@ -1142,7 +1142,7 @@ fn resolve_source(cx: &Entries, i: usize, b: &BindEntry) -> Result<Option<PathBu
             }
         }
     }
-    let real = match std::fs::canonicalize(src) {
+    let real = match sys::canonicalize(src.as_ref()) {
         Ok(p) => p,
         Err(e) if b.optional && e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => {
@@ -1307,36 +1307,66 @@ fn open_in_root(root: c_int, path: &CStr, flags: c_int) -> SysResult<c_int> {
     )
 }
 
+/// A directory fd from [`ensure_dir`] or [`mount_point`]: the new root's
+/// own fd (the caller's, never closed here, and on cordon's root tmpfs by
+/// construction) or one opened for the caller.
+struct Dir {
+    fd: c_int,
+    owned: bool,
+}
+
+impl Dir {
+    /// Whether the directory is on one of cordon's own filesystems, where
+    /// mount points and files may be made (the root tmpfs needs no fstat).
+    fn is_ours(&self, ours: &Ours) -> SysResult<bool> {
+        if !self.owned {
+            return Ok(true);
+        }
+        sys::fstat_dev_mode(self.fd).map(|(dev, _)| ours.contains(dev))
+    }
+
+    /// Close it if it was opened for the caller.
+    fn close(self) {
+        if self.owned {
+            // SAFETY: an owned `Dir` holds an fd opened for its holder, which gives it up here.
+            unsafe { sys::close(self.fd) };
+        }
+    }
+}
+
 /// Open the directory `path` (relative to `root`, resolved inside it),
 /// creating missing components on cordon's own tmpfs. Finds the longest
-/// existing prefix first (usually the parent, one or two lookups) and
-/// creates forward from there.
-fn ensure_dir(root: c_int, path: &[u8], ours: &Ours) -> Result<c_int, (sys::Errno, u32)> {
+/// existing prefix first, trying the first `known` bytes of `path` (all
+/// of it, or less when the caller just saw it missing; usually the
+/// parent, one or two lookups) and creates forward from there. The root
+/// itself (an empty prefix) is used as it is, not opened again.
+fn ensure_dir(root: c_int, path: &[u8], known: usize, ours: &Ours) -> Result<Dir, (sys::Errno, u32)> {
     let dir = libc::O_PATH | libc::O_DIRECTORY;
     let mut buf = PathBuf4k { buf: [0; 4096] };
-    let mut end = path.len();
+    let mut end = known.min(path.len());
     let mut fd = loop {
         if end == 0 {
-            break sys::openat2(root, c".", dir | libc::O_CLOEXEC, 0, 0).map_err(|e| (e, 0))?;
+            break Dir {
+                fd: root,
+                owned: false,
+            };
         }
         match open_in_root(root, buf.prefix(path, end), dir) {
-            Ok(fd) => break fd,
+            Ok(fd) => break Dir { fd, owned: true },
             Err(sys::Errno(libc::ENOENT)) => end = path[..end].iter().rposition(|&b| b == b'/').unwrap_or(0),
             Err(e) => return Err((e, 5)),
         }
     };
     if end < path.len() {
-        match sys::fstat_dev_mode(fd) {
-            Ok((dev, _)) if ours.contains(dev) => {}
+        match fd.is_ours(ours) {
+            Ok(true) => {}
             // Refuse to create anything in a host directory.
-            Ok(_) => {
-                // SAFETY: `fd` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
-                unsafe { sys::close(fd) };
+            Ok(false) => {
+                fd.close();
                 return Err((sys::Errno(libc::ENOENT), 2));
             }
             Err(e) => {
-                // SAFETY: `fd` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
-                unsafe { sys::close(fd) };
+                fd.close();
                 return Err((e, 1));
             }
         }
@@ -1350,52 +1380,56 @@ fn ensure_dir(root: c_int, path: &[u8], ours: &Ours) -> Result<c_int, (sys::Errn
         let name = buf.prefix(&path[start..], next - start);
         // The directory is new and on our tmpfs: open it relative to its
         // parent, refusing symlinks.
-        let r = sys::mkdirat(fd, name, 0o755)
-            .and_then(|_| sys::openat2(fd, name, dir | libc::O_CLOEXEC, 0, sys::RESOLVE_NO_SYMLINKS));
-        // SAFETY: `fd` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
-        unsafe { sys::close(fd) };
-        fd = r.map_err(|e| (e, 3))?;
+        let r = sys::mkdirat(fd.fd, name, 0o755)
+            .and_then(|_| sys::openat2(fd.fd, name, dir | libc::O_CLOEXEC, 0, sys::RESOLVE_NO_SYMLINKS));
+        fd.close();
+        fd = Dir {
+            fd: r.map_err(|e| (e, 3))?,
+            owned: true,
+        };
         end = next;
     }
     Ok(fd)
 }
 
 /// Open (creating where allowed) the mount point `dst` under `root`.
-/// With `kind` None (a symlink is to be made), returns the parent directory.
-fn mount_point(root: c_int, dst: &CStr, kind: Option<Kind>, ours: &Ours) -> Result<c_int, (sys::Errno, u32)> {
+/// With `kind` None (a symlink or file is to be made), returns the parent
+/// directory, which may be the root itself.
+fn mount_point(root: c_int, dst: &CStr, kind: Option<Kind>, ours: &Ours) -> Result<Dir, (sys::Errno, u32)> {
     let bytes = dst.to_bytes();
     let split = bytes.iter().rposition(|&b| b == b'/');
     let parent_path = &bytes[..split.unwrap_or(0)];
     let Some(kind) = kind else {
-        return ensure_dir(root, parent_path, ours);
+        return ensure_dir(root, parent_path, parent_path.len(), ours);
     };
     let flags = libc::O_PATH | if kind == Kind::Dir { libc::O_DIRECTORY } else { 0 };
     match open_in_root(root, dst, flags) {
-        Ok(fd) => return Ok(fd),
+        Ok(fd) => return Ok(Dir { fd, owned: true }),
         Err(sys::Errno(libc::ENOENT)) => {}
         Err(e) => return Err((e, 5)),
     }
     if kind == Kind::Dir {
-        return ensure_dir(root, bytes, ours);
+        // `dst` itself was just missing: start the search at its parent.
+        return ensure_dir(root, bytes, parent_path.len(), ours);
     }
-    let parent = ensure_dir(root, parent_path, ours)?;
-    let r = match sys::fstat_dev_mode(parent) {
-        Ok((dev, _)) if ours.contains(dev) => {
+    let parent = ensure_dir(root, parent_path, parent_path.len(), ours)?;
+    let r = match parent.is_ours(ours) {
+        Ok(true) => {
             let mut buf = PathBuf4k { buf: [0; 4096] };
             let leaf = leaf_name(dst, &mut buf);
             sys::openat(
-                parent,
+                parent.fd,
                 leaf,
                 libc::O_CREAT | libc::O_EXCL | libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
                 0o644,
             )
+            .map(|fd| Dir { fd, owned: true })
             .map_err(|e| (e, 3))
         }
-        Ok(_) => Err((sys::Errno(libc::ENOENT), 2)),
+        Ok(false) => Err((sys::Errno(libc::ENOENT), 2)),
         Err(e) => Err((e, 1)),
     };
-    // SAFETY: `parent` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
-    unsafe { sys::close(parent) };
+    parent.close();
     r
 }
 
@@ -1499,12 +1533,11 @@ fn attach(
     let r = sys::move_mount(
         mnt,
         sys::EMPTY,
-        target,
+        target.fd,
         sys::EMPTY,
         sys::MOVE_MOUNT_F_EMPTY_PATH | sys::MOVE_MOUNT_T_EMPTY_PATH,
     );
-    // SAFETY: `target` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
-    unsafe { sys::close(target) };
+    target.close();
     r.map_err(|e| ChildError::new(step, e, idx))
 }
 
@@ -1654,8 +1687,14 @@ fn overlay(at: &At, dst: &CStr, stage: &CStr, flags: libc::c_ulong) -> Result<c_
             ],
         )
         .ok_or_else(|| fail(3)(sys::Errno(libc::ENAMETOOLONG)))?;
-        fds[4] =
+        let target =
             mount_point(at.root, dst, Some(Kind::Dir), at.ours).map_err(|(e, c)| point_error(e, c, idx))?;
+        // Closed below with the others: an fd of its own even for the root.
+        fds[4] = if target.owned {
+            target.fd
+        } else {
+            sys::openat2(target.fd, c".", dir, 0, 0).map_err(|e| point_error(e, 0, idx))?
+        };
         let mut tb = [0u8; 32];
         sys::mount(
             Some(c"overlay"),
@@ -1717,20 +1756,19 @@ fn file(at: &At, dst: &CStr, contents: &[u8]) -> Result<(), ChildError> {
     let idx = at.idx;
     let err = |e| ChildError::new(Step::ResolvConf, e, idx);
     let parent = mount_point(at.root, dst, None, at.ours).map_err(|(e, c)| point_error(e, c, idx))?;
-    let direct = match sys::fstat_dev_mode(parent) {
-        Ok((dev, _)) if at.ours.contains(dev) => {
+    let direct = match parent.is_ours(at.ours) {
+        Ok(true) => {
             let mut b = PathBuf4k { buf: [0; 4096] };
-            match write_new(parent, leaf_name(dst, &mut b), contents) {
+            match write_new(parent.fd, leaf_name(dst, &mut b), contents) {
                 Ok(()) => Ok(true),
                 Err(sys::Errno(libc::EEXIST)) => Ok(false),
                 Err(e) => Err(err(e)),
             }
         }
-        Ok(_) => Ok(false),
+        Ok(false) => Ok(false),
         Err(e) => Err(err(e)),
     };
-    // SAFETY: `parent` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
-    unsafe { sys::close(parent) };
+    parent.close();
     if direct? {
         return Ok(());
     }
@@ -1750,12 +1788,11 @@ fn file(at: &At, dst: &CStr, contents: &[u8]) -> Result<(), ChildError> {
                 let r = sys::move_mount(
                     tree,
                     sys::EMPTY,
-                    target,
+                    target.fd,
                     sys::EMPTY,
                     sys::MOVE_MOUNT_F_EMPTY_PATH | sys::MOVE_MOUNT_T_EMPTY_PATH,
                 );
-                // SAFETY: `target` was opened above and is not used after this close.
-                unsafe { sys::close(target) };
+                target.close();
                 r.map_err(err)
             });
         // SAFETY: `tree` was opened above and is not used after this close.
@@ -1831,7 +1868,7 @@ fn mount_fs(
     // One mount(2) onto the fd's magic link: the target was resolved
     // safely inside the root, and the link pins exactly that place.
     let mut buf = [0u8; 32];
-    let path = sys::fd_path(target, &mut buf);
+    let path = sys::fd_path(target.fd, &mut buf);
     let r = sys::mount(Some(fstype), path, Some(fstype), flags, Some(data))
         .map_err(|e| ChildError::new(Step::FsMount, e, idx))
         .and_then(|_| {
@@ -1849,8 +1886,7 @@ fn mount_fs(
             }
             Ok(())
         });
-    // SAFETY: `target` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
-    unsafe { sys::close(target) };
+    target.close();
     r
 }
 
@@ -1869,21 +1905,20 @@ fn set_attrs(at: &At, dst: &CStr, attrs: u64) -> Result<(), ChildError> {
 fn symlink(at: &At, dst: &CStr, target: &CStr) -> Result<(), ChildError> {
     let idx = at.idx;
     let parent = mount_point(at.root, dst, None, at.ours).map_err(|(e, c)| point_error(e, c, idx))?;
-    let r = match sys::fstat_dev_mode(parent) {
-        Ok((dev, _)) if at.ours.contains(dev) => {
+    let r = match parent.is_ours(at.ours) {
+        Ok(true) => {
             let mut b = PathBuf4k { buf: [0; 4096] };
-            sys::symlinkat(target, parent, leaf_name(dst, &mut b))
+            sys::symlinkat(target, parent.fd, leaf_name(dst, &mut b))
                 .map_err(|e| ChildError::new(Step::Symlink, e, idx))
         }
-        Ok(_) => Err(ChildError::new(
+        Ok(false) => Err(ChildError::new(
             Step::MountPointOnHost,
             sys::Errno(libc::EPERM),
             idx,
         )),
         Err(e) => Err(ChildError::new(Step::Symlink, e, idx)),
     };
-    // SAFETY: `parent` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.
-    unsafe { sys::close(parent) };
+    parent.close();
     r
 }
 

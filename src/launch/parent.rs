@@ -327,7 +327,7 @@ pub(super) fn timeval_ms(t: libc::timeval) -> u64 {
 /// ru_maxrss would also carry the high-water mark of whatever process
 /// exec'd cordon.
 pub(super) fn self_max_rss_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+    sys::read_proc("/proc/self/status", 4096)
         .ok()
         .and_then(|s| {
             s.lines()

@@ -430,7 +430,7 @@ fn ptmx_path(policy: &Policy, file: &str) -> Result<Option<CString>, PolicyError
 }
 
 fn read_last_cap() -> u32 {
-    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+    crate::sys::read_proc("/proc/sys/kernel/cap_last_cap", 16)
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(63)
@@ -729,7 +729,7 @@ impl Plan {
             // The default policy's case on a host with v1 controllers: known
             // from /proc/self/cgroup alone, without reading mountinfo.
             let early = v2_only
-                .then(|| std::fs::read_to_string("/proc/self/cgroup").ok())
+                .then(|| crate::sys::read_proc("/proc/self/cgroup", 1024).ok())
                 .flatten()
                 .and_then(|text| crate::cgroup::v2_only_refused_by_v1(&cg, &text));
             let decided = match early {
