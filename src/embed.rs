@@ -288,7 +288,7 @@ impl Prepared {
     /// Everything after the root is built: the steps `cordon run`'s
     /// payload takes too, from the one sequence.
     fn restrict(&self) -> Result<(), ChildError> {
-        sequence::host_and_session(&self.plan.child, Mode::InProcess)?;
+        sequence::host_and_session(&self.plan.child, Mode::InProcess, false)?;
         sequence::restrict(&self.plan.child, Mode::InProcess, -1)
     }
 

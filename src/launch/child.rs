@@ -12,16 +12,17 @@
 //!    signals it has no handler for), before anything can arrive.
 //! 3. parent-death signal, then the caller's stdio onto 0-2 (while the
 //!    caller's fds are still open), then close the parent's pipe ends.
-//! 4. start the task that makes the network namespace (`NetnsHelper`: the
-//!    netns is made on another core while the parent writes the id maps
-//!    and init builds the root; init enters it before step 7), then wait
-//!    for the id maps (EOF: the parent died: exit).
+//! 4. start the task that makes the network namespace and brings its
+//!    loopback up (`NetnsHelper`: on another core while the parent writes
+//!    the id maps and init builds the root; init enters it before step 7),
+//!    then wait for the id maps (EOF: the parent died: exit).
 //! 5. identity switch: a child started by root is host uid 0 until here, so
 //!    this comes before touching anything; then the parent-death signal
 //!    again (identity changes clear it) and non-dumpable.
 //! 6. mounts and pivot_root: needs the namespace's capabilities, and must
 //!    precede Landlock (which forbids mounting).
-//! 7. hostname, loopback, setsid ([`super::sequence::host_and_session`]):
+//! 7. hostname, loopback (unless the helper did), setsid
+//!    ([`super::sequence::host_and_session`]):
 //!    in the namespaces made at clone, still privileged; in mode `proxy`,
 //!    the proxy's listeners on 127.0.0.1, sent to the supervisor and
 //!    closed ([`crate::net::listen`]); with a pty, init opens it in the
@@ -185,11 +186,15 @@ fn init(plan: &ChildPlan, fds: Fds, premade: &[c_int], term: &TermInit) -> Resul
     } else {
         mount::apply(plan.mounts(), plan.staging(), premade)?;
     }
-    if let Some(helper) = netns {
-        helper.join()?;
-    }
+    let lo_up = match netns {
+        Some(helper) => {
+            helper.join()?;
+            true
+        }
+        None => false,
+    };
     // Hostname, loopback and a new session, shared with `cordon exec`.
-    sequence::host_and_session(plan, Mode::Payload)?;
+    sequence::host_and_session(plan, Mode::Payload, lo_up)?;
     // The egress proxy's listeners: in the sandbox's netns with lo up,
     // before the payload exists; handed to the supervisor and closed here,
     // so the payload never holds them.
@@ -230,8 +235,10 @@ fn init(plan: &ChildPlan, fds: Fds, premade: &[c_int], term: &TermInit) -> Resul
 /// the root: it shares init's memory and fd table (CLONE_VM, CLONE_FILES)
 /// on a stack of its own, unshares CLONE_NEWNET (it has every capability
 /// in the new user namespace from the clone, which then owns the netns),
-/// opens the netns into the shared fd table and exits; init waits for it
-/// and enters the netns ([`NetnsHelper::join`]). It makes its system calls
+/// opens the netns into the shared fd table, brings the netns's loopback
+/// up (IPv6 address configuration makes that the other costly part) and
+/// exits; init waits for it and enters the netns ([`NetnsHelper::join`]).
+/// It makes its system calls
 /// without libc, so it never writes init's errno. It is a process of the
 /// sandbox's pid namespace: once it is reaped, init sets the namespace's
 /// last pid back, so that the payload is still pid 2.
@@ -255,7 +262,11 @@ static NETNS_PROC: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::
 /// it is done.
 static NETNS_RESULT: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(NETNS_PENDING);
 const NETNS_PENDING: i32 = i32::MIN;
-/// The helper's stack: it makes three system calls.
+/// The helper's result for the loopback: 0 once `lo` is up in the new
+/// netns, or -errno; [`NETNS_PENDING`] until then (or when the netns
+/// could not be made).
+static NETNS_LO: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(NETNS_PENDING);
+/// The helper's stack: it makes six system calls, with one `ifreq` on it.
 const NETNS_STACK: usize = 16 * 1024;
 
 impl NetnsHelper {
@@ -274,11 +285,13 @@ impl NetnsHelper {
         )
         .unwrap_or(-1);
         NETNS_RESULT.store(NETNS_PENDING, std::sync::atomic::Ordering::Relaxed);
+        NETNS_LO.store(NETNS_PENDING, std::sync::atomic::Ordering::Relaxed);
         // SAFETY: `netns_entry` runs on `stack`, a mapping of its own with
         // a guard page that outlives the helper (this struct unmaps it
         // only after reaping it, on every path). It touches no memory of
-        // init's but two atomics (it reads NETNS_PROC, set above, and
-        // writes NETNS_RESULT) and takes no argument; its
+        // init's but three atomics (it reads NETNS_PROC, set above, and
+        // writes NETNS_LO and NETNS_RESULT) and its own stack, and takes
+        // no argument; its
         // system calls go around libc, so it writes no errno and no TLS;
         // the clone wrapper's child path calls it and then SYS_exit, with
         // no TLS access either. What it changes besides memory (its netns,
@@ -333,7 +346,12 @@ impl NetnsHelper {
         // SAFETY: the fd the helper opened for init in the shared table;
         // used no more.
         unsafe { sys::close(fd) };
-        entered.map_err(fail)
+        entered.map_err(fail)?;
+        match NETNS_LO.load(std::sync::atomic::Ordering::Acquire) {
+            0 => Ok(()),
+            NETNS_PENDING => Err(ChildError::new(Step::Loopback, Errno(libc::EIO), 0)),
+            e => Err(ChildError::new(Step::Loopback, Errno(-e), 0)),
+        }
     }
 }
 
@@ -373,8 +391,52 @@ extern "C" fn netns_entry(_: *mut libc::c_void) -> c_int {
             )
         }
     };
+    if r >= 0 {
+        NETNS_LO.store(loopback_up_raw(), std::sync::atomic::Ordering::Relaxed);
+    }
+    // Release: init reads NETNS_LO after it has seen this.
     NETNS_RESULT.store(r as i32, std::sync::atomic::Ordering::Release);
     0
+}
+
+/// `sys::loopback_up` for the netns helper: raw system calls, the
+/// request on the helper's own stack. 0 or -errno.
+fn loopback_up_raw() -> i32 {
+    // SAFETY: a zeroed ifreq is valid (integers and arrays).
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *d = *s as libc::c_char;
+    }
+    req.ifr_ifru.ifru_flags = (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+    // SAFETY: socket takes integers; ioctl reads the ifreq on this stack,
+    // valid for the call; close takes the fd socket returned. The fd
+    // table is shared, but init closes only fds it opened itself, and
+    // none by range before it has reaped this helper.
+    unsafe {
+        let fd = sys::raw_syscall4(
+            libc::SYS_socket,
+            libc::AF_INET as usize,
+            (libc::SOCK_DGRAM | libc::SOCK_CLOEXEC) as usize,
+            0,
+            0,
+        );
+        if fd < 0 {
+            return fd as i32;
+        }
+        let r = sys::raw_syscall4(
+            libc::SYS_ioctl,
+            fd as usize,
+            libc::SIOCSIFFLAGS as usize,
+            &req as *const libc::ifreq as usize,
+            0,
+        );
+        sys::raw_syscall4(libc::SYS_close, fd as usize, 0, 0, 0);
+        if r < 0 {
+            r as i32
+        } else {
+            0
+        }
+    }
 }
 
 /// The caller's stdio onto fds 0-2. A source that is itself one of fds

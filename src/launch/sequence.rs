@@ -83,12 +83,13 @@ fn at(step: Step) -> impl Fn(Errno) -> ChildError {
 /// Hostname, loopback and a new session: after the root is built (the
 /// hostname and lo belong to namespaces made at clone/unshare), before the
 /// rlimits and capabilities go (both calls need CAP_SYS_ADMIN/CAP_NET_ADMIN
-/// in the namespace).
-pub fn host_and_session(plan: &ChildPlan, mode: Mode) -> Result<(), ChildError> {
+/// in the namespace). `lo_up`: the loopback is up already (`cordon run`'s
+/// netns helper brought it up in the netns it made).
+pub fn host_and_session(plan: &ChildPlan, mode: Mode, lo_up: bool) -> Result<(), ChildError> {
     if let Some(h) = plan.hostname() {
         sys::sethostname(h).map_err(at(Step::Hostname))?;
     }
-    if plan.own_net() {
+    if plan.own_net() && !lo_up {
         sys::loopback_up().map_err(at(Step::Loopback))?;
     }
     // A new session: the payload has no controlling terminal and cannot
