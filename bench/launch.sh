@@ -259,7 +259,8 @@ fi
 # binary and libraries sit in the guest's page cache. A copy in a local
 # temporary directory is what gets timed; the report names both.
 CORDON_SOURCE=$CORDON
-FS_TYPE=$(stat -f -c %T -- "$CORDON" 2>/dev/null) || FS_TYPE=unknown
+# (The mount table, not statfs: a 9p share reports the host's filesystem.)
+FS_TYPE=$(findmnt -n -o FSTYPE -T "$CORDON" 2>/dev/null) || FS_TYPE=unknown
 case $FS_TYPE in
     v9fs | 9p | virtiofs | fuse* | nfs* | cifs | smb*)
         BENCH_TMP=$(mktemp -d) || die "mktemp -d failed"
