@@ -1319,9 +1319,23 @@ mod tests {
             format!("{base}/missing"),
             format!("{base}/a/f/x"),
             "relative/path".to_string(),
+            "".to_string(),
+            "/..".to_string(),
+            "//".to_string(),
+            // Magic links (the slow path) and ".." out of /proc's mounts.
+            "/proc/self".to_string(),
+            "/proc/self/fd/..".to_string(),
+            "/dev/fd".to_string(),
+            "/proc/sys/..".to_string(),
         ];
-        for c in &cases {
-            let p = std::path::Path::new(c);
+        // A name that is not UTF-8.
+        let odd = <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b"\xff\xfe");
+        std::fs::create_dir(d.join("a").join(odd)).unwrap();
+        let mut paths: Vec<std::path::PathBuf> = cases.iter().map(std::path::PathBuf::from).collect();
+        paths.push(d.join("a").join(odd).join(".."));
+        paths.push(d.join("link").join(odd));
+        for p in &paths {
+            let c = p.display();
             match (canonicalize(p), std::fs::canonicalize(p)) {
                 (Ok(a), Ok(b)) => assert_eq!(a, b, "{c}"),
                 (Err(a), Err(b)) => assert_eq!(a.raw_os_error(), b.raw_os_error(), "{c}"),
