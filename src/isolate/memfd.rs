@@ -108,7 +108,10 @@ pub fn set_noexec(pidfd: c_int) -> Result<(), (String, Errno)> {
         sysctl: sysctl.as_raw_fd(),
         last_pid: last_pid.as_ref().map_or(-1, |f| f.as_raw_fd()),
     };
-    let mut stack = vec![0u8; 64 * 1024];
+    // A mapping with a guard page below it, touched only where the helper
+    // runs (a zeroed heap buffer cost 16 page faults and a memset on the
+    // launch's busiest stretch, with no guard).
+    let stack = crate::sys::Stack::map(64 * 1024).map_err(|e| ("map the helper's stack".to_string(), e))?;
     // SAFETY: setns of this thread's pid_ns_for_children to a pidfd's
     // namespace (a descendant of ours); it changes where our children are
     // born, not this thread.
@@ -121,15 +124,13 @@ pub fn set_noexec(pidfd: c_int) -> Result<(), (String, Errno)> {
     let all = crate::sys::sigset_full();
     let old_mask = crate::sys::set_sigmask(&all);
     // SAFETY: the stack is ours and outlives the helper (CLONE_VFORK
-    // returns only once it exited); the top is 16-byte aligned; the helper
+    // returns only once it exited); its top is page-aligned; the helper
     // makes raw system calls only, with every signal blocked (its mask is
     // ours), so sharing our memory is sound.
     let pid = unsafe {
-        let top = stack.as_mut_ptr().add(stack.len());
-        let top = (top as usize & !15) as *mut c_void;
         libc::clone(
             helper,
-            top,
+            stack.top(),
             // Sharing what it does not change saves copying it.
             libc::CLONE_VM
                 | libc::CLONE_VFORK
