@@ -1325,10 +1325,20 @@ impl Dir {
         sys::fstat_dev_mode(self.fd).map(|(dev, _)| ours.contains(dev))
     }
 
-    /// Close it if it was opened for the caller.
-    fn close(self) {
+    /// The fd, for the caller to close, when it was opened for the caller
+    /// (None for the root, which is not the caller's).
+    fn into_owned_fd(self) -> Option<c_int> {
+        let d = std::mem::ManuallyDrop::new(self);
+        d.owned.then_some(d.fd)
+    }
+}
+
+impl Drop for Dir {
+    /// Closes the fd if it was opened for the holder: on every path out,
+    /// early returns included.
+    fn drop(&mut self) {
         if self.owned {
-            // SAFETY: an owned `Dir` holds an fd opened for its holder, which gives it up here.
+            // SAFETY: an owned `Dir` holds an fd opened for its holder, closed once, here.
             unsafe { sys::close(self.fd) };
         }
     }
@@ -1361,14 +1371,8 @@ fn ensure_dir(root: c_int, path: &[u8], known: usize, ours: &Ours) -> Result<Dir
         match fd.is_ours(ours) {
             Ok(true) => {}
             // Refuse to create anything in a host directory.
-            Ok(false) => {
-                fd.close();
-                return Err((sys::Errno(libc::ENOENT), 2));
-            }
-            Err(e) => {
-                fd.close();
-                return Err((e, 1));
-            }
+            Ok(false) => return Err((sys::Errno(libc::ENOENT), 2)),
+            Err(e) => return Err((e, 1)),
         }
     }
     while end < path.len() {
@@ -1382,7 +1386,8 @@ fn ensure_dir(root: c_int, path: &[u8], known: usize, ours: &Ours) -> Result<Dir
         // parent, refusing symlinks.
         let r = sys::mkdirat(fd.fd, name, 0o755)
             .and_then(|_| sys::openat2(fd.fd, name, dir | libc::O_CLOEXEC, 0, sys::RESOLVE_NO_SYMLINKS));
-        fd.close();
+        // The parent goes (dropped) when the new directory replaces it, or
+        // on the error return.
         fd = Dir {
             fd: r.map_err(|e| (e, 3))?,
             owned: true,
@@ -1429,7 +1434,7 @@ fn mount_point(root: c_int, dst: &CStr, kind: Option<Kind>, ours: &Ours) -> Resu
         Ok(false) => Err((sys::Errno(libc::ENOENT), 2)),
         Err(e) => Err((e, 1)),
     };
-    parent.close();
+    drop(parent);
     r
 }
 
@@ -1537,7 +1542,7 @@ fn attach(
         sys::EMPTY,
         sys::MOVE_MOUNT_F_EMPTY_PATH | sys::MOVE_MOUNT_T_EMPTY_PATH,
     );
-    target.close();
+    drop(target);
     r.map_err(|e| ChildError::new(step, e, idx))
 }
 
@@ -1690,10 +1695,9 @@ fn overlay(at: &At, dst: &CStr, stage: &CStr, flags: libc::c_ulong) -> Result<c_
         let target =
             mount_point(at.root, dst, Some(Kind::Dir), at.ours).map_err(|(e, c)| point_error(e, c, idx))?;
         // Closed below with the others: an fd of its own even for the root.
-        fds[4] = if target.owned {
-            target.fd
-        } else {
-            sys::openat2(target.fd, c".", dir, 0, 0).map_err(|e| point_error(e, 0, idx))?
+        fds[4] = match target.into_owned_fd() {
+            Some(fd) => fd,
+            None => sys::openat2(at.root, c".", dir, 0, 0).map_err(|e| point_error(e, 0, idx))?,
         };
         let mut tb = [0u8; 32];
         sys::mount(
@@ -1768,7 +1772,7 @@ fn file(at: &At, dst: &CStr, contents: &[u8]) -> Result<(), ChildError> {
         Ok(false) => Ok(false),
         Err(e) => Err(err(e)),
     };
-    parent.close();
+    drop(parent);
     if direct? {
         return Ok(());
     }
@@ -1792,7 +1796,7 @@ fn file(at: &At, dst: &CStr, contents: &[u8]) -> Result<(), ChildError> {
                     sys::EMPTY,
                     sys::MOVE_MOUNT_F_EMPTY_PATH | sys::MOVE_MOUNT_T_EMPTY_PATH,
                 );
-                target.close();
+                drop(target);
                 r.map_err(err)
             });
         // SAFETY: `tree` was opened above and is not used after this close.
@@ -1886,7 +1890,7 @@ fn mount_fs(
             }
             Ok(())
         });
-    target.close();
+    drop(target);
     r
 }
 
@@ -1918,7 +1922,7 @@ fn symlink(at: &At, dst: &CStr, target: &CStr) -> Result<(), ChildError> {
         )),
         Err(e) => Err(ChildError::new(Step::Symlink, e, idx)),
     };
-    parent.close();
+    drop(parent);
     r
 }
 
