@@ -1150,16 +1150,23 @@ pub fn ignored_signals() -> u64 {
         .unwrap_or(u64::MAX)
 }
 
-/// Bring the loopback interface up in the current network namespace.
-pub fn loopback_up() -> SysResult<()> {
-    // SAFETY: socket takes integers.
-    let fd = check_int(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
-    // SAFETY: a zeroed ifreq is valid.
+/// The SIOCSIFFLAGS request that brings `lo` up. Builds a value only (no
+/// call into libc but a possible memset): the netns helper uses it too.
+pub fn loopback_request() -> libc::ifreq {
+    // SAFETY: a zeroed ifreq is valid (integers and arrays).
     let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
     for (d, s) in req.ifr_name.iter_mut().zip(b"lo\0") {
         *d = *s as c_char;
     }
     req.ifr_ifru.ifru_flags = (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+    req
+}
+
+/// Bring the loopback interface up in the current network namespace.
+pub fn loopback_up() -> SysResult<()> {
+    // SAFETY: socket takes integers.
+    let fd = check_int(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
+    let req = loopback_request();
     // SAFETY: req is a valid ifreq naming "lo".
     let r = check_int(unsafe { libc::ioctl(fd, libc::SIOCSIFFLAGS as _, &req) });
     // SAFETY: `fd` is this code's own fd (opened here or handed over to it) and nothing uses it after this close.

@@ -402,12 +402,7 @@ extern "C" fn netns_entry(_: *mut libc::c_void) -> c_int {
 /// `sys::loopback_up` for the netns helper: raw system calls, the
 /// request on the helper's own stack. 0 or -errno.
 fn loopback_up_raw() -> i32 {
-    // SAFETY: a zeroed ifreq is valid (integers and arrays).
-    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (d, s) in req.ifr_name.iter_mut().zip(b"lo\0") {
-        *d = *s as libc::c_char;
-    }
-    req.ifr_ifru.ifru_flags = (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+    let req = sys::loopback_request();
     // SAFETY: socket takes integers; ioctl reads the ifreq on this stack,
     // valid for the call; close takes the fd socket returned. The fd
     // table is shared, but init closes only fds it opened itself, and
