@@ -545,6 +545,11 @@ fn listen(path: &Path) -> Result<OwnedFd, String> {
             std::io::Error::last_os_error()
         ));
     }
+    // Non-blocking: the daemon accepts until the backlog is empty, and a
+    // client that went away between poll and accept must not block it.
+    sys::get_fl(fd.as_raw_fd())
+        .and_then(|fl| sys::set_fl(fd.as_raw_fd(), fl | libc::O_NONBLOCK))
+        .map_err(|e| format!("{}: O_NONBLOCK: {}", path.display(), e.describe()))?;
     Ok(fd)
 }
 
@@ -1267,6 +1272,9 @@ pub fn ls(json: bool) -> i32 {
 /// sent no request yet is closed for the new one (or the new one is).
 const MAX_CLIENTS: usize = 256;
 
+/// Most connections accepted in one round of the daemon's loop.
+const ACCEPT_ROUND: usize = 64;
+
 /// How long a connection may take to send its request.
 const FIRST_REQUEST: Duration = Duration::from_secs(2);
 
@@ -1441,7 +1449,15 @@ impl Daemon {
                 }
             }
             if pfds[0].revents != 0 {
-                self.accept();
+                // Take what the backlog holds (bounded: clients' requests
+                // and init's replies are served between rounds), so that
+                // a burst of connections does not fill the backlog while
+                // each poll round takes one.
+                for _ in 0..ACCEPT_ROUND {
+                    if !self.accept() {
+                        break;
+                    }
+                }
             }
             // submit and kill_command read replies themselves when init's
             // reply queue may be full: hand those over now, not only when
@@ -1452,7 +1468,8 @@ impl Daemon {
         }
     }
 
-    fn accept(&mut self) {
+    /// Accept one connection; false when there was none to accept.
+    fn accept(&mut self) -> bool {
         // SAFETY: accept4 on our listener; no address wanted.
         let fd = unsafe {
             libc::accept4(
@@ -1463,7 +1480,7 @@ impl Daemon {
             )
         };
         if fd < 0 {
-            return;
+            return false;
         }
         // SAFETY: a new fd owned here.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
@@ -1474,14 +1491,14 @@ impl Daemon {
                 self.log_refusal(&format!(
                     "refused a connection from pid {pid}, in another user namespace (a sandbox's payload?)"
                 ));
-                return;
+                return true;
             }
             other => {
                 self.log_refusal(&format!(
                     "refused a connection from uid {} (only uid {me} may use this sandbox)",
                     other.map_or("?".to_string(), |(_, u)| u.to_string())
                 ));
-                return;
+                return true;
             }
         }
         if self.clients.len() >= MAX_CLIENTS {
@@ -1499,7 +1516,7 @@ impl Daemon {
                     self.log_refusal(&format!(
                         "too many connections ({MAX_CLIENTS} commands running): refused one"
                     ));
-                    return;
+                    return true;
                 }
             }
         }
@@ -1508,6 +1525,7 @@ impl Daemon {
             running: None,
             since: Instant::now(),
         });
+        true
     }
 
     /// Log a refusal, at most one line per LOG_EVERY (NAME.log is on a
