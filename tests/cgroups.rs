@@ -257,9 +257,12 @@ fn no_cgroup_remains_after_exit_timeout_oom_or_a_killed_cordon() {
     child.kill().expect("SIGKILL cordon");
     child.wait().expect("reap cordon");
     // The sandbox dies with cordon (parent-death signal), the cgroup stays.
-    assert!(common::wait_until(10.0, || left.iter().all(|p| {
-        std::fs::read_to_string(p.join("cgroup.procs")).is_ok_and(|s| s.trim().is_empty())
-    })));
+    assert!(common::wait_until(
+        10.0 * f64::from(common::slow_factor()),
+        || left
+            .iter()
+            .all(|p| { std::fs::read_to_string(p.join("cgroup.procs")).is_ok_and(|s| s.trim().is_empty()) })
+    ));
     assert!(left.iter().all(|p| p.exists()));
     let r = common::sh(Mode::Root, &["--memory", "64M", "--pids", "32"], "true");
     assert_eq!(r.code(), 0, "{}", diag(&r));
@@ -279,10 +282,13 @@ fn no_cgroup_remains_after_exit_timeout_oom_or_a_killed_cordon() {
     assert!(!left.is_empty());
     child.kill().expect("kill");
     child.wait().expect("reap");
-    assert!(common::wait_until(10.0, || {
-        let out = cordon(Mode::Root).arg("gc").output().expect("gc");
-        out.status.success() && left.iter().all(|p| !p.exists())
-    }));
+    assert!(common::wait_until(
+        10.0 * f64::from(common::slow_factor()),
+        || {
+            let out = cordon(Mode::Root).arg("gc").output().expect("gc");
+            out.status.success() && left.iter().all(|p| !p.exists())
+        }
+    ));
     drop(dir);
 }
 

@@ -261,5 +261,5 @@ fn the_same_as_an_unprivileged_user() {
         "the unprivileged run failed: {:?}\nstdout: {stdout}\nstderr: {stderr}",
         out.status
     );
-    assert!(start.elapsed() < Duration::from_secs(120));
+    assert!(start.elapsed() < Duration::from_secs(120) * common::slow_factor());
 }

@@ -294,10 +294,11 @@ fn a_silent_tunnel_is_closed_after_idle_timeout() {
         );
         // The tunnel opens, then nothing moves (the server waits for a
         // request): the proxy closes it, and the payload reads EOF long
-        // before its own 20 s timeout.
+        // before its own timeout (20 s, scaled: above the bound below).
         let script = format!(
             "exec 3<>/dev/tcp/127.0.0.1/3128; printf 'CONNECT 127.0.0.1:{port} HTTP/1.1\\r\\n\\r\\n' >&3; \
-             read -r line <&3; echo first=$line; start=$SECONDS; timeout 20 cat <&3 >/dev/null; echo waited=$((SECONDS - start))"
+             read -r line <&3; echo first=$line; start=$SECONDS; timeout {} cat <&3 >/dev/null; echo waited=$((SECONDS - start))",
+            20 * slow_factor()
         );
         let r = run(
             mode,

@@ -31,7 +31,9 @@ fn in_vm() -> bool {
 /// what a quick payload takes (the VM lane runs under software emulation).
 fn base_limit() -> Duration {
     if in_vm() {
-        Duration::from_secs(10)
+        // Ten cold sandboxes start at once under emulation: every sleeper
+        // must be up, and the quick ones done, well before the first limit.
+        Duration::from_secs(30)
     } else {
         Duration::from_secs(2)
     }
@@ -142,7 +144,7 @@ fn concurrent_sandboxes_each_with_its_own_timeout() {
         let start = Instant::now();
         for i in 0..10u32 {
             // Even: a payload (with a background child) that outlives its
-            // limit of 2.0, 2.2, ... 2.8 s (10 s, ... in the VM). Odd: one
+            // limit of 2.0, 2.2, ... 2.8 s (30 s, ... in the VM). Odd: one
             // that exits with code i well before its limit of 60 s.
             let (limit, script) = if i % 2 == 0 {
                 (
@@ -215,7 +217,8 @@ fn concurrent_sandboxes_each_with_its_own_timeout() {
         );
         // Every process of the timed-out sandboxes is gone, the background sleeps too.
         assert!(
-            common::wait_until(5.0, || sleepers(&sleep).is_empty()),
+            common::wait_until(5.0 * f64::from(common::slow_factor()), || sleepers(&sleep)
+                .is_empty()),
             "payload processes survived: {:?}",
             sleepers(&sleep)
         );
@@ -305,7 +308,8 @@ fn kill_ends_the_sandbox_and_everything_in_it() {
         assert_eq!(o.exit_code, 128 + libc::SIGKILL, "{o:?}");
         assert!(o.wall_time_ms < 60_000, "{o:?}");
         assert!(
-            common::wait_until(5.0, || sleepers(&sleep).is_empty()),
+            common::wait_until(5.0 * f64::from(common::slow_factor()), || sleepers(&sleep)
+                .is_empty()),
             "payload processes survived the kill: {:?}",
             sleepers(&sleep)
         );

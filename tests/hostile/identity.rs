@@ -113,7 +113,7 @@ pub(crate) fn payload_of(cmd: &str) -> Option<(u32, u32, u32)> {
 
 pub(crate) fn wait_payload(cmd: &str) -> (u32, u32, u32) {
     let mut found = None;
-    common::wait_until(10.0, || {
+    common::wait_until(10.0 * f64::from(common::slow_factor()), || {
         found = payload_of(cmd);
         found.is_some()
     });

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use cordon::policy::{default_tmpfs_inodes, Mount};
 
 use crate::bombs::{
-    count_in, default_limit, default_policy_with, default_size, limits_hit, memory_bomb, one_bomb, outcome,
-    pid_ns, FORK_BOMB,
+    bomb_poll, bomb_time_limit, count_in, default_limit, default_policy_with, default_size, limits_hit,
+    memory_bomb, one_bomb, outcome, pid_ns, FORK_BOMB,
 };
 use crate::common::{self, have_python, modes, scaled, slow_factor, time_limit, Mode, NamedRuntime, TempDir};
 use crate::mounts::PTY_HOG;
@@ -220,13 +220,8 @@ fn a_fork_bomb_in_a_named_sandbox_is_contained_and_the_sandbox_goes_on() {
     // init is in the pid namespace too.
     let bound = limit as usize + 1;
     let _one = one_bomb();
-    // As bombs.rs: forking python3 is slow under emulation.
-    let time = if common::in_vm() {
-        time_limit(6)
-    } else {
-        time_limit(3)
-    };
     for mode in modes() {
+        let time = bomb_time_limit(mode);
         let sb = Named::create(mode, "forkbomb", &[]);
         let (mut child, status) = sb.spawn(
             &["--time-limit", &time],
@@ -248,7 +243,7 @@ fn a_fork_bomb_in_a_named_sandbox_is_contained_and_the_sandbox_goes_on() {
                 host_forks(mode, "during the bomb");
                 forks += 1;
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(bomb_poll());
         }
         let out = child.wait_with_output().expect("wait cordon");
         assert!(
@@ -716,7 +711,12 @@ fn the_outcome_of_a_named_command_names_the_cgroup_limit_it_hit() {
     );
     assert_eq!(o["status"], "oom_killed", "{o}\n{err}");
     assert!(limits_hit(&o).contains(&"memory".to_string()), "{o}");
-    let (_, o) = sb.run(&["--time-limit", "2s"], &["/usr/bin/python3", "-c", FORK_BOMB]);
+    // The bomb must reach --pids 64 before the limit: python's start alone
+    // takes about a second in the VM lane, so the limit is scaled there.
+    let (_, o) = sb.run(
+        &["--time-limit", &time_limit(2)],
+        &["/usr/bin/python3", "-c", FORK_BOMB],
+    );
     assert_eq!(o["status"], "timed_out", "{o}");
     assert!(limits_hit(&o).contains(&"pids".to_string()), "{o}");
     sb.runs_its_next_command();

@@ -400,7 +400,7 @@ fn a_named_sandbox_holds_its_host_id_until_stop() {
     assert_ne!(cold().code(), 0, "a cold run got host id {id} between commands");
     stop(&rt, Mode::Root, "ranged");
     assert!(
-        common::wait_until(10.0, || !identity::runs_as(id)),
+        common::wait_until(10.0 * f64::from(common::slow_factor()), || !identity::runs_as(id)),
         "processes of host id {id} outlived stop"
     );
     assert!(identity::lock_is_free(id), "host id {id} still held after stop");

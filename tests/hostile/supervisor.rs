@@ -213,10 +213,9 @@ fn notification_flood_cannot_outrun_the_time_limit() {
             .and_then(|s| s["wall_time_ms"].as_u64())
             .expect("wall_time_ms");
         assert!(wall >= limit_ms, "killed before the limit: {wall} ms\n{d}");
-        assert!(
-            wall <= limit_ms + limit_ms / 2,
-            "the limit was outrun: {wall} ms\n{d}"
-        );
+        // The flood runs until it is killed: an outrun limit would show as
+        // a wall time far beyond it, not as twice the limit.
+        assert!(wall <= 2 * limit_ms, "the limit was outrun: {wall} ms\n{d}");
         assert!(took < scaled(Duration::from_secs(3)), "cordon took {took:?}\n{d}");
         assert!(
             r.status
@@ -421,7 +420,9 @@ fn a_stopped_payload_does_not_make_cordon_deaf_to_sigterm() {
         // SIGCONT let the forwarded SIGTERM land: no need for the grace kill.
         assert_eq!(o["signal"], libc::SIGTERM, "{d}");
         assert_eq!(st.code(), Some(128 + libc::SIGTERM), "{d}");
-        assert!(took < GRACE, "{d}");
+        // A grace kill would have reported SIGKILL (above); this bound only
+        // catches a cordon that took far longer to react.
+        assert!(took < GRACE + scaled(Duration::from_secs(10)), "{d}");
     }
 }
 
@@ -462,21 +463,22 @@ fn a_second_terminating_signal_kills_at_once() {
             "trap '' TERM INT; echo ready; while :; do sleep 0.1; done",
             &out,
         );
+        let t0 = Instant::now();
         c.signal(libc::SIGTERM);
         std::thread::sleep(Duration::from_millis(200));
         assert!(
             c.wait(0.0).is_none(),
             "{mode:?}: ended on the first, ignored, SIGTERM"
         );
-        let t0 = Instant::now();
         c.signal(libc::SIGINT);
         let (st, err) = c.finish(GRACE.as_secs_f64() + 15.0 * f64::from(slow_factor()));
         let took = t0.elapsed();
         let st = st.unwrap_or_else(|| panic!("{mode:?}: cordon ignored SIGINT\nstderr: {err}"));
         let o = outcome(&out);
         let d = format!("{mode:?}: exit {st:?} after {took:?}\noutcome: {o}\nstderr: {err}");
-        // Before the grace period of the first signal ended.
-        assert!(took < GRACE - Duration::from_millis(200), "{d}");
+        // Before the grace period of the first signal could have ended it
+        // (t0 is before that signal was sent).
+        assert!(took < GRACE, "{d}");
         assert_eq!(o["status"], "signaled", "{d}");
         assert_eq!(o["signal"], libc::SIGKILL, "{d}");
     }
@@ -749,7 +751,7 @@ os._exit(7)
         let marker = format!("lo{}x{}", std::process::id() % 100_000, mode as u32);
         let r = run(
             mode,
-            &["--policy", &policy, "--time-limit", "60s"],
+            &["--policy", &policy, "--time-limit", &time_limit(60)],
             &["/usr/bin/python3", "-c", script, &marker],
         );
         // At once: no waiting, no retry.
