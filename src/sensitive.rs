@@ -178,9 +178,9 @@ pub fn listening_socket_paths(table: &str) -> Vec<PathBuf> {
     out
 }
 
-/// The listening unix sockets of cordon's network namespace, each as bound
-/// and, when different, as its canonical path.
-fn host_listening_sockets() -> Result<Vec<PathBuf>, String> {
+/// The listening socket paths in /proc/net/unix (bounded by
+/// [`MAX_UNIX_TABLE`]).
+fn proc_listening_sockets() -> Result<Vec<PathBuf>, String> {
     use std::io::Read;
     let f = std::fs::File::open("/proc/net/unix").map_err(|e| format!("cannot read /proc/net/unix: {e}"))?;
     // procfs reports no size: start with room for a small host's table.
@@ -193,7 +193,29 @@ fn host_listening_sockets() -> Result<Vec<PathBuf>, String> {
             "/proc/net/unix is larger than {MAX_UNIX_TABLE} bytes: too many sockets to check"
         ));
     }
-    let mut paths = listening_socket_paths(&text);
+    Ok(listening_socket_paths(&text))
+}
+
+/// The listening unix sockets of cordon's network namespace, each as bound
+/// and, when different, as its canonical path. Read by sock_diag, where the
+/// kernel picks the listening ones; from /proc/net/unix (every socket, as
+/// text: slow on a host with thousands) where sock_diag for unix sockets is
+/// not available.
+fn host_listening_sockets() -> Result<Vec<PathBuf>, String> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut paths = match crate::sys::unix_listening_names(MAX_UNIX_TABLE as usize, MAX_SOCKETS) {
+        Ok(names) => names
+            .iter()
+            .filter(|n| n.starts_with(b"/"))
+            .map(|n| PathBuf::from(std::ffi::OsStr::from_bytes(n)))
+            .collect(),
+        Err(crate::sys::DiagError::TooMany) => {
+            return Err(format!(
+                "more than {MAX_SOCKETS} listening unix sockets: too many to check"
+            ))
+        }
+        Err(_) => proc_listening_sockets()?,
+    };
     paths.sort();
     paths.dedup();
     if paths.len() > MAX_SOCKETS {
@@ -449,6 +471,35 @@ mod tests {
 
     fn list() -> DenyList {
         DenyList::new(&[PathBuf::from("/home/alice")])
+    }
+
+    /// sock_diag and the /proc/net/unix fallback both find a listening
+    /// socket (through a symlinked directory: as bound and as resolved),
+    /// and neither lists a bound socket that does not listen.
+    #[test]
+    fn both_socket_sources_find_a_listening_socket() {
+        let d = std::env::temp_dir().join(format!("cordon-socks-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(d.join("real")).unwrap();
+        std::os::unix::fs::symlink(d.join("real"), d.join("link")).unwrap();
+        let d = crate::sys::canonicalize(&d).unwrap();
+        let via_link = d.join("link/agent.sock");
+        let _l = std::os::unix::net::UnixListener::bind(&via_link).unwrap();
+        let quiet = d.join("real/quiet.sock");
+        let _q = std::os::unix::net::UnixDatagram::bind(&quiet).unwrap();
+        let proc = proc_listening_sockets().unwrap();
+        let host = host_listening_sockets().unwrap();
+        let _ = std::fs::remove_dir_all(&d);
+        assert!(proc.contains(&via_link), "{proc:?}");
+        assert!(!proc.contains(&quiet), "{proc:?}");
+        assert!(host.contains(&via_link), "{host:?}");
+        assert!(host.contains(&d.join("real/agent.sock")), "{host:?}");
+        assert!(
+            !host
+                .iter()
+                .any(|p| p.ends_with("quiet.sock") && p.starts_with(&d)),
+            "{host:?}"
+        );
     }
 
     #[test]

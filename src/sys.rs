@@ -1150,6 +1150,181 @@ pub fn ignored_signals() -> u64 {
         .unwrap_or(u64::MAX)
 }
 
+/// `SOCK_DIAG_BY_FAMILY`, the sock_diag request type (linux/sock_diag.h).
+const SOCK_DIAG_BY_FAMILY: u16 = 20;
+/// `UDIAG_SHOW_NAME` (linux/unix_diag.h): attach each socket's address.
+const UDIAG_SHOW_NAME: u32 = 1;
+/// `UNIX_DIAG_NAME`, the attribute that carries it.
+const UNIX_DIAG_NAME: u16 = 0;
+/// `TCP_LISTEN`, the state a listening unix socket is in.
+const TCP_LISTEN: u32 = 10;
+
+/// Why a sock_diag dump could not be read to its end.
+#[derive(Debug, PartialEq, Eq)]
+pub enum DiagError {
+    /// A system call failed (no sock_diag for unix sockets here, say).
+    Sys(Errno),
+    /// The kernel's answer was not what was asked for.
+    Malformed(&'static str),
+    /// More than the caller's bound of bytes or names.
+    TooMany,
+}
+
+/// The addresses of the unix sockets of this network namespace that
+/// listen and are bound to a name (not to an abstract or no address), as
+/// the kernel holds them (`sun_path` up to its first NUL), from one
+/// sock_diag dump (`NETLINK_SOCK_DIAG`, what `ss -xl` reads). The kernel
+/// picks the listening sockets and formats nothing: /proc/net/unix prints
+/// every socket of the namespace as text, which costs a launch
+/// milliseconds on a host with thousands of them. At most `max_bytes` of
+/// answer and `max_names` names are read. Parent side: allocates.
+pub fn unix_listening_names(max_bytes: usize, max_names: usize) -> Result<Vec<Vec<u8>>, DiagError> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    // SAFETY: socket takes integers.
+    let fd = check_int(unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+            libc::NETLINK_SOCK_DIAG,
+        )
+    })
+    .map_err(DiagError::Sys)?;
+    // SAFETY: fd was just opened here and is owned by nothing else.
+    let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    let seq: u32 = 1;
+    // nlmsghdr (16 bytes), then unix_diag_req (24 bytes).
+    let mut req = [0u8; 40];
+    req[0..4].copy_from_slice(&40u32.to_ne_bytes());
+    req[4..6].copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+    req[6..8].copy_from_slice(&((libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16).to_ne_bytes());
+    req[8..12].copy_from_slice(&seq.to_ne_bytes());
+    req[16] = libc::AF_UNIX as u8;
+    req[20..24].copy_from_slice(&(1u32 << TCP_LISTEN).to_ne_bytes());
+    req[28..32].copy_from_slice(&UDIAG_SHOW_NAME.to_ne_bytes());
+    req[32..40].copy_from_slice(&[0xff; 8]);
+    // SAFETY: sockaddr_nl is integers; a zeroed one is the kernel (pid 0).
+    let mut kernel: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+    kernel.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+    let sent = retry(|| {
+        // SAFETY: req and kernel are valid for the lengths given.
+        check(unsafe {
+            libc::sendto(
+                fd.as_raw_fd(),
+                req.as_ptr().cast(),
+                req.len(),
+                0,
+                (&kernel as *const libc::sockaddr_nl).cast(),
+                std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+            )
+        } as c_long)
+    })
+    .map_err(DiagError::Sys)?;
+    if sent as usize != req.len() {
+        return Err(DiagError::Malformed("short send"));
+    }
+    let mut names = Vec::new();
+    let mut buf = vec![0u8; 32 << 10];
+    let mut total = 0usize;
+    loop {
+        let n = retry(|| {
+            // SAFETY: buf is valid for writes of its length. With
+            // MSG_TRUNC netlink returns the datagram's real length.
+            check(unsafe {
+                libc::recv(
+                    fd.as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    libc::MSG_TRUNC,
+                )
+            } as c_long)
+        })
+        .map_err(DiagError::Sys)? as usize;
+        if n > buf.len() {
+            return Err(DiagError::Malformed("a datagram larger than the buffer"));
+        }
+        if n == 0 {
+            return Err(DiagError::Malformed("the answer ended before NLMSG_DONE"));
+        }
+        total += n;
+        if total > max_bytes {
+            return Err(DiagError::TooMany);
+        }
+        if parse_unix_diag(&buf[..n], seq, &mut names, max_names)? {
+            return Ok(names);
+        }
+    }
+}
+
+/// Read one datagram of a unix sock_diag dump into `names` (see
+/// [`unix_listening_names`]); true at its end (NLMSG_DONE). A safe parser
+/// of untrusted bytes: every length is checked against what is there.
+pub fn parse_unix_diag(
+    mut buf: &[u8],
+    seq: u32,
+    names: &mut Vec<Vec<u8>>,
+    max_names: usize,
+) -> Result<bool, DiagError> {
+    let u16_at = |b: &[u8], i: usize| u16::from_ne_bytes([b[i], b[i + 1]]);
+    let u32_at = |b: &[u8], i: usize| u32::from_ne_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    while !buf.is_empty() {
+        if buf.len() < 16 {
+            return Err(DiagError::Malformed("a truncated message header"));
+        }
+        let len = u32_at(buf, 0) as usize;
+        let kind = u16_at(buf, 4);
+        if len < 16 || len > buf.len() {
+            return Err(DiagError::Malformed("a message length out of bounds"));
+        }
+        if u32_at(buf, 8) != seq {
+            return Err(DiagError::Malformed("an answer to another request"));
+        }
+        let body = &buf[16..len];
+        match kind as c_int {
+            libc::NLMSG_DONE => return Ok(true),
+            libc::NLMSG_ERROR => {
+                let code = if body.len() >= 4 {
+                    u32_at(body, 0) as i32
+                } else {
+                    0
+                };
+                return Err(if code < 0 {
+                    DiagError::Sys(Errno(-code))
+                } else {
+                    DiagError::Malformed("an error message without an error")
+                });
+            }
+            _ if kind == SOCK_DIAG_BY_FAMILY => {
+                // unix_diag_msg (16 bytes), then attributes.
+                if body.len() < 16 {
+                    return Err(DiagError::Malformed("a truncated unix_diag_msg"));
+                }
+                let mut attrs = &body[16..];
+                while attrs.len() >= 4 {
+                    let alen = u16_at(attrs, 0) as usize;
+                    if alen < 4 || alen > attrs.len() {
+                        return Err(DiagError::Malformed("an attribute length out of bounds"));
+                    }
+                    if u16_at(attrs, 2) == UNIX_DIAG_NAME {
+                        let path = &attrs[4..alen];
+                        let path = &path[..path.iter().position(|&b| b == 0).unwrap_or(path.len())];
+                        // Abstract names start with NUL: nothing on disk.
+                        if !path.is_empty() {
+                            if names.len() >= max_names {
+                                return Err(DiagError::TooMany);
+                            }
+                            names.push(path.to_vec());
+                        }
+                    }
+                    attrs = &attrs[((alen + 3) & !3).min(attrs.len())..];
+                }
+            }
+            _ => {}
+        }
+        buf = &buf[((len + 3) & !3).min(buf.len())..];
+    }
+    Ok(false)
+}
+
 /// The SIOCSIFFLAGS request that brings `lo` up. Builds a value only (no
 /// call into libc but a possible memset): the netns helper uses it too.
 pub fn loopback_request() -> libc::ifreq {
@@ -1303,6 +1478,122 @@ pub fn set_fl(fd: c_int, flags: c_int) -> SysResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One netlink message: header (`kind`, `seq`) and `body`, padded.
+    fn nlmsg(kind: u16, seq: u32, body: &[u8]) -> Vec<u8> {
+        let mut m = Vec::new();
+        m.extend_from_slice(&((16 + body.len()) as u32).to_ne_bytes());
+        m.extend_from_slice(&kind.to_ne_bytes());
+        m.extend_from_slice(&0u16.to_ne_bytes());
+        m.extend_from_slice(&seq.to_ne_bytes());
+        m.extend_from_slice(&0u32.to_ne_bytes());
+        m.extend_from_slice(body);
+        while m.len() % 4 != 0 {
+            m.push(0);
+        }
+        m
+    }
+
+    /// A unix_diag_msg with a UNIX_DIAG_NAME attribute holding `name`.
+    fn diag_body(name: &[u8]) -> Vec<u8> {
+        let mut b = vec![libc::AF_UNIX as u8, libc::SOCK_STREAM as u8, 10, 0];
+        b.extend_from_slice(&[0; 12]);
+        b.extend_from_slice(&((4 + name.len()) as u16).to_ne_bytes());
+        b.extend_from_slice(&UNIX_DIAG_NAME.to_ne_bytes());
+        b.extend_from_slice(name);
+        while b.len() % 4 != 0 {
+            b.push(0);
+        }
+        b
+    }
+
+    #[test]
+    fn unix_diag_answers_are_parsed_and_malformed_ones_refused() {
+        let mut names = Vec::new();
+        // Two sockets (a path with its NUL, an abstract name), then done.
+        let mut buf = nlmsg(SOCK_DIAG_BY_FAMILY, 7, &diag_body(b"/run/a.sock\0"));
+        buf.extend(nlmsg(SOCK_DIAG_BY_FAMILY, 7, &diag_body(b"\0abstract")));
+        assert_eq!(parse_unix_diag(&buf, 7, &mut names, 10), Ok(false));
+        assert_eq!(names, vec![b"/run/a.sock".to_vec()]);
+        let done = nlmsg(libc::NLMSG_DONE as u16, 7, &[0; 4]);
+        assert_eq!(parse_unix_diag(&done, 7, &mut names, 10), Ok(true));
+        // More names than allowed.
+        let one = nlmsg(SOCK_DIAG_BY_FAMILY, 7, &diag_body(b"/b"));
+        assert_eq!(parse_unix_diag(&one, 7, &mut names, 1), Err(DiagError::TooMany));
+        // The kernel's error.
+        let err = nlmsg(libc::NLMSG_ERROR as u16, 7, &(-libc::EPERM).to_ne_bytes());
+        assert_eq!(
+            parse_unix_diag(&err, 7, &mut names, 10),
+            Err(DiagError::Sys(Errno(libc::EPERM)))
+        );
+        // Another request's answer.
+        assert!(matches!(
+            parse_unix_diag(&one, 8, &mut names, 10),
+            Err(DiagError::Malformed(_))
+        ));
+        // Every truncation of a valid answer is refused or read as far as
+        // it is whole, never read past its end.
+        for cut in 1..buf.len() {
+            let mut n = Vec::new();
+            let _ = parse_unix_diag(&buf[..cut], 7, &mut n, 10);
+            assert!(n.len() <= 1);
+        }
+        // A message or attribute that claims more than there is.
+        let mut long = one.clone();
+        long[0..4].copy_from_slice(&1000u32.to_ne_bytes());
+        assert!(matches!(
+            parse_unix_diag(&long, 7, &mut names, 10),
+            Err(DiagError::Malformed(_))
+        ));
+        let mut attr = one.clone();
+        attr[32..34].copy_from_slice(&200u16.to_ne_bytes());
+        assert!(matches!(
+            parse_unix_diag(&attr, 7, &mut names, 10),
+            Err(DiagError::Malformed(_))
+        ));
+        let mut short = one;
+        short[0..4].copy_from_slice(&8u32.to_ne_bytes());
+        assert!(matches!(
+            parse_unix_diag(&short, 7, &mut names, 10),
+            Err(DiagError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn unix_diag_lists_the_listening_named_sockets_and_no_others() {
+        use std::os::linux::net::SocketAddrExt;
+        use std::os::unix::ffi::OsStrExt;
+        use std::os::unix::net::{SocketAddr, UnixDatagram, UnixListener};
+        let d = std::env::temp_dir().join(format!("cordon-diag-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        let listening = d.join("listening.sock");
+        let bound = d.join("bound.sock");
+        let _l = UnixListener::bind(&listening).unwrap();
+        let _b = UnixDatagram::bind(&bound).unwrap();
+        let abs = format!("cordon-diag-{}", std::process::id());
+        let _a = UnixListener::bind_addr(&SocketAddr::from_abstract_name(abs.as_bytes()).unwrap()).unwrap();
+        let names = match unix_listening_names(16 << 20, 1 << 20) {
+            Ok(n) => n,
+            Err(DiagError::Sys(e)) if std::env::var_os("CORDON_TEST_REQUIRE").is_none() => {
+                println!("SKIPPED: no sock_diag for unix sockets here: {}", e.describe());
+                return;
+            }
+            Err(e) => panic!("sock_diag: {e:?}"),
+        };
+        let _ = std::fs::remove_dir_all(&d);
+        let has = |p: &[u8]| names.iter().any(|n| n == p);
+        assert!(has(listening.as_os_str().as_bytes()), "{names:?}");
+        assert!(!has(bound.as_os_str().as_bytes()), "not listening: {names:?}");
+        assert!(
+            !names.iter().any(|n| n.ends_with(abs.as_bytes())),
+            "abstract: {names:?}"
+        );
+        assert!(
+            names.iter().all(|n| !n.is_empty() && !n.contains(&0)),
+            "{names:?}"
+        );
+    }
 
     #[test]
     fn canonicalize_agrees_with_std_with_and_without_symlinks() {
