@@ -33,7 +33,9 @@ fn base_limit() -> Duration {
     if in_vm() {
         // Ten cold sandboxes start at once under emulation: every sleeper
         // must be up, and the quick ones done, well before the first limit.
-        Duration::from_secs(30)
+        // Below the marker sleeps' 29 s (`marker_sleep`), which must
+        // outlast every limit.
+        Duration::from_secs(20)
     } else {
         Duration::from_secs(2)
     }
@@ -140,11 +142,13 @@ fn sleepers(dur: &str) -> Vec<u32> {
 fn concurrent_sandboxes_each_with_its_own_timeout() {
     leak_checked(|| {
         let sleep = marker_sleep();
+        // The marker sleeps must outlast the longest limit (base + 0.8 s).
+        assert!(base_limit() + Duration::from_secs(1) < Duration::from_secs(29));
         let mut running = Vec::new();
         let start = Instant::now();
         for i in 0..10u32 {
             // Even: a payload (with a background child) that outlives its
-            // limit of 2.0, 2.2, ... 2.8 s (30 s, ... in the VM). Odd: one
+            // limit of 2.0, 2.2, ... 2.8 s (20 s, ... in the VM). Odd: one
             // that exits with code i well before its limit of 60 s.
             let (limit, script) = if i % 2 == 0 {
                 (
