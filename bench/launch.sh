@@ -19,7 +19,7 @@ readonly MEM_RUNS=5
 usage() {
     cat <<'EOF'
 Usage: bench/launch.sh [-n RUNS] [--cordon PATH] [--limits] [--bwrap-equivalent]
-                       [--named] [--case NAME='command line']...
+                       [--named] [--host-sockets N] [--case NAME='command line']...
 
 Measure sandbox launch latency (wall clock of one invocation running /bin/true)
 and peak RSS.  Built-in cases: bare, unshare, bwrap, cordon; more with
@@ -44,6 +44,10 @@ Options:
                         policy before the first round (`$CORDON create NAME`)
                         and stopped at the end: the warm path, a command in a
                         sandbox that already exists, client process included
+  --host-sockets N      hold N unix socket pairs (2N sockets, none listening)
+                        open in the harness while it times: a host where
+                        many programs hold unix sockets, as an agent
+                        platform's is; every case runs on that host
   --case NAME=CMDLINE   add a case (repeatable).  CMDLINE is split like a shell
                         word list (python shlex) and exec'd directly, without a
                         shell; it runs from the repo root.  Use sh -c '...' if
@@ -114,6 +118,7 @@ USER_CASES=()
 LIMITS=0
 BWRAP_EQ=0
 NAMED=0
+HOST_SOCKETS=0
 readonly DEFAULT_LIMIT_ARGS='--memory 512M --pids 64 --cpus 1.5'
 
 need_value() {
@@ -156,6 +161,15 @@ while [[ $# -gt 0 ]]; do
             NAMED=1
             shift
             ;;
+        --host-sockets)
+            need_value "$@"
+            HOST_SOCKETS=$2
+            shift 2
+            ;;
+        --host-sockets=*)
+            HOST_SOCKETS=${1#--host-sockets=}
+            shift
+            ;;
         --case)
             need_value "$@"
             USER_CASES+=("$2")
@@ -176,6 +190,7 @@ while [[ $# -gt 0 ]]; do
 done
 
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer, got '$RUNS'"
+[[ $HOST_SOCKETS =~ ^[0-9]+$ ]] || die "--host-sockets: not a number of socket pairs: '$HOST_SOCKETS'"
 
 # --limits without CORDON_LIMIT_ARGS means the default limits; a non-empty
 # CORDON_LIMIT_ARGS turns the +limits cases on by itself.
@@ -333,6 +348,7 @@ if [[ $NAMED -eq 1 ]]; then
     trap '"$CORDON" stop "$BENCH_NAMED" >/dev/null 2>&1 || true; [[ -z ${BENCH_TMP:-} ]] || rm -rf -- "$BENCH_TMP"' EXIT
 fi
 export BENCH_NAMED
+export BENCH_HOST_SOCKETS=$HOST_SOCKETS
 
 # ------------------------------------------------------------ measurement --
 # The built-in cases are assembled in python (as argv lists, so no quoting
@@ -351,6 +367,19 @@ import tempfile
 import time
 
 env = os.environ
+# --host-sockets: socket pairs held open while timing (not inherited: python
+# makes them close-on-exec); room for their fds first.
+HOST_SOCKETS = int(env.get("BENCH_HOST_SOCKETS", "0"))
+if HOST_SOCKETS:
+    import resource
+    import socket
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 2 * HOST_SOCKETS + 256
+    if soft < want:
+        if hard != resource.RLIM_INFINITY and hard < want:
+            sys.exit(f"launch.sh: --host-sockets {HOST_SOCKETS} needs {want} fds; the hard limit is {hard}")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    held_sockets = [socket.socketpair() for _ in range(HOST_SOCKETS)]
 RUNS = int(env["BENCH_RUNS"])
 WARMUP = int(env["BENCH_WARMUP"])
 MEM_RUNS = int(env["BENCH_MEM_RUNS"])
@@ -690,6 +719,7 @@ envinfo = {
     "cordon_git_rev": env["BENCH_GIT_REV"],
     "cordon_binary": CORDON,
     "cordon_binary_source": env["BENCH_CORDON_SOURCE"],
+    "host_socket_pairs": HOST_SOCKETS,
     "cordon_binary_sha256": binary_sha256(CORDON),
     "bwrap_version": env["BENCH_BWRAP_VERSION"],
     "unshare_version": env["BENCH_UNSHARE_VERSION"],
