@@ -1986,6 +1986,55 @@ impl Drop for Stack {
     }
 }
 
+/// Make sure descriptors 0, 1 and 2 are open, as a process's start-up
+/// should: each closed one is opened on /dev/null (read-write, inherited
+/// by children), so that the next file the process opens cannot become
+/// its standard output or error. Aborts when that cannot be done: a
+/// process that would write its output into whatever it opens next must
+/// not go on. For the `cordon` binary's entry point, which replaces
+/// Rust's start-up (that did the same).
+pub fn sanitize_standard_fds() {
+    let mut fds = [0, 1, 2].map(|fd| libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    });
+    let open_null = || {
+        // SAFETY: a NUL-terminated literal path; the new fd is not
+        // close-on-exec on purpose (it stands for a standard descriptor).
+        if unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) } < 0 {
+            std::process::abort();
+        }
+    };
+    loop {
+        // SAFETY: `fds` is an array of three pollfds, valid for the call.
+        if unsafe { libc::poll(fds.as_mut_ptr(), 3, 0) } >= 0 {
+            break;
+        }
+        match Errno::last().0 {
+            libc::EINTR => continue,
+            // poll itself cannot run (RLIMIT_NOFILE below 3, no memory):
+            // ask about each descriptor instead.
+            libc::EINVAL | libc::EAGAIN | libc::ENOMEM => {
+                for fd in 0..3 {
+                    // SAFETY: F_GETFD on an integer fd reads no memory.
+                    if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 && Errno::last().0 == libc::EBADF {
+                        open_null();
+                    }
+                }
+                return;
+            }
+            _ => std::process::abort(),
+        }
+    }
+    // In order: /dev/null takes the lowest free number, the first closed one.
+    for p in fds {
+        if p.revents & libc::POLLNVAL != 0 {
+            open_null();
+        }
+    }
+}
+
 /// setns(2).
 pub fn setns(fd: c_int, nstype: c_int) -> SysResult<()> {
     // SAFETY: plain integers; the kernel checks the fd.

@@ -855,3 +855,50 @@ fn a_policy_name_found_in_the_current_directory_says_what_it_shadows() {
         assert!(!text(&o.stderr).contains("shadows"), "{mode:?}: {}", diag(&o));
     }
 }
+
+/// cordon started with its standard input and output closed (a service
+/// manager, a careless parent) opens /dev/null on them first, as a
+/// process's start-up must: otherwise the first files cordon opens (its
+/// runtime directory, its id record, the host paths it resolves) would
+/// take fds 0 and 1, and the payload's output, which cordon relays to
+/// its own fd 1, would be written into one of them. Checked on the
+/// running cordon's own fds once the payload has started. The entry
+/// point does this itself since cordon skips Rust's start-up
+/// (src/main.rs), so this guards that code.
+#[test]
+fn closed_standard_descriptors_become_dev_null_not_a_file_cordon_opened() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::CommandExt;
+    use std::process::Stdio;
+    for mode in modes() {
+        let mut c = cordon(mode);
+        c.args(["run", "--", "/bin/sh", "-c", "echo started >&2; exec sleep 60"])
+            .stderr(Stdio::piped());
+        // SAFETY: between fork and exec only close(2), which is
+        // async-signal-safe, runs.
+        unsafe {
+            c.pre_exec(|| {
+                libc::close(0);
+                libc::close(1);
+                Ok(())
+            })
+        };
+        let mut child = c.spawn().expect("spawn cordon");
+        let mut err = BufReader::new(child.stderr.take().expect("stderr"));
+        let mut line = String::new();
+        err.read_line(&mut line).expect("read cordon's stderr");
+        assert_eq!(line, "started\n", "{mode:?}: the payload did not start");
+        let fds: Vec<String> = [0, 1]
+            .iter()
+            .map(|fd| {
+                std::fs::read_link(format!("/proc/{}/fd/{fd}", child.id()))
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|e| format!("<{e}>"))
+            })
+            .collect();
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+        let _ = child.wait();
+        assert_eq!(fds, ["/dev/null", "/dev/null"], "{mode:?}: cordon's fds 0 and 1");
+    }
+}
