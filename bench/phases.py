@@ -14,9 +14,10 @@ For every launch it finds, in the tracepoints of the launched process and
 its descendants:
 
   exec      the execve of the tool until it returns
-  start     until the first namespace clone (clone3, or clone with a
-            CLONE_NEW* flag) by the tool's own process: the dynamic loader
-            or static start-up, the command line, the policy and the plan
+  start     until the tool's own process first calls clone3, or clone
+            with a CLONE_NEW* flag (the clone that makes the namespaces,
+            for cordon and bwrap): the start-up, the command line, the
+            policy and the plan
   root      until the first pivot_root (by any descendant): the
             namespaces, the id maps and building the new root
   restrict  until the payload's execve: what follows pivot_root (the
