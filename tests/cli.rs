@@ -896,9 +896,14 @@ fn closed_standard_descriptors_become_dev_null_not_a_file_cordon_opened() {
                     .unwrap_or_else(|e| format!("<{e}>"))
             })
             .collect();
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
-        let _ = child.wait();
+        // cordon forwards SIGTERM to the payload and ends as usual
+        // (releasing its host id). SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let status = child.wait().expect("wait for cordon");
+        assert!(
+            status.code().is_some(),
+            "{mode:?}: cordon died of a signal: {status:?}"
+        );
         assert_eq!(fds, ["/dev/null", "/dev/null"], "{mode:?}: cordon's fds 0 and 1");
     }
 }
