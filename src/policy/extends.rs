@@ -190,7 +190,7 @@ impl Chain {
             let message = strip_position(&e.into_inner().to_string());
             sources.place(&path, message)
         })?;
-        check_arrays(&value, "", "")
+        check_arrays(&merged_text)
             .map_err(|path| sources.place(&path, "expected an object, found an array".to_string()))?;
         policy.settle_network();
         policy.validate().map_err(|f| sources.place(&f.path, f.message))?;

@@ -902,13 +902,7 @@ impl Policy {
     fn finish_parse(file: &str, text: &str, policy: Policy) -> Result<Policy, PolicyError> {
         // serde accepts an array for a struct (its fields in order); the
         // format is objects only, so arrays are refused where there are none.
-        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| PolicyError {
-            file: file.to_string(),
-            path: String::new(),
-            position: char_position(text, e.line(), e.column()),
-            message: strip_position(&e.to_string()),
-        })?;
-        if let Err(path) = check_arrays(&value, "", "") {
+        if let Err(path) = check_arrays(text) {
             let segs = locate::parse_path(&path);
             return Err(PolicyError {
                 file: file.to_string(),
@@ -1322,33 +1316,147 @@ const ARRAY_FIELDS: [&str; 17] = [
     "network.transparent_ports",
 ];
 
-/// The path of the first array where the format has none. `pattern` is
-/// the path with indexes as `[]`, `path` the concrete one.
-fn check_arrays(v: &serde_json::Value, pattern: &str, path: &str) -> Result<(), String> {
-    let join = |base: &str, key: &str| {
-        if base.is_empty() {
-            key.to_string()
-        } else {
-            format!("{base}.{key}")
+/// The path of the first array, in document order, where the format has
+/// none (`mounts[2].args` style), if there is one. `text` is JSON that has
+/// already been parsed once; an error in it (there should be none) is
+/// reported as at the top.
+pub(crate) fn check_arrays(text: &str) -> Result<(), String> {
+    use serde::de::DeserializeSeed;
+    let mut de = serde_json::Deserializer::from_str(text);
+    let mut pattern = String::new();
+    match (ArrayWalk {
+        pattern: &mut pattern,
+    })
+    .deserialize(&mut de)
+    {
+        Ok(result) => result,
+        Err(_) => Err(String::new()),
+    }
+}
+
+/// One JSON value of [`check_arrays`]'s walk. Every policy is checked on
+/// every launch, so the walk builds no tree and allocates nothing but the
+/// pattern (the field path with indexes as `[]`, matched against
+/// [`ARRAY_FIELDS`]); the concrete path, with indexes, is put together only
+/// for the error, on the way back up.
+struct ArrayWalk<'p> {
+    pattern: &'p mut String,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for ArrayWalk<'_> {
+    type Value = Result<(), String>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+/// A map key of [`ArrayWalk`], appended to the pattern (borrowed or
+/// unescaped, without a copy of its own).
+struct PushKey<'p> {
+    pattern: &'p mut String,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for PushKey<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for PushKey<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a key")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, k: &str) -> Result<(), E> {
+        self.pattern.push_str(k);
+        Ok(())
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for ArrayWalk<'_> {
+    type Value = Result<(), String>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        if !ARRAY_FIELDS.contains(&self.pattern.as_str()) {
+            while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+            return Ok(Err(String::new()));
         }
-    };
-    match v {
-        serde_json::Value::Array(items) => {
-            if !ARRAY_FIELDS.contains(&pattern) {
-                return Err(path.to_string());
+        let base = self.pattern.len();
+        self.pattern.push_str("[]");
+        let mut result = Ok(());
+        let mut i = 0usize;
+        while let Some(r) = seq.next_element_seed(ArrayWalk {
+            pattern: &mut *self.pattern,
+        })? {
+            if let (Ok(()), Err(rest)) = (&result, r) {
+                result = Err(format!("[{i}]{rest}"));
             }
-            for (i, item) in items.iter().enumerate() {
-                check_arrays(item, &format!("{pattern}[]"), &format!("{path}[{i}]"))?;
-            }
-            Ok(())
+            i += 1;
         }
-        serde_json::Value::Object(m) => {
-            for (k, item) in m {
-                check_arrays(item, &join(pattern, k), &join(path, k))?;
+        self.pattern.truncate(base);
+        Ok(result)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let base = self.pattern.len();
+        let mut result = Ok(());
+        loop {
+            self.pattern.truncate(base);
+            if base > 0 {
+                self.pattern.push('.');
             }
-            Ok(())
+            let key_at = self.pattern.len();
+            if map
+                .next_key_seed(PushKey {
+                    pattern: &mut *self.pattern,
+                })?
+                .is_none()
+            {
+                break;
+            }
+            let r = map.next_value_seed(ArrayWalk {
+                pattern: &mut *self.pattern,
+            })?;
+            if let (Ok(()), Err(rest)) = (&result, r) {
+                let sep = if base > 0 { "." } else { "" };
+                result = Err(format!("{sep}{}{rest}", &self.pattern[key_at..]));
+            }
         }
-        _ => Ok(()),
+        self.pattern.truncate(base);
+        Ok(result)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Ok(()))
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Ok(()))
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Ok(()))
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Ok(()))
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Ok(()))
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Ok(()))
     }
 }
 

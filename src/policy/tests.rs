@@ -322,6 +322,52 @@ fn arrays_for_objects_and_trailing_text_are_refused_with_positions() {
 }
 
 #[test]
+fn an_array_where_the_format_has_an_object_is_named_by_its_concrete_path() {
+    let check = |text: &str| check_arrays(text);
+    assert_eq!(check(r#"{"identity": [5]}"#), Err("identity".to_string()));
+    // Indexes are the concrete ones; the pattern matched against the
+    // format's arrays has them as `[]`.
+    assert_eq!(
+        check(
+            r#"{"seccomp": {"allow": ["read"], "rules": [
+                {"syscall": "read", "args": [{"arg": 0}]},
+                {"syscall": "write", "args": [{"arg": 0}, [1, "eq", 2]]}]}}"#
+        ),
+        Err("seccomp.rules[1].args[1]".to_string())
+    );
+    assert_eq!(
+        check(r#"{"mounts": [{"bind": "/a"}], "network": {"mode": "none", "proxy": []}}"#),
+        Err("network.proxy".to_string())
+    );
+    // An array nested in an array where neither level is one of the
+    // format's arrays of arrays.
+    assert_eq!(
+        check(r#"{"landlock": {"read": [["/"]]}}"#),
+        Err("landlock.read[0]".to_string())
+    );
+    // Keys after a checked subtree start again from their own base.
+    assert_eq!(
+        check(r#"{"env": {"keep": ["A"], "set": {"B": "1"}}, "workspaces": [{"x": {"y": []}}]}"#),
+        Err("workspaces[0].x.y".to_string())
+    );
+    assert_eq!(
+        check(r#"{"namespaces": ["user"], "landlock": {"read": ["/"]}}"#),
+        Ok(())
+    );
+    // Keys are matched unescaped; the first offender in the text is named.
+    assert_eq!(check(r#"{"mo\u0075nts": [{"bind": "/a"}], "z": null}"#), Ok(()));
+    assert_eq!(
+        check(r#"{"identit\u0079": [1], "env": []}"#),
+        Err("identity".to_string())
+    );
+    assert_eq!(
+        check(r#"{"mounts": [{"bind": "/a", "b": [{"c": 1}]}, {"bind": []}]}"#),
+        Err("mounts[0].b".to_string())
+    );
+    assert_eq!(check("[]"), Err(String::new()));
+}
+
+#[test]
 fn exec_defaults_follow_readonly_and_tmpfs_is_noexec() {
     let p = parse(
         r#"{"version":1,"mounts":[{"bind":"/a"},{"bind":"/b","readonly":false},
