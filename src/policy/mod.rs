@@ -1175,7 +1175,7 @@ impl Policy {
             }
         }
         if let Some(sc) = &self.seccomp {
-            sc.compile()
+            sc.check()
                 .map_err(|e| finding(format!("seccomp.{}", e.path), e.message))?;
         }
         self.validate_network()?;

@@ -169,6 +169,27 @@ impl Arch {
         }
     }
 
+    /// [`Arch::syscall_nr`] for a const (the groups are expanded by the
+    /// compiler: see `groups::BITS`).
+    pub(crate) const fn syscall_nr_const(self, name: &str) -> Option<u32> {
+        let t: &[(&str, u32)] = match self {
+            Arch::X86_64 => &X86_64_BY_NAME,
+            Arch::Aarch64 => &AARCH64_BY_NAME,
+        };
+        let (mut lo, mut hi) = (0, t.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if str_lt(t[mid].0, name) {
+                lo = mid + 1;
+            } else if str_lt(name, t[mid].0) {
+                hi = mid;
+            } else {
+                return Some(t[mid].1);
+            }
+        }
+        None
+    }
+
     /// `(number, name)` of every system call, sorted by number.
     pub fn syscalls(self) -> &'static [(u32, &'static str)] {
         self.table().by_nr

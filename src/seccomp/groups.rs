@@ -665,61 +665,137 @@ pub fn expand_for(arch: Arch, name: &str) -> Result<Vec<u32>, String> {
     expanded(arch, name).map(<[u32]>::to_vec)
 }
 
-/// One group's numbers on one architecture, or why it cannot be expanded;
-/// computed on first use.
-type Expansion = OnceLock<Result<Box<[u32]>, String>>;
+/// Words in a set of system call numbers: every number of both tables
+/// is below `64 * WORDS` (checked when the sets are made).
+const WORDS: usize = 8;
 
-/// [`expand_for`] without the copy: each group is expanded once per
-/// architecture and process (a launch compiles its policy more than once).
+/// A set of system call numbers, one bit each.
+type Bits = [u64; WORDS];
+
+/// `a == b`, usable in a const.
+const fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// The index in [`GROUPS`] of the group `name` includes; a name that is
+/// no group stops the build.
+const fn included(name: &str) -> usize {
+    let mut i = 0;
+    while i < GROUPS.len() {
+        if str_eq(GROUPS[i].name, name) {
+            return i;
+        }
+        i += 1;
+    }
+    panic!("a group includes a group that does not exist")
+}
+
+/// The numbers of group `root` on `arch`, following `includes`. Names the
+/// architecture lacks are skipped; a name no architecture has stops the
+/// build. Run by the compiler: a launch used to spend a fifth of its
+/// start-up instructions expanding the default policy's groups.
+const fn expand_const(arch: Arch, root: usize) -> Bits {
+    let mut bits: Bits = [0; WORDS];
+    let mut seen = [false; GROUPS.len()];
+    let mut todo = [0usize; GROUPS.len()];
+    let mut pending = 1;
+    todo[0] = root;
+    seen[root] = true;
+    while pending > 0 {
+        pending -= 1;
+        let g = &GROUPS[todo[pending]];
+        let mut i = 0;
+        while i < g.syscalls.len() {
+            let name = g.syscalls[i];
+            if let Some(nr) = arch.syscall_nr_const(name) {
+                assert!(
+                    (nr as usize) < 64 * WORDS,
+                    "a system call number does not fit in Bits"
+                );
+                bits[nr as usize / 64] |= 1 << (nr % 64);
+            } else {
+                let mut known = false;
+                let mut a = 0;
+                while a < Arch::ALL.len() {
+                    known |= Arch::ALL[a].syscall_nr_const(name).is_some();
+                    a += 1;
+                }
+                if !known {
+                    panic!("{}", name);
+                }
+            }
+            i += 1;
+        }
+        let mut j = 0;
+        while j < g.includes.len() {
+            let k = included(g.includes[j]);
+            if !seen[k] {
+                seen[k] = true;
+                todo[pending] = k;
+                pending += 1;
+            }
+            j += 1;
+        }
+    }
+    bits
+}
+
+/// [`expand_const`] for every group.
+const fn expand_all(arch: Arch) -> [Bits; GROUPS.len()] {
+    let mut out = [[0; WORDS]; GROUPS.len()];
+    let mut i = 0;
+    while i < GROUPS.len() {
+        out[i] = expand_const(arch, i);
+        i += 1;
+    }
+    out
+}
+
+/// Every group's numbers, per architecture (in [`Arch::ALL`]'s order).
+static BITS: [[Bits; GROUPS.len()]; 2] = [expand_all(Arch::X86_64), expand_all(Arch::Aarch64)];
+
+/// The numbers in a set, ascending.
+fn numbers(bits: &Bits) -> Box<[u32]> {
+    let mut out = Vec::with_capacity(bits.iter().map(|w| w.count_ones() as usize).sum());
+    for (w, &word) in bits.iter().enumerate() {
+        let mut rest = word;
+        while rest != 0 {
+            out.push(w as u32 * 64 + rest.trailing_zeros());
+            rest &= rest - 1;
+        }
+    }
+    out.into_boxed_slice()
+}
+
+/// [`expand_for`] without the copy: each group's numbers are listed once
+/// per architecture and process, from the sets the compiler made.
 pub fn expanded(arch: Arch, name: &str) -> Result<&'static [u32], String> {
-    static CACHE: [OnceLock<Vec<Expansion>>; 2] = [OnceLock::new(), OnceLock::new()];
+    /// Per group, its numbers as a list, made on first use.
+    type Lists = OnceLock<Vec<OnceLock<Box<[u32]>>>>;
+    static CACHE: [Lists; 2] = [OnceLock::new(), OnceLock::new()];
     let Some(i) = GROUPS.iter().position(|g| g.name == name) else {
         let hint = names::suggest(name, GROUPS.iter().map(|g| g.name))
             .map(|s| format!(" (did you mean \"{s}\"?)"))
             .unwrap_or_default();
         return Err(format!("unknown group \"{name}\"{hint}"));
     };
-    let slot = match arch {
-        Arch::X86_64 => &CACHE[0],
-        Arch::Aarch64 => &CACHE[1],
+    let a = match arch {
+        Arch::X86_64 => 0,
+        Arch::Aarch64 => 1,
     };
-    let per_group = slot.get_or_init(|| GROUPS.iter().map(|_| OnceLock::new()).collect());
-    match per_group[i].get_or_init(|| expand_uncached(arch, &GROUPS[i]).map(Vec::into_boxed_slice)) {
-        Ok(v) => Ok(v),
-        Err(e) => Err(e.clone()),
-    }
-}
-
-fn expand_uncached(arch: Arch, root: &'static Group) -> Result<Vec<u32>, String> {
-    let mut numbers = Vec::with_capacity(root.syscalls.len());
-    let mut seen = vec![root.name];
-    let mut todo = vec![root];
-    while let Some(g) = todo.pop() {
-        for &s in g.syscalls {
-            match arch.syscall_nr(s) {
-                Some(nr) => numbers.push(nr),
-                None if Arch::ALL.iter().any(|a| a.syscall_nr(s).is_some()) => {}
-                None => {
-                    return Err(format!(
-                        "group {} names \"{s}\", which is not a system call",
-                        g.name
-                    ))
-                }
-            }
-        }
-        for &inc in g.includes {
-            if seen.contains(&inc) {
-                continue;
-            }
-            let sub =
-                group(inc).ok_or_else(|| format!("group {} includes unknown group \"{inc}\"", g.name))?;
-            seen.push(inc);
-            todo.push(sub);
-        }
-    }
-    numbers.sort_unstable();
-    numbers.dedup();
-    Ok(numbers)
+    let per_group = CACHE[a].get_or_init(|| GROUPS.iter().map(|_| OnceLock::new()).collect());
+    Ok(per_group[i].get_or_init(|| numbers(&BITS[a][i])))
 }
 
 #[cfg(test)]
@@ -764,6 +840,48 @@ mod tests {
 
     fn nr(name: &str) -> u32 {
         names::syscall_nr(name).unwrap_or_else(|| panic!("no syscall {name}"))
+    }
+
+    /// The expansion the compiler makes equals one done at run time
+    /// through `includes` with [`Arch::syscall_nr`].
+    #[test]
+    fn compiled_sets_equal_a_run_time_expansion() {
+        for arch in Arch::ALL {
+            for root in GROUPS {
+                let mut want = BTreeSet::new();
+                let mut seen = vec![root.name];
+                let mut todo = vec![root];
+                while let Some(g) = todo.pop() {
+                    for s in g.syscalls {
+                        match arch.syscall_nr(s) {
+                            Some(nr) => {
+                                want.insert(nr);
+                            }
+                            None => assert!(
+                                Arch::ALL.iter().any(|a| a.syscall_nr(s).is_some()),
+                                "{}: {s} is no system call",
+                                g.name
+                            ),
+                        }
+                    }
+                    for inc in g.includes {
+                        if !seen.contains(inc) {
+                            seen.push(inc);
+                            todo.push(group(inc).unwrap());
+                        }
+                    }
+                }
+                let got = expanded(arch, root.name).unwrap();
+                assert_eq!(got, want.into_iter().collect::<Vec<_>>(), "{arch} {}", root.name);
+                assert!(!got.is_empty(), "{arch} {}", root.name);
+            }
+            for &(nr, name) in arch.syscalls() {
+                assert_eq!(arch.syscall_nr_const(name), Some(nr), "{arch} {name}");
+                assert!((nr as usize) < 64 * WORDS, "{arch} {name} {nr}");
+            }
+            assert_eq!(arch.syscall_nr_const("no_such_call"), None);
+            assert_eq!(arch.syscall_nr_const(""), None);
+        }
     }
 
     #[test]

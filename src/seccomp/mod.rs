@@ -36,6 +36,7 @@ pub mod probe;
 pub mod tools;
 
 use std::collections::BTreeMap;
+use std::sync::{Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
 
@@ -307,6 +308,36 @@ impl SeccompPolicy {
 
     /// Check the section and compile it to a filter for `arch`.
     pub fn compile_for(&self, arch: Arch) -> Result<Filter, SeccompError> {
+        self.with_compiled(arch, Clone::clone)
+    }
+
+    /// Check the section as [`SeccompPolicy::compile`] does, without a
+    /// copy of the filter for the caller.
+    pub fn check(&self) -> Result<(), SeccompError> {
+        let arch = Arch::native_or_err().map_err(|m| err("", m))?;
+        self.with_compiled(arch, |r| r.as_ref().map(|_| ()).map_err(Clone::clone))
+    }
+
+    /// `f` of the section compiled for `arch`. A launch compiles its
+    /// section three times (the policy's check when it is read, again
+    /// after the command line's overrides, and the plan); the same section
+    /// gives the same filter, so the last result is kept and compared by
+    /// value. Nothing in the child compiles (the lock is never taken after
+    /// a fork).
+    fn with_compiled<T>(&self, arch: Arch, f: impl FnOnce(&Result<Filter, SeccompError>) -> T) -> T {
+        type Last = Option<(Arch, SeccompPolicy, Result<Filter, SeccompError>)>;
+        static LAST: Mutex<Last> = Mutex::new(None);
+        let mut last = LAST.lock().unwrap_or_else(PoisonError::into_inner);
+        match &*last {
+            Some((a, p, result)) if *a == arch && p == self => f(result),
+            _ => {
+                let (_, _, result) = last.insert((arch, self.clone(), self.compile_uncached(arch)));
+                f(result)
+            }
+        }
+    }
+
+    fn compile_uncached(&self, arch: Arch) -> Result<Filter, SeccompError> {
         let mut allowed: Vec<u32> = Vec::new();
         let mut by_name: Vec<u32> = Vec::new();
         for (i, a) in self.allow.iter().enumerate() {
