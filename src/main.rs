@@ -94,8 +94,8 @@ enum Command {
     /// Serve TCP connections, inetd-style: each connection gets a fresh
     /// sandbox running CMD with the connection as its stdin and stdout.
     Serve(cli::service::ServeArgs),
-    /// Remove cgroups left by cordon processes that were killed, and
-    /// the named sandboxes whose supervisor died.
+    /// Remove cgroups left by cordon processes that were killed, the named
+    /// sandboxes whose supervisor died, and the host-id records they left.
     Gc {
         /// Also look below this cgroup directory.
         #[arg(long = "cgroup-parent", value_name = "DIR")]
@@ -1698,6 +1698,9 @@ fn cordon_main() -> u8 {
         Command::Serve(a) => cli::service::serve(a, sub("serve")),
         Command::Gc { cgroup_parent } => {
             for line in cli::named::gc() {
+                println!("{line}");
+            }
+            for line in cordon::isolate::hostid::clear_left_records() {
                 println!("{line}");
             }
             let removed = cordon::cgroup::gc(cgroup_parent.as_deref());

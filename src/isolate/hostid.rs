@@ -14,6 +14,12 @@
 //!   host process still runs with that uid or gid: what an exec'd payload
 //!   left behind.
 //!
+//! Checking the last case reads every host process's status, so an
+//! allocation passes over such records (up to 8 of them) to the next free
+//! id, and checks them in one pass over /proc only when it found no free id
+//! sooner; `cordon gc` empties those no process runs as any more
+//! ([`clear_left_records`]).
+//!
 //! A supervisor empties the record when nothing of the sandbox runs any
 //! more: its init was reaped, or reported that it killed and reaped every
 //! other process of the namespace and now only exits (the CLI does not
@@ -29,6 +35,7 @@
 //! concurrent cordons rarely try the same id first while the records stay
 //! few.
 
+use std::collections::HashSet;
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
@@ -282,12 +289,11 @@ fn own_record() -> String {
     format!("{pid} {}\n", start_time(pid).unwrap_or(0))
 }
 
-/// Whether any host process runs with `id` as one of its uids or gids.
-fn id_in_use(id: u32) -> bool {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        // Cannot tell: treat it as in use.
-        return true;
-    };
+/// The uids and gids host processes run with, from one pass over /proc;
+/// `None` when /proc cannot be listed (then every id counts as in use).
+fn ids_in_use() -> Option<HashSet<u32>> {
+    let dir = std::fs::read_dir("/proc").ok()?;
+    let mut ids = HashSet::new();
     for e in dir.flatten() {
         let name = e.file_name();
         let Some(pid) = name.to_str().filter(|s| s.bytes().all(|b| b.is_ascii_digit())) else {
@@ -297,32 +303,48 @@ fn id_in_use(id: u32) -> bool {
             continue;
         };
         for line in status.lines() {
-            let ids = line.strip_prefix("Uid:").or_else(|| line.strip_prefix("Gid:"));
-            if let Some(ids) = ids {
-                if ids.split_whitespace().any(|v| v.parse() == Ok(id)) {
-                    return true;
-                }
+            if let Some(v) = line.strip_prefix("Uid:").or_else(|| line.strip_prefix("Gid:")) {
+                ids.extend(v.split_whitespace().filter_map(|x| x.parse::<u32>().ok()));
             }
         }
     }
-    false
+    Some(ids)
 }
 
-/// Whether the record's owner is gone and nothing runs as `id`.
-fn record_is_stale(record: &str, id: u32) -> bool {
+/// Whether `id` is among `in_use` (an unknown set holds every id).
+fn in_use(set: &Option<HashSet<u32>>, id: u32) -> bool {
+    set.as_ref().map_or(true, |s| s.contains(&id))
+}
+
+/// Whether the process a record names (pid and start time) is alive.
+fn owner_alive(record: &str) -> bool {
     let mut it = record.split_whitespace();
     let pid = it.next().and_then(|p| p.parse::<u32>().ok());
     let start = it.next().and_then(|s| s.parse::<u64>().ok());
-    if let (Some(pid), Some(start)) = (pid, start) {
-        if pid != 0 && start_time(pid) == Some(start) {
-            return false;
-        }
-    }
-    !id_in_use(id)
+    matches!((pid, start), (Some(pid), Some(start)) if pid != 0 && start_time(pid) == Some(start))
 }
 
-/// Try to take `id`; Ok(None) when it is taken.
-fn try_claim(dir: &OwnedFd, id: u32, record: &str) -> Result<Option<OwnedFd>, String> {
+/// What [`try_claim`] found.
+enum Claim {
+    /// The id is ours: its record, locked and rewritten.
+    Took(OwnedFd),
+    /// Held (locked, or its owner lives), or in use by a host process.
+    Taken,
+    /// Its owner is gone but left the record: whether something still runs
+    /// as the id needs a pass over /proc, which the caller does once for
+    /// several such ids (see [`allocate`]).
+    Suspect,
+}
+
+/// Try to take `id`. With `in_use` (the ids host processes run with), a
+/// record its owner left is taken when its id is not in that set; without,
+/// it is [`Claim::Suspect`].
+fn try_claim(
+    dir: &OwnedFd,
+    id: u32,
+    record: &str,
+    in_use_now: Option<&Option<HashSet<u32>>>,
+) -> Result<Claim, String> {
     let name = CString::new(id.to_string()).expect("digits");
     // SAFETY: name is a valid C string, dir a directory fd.
     let fd = unsafe {
@@ -341,35 +363,25 @@ fn try_claim(dir: &OwnedFd, id: u32, record: &str) -> Result<Option<OwnedFd>, St
     }
     // SAFETY: fd is a new fd we own.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: flock on our fd.
-    if unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } < 0 {
-        let e = errno();
-        if e.0 == libc::EWOULDBLOCK {
-            return Ok(None);
+    let old = match lock_and_read(&fd) {
+        Locked::Held => return Ok(Claim::Taken),
+        Locked::Failed(e) => {
+            return Err(format!(
+                "{ID_DIR}/{id}: flock: {}",
+                std::io::Error::from_raw_os_error(e.0)
+            ))
         }
-        return Err(format!(
-            "{ID_DIR}/{id}: flock: {}",
-            std::io::Error::from_raw_os_error(e.0)
-        ));
-    }
-    // SAFETY: a zeroed stat is a valid out-buffer.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: fd is valid, st a valid out-pointer.
-    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } < 0 || st.st_nlink == 0 {
-        // Its holder released (and removed) it between our open and our
-        // lock: the name may already be someone else's new file.
-        return Ok(None);
-    }
-    let mut buf = [0u8; 64];
-    // SAFETY: buf is valid for its length.
-    let n = unsafe { libc::pread(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-    let old = if n > 0 {
-        String::from_utf8_lossy(&buf[..n as usize]).into_owned()
-    } else {
-        String::new()
+        Locked::Ours(old) => old,
     };
-    if !old.trim().is_empty() && !record_is_stale(&old, id) {
-        return Ok(None);
+    if !old.trim().is_empty() {
+        if owner_alive(&old) {
+            return Ok(Claim::Taken);
+        }
+        match in_use_now {
+            None => return Ok(Claim::Suspect),
+            Some(set) if in_use(set, id) => return Ok(Claim::Taken),
+            Some(_) => {}
+        }
     }
     // SAFETY: our fd; record is valid for its length.
     let ok = unsafe {
@@ -382,8 +394,54 @@ fn try_claim(dir: &OwnedFd, id: u32, record: &str) -> Result<Option<OwnedFd>, St
             std::io::Error::from_raw_os_error(errno().0)
         ));
     }
-    Ok(Some(fd))
+    Ok(Claim::Took(fd))
 }
+
+/// A record file, after [`lock_and_read`].
+enum Locked {
+    /// Someone else holds its lock, or it was removed meanwhile.
+    Held,
+    /// flock failed for another reason.
+    Failed(Errno),
+    /// Locked by us (until the fd is closed): what it held.
+    Ours(String),
+}
+
+/// Take the record's lock without waiting, and read it.
+fn lock_and_read(fd: &OwnedFd) -> Locked {
+    // SAFETY: flock on our fd.
+    if unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } < 0 {
+        let e = errno();
+        return if e.0 == libc::EWOULDBLOCK {
+            Locked::Held
+        } else {
+            Locked::Failed(e)
+        };
+    }
+    // SAFETY: a zeroed stat is a valid out-buffer.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fd is valid, st a valid out-pointer.
+    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } < 0 || st.st_nlink == 0 {
+        // Its holder released (and removed) it between our open and our
+        // lock: the name may already be someone else's new file.
+        return Locked::Held;
+    }
+    let mut buf = [0u8; 64];
+    // SAFETY: buf is valid for its length.
+    let n = unsafe { libc::pread(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+    Locked::Ours(if n > 0 {
+        String::from_utf8_lossy(&buf[..n as usize]).into_owned()
+    } else {
+        String::new()
+    })
+}
+
+/// How many records left by owners that are gone an allocation passes
+/// over before it looks through /proc once for all of them: a supervisor
+/// killed outright (the OOM killer, SIGKILL) leaves one, and checking it on
+/// the spot costs a read of every process's status (milliseconds on a busy
+/// host), while the next id is usually free.
+const SUSPECTS_BEFORE_SCAN: usize = 8;
 
 fn random_u32() -> u32 {
     let mut b = [0u8; 4];
@@ -404,18 +462,48 @@ pub fn allocate(range: IdRange) -> Result<Lease, String> {
     // and once it is gone the record only has to be non-empty, so that the
     // next allocator looks for processes left running as the id.
     let record = format!("{} 0\n", std::process::id());
+    let lease = |id, fd| Lease {
+        id,
+        fd: Some(fd),
+        release: Release::Clear,
+    };
     // A random start among the first WINDOW ids: concurrent cordons rarely
     // try the same id first, and the records stay few (each id of the
     // range used once leaves a file behind).
     let offset = random_u32() % range.count.min(WINDOW);
+    let mut suspects: Vec<u32> = Vec::new();
+    let mut scanned: Option<Option<HashSet<u32>>> = None;
+    // The suspects passed over so far, checked against one pass over /proc.
+    let settle =
+        |suspects: &mut Vec<u32>, set: &Option<HashSet<u32>>| -> Result<Option<(u32, OwnedFd)>, String> {
+            for id in suspects.drain(..) {
+                if let Claim::Took(fd) = try_claim(&dir, id, &record, Some(set))? {
+                    return Ok(Some((id, fd)));
+                }
+            }
+            Ok(None)
+        };
     for i in 0..range.count {
         let id = range.start + (offset + i) % range.count;
-        if let Some(fd) = try_claim(&dir, id, &record)? {
-            return Ok(Lease {
-                id,
-                fd: Some(fd),
-                release: Release::Clear,
-            });
+        match try_claim(&dir, id, &record, scanned.as_ref())? {
+            Claim::Took(fd) => return Ok(lease(id, fd)),
+            Claim::Taken => {}
+            Claim::Suspect => {
+                suspects.push(id);
+                if suspects.len() == SUSPECTS_BEFORE_SCAN {
+                    let set = ids_in_use();
+                    if let Some((id, fd)) = settle(&mut suspects, &set)? {
+                        return Ok(lease(id, fd));
+                    }
+                    scanned = Some(set);
+                }
+            }
+        }
+    }
+    if !suspects.is_empty() {
+        let set = scanned.unwrap_or_else(ids_in_use);
+        if let Some((id, fd)) = settle(&mut suspects, &set)? {
+            return Ok(lease(id, fd));
         }
     }
     Err(format!(
@@ -424,6 +512,85 @@ pub fn allocate(range: IdRange) -> Result<Lease, String> {
         range.start,
         range.start + (range.count - 1)
     ))
+}
+
+/// `cordon gc`: empty the records whose owner is gone (a supervisor killed
+/// outright, a `cordon exec` payload that ended) when no host process runs
+/// as their id any more, so that no later launch has to check them. One
+/// pass over /proc for all of them. Returns a line per record emptied.
+/// Nothing when the directory does not exist or is not root's.
+pub fn clear_left_records() -> Vec<String> {
+    let Ok(dir) = crate::sys::openat2(
+        libc::AT_FDCWD,
+        c"/run/cordon/ids",
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        0,
+        crate::sys::RESOLVE_NO_SYMLINKS,
+    ) else {
+        return Vec::new();
+    };
+    // SAFETY: a new fd we own.
+    let dir = unsafe { OwnedFd::from_raw_fd(dir) };
+    if check_private(&dir, ID_DIR).is_err() {
+        return Vec::new();
+    }
+    let Ok(entries) = std::fs::read_dir(format!("/proc/self/fd/{}", dir.as_raw_fd())) else {
+        return Vec::new();
+    };
+    let open = |id: u32| -> Option<OwnedFd> {
+        let name = CString::new(id.to_string()).expect("digits");
+        // SAFETY: name is a valid C string, dir a directory fd; no
+        // O_CREAT: only records that exist.
+        let fd = unsafe {
+            libc::openat(
+                dir.as_raw_fd(),
+                name.as_ptr(),
+                libc::O_RDWR | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK,
+            )
+        };
+        // SAFETY: a new fd we own.
+        (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+    };
+    // First what each left record held, with no lock kept (there may be
+    // thousands); then, after one pass over /proc, each again under its
+    // lock, emptied only if it still holds the same bytes.
+    let mut left: Vec<(u32, String)> = Vec::new();
+    for e in entries.flatten() {
+        let Some(id) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Some(fd) = open(id) else { continue };
+        if let Locked::Ours(old) = lock_and_read(&fd) {
+            if !old.trim().is_empty() && !owner_alive(&old) {
+                left.push((id, old));
+            }
+        }
+    }
+    if left.is_empty() {
+        return Vec::new();
+    }
+    let set = ids_in_use();
+    let mut out = Vec::new();
+    for (id, seen) in left {
+        if in_use(&set, id) {
+            continue;
+        }
+        let Some(fd) = open(id) else { continue };
+        let Locked::Ours(now) = lock_and_read(&fd) else {
+            continue;
+        };
+        if now != seen {
+            continue;
+        }
+        // SAFETY: our fd, locked.
+        if unsafe { libc::ftruncate(fd.as_raw_fd(), 0) } == 0 {
+            out.push(format!(
+                "host id {id}: emptied the record its owner left ({})",
+                seen.trim()
+            ));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -467,16 +634,18 @@ mod tests {
     #[test]
     fn records_of_live_processes_hold_their_id() {
         let me = own_record();
-        // An id no process uses: only the record's liveness matters.
-        let id = 0x7fff_fff0;
-        assert!(!record_is_stale(&me, id));
-        assert!(record_is_stale("0 0\n", id));
+        assert!(owner_alive(&me));
+        assert!(!owner_alive("0 0\n"));
+        assert!(!owner_alive(""));
         assert!(
-            record_is_stale(&format!("{} 1\n", std::process::id()), id),
+            !owner_alive(&format!("{} 1\n", std::process::id())),
             "start time must match"
         );
-        // pid 1 exists and runs as uid 0: a dead owner's record for id 0
-        // stays taken while something runs as that id.
-        assert!(!record_is_stale("999999999 5\n", 0));
+        // pid 1 exists and runs as uid 0: a dead owner's id 0 stays taken
+        // while something runs as it; an unknown set holds every id.
+        let set = ids_in_use();
+        assert!(in_use(&set, 0));
+        assert!(!in_use(&set, 0x7fff_fff0));
+        assert!(in_use(&None, 0x7fff_fff0));
     }
 }

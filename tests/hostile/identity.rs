@@ -235,6 +235,87 @@ fn host_id_is_held_for_the_run_and_released_after() {
     assert_eq!(host_uid_of(&r), id);
 }
 
+/// A record left by a cordon killed outright (pid gone, lock free) costs
+/// the next launch that meets it a read of every host process's status:
+/// launches pass over it to the next free id instead (without this, half of
+/// them took the left id), `cordon gc` empties it once nothing runs as it,
+/// and keeps it while something does.
+#[test]
+fn a_record_left_by_a_killed_cordon_is_passed_over_and_gc_empties_it() {
+    require!("root", is_root(), "host id allocation needs root");
+    // A two-id range of our own, away from the other tests' ranges.
+    let a = 0x7300_0000 + (std::process::id() % 0x8000) * 2;
+    let b = a + 1;
+    let range = format!("{a}:2");
+    let record = |id: u32| std::fs::read_to_string(format!("{ID_DIR}/{id}")).unwrap_or_default();
+    // pid_max is at most 2^22: no process has this pid.
+    let left = "999999999 0\n";
+    let plant = || {
+        std::fs::create_dir_all(ID_DIR).expect("id dir");
+        std::fs::write(format!("{ID_DIR}/{a}"), left).expect("plant the record");
+    };
+    assert!(!runs_as(a) && !runs_as(b), "something already runs as {a} or {b}");
+    plant();
+    assert!(lock_is_free(b), "host id {b} is held");
+    // Each launch starts at a or b at random: from a, it passes over the
+    // left record to b.
+    for i in 0..8 {
+        let mut c = cordon(Mode::Root);
+        c.env("CORDON_ID_RANGE", &range);
+        let r = run_with(c, &[], &["/bin/true"]);
+        assert_eq!(r.code(), 0, "{}", r.stderr());
+        assert_eq!(host_uid_of(&r), b, "launch {i} took the left id");
+        assert_eq!(record(a), left, "launch {i} changed the left record");
+    }
+
+    // Something still runs as a: gc keeps the record.
+    let mut sleeper = std::process::Command::new("setpriv");
+    sleeper.args([
+        &format!("--reuid={a}"),
+        &format!("--regid={a}"),
+        "--clear-groups",
+        "sleep",
+        "30",
+    ]);
+    let sleeper = Running(sleeper.spawn().expect("spawn setpriv"));
+    assert!(
+        common::wait_until(5.0, || runs_as(a)),
+        "the sleeper does not run as {a}"
+    );
+    let gc = || {
+        let o = cordon(Mode::Root).arg("gc").output().expect("spawn cordon gc");
+        assert!(o.status.success(), "gc: {o:?}");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let out = gc();
+    assert!(
+        !out.contains(&format!("host id {a}:")),
+        "gc emptied an id in use: {out}"
+    );
+    assert_eq!(record(a), left);
+    drop(sleeper);
+    assert!(
+        common::wait_until(5.0, || !runs_as(a)),
+        "the sleeper outlived its kill"
+    );
+
+    // Nothing runs as a any more: gc empties it, and says so.
+    let out = gc();
+    assert!(
+        out.contains(&format!(
+            "host id {a}: emptied the record its owner left (999999999 0)"
+        )),
+        "{out}"
+    );
+    assert_eq!(record(a), "");
+    // Our records, not held by anyone now.
+    for id in [a, b] {
+        if lock_is_free(id) {
+            let _ = std::fs::remove_file(format!("{ID_DIR}/{id}"));
+        }
+    }
+}
+
 /// Whether a host process runs with uid `id`.
 pub(crate) fn runs_as(id: u32) -> bool {
     std::fs::read_dir("/proc")
