@@ -200,7 +200,7 @@ fn host_id_is_held_for_the_run_and_released_after() {
     assert!(lock_is_free(id), "host id {id} still held after the run");
     let record = std::fs::read(format!("{ID_DIR}/{id}")).unwrap_or_default();
     assert!(
-        record.is_empty(),
+        record.iter().all(u8::is_ascii_whitespace),
         "the record of host id {id} outlived its run: {record:?}"
     );
 
@@ -238,10 +238,10 @@ fn host_id_is_held_for_the_run_and_released_after() {
 /// A record left by a cordon killed outright (pid gone, lock free) costs
 /// the next launch that meets it a read of every host process's status:
 /// launches pass over it to the next free id instead (without this, half of
-/// them took the left id), `cordon gc` empties it once nothing runs as it,
+/// them took the left id), `cordon gc` clears it once nothing runs as it,
 /// and keeps it while something does.
 #[test]
-fn a_record_left_by_a_killed_cordon_is_passed_over_and_gc_empties_it() {
+fn a_record_left_by_a_killed_cordon_is_passed_over_and_gc_clears_it() {
     require!("root", is_root(), "host id allocation needs root");
     // A two-id range of our own, away from the other tests' ranges.
     let a = 0x7300_0000 + (std::process::id() % 0x8000) * 2;
@@ -290,7 +290,7 @@ fn a_record_left_by_a_killed_cordon_is_passed_over_and_gc_empties_it() {
     let out = gc();
     assert!(
         !out.contains(&format!("host id {a}:")),
-        "gc emptied an id in use: {out}"
+        "gc cleared an id in use: {out}"
     );
     assert_eq!(record(a), left);
     drop(sleeper);
@@ -299,15 +299,15 @@ fn a_record_left_by_a_killed_cordon_is_passed_over_and_gc_empties_it() {
         "the sleeper outlived its kill"
     );
 
-    // Nothing runs as a any more: gc empties it, and says so.
+    // Nothing runs as a any more: gc clears it, and says so.
     let out = gc();
     assert!(
         out.contains(&format!(
-            "host id {a}: emptied the record its owner left (999999999 0)"
+            "host id {a}: cleared the record its owner left (999999999 0)"
         )),
         "{out}"
     );
-    assert_eq!(record(a), "");
+    assert!(record(a).trim().is_empty(), "{:?}", record(a));
     // Our records, not held by anyone now.
     for id in [a, b] {
         if lock_is_free(id) {
