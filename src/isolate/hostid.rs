@@ -24,9 +24,12 @@
 //! of the sandbox runs any more: its init was reaped, or reported that it
 //! killed and reaped every other process of the namespace and now only
 //! exits (the CLI does not wait for that exit, a few hundred microseconds
-//! of namespace teardown in the kernel that runs no code of the payload's). Records are never removed by
-//! cordon; one an administrator removed while it was held is seen as taken
-//! by whoever had it open (its link count is 0). A dropped [`crate::Prepared`]
+//! of namespace teardown in the kernel that runs no code of the payload's;
+//! init's zombie is then reaped by whoever adopts it, which on some hosts
+//! takes a second, and counts only against the id's process limit).
+//! Records are never removed by cordon; one an administrator removed while
+//! it was held is seen as taken by whoever had it open (its link count is
+//! 0). A dropped [`crate::Prepared`]
 //! leaves `0 0`: no owner, but its children may still run as the id, which
 //! the next allocator checks. `cordon exec` replaces itself with the
 //! payload, which keeps the pid and start time its record names.
@@ -303,22 +306,37 @@ fn own_record() -> String {
 }
 
 /// The uids and gids host processes run with, from one pass over /proc;
-/// `None` when /proc cannot be listed (then every id counts as in use).
+/// `None` when that cannot be told for every process (then every id counts
+/// as in use). Read as bytes: a process name is not UTF-8 when its owner
+/// says so (`prctl(PR_SET_NAME, "\xff")`), and such a process must not drop
+/// out of the pass. A process that exits meanwhile is skipped; any other
+/// error makes the answer unknown.
 fn ids_in_use() -> Option<HashSet<u32>> {
     let dir = std::fs::read_dir("/proc").ok()?;
     let mut ids = HashSet::new();
-    for e in dir.flatten() {
-        let name = e.file_name();
+    for e in dir {
+        let name = e.ok()?.file_name();
         let Some(pid) = name.to_str().filter(|s| s.bytes().all(|b| b.is_ascii_digit())) else {
             continue;
         };
-        let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
-            continue;
+        let status = match std::fs::read(format!("/proc/{pid}/status")) {
+            Ok(s) => s,
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ESRCH)) => continue,
+            Err(_) => return None,
         };
-        for line in status.lines() {
-            if let Some(v) = line.strip_prefix("Uid:").or_else(|| line.strip_prefix("Gid:")) {
-                ids.extend(v.split_whitespace().filter_map(|x| x.parse::<u32>().ok()));
+        let mut lines = 0;
+        for line in status.split(|&b| b == b'\n') {
+            let Some(v) = line.strip_prefix(b"Uid:").or_else(|| line.strip_prefix(b"Gid:")) else {
+                continue;
+            };
+            lines += 1;
+            for x in v.split(u8::is_ascii_whitespace).filter(|x| !x.is_empty()) {
+                ids.insert(std::str::from_utf8(x).ok()?.parse().ok()?);
             }
+        }
+        // The kernel escapes newlines in the name: exactly one of each.
+        if lines != 2 {
+            return None;
         }
     }
     Some(ids)
@@ -343,21 +361,16 @@ enum Claim {
     Took(OwnedFd),
     /// Held (locked, or its owner lives), or in use by a host process.
     Taken,
-    /// Its owner is gone but left the record: whether something still runs
-    /// as the id needs a pass over /proc, which the caller does once for
-    /// several such ids (see [`allocate`]).
-    Suspect,
+    /// Its owner is gone but left the record (what it holds, still locked
+    /// by us): whether something still runs as the id needs a pass over
+    /// /proc, which the caller makes once for several such ids, holding
+    /// their locks throughout (see [`allocate`]).
+    Suspect(OwnedFd, String),
 }
 
-/// Try to take `id`. With `in_use` (the ids host processes run with), a
-/// record its owner left is taken when its id is not in that set; without,
-/// it is [`Claim::Suspect`].
-fn try_claim(
-    dir: &OwnedFd,
-    id: u32,
-    record: &str,
-    in_use_now: Option<&Option<HashSet<u32>>>,
-) -> Result<Claim, String> {
+/// Try to take `id`: a blank record is taken at once, one its owner left
+/// is a [`Claim::Suspect`].
+fn try_claim(dir: &OwnedFd, id: u32, record: &str) -> Result<Claim, String> {
     let name = CString::new(id.to_string()).expect("digits");
     // SAFETY: name is a valid C string, dir a directory fd.
     let fd = unsafe {
@@ -390,20 +403,42 @@ fn try_claim(
         if owner_alive(&old) {
             return Ok(Claim::Taken);
         }
-        match in_use_now {
-            None => return Ok(Claim::Suspect),
-            Some(set) if in_use(set, id) => return Ok(Claim::Taken),
-            Some(_) => {}
-        }
+        return Ok(Claim::Suspect(fd, old));
     }
-    fit(&fd, &old);
+    take(fd, id, &old, record).map(Claim::Took)
+}
+
+/// Write our `record` over `old` in the record `fd` (locked by us).
+fn take(fd: OwnedFd, id: u32, old: &str, record: &str) -> Result<OwnedFd, String> {
+    fit(&fd, old);
     if !write_record(&fd, record) {
         return Err(format!(
             "{ID_DIR}/{id}: write: {}",
             std::io::Error::from_raw_os_error(errno().0)
         ));
     }
-    Ok(Claim::Took(fd))
+    Ok(fd)
+}
+
+/// Of `suspects` (records their owners left, each locked by us), take the
+/// first whose id no host process runs as; release the others. The pass
+/// over /proc is made while we hold every one of their locks: nobody can
+/// take one of those ids meanwhile, so whatever runs as one of them was
+/// already running when we locked it, and is in the pass.
+fn settle(
+    suspects: &mut Vec<(u32, OwnedFd, String)>,
+    record: &str,
+) -> Result<Option<(u32, OwnedFd)>, String> {
+    if suspects.is_empty() {
+        return Ok(None);
+    }
+    let set = ids_in_use();
+    for (id, fd, old) in suspects.drain(..) {
+        if !in_use(&set, id) {
+            return take(fd, id, &old, record).map(|fd| Some((id, fd)));
+        }
+    }
+    Ok(None)
 }
 
 /// A record file, after [`lock_and_read`].
@@ -480,40 +515,24 @@ pub fn allocate(range: IdRange) -> Result<Lease, String> {
     // try the same id first, and the records stay few (each id of the
     // range used once leaves a file behind).
     let offset = random_u32() % range.count.min(WINDOW);
-    let mut suspects: Vec<u32> = Vec::new();
-    let mut scanned: Option<Option<HashSet<u32>>> = None;
-    // The suspects passed over so far, checked against one pass over /proc.
-    let settle =
-        |suspects: &mut Vec<u32>, set: &Option<HashSet<u32>>| -> Result<Option<(u32, OwnedFd)>, String> {
-            for id in suspects.drain(..) {
-                if let Claim::Took(fd) = try_claim(&dir, id, &record, Some(set))? {
-                    return Ok(Some((id, fd)));
-                }
-            }
-            Ok(None)
-        };
+    let mut suspects: Vec<(u32, OwnedFd, String)> = Vec::new();
     for i in 0..range.count {
         let id = range.start + (offset + i) % range.count;
-        match try_claim(&dir, id, &record, scanned.as_ref())? {
+        match try_claim(&dir, id, &record)? {
             Claim::Took(fd) => return Ok(lease(id, fd)),
             Claim::Taken => {}
-            Claim::Suspect => {
-                suspects.push(id);
+            Claim::Suspect(fd, old) => {
+                suspects.push((id, fd, old));
                 if suspects.len() == SUSPECTS_BEFORE_SCAN {
-                    let set = ids_in_use();
-                    if let Some((id, fd)) = settle(&mut suspects, &set)? {
+                    if let Some((id, fd)) = settle(&mut suspects, &record)? {
                         return Ok(lease(id, fd));
                     }
-                    scanned = Some(set);
                 }
             }
         }
     }
-    if !suspects.is_empty() {
-        let set = scanned.unwrap_or_else(ids_in_use);
-        if let Some((id, fd)) = settle(&mut suspects, &set)? {
-            return Ok(lease(id, fd));
-        }
+    if let Some((id, fd)) = settle(&mut suspects, &record)? {
+        return Ok(lease(id, fd));
     }
     Err(format!(
         "all {} host ids of {}..={} are in use by other sandboxes; widen the range with {RANGE_ENV}=START-END",
@@ -526,7 +545,7 @@ pub fn allocate(range: IdRange) -> Result<Lease, String> {
 /// `cordon gc`: blank the records whose owner is gone (a supervisor killed
 /// outright, a `cordon exec` payload that ended) when no host process runs
 /// as their id any more, so that no later launch has to check them. One
-/// pass over /proc for all of them. Returns a line per record blanked.
+/// pass over /proc per 64 of them. Returns a line per record blanked.
 /// Nothing when the directory does not exist or is not root's.
 pub fn clear_left_records() -> Vec<String> {
     let Ok(dir) = crate::sys::openat2(
@@ -560,10 +579,30 @@ pub fn clear_left_records() -> Vec<String> {
         // SAFETY: a new fd we own.
         (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
     };
-    // First what each left record held, with no lock kept (there may be
-    // thousands); then, after one pass over /proc, each again under its
-    // lock, blanked only if it still holds the same bytes.
-    let mut left: Vec<(u32, String)> = Vec::new();
+    // The left records in batches, each record locked from its read until
+    // it is blanked or released, with one pass over /proc per batch (as in
+    // `settle`: nobody can take a locked id, so whatever runs as it is in
+    // the pass).
+    let mut out = Vec::new();
+    let mut batch: Vec<(u32, OwnedFd, String)> = Vec::new();
+    let mut clear = |batch: &mut Vec<(u32, OwnedFd, String)>| {
+        if batch.is_empty() {
+            return;
+        }
+        let set = ids_in_use();
+        for (id, fd, old) in batch.drain(..) {
+            if in_use(&set, id) {
+                continue;
+            }
+            fit(&fd, &old);
+            if write_record(&fd, "") {
+                out.push(format!(
+                    "host id {id}: cleared the record its owner left ({})",
+                    old.trim()
+                ));
+            }
+        }
+    };
     for e in entries.flatten() {
         let Some(id) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
             continue;
@@ -571,36 +610,19 @@ pub fn clear_left_records() -> Vec<String> {
         let Some(fd) = open(id) else { continue };
         if let Locked::Ours(old) = lock_and_read(&fd) {
             if !old.trim().is_empty() && !owner_alive(&old) {
-                left.push((id, old));
+                batch.push((id, fd, old));
+                if batch.len() == GC_BATCH {
+                    clear(&mut batch);
+                }
             }
         }
     }
-    if left.is_empty() {
-        return Vec::new();
-    }
-    let set = ids_in_use();
-    let mut out = Vec::new();
-    for (id, seen) in left {
-        if in_use(&set, id) {
-            continue;
-        }
-        let Some(fd) = open(id) else { continue };
-        let Locked::Ours(now) = lock_and_read(&fd) else {
-            continue;
-        };
-        if now != seen {
-            continue;
-        }
-        fit(&fd, &now);
-        if write_record(&fd, "") {
-            out.push(format!(
-                "host id {id}: cleared the record its owner left ({})",
-                seen.trim()
-            ));
-        }
-    }
+    clear(&mut batch);
     out
 }
+
+/// How many left records `cordon gc` holds locked for one pass over /proc.
+const GC_BATCH: usize = 64;
 
 #[cfg(test)]
 mod tests {

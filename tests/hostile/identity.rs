@@ -268,20 +268,32 @@ fn a_record_left_by_a_killed_cordon_is_passed_over_and_gc_clears_it() {
         assert_eq!(record(a), left, "launch {i} changed the left record");
     }
 
-    // Something still runs as a: gc keeps the record.
+    // Something still runs as a, under a name that is not UTF-8 (which
+    // once hid it from the check): gc keeps the record, and a launch whose
+    // only id is a does not take it.
     let mut sleeper = std::process::Command::new("setpriv");
-    sleeper.args([
-        &format!("--reuid={a}"),
-        &format!("--regid={a}"),
-        "--clear-groups",
-        "sleep",
-        "30",
-    ]);
-    let sleeper = Running(sleeper.spawn().expect("spawn setpriv"));
-    assert!(
-        common::wait_until(5.0, || runs_as(a)),
-        "the sleeper does not run as {a}"
-    );
+    sleeper
+        .args([
+            &format!("--reuid={a}"),
+            &format!("--regid={a}"),
+            "--clear-groups",
+            "/usr/bin/python3",
+            "-c",
+            "import ctypes, time\n\
+             ctypes.CDLL(None).prctl(15, b'\\xff\\xfehidden', 0, 0, 0)\n\
+             print('up', flush=True)\n\
+             time.sleep(30)",
+        ])
+        .stdout(Stdio::piped());
+    let mut sleeper = Running(sleeper.spawn().expect("spawn setpriv"));
+    let mut line = String::new();
+    BufReader::new(sleeper.0.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read");
+    assert_eq!(line, "up\n");
+    let comm = std::fs::read(format!("/proc/{}/comm", sleeper.0.id())).unwrap_or_default();
+    assert!(comm.starts_with(b"\xff\xfe"), "the sleeper's name: {comm:?}");
+    assert!(runs_as(a), "the sleeper does not run as {a}");
     let gc = || {
         let o = cordon(Mode::Root).arg("gc").output().expect("spawn cordon gc");
         assert!(o.status.success(), "gc: {o:?}");
@@ -292,6 +304,12 @@ fn a_record_left_by_a_killed_cordon_is_passed_over_and_gc_clears_it() {
         !out.contains(&format!("host id {a}:")),
         "gc cleared an id in use: {out}"
     );
+    assert_eq!(record(a), left);
+    let mut c = cordon(Mode::Root);
+    c.env("CORDON_ID_RANGE", format!("{a}:1"));
+    let r = run_with(c, &[], &["/bin/true"]);
+    assert_ne!(r.code(), 0, "a launch took host id {a}, which a process runs as");
+    assert!(r.stderr().contains("in use"), "{}", r.stderr());
     assert_eq!(record(a), left);
     drop(sleeper);
     assert!(
@@ -318,14 +336,17 @@ fn a_record_left_by_a_killed_cordon_is_passed_over_and_gc_clears_it() {
 
 /// Whether a host process runs with uid `id`.
 pub(crate) fn runs_as(id: u32) -> bool {
+    // As bytes: a process may give itself a name that is not UTF-8.
+    let id = id.to_string();
     std::fs::read_dir("/proc")
         .expect("/proc")
         .flatten()
-        .filter_map(|e| std::fs::read_to_string(e.path().join("status")).ok())
+        .filter_map(|e| std::fs::read(e.path().join("status")).ok())
         .any(|st| {
-            st.lines()
+            String::from_utf8_lossy(&st)
+                .lines()
                 .filter_map(|l| l.strip_prefix("Uid:"))
-                .any(|v| v.split_whitespace().any(|u| u == id.to_string()))
+                .any(|v| v.split_whitespace().any(|u| u == id))
         })
 }
 
