@@ -14,11 +14,10 @@
 //!   host process still runs with that uid or gid: what an exec'd payload
 //!   left behind.
 //!
-//! Checking the last case reads every host process's status, so an
-//! allocation passes over such records (up to 8 of them) to the next free
-//! id, and checks them in one pass over /proc only when it found no free id
-//! sooner; `cordon gc` blanks those no process runs as any more
-//! ([`clear_left_records`]).
+//! The kernel tells the last case (getpriority with PRIO_USER: whether any
+//! task has the id as its real uid), so a record left by a supervisor that
+//! was killed outright costs the next allocator one system call; `cordon
+//! gc` blanks those no process runs as any more ([`clear_left_records`]).
 //!
 //! A supervisor blanks the record (overwrites it with spaces) when nothing
 //! of the sandbox runs any more: its init was reaped, or reported that it
@@ -38,7 +37,6 @@
 //! concurrent cordons rarely try the same id first while the records stay
 //! few.
 
-use std::collections::HashSet;
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
@@ -305,46 +303,29 @@ fn own_record() -> String {
     format!("{pid} {}\n", start_time(pid).unwrap_or(0))
 }
 
-/// The uids and gids host processes run with, from one pass over /proc;
-/// `None` when that cannot be told for every process (then every id counts
-/// as in use). Read as bytes: a process name is not UTF-8 when its owner
-/// says so (`prctl(PR_SET_NAME, "\xff")`), and such a process must not drop
-/// out of the pass. A process that exits meanwhile is skipped; any other
-/// error makes the answer unknown.
-fn ids_in_use() -> Option<HashSet<u32>> {
-    let dir = std::fs::read_dir("/proc").ok()?;
-    let mut ids = HashSet::new();
-    for e in dir {
-        let name = e.ok()?.file_name();
-        let Some(pid) = name.to_str().filter(|s| s.bytes().all(|b| b.is_ascii_digit())) else {
-            continue;
-        };
-        let status = match std::fs::read(format!("/proc/{pid}/status")) {
-            Ok(s) => s,
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ESRCH)) => continue,
-            Err(_) => return None,
-        };
-        let mut lines = 0;
-        for line in status.split(|&b| b == b'\n') {
-            let Some(v) = line.strip_prefix(b"Uid:").or_else(|| line.strip_prefix(b"Gid:")) else {
-                continue;
-            };
-            lines += 1;
-            for x in v.split(u8::is_ascii_whitespace).filter(|x| !x.is_empty()) {
-                ids.insert(std::str::from_utf8(x).ok()?.parse().ok()?);
-            }
-        }
-        // The kernel escapes newlines in the name: exactly one of each.
-        if lines != 2 {
-            return None;
-        }
+/// Whether a host process (any thread, a zombie too) has `id` as its real
+/// uid. The kernel walks its task list for it: getpriority(PRIO_USER, id)
+/// fails with ESRCH when there is none. Unlike a pass over /proc, nothing
+/// can hide from that walk, not a name that is not UTF-8 nor a process that
+/// keeps forking and exiting (each new task is linked after the walk's
+/// position). Only the real uid is asked: a sandbox's processes run with
+/// the id as every uid and gid, and cannot change them. Any answer but
+/// ESRCH (an error included) counts as in use.
+fn id_in_use(id: u32) -> bool {
+    if id == 0 {
+        // getpriority's "the caller's uid"; and root is always in use.
+        return true;
     }
-    Some(ids)
-}
-
-/// Whether `id` is among `in_use` (an unknown set holds every id).
-fn in_use(set: &Option<HashSet<u32>>, id: u32) -> bool {
-    set.as_ref().map_or(true, |s| s.contains(&id))
+    // SAFETY: getpriority takes integers. The raw call: it returns 20 -
+    // nice (1 to 40) for a user with processes, never -1 but on an error.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_getpriority,
+            libc::PRIO_USER as libc::c_long,
+            libc::c_long::from(id),
+        )
+    };
+    !(r == -1 && errno().0 == libc::ESRCH)
 }
 
 /// Whether the process a record names (pid and start time) is alive.
@@ -355,22 +336,11 @@ fn owner_alive(record: &str) -> bool {
     matches!((pid, start), (Some(pid), Some(start)) if pid != 0 && start_time(pid) == Some(start))
 }
 
-/// What [`try_claim`] found.
-enum Claim {
-    /// The id is ours: its record, locked and rewritten.
-    Took(OwnedFd),
-    /// Held (locked, or its owner lives), or in use by a host process.
-    Taken,
-    /// Its owner is gone but left the record (what it holds, still locked
-    /// by us): whether something still runs as the id needs a pass over
-    /// /proc, which the caller makes once for several such ids, holding
-    /// their locks throughout (see [`allocate`]).
-    Suspect(OwnedFd, String),
-}
-
-/// Try to take `id`: a blank record is taken at once, one its owner left
-/// is a [`Claim::Suspect`].
-fn try_claim(dir: &OwnedFd, id: u32, record: &str) -> Result<Claim, String> {
+/// Try to take `id`; Ok(None) when it is taken. A record its owner left
+/// is taken when no process runs as its id, checked while we hold its lock:
+/// nobody else can take the id meanwhile, so whatever runs as it was
+/// already running when we locked it.
+fn try_claim(dir: &OwnedFd, id: u32, record: &str) -> Result<Option<OwnedFd>, String> {
     let name = CString::new(id.to_string()).expect("digits");
     // SAFETY: name is a valid C string, dir a directory fd.
     let fd = unsafe {
@@ -390,7 +360,7 @@ fn try_claim(dir: &OwnedFd, id: u32, record: &str) -> Result<Claim, String> {
     // SAFETY: fd is a new fd we own.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     let old = match lock_and_read(&fd) {
-        Locked::Held => return Ok(Claim::Taken),
+        Locked::Held => return Ok(None),
         Locked::Failed(e) => {
             return Err(format!(
                 "{ID_DIR}/{id}: flock: {}",
@@ -399,46 +369,17 @@ fn try_claim(dir: &OwnedFd, id: u32, record: &str) -> Result<Claim, String> {
         }
         Locked::Ours(old) => old,
     };
-    if !old.trim().is_empty() {
-        if owner_alive(&old) {
-            return Ok(Claim::Taken);
-        }
-        return Ok(Claim::Suspect(fd, old));
+    if !old.trim().is_empty() && (owner_alive(&old) || id_in_use(id)) {
+        return Ok(None);
     }
-    take(fd, id, &old, record).map(Claim::Took)
-}
-
-/// Write our `record` over `old` in the record `fd` (locked by us).
-fn take(fd: OwnedFd, id: u32, old: &str, record: &str) -> Result<OwnedFd, String> {
-    fit(&fd, old);
+    fit(&fd, &old);
     if !write_record(&fd, record) {
         return Err(format!(
             "{ID_DIR}/{id}: write: {}",
             std::io::Error::from_raw_os_error(errno().0)
         ));
     }
-    Ok(fd)
-}
-
-/// Of `suspects` (records their owners left, each locked by us), take the
-/// first whose id no host process runs as; release the others. The pass
-/// over /proc is made while we hold every one of their locks: nobody can
-/// take one of those ids meanwhile, so whatever runs as one of them was
-/// already running when we locked it, and is in the pass.
-fn settle(
-    suspects: &mut Vec<(u32, OwnedFd, String)>,
-    record: &str,
-) -> Result<Option<(u32, OwnedFd)>, String> {
-    if suspects.is_empty() {
-        return Ok(None);
-    }
-    let set = ids_in_use();
-    for (id, fd, old) in suspects.drain(..) {
-        if !in_use(&set, id) {
-            return take(fd, id, &old, record).map(|fd| Some((id, fd)));
-        }
-    }
-    Ok(None)
+    Ok(Some(fd))
 }
 
 /// A record file, after [`lock_and_read`].
@@ -480,13 +421,6 @@ fn lock_and_read(fd: &OwnedFd) -> Locked {
     })
 }
 
-/// How many records left by owners that are gone an allocation passes
-/// over before it looks through /proc once for all of them: a supervisor
-/// killed outright (the OOM killer, SIGKILL) leaves one, and checking it on
-/// the spot costs a read of every process's status (milliseconds on a busy
-/// host), while the next id is usually free.
-const SUSPECTS_BEFORE_SCAN: usize = 8;
-
 fn random_u32() -> u32 {
     let mut b = [0u8; 4];
     // SAFETY: b is valid for 4 bytes.
@@ -506,33 +440,19 @@ pub fn allocate(range: IdRange) -> Result<Lease, String> {
     // and once it is gone the record only has to be non-blank, so that the
     // next allocator looks for processes left running as the id.
     let record = format!("{} 0\n", std::process::id());
-    let lease = |id, fd| Lease {
-        id,
-        fd: Some(fd),
-        release: Release::Clear,
-    };
     // A random start among the first WINDOW ids: concurrent cordons rarely
     // try the same id first, and the records stay few (each id of the
     // range used once leaves a file behind).
     let offset = random_u32() % range.count.min(WINDOW);
-    let mut suspects: Vec<(u32, OwnedFd, String)> = Vec::new();
     for i in 0..range.count {
         let id = range.start + (offset + i) % range.count;
-        match try_claim(&dir, id, &record)? {
-            Claim::Took(fd) => return Ok(lease(id, fd)),
-            Claim::Taken => {}
-            Claim::Suspect(fd, old) => {
-                suspects.push((id, fd, old));
-                if suspects.len() == SUSPECTS_BEFORE_SCAN {
-                    if let Some((id, fd)) = settle(&mut suspects, &record)? {
-                        return Ok(lease(id, fd));
-                    }
-                }
-            }
+        if let Some(fd) = try_claim(&dir, id, &record)? {
+            return Ok(Lease {
+                id,
+                fd: Some(fd),
+                release: Release::Clear,
+            });
         }
-    }
-    if let Some((id, fd)) = settle(&mut suspects, &record)? {
-        return Ok(lease(id, fd));
     }
     Err(format!(
         "all {} host ids of {}..={} are in use by other sandboxes; widen the range with {RANGE_ENV}=START-END",
@@ -544,8 +464,7 @@ pub fn allocate(range: IdRange) -> Result<Lease, String> {
 
 /// `cordon gc`: blank the records whose owner is gone (a supervisor killed
 /// outright, a `cordon exec` payload that ended) when no host process runs
-/// as their id any more, so that no later launch has to check them. One
-/// pass over /proc per 64 of them. Returns a line per record blanked.
+/// as their id any more. Returns a line per record blanked.
 /// Nothing when the directory does not exist or is not root's.
 pub fn clear_left_records() -> Vec<String> {
     let Ok(dir) = crate::sys::openat2(
@@ -579,50 +498,29 @@ pub fn clear_left_records() -> Vec<String> {
         // SAFETY: a new fd we own.
         (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
     };
-    // The left records in batches, each record locked from its read until
-    // it is blanked or released, with one pass over /proc per batch (as in
-    // `settle`: nobody can take a locked id, so whatever runs as it is in
-    // the pass).
+    // Each record is checked and blanked under its lock (see try_claim).
     let mut out = Vec::new();
-    let mut batch: Vec<(u32, OwnedFd, String)> = Vec::new();
-    let mut clear = |batch: &mut Vec<(u32, OwnedFd, String)>| {
-        if batch.is_empty() {
-            return;
-        }
-        let set = ids_in_use();
-        for (id, fd, old) in batch.drain(..) {
-            if in_use(&set, id) {
-                continue;
-            }
-            fit(&fd, &old);
-            if write_record(&fd, "") {
-                out.push(format!(
-                    "host id {id}: cleared the record its owner left ({})",
-                    old.trim()
-                ));
-            }
-        }
-    };
     for e in entries.flatten() {
         let Some(id) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
             continue;
         };
         let Some(fd) = open(id) else { continue };
-        if let Locked::Ours(old) = lock_and_read(&fd) {
-            if !old.trim().is_empty() && !owner_alive(&old) {
-                batch.push((id, fd, old));
-                if batch.len() == GC_BATCH {
-                    clear(&mut batch);
-                }
-            }
+        let Locked::Ours(old) = lock_and_read(&fd) else {
+            continue;
+        };
+        if old.trim().is_empty() || owner_alive(&old) || id_in_use(id) {
+            continue;
+        }
+        fit(&fd, &old);
+        if write_record(&fd, "") {
+            out.push(format!(
+                "host id {id}: cleared the record its owner left ({})",
+                old.trim()
+            ));
         }
     }
-    clear(&mut batch);
     out
 }
-
-/// How many left records `cordon gc` holds locked for one pass over /proc.
-const GC_BATCH: usize = 64;
 
 #[cfg(test)]
 mod tests {
@@ -701,11 +599,10 @@ mod tests {
             !owner_alive(&format!("{} 1\n", std::process::id())),
             "start time must match"
         );
-        // pid 1 exists and runs as uid 0: a dead owner's id 0 stays taken
-        // while something runs as it; an unknown set holds every id.
-        let set = ids_in_use();
-        assert!(in_use(&set, 0));
-        assert!(!in_use(&set, 0x7fff_fff0));
-        assert!(in_use(&None, 0x7fff_fff0));
+        // Root always runs something; an id of nobody's does not.
+        assert!(id_in_use(0));
+        assert!(!id_in_use(0x7fff_fff0));
+        // SAFETY: getuid cannot fail.
+        assert!(id_in_use(unsafe { libc::getuid() }));
     }
 }
