@@ -11,8 +11,8 @@
 //!   `cordon exec` writes its own pid, which it keeps across `execve`, and
 //!   cannot hold a lock fd without handing it to the payload; or
 //! * its record is not blank (the owner is gone, cleanly or not) and some
-//!   host process still runs with that uid or gid: what an exec'd payload
-//!   left behind.
+//!   host process still runs with that uid: what an exec'd payload left
+//!   behind.
 //!
 //! The kernel tells the last case (getpriority with PRIO_USER: whether any
 //! task has the id as its real uid), so a record left by a supervisor that
@@ -28,9 +28,8 @@
 //! takes a second, and counts only against the id's process limit).
 //! Records are never removed by cordon; one an administrator removed while
 //! it was held is seen as taken by whoever had it open (its link count is
-//! 0). A dropped [`crate::Prepared`]
-//! leaves `0 0`: no owner, but its children may still run as the id, which
-//! the next allocator checks. `cordon exec` replaces itself with the
+//! 0). A dropped [`crate::Prepared`] leaves `0 0`: no owner, but its
+//! children may still run as the id, which the next allocator checks. `cordon exec` replaces itself with the
 //! payload, which keeps the pid and start time its record names.
 //!
 //! Allocation starts at a random id among the range's first 256, so that
