@@ -269,19 +269,26 @@ fn check_private(fd: &OwnedFd, name: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn open_id_dir() -> Result<OwnedFd, String> {
-    // The common case in one call: the directory exists.
-    if let Ok(fd) = crate::sys::openat2(
+/// The record directory if it exists (one call, no symlink followed), and
+/// whether it is root's and private.
+fn existing_id_dir() -> Option<Result<OwnedFd, String>> {
+    let fd = crate::sys::openat2(
         libc::AT_FDCWD,
         c"/run/cordon/ids",
         libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
         0,
         crate::sys::RESOLVE_NO_SYMLINKS,
-    ) {
-        // SAFETY: a new fd we own.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        check_private(&fd, ID_DIR)?;
-        return Ok(fd);
+    )
+    .ok()?;
+    // SAFETY: a new fd we own.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    Some(check_private(&fd, ID_DIR).map(|()| fd))
+}
+
+fn open_id_dir() -> Result<OwnedFd, String> {
+    // The common case: the directory exists.
+    if let Some(dir) = existing_id_dir() {
+        return dir;
     }
     let run = open_private_dir(libc::AT_FDCWD, "/run/cordon", 0o755)?;
     open_private_dir(run.as_raw_fd(), "ids", 0o700).map_err(|e| format!("/run/cordon/{e}"))
@@ -340,24 +347,8 @@ fn owner_alive(record: &str) -> bool {
 /// nobody else can take the id meanwhile, so whatever runs as it was
 /// already running when we locked it.
 fn try_claim(dir: &OwnedFd, id: u32, record: &str) -> Result<Option<OwnedFd>, String> {
-    let name = CString::new(id.to_string()).expect("digits");
-    // SAFETY: name is a valid C string, dir a directory fd.
-    let fd = unsafe {
-        libc::openat(
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            libc::O_RDWR | libc::O_CREAT | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-            0o600,
-        )
-    };
-    if fd < 0 {
-        return Err(format!(
-            "{ID_DIR}/{id}: {}",
-            std::io::Error::from_raw_os_error(errno().0)
-        ));
-    }
-    // SAFETY: fd is a new fd we own.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let fd = open_record(dir, id, libc::O_CREAT)
+        .map_err(|e| format!("{ID_DIR}/{id}: {}", std::io::Error::from_raw_os_error(e.0)))?;
     let old = match lock_and_read(&fd) {
         Locked::Held => return Ok(None),
         Locked::Failed(e) => {
@@ -379,6 +370,26 @@ fn try_claim(dir: &OwnedFd, id: u32, record: &str) -> Result<Option<OwnedFd>, St
         ));
     }
     Ok(Some(fd))
+}
+
+/// Open `id`'s record in `dir` for reading and writing, never through a
+/// symlink; `flags` adds to that (`O_CREAT`: made, mode 0600, if missing).
+fn open_record(dir: &OwnedFd, id: u32, flags: libc::c_int) -> Result<OwnedFd, Errno> {
+    let name = CString::new(id.to_string()).expect("digits");
+    // SAFETY: name is a valid C string, dir a directory fd.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            libc::O_RDWR | libc::O_NOFOLLOW | libc::O_CLOEXEC | flags,
+            0o600,
+        )
+    };
+    if fd < 0 {
+        return Err(errno());
+    }
+    // SAFETY: fd is a new fd we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// A record file, after [`lock_and_read`].
@@ -466,36 +477,11 @@ pub fn allocate(range: IdRange) -> Result<Lease, String> {
 /// as their id any more. Returns a line per record blanked.
 /// Nothing when the directory does not exist or is not root's.
 pub fn clear_left_records() -> Vec<String> {
-    let Ok(dir) = crate::sys::openat2(
-        libc::AT_FDCWD,
-        c"/run/cordon/ids",
-        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-        0,
-        crate::sys::RESOLVE_NO_SYMLINKS,
-    ) else {
+    let Some(Ok(dir)) = existing_id_dir() else {
         return Vec::new();
     };
-    // SAFETY: a new fd we own.
-    let dir = unsafe { OwnedFd::from_raw_fd(dir) };
-    if check_private(&dir, ID_DIR).is_err() {
-        return Vec::new();
-    }
     let Ok(entries) = std::fs::read_dir(format!("/proc/self/fd/{}", dir.as_raw_fd())) else {
         return Vec::new();
-    };
-    let open = |id: u32| -> Option<OwnedFd> {
-        let name = CString::new(id.to_string()).expect("digits");
-        // SAFETY: name is a valid C string, dir a directory fd; no
-        // O_CREAT: only records that exist.
-        let fd = unsafe {
-            libc::openat(
-                dir.as_raw_fd(),
-                name.as_ptr(),
-                libc::O_RDWR | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK,
-            )
-        };
-        // SAFETY: a new fd we own.
-        (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
     };
     // Each record is checked and blanked under its lock (see try_claim).
     let mut out = Vec::new();
@@ -503,7 +489,10 @@ pub fn clear_left_records() -> Vec<String> {
         let Some(id) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
             continue;
         };
-        let Some(fd) = open(id) else { continue };
+        // Only records that exist (no O_CREAT).
+        let Ok(fd) = open_record(&dir, id, libc::O_NONBLOCK) else {
+            continue;
+        };
         let Locked::Ours(old) = lock_and_read(&fd) else {
             continue;
         };
