@@ -1,0 +1,73 @@
+#!/bin/sh
+# Regenerate bench/link-order.txt, the order build.rs asks lld to lay out
+# cordon's functions in: every function a launch runs, in the order it is
+# first run, so that the code of a launch sits in a few hundred KiB at the
+# start of the text instead of being spread over all of it (the kernel maps
+# a file 64 KiB around each page fault: fewer faults, and a supervisor that
+# keeps less of the binary resident).
+#
+# Usage: bench/link-order.sh
+#
+# Builds the release binary, then single-steps it (bench/steptrace.c;
+# about a minute each) through the launches whose code should sit together:
+#   cordon run -- /bin/true                        (the built-in default policy)
+#   cordon run --status-json FILE -- /bin/true     (the outcome written)
+#   cordon run --in NAME -- /bin/true              (the client of a named sandbox)
+# following every process cordon clones until it execs the payload, and
+# lists the functions (names as the linker sees them) in the order their
+# first instruction ran.
+#
+# The names are mangled with hashes of the compiler and dependency
+# versions: after a toolchain or Cargo.lock change, regenerate (names the
+# build no longer has are skipped, so a stale file only loses the layout).
+# Needs a C compiler, python3 and nm; as root or not.
+set -eu
+cd "$(dirname "$0")/.."
+cargo build --release --quiet
+bin=target/x86_64-unknown-linux-gnu/release/cordon
+tmp=$(mktemp -d)
+name="link-order-$$"
+cleanup() {
+    "$bin" stop "$name" >/dev/null 2>&1 || true
+    rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+cc -O2 -o "$tmp/steptrace" bench/steptrace.c
+"$tmp/steptrace" "$tmp/run.txt" -- "$bin" run -- /bin/true
+"$tmp/steptrace" "$tmp/status.txt" -- "$bin" run --status-json "$tmp/outcome.json" -- /bin/true
+"$bin" create "$name" >/dev/null
+"$tmp/steptrace" "$tmp/in.txt" -- "$bin" run --in "$name" -- /bin/true
+"$bin" stop "$name" >/dev/null
+nm -S --defined-only "$bin" >"$tmp/nm.txt"
+python3 - "$tmp/nm.txt" "$tmp/run.txt" "$tmp/status.txt" "$tmp/in.txt" >bench/link-order.txt <<'EOF'
+import bisect
+import sys
+
+funcs = []
+for line in open(sys.argv[1]):
+    f = line.split()
+    # address size type name: functions (and ifuncs) of the text
+    if len(f) == 4 and f[2] in "tTwWiI":
+        funcs.append((int(f[0], 16), max(int(f[1], 16), 1), f[3]))
+funcs.sort()
+starts = [a for a, _, _ in funcs]
+seen, order, unknown = set(), [], 0
+for path in sys.argv[2:]:
+    for line in open(path):
+        addr = int(line, 16)
+        i = bisect.bisect_right(starts, addr) - 1
+        if i < 0 or addr >= funcs[i][0] + funcs[i][1]:
+            unknown += 1
+            continue
+        name = funcs[i][2]
+        if name not in seen:
+            seen.add(name)
+            order.append(name)
+print("\n".join(order))
+size = sum(s for _, s, n in funcs if n in seen)
+print(
+    f"link-order: {len(order)} functions, {size // 1024} KiB"
+    f" ({unknown} addresses in no function)",
+    file=sys.stderr,
+)
+EOF
