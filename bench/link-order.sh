@@ -13,6 +13,8 @@
 #   cordon run -- /bin/true                        (the built-in default policy)
 #   cordon run --status-json FILE -- /bin/true     (the outcome written)
 #   cordon run --in NAME -- /bin/true              (the client of a named sandbox)
+#   cordon create NAME, then two commands in it and cordon stop NAME
+#                                                  (its supervisor and init)
 # following every process cordon clones until it execs the payload, and
 # lists the functions (names as the linker sees them) in the order their
 # first instruction ran.
@@ -38,8 +40,20 @@ cc -O2 -o "$tmp/steptrace" bench/steptrace.c
 "$bin" create "$name" >/dev/null
 "$tmp/steptrace" "$tmp/in.txt" -- "$bin" run --in "$name" -- /bin/true
 "$bin" stop "$name" >/dev/null
+# A named sandbox's supervisor and init, traced from its creation to its
+# stop, with two commands run in it meanwhile.
+"$tmp/steptrace" "$tmp/named.txt" -- "$bin" create "$name" >/dev/null &
+tracer=$!
+for _ in $(seq 600); do
+    "$bin" ls 2>/dev/null | grep -q "^$name .* idle" && break
+    sleep 0.5
+done
+"$bin" run --in "$name" -- /bin/true
+"$bin" run --in "$name" -- /bin/true
+"$bin" stop "$name" >/dev/null
+wait "$tracer"
 nm -S --defined-only "$bin" >"$tmp/nm.txt"
-python3 - "$tmp/nm.txt" "$tmp/run.txt" "$tmp/status.txt" "$tmp/in.txt" >bench/link-order.txt <<'EOF'
+python3 - "$tmp/nm.txt" "$tmp/run.txt" "$tmp/status.txt" "$tmp/in.txt" "$tmp/named.txt" >bench/link-order.txt <<'EOF'
 import bisect
 import sys
 
