@@ -11,7 +11,10 @@
 # Builds the release binary, then single-steps it (bench/steptrace.c;
 # about a minute each) through the launches whose code should sit together:
 #   cordon run -- /bin/true                        (the built-in default policy)
-#   cordon run --status-json FILE -- /bin/true     (the outcome written)
+#   cordon run --status-json FILE -- /bin/true     (the outcome written; two
+#                                                  named sandboxes run meanwhile:
+#                                                  their listening sockets are
+#                                                  listed, sorted and compared)
 #   cordon run --in NAME -- /bin/true              (the client of a named sandbox)
 #   cordon create NAME, then two commands in it and cordon stop NAME
 #                                                  (its supervisor and init)
@@ -31,15 +34,18 @@ tmp=$(mktemp -d)
 name="link-order-$$"
 cleanup() {
     "$bin" stop "$name" >/dev/null 2>&1 || true
+    "$bin" stop "$name-b" >/dev/null 2>&1 || true
     rm -rf "$tmp"
 }
 trap cleanup EXIT INT TERM
 cc -O2 -o "$tmp/steptrace" bench/steptrace.c
 "$tmp/steptrace" "$tmp/run.txt" -- "$bin" run -- /bin/true
-"$tmp/steptrace" "$tmp/status.txt" -- "$bin" run --status-json "$tmp/outcome.json" -- /bin/true
 "$bin" create "$name" >/dev/null
+"$bin" create "$name-b" >/dev/null
+"$tmp/steptrace" "$tmp/status.txt" -- "$bin" run --status-json "$tmp/outcome.json" -- /bin/true
 "$tmp/steptrace" "$tmp/in.txt" -- "$bin" run --in "$name" -- /bin/true
 "$bin" stop "$name" >/dev/null
+"$bin" stop "$name-b" >/dev/null
 # A named sandbox's supervisor and init, traced from its creation to its
 # stop, with two commands run in it meanwhile.
 "$tmp/steptrace" "$tmp/named.txt" -- "$bin" create "$name" >/dev/null &
