@@ -605,7 +605,7 @@ fn the_32_bit_arguments_are_listed() {
     );
 
     let mut actual = BTreeSet::new();
-    for &(nr, name) in cordon::seccomp::arch::Arch::X86_64.syscalls() {
+    for (nr, name) in cordon::seccomp::arch::Arch::X86_64.syscalls() {
         let _ = nr;
         for arg in 0..6u8 {
             if is_low32(name, arg) {

@@ -90,7 +90,7 @@ fn low32_args(arch: Arch) -> &'static HashSet<(u32, u8)> {
     };
     slot.get_or_init(|| {
         let mut set = HashSet::new();
-        for &(n, name) in arch.syscalls() {
+        for (n, name) in arch.syscalls() {
             for arg in 0..6u8 {
                 let p: SeccompPolicy = serde_json::from_value(json!({
                     "default_action": "allow",
@@ -446,6 +446,7 @@ fn random_action(rng: &mut Rng) -> Action {
 }
 
 fn random_case(rng: &mut Rng, arch: Arch) -> Case {
+    let table: Vec<(u32, &str)> = arch.syscalls().collect();
     // cordon needs execve, exit_group and write allowed: one of the two
     // actions is allow.
     let allow_on_match = rng.chance(50);
@@ -466,7 +467,7 @@ fn random_case(rng: &mut Rng, arch: Arch) -> Case {
         noise: Vec::new(),
     };
     for _ in 0..syscalls {
-        let n = rng.pick(arch.syscalls()).0;
+        let n = rng.pick(&table).0;
         let rules = if rng.chance(25) {
             Vec::new()
         } else {
@@ -527,7 +528,7 @@ fn random_case(rng: &mut Rng, arch: Arch) -> Case {
             case.groups.push(rng.pick(groups::GROUPS).name);
         }
         for _ in 0..rng.below(4) {
-            case.noise.push(rng.pick(arch.syscalls()).1);
+            case.noise.push(rng.pick(&table).1);
         }
     }
     case

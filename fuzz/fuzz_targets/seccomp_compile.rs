@@ -42,7 +42,8 @@ const AUDIT_ARCH_I386: u32 = 0x4000_0003;
 
 /// x86_64's (number, name) table, sorted by number.
 fn x86_64_syscalls() -> &'static [(u32, &'static str)] {
-    Arch::X86_64.syscalls()
+    static TABLE: std::sync::OnceLock<Vec<(u32, &'static str)>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| Arch::X86_64.syscalls().collect())
 }
 
 /// Syscalls with arguments the kernel reads as 32 bits (cordon compares only

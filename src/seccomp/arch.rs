@@ -30,12 +30,36 @@ pub enum Arch {
     Aarch64,
 }
 
-/// One architecture's table, both ways.
+/// One architecture's table, both ways, without a pointer in its statics:
+/// each name is a slice of one string. A table of `&str`s would be
+/// rewritten by the start-up relocation of the static-pie binary in every
+/// cordon process (the four were 35 KB: nine pages copied, and kept, per
+/// process); these sit in the read-only data as they are in the file.
+#[derive(Clone, Copy)]
 struct Table {
-    /// `(number, name)`, sorted by number.
-    by_nr: &'static [(u32, &'static str)],
-    /// `(name, number)`, sorted by name.
-    by_name: &'static [(&'static str, u32)],
+    /// Every name, one after another.
+    names: &'static str,
+    /// Sorted by number.
+    by_nr: &'static [Entry],
+    /// Indices into `by_nr`, in the order of their names.
+    by_name: &'static [u16],
+}
+
+/// A system call: its number and where its name is in [`Table::names`].
+#[derive(Clone, Copy)]
+struct Entry {
+    nr: u32,
+    at: u16,
+    len: u16,
+}
+
+impl Table {
+    fn name(&self, e: Entry) -> &'static str {
+        let at = usize::from(e.at);
+        // The bounds of one name, cut from a `str` at its bounds (and
+        // checked ASCII when the table was built): never None.
+        self.names.get(at..at + usize::from(e.len)).unwrap_or_default()
+    }
 }
 
 /// Every syscall of one of the crate's `Sysno` enums, by number, as an
@@ -89,21 +113,96 @@ const fn by_name<const N: usize>(t: &[(u32, &'static str); N]) -> [(&'static str
     out
 }
 
-const X86_64_N: usize = syscalls::x86_64::Sysno::count();
-static X86_64_BY_NR: [(u32, &str); X86_64_N] = by_nr!(syscalls::x86_64::Sysno, X86_64_N);
-static X86_64_BY_NAME: [(&str, u32); X86_64_N] = by_name(&by_nr!(syscalls::x86_64::Sysno, X86_64_N));
-const AARCH64_N: usize = syscalls::aarch64::Sysno::count();
-static AARCH64_BY_NR: [(u32, &str); AARCH64_N] = by_nr!(syscalls::aarch64::Sysno, AARCH64_N);
-static AARCH64_BY_NAME: [(&str, u32); AARCH64_N] = by_name(&by_nr!(syscalls::aarch64::Sysno, AARCH64_N));
+/// The length of all the names together.
+const fn names_len<const N: usize>(t: &[(u32, &'static str); N]) -> usize {
+    let mut len = 0;
+    let mut i = 0;
+    while i < N {
+        len += t[i].1.len();
+        i += 1;
+    }
+    len
+}
 
-static X86_64_TABLE: Table = Table {
-    by_nr: &X86_64_BY_NR,
-    by_name: &X86_64_BY_NAME,
-};
-static AARCH64_TABLE: Table = Table {
-    by_nr: &AARCH64_BY_NR,
-    by_name: &AARCH64_BY_NAME,
-};
+/// All the names, one after another (each checked to be ASCII).
+const fn names<const N: usize, const L: usize>(t: &[(u32, &'static str); N]) -> [u8; L] {
+    let mut out = [0u8; L];
+    let (mut i, mut at) = (0, 0);
+    while i < N {
+        let b = t[i].1.as_bytes();
+        let mut k = 0;
+        while k < b.len() {
+            assert!(b[k].is_ascii(), "a system call name is ASCII");
+            out[at] = b[k];
+            at += 1;
+            k += 1;
+        }
+        i += 1;
+    }
+    assert!(at == L, "the names fill the string");
+    out
+}
+
+/// The entries, in the table's order (by number), pointing into the
+/// string [`names`] makes of the same table.
+const fn entries<const N: usize>(t: &[(u32, &'static str); N]) -> [Entry; N] {
+    let mut out = [Entry { nr: 0, at: 0, len: 0 }; N];
+    let (mut i, mut at) = (0, 0);
+    while i < N {
+        let len = t[i].1.len();
+        assert!(at + len <= u16::MAX as usize, "the names fit a u16 offset");
+        out[i] = Entry {
+            nr: t[i].0,
+            at: at as u16,
+            len: len as u16,
+        };
+        at += len;
+        i += 1;
+    }
+    out
+}
+
+/// The indices of the table's entries in the order of their names (an
+/// insertion sort, run by the compiler).
+const fn name_order<const N: usize>(t: &[(u32, &'static str); N]) -> [u16; N] {
+    assert!(N <= u16::MAX as usize, "the indices fit a u16");
+    let mut out = [0u16; N];
+    let mut i = 0;
+    while i < N {
+        let mut j = i;
+        while j > 0 && str_lt(t[i].1, t[out[j - 1] as usize].1) {
+            out[j] = out[j - 1];
+            j -= 1;
+        }
+        out[j] = i as u16;
+        i += 1;
+    }
+    out
+}
+
+/// A string of ASCII bytes (checked by [`names`]), in a const.
+const fn ascii(b: &'static [u8]) -> &'static str {
+    match std::str::from_utf8(b) {
+        Ok(s) => s,
+        Err(_) => panic!("the names are ASCII"),
+    }
+}
+
+const X86_64_N: usize = syscalls::x86_64::Sysno::count();
+/// Built by the compiler, used only by it: in `const`s, which leave no
+/// table of pointers in the binary.
+const X86_64: [(u32, &str); X86_64_N] = by_nr!(syscalls::x86_64::Sysno, X86_64_N);
+const X86_64_BY_NAME: [(&str, u32); X86_64_N] = by_name(&X86_64);
+const X86_64_NAMES: [u8; names_len(&X86_64)] = names(&X86_64);
+static X86_64_ENTRIES: [Entry; X86_64_N] = entries(&X86_64);
+static X86_64_ORDER: [u16; X86_64_N] = name_order(&X86_64);
+
+const AARCH64_N: usize = syscalls::aarch64::Sysno::count();
+const AARCH64: [(u32, &str); AARCH64_N] = by_nr!(syscalls::aarch64::Sysno, AARCH64_N);
+const AARCH64_BY_NAME: [(&str, u32); AARCH64_N] = by_name(&AARCH64);
+const AARCH64_NAMES: [u8; names_len(&AARCH64)] = names(&AARCH64);
+static AARCH64_ENTRIES: [Entry; AARCH64_N] = entries(&AARCH64);
+static AARCH64_ORDER: [u16; AARCH64_N] = name_order(&AARCH64);
 
 impl Arch {
     /// Every supported architecture.
@@ -162,10 +261,18 @@ impl Arch {
         }
     }
 
-    fn table(self) -> &'static Table {
+    fn table(self) -> Table {
         match self {
-            Arch::X86_64 => &X86_64_TABLE,
-            Arch::Aarch64 => &AARCH64_TABLE,
+            Arch::X86_64 => Table {
+                names: ascii(&X86_64_NAMES),
+                by_nr: &X86_64_ENTRIES,
+                by_name: &X86_64_ORDER,
+            },
+            Arch::Aarch64 => Table {
+                names: ascii(&AARCH64_NAMES),
+                by_nr: &AARCH64_ENTRIES,
+                by_name: &AARCH64_ORDER,
+            },
         }
     }
 
@@ -191,26 +298,34 @@ impl Arch {
     }
 
     /// `(number, name)` of every system call, sorted by number.
-    pub fn syscalls(self) -> &'static [(u32, &'static str)] {
-        self.table().by_nr
+    pub fn syscalls(self) -> impl ExactSizeIterator<Item = (u32, &'static str)> {
+        let t = self.table();
+        t.by_nr.iter().map(move |&e| (e.nr, t.name(e)))
     }
 
     /// Syscall number for a name, e.g. `"openat"` -> 257 on x86_64, 56 on
     /// aarch64.
     pub fn syscall_nr(self, name: &str) -> Option<u32> {
-        let t = self.table().by_name;
-        t.binary_search_by(|&(n, _)| n.cmp(name)).ok().map(|i| t[i].1)
+        let t = self.table();
+        let entry = |i: u16| t.by_nr[usize::from(i)];
+        t.by_name
+            .binary_search_by(|&i| t.name(entry(i)).cmp(name))
+            .ok()
+            .map(|k| entry(t.by_name[k]).nr)
     }
 
     /// Name of a syscall number.
     pub fn syscall_name(self, nr: u32) -> Option<&'static str> {
-        let t = self.table().by_nr;
-        t.binary_search_by_key(&nr, |&(n, _)| n).ok().map(|i| t[i].1)
+        let t = self.table();
+        t.by_nr
+            .binary_search_by_key(&nr, |e| e.nr)
+            .ok()
+            .map(|i| t.name(t.by_nr[i]))
     }
 
     /// The highest syscall number in the table.
     pub fn known_max(self) -> u32 {
-        self.syscalls().last().map_or(0, |s| s.0)
+        self.table().by_nr.last().map_or(0, |e| e.nr)
     }
 }
 
@@ -236,13 +351,41 @@ mod tests {
         for a in Arch::ALL {
             let t = a.table();
             assert!(t.by_nr.len() > 300, "{a}: {}", t.by_nr.len());
-            assert!(t.by_nr.windows(2).all(|w| w[0].0 < w[1].0), "{a}");
-            assert!(t.by_name.windows(2).all(|w| w[0].0 < w[1].0), "{a}");
-            for &(nr, name) in a.syscalls() {
+            assert!(t.by_nr.windows(2).all(|w| w[0].nr < w[1].nr), "{a}");
+            let names: Vec<&str> = t
+                .by_name
+                .iter()
+                .map(|&i| t.name(t.by_nr[usize::from(i)]))
+                .collect();
+            assert!(names.windows(2).all(|w| w[0] < w[1]), "{a}");
+            assert_eq!(names.len(), t.by_nr.len(), "{a}");
+            for (nr, name) in a.syscalls() {
+                assert!(
+                    !name.is_empty()
+                        && name
+                            .bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+                    "{a} {nr}: {name:?}"
+                );
                 assert_eq!(a.syscall_nr(name), Some(nr), "{a} {name}");
                 assert_eq!(a.syscall_name(nr), Some(name), "{a} {nr}");
+                assert_eq!(a.syscall_nr_const(name), Some(nr), "{a} {name}");
             }
         }
+    }
+
+    #[test]
+    fn the_tables_are_the_crates() {
+        for (nr, name) in Arch::X86_64.syscalls() {
+            let s = syscalls::x86_64::Sysno::new(nr as usize).expect("a number of the crate's table");
+            assert_eq!(s.name(), name);
+        }
+        for (nr, name) in Arch::Aarch64.syscalls() {
+            let s = syscalls::aarch64::Sysno::new(nr as usize).expect("a number of the crate's table");
+            assert_eq!(s.name(), name);
+        }
+        assert_eq!(Arch::X86_64.syscalls().len(), syscalls::x86_64::Sysno::count());
+        assert_eq!(Arch::Aarch64.syscalls().len(), syscalls::aarch64::Sysno::count());
     }
 
     #[test]

@@ -875,7 +875,7 @@ mod tests {
                 assert_eq!(got, want.into_iter().collect::<Vec<_>>(), "{arch} {}", root.name);
                 assert!(!got.is_empty(), "{arch} {}", root.name);
             }
-            for &(nr, name) in arch.syscalls() {
+            for (nr, name) in arch.syscalls() {
                 assert_eq!(arch.syscall_nr_const(name), Some(nr), "{arch} {name}");
                 assert!((nr as usize) < 64 * WORDS, "{arch} {name} {nr}");
             }

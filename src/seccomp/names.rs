@@ -38,7 +38,7 @@ pub fn parse_syscall_for(arch: Arch, name: &str) -> Result<u32, String> {
             Some(other) => format!("system call \"{name}\" does not exist on {arch} (only on {other})"),
             None => format!(
                 "unknown system call \"{name}\"{}",
-                hint(name, arch.syscalls().iter().map(|&(_, n)| n))
+                hint(name, arch.syscalls().map(|(_, n)| n))
             ),
         }
     })
@@ -819,7 +819,7 @@ mod tests {
             assert!(w[0].1 <= w[1].1, "{} and {} out of number order", w[0].0, w[1].0);
         }
         for arch in Arch::ALL {
-            let table = arch.syscalls();
+            let table: Vec<(u32, &str)> = arch.syscalls().collect();
             let mut syscalls: Vec<&str> = table.iter().map(|s| s.1).collect();
             syscalls.sort_unstable();
             for w in syscalls.windows(2) {
@@ -1080,7 +1080,7 @@ mod tests {
     #[test]
     #[cfg(target_arch = "x86_64")]
     fn syscalls_both_ways() {
-        for &(nr, name) in Arch::X86_64.syscalls() {
+        for (nr, name) in Arch::X86_64.syscalls() {
             assert_eq!(syscall_nr(name), Some(nr), "{name}");
             assert_eq!(syscall_name(nr), Some(name), "{nr}");
             assert_eq!(parse_syscall(name), Ok(nr), "{name}");
