@@ -1018,10 +1018,11 @@ fn run(a: RunArgs, m: &ArgMatches) -> i32 {
             return EXIT_SETUP;
         }
     };
-    // The run is over: keep what the supervisor still needs (the audit log)
-    // and zero the plan's copy of any secret now.
+    // The run is over: keep what the supervisor still needs (the audit log),
+    // release the host id and zero the plan's copy of any secret now; the
+    // rest of the plan is left to the exit (see Plan::end_at_exit).
     let audit = plan.supervisor.audit.take();
-    drop(plan);
+    plan.end_at_exit();
     // The outcome first: the payload may have filled our stderr (a pipe the
     // caller may read only after we exit), and the lines below may block.
     write_status(&a, status_json, &out);

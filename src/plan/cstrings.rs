@@ -67,6 +67,24 @@ impl CStringArray {
     pub fn iter(&self) -> impl Iterator<Item = &CStr> {
         self.strings.iter().map(CString::as_c_str)
     }
+
+    /// Overwrite every string with zeros, as dropping does, but leave its
+    /// buffer allocated for good; the value is empty afterwards (its
+    /// pointer array is the null alone, written in place). For a process
+    /// about to exit: see [`crate::plan::Plan::end_at_exit`].
+    pub(crate) fn zeroize_and_leak(&mut self) {
+        let mut strings = std::mem::ManuallyDrop::new(std::mem::take(&mut self.strings));
+        for s in strings.drain(..) {
+            // No reallocation: the same heap buffer, now a Vec.
+            let mut bytes = s.into_bytes_with_nul();
+            crate::secret::zeroize(&mut bytes);
+            std::mem::forget(bytes);
+        }
+        // Capacity for one entry is there (it held the strings' and the
+        // null): no allocation.
+        self.ptrs.clear();
+        self.ptrs.push(std::ptr::null());
+    }
 }
 
 impl Drop for CStringArray {
@@ -93,6 +111,23 @@ unsafe impl Sync for CStringArray {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn zeroize_and_leak_leaves_an_empty_array_and_zeros_where_the_strings_were() {
+        let mut a = CStringArray::new(vec![c"SECRET=hunter2".to_owned(), c"B=1".to_owned()]);
+        let first = a.get(0).unwrap().as_ptr();
+        a.zeroize_and_leak();
+        assert!(a.is_empty());
+        assert_eq!(a.iter().count(), 0);
+        // SAFETY: as_ptr points at the pointer array, which holds at least
+        // the null; the string's buffer was leaked, so `first` still
+        // points at 15 allocated bytes.
+        unsafe {
+            assert!((*a.as_ptr()).is_null());
+            let bytes = std::slice::from_raw_parts(first.cast::<u8>(), 15);
+            assert_eq!(bytes, &[0u8; 15]);
+        }
+    }
 
     #[test]
     fn pointers_follow_the_strings_and_end_with_null() {
