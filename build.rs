@@ -67,9 +67,13 @@ fn link_order() {
     if !file.exists() || std::env::var_os("CORDON_NO_LINK_ORDER").is_some() {
         return;
     }
+    // -Xlinker passes each argument as it is (-Wl, would split a path at
+    // its commas).
     let args = [
-        format!("-Wl,--symbol-ordering-file={}", file.display()),
-        "-Wl,--no-warn-symbol-ordering".to_string(),
+        "-Xlinker".to_string(),
+        format!("--symbol-ordering-file={}", file.display()),
+        "-Xlinker".to_string(),
+        "--no-warn-symbol-ordering".to_string(),
     ];
     if links_with(&args) {
         for a in args {
