@@ -79,6 +79,10 @@ fn link_order() {
         for a in args {
             println!("cargo:rustc-link-arg-bins={a}");
         }
+    } else {
+        println!(
+            "cargo:warning=the linker does not take --symbol-ordering-file (lld does): cordon's code is laid out as the compiler left it, and the supervisor keeps more of the binary resident (see bench/README.md, Memory)"
+        );
     }
 }
 
@@ -98,14 +102,19 @@ fn links_with(link_args: &[String]) -> bool {
     let mut cmd = Command::new(rustc);
     cmd.arg("--target")
         .arg(var("TARGET"))
+        // The flags may deny lints the empty program has (missing docs).
+        .arg("--cap-lints=allow")
         .arg("-o")
         .arg(out.join("link_probe"))
         .arg(&src);
-    let flags = var("CARGO_ENCODED_RUSTFLAGS");
-    cmd.args(flags.split('\x1f').filter(|f| !f.is_empty()));
+    // The configured linker first and the flags after it, as cargo passes
+    // them (a `-C linker` in the flags wins). Flags given to cordon's own
+    // crate alone (`cargo rustc -- ...`) are not seen here.
     if let Some(linker) = std::env::var_os("RUSTC_LINKER") {
         cmd.arg("-C").arg(format!("linker={}", linker.to_string_lossy()));
     }
+    let flags = var("CARGO_ENCODED_RUSTFLAGS");
+    cmd.args(flags.split('\x1f').filter(|f| !f.is_empty()));
     for a in link_args {
         cmd.arg("-C").arg(format!("link-arg={a}"));
     }

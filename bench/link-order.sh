@@ -29,10 +29,17 @@
 set -eu
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
-bin=target/x86_64-unknown-linux-gnu/release/cordon
+# The target directory cargo used (CARGO_TARGET_DIR or build.target-dir
+# may move it).
+target=$(cargo metadata --no-deps --format-version 1 |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+bin="$target/x86_64-unknown-linux-gnu/release/cordon"
+[ -x "$bin" ] || { echo "link-order.sh: no release build at $bin" >&2; exit 1; }
 tmp=$(mktemp -d)
 name="link-order-$$"
+tracer=""
 cleanup() {
+    [ -z "$tracer" ] || kill "$tracer" 2>/dev/null || true
     "$bin" stop "$name" >/dev/null 2>&1 || true
     "$bin" stop "$name-b" >/dev/null 2>&1 || true
     rm -rf "$tmp"
@@ -50,14 +57,20 @@ cc -O2 -o "$tmp/steptrace" bench/steptrace.c
 # stop, with two commands run in it meanwhile.
 "$tmp/steptrace" "$tmp/named.txt" -- "$bin" create "$name" >/dev/null &
 tracer=$!
+idle=0
 for _ in $(seq 600); do
-    "$bin" ls 2>/dev/null | grep -q "^$name .* idle" && break
+    if "$bin" ls 2>/dev/null | grep -q "^$name .* idle"; then
+        idle=1
+        break
+    fi
     sleep 0.5
 done
+[ "$idle" = 1 ] || { echo "link-order.sh: the traced sandbox $name did not come up in 5 minutes" >&2; exit 1; }
 "$bin" run --in "$name" -- /bin/true
 "$bin" run --in "$name" -- /bin/true
 "$bin" stop "$name" >/dev/null
 wait "$tracer"
+tracer=""
 nm -S --defined-only "$bin" >"$tmp/nm.txt"
 python3 - "$tmp/nm.txt" "$tmp/run.txt" "$tmp/status.txt" "$tmp/in.txt" "$tmp/named.txt" >bench/link-order.txt <<'EOF'
 import bisect

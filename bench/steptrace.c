@@ -36,7 +36,8 @@ static void find_text(pid_t pid, const char *real) {
     while (fgets(line, sizeof line, f)) {
         unsigned long a, b, off;
         char perm[8], name[PATH_MAX] = "";
-        if (sscanf(line, "%lx-%lx %7s %lx %*s %*s %4095s", &a, &b, perm, &off, name) < 4)
+        // The path is the rest of the line (it may hold spaces).
+        if (sscanf(line, "%lx-%lx %7s %lx %*s %*s %4095[^\n]", &a, &b, perm, &off, name) < 4)
             continue;
         if (strcmp(name, real) != 0)
             continue;
@@ -135,13 +136,15 @@ int main(int argc, char **argv) {
             ptrace(PTRACE_CONT, p, 0, sig == SIGTRAP ? 0 : sig);
             continue;
         }
+        // SIGSTOP: a new clone's first stop (a SIGSTOP the program sends
+        // itself is swallowed too; cordon sends none).
         if (sig == SIGTRAP || sig == SIGSTOP) {
             struct user_regs_struct r;
             if (ptrace(PTRACE_GETREGS, p, 0, &r) == 0 && r.rip >= text_lo && r.rip < text_hi) {
                 unsigned long o = r.rip - text_lo;
                 if (!seen[o]) {
                     seen[o] = 1;
-                    fprintf(out, "%lx\n", r.rip - load);
+                    fprintf(out, "%llx\n", (unsigned long long)(r.rip - load));
                 }
             }
             steps++;

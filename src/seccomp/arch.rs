@@ -194,6 +194,9 @@ const X86_64_N: usize = syscalls::x86_64::Sysno::count();
 const X86_64: [(u32, &str); X86_64_N] = by_nr!(syscalls::x86_64::Sysno, X86_64_N);
 const X86_64_BY_NAME: [(&str, u32); X86_64_N] = by_name(&X86_64);
 const X86_64_NAMES: [u8; names_len(&X86_64)] = names(&X86_64);
+/// The names as a `str`, checked by the compiler (a `const`: used at run
+/// time, it is the string's address, not a call).
+const X86_64_STR: &str = ascii(&X86_64_NAMES);
 static X86_64_ENTRIES: [Entry; X86_64_N] = entries(&X86_64);
 static X86_64_ORDER: [u16; X86_64_N] = name_order(&X86_64);
 
@@ -201,6 +204,7 @@ const AARCH64_N: usize = syscalls::aarch64::Sysno::count();
 const AARCH64: [(u32, &str); AARCH64_N] = by_nr!(syscalls::aarch64::Sysno, AARCH64_N);
 const AARCH64_BY_NAME: [(&str, u32); AARCH64_N] = by_name(&AARCH64);
 const AARCH64_NAMES: [u8; names_len(&AARCH64)] = names(&AARCH64);
+const AARCH64_STR: &str = ascii(&AARCH64_NAMES);
 static AARCH64_ENTRIES: [Entry; AARCH64_N] = entries(&AARCH64);
 static AARCH64_ORDER: [u16; AARCH64_N] = name_order(&AARCH64);
 
@@ -264,12 +268,12 @@ impl Arch {
     fn table(self) -> Table {
         match self {
             Arch::X86_64 => Table {
-                names: ascii(&X86_64_NAMES),
+                names: X86_64_STR,
                 by_nr: &X86_64_ENTRIES,
                 by_name: &X86_64_ORDER,
             },
             Arch::Aarch64 => Table {
-                names: ascii(&AARCH64_NAMES),
+                names: AARCH64_STR,
                 by_nr: &AARCH64_ENTRIES,
                 by_name: &AARCH64_ORDER,
             },
