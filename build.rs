@@ -118,10 +118,15 @@ fn links_with(link_args: &[String]) -> bool {
     for a in link_args {
         cmd.arg("-C").arg(format!("link-arg={a}"));
     }
-    cmd.stdout(std::process::Stdio::null())
+    let linked = cmd
+        .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status()
-        .is_ok_and(|s| s.success())
+        .is_ok_and(|s| s.success());
+    // The probe's program (5 MB, static) is needed no more.
+    let _ = std::fs::remove_file(out.join("link_probe"));
+    let _ = std::fs::remove_file(&src);
+    linked
 }
 
 fn main() {
