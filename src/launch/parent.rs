@@ -327,14 +327,7 @@ pub(super) fn timeval_ms(t: libc::timeval) -> u64 {
 /// ru_maxrss would also carry the high-water mark of whatever process
 /// exec'd cordon.
 pub(super) fn self_max_rss_kb() -> u64 {
-    sys::read_proc("/proc/self/status", 4096)
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
+    sys::proc_self_status("VmHWM:", |v| v.trim_end_matches("kB").trim().parse().ok()).unwrap_or(0)
 }
 
 /// Describe a child error with the plan's names for its items.
