@@ -285,10 +285,16 @@ const LOW32_ARGS: &[(&str, u8)] = &[
     ("setns", 1),
 ];
 
+/// Whether argument `arg` of syscall `nr` is one of [`LOW32_ARGS`]. One
+/// lookup by number, then string compares: each number has one name in
+/// the table (checked by `low32_lookup_by_number_is_by_name`), so this is
+/// `syscall_nr(name) == Some(nr)` for some entry without a binary search
+/// by name per entry (up to ten per rule argument).
 fn is_low32(arch: Arch, nr: u32, arg: u8) -> bool {
-    LOW32_ARGS
-        .iter()
-        .any(|&(n, a)| a == arg && arch.syscall_nr(n) == Some(nr))
+    let Some(name) = arch.syscall_name(nr) else {
+        return false;
+    };
+    LOW32_ARGS.iter().any(|&(n, a)| a == arg && n == name)
 }
 
 /// BPF_MAXINSNS: the longest program the kernel loads.

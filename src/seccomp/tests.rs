@@ -765,3 +765,31 @@ fn tcp_wall_guard_refuses_mptcp_and_smc_sockets_and_keeps_the_rest() {
         Action::Allow
     );
 }
+
+#[test]
+fn low32_lookup_by_number_is_by_name() {
+    for arch in Arch::ALL {
+        // One name per number: the numbers are strictly increasing.
+        let nrs: Vec<u32> = arch.syscalls().map(|(nr, _)| nr).collect();
+        assert!(nrs.windows(2).all(|w| w[0] < w[1]), "{arch:?}");
+        for &(name, arg) in LOW32_ARGS {
+            if let Some(nr) = arch.syscall_nr(name) {
+                assert_eq!(arch.syscall_name(nr), Some(name), "{arch:?} {name}");
+                assert!(is_low32(arch, nr, arg), "{arch:?} {name} {arg}");
+                assert!(!is_low32(arch, nr, 5), "{arch:?} {name} arg 5");
+            }
+        }
+        // The lookup the function replaced, for every number and argument.
+        for (nr, _) in arch.syscalls() {
+            for arg in 0..6u8 {
+                let by_name = LOW32_ARGS
+                    .iter()
+                    .any(|&(n, a)| a == arg && arch.syscall_nr(n) == Some(nr));
+                assert_eq!(is_low32(arch, nr, arg), by_name, "{arch:?} {nr} {arg}");
+            }
+        }
+        assert!(!is_low32(arch, u32::MAX, 1));
+    }
+    // The TIOCSTI case the list exists for.
+    assert!(is_low32(Arch::X86_64, 16, 1), "ioctl's request");
+}
