@@ -973,14 +973,8 @@ struct Guards {
 }
 
 impl Guards {
-    fn apply(self, mut filter: crate::seccomp::ir::Filter) -> crate::seccomp::ir::Filter {
-        if self.setid {
-            filter = crate::seccomp::setid_guard(&filter);
-        }
-        if self.tcp_wall {
-            filter = crate::seccomp::tcp_wall_guard(&filter);
-        }
-        filter
+    fn apply(self, filter: crate::seccomp::ir::Filter) -> crate::seccomp::ir::Filter {
+        crate::seccomp::with_guards(filter, self.setid, self.tcp_wall)
     }
 }
 
@@ -994,6 +988,17 @@ fn seccomp_plan(
     unenforced: &mut Vec<String>,
 ) -> Result<Option<(SeccompPlan, Supervise)>, PolicyError> {
     if let Some(sc) = &policy.seccomp {
+        // The built-in default policy's section: compiled ahead of time.
+        let native = crate::seccomp::arch::Arch::native();
+        if let Some(program) = native.and_then(|a| sc.builtin_program(a, guards.setid, guards.tcp_wall)) {
+            return Ok(Some((
+                SeccompPlan {
+                    program: program.to_vec(),
+                    listener: false,
+                },
+                Supervise::None,
+            )));
+        }
         let filter = sc.compile().map_err(|e| PolicyError {
             file: file.to_string(),
             path: format!("seccomp.{}", e.path),

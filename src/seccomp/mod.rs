@@ -25,6 +25,7 @@
 
 pub mod arch;
 pub mod bpf;
+mod builtin;
 pub mod groups;
 pub mod import;
 pub mod interp;
@@ -303,7 +304,38 @@ pub const MAX_INSNS: usize = 4096;
 /// Syscalls the payload needs to be started and to report a failed exec.
 pub const REQUIRED: [&str; 3] = ["execve", "exit_group", "write"];
 
+/// `f` with cordon's guards, in the order a plan adds them:
+/// [`setid_guard`] (a writable bind is idmapped), then [`tcp_wall_guard`]
+/// (Landlock limits TCP ports).
+pub fn with_guards(mut f: Filter, setid: bool, tcp_wall: bool) -> Filter {
+    if setid {
+        f = setid_guard(&f);
+    }
+    if tcp_wall {
+        f = tcp_wall_guard(&f);
+    }
+    f
+}
+
 impl SeccompPolicy {
+    /// Whether this is the built-in default policy's section, whose
+    /// filters were compiled ahead of time (see [`builtin`]).
+    fn is_builtin(&self) -> bool {
+        builtin::is(self)
+    }
+
+    /// The BPF program of this section for `arch` with cordon's guards
+    /// ([`with_guards`]), without compiling, when the section is the
+    /// built-in default policy's and reports nothing: compiling it took
+    /// 75-100 us of every launch (the section to the IR 38-47 us, the IR
+    /// to BPF 33-56 us). `None` for any other section: compile it.
+    pub fn builtin_program(&self, arch: Arch, setid: bool, tcp_wall: bool) -> Option<&'static [bpf::Insn]> {
+        if self.report || !self.is_builtin() {
+            return None;
+        }
+        Some(builtin::program(arch, setid, tcp_wall))
+    }
+
     /// Check the section and compile it to a filter for the architecture
     /// cordon is built for; on an architecture without a syscall table,
     /// an error.
@@ -321,6 +353,11 @@ impl SeccompPolicy {
     /// copy of the filter for the caller.
     pub fn check(&self) -> Result<(), SeccompError> {
         let arch = Arch::native_or_err().map_err(|m| err("", m))?;
+        // Compiled without error when the tables were made, by this
+        // compiler (`builtin_filters_are_current`).
+        if self.is_builtin() {
+            return Ok(());
+        }
         self.with_compiled(arch, |r| r.as_ref().map(|_| ()).map_err(Clone::clone))
     }
 

@@ -793,3 +793,156 @@ fn low32_lookup_by_number_is_by_name() {
     // The TIOCSTI case the list exists for.
     assert!(is_low32(Arch::X86_64, 16, 1), "ioctl's request");
 }
+
+/// The generated part of `builtin.rs` for the default policy's section.
+fn render_builtin(section: &SeccompPolicy) -> String {
+    use std::fmt::Write;
+    let val = |v: &ValueSpec| match &v.text {
+        Some(t) => format!("({:#x}, Some({t:?}))", v.value),
+        None => format!("({:#x}, None)", v.value),
+    };
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "const DEFAULT_ACTION: Action = Action::{:?};",
+        section.default_action.0
+    );
+    let _ = writeln!(s, "const REPORT: bool = {};", section.report);
+    let _ = writeln!(s, "const ALLOW: [&str; {}] = [", section.allow.len());
+    for a in &section.allow {
+        let _ = writeln!(s, "    {a:?},");
+    }
+    let _ = writeln!(s, "];");
+    let _ = writeln!(
+        s,
+        "const RULES: [(&str, &[Arg], Action); {}] = [",
+        section.rules.len()
+    );
+    for r in &section.rules {
+        let _ = writeln!(s, "    (\n        {:?},\n        &[", r.syscall);
+        for a in &r.args {
+            let mask = a
+                .mask
+                .as_ref()
+                .map_or("None".to_string(), |m| format!("Some({})", val(m)));
+            let _ = writeln!(
+                s,
+                "            ({}, OpSpec::{:?}, {}, {mask}),",
+                a.arg,
+                a.op,
+                val(&a.value)
+            );
+        }
+        let _ = writeln!(s, "        ],\n        Action::{:?},\n    ),", r.action.0);
+    }
+    let _ = writeln!(s, "];");
+    for (name, arch) in [("X86_64", Arch::X86_64), ("AARCH64", Arch::Aarch64)] {
+        let _ = writeln!(s, "const {name}: [&[Insn]; 4] = [");
+        for (setid, tcp_wall) in [(false, false), (false, true), (true, false), (true, true)] {
+            let filter = with_guards(section.compile_for(arch).unwrap(), setid, tcp_wall);
+            let _ = writeln!(s, "    // setid guard: {setid}, TCP wall: {tcp_wall}\n    &[");
+            for i in bpf::compile(&filter) {
+                let _ = writeln!(
+                    s,
+                    "        insn({:#06x}, {}, {}, {:#x}),",
+                    i.code, i.jt, i.jf, i.k
+                );
+            }
+            let _ = writeln!(s, "    ],");
+        }
+        let _ = writeln!(s, "];");
+    }
+    s
+}
+
+#[test]
+fn builtin_filters_are_current() {
+    let policy = crate::policy::Policy::builtin_default().unwrap();
+    let section = policy.seccomp.expect("the default policy has a seccomp section");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/seccomp/builtin.rs");
+    let text = std::fs::read_to_string(path).unwrap();
+    let marker = "// ---- generated below: do not edit ----\n";
+    let at = text.find(marker).expect("marker") + marker.len();
+    let want = render_builtin(&section);
+    if text[at..] != want {
+        if std::env::var_os("CORDON_REGENERATE").is_some() {
+            std::fs::write(path, format!("{}{want}", &text[..at])).unwrap();
+            panic!("{path} regenerated: build and run the tests again");
+        }
+        panic!("{path} is stale: the default policy's seccomp section or its compiled filters changed; run CORDON_REGENERATE=1 cargo test --lib builtin_filters_are_current");
+    }
+    // What the tables give is what compiling gives, for every guard.
+    assert!(section.is_builtin());
+    assert!(section.check().is_ok());
+    for arch in Arch::ALL {
+        for (setid, tcp_wall) in [(false, false), (false, true), (true, false), (true, true)] {
+            let compiled = bpf::compile(&with_guards(section.compile_for(arch).unwrap(), setid, tcp_wall));
+            let table = section.builtin_program(arch, setid, tcp_wall).expect("builtin");
+            assert_eq!(compiled.len(), table.len());
+            assert!(compiled
+                .iter()
+                .zip(table)
+                .all(|(a, b)| (a.code, a.jt, a.jf, a.k) == (b.code, b.jt, b.jf, b.k)));
+        }
+    }
+}
+
+#[test]
+fn only_the_default_section_itself_gets_the_builtin_filter() {
+    let policy = crate::policy::Policy::builtin_default().unwrap();
+    let section = policy.seccomp.unwrap();
+    let native = Arch::native().unwrap();
+    assert!(section.builtin_program(native, false, false).is_some());
+    // Each change, however small, is compiled instead.
+    let mut changed: Vec<SeccompPolicy> = Vec::new();
+    let mut p = section.clone();
+    p.report = true;
+    changed.push(p);
+    let mut p = section.clone();
+    p.default_action = ActionSpec(Action::KillProcess);
+    changed.push(p);
+    let mut p = section.clone();
+    p.allow.pop();
+    changed.push(p);
+    let mut p = section.clone();
+    p.allow.push("ptrace".to_string());
+    changed.push(p);
+    let mut p = section.clone();
+    p.allow[0] = "@file-read".to_string();
+    changed.push(p);
+    let mut p = section.clone();
+    p.rules.pop();
+    changed.push(p);
+    let mut p = section.clone();
+    p.rules[0].action = ActionSpec(Action::Errno(1));
+    changed.push(p);
+    let mut p = section.clone();
+    p.rules[0].syscall = "clone3".to_string();
+    changed.push(p);
+    let mut p = section.clone();
+    p.rules[0].args[0].arg = 1;
+    changed.push(p);
+    let mut p = section.clone();
+    p.rules[0].args[0].op = OpSpec::Ne;
+    changed.push(p);
+    let mut p = section.clone();
+    p.rules[0].args[0].mask = None;
+    changed.push(p);
+    let mut p = section.clone();
+    // The same text with another value (a section built in code) is not
+    // the default's either.
+    if let Some(m) = p.rules[0].args[0].mask.as_mut() {
+        m.value ^= 1;
+    }
+    changed.push(p);
+    let mut p = section.clone();
+    p.rules[1].args[0].value.text = None;
+    changed.push(p);
+    let mut p = section.clone();
+    p.rules[1].args.clear();
+    changed.push(p);
+    for (i, p) in changed.iter().enumerate() {
+        assert!(p.builtin_program(native, false, false).is_none(), "change {i}");
+        assert!(!p.is_builtin(), "change {i}");
+    }
+}
