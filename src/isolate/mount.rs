@@ -1025,8 +1025,9 @@ struct Entries<'a> {
     /// Per entry: whether a Landlock rule grants exec on it ([`exec_grants`]).
     exec_granted: Vec<bool>,
     /// The directories bind patterns read, each read once per prepare
-    /// (the default policy's `/etc/java-*` and `/etc/python3*` share /etc).
-    listings: std::cell::RefCell<Vec<(String, Vec<String>)>>,
+    /// (the default policy's `/etc/java-*` and `/etc/python3*` share /etc):
+    /// the directory and its entries' names, each followed by a NUL.
+    listings: std::cell::RefCell<Vec<(String, Vec<u8>)>>,
 }
 
 impl Entries<'_> {
@@ -1058,23 +1059,27 @@ impl Entries<'_> {
         let names = match listings.iter().position(|(d, _)| d == dir) {
             Some(i) => &listings[i].1,
             None => {
-                let mut names = Vec::new();
-                for e in std::fs::read_dir(dir)?.take(MAX_PATTERN_SCAN) {
-                    if let Some(n) = e?.file_name().to_str() {
-                        names.push(n.to_string());
-                    }
-                }
-                names.sort();
+                let path = CString::new(dir).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+                let mut names = Vec::with_capacity(4096);
+                sys::list_dir(&path, MAX_PATTERN_SCAN, |n| {
+                    names.extend_from_slice(n);
+                    names.push(0);
+                })?;
                 listings.push((dir.to_string(), names));
                 &listings[listings.len() - 1].1
             }
         };
-        Ok(names
-            .iter()
-            .filter(|n| !n.starts_with('.') || pattern.starts_with('.'))
-            .filter(|n| glob_match(pattern.as_bytes(), n.as_bytes()))
-            .cloned()
-            .collect())
+        // Names that are not UTF-8 are never matched.
+        let mut out: Vec<String> = names
+            .split(|&b| b == 0)
+            .filter(|n| !n.is_empty())
+            .filter(|n| !n.starts_with(b".") || pattern.starts_with('.'))
+            .filter(|n| glob_match(pattern.as_bytes(), n))
+            .filter_map(|n| std::str::from_utf8(n).ok())
+            .map(str::to_string)
+            .collect();
+        out.sort();
+        Ok(out)
     }
 
     fn exec_granted(&self, i: usize) -> bool {
