@@ -2173,6 +2173,60 @@ mod tests {
         assert!(has(fs_of(&p, "dev/pts").0, "max=7"));
     }
 
+    /// Of several errors, the first in entry order is reported; within one
+    /// entry, the deny list's refusal comes before what else is wrong.
+    #[test]
+    fn the_first_refusal_in_entry_order_is_reported() {
+        let ids = Ids {
+            uid: 1000,
+            gid: 1000,
+            host_uid: 4321,
+            host_gid: 4321,
+            rootless: true,
+        };
+        let err = |json: &str| {
+            let p = Policy::from_json("t.json", json).expect("policy");
+            MountPlan::prepare(&p, "t.json", &ids).expect_err(json)
+        };
+        let e = err(
+            r#"{"version":1,"mounts":[{"bind":"/usr"},{"bind":"/etc/ssl/private","optional":true},{"tmpfs":"/tmp"}]}"#,
+        );
+        assert_eq!(e.path, "mounts[1].bind", "{e}");
+        assert!(e.message.contains("/etc/ssl/private"), "{e}");
+        let e = err(
+            r#"{"version":1,"mounts":[{"copy":"/etc/shadow","to":"/etc/x","optional":true},{"bind":"/no/such/path"}]}"#,
+        );
+        assert_eq!(e.path, "mounts[0].copy", "{e}");
+        assert!(e.message.contains("sensitive host path"), "{e}");
+        // /etc/shadow is refused as sensitive before its mode (not
+        // readable by everyone) would refuse the copy.
+        let e = err(r#"{"version":1,"mounts":[{"copy":"/etc/shadow","to":"/etc/x"}]}"#);
+        assert!(e.message.contains("sensitive host path"), "{e}");
+        let e = err(
+            r#"{"version":1,"mounts":[{"bind":"/no/such/path"},{"bind":"/etc/ssl/private","optional":true}]}"#,
+        );
+        assert_eq!(e.path, "mounts[0].bind", "{e}");
+        assert!(e.message.contains("/no/such/path"), "{e}");
+        let e = err(
+            r#"{"version":1,"mounts":[{"bind":"/boot","optional":true},{"bind":"/etc/ssl/private","optional":true}]}"#,
+        );
+        assert_eq!(e.path, "mounts[0].bind", "{e}");
+        // Workspaces come after every mount.
+        let e = err(
+            r#"{"version":1,"mounts":[{"bind":"/etc/ssl/private","optional":true}],"workspaces":[{"path":"/root","to":"/w"}]}"#,
+        );
+        assert_eq!(e.path, "mounts[0].bind", "{e}");
+        let e = err(r#"{"version":1,"mounts":[{"bind":"/usr"}],"workspaces":[{"path":"/root","to":"/w"}]}"#);
+        assert_eq!(e.path, "workspaces[0].path", "{e}");
+        // Allowed by the policy: no refusal.
+        let p = Policy::from_json(
+            "t.json",
+            r#"{"version":1,"mounts":[{"bind":"/etc/ssl/private","optional":true}],"allow_sensitive":["/etc/ssl/private"]}"#,
+        )
+        .unwrap();
+        assert!(MountPlan::prepare(&p, "t.json", &ids).is_ok());
+    }
+
     #[test]
     fn bind_patterns_match_names_and_expand_to_one_bind_each() {
         assert!(glob_match(b"java-*", b"java-17-openjdk"));
