@@ -1193,23 +1193,17 @@ pub fn list_dir(path: &CStr, max: usize, mut f: impl FnMut(&[u8])) -> std::io::R
     result
 }
 
-/// The value of the line `key` (e.g. `"VmHWM:"`) of /proc/self/status,
-/// trimmed, given to `parse`. The file (1.4 KB here) is read into a stack
-/// buffer with open, read and close only: `read_proc` costs a statx, an
-/// lseek and a 4 KiB heap block, whose allocation after a launch's frees
-/// made malloc consolidate its free lists (most of the cost of reading the
-/// supervisor's peak RSS at the end of every launch and every command of a
-/// named sandbox). A file that does not fit (a process in thousands of
-/// groups) is read with `read_proc`.
-pub fn proc_self_status<T>(key: &str, parse: impl FnOnce(&str) -> Option<T>) -> Option<T> {
+/// `parse` of the text of a small procfs file, read into a stack buffer
+/// with open, read and close only: `read_proc` costs a statx, an lseek
+/// and a heap block (4 KiB for /proc/self/status, whose allocation after a
+/// launch's frees made malloc consolidate its free lists: most of the
+/// cost of reading the supervisor's peak RSS at the end of every launch
+/// and every command of a named sandbox). A file that does not fit (the
+/// status of a process in thousands of groups) is read with `read_proc`.
+/// `None` when it cannot be read or is not UTF-8. Parent side.
+pub fn read_small<T>(path: &CStr, parse: impl FnOnce(&str) -> Option<T>) -> Option<T> {
     let mut buf = [0u8; 8192];
-    let fd = openat(
-        libc::AT_FDCWD,
-        c"/proc/self/status",
-        libc::O_RDONLY | libc::O_CLOEXEC,
-        0,
-    )
-    .ok()?;
+    let fd = openat(libc::AT_FDCWD, path, libc::O_RDONLY | libc::O_CLOEXEC, 0).ok()?;
     let mut len = 0;
     let complete = loop {
         match read(fd, &mut buf[len..]) {
@@ -1225,17 +1219,22 @@ pub fn proc_self_status<T>(key: &str, parse: impl FnOnce(&str) -> Option<T>) -> 
     };
     // SAFETY: an fd opened above, closed once.
     unsafe { close(fd) };
-    let field = |text: &str| {
+    if complete {
+        parse(std::str::from_utf8(&buf[..len]).ok()?)
+    } else {
+        parse(&read_proc(path.to_str().ok()?, 65536).ok()?)
+    }
+}
+
+/// The value of the line `key` (e.g. `"VmHWM:"`) of /proc/self/status,
+/// trimmed, given to `parse` ([`read_small`]).
+pub fn proc_self_status<T>(key: &str, parse: impl FnOnce(&str) -> Option<T>) -> Option<T> {
+    read_small(c"/proc/self/status", |text| {
         text.lines()
             .find_map(|l| l.strip_prefix(key))
             .map(str::trim)
             .and_then(parse)
-    };
-    if complete {
-        field(std::str::from_utf8(&buf[..len]).ok()?)
-    } else {
-        field(&read_proc("/proc/self/status", 16384).ok()?)
-    }
+    })
 }
 
 /// The signals this process ignores (SigIgn in /proc/self/status), as a
@@ -1631,6 +1630,38 @@ mod tests {
             listed(&d.join("two\nlines"), 10).unwrap_err().raw_os_error(),
             Some(libc::ENOTDIR)
         );
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn read_small_reads_whole_files_small_or_not() {
+        assert_eq!(
+            read_small(c"/proc/sys/kernel/cap_last_cap", |s| Some(s.to_string())),
+            read_proc("/proc/sys/kernel/cap_last_cap", 16).ok()
+        );
+        assert_eq!(
+            read_small(c"/proc/self/cgroup", |s| Some(s.to_string())),
+            read_proc("/proc/self/cgroup", 1024).ok()
+        );
+        // Past the stack buffer (8 KiB), exactly at it, and empty.
+        let d = std::env::temp_dir().join(format!("cordon-read-small-{}", std::process::id()));
+        std::fs::create_dir(&d).unwrap();
+        for len in [0usize, 1, 8191, 8192, 8193, 20000] {
+            let text: String = (0..len).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+            let f = d.join(format!("f{len}"));
+            std::fs::write(&f, &text).unwrap();
+            let c = std::ffi::CString::new(f.to_str().unwrap()).unwrap();
+            assert_eq!(
+                read_small(&c, |s| Some(s.to_string())).as_deref(),
+                Some(text.as_str()),
+                "{len}"
+            );
+        }
+        std::fs::write(d.join("bad"), b"\xff\xfe").unwrap();
+        let bad = std::ffi::CString::new(d.join("bad").to_str().unwrap()).unwrap();
+        assert_eq!(read_small(&bad, |s| Some(s.len())), None, "not UTF-8");
+        assert_eq!(read_small(c"/nonexistent/file", |s| Some(s.len())), None);
+        assert_eq!(read_small(c"/proc/self/status", |_| None::<u8>), None);
         std::fs::remove_dir_all(&d).unwrap();
     }
 

@@ -430,10 +430,7 @@ fn ptmx_path(policy: &Policy, file: &str) -> Result<Option<CString>, PolicyError
 }
 
 fn read_last_cap() -> u32 {
-    crate::sys::read_proc("/proc/sys/kernel/cap_last_cap", 16)
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(63)
+    crate::sys::read_small(c"/proc/sys/kernel/cap_last_cap", |s| s.trim().parse().ok()).unwrap_or(63)
 }
 
 /// The command must name a program; in mode `proxy` the proxy variables
@@ -744,9 +741,12 @@ impl Plan {
             // The default policy's case on a host with v1 controllers: known
             // from /proc/self/cgroup alone, without reading mountinfo.
             let early = v2_only
-                .then(|| crate::sys::read_proc("/proc/self/cgroup", 1024).ok())
-                .flatten()
-                .and_then(|text| crate::cgroup::v2_only_refused_by_v1(&cg, &text));
+                .then(|| {
+                    crate::sys::read_small(c"/proc/self/cgroup", |text| {
+                        crate::cgroup::v2_only_refused_by_v1(&cg, text)
+                    })
+                })
+                .flatten();
             let decided = match early {
                 Some(why) => Err(why),
                 None => crate::cgroup::CgroupPlan::decide(
