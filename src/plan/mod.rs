@@ -988,9 +988,12 @@ fn seccomp_plan(
     unenforced: &mut Vec<String>,
 ) -> Result<Option<(SeccompPlan, Supervise)>, PolicyError> {
     if let Some(sc) = &policy.seccomp {
-        // The built-in default policy's section: compiled ahead of time.
+        // The built-in default policy's section: compiled ahead of time,
+        // with the same guards (taken apart whole: a new guard does not
+        // compile here until it is passed on).
+        let Guards { setid, tcp_wall } = guards;
         let native = crate::seccomp::arch::Arch::native();
-        if let Some(program) = native.and_then(|a| sc.builtin_program(a, guards.setid, guards.tcp_wall)) {
+        if let Some(program) = native.and_then(|a| sc.builtin_program(a, setid, tcp_wall)) {
             return Ok(Some((
                 SeccompPlan {
                     program: program.to_vec(),

@@ -14,7 +14,7 @@
 
 use super::bpf::Insn;
 use super::ir::Action;
-use super::{ActionSpec, Arch, OpSpec, SeccompPolicy, ValueSpec};
+use super::{ActionSpec, Arch, ArgSpec, OpSpec, RuleSpec, SeccompPolicy, ValueSpec};
 
 /// One argument condition of a rule: index, operator, value, mask (each
 /// a value and the text it was written as).
@@ -25,30 +25,57 @@ type Arg = (
     Option<(u64, Option<&'static str>)>,
 );
 
-/// Whether `p` is the built-in default policy's section.
+/// Whether `p` is the built-in default policy's section. Every struct is
+/// taken apart whole (no `..`): a field added to the section, a rule, an
+/// argument or a value does not compile here until it is compared (and
+/// written by the generator, `render_builtin`, which does the same).
 pub(super) fn is(p: &SeccompPolicy) -> bool {
-    let value =
-        |v: &ValueSpec, (value, text): (u64, Option<&str>)| v.value == value && v.text.as_deref() == text;
-    p.default_action == ActionSpec(DEFAULT_ACTION)
-        && p.report == REPORT
-        && p.allow.len() == ALLOW.len()
-        && p.allow.iter().zip(ALLOW).all(|(a, b)| a == b)
-        && p.rules.len() == RULES.len()
-        && p.rules.iter().zip(RULES).all(|(r, (syscall, args, action))| {
-            r.syscall == *syscall
-                && r.action == ActionSpec(action)
-                && r.args.len() == args.len()
-                && r.args.iter().zip(args.iter()).all(|(a, (arg, op, v, mask))| {
-                    a.arg == *arg
-                        && a.op == *op
-                        && value(&a.value, *v)
-                        && match (&a.mask, mask) {
-                            (None, None) => true,
-                            (Some(m), Some(want)) => value(m, *want),
-                            _ => false,
-                        }
-                })
-        })
+    let SeccompPolicy {
+        default_action,
+        allow,
+        rules,
+        report,
+    } = p;
+    let value = |v: &ValueSpec, (want, want_text): (u64, Option<&str>)| {
+        let ValueSpec { value, text } = v;
+        *value == want && text.as_deref() == want_text
+    };
+    *default_action == ActionSpec(DEFAULT_ACTION)
+        && *report == REPORT
+        && allow.len() == ALLOW.len()
+        && allow.iter().zip(ALLOW).all(|(a, b)| a == b)
+        && rules.len() == RULES.len()
+        && rules
+            .iter()
+            .zip(RULES)
+            .all(|(r, (want_syscall, want_args, want_action))| {
+                let RuleSpec {
+                    syscall,
+                    args,
+                    action,
+                } = r;
+                syscall == want_syscall
+                    && *action == ActionSpec(want_action)
+                    && args.len() == want_args.len()
+                    && args.iter().zip(want_args.iter()).all(
+                        |(a, (want_arg, want_op, want_value, want_mask))| {
+                            let ArgSpec {
+                                arg,
+                                op,
+                                value: v,
+                                mask,
+                            } = a;
+                            arg == want_arg
+                                && op == want_op
+                                && value(v, *want_value)
+                                && match (mask, want_mask) {
+                                    (None, None) => true,
+                                    (Some(m), Some(want)) => value(m, *want),
+                                    _ => false,
+                                }
+                        },
+                    )
+            })
 }
 
 /// The program for `arch` with the guards ([`super::with_guards`]).

@@ -797,43 +797,49 @@ fn low32_lookup_by_number_is_by_name() {
 /// The generated part of `builtin.rs` for the default policy's section.
 fn render_builtin(section: &SeccompPolicy) -> String {
     use std::fmt::Write;
-    let val = |v: &ValueSpec| match &v.text {
-        Some(t) => format!("({:#x}, Some({t:?}))", v.value),
-        None => format!("({:#x}, None)", v.value),
+    // Every struct taken apart whole, as builtin::is does: a new field
+    // does not compile here until it is written.
+    let val = |v: &ValueSpec| {
+        let ValueSpec { value, text } = v;
+        match text {
+            Some(t) => format!("({value:#x}, Some({t:?}))"),
+            None => format!("({value:#x}, None)"),
+        }
     };
+    let SeccompPolicy {
+        default_action,
+        allow,
+        rules,
+        report,
+    } = section;
     let mut s = String::new();
     let _ = writeln!(
         s,
         "const DEFAULT_ACTION: Action = Action::{:?};",
-        section.default_action.0
+        default_action.0
     );
-    let _ = writeln!(s, "const REPORT: bool = {};", section.report);
-    let _ = writeln!(s, "const ALLOW: [&str; {}] = [", section.allow.len());
-    for a in &section.allow {
+    let _ = writeln!(s, "const REPORT: bool = {report};");
+    let _ = writeln!(s, "const ALLOW: [&str; {}] = [", allow.len());
+    for a in allow {
         let _ = writeln!(s, "    {a:?},");
     }
     let _ = writeln!(s, "];");
-    let _ = writeln!(
-        s,
-        "const RULES: [(&str, &[Arg], Action); {}] = [",
-        section.rules.len()
-    );
-    for r in &section.rules {
-        let _ = writeln!(s, "    (\n        {:?},\n        &[", r.syscall);
-        for a in &r.args {
-            let mask = a
-                .mask
+    let _ = writeln!(s, "const RULES: [(&str, &[Arg], Action); {}] = [", rules.len());
+    for r in rules {
+        let RuleSpec {
+            syscall,
+            args,
+            action,
+        } = r;
+        let _ = writeln!(s, "    (\n        {syscall:?},\n        &[");
+        for a in args {
+            let ArgSpec { arg, op, value, mask } = a;
+            let mask = mask
                 .as_ref()
                 .map_or("None".to_string(), |m| format!("Some({})", val(m)));
-            let _ = writeln!(
-                s,
-                "            ({}, OpSpec::{:?}, {}, {mask}),",
-                a.arg,
-                a.op,
-                val(&a.value)
-            );
+            let _ = writeln!(s, "            ({arg}, OpSpec::{op:?}, {}, {mask}),", val(value));
         }
-        let _ = writeln!(s, "        ],\n        Action::{:?},\n    ),", r.action.0);
+        let _ = writeln!(s, "        ],\n        Action::{:?},\n    ),", action.0);
     }
     let _ = writeln!(s, "];");
     for (name, arch) in [("X86_64", Arch::X86_64), ("AARCH64", Arch::Aarch64)] {
