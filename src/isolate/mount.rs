@@ -2105,17 +2105,20 @@ pub fn apply_keeping(
 mod tests {
     use super::*;
 
-    fn plan(json: &str) -> MountPlan {
-        let p = Policy::from_json("t.json", json).expect("policy");
-        // Rootless ids: no idmap is made, so the unit tests need no root.
-        let ids = Ids {
+    /// Rootless ids: no idmap is made, so the unit tests need no root.
+    fn rootless_ids() -> Ids {
+        Ids {
             uid: 1000,
             gid: 1000,
             host_uid: 4321,
             host_gid: 4321,
             rootless: true,
-        };
-        MountPlan::prepare(&p, "t.json", &ids).expect("plan")
+        }
+    }
+
+    fn plan(json: &str) -> MountPlan {
+        let p = Policy::from_json("t.json", json).expect("policy");
+        MountPlan::prepare(&p, "t.json", &rootless_ids()).expect("plan")
     }
 
     fn fs_of<'a>(plan: &'a MountPlan, dst: &str) -> (&'a CStr, libc::c_ulong) {
@@ -2177,13 +2180,7 @@ mod tests {
     /// entry, the deny list's refusal comes before what else is wrong.
     #[test]
     fn the_first_refusal_in_entry_order_is_reported() {
-        let ids = Ids {
-            uid: 1000,
-            gid: 1000,
-            host_uid: 4321,
-            host_gid: 4321,
-            rootless: true,
-        };
+        let ids = rootless_ids();
         let err = |json: &str| {
             let p = Policy::from_json("t.json", json).expect("policy");
             MountPlan::prepare(&p, "t.json", &ids).expect_err(json)
